@@ -1,0 +1,130 @@
+//! The crate's one error type.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in rnnkit's public API.
+///
+/// Every variant names the layer (or model part) at fault, what was expected and what was
+/// received, so a message can be acted on without a debugger.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// An input of the wrong rank (number of axes).
+    #[error("{layer}: expected input of rank {expected} ({layout}), got rank {got} with shape {shape:?}")]
+    Rank {
+        /// Layer name.
+        layer: String,
+        /// Accepted rank(s), e.g. "3" or "2 or 3".
+        expected: String,
+        /// The layout the layer wants, e.g. `[batch, steps, features]`.
+        layout: &'static str,
+        /// Received rank.
+        got: usize,
+        /// Received shape.
+        shape: Vec<usize>,
+    },
+    /// The last axis of the input does not match the layer's input features.
+    #[error("{layer}: expected {expected} input features (last axis), got {got}")]
+    Features {
+        /// Layer name.
+        layer: String,
+        /// Features the layer was built for.
+        expected: usize,
+        /// Features received.
+        got: usize,
+    },
+    /// A shape that does not match what a layer or model expects.
+    #[error("{layer}: expected {what} of shape {expected}, got {got:?}")]
+    Shape {
+        /// Layer or model part.
+        layer: String,
+        /// What had the wrong shape (`"dL/dy"`, `"mask"`, ...).
+        what: &'static str,
+        /// The expected shape, written out (`[3, 4]`, `[batch, 5]`).
+        expected: String,
+        /// Received shape.
+        got: Vec<usize>,
+    },
+    /// A batch with no samples, or a sequence with no steps.
+    #[error("{layer}: empty input: {what} is 0 in shape {shape:?}")]
+    Empty {
+        /// Layer name.
+        layer: String,
+        /// Which axis is empty (`"batch"`, `"steps"`).
+        what: &'static str,
+        /// Received shape.
+        shape: Vec<usize>,
+    },
+    /// An invalid configuration value.
+    #[error("{layer}: invalid `{field}`: {reason}")]
+    Config {
+        /// Layer or component name.
+        layer: String,
+        /// The offending field.
+        field: &'static str,
+        /// Why it is invalid, with the received value.
+        reason: String,
+    },
+    /// A weight array of the wrong shape in `set_weights`.
+    #[error("{layer}: weight `{name}` expected shape {expected:?}, got {got:?}")]
+    WeightShape {
+        /// Layer name.
+        layer: String,
+        /// Weight name (`kernel`, `recurrent_kernel`, `bias`).
+        name: String,
+        /// Expected shape.
+        expected: Vec<usize>,
+        /// Received shape.
+        got: Vec<usize>,
+    },
+    /// The wrong number of weight arrays in `set_weights`.
+    #[error("{layer}: expected {expected} weight arrays, got {got}")]
+    WeightCount {
+        /// Layer or model name.
+        layer: String,
+        /// Expected count.
+        expected: usize,
+        /// Received count.
+        got: usize,
+    },
+    /// `backward` called without a preceding `Mode::Train` forward.
+    #[error("{layer}: backward called without a Mode::Train forward pass")]
+    NoCache {
+        /// Layer name.
+        layer: String,
+    },
+    /// Two layers that cannot be stacked.
+    #[error("cannot stack {layer} after {previous}: {reason}")]
+    Incompatible {
+        /// The layer being added.
+        layer: String,
+        /// The layer before it (or `input`).
+        previous: String,
+        /// Why they do not fit.
+        reason: String,
+    },
+    /// A mask given to a layer that cannot take one, or a mask that does not fit.
+    #[error("{layer}: {reason}")]
+    Mask {
+        /// Layer name.
+        layer: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Data that cannot be trained on (mismatched lengths, non-finite values, bad labels).
+    #[error("data: {0}")]
+    Data(String),
+    /// Training produced a non-finite loss or weight.
+    #[error("training diverged at epoch {epoch}, batch {batch}: loss is {loss}; weights of the last finite step were kept")]
+    NonFinite {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based batch within the epoch.
+        batch: usize,
+        /// The offending loss value (printed).
+        loss: String,
+    },
+}
+
+/// `Result` with rnnkit's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

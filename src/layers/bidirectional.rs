@@ -1,0 +1,341 @@
+//! `Bidirectional`: a forward and a `go_backwards` copy of any recurrent layer, merged.
+
+use super::recurrent::{seq_input, CellConfig, Recurrent, RecurrentConfig, RecurrentLayer};
+use super::{Dim, Layer, LayerConfig, Mask, Mode};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::init::StdRng;
+use crate::param::Param;
+use ndarray::{concatenate, ArrayD, Axis, Slice};
+
+/// How the two directions are combined (Keras `merge_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MergeMode {
+    /// `[forward, backward]` on the last axis (Keras default).
+    #[default]
+    Concat,
+    /// `forward + backward`.
+    Sum,
+    /// `forward ⊙ backward`.
+    Mul,
+    /// `(forward + backward) / 2`.
+    Ave,
+    /// No merge: both outputs, through [`Bidirectional::forward_both`] only.
+    None,
+}
+
+impl MergeMode {
+    /// Keras's name (`"concat"`); `None` for no merge.
+    pub fn keras_name(self) -> Option<&'static str> {
+        match self {
+            MergeMode::Concat => Some("concat"),
+            MergeMode::Sum => Some("sum"),
+            MergeMode::Mul => Some("mul"),
+            MergeMode::Ave => Some("ave"),
+            MergeMode::None => None,
+        }
+    }
+}
+
+impl std::str::FromStr for MergeMode {
+    type Err = Error;
+    /// Parses `"concat"`, `"sum"`, `"mul"`, `"ave"` or `"none"`.
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "concat" => MergeMode::Concat,
+            "sum" => MergeMode::Sum,
+            "mul" => MergeMode::Mul,
+            "ave" => MergeMode::Ave,
+            "none" | "None" => MergeMode::None,
+            other => {
+                return Err(Error::Config {
+                    layer: "bidirectional".into(),
+                    field: "merge_mode",
+                    reason: format!("expected one of concat, sum, mul, ave, none; got {other:?}"),
+                })
+            }
+        })
+    }
+}
+
+/// Bidirectional wrapper over any recurrent layer, numerically equal to
+/// `keras.layers.Bidirectional`.
+///
+/// The forward copy runs as configured; the backward copy is the same layer with
+/// `go_backwards` flipped and its own weights. With `return_sequences` the backward output
+/// is flipped back along time so both halves refer to input step `t` at position `t`, and
+/// (as Keras forces) masked steps output zeros in both directions.
+///
+/// Weights in Keras order: forward kernel, recurrent_kernel, bias, then backward.
+///
+/// # Example
+/// ```
+/// use rnnkit::prelude::*;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let mut bi = BidirectionalConfig::new(LstmConfig::new(8)).init::<f64>(2, &mut seeded_rng(0))?;
+/// assert_eq!(bi.param_count(), 704);
+/// let y = bi.forward(&ndarray::Array3::<f64>::zeros((3, 5, 2)).into_dyn(), Mode::Infer)?;
+/// assert_eq!(y.shape(), &[3, 16]); // concat: forward then backward
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Bidirectional<F: Float, L> {
+    name: String,
+    forward: L,
+    backward: L,
+    merge_mode: MergeMode,
+    /// Both directions' outputs of the last Train forward (backward already flipped).
+    cache: Option<(ArrayD<F>, ArrayD<F>)>,
+}
+
+/// Configuration of a [`Bidirectional`] layer around a recurrent layer configuration.
+///
+/// | option | default |
+/// |---|---|
+/// | `merge_mode` | [`MergeMode::Concat`] |
+/// | `name` | `bidirectional` |
+#[derive(Debug, Clone, PartialEq)]
+pub struct BidirectionalConfig<K> {
+    /// The wrapped layer.
+    pub layer: RecurrentConfig<K>,
+    /// How the directions are merged.
+    pub merge_mode: MergeMode,
+    /// Layer name.
+    pub name: Option<String>,
+}
+
+impl<K: CellConfig> BidirectionalConfig<K> {
+    /// Wraps `layer` with the default merge mode (concat).
+    pub fn new(layer: RecurrentConfig<K>) -> Self {
+        BidirectionalConfig {
+            layer,
+            merge_mode: MergeMode::Concat,
+            name: None,
+        }
+    }
+    /// Sets the merge mode.
+    pub fn merge_mode(mut self, m: MergeMode) -> Self {
+        self.merge_mode = m;
+        self
+    }
+    /// Sets the layer name.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// Builds the typed layer: forward weights drawn first, then backward.
+    ///
+    /// # Errors
+    /// As the wrapped layer's `init`.
+    pub fn init<F: Float>(
+        &self,
+        input_dim: usize,
+        rng: &mut StdRng,
+    ) -> Result<Bidirectional<F, Recurrent<K::Cell<F>>>> {
+        let forward = self.layer.init::<F>(input_dim, rng)?;
+        let backward = self.layer.init::<F>(input_dim, rng)?;
+        let mut bi = Bidirectional::from_pair(forward, backward, self.merge_mode);
+        if let Some(n) = &self.name {
+            bi.name = n.clone();
+        }
+        Ok(bi)
+    }
+}
+
+impl<F: Float, K: CellConfig> LayerConfig<F> for BidirectionalConfig<K> {
+    fn build(&self, input: &[Dim], rng: &mut StdRng) -> Result<Box<dyn Layer<F>>> {
+        let name = self.name.clone().unwrap_or_else(|| "bidirectional".into());
+        let (_, f) = seq_input(&name, input)?;
+        if self.merge_mode == MergeMode::None {
+            return Err(Error::Incompatible {
+                layer: name,
+                previous: "its input".into(),
+                reason: "merge_mode None gives two outputs, which a Sequential model cannot carry; use Bidirectional::forward_both".into(),
+            });
+        }
+        Ok(Box::new(self.init::<F>(f, rng)?))
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn default_name(&self) -> &'static str {
+        "bidirectional"
+    }
+}
+
+impl<F: Float, L> Bidirectional<F, L> {
+    /// The merge mode.
+    pub fn merge_mode(&self) -> MergeMode {
+        self.merge_mode
+    }
+}
+
+/// Flips a `[batch, steps, ..]` array along time.
+fn flip_time<F: Float>(a: &ArrayD<F>) -> ArrayD<F> {
+    a.slice_axis(Axis(1), Slice::new(0, None, -1)).to_owned()
+}
+
+impl<F: Float, L: RecurrentLayer<F>> Bidirectional<F, L> {
+    /// Wraps two layers: `backward` gets `go_backwards` opposite to `forward`; both get
+    /// `zero_output_for_mask = return_sequences`, as Keras forces.
+    pub fn from_pair(mut forward: L, mut backward: L, merge_mode: MergeMode) -> Self {
+        let inner = forward.name().to_string();
+        forward.set_name(&format!("forward_{inner}"));
+        backward.set_name(&format!("backward_{inner}"));
+        backward.set_go_backwards(!forward.go_backwards());
+        let rs = forward.return_sequences();
+        forward.set_zero_output_for_mask(rs);
+        backward.set_zero_output_for_mask(rs);
+        Bidirectional {
+            name: "bidirectional".into(),
+            forward,
+            backward,
+            merge_mode,
+            cache: None,
+        }
+    }
+
+    /// Both directions' outputs, unmerged (backward flipped into input order when returning
+    /// sequences): what Keras returns for `merge_mode=None`.
+    ///
+    /// # Errors
+    /// As the wrapped layer's forward.
+    pub fn forward_both(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+    ) -> Result<(ArrayD<F>, ArrayD<F>)> {
+        let yf = self.forward.forward_masked(x, mask, mode)?;
+        let mut yb = self.backward.forward_masked(x, mask, mode)?;
+        if self.forward.return_sequences() {
+            yb = flip_time(&yb);
+        }
+        Ok((yf, yb))
+    }
+
+    /// Backward pass from both directions' output gradients (the counterpart of
+    /// [`Bidirectional::forward_both`]).
+    ///
+    /// # Errors
+    /// As the wrapped layer's backward.
+    pub fn backward_both(&mut self, dyf: &ArrayD<F>, dyb: &ArrayD<F>) -> Result<ArrayD<F>> {
+        let dyb = if self.forward.return_sequences() {
+            flip_time(dyb)
+        } else {
+            dyb.clone()
+        };
+        let mut dx = self.forward.backward(dyf)?;
+        dx += &self.backward.backward(&dyb)?;
+        Ok(dx)
+    }
+}
+
+impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
+    fn type_name(&self) -> &'static str {
+        "Bidirectional"
+    }
+    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
+        let mut out = self.forward.output_shape(input)?;
+        if self.merge_mode == MergeMode::Concat {
+            let last = out.last_mut().expect("recurrent output has a feature axis");
+            *last = last.map(|u| 2 * u);
+        }
+        Ok(out)
+    }
+    fn forward_masked(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+    ) -> Result<ArrayD<F>> {
+        self.cache = None;
+        if self.merge_mode == MergeMode::None {
+            return Err(Error::Config {
+                layer: self.name.clone(),
+                field: "merge_mode",
+                reason: "None gives two outputs: call Bidirectional::forward_both".into(),
+            });
+        }
+        let (yf, yb) = self.forward_both(x, mask, mode)?;
+        let half = F::c(0.5);
+        let y = match self.merge_mode {
+            MergeMode::Concat => concatenate(Axis(yf.ndim() - 1), &[yf.view(), yb.view()])
+                .expect("both directions have the same shape"),
+            MergeMode::Sum => &yf + &yb,
+            MergeMode::Mul => &yf * &yb,
+            MergeMode::Ave => (&yf + &yb) * half,
+            MergeMode::None => unreachable!("rejected above"),
+        };
+        if mode == Mode::Train {
+            self.cache = Some((yf, yb));
+        }
+        Ok(y)
+    }
+    fn compute_mask(&self, _x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {
+        if self.forward.return_sequences() {
+            mask.cloned()
+        } else {
+            None
+        }
+    }
+    fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+        let Some((yf, yb)) = &self.cache else {
+            return Err(Error::NoCache {
+                layer: self.name.clone(),
+            });
+        };
+        let mut out_shape = yf.shape().to_vec();
+        if self.merge_mode == MergeMode::Concat {
+            *out_shape.last_mut().expect("rank >= 2") *= 2;
+        }
+        super::check_dy(&self.name, dy, &out_shape)?;
+        let half = F::c(0.5);
+        let (dyf, dyb) = match self.merge_mode {
+            MergeMode::Concat => {
+                let u = yf.shape()[yf.ndim() - 1];
+                let last = Axis(dy.ndim() - 1);
+                (
+                    dy.slice_axis(last, Slice::from(..u)).to_owned(),
+                    dy.slice_axis(last, Slice::from(u..)).to_owned(),
+                )
+            }
+            MergeMode::Sum => (dy.clone(), dy.clone()),
+            MergeMode::Mul => (dy * yb, dy * yf),
+            MergeMode::Ave | MergeMode::None => (dy * half, dy * half),
+        };
+        self.backward_both(&dyf, &dyb)
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
+        for layer in [&self.forward, &self.backward] {
+            let prefix = layer.name().to_string();
+            layer.visit_params(&mut |n, p| f(&format!("{prefix}/{n}"), p));
+        }
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
+        for layer in [&mut self.forward, &mut self.backward] {
+            let prefix = layer.name().to_string();
+            layer.visit_params_mut(&mut |n, p| f(&format!("{prefix}/{n}"), p));
+        }
+    }
+    fn box_clone(&self) -> Box<dyn Layer<F>> {
+        let mut c = self.clone();
+        c.cache = None;
+        Box::new(c)
+    }
+    fn describe(&self) -> String {
+        format!(
+            "{}({}), merge_mode={}",
+            self.forward.type_name(),
+            self.forward.describe(),
+            self.merge_mode.keras_name().unwrap_or("None")
+        )
+    }
+}

@@ -1,0 +1,311 @@
+//! `Dense`: `y = act(x·kernel + bias)` on the last axis, 2-D or 3-D input.
+
+use super::{check_dy, check_mask, empty, positive, Dim, Layer, LayerConfig, Mask, Mode};
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::init::{Init, StdRng};
+use crate::param::Param;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn, Zip};
+
+/// Densely connected layer, numerically equal to `keras.layers.Dense`.
+///
+/// `y = act(x·kernel + bias)` over the last axis; a `[batch, steps, F]` input uses the same
+/// weights at every step (one matrix product over all `batch·steps` rows). Softmax is over
+/// the last axis. Masks pass through unchanged.
+///
+/// # Shapes
+/// `[batch, F]` → `[batch, units]`; `[batch, steps, F]` → `[batch, steps, units]`.
+/// Weights: kernel `[F, units]`, bias `[units]`.
+///
+/// # Example
+/// ```
+/// use rnnkit::prelude::*;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let mut d = DenseConfig::new(2).activation(Activation::Softmax).init::<f64>(3, &mut seeded_rng(0))?;
+/// let y = d.forward(&ndarray::Array2::<f64>::ones((4, 3)).into_dyn(), Mode::Infer)?;
+/// assert!((y.sum() - 4.0).abs() < 1e-12); // each row sums to 1
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Dense<F: Float> {
+    name: String,
+    units: usize,
+    input_dim: usize,
+    activation: Activation,
+    kernel: Param<F>,
+    bias: Option<Param<F>>,
+    /// Input rows `[N, F]` and activated output rows `[N, units]` of the last Train forward.
+    cache: Option<(Array2<F>, Array2<F>)>,
+    out_shape: Vec<usize>,
+}
+
+/// Configuration of a [`Dense`] layer.
+///
+/// | option | default |
+/// |---|---|
+/// | `activation` | `linear` |
+/// | `use_bias` | `true` |
+/// | `name` | `dense` (+ `_1`, `_2` in a model) |
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseConfig {
+    /// Output features.
+    pub units: usize,
+    /// Activation.
+    pub activation: Activation,
+    /// Whether the layer has a bias.
+    pub use_bias: bool,
+    /// Layer name.
+    pub name: Option<String>,
+}
+
+impl DenseConfig {
+    /// A `Dense(units)` with Keras defaults (linear, with bias).
+    pub fn new(units: usize) -> Self {
+        DenseConfig {
+            units,
+            activation: Activation::Linear,
+            use_bias: true,
+            name: None,
+        }
+    }
+    /// Sets the activation.
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+    /// Sets `use_bias`.
+    pub fn use_bias(mut self, v: bool) -> Self {
+        self.use_bias = v;
+        self
+    }
+    /// Sets the layer name.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// Builds a typed layer for `input_dim` features (glorot_uniform kernel, zero bias).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for zero units or zero input features.
+    pub fn init<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<Dense<F>> {
+        let name = self.name.clone().unwrap_or_else(|| "dense".into());
+        positive(&name, "units", self.units)?;
+        positive(&name, "input_dim", input_dim)?;
+        let kernel = Init::GlorotUniform.sample::<F>(&[input_dim, self.units], rng);
+        Ok(Dense {
+            name,
+            units: self.units,
+            input_dim,
+            activation: self.activation,
+            kernel: Param::new(kernel),
+            bias: self
+                .use_bias
+                .then(|| Param::new(ArrayD::zeros(IxDyn(&[self.units])))),
+            cache: None,
+            out_shape: Vec::new(),
+        })
+    }
+}
+
+impl<F: Float> LayerConfig<F> for DenseConfig {
+    fn build(&self, input: &[Dim], rng: &mut StdRng) -> Result<Box<dyn Layer<F>>> {
+        let name = self.name.clone().unwrap_or_else(|| "dense".into());
+        match input.last() {
+            Some(Some(f)) if input.len() <= 2 => Ok(Box::new(self.init::<F>(*f, rng)?)),
+            _ => Err(Error::Incompatible {
+                layer: name,
+                previous: "its input".into(),
+                reason: format!(
+                    "Dense needs [batch, features] or [batch, steps, features] with known features, got {}",
+                    super::format_shape(input)
+                ),
+            }),
+        }
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn default_name(&self) -> &'static str {
+        "dense"
+    }
+}
+
+impl<F: Float> Dense<F> {
+    /// The activation.
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    /// Pre-activation output `x·kernel + bias` for rows `[N, F]`.
+    fn affine(&self, x2: &ArrayView2<'_, F>) -> Array2<F> {
+        let mut z = Array2::<F>::zeros((x2.nrows(), self.units));
+        general_mat_mul(F::one(), x2, &self.kernel.v2(), F::zero(), &mut z);
+        if let Some(b) = &self.bias {
+            z += &b.v1();
+        }
+        z
+    }
+
+    fn check_input<'a>(&self, x: &'a ArrayD<F>) -> Result<ArrayView2<'a, F>> {
+        if x.ndim() != 2 && x.ndim() != 3 {
+            return Err(Error::Rank {
+                layer: self.name.clone(),
+                expected: "2 or 3".into(),
+                layout: "[batch, features] or [batch, steps, features]",
+                got: x.ndim(),
+                shape: x.shape().to_vec(),
+            });
+        }
+        if let Some(i) = x.shape()[..x.ndim() - 1].iter().position(|&d| d == 0) {
+            return Err(empty(
+                &self.name,
+                if i == 0 { "batch" } else { "steps" },
+                x.shape(),
+            ));
+        }
+        let f = x.shape()[x.ndim() - 1];
+        if f != self.input_dim {
+            return Err(Error::Features {
+                layer: self.name.clone(),
+                expected: self.input_dim,
+                got: f,
+            });
+        }
+        let n = x.len() / f;
+        Ok(x.view().into_shape_with_order((n, f)).unwrap_or_else(|_| {
+            unreachable!("standard-layout input required; callers pass owned arrays")
+        }))
+    }
+}
+
+impl<F: Float> Layer<F> for Dense<F> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
+    fn type_name(&self) -> &'static str {
+        "Dense"
+    }
+    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
+        match input.last() {
+            Some(Some(f)) if input.len() <= 2 && *f == self.input_dim => {
+                let mut out = input.to_vec();
+                *out.last_mut().expect("non-empty") = Some(self.units);
+                Ok(out)
+            }
+            _ => Err(Error::Incompatible {
+                layer: self.name.clone(),
+                previous: "its input".into(),
+                reason: format!(
+                    "expected (None, {}) or (None, steps, {}), got {}",
+                    self.input_dim,
+                    self.input_dim,
+                    super::format_shape(input)
+                ),
+            }),
+        }
+    }
+    fn forward_masked(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+    ) -> Result<ArrayD<F>> {
+        self.cache = None;
+        let x = if x.is_standard_layout() {
+            x.clone()
+        } else {
+            x.as_standard_layout().to_owned()
+        };
+        let x2 = self.check_input(&x)?;
+        if mask.is_some() {
+            if x.ndim() != 3 {
+                return Err(Error::Mask {
+                    layer: self.name.clone(),
+                    reason: format!(
+                        "a [batch, steps] mask needs 3-D input, got shape {:?}",
+                        x.shape()
+                    ),
+                });
+            }
+            check_mask(&self.name, mask, x.shape()[0], x.shape()[1])?;
+        }
+        let mut y = self.affine(&x2);
+        self.activation.apply_rows(y.view_mut());
+        let mut shape = x.shape().to_vec();
+        *shape.last_mut().expect("rank >= 2") = self.units;
+        self.out_shape = shape.clone();
+        if mode == Mode::Train {
+            self.cache = Some((x2.to_owned(), y.clone()));
+        }
+        Ok(y.into_shape_with_order(IxDyn(&shape)).expect("sized above"))
+    }
+    fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+        let Some((x2, y2)) = &self.cache else {
+            return Err(Error::NoCache {
+                layer: self.name.clone(),
+            });
+        };
+        check_dy(&self.name, dy, &self.out_shape)?;
+        let dy2 = dy
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((y2.nrows(), self.units))
+            .expect("shape checked");
+        // dz = dy ⊙ act'(y); softmax: dz = y ⊙ (dy − Σ dy⊙y) per row.
+        let dz = if self.activation == Activation::Softmax {
+            let mut dz = dy2;
+            for (mut d, y) in dz.axis_iter_mut(Axis(0)).zip(y2.axis_iter(Axis(0))) {
+                let dot = d.dot(&y);
+                Zip::from(&mut d)
+                    .and(&y)
+                    .for_each(|d, &y| *d = y * (*d - dot));
+            }
+            dz
+        } else {
+            let act = self.activation;
+            let mut dz = dy2;
+            Zip::from(&mut dz)
+                .and(y2)
+                .for_each(|d, &y| *d *= act.derivative_from_output(y));
+            dz
+        };
+        general_mat_mul(F::one(), &x2.t(), &dz, F::one(), &mut self.kernel.g2());
+        if let Some(b) = &mut self.bias {
+            let mut g = b.g1();
+            g += &dz.sum_axis(Axis(0));
+        }
+        let mut dx = Array2::<F>::zeros((x2.nrows(), self.input_dim));
+        general_mat_mul(F::one(), &dz, &self.kernel.v2().t(), F::zero(), &mut dx);
+        let mut shape = self.out_shape.clone();
+        *shape.last_mut().expect("rank >= 2") = self.input_dim;
+        Ok(dx
+            .into_shape_with_order(IxDyn(&shape))
+            .expect("sized above"))
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
+        f("kernel", &self.kernel);
+        if let Some(b) = &self.bias {
+            f("bias", b);
+        }
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
+        f("kernel", &mut self.kernel);
+        if let Some(b) = &mut self.bias {
+            f("bias", b);
+        }
+    }
+    fn box_clone(&self) -> Box<dyn Layer<F>> {
+        let mut c = self.clone();
+        c.cache = None;
+        Box::new(c)
+    }
+    fn describe(&self) -> String {
+        format!("units={}, activation={}", self.units, self.activation)
+    }
+}

@@ -1,0 +1,412 @@
+//! `Gru`: gated recurrent unit, Keras gate order z, r, h, both `reset_after` forms.
+
+use super::recurrent::{sl, sl_mut, Cell, CellConfig, CellWeights, Recurrent, RecurrentConfig};
+use crate::activation::Activation;
+use crate::error::Result;
+use crate::float::Float;
+use crate::init::StdRng;
+use crate::param::Param;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
+
+/// Gated recurrent unit layer, numerically equal to `keras.layers.GRU`.
+///
+/// With `reset_after = true` (Keras's default, the cuDNN/PyTorch form), bias `[2, 3u]`:
+/// `mx = x_t·kernel + b_in`, `mh = h_{t-1}·recurrent_kernel + b_rec`;
+/// `z = ract(mx_z + mh_z)`, `r = ract(mx_r + mh_r)`, `ĥ = act(mx_h + r⊙mh_h)`.
+///
+/// With `reset_after = false` (Cho et al. 2014, the lecture's formula), bias `[3u]`:
+/// `z = ract(mx_z + h_{t-1}·R_z)`, `r = ract(mx_r + h_{t-1}·R_r)`,
+/// `ĥ = act(mx_h + (r⊙h_{t-1})·R_h)`.
+///
+/// Both: `h_t = z⊙h_{t-1} + (1−z)⊙ĥ` (Keras keeps `z` on the previous state).
+///
+/// # Shapes
+/// `[batch, steps, input_dim]` → `[batch, units]` (or `[batch, steps, units]`).
+///
+/// # Example
+/// ```
+/// use rnnkit::prelude::*;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let after = GruConfig::new(10).init::<f64>(1, &mut seeded_rng(0))?;
+/// let before = GruConfig::new(10).reset_after(false).init::<f64>(1, &mut seeded_rng(0))?;
+/// assert_eq!((after.param_count(), before.param_count()), (390, 360));
+/// # Ok(()) }
+/// ```
+pub type Gru<F> = Recurrent<GruCell<F>>;
+
+/// Configuration of a [`Gru`] layer.
+///
+/// | option | default |
+/// |---|---|
+/// | `activation` | `tanh` |
+/// | `recurrent_activation` | `sigmoid` |
+/// | `use_bias` | `true` |
+/// | `reset_after` | `true` |
+/// | sequence options | see [`RecurrentConfig`] |
+pub type GruConfig = RecurrentConfig<GruOptions>;
+
+/// The cell options of a [`Gru`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct GruOptions {
+    /// Number of units.
+    pub units: usize,
+    /// Activation of the candidate (Keras default `tanh`).
+    pub activation: Activation,
+    /// Activation of the gates (Keras default `sigmoid`).
+    pub recurrent_activation: Activation,
+    /// Whether the layer has biases.
+    pub use_bias: bool,
+    /// Apply the reset gate after the recurrent product (two biases).
+    pub reset_after: bool,
+}
+
+impl GruConfig {
+    /// A `GRU(units)` with Keras defaults (`reset_after = true`).
+    pub fn new(units: usize) -> Self {
+        RecurrentConfig::from_cell(GruOptions {
+            units,
+            activation: Activation::Tanh,
+            recurrent_activation: Activation::Sigmoid,
+            use_bias: true,
+            reset_after: true,
+        })
+    }
+    /// Sets the activation.
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.cell.activation = a;
+        self
+    }
+    /// Sets the recurrent (gate) activation.
+    pub fn recurrent_activation(mut self, a: Activation) -> Self {
+        self.cell.recurrent_activation = a;
+        self
+    }
+    /// Sets `use_bias`.
+    pub fn use_bias(mut self, v: bool) -> Self {
+        self.cell.use_bias = v;
+        self
+    }
+    /// Sets `reset_after`.
+    pub fn reset_after(mut self, v: bool) -> Self {
+        self.cell.reset_after = v;
+        self
+    }
+}
+
+impl CellConfig for GruOptions {
+    type Cell<F: Float> = GruCell<F>;
+    const DEFAULT_NAME: &'static str = "gru";
+    fn units(&self) -> usize {
+        self.units
+    }
+    fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<GruCell<F>> {
+        self.activation.check_elementwise("gru", "activation")?;
+        self.recurrent_activation
+            .check_elementwise("gru", "recurrent_activation")?;
+        let u = self.units;
+        let bias = self.use_bias.then(|| {
+            if self.reset_after {
+                ArrayD::zeros(IxDyn(&[2, 3 * u]))
+            } else {
+                ArrayD::zeros(IxDyn(&[3 * u]))
+            }
+        });
+        Ok(GruCell {
+            units: u,
+            input_dim,
+            activation: self.activation,
+            recurrent_activation: self.recurrent_activation,
+            reset_after: self.reset_after,
+            w: CellWeights::init(input_dim, u, 3, bias, rng),
+        })
+    }
+}
+
+/// The cell behind [`Gru`]. Cache per step `[z | r | ĥ | m]`, where `m` is `mh_h`
+/// (`reset_after`) or `r⊙h_{t-1}` (not).
+#[derive(Clone, Debug)]
+pub struct GruCell<F: Float> {
+    units: usize,
+    input_dim: usize,
+    activation: Activation,
+    recurrent_activation: Activation,
+    reset_after: bool,
+    w: CellWeights<F>,
+}
+
+impl<F: Float> GruCell<F> {
+    /// The recurrent bias row (`reset_after` with bias only).
+    fn recurrent_bias(&self) -> Option<ArrayView1<'_, F>> {
+        self.w
+            .bias
+            .as_ref()
+            .filter(|b| b.value.ndim() == 2)
+            .map(|b| {
+                b.value
+                    .slice(s![1, ..])
+                    .into_dimensionality()
+                    .expect("2-D bias")
+            })
+    }
+}
+
+impl<F: Float> Cell for GruCell<F> {
+    type F = F;
+    const TYPE_NAME: &'static str = "GRU";
+
+    fn units(&self) -> usize {
+        self.units
+    }
+    fn input_dim(&self) -> usize {
+        self.input_dim
+    }
+    fn gate_width(&self) -> usize {
+        3 * self.units
+    }
+    fn state_width(&self) -> usize {
+        self.units
+    }
+    fn cache_width(&self) -> usize {
+        4 * self.units
+    }
+    fn separate_recurrent_grad(&self) -> bool {
+        self.reset_after
+    }
+    fn kernel(&self) -> ArrayView2<'_, F> {
+        self.w.kernel.v2()
+    }
+    fn input_bias(&self) -> Option<ArrayView1<'_, F>> {
+        self.w.input_bias()
+    }
+
+    fn step(
+        &self,
+        xw: ArrayView2<'_, F>,
+        prev: ArrayView2<'_, F>,
+        next: ArrayViewMut2<'_, F>,
+        mut cache: ArrayViewMut2<'_, F>,
+        scratch: &mut Array2<F>,
+    ) {
+        let u = self.units;
+        let (act, ract) = (self.activation, self.recurrent_activation);
+        let r_all = self.w.recurrent_kernel.v2();
+        let rows = prev.nrows();
+        if self.reset_after {
+            // mh = h_{t-1}·R + b_rec, all three blocks in one product.
+            general_mat_mul(F::one(), &prev, &r_all, F::zero(), scratch);
+            let br = self.recurrent_bias();
+            let br = br
+                .as_ref()
+                .map(|b| b.as_slice().expect("contiguous bias row"));
+            let (xw, sc, p, n, ca) = (
+                sl(xw),
+                sl(scratch.view()),
+                sl(prev),
+                sl_mut(next),
+                sl_mut(cache),
+            );
+            for b in 0..rows {
+                let a = &xw[b * 3 * u..(b + 1) * 3 * u];
+                let m = &sc[b * 3 * u..(b + 1) * 3 * u];
+                let ca = &mut ca[b * 4 * u..(b + 1) * 4 * u];
+                for j in 0..u {
+                    let bias = |k: usize| br.map_or(F::zero(), |br| br[k]);
+                    let z = ract.apply(a[j] + m[j] + bias(j));
+                    let r = ract.apply(a[u + j] + m[u + j] + bias(u + j));
+                    let mh = m[2 * u + j] + bias(2 * u + j);
+                    let hh = act.apply(a[2 * u + j] + r * mh);
+                    let hp = p[b * u + j];
+                    n[b * u + j] = z * hp + (F::one() - z) * hh;
+                    ca[j] = z;
+                    ca[u + j] = r;
+                    ca[2 * u + j] = hh;
+                    ca[3 * u + j] = mh;
+                }
+            }
+        } else {
+            // z and r from h_{t-1}·R_zr, then ĥ from (r⊙h_{t-1})·R_h.
+            general_mat_mul(
+                F::one(),
+                &prev,
+                &r_all.slice(s![.., ..2 * u]),
+                F::zero(),
+                &mut scratch.slice_mut(s![.., ..2 * u]),
+            );
+            {
+                let (xw, sc, p, ca) = (
+                    sl(xw),
+                    sl(scratch.view()),
+                    sl(prev),
+                    sl_mut(cache.view_mut()),
+                );
+                for b in 0..rows {
+                    let a = &xw[b * 3 * u..(b + 1) * 3 * u];
+                    let m = &sc[b * 3 * u..(b + 1) * 3 * u];
+                    let ca = &mut ca[b * 4 * u..(b + 1) * 4 * u];
+                    for j in 0..u {
+                        let z = ract.apply(a[j] + m[j]);
+                        let r = ract.apply(a[u + j] + m[u + j]);
+                        ca[j] = z;
+                        ca[u + j] = r;
+                        ca[3 * u + j] = r * p[b * u + j];
+                    }
+                }
+            }
+            general_mat_mul(
+                F::one(),
+                &cache.slice(s![.., 3 * u..]),
+                &r_all.slice(s![.., 2 * u..]),
+                F::zero(),
+                &mut scratch.slice_mut(s![.., 2 * u..]),
+            );
+            let (xw, sc, p, n, ca) = (
+                sl(xw),
+                sl(scratch.view()),
+                sl(prev),
+                sl_mut(next),
+                sl_mut(cache),
+            );
+            for b in 0..rows {
+                let a = &xw[b * 3 * u..(b + 1) * 3 * u];
+                let m = &sc[b * 3 * u..(b + 1) * 3 * u];
+                let ca = &mut ca[b * 4 * u..(b + 1) * 4 * u];
+                for j in 0..u {
+                    let z = ca[j];
+                    let hh = act.apply(a[2 * u + j] + m[2 * u + j]);
+                    ca[2 * u + j] = hh;
+                    n[b * u + j] = z * p[b * u + j] + (F::one() - z) * hh;
+                }
+            }
+        }
+    }
+
+    fn step_backward(
+        &self,
+        prev: ArrayView2<'_, F>,
+        _next: ArrayView2<'_, F>,
+        cache: ArrayView2<'_, F>,
+        d_state: ArrayView2<'_, F>,
+        mut d_xw: ArrayViewMut2<'_, F>,
+        mut d_rw: ArrayViewMut2<'_, F>,
+        mut d_prev: ArrayViewMut2<'_, F>,
+        scratch: &mut Array2<F>,
+    ) {
+        let u = self.units;
+        let (act, ract) = (self.activation, self.recurrent_activation);
+        let r_all = self.w.recurrent_kernel.v2();
+        let rows = prev.nrows();
+        if self.reset_after {
+            {
+                let (p, ca, ds) = (sl(prev), sl(cache), sl(d_state));
+                let (dx, dr, dp) = (
+                    sl_mut(d_xw.view_mut()),
+                    sl_mut(d_rw.view_mut()),
+                    sl_mut(d_prev.view_mut()),
+                );
+                for b in 0..rows {
+                    let ca = &ca[b * 4 * u..(b + 1) * 4 * u];
+                    let dx = &mut dx[b * 3 * u..(b + 1) * 3 * u];
+                    let dr = &mut dr[b * 3 * u..(b + 1) * 3 * u];
+                    for j in 0..u {
+                        let (z, r, hh, mh) = (ca[j], ca[u + j], ca[2 * u + j], ca[3 * u + j]);
+                        let dh = ds[b * u + j];
+                        let hp = p[b * u + j];
+                        let dah = dh * (F::one() - z) * act.derivative_from_output(hh);
+                        let daz = dh * (hp - hh) * ract.derivative_from_output(z);
+                        let dar = dah * mh * ract.derivative_from_output(r);
+                        dx[j] = daz;
+                        dx[u + j] = dar;
+                        dx[2 * u + j] = dah;
+                        dr[j] = daz;
+                        dr[u + j] = dar;
+                        dr[2 * u + j] = dah * r;
+                        dp[b * u + j] = dh * z;
+                    }
+                }
+            }
+            // dh_{t-1} += d_mh·Rᵀ
+            general_mat_mul(F::one(), &d_rw, &r_all.t(), F::one(), &mut d_prev);
+        } else {
+            {
+                let (p, ca, ds) = (sl(prev), sl(cache), sl(d_state));
+                let (dx, dp) = (sl_mut(d_xw.view_mut()), sl_mut(d_prev.view_mut()));
+                for b in 0..rows {
+                    let ca = &ca[b * 4 * u..(b + 1) * 4 * u];
+                    let dx = &mut dx[b * 3 * u..(b + 1) * 3 * u];
+                    for j in 0..u {
+                        let (z, hh) = (ca[j], ca[2 * u + j]);
+                        let dh = ds[b * u + j];
+                        let hp = p[b * u + j];
+                        dx[j] = dh * (hp - hh) * ract.derivative_from_output(z);
+                        dx[2 * u + j] = dh * (F::one() - z) * act.derivative_from_output(hh);
+                        dp[b * u + j] = dh * z;
+                    }
+                }
+            }
+            // d(r⊙h_{t-1}) = d_ah·R_hᵀ, into the first u scratch columns.
+            general_mat_mul(
+                F::one(),
+                &d_xw.slice(s![.., 2 * u..]),
+                &r_all.slice(s![.., 2 * u..]).t(),
+                F::zero(),
+                &mut scratch.slice_mut(s![.., ..u]),
+            );
+            {
+                let (p, ca, sc) = (sl(prev), sl(cache), sl(scratch.view()));
+                let (dx, dp) = (sl_mut(d_xw.view_mut()), sl_mut(d_prev.view_mut()));
+                let g = 3 * u;
+                for b in 0..rows {
+                    for j in 0..u {
+                        let r = ca[b * 4 * u + u + j];
+                        let d_rh = sc[b * g + j];
+                        dx[b * g + u + j] = d_rh * p[b * u + j] * ract.derivative_from_output(r);
+                        dp[b * u + j] += d_rh * r;
+                    }
+                }
+            }
+            general_mat_mul(
+                F::one(),
+                &d_xw.slice(s![.., ..2 * u]),
+                &r_all.slice(s![.., ..2 * u]).t(),
+                F::one(),
+                &mut d_prev,
+            );
+        }
+    }
+
+    fn accumulate_grads(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        prev: ArrayView2<'_, F>,
+        cache: ArrayView2<'_, F>,
+        d_xw: ArrayView2<'_, F>,
+        d_rw: ArrayView2<'_, F>,
+    ) {
+        let u = self.units;
+        if self.reset_after {
+            self.w.accumulate(x, prev, d_xw, d_rw, u, 3 * u);
+        } else {
+            // z and r blocks from h_{t-1}; the h block from r⊙h_{t-1} (cached).
+            self.w.accumulate(x, prev, d_xw, d_rw, u, 2 * u);
+            let mut dr = self.w.recurrent_kernel.g2();
+            general_mat_mul(
+                F::one(),
+                &cache.slice(s![.., 3 * u..]).t(),
+                &d_rw.slice(s![.., 2 * u..]),
+                F::one(),
+                &mut dr.slice_mut(s![.., 2 * u..]),
+            );
+        }
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
+        self.w.visit(f)
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
+        self.w.visit_mut(f)
+    }
+    fn describe(&self) -> String {
+        format!("units={}, reset_after={}", self.units, self.reset_after)
+    }
+}

@@ -1,0 +1,281 @@
+//! `Lstm`: long short-term memory, Keras gate order i, f, c, o.
+
+use super::recurrent::{sl, sl_mut, Cell, CellConfig, CellWeights, Recurrent, RecurrentConfig};
+use crate::activation::Activation;
+use crate::error::Result;
+use crate::float::Float;
+use crate::init::StdRng;
+use crate::param::Param;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
+
+/// Long short-term memory layer, numerically equal to `keras.layers.LSTM`.
+///
+/// `[a_i|a_f|a_c|a_o] = x_t·kernel + h_{t-1}·recurrent_kernel + bias`;
+/// `i, f, o = ract(a_i, a_f, a_o)`, `g = act(a_c)`; `c_t = f⊙c_{t-1} + i⊙g`;
+/// `h_t = o⊙act(c_t)`; the output is `h_t`.
+///
+/// # Shapes
+/// `[batch, steps, input_dim]` → `[batch, units]` (or `[batch, steps, units]`).
+/// Weights: kernel `[input_dim, 4u]`, recurrent_kernel `[u, 4u]`, bias `[4u]`.
+///
+/// # Example
+/// ```
+/// use rnnkit::prelude::*;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let lstm = LstmConfig::new(10).init::<f64>(1, &mut seeded_rng(0))?;
+/// assert_eq!(lstm.param_count(), 480);
+/// // unit_forget_bias: the forget block of the bias starts at exactly 1.
+/// let bias = &lstm.get_weights()[2];
+/// assert!(bias.iter().skip(10).take(10).all(|&b| b == 1.0));
+/// # Ok(()) }
+/// ```
+pub type Lstm<F> = Recurrent<LstmCell<F>>;
+
+/// Configuration of an [`Lstm`] layer.
+///
+/// | option | default |
+/// |---|---|
+/// | `activation` | `tanh` |
+/// | `recurrent_activation` | `sigmoid` |
+/// | `use_bias` | `true` |
+/// | `unit_forget_bias` | `true` (forget bias initialised to 1) |
+/// | sequence options | see [`RecurrentConfig`] |
+pub type LstmConfig = RecurrentConfig<LstmOptions>;
+
+/// The cell options of an [`Lstm`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct LstmOptions {
+    /// Number of units.
+    pub units: usize,
+    /// Activation of the candidate and of the cell state (Keras default `tanh`).
+    pub activation: Activation,
+    /// Activation of the gates (Keras default `sigmoid`).
+    pub recurrent_activation: Activation,
+    /// Whether the layer has a bias.
+    pub use_bias: bool,
+    /// Initialise the forget-gate bias to 1.
+    pub unit_forget_bias: bool,
+}
+
+impl LstmConfig {
+    /// An `LSTM(units)` with Keras defaults.
+    pub fn new(units: usize) -> Self {
+        RecurrentConfig::from_cell(LstmOptions {
+            units,
+            activation: Activation::Tanh,
+            recurrent_activation: Activation::Sigmoid,
+            use_bias: true,
+            unit_forget_bias: true,
+        })
+    }
+    /// Sets the activation.
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.cell.activation = a;
+        self
+    }
+    /// Sets the recurrent (gate) activation.
+    pub fn recurrent_activation(mut self, a: Activation) -> Self {
+        self.cell.recurrent_activation = a;
+        self
+    }
+    /// Sets `use_bias`.
+    pub fn use_bias(mut self, v: bool) -> Self {
+        self.cell.use_bias = v;
+        self
+    }
+    /// Sets `unit_forget_bias`.
+    pub fn unit_forget_bias(mut self, v: bool) -> Self {
+        self.cell.unit_forget_bias = v;
+        self
+    }
+}
+
+impl CellConfig for LstmOptions {
+    type Cell<F: Float> = LstmCell<F>;
+    const DEFAULT_NAME: &'static str = "lstm";
+    fn units(&self) -> usize {
+        self.units
+    }
+    fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<LstmCell<F>> {
+        self.activation.check_elementwise("lstm", "activation")?;
+        self.recurrent_activation
+            .check_elementwise("lstm", "recurrent_activation")?;
+        let u = self.units;
+        let bias = self.use_bias.then(|| {
+            let mut b = ArrayD::zeros(IxDyn(&[4 * u]));
+            if self.unit_forget_bias {
+                b.slice_mut(s![u..2 * u]).fill(F::one());
+            }
+            b
+        });
+        let w = CellWeights::init(input_dim, u, 4, bias, rng);
+        Ok(LstmCell {
+            units: u,
+            input_dim,
+            activation: self.activation,
+            recurrent_activation: self.recurrent_activation,
+            w,
+        })
+    }
+}
+
+/// The cell behind [`Lstm`]. State `[h | c]`; cache per step `[i | f | g | o | act(c)]`.
+#[derive(Clone, Debug)]
+pub struct LstmCell<F: Float> {
+    units: usize,
+    input_dim: usize,
+    activation: Activation,
+    recurrent_activation: Activation,
+    w: CellWeights<F>,
+}
+
+impl<F: Float> Cell for LstmCell<F> {
+    type F = F;
+    const TYPE_NAME: &'static str = "LSTM";
+
+    fn units(&self) -> usize {
+        self.units
+    }
+    fn input_dim(&self) -> usize {
+        self.input_dim
+    }
+    fn gate_width(&self) -> usize {
+        4 * self.units
+    }
+    fn state_width(&self) -> usize {
+        2 * self.units
+    }
+    fn cache_width(&self) -> usize {
+        5 * self.units
+    }
+    fn kernel(&self) -> ArrayView2<'_, F> {
+        self.w.kernel.v2()
+    }
+    fn input_bias(&self) -> Option<ArrayView1<'_, F>> {
+        self.w.input_bias()
+    }
+
+    fn step(
+        &self,
+        xw: ArrayView2<'_, F>,
+        prev: ArrayView2<'_, F>,
+        next: ArrayViewMut2<'_, F>,
+        cache: ArrayViewMut2<'_, F>,
+        scratch: &mut Array2<F>,
+    ) {
+        let u = self.units;
+        // One fused product for all four gates.
+        general_mat_mul(
+            F::one(),
+            &prev.slice(s![.., ..u]),
+            &self.w.recurrent_kernel.v2(),
+            F::zero(),
+            scratch,
+        );
+        let (act, ract) = (self.activation, self.recurrent_activation);
+        let (xw, sc, prev, next, cache) = (
+            sl(xw),
+            sl(scratch.view()),
+            sl(prev),
+            sl_mut(next),
+            sl_mut(cache),
+        );
+        let rows = next.len() / (2 * u);
+        for b in 0..rows {
+            let a = &xw[b * 4 * u..(b + 1) * 4 * u];
+            let r = &sc[b * 4 * u..(b + 1) * 4 * u];
+            let p = &prev[b * 2 * u..(b + 1) * 2 * u];
+            let n = &mut next[b * 2 * u..(b + 1) * 2 * u];
+            let ca = &mut cache[b * 5 * u..(b + 1) * 5 * u];
+            for j in 0..u {
+                let i = ract.apply(a[j] + r[j]);
+                let f = ract.apply(a[u + j] + r[u + j]);
+                let g = act.apply(a[2 * u + j] + r[2 * u + j]);
+                let o = ract.apply(a[3 * u + j] + r[3 * u + j]);
+                let c = f * p[u + j] + i * g;
+                let ac = act.apply(c);
+                n[j] = o * ac;
+                n[u + j] = c;
+                ca[j] = i;
+                ca[u + j] = f;
+                ca[2 * u + j] = g;
+                ca[3 * u + j] = o;
+                ca[4 * u + j] = ac;
+            }
+        }
+    }
+
+    fn step_backward(
+        &self,
+        prev: ArrayView2<'_, F>,
+        _next: ArrayView2<'_, F>,
+        cache: ArrayView2<'_, F>,
+        d_state: ArrayView2<'_, F>,
+        mut d_xw: ArrayViewMut2<'_, F>,
+        _d_rw: ArrayViewMut2<'_, F>,
+        mut d_prev: ArrayViewMut2<'_, F>,
+        _scratch: &mut Array2<F>,
+    ) {
+        let u = self.units;
+        let (act, ract) = (self.activation, self.recurrent_activation);
+        {
+            let (p, ca, ds) = (sl(prev), sl(cache), sl(d_state));
+            let (da, dp) = (sl_mut(d_xw.view_mut()), sl_mut(d_prev.view_mut()));
+            let rows = ds.len() / (2 * u);
+            for b in 0..rows {
+                let p = &p[b * 2 * u..(b + 1) * 2 * u];
+                let ca = &ca[b * 5 * u..(b + 1) * 5 * u];
+                let ds = &ds[b * 2 * u..(b + 1) * 2 * u];
+                let da = &mut da[b * 4 * u..(b + 1) * 4 * u];
+                let dp = &mut dp[b * 2 * u..(b + 1) * 2 * u];
+                for j in 0..u {
+                    let (i, f, g, o, ac) = (
+                        ca[j],
+                        ca[u + j],
+                        ca[2 * u + j],
+                        ca[3 * u + j],
+                        ca[4 * u + j],
+                    );
+                    let dh = ds[j];
+                    let dc = ds[u + j] + dh * o * act.derivative_from_output(ac);
+                    da[j] = dc * g * ract.derivative_from_output(i);
+                    da[u + j] = dc * p[u + j] * ract.derivative_from_output(f);
+                    da[2 * u + j] = dc * i * act.derivative_from_output(g);
+                    da[3 * u + j] = dh * ac * ract.derivative_from_output(o);
+                    dp[u + j] = dc * f;
+                }
+            }
+        }
+        // dh_{t-1} = d_a·Rᵀ (all gates in one product).
+        general_mat_mul(
+            F::one(),
+            &d_xw,
+            &self.w.recurrent_kernel.v2().t(),
+            F::zero(),
+            &mut d_prev.slice_mut(s![.., ..u]),
+        );
+    }
+
+    fn accumulate_grads(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        prev: ArrayView2<'_, F>,
+        _cache: ArrayView2<'_, F>,
+        d_xw: ArrayView2<'_, F>,
+        d_rw: ArrayView2<'_, F>,
+    ) {
+        let g = self.gate_width();
+        self.w.accumulate(x, prev, d_xw, d_rw, self.units, g);
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
+        self.w.visit(f)
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
+        self.w.visit_mut(f)
+    }
+    fn describe(&self) -> String {
+        format!("units={}", self.units)
+    }
+}

@@ -1,0 +1,185 @@
+//! `Masking`: marks steps whose features all equal `mask_value` as padding.
+
+use super::{check_dy, check_seq, Dim, Layer, LayerConfig, Mask, Mode};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::init::StdRng;
+use crate::param::Param;
+use ndarray::{Array2, ArrayD, Axis};
+
+/// Masks padding steps, as `keras.layers.Masking`.
+///
+/// `mask[b, t] = any_f(x[b, t, f] != mask_value)`; the output is `x` with masked steps set
+/// to 0, and the mask travels on to the next layers (and into the loss).
+///
+/// # Example
+/// ```
+/// use rnnkit::prelude::*;
+/// use ndarray::array;
+/// let m = Masking::<f64>::new(0.0);
+/// let x = array![[[1.0], [0.0]]].into_dyn();
+/// assert_eq!(m.compute_mask(&x, None).unwrap(), array![[true, false]]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Masking<F: Float> {
+    name: String,
+    mask_value: F,
+    features: Option<usize>,
+    cache: Option<(Mask, Vec<usize>)>,
+}
+
+impl<F: Float> Masking<F> {
+    /// A masking layer for `mask_value` (Keras default 0.0).
+    pub fn new(mask_value: F) -> Self {
+        Masking {
+            name: "masking".into(),
+            mask_value,
+            features: None,
+            cache: None,
+        }
+    }
+
+    /// The mask value.
+    pub fn mask_value(&self) -> F {
+        self.mask_value
+    }
+
+    fn mask_of(&self, x: &ArrayD<F>) -> Option<Mask> {
+        if x.ndim() != 3 {
+            return None;
+        }
+        let (b, t) = (x.shape()[0], x.shape()[1]);
+        Some(Array2::from_shape_fn((b, t), |(i, j)| {
+            x.index_axis(Axis(0), i)
+                .index_axis(Axis(0), j)
+                .iter()
+                .any(|&v| v != self.mask_value)
+        }))
+    }
+}
+
+/// Configuration of a [`Masking`] layer: `MaskingConfig::new(0.0)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaskingConfig {
+    /// The padding value.
+    pub mask_value: f64,
+    /// Layer name.
+    pub name: Option<String>,
+}
+
+impl MaskingConfig {
+    /// Masks steps whose features all equal `mask_value`.
+    pub fn new(mask_value: f64) -> Self {
+        MaskingConfig {
+            mask_value,
+            name: None,
+        }
+    }
+}
+
+impl<F: Float> LayerConfig<F> for MaskingConfig {
+    fn build(&self, input: &[Dim], _rng: &mut StdRng) -> Result<Box<dyn Layer<F>>> {
+        let mut m = Masking::new(F::c(self.mask_value));
+        match input {
+            [_, Some(f)] => m.features = Some(*f),
+            _ => {
+                return Err(Error::Incompatible {
+                    layer: self.name.clone().unwrap_or_else(|| "masking".into()),
+                    previous: "its input".into(),
+                    reason: format!(
+                        "Masking needs [batch, steps, features], got {}",
+                        super::format_shape(input)
+                    ),
+                })
+            }
+        }
+        if let Some(n) = &self.name {
+            m.name = n.clone();
+        }
+        Ok(Box::new(m))
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn default_name(&self) -> &'static str {
+        "masking"
+    }
+}
+
+impl<F: Float> Layer<F> for Masking<F> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
+    fn type_name(&self) -> &'static str {
+        "Masking"
+    }
+    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
+        Ok(input.to_vec())
+    }
+    fn forward_masked(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+    ) -> Result<ArrayD<F>> {
+        self.cache = None;
+        let features = self
+            .features
+            .unwrap_or_else(|| x.shape().last().copied().unwrap_or(0));
+        let xv = check_seq(&self.name, x, features)?;
+        super::check_mask(&self.name, mask, xv.dim().0, xv.dim().1)?;
+        let mut m = self.mask_of(x).expect("rank checked");
+        if let Some(given) = mask {
+            m.zip_mut_with(given, |a, &b| *a = *a && b);
+        }
+        let mut y = x.clone();
+        for ((b, t), &keep) in m.indexed_iter() {
+            if !keep {
+                y.index_axis_mut(Axis(0), b)
+                    .index_axis_mut(Axis(0), t)
+                    .fill(F::zero());
+            }
+        }
+        if mode == Mode::Train {
+            self.cache = Some((m, x.shape().to_vec()));
+        }
+        Ok(y)
+    }
+    fn compute_mask(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {
+        let mut m = self.mask_of(x)?;
+        if let Some(given) = mask.filter(|g| g.dim() == m.dim()) {
+            m.zip_mut_with(given, |a, &b| *a = *a && b);
+        }
+        Some(m)
+    }
+    fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+        let Some((m, shape)) = &self.cache else {
+            return Err(Error::NoCache {
+                layer: self.name.clone(),
+            });
+        };
+        check_dy(&self.name, dy, shape)?;
+        let mut dx = dy.clone();
+        for ((b, t), &keep) in m.indexed_iter() {
+            if !keep {
+                dx.index_axis_mut(Axis(0), b)
+                    .index_axis_mut(Axis(0), t)
+                    .fill(F::zero());
+            }
+        }
+        Ok(dx)
+    }
+    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param<F>)) {}
+    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param<F>)) {}
+    fn box_clone(&self) -> Box<dyn Layer<F>> {
+        let mut c = self.clone();
+        c.cache = None;
+        Box::new(c)
+    }
+    fn describe(&self) -> String {
+        format!("mask_value={}", self.mask_value)
+    }
+}

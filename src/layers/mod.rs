@@ -1,0 +1,285 @@
+//! Layers: the [`Layer`] trait, the recurrent time loop and every layer type.
+
+pub mod bidirectional;
+pub mod dense;
+pub mod gru;
+pub mod lstm;
+pub mod masking;
+pub mod recurrent;
+pub mod simple_rnn;
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::init::StdRng;
+use crate::param::Param;
+use ndarray::{Array2, ArrayD, ArrayView3, Ix3};
+use std::fmt::Debug;
+
+/// Whether a forward pass keeps what `backward` needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Keep inputs, states and gate values for [`Layer::backward`].
+    Train,
+    /// Inference only; any cache from an earlier `Train` pass is invalidated.
+    Infer,
+}
+
+/// A `[batch, steps]` mask: `true` marks a real step, `false` padding (Keras semantics).
+pub type Mask = Array2<bool>;
+
+/// One dimension of a shape given without the batch axis; `None` is open (any length).
+pub type Dim = Option<usize>;
+
+/// The interface every layer implements, object-safe so models can hold `Box<dyn Layer<F>>`.
+///
+/// Shapes always put the batch first: sequences are `[batch, steps, features]`.
+///
+/// # Example
+/// ```
+/// use rnnkit::prelude::*;
+/// use ndarray::Array3;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let mut lstm = LstmConfig::new(4).init::<f64>(3, &mut seeded_rng(0))?;
+/// let x = Array3::<f64>::zeros((2, 5, 3)).into_dyn();
+/// let y = lstm.forward(&x, Mode::Train)?;
+/// assert_eq!(y.shape(), &[2, 4]);
+/// let dx = lstm.backward(&ndarray::ArrayD::ones(y.raw_dim()))?;
+/// assert_eq!(dx.shape(), x.shape());
+/// assert_eq!(lstm.param_count(), 4 * 4 * (3 + 4 + 1));
+/// # Ok(()) }
+/// ```
+pub trait Layer<F: Float>: Debug + Send + Sync {
+    /// Keras-style instance name (`"lstm"`, `"dense_1"`).
+    fn name(&self) -> &str;
+
+    /// Renames the layer (models give unique names as Keras does).
+    fn set_name(&mut self, name: &str);
+
+    /// Keras class name (`"LSTM"`, `"Dense"`), as shown by `summary()`.
+    fn type_name(&self) -> &'static str;
+
+    /// Output shape for an input shape given without the batch axis.
+    ///
+    /// # Errors
+    /// [`Error::Incompatible`] when this layer cannot take that input.
+    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>>;
+
+    /// Forward pass with an optional `[batch, steps]` mask.
+    ///
+    /// # Errors
+    /// Wrong rank, feature count, empty batch, or a mask that does not fit the input.
+    fn forward_masked(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+    ) -> Result<ArrayD<F>>;
+
+    /// Forward pass without a mask.
+    ///
+    /// # Errors
+    /// As [`Layer::forward_masked`].
+    fn forward(&mut self, x: &ArrayD<F>, mode: Mode) -> Result<ArrayD<F>> {
+        self.forward_masked(x, None, mode)
+    }
+
+    /// The mask this layer's output carries, given its input and input mask (Keras's
+    /// `compute_mask`). The default passes the mask through.
+    fn compute_mask(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {
+        let _ = x;
+        mask.cloned()
+    }
+
+    /// Backward pass: takes dL/dy of the last `Mode::Train` forward, returns dL/dx and
+    /// **adds** dL/dθ into every parameter's `grad`.
+    ///
+    /// # Errors
+    /// [`Error::NoCache`] without a preceding `Mode::Train` forward; [`Error::Shape`] when
+    /// `dy` does not have the output's shape.
+    fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>>;
+
+    /// Visits parameters in Keras `get_weights()` order with their names.
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>));
+
+    /// Visits parameters mutably, in the same order.
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>));
+
+    /// A boxed copy of this layer (weights and configuration; caches need not be copied).
+    fn box_clone(&self) -> Box<dyn Layer<F>>;
+
+    /// Number of scalar weights.
+    fn param_count(&self) -> usize {
+        let mut n = 0;
+        self.visit_params(&mut |_, p| n += p.len());
+        n
+    }
+
+    /// Copies of the weights in Keras `get_weights()` order.
+    fn get_weights(&self) -> Vec<ArrayD<F>> {
+        let mut w = Vec::new();
+        self.visit_params(&mut |_, p| w.push(p.value.clone()));
+        w
+    }
+
+    /// Sets the weights from arrays in Keras `get_weights()` order.
+    ///
+    /// # Errors
+    /// [`Error::WeightCount`] or [`Error::WeightShape`]; nothing is changed then.
+    fn set_weights(&mut self, weights: &[ArrayD<F>]) -> Result<()> {
+        let mut expected = Vec::new();
+        self.visit_params(&mut |n, p| expected.push((n.to_string(), p.value.shape().to_vec())));
+        if expected.len() != weights.len() {
+            return Err(Error::WeightCount {
+                layer: self.name().to_string(),
+                expected: expected.len(),
+                got: weights.len(),
+            });
+        }
+        for ((name, shape), w) in expected.iter().zip(weights) {
+            if w.shape() != shape.as_slice() {
+                return Err(Error::WeightShape {
+                    layer: self.name().to_string(),
+                    name: name.clone(),
+                    expected: shape.clone(),
+                    got: w.shape().to_vec(),
+                });
+            }
+        }
+        let mut i = 0;
+        self.visit_params_mut(&mut |_, p| {
+            p.value.assign(&weights[i]);
+            i += 1;
+        });
+        Ok(())
+    }
+
+    /// Sets every parameter gradient to zero.
+    fn zero_grad(&mut self) {
+        self.visit_params_mut(&mut |_, p| p.zero_grad());
+    }
+
+    /// The configuration as Keras would report it (`units`, `activation`, ...), for display.
+    fn describe(&self) -> String {
+        self.type_name().to_string()
+    }
+}
+
+impl<F: Float> Clone for Box<dyn Layer<F>> {
+    fn clone(&self) -> Self {
+        self.box_clone()
+    }
+}
+
+/// Something that builds a layer for a given input shape: what `Sequential::push` takes.
+pub trait LayerConfig<F: Float>: Debug {
+    /// Builds the layer for `input` (shape without the batch axis), drawing initial weights
+    /// from `rng`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid options, [`Error::Incompatible`] for an input this
+    /// layer cannot take.
+    fn build(&self, input: &[Dim], rng: &mut StdRng) -> Result<Box<dyn Layer<F>>>;
+
+    /// The name the user gave, if any.
+    fn name(&self) -> Option<&str>;
+
+    /// Keras's default name stem for this layer type (`"lstm"`).
+    fn default_name(&self) -> &'static str;
+}
+
+/// Checks a sequence input `[batch, steps, features]` and views it as 3-D.
+pub(crate) fn check_seq<'a, F: Float>(
+    layer: &str,
+    x: &'a ArrayD<F>,
+    features: usize,
+) -> Result<ArrayView3<'a, F>> {
+    if x.ndim() != 3 {
+        return Err(Error::Rank {
+            layer: layer.to_string(),
+            expected: "3".into(),
+            layout: "[batch, steps, features]",
+            got: x.ndim(),
+            shape: x.shape().to_vec(),
+        });
+    }
+    let s = x.shape();
+    if s[0] == 0 {
+        return Err(empty(layer, "batch", s));
+    }
+    if s[1] == 0 {
+        return Err(empty(layer, "steps", s));
+    }
+    if s[2] != features {
+        return Err(Error::Features {
+            layer: layer.to_string(),
+            expected: features,
+            got: s[2],
+        });
+    }
+    Ok(x.view().into_dimensionality::<Ix3>().expect("rank checked"))
+}
+
+/// Checks a mask against a `[batch, steps, ..]` input.
+pub(crate) fn check_mask(
+    layer: &str,
+    mask: Option<&Mask>,
+    batch: usize,
+    steps: usize,
+) -> Result<()> {
+    if let Some(m) = mask {
+        if m.dim() != (batch, steps) {
+            return Err(Error::Shape {
+                layer: layer.to_string(),
+                what: "mask",
+                expected: format!("[{batch}, {steps}] (batch, steps)"),
+                got: m.shape().to_vec(),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn empty(layer: &str, what: &'static str, shape: &[usize]) -> Error {
+    Error::Empty {
+        layer: layer.to_string(),
+        what,
+        shape: shape.to_vec(),
+    }
+}
+
+/// Checks that `dy` has the shape of the last output.
+pub(crate) fn check_dy<F: Float>(layer: &str, dy: &ArrayD<F>, out_shape: &[usize]) -> Result<()> {
+    if dy.shape() != out_shape {
+        return Err(Error::Shape {
+            layer: layer.to_string(),
+            what: "dL/dy",
+            expected: format!("{out_shape:?}"),
+            got: dy.shape().to_vec(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn positive(layer: &str, field: &'static str, v: usize) -> Result<()> {
+    if v == 0 {
+        return Err(Error::Config {
+            layer: layer.to_string(),
+            field,
+            reason: "expected a positive integer, got 0".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Formats a shape without the batch axis as Keras does: `(None, 3, 20)`.
+pub fn format_shape(shape: &[Dim]) -> String {
+    let mut s = String::from("(None");
+    for d in shape {
+        match d {
+            Some(n) => s.push_str(&format!(", {n}")),
+            None => s.push_str(", None"),
+        }
+    }
+    s.push(')');
+    s
+}

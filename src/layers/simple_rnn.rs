@@ -1,0 +1,201 @@
+//! `SimpleRnn`: the Elman cell, `h_t = act(x_t·kernel + h_{t-1}·recurrent_kernel + bias)`.
+
+use super::recurrent::{sl, sl_mut, Cell, CellConfig, CellWeights, Recurrent, RecurrentConfig};
+use crate::activation::Activation;
+use crate::error::Result;
+use crate::float::Float;
+use crate::init::StdRng;
+use crate::param::Param;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
+
+/// Fully connected recurrent layer, numerically equal to `keras.layers.SimpleRNN`.
+///
+/// `h_t = act(x_t·kernel + h_{t-1}·recurrent_kernel + bias)`; the output is `h_t`.
+/// In the course's notation `kernel = Uᵀ`, `recurrent_kernel = Wᵀ`, `bias = b`.
+///
+/// # Shapes
+/// `[batch, steps, input_dim]` → `[batch, units]`, or `[batch, steps, units]` with
+/// `return_sequences(true)`. Weights: kernel `[input_dim, units]`, recurrent_kernel
+/// `[units, units]`, bias `[units]`.
+///
+/// # Example
+/// ```
+/// use rnnkit::prelude::*;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let mut rnn = SimpleRnnConfig::new(20).init::<f32>(1, &mut seeded_rng(0))?;
+/// assert_eq!(rnn.param_count(), 440); // the lecture's model 1
+/// let y = rnn.forward(&ndarray::Array3::<f32>::zeros((32, 3, 1)).into_dyn(), Mode::Infer)?;
+/// assert_eq!(y.shape(), &[32, 20]);
+/// # Ok(()) }
+/// ```
+pub type SimpleRnn<F> = Recurrent<SimpleRnnCell<F>>;
+
+/// Configuration of a [`SimpleRnn`] layer.
+///
+/// | option | default |
+/// |---|---|
+/// | `activation` | `tanh` |
+/// | `use_bias` | `true` |
+/// | sequence options | see [`RecurrentConfig`] |
+pub type SimpleRnnConfig = RecurrentConfig<SimpleRnnOptions>;
+
+/// The cell options of a [`SimpleRnn`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimpleRnnOptions {
+    /// Number of units.
+    pub units: usize,
+    /// Activation (Keras default `tanh`).
+    pub activation: Activation,
+    /// Whether the layer has a bias.
+    pub use_bias: bool,
+}
+
+impl SimpleRnnConfig {
+    /// A `SimpleRNN(units)` with Keras defaults.
+    pub fn new(units: usize) -> Self {
+        RecurrentConfig::from_cell(SimpleRnnOptions {
+            units,
+            activation: Activation::Tanh,
+            use_bias: true,
+        })
+    }
+    /// Sets the activation.
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.cell.activation = a;
+        self
+    }
+    /// Sets `use_bias`.
+    pub fn use_bias(mut self, v: bool) -> Self {
+        self.cell.use_bias = v;
+        self
+    }
+}
+
+impl CellConfig for SimpleRnnOptions {
+    type Cell<F: Float> = SimpleRnnCell<F>;
+    const DEFAULT_NAME: &'static str = "simple_rnn";
+    fn units(&self) -> usize {
+        self.units
+    }
+    fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<SimpleRnnCell<F>> {
+        self.activation
+            .check_elementwise("simple_rnn", "activation")?;
+        let bias = self.use_bias.then(|| ArrayD::zeros(IxDyn(&[self.units])));
+        let w = CellWeights::init(input_dim, self.units, 1, bias, rng);
+        Ok(SimpleRnnCell {
+            units: self.units,
+            input_dim,
+            activation: self.activation,
+            w,
+        })
+    }
+}
+
+/// The Elman cell behind [`SimpleRnn`].
+#[derive(Clone, Debug)]
+pub struct SimpleRnnCell<F: Float> {
+    units: usize,
+    input_dim: usize,
+    activation: Activation,
+    w: CellWeights<F>,
+}
+
+impl<F: Float> Cell for SimpleRnnCell<F> {
+    type F = F;
+    const TYPE_NAME: &'static str = "SimpleRNN";
+
+    fn units(&self) -> usize {
+        self.units
+    }
+    fn input_dim(&self) -> usize {
+        self.input_dim
+    }
+    fn gate_width(&self) -> usize {
+        self.units
+    }
+    fn state_width(&self) -> usize {
+        self.units
+    }
+    fn cache_width(&self) -> usize {
+        0
+    }
+    fn kernel(&self) -> ArrayView2<'_, F> {
+        self.w.kernel.v2()
+    }
+    fn input_bias(&self) -> Option<ArrayView1<'_, F>> {
+        self.w.input_bias()
+    }
+
+    fn step(
+        &self,
+        xw: ArrayView2<'_, F>,
+        prev: ArrayView2<'_, F>,
+        next: ArrayViewMut2<'_, F>,
+        _cache: ArrayViewMut2<'_, F>,
+        scratch: &mut Array2<F>,
+    ) {
+        general_mat_mul(
+            F::one(),
+            &prev,
+            &self.w.recurrent_kernel.v2(),
+            F::zero(),
+            scratch,
+        );
+        let act = self.activation;
+        let (xw, s, h) = (sl(xw), sl(scratch.view()), sl_mut(next));
+        for ((h, &a), &r) in h.iter_mut().zip(xw).zip(s) {
+            *h = act.apply(a + r);
+        }
+    }
+
+    fn step_backward(
+        &self,
+        _prev: ArrayView2<'_, F>,
+        next: ArrayView2<'_, F>,
+        _cache: ArrayView2<'_, F>,
+        d_state: ArrayView2<'_, F>,
+        mut d_xw: ArrayViewMut2<'_, F>,
+        _d_rw: ArrayViewMut2<'_, F>,
+        mut d_prev: ArrayViewMut2<'_, F>,
+        _scratch: &mut Array2<F>,
+    ) {
+        let act = self.activation;
+        {
+            let (h, dh, da) = (sl(next), sl(d_state), sl_mut(d_xw.view_mut()));
+            for ((da, &dh), &h) in da.iter_mut().zip(dh).zip(h) {
+                *da = dh * act.derivative_from_output(h);
+            }
+        }
+        // dh_{t-1} = da·Rᵀ
+        general_mat_mul(
+            F::one(),
+            &d_xw,
+            &self.w.recurrent_kernel.v2().t(),
+            F::zero(),
+            &mut d_prev,
+        );
+    }
+
+    fn accumulate_grads(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        prev: ArrayView2<'_, F>,
+        _cache: ArrayView2<'_, F>,
+        d_xw: ArrayView2<'_, F>,
+        d_rw: ArrayView2<'_, F>,
+    ) {
+        let g = self.gate_width();
+        self.w.accumulate(x, prev, d_xw, d_rw, self.units, g);
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
+        self.w.visit(f)
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
+        self.w.visit_mut(f)
+    }
+    fn describe(&self) -> String {
+        format!("units={}, activation={}", self.units, self.activation)
+    }
+}

@@ -1,0 +1,378 @@
+use super::summary::{Summary, SummaryRow};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::init::{seeded_rng, StdRng};
+use crate::layers::{format_shape, Dim, Layer, LayerConfig, Mask, Mode};
+use crate::param::Param;
+use ndarray::{concatenate, ArrayD, Axis, Slice};
+use std::collections::HashMap;
+
+/// A stack of layers, as `keras.Sequential`.
+///
+/// Built with the input shape without the batch axis (`[steps, features]`, steps may be
+/// open); each pushed layer is built for the previous layer's output shape, so a layer that
+/// does not fit is refused when pushed, naming both layers. A mask (from a
+/// [`Masking`](crate::Masking) layer, or given to [`Sequential::forward_masked`]) travels
+/// through the stack as in Keras.
+///
+/// # Example
+/// ```
+/// use rnnkit::prelude::*;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// // The lecture's model 1.
+/// let model = Sequential::<f32>::new(&[3, 1])
+///     .push(SimpleRnnConfig::new(20))?
+///     .push(DenseConfig::new(1))?;
+/// assert_eq!(model.param_count(), 461);
+/// println!("{}", model.summary());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Sequential<F: Float> {
+    name: String,
+    input_shape: Vec<Dim>,
+    layers: Vec<Box<dyn Layer<F>>>,
+    shapes: Vec<Vec<Dim>>,
+    rng: StdRng,
+    name_counts: HashMap<String, usize>,
+    output_mask: Option<Mask>,
+}
+
+impl<F: Float> Sequential<F> {
+    /// An empty model for inputs of `input_shape` (without batch), weights seeded with 0.
+    pub fn new(input_shape: &[usize]) -> Self {
+        Self::with_input_shape(input_shape.iter().map(|&d| Some(d)).collect())
+    }
+
+    /// An empty model whose input shape may have open dimensions (`None`), e.g.
+    /// `vec![None, Some(3)]` for sequences of any length with 3 features.
+    pub fn with_input_shape(input_shape: Vec<Dim>) -> Self {
+        Sequential {
+            name: "sequential".into(),
+            input_shape,
+            layers: Vec::new(),
+            shapes: Vec::new(),
+            rng: seeded_rng(0),
+            name_counts: HashMap::new(),
+            output_mask: None,
+        }
+    }
+
+    /// Reseeds the initialiser for the layers pushed after this call.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.rng = seeded_rng(seed);
+        self
+    }
+
+    /// Builds a layer from `config` for the current output shape and appends it.
+    ///
+    /// # Errors
+    /// [`Error::Incompatible`] (naming both layers) when the layer cannot take the previous
+    /// output, [`Error::Config`] for invalid options.
+    pub fn push<C: LayerConfig<F>>(mut self, config: C) -> Result<Self> {
+        self.add(&config)?;
+        Ok(self)
+    }
+
+    /// Builds a layer from `config` and appends it (the `&mut` form of [`Sequential::push`]).
+    ///
+    /// # Errors
+    /// As [`Sequential::push`].
+    pub fn add(&mut self, config: &dyn LayerConfig<F>) -> Result<&mut Self> {
+        let input = self.output_shape().to_vec();
+        let layer = config
+            .build(&input, &mut self.rng)
+            .map_err(|e| self.blame(e))?;
+        let name = match config.name() {
+            Some(n) => n.to_string(),
+            None => self.unique_name(config.default_name()),
+        };
+        self.append(layer, name)
+    }
+
+    /// Appends an already built layer (its name is kept unless it clashes).
+    ///
+    /// # Errors
+    /// [`Error::Incompatible`] when the layer cannot take the previous output.
+    pub fn add_layer(&mut self, layer: Box<dyn Layer<F>>) -> Result<&mut Self> {
+        let name = layer.name().to_string();
+        let name = if self.layers.iter().any(|l| l.name() == name) {
+            self.unique_name(&name)
+        } else {
+            name
+        };
+        self.append(layer, name)
+    }
+
+    fn append(&mut self, mut layer: Box<dyn Layer<F>>, name: String) -> Result<&mut Self> {
+        layer.set_name(&name);
+        let out = layer
+            .output_shape(self.output_shape())
+            .map_err(|e| self.blame(e))?;
+        self.layers.push(layer);
+        self.shapes.push(out);
+        Ok(self)
+    }
+
+    /// Rewrites an `Incompatible` error so it names the previous layer and its output.
+    fn blame(&self, e: Error) -> Error {
+        match e {
+            Error::Incompatible { layer, reason, .. } => Error::Incompatible {
+                layer,
+                previous: match self.layers.last() {
+                    Some(l) => format!(
+                        "{} ({}) with output {}",
+                        l.name(),
+                        l.type_name(),
+                        format_shape(self.output_shape())
+                    ),
+                    None => format!("the input {}", format_shape(&self.input_shape)),
+                },
+                reason,
+            },
+            other => other,
+        }
+    }
+
+    fn unique_name(&mut self, stem: &str) -> String {
+        let n = self.name_counts.entry(stem.to_string()).or_insert(0);
+        let name = if *n == 0 {
+            stem.to_string()
+        } else {
+            format!("{stem}_{n}")
+        };
+        *n += 1;
+        name
+    }
+
+    /// Input shape without the batch axis.
+    pub fn input_shape(&self) -> &[Dim] {
+        &self.input_shape
+    }
+
+    /// Output shape without the batch axis.
+    pub fn output_shape(&self) -> &[Dim] {
+        self.shapes
+            .last()
+            .map_or(&self.input_shape, |s| s.as_slice())
+    }
+
+    /// The layers, first to last.
+    pub fn layers(&self) -> &[Box<dyn Layer<F>>] {
+        &self.layers
+    }
+
+    /// The layers, mutably.
+    pub fn layers_mut(&mut self) -> &mut [Box<dyn Layer<F>>] {
+        &mut self.layers
+    }
+
+    /// Number of scalar weights.
+    pub fn param_count(&self) -> usize {
+        self.layers.iter().map(|l| l.param_count()).sum()
+    }
+
+    /// Checks that `x` is `[batch, ..input_shape]`.
+    fn check_input(&self, x: &ArrayD<F>) -> Result<()> {
+        let ok = x.ndim() == self.input_shape.len() + 1
+            && x.shape()[1..]
+                .iter()
+                .zip(&self.input_shape)
+                .all(|(&d, s)| s.is_none_or(|s| s == d));
+        if !ok {
+            return Err(Error::Shape {
+                layer: self.name.clone(),
+                what: "input",
+                expected: format_shape(&self.input_shape).replacen("None", "batch", 1),
+                got: x.shape().to_vec(),
+            });
+        }
+        if x.shape()[0] == 0 {
+            return Err(crate::layers::empty(&self.name, "batch", x.shape()));
+        }
+        Ok(())
+    }
+
+    /// Forward pass through every layer.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for an input that does not match the model's input shape; any
+    /// layer's error.
+    pub fn forward(&mut self, x: &ArrayD<F>, mode: Mode) -> Result<ArrayD<F>> {
+        self.forward_masked(x, None, mode)
+    }
+
+    /// Forward pass with a `[batch, steps]` mask (`true` = real step), e.g. from
+    /// [`mask_from_lengths`](crate::mask_from_lengths). The mask flows through the stack;
+    /// the output mask is then available from [`Sequential::output_mask`].
+    ///
+    /// # Errors
+    /// As [`Sequential::forward`], plus [`Error::Shape`]/[`Error::Mask`] for a mask that
+    /// does not fit.
+    pub fn forward_masked(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+    ) -> Result<ArrayD<F>> {
+        self.check_input(x)?;
+        if let Some(m) = mask {
+            if x.ndim() != 3 {
+                return Err(Error::Mask {
+                    layer: self.name.clone(),
+                    reason: format!(
+                        "a [batch, steps] mask needs 3-D input, got shape {:?}",
+                        x.shape()
+                    ),
+                });
+            }
+            crate::layers::check_mask(&self.name, Some(m), x.shape()[0], x.shape()[1])?;
+        }
+        let mut mask = mask.cloned();
+        let mut cur: Option<ArrayD<F>> = None;
+        for layer in &mut self.layers {
+            let input = cur.as_ref().unwrap_or(x);
+            let y = layer.forward_masked(input, mask.as_ref(), mode)?;
+            mask = layer.compute_mask(input, mask.as_ref());
+            cur = Some(y);
+        }
+        self.output_mask = mask;
+        Ok(cur.unwrap_or_else(|| x.clone()))
+    }
+
+    /// The mask carried by the output of the last forward pass (Keras: the mask the loss
+    /// sees), if any.
+    pub fn output_mask(&self) -> Option<&Mask> {
+        self.output_mask.as_ref()
+    }
+
+    /// Backward pass through every layer: takes dL/d output, returns dL/d input and adds
+    /// every weight gradient into its `Param::grad`.
+    ///
+    /// # Errors
+    /// [`Error::NoCache`] without a preceding `Mode::Train` forward; [`Error::Shape`] for a
+    /// gradient of the wrong shape.
+    pub fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+        let mut d = dy.clone();
+        for layer in self.layers.iter_mut().rev() {
+            d = layer.backward(&d)?;
+        }
+        Ok(d)
+    }
+
+    /// Inference in batches of `batch_size` (no training caches are kept).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for `batch_size == 0`; as [`Sequential::forward`].
+    pub fn predict(&mut self, x: &ArrayD<F>, batch_size: usize) -> Result<ArrayD<F>> {
+        self.predict_masked(x, None, batch_size)
+    }
+
+    /// [`Sequential::predict`] with a `[batch, steps]` mask.
+    ///
+    /// # Errors
+    /// As [`Sequential::predict`] and [`Sequential::forward_masked`].
+    pub fn predict_masked(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        batch_size: usize,
+    ) -> Result<ArrayD<F>> {
+        if batch_size == 0 {
+            return Err(Error::Config {
+                layer: self.name.clone(),
+                field: "batch_size",
+                reason: "expected a positive integer, got 0".into(),
+            });
+        }
+        self.check_input(x)?;
+        let n = x.shape()[0];
+        let mut outs = Vec::new();
+        for start in (0..n).step_by(batch_size) {
+            let end = (start + batch_size).min(n);
+            let xb = x.slice_axis(Axis(0), Slice::from(start..end)).to_owned();
+            let mb = mask.map(|m| m.slice_axis(Axis(0), Slice::from(start..end)).to_owned());
+            outs.push(self.forward_masked(&xb, mb.as_ref(), Mode::Infer)?);
+        }
+        let views: Vec<_> = outs.iter().map(|o| o.view()).collect();
+        Ok(concatenate(Axis(0), &views).expect("batches share their trailing shape"))
+    }
+
+    /// Visits every parameter with its Keras-style path (`lstm/kernel`,
+    /// `bidirectional/forward_lstm/bias`), in `get_weights()` order.
+    pub fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
+        for l in &self.layers {
+            let prefix = l.name().to_string();
+            l.visit_params(&mut |n, p| f(&format!("{prefix}/{n}"), p));
+        }
+    }
+
+    /// Visits every parameter mutably, in `get_weights()` order.
+    pub fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
+        for l in &mut self.layers {
+            let prefix = l.name().to_string();
+            l.visit_params_mut(&mut |n, p| f(&format!("{prefix}/{n}"), p));
+        }
+    }
+
+    /// Sets every gradient to zero.
+    pub fn zero_grad(&mut self) {
+        for l in &mut self.layers {
+            l.zero_grad();
+        }
+    }
+
+    /// All weights in Keras `model.get_weights()` order.
+    pub fn get_weights(&self) -> Vec<ArrayD<F>> {
+        self.layers.iter().flat_map(|l| l.get_weights()).collect()
+    }
+
+    /// Sets all weights from arrays in Keras `model.get_weights()` order.
+    ///
+    /// # Errors
+    /// [`Error::WeightCount`] or [`Error::WeightShape`]; nothing is changed then.
+    pub fn set_weights(&mut self, weights: &[ArrayD<F>]) -> Result<()> {
+        let counts: Vec<usize> = self.layers.iter().map(|l| l.get_weights().len()).collect();
+        let total: usize = counts.iter().sum();
+        if total != weights.len() {
+            return Err(Error::WeightCount {
+                layer: self.name.clone(),
+                expected: total,
+                got: weights.len(),
+            });
+        }
+        // Check everything first so a bad array changes nothing.
+        let mut at = 0;
+        let mut backup = Vec::new();
+        for (l, &c) in self.layers.iter_mut().zip(&counts) {
+            backup.push(l.get_weights());
+            if let Err(e) = l.set_weights(&weights[at..at + c]) {
+                for (l, w) in self.layers.iter_mut().zip(&backup) {
+                    l.set_weights(w).expect("restoring the weights it had");
+                }
+                return Err(e);
+            }
+            at += c;
+        }
+        Ok(())
+    }
+
+    /// The model summary in Keras's layout; `Display` prints it.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            name: self.name.clone(),
+            rows: self
+                .layers
+                .iter()
+                .zip(&self.shapes)
+                .map(|(l, s)| SummaryRow {
+                    name: l.name().to_string(),
+                    type_name: l.type_name().to_string(),
+                    output_shape: format_shape(s),
+                    params: l.param_count(),
+                })
+                .collect(),
+            bytes_per_param: std::mem::size_of::<F>(),
+        }
+    }
+}

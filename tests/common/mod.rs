@@ -1,0 +1,204 @@
+//! Loading the Keras fixtures (see tests/fixtures/README.md) and building models from them.
+#![allow(dead_code)]
+
+use ndarray::{ArrayD, IxDyn};
+use rnnkit::prelude::*;
+use rnnkit::{Float, GruOptions, LstmOptions, SimpleRnnOptions};
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// The fixture directory: `$RNNKIT_FIXTURES` when set, `tests/fixtures` otherwise.
+pub fn fixture_dir() -> PathBuf {
+    std::env::var_os("RNNKIT_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
+}
+
+/// Every fixture of `kind`, sorted by file name, as (case name, JSON).
+pub fn fixtures(kind: &str) -> Vec<(String, Value)> {
+    let dir = fixture_dir();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read fixture dir {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(&p).ok()?;
+            let v: Value = serde_json::from_str(&text).ok()?;
+            (v["kind"] == kind).then(|| (p.file_stem().unwrap().to_string_lossy().into_owned(), v))
+        })
+        .collect()
+}
+
+pub fn load(name: &str) -> Value {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// A fixture tensor `{"shape", "data"}` as an array.
+pub fn tensor<F: Float>(t: &Value) -> ArrayD<F> {
+    let shape: Vec<usize> = t["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data: Vec<F> = t["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| F::c(d.as_f64().unwrap()))
+        .collect();
+    ArrayD::from_shape_vec(IxDyn(&shape), data).unwrap()
+}
+
+fn b(c: &Value, k: &str, default: bool) -> bool {
+    c[k].as_bool().unwrap_or(default)
+}
+
+fn act(c: &Value, k: &str, default: &str) -> Activation {
+    c[k].as_str().unwrap_or(default).parse().unwrap()
+}
+
+fn units(c: &Value) -> usize {
+    c["units"].as_u64().unwrap() as usize
+}
+
+fn simple_rnn(c: &Value) -> RecurrentConfigOf<SimpleRnnOptions> {
+    SimpleRnnConfig::new(units(c))
+        .activation(act(c, "activation", "tanh"))
+        .use_bias(b(c, "use_bias", true))
+        .return_sequences(b(c, "return_sequences", false))
+        .go_backwards(b(c, "go_backwards", false))
+}
+
+fn lstm(c: &Value) -> RecurrentConfigOf<LstmOptions> {
+    LstmConfig::new(units(c))
+        .activation(act(c, "activation", "tanh"))
+        .recurrent_activation(act(c, "recurrent_activation", "sigmoid"))
+        .use_bias(b(c, "use_bias", true))
+        .return_sequences(b(c, "return_sequences", false))
+        .go_backwards(b(c, "go_backwards", false))
+}
+
+fn gru(c: &Value) -> RecurrentConfigOf<GruOptions> {
+    GruConfig::new(units(c))
+        .activation(act(c, "activation", "tanh"))
+        .recurrent_activation(act(c, "recurrent_activation", "sigmoid"))
+        .use_bias(b(c, "use_bias", true))
+        .reset_after(b(c, "reset_after", true))
+        .return_sequences(b(c, "return_sequences", false))
+        .go_backwards(b(c, "go_backwards", false))
+}
+
+type RecurrentConfigOf<K> = rnnkit::RecurrentConfig<K>;
+
+/// The configuration of one LayerSpec.
+pub fn layer_config<F: Float>(spec: &Value) -> Box<dyn LayerConfig<F>> {
+    let c = &spec["config"];
+    match spec["layer"].as_str().unwrap() {
+        "SimpleRNN" => Box::new(simple_rnn(c)),
+        "LSTM" => Box::new(lstm(c)),
+        "GRU" => Box::new(gru(c)),
+        "Dense" => Box::new(
+            DenseConfig::new(units(c))
+                .activation(act(c, "activation", "linear"))
+                .use_bias(b(c, "use_bias", true)),
+        ),
+        "Masking" => Box::new(MaskingConfig::new(c["mask_value"].as_f64().unwrap_or(0.0))),
+        "Bidirectional" => {
+            let mode: MergeMode = c["merge_mode"]
+                .as_str()
+                .unwrap_or("concat")
+                .parse()
+                .unwrap();
+            let inner = &c["layer"];
+            let ic = &inner["config"];
+            match inner["layer"].as_str().unwrap() {
+                "SimpleRNN" => Box::new(BidirectionalConfig::new(simple_rnn(ic)).merge_mode(mode)),
+                "LSTM" => Box::new(BidirectionalConfig::new(lstm(ic)).merge_mode(mode)),
+                "GRU" => Box::new(BidirectionalConfig::new(gru(ic)).merge_mode(mode)),
+                other => panic!("unsupported Bidirectional layer {other}"),
+            }
+        }
+        other => panic!("unsupported layer {other}"),
+    }
+}
+
+/// One layer's weights (or gradients) in Keras `get_weights()` order.
+pub fn weight_list<F: Float>(w: &Value) -> Vec<ArrayD<F>> {
+    let obj = w.as_object().unwrap();
+    if obj.contains_key("forward") {
+        let mut v = weight_list(&w["forward"]);
+        v.extend(weight_list(&w["backward"]));
+        return v;
+    }
+    ["kernel", "recurrent_kernel", "bias"]
+        .iter()
+        .filter_map(|k| obj.get(*k).map(tensor))
+        .collect()
+}
+
+/// Builds the fixture's model with its weights, for inputs shaped like `input_shape`
+/// (batch first).
+pub fn build_model<F: Float>(specs: &Value, input_shape: &[usize]) -> Sequential<F> {
+    let mut m = Sequential::<F>::new(&input_shape[1..]);
+    for spec in specs.as_array().unwrap() {
+        m.add(layer_config::<F>(spec).as_ref()).unwrap();
+    }
+    let weights: Vec<ArrayD<F>> = specs
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| weight_list::<F>(&s["weights"]))
+        .collect();
+    m.set_weights(&weights).unwrap();
+    m
+}
+
+/// Elementwise `|a − e| ≤ rtol·|e| + atol`; returns the first violation.
+pub fn close<F: Float>(
+    actual: &ArrayD<F>,
+    expected: &ArrayD<F>,
+    rtol: f64,
+    atol: f64,
+) -> Result<(), String> {
+    if actual.shape() != expected.shape() {
+        return Err(format!(
+            "shape {:?} != expected {:?}",
+            actual.shape(),
+            expected.shape()
+        ));
+    }
+    let mut worst: Option<(usize, f64, f64)> = None;
+    for (i, (a, e)) in actual.iter().zip(expected.iter()).enumerate() {
+        let (a, e) = (a.to_f64().unwrap(), e.to_f64().unwrap());
+        let err = (a - e).abs();
+        // written so that NaN fails
+        let within = err <= rtol * e.abs() + atol;
+        if !within && worst.is_none_or(|w| err > (w.1 - w.2).abs()) {
+            worst = Some((i, a, e));
+        }
+    }
+    match worst {
+        None => Ok(()),
+        Some((i, a, e)) => Err(format!(
+            "element {i}: got {a:e}, expected {e:e} (diff {:e})",
+            (a - e).abs()
+        )),
+    }
+}
+
+/// `(rtol, atol)` of the fixture README for f64, and of the issue for f32.
+pub fn tolerance<F: Float>() -> (f64, f64) {
+    if std::mem::size_of::<F>() == 8 {
+        (1e-9, 1e-12)
+    } else {
+        (1e-4, 1e-5)
+    }
+}
