@@ -33,6 +33,7 @@ pub mod layers;
 pub mod model;
 pub mod param;
 pub mod prelude;
+pub mod train;
 
 pub use activation::Activation;
 pub use error::{Error, Result};
@@ -48,6 +49,15 @@ pub use layers::simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig, SimpleRn
 pub use layers::{Dim, Layer, LayerConfig, Mask, Mode};
 pub use model::{Sequential, Summary, SummaryRow};
 pub use param::Param;
+pub use train::{
+    Adam, Callback, Clip, Control, EarlyStopping, History, LambdaCallback, Logs, Loss, Metric,
+    Optimizer, RmsProp, Sgd, Trainer,
+};
+
+/// The README's examples, compiled and run as doctests so the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// A `[batch, steps]` mask from sequence lengths: step `t` of sample `b` is real when
 /// `t < lengths[b]` (right padding).

@@ -1,7 +1,8 @@
 //! Everything a model needs, in one import: `use rnnkit::prelude::*;`.
 
 pub use crate::{
-    mask_from_lengths, seeded_rng, Activation, Bidirectional, BidirectionalConfig, Dense,
-    DenseConfig, Error, Float, Gru, GruConfig, Layer, LayerConfig, Lstm, LstmConfig, Mask, Masking,
-    MaskingConfig, MergeMode, Mode, Sequential, SimpleRnn, SimpleRnnConfig,
+    mask_from_lengths, seeded_rng, Activation, Adam, Bidirectional, BidirectionalConfig, Dense,
+    DenseConfig, EarlyStopping, Error, Float, Gru, GruConfig, History, Layer, LayerConfig, Loss,
+    Lstm, LstmConfig, Mask, Masking, MaskingConfig, MergeMode, Metric, Mode, Optimizer, RmsProp,
+    Sequential, Sgd, SimpleRnn, SimpleRnnConfig, Trainer,
 };

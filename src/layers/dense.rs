@@ -36,10 +36,13 @@ pub struct Dense<F: Float> {
     activation: Activation,
     kernel: Param<F>,
     bias: Option<Param<F>>,
-    /// Input rows `[N, F]` and activated output rows `[N, units]` of the last Train forward.
-    cache: Option<(Array2<F>, Array2<F>)>,
+    cache: Option<DenseCache<F>>,
     out_shape: Vec<usize>,
 }
+
+/// What the last Train forward keeps: input rows `[N, F]`, activated output rows
+/// `[N, units]` and, for softmax/sigmoid, the logits.
+type DenseCache<F> = (Array2<F>, Array2<F>, Option<Array2<F>>);
 
 /// Configuration of a [`Dense`] layer.
 ///
@@ -181,6 +184,37 @@ impl<F: Float> Dense<F> {
     }
 }
 
+/// `[.., units]` gradient as rows `[n, units]`.
+fn rows_of<F: Float>(d: &ArrayD<F>, n: usize, units: usize) -> Array2<F> {
+    d.as_standard_layout()
+        .into_owned()
+        .into_shape_with_order((n, units))
+        .expect("shape checked")
+}
+
+impl<F: Float> Dense<F> {
+    /// Backward from the pre-activation gradient `dz` `[N, units]`.
+    fn backward_dz(&mut self, dz: Array2<F>) -> Result<ArrayD<F>> {
+        let Some((x2, _, _)) = &self.cache else {
+            return Err(Error::NoCache {
+                layer: self.name.clone(),
+            });
+        };
+        general_mat_mul(F::one(), &x2.t(), &dz, F::one(), &mut self.kernel.g2());
+        if let Some(b) = &mut self.bias {
+            let mut g = b.g1();
+            g += &dz.sum_axis(Axis(0));
+        }
+        let mut dx = Array2::<F>::zeros((x2.nrows(), self.input_dim));
+        general_mat_mul(F::one(), &dz, &self.kernel.v2().t(), F::zero(), &mut dx);
+        let mut shape = self.out_shape.clone();
+        *shape.last_mut().expect("rank >= 2") = self.input_dim;
+        Ok(dx
+            .into_shape_with_order(IxDyn(&shape))
+            .expect("sized above"))
+    }
+}
+
 impl<F: Float> Layer<F> for Dense<F> {
     fn name(&self) -> &str {
         &self.name
@@ -236,57 +270,62 @@ impl<F: Float> Layer<F> for Dense<F> {
             check_mask(&self.name, mask, x.shape()[0], x.shape()[1])?;
         }
         let mut y = self.affine(&x2);
+        let keep_logits = mode == Mode::Train
+            && matches!(self.activation, Activation::Softmax | Activation::Sigmoid);
+        let logits = keep_logits.then(|| y.clone());
         self.activation.apply_rows(y.view_mut());
         let mut shape = x.shape().to_vec();
         *shape.last_mut().expect("rank >= 2") = self.units;
         self.out_shape = shape.clone();
         if mode == Mode::Train {
-            self.cache = Some((x2.to_owned(), y.clone()));
+            self.cache = Some((x2.to_owned(), y.clone(), logits));
         }
         Ok(y.into_shape_with_order(IxDyn(&shape)).expect("sized above"))
     }
     fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
-        let Some((x2, y2)) = &self.cache else {
+        let Some((_, y2, _)) = &self.cache else {
             return Err(Error::NoCache {
                 layer: self.name.clone(),
             });
         };
         check_dy(&self.name, dy, &self.out_shape)?;
-        let dy2 = dy
-            .as_standard_layout()
-            .into_owned()
-            .into_shape_with_order((y2.nrows(), self.units))
-            .expect("shape checked");
+        let mut dz = rows_of(dy, y2.nrows(), self.units);
         // dz = dy ⊙ act'(y); softmax: dz = y ⊙ (dy − Σ dy⊙y) per row.
-        let dz = if self.activation == Activation::Softmax {
-            let mut dz = dy2;
+        if self.activation == Activation::Softmax {
             for (mut d, y) in dz.axis_iter_mut(Axis(0)).zip(y2.axis_iter(Axis(0))) {
                 let dot = d.dot(&y);
                 Zip::from(&mut d)
                     .and(&y)
                     .for_each(|d, &y| *d = y * (*d - dot));
             }
-            dz
         } else {
             let act = self.activation;
-            let mut dz = dy2;
             Zip::from(&mut dz)
                 .and(y2)
                 .for_each(|d, &y| *d *= act.derivative_from_output(y));
-            dz
-        };
-        general_mat_mul(F::one(), &x2.t(), &dz, F::one(), &mut self.kernel.g2());
-        if let Some(b) = &mut self.bias {
-            let mut g = b.g1();
-            g += &dz.sum_axis(Axis(0));
         }
-        let mut dx = Array2::<F>::zeros((x2.nrows(), self.input_dim));
-        general_mat_mul(F::one(), &dz, &self.kernel.v2().t(), F::zero(), &mut dx);
-        let mut shape = self.out_shape.clone();
-        *shape.last_mut().expect("rank >= 2") = self.input_dim;
-        Ok(dx
-            .into_shape_with_order(IxDyn(&shape))
-            .expect("sized above"))
+        self.backward_dz(dz)
+    }
+    fn output_activation(&self) -> Activation {
+        self.activation
+    }
+    fn logits(&self) -> Option<ArrayD<F>> {
+        let z = self.cache.as_ref()?.2.as_ref()?;
+        Some(
+            z.clone()
+                .into_shape_with_order(IxDyn(&self.out_shape))
+                .expect("sized at forward"),
+        )
+    }
+    fn backward_from_logits(&mut self, dz: &ArrayD<F>) -> Result<ArrayD<F>> {
+        let Some((_, y2, _)) = &self.cache else {
+            return Err(Error::NoCache {
+                layer: self.name.clone(),
+            });
+        };
+        check_dy(&self.name, dz, &self.out_shape)?;
+        let dz = rows_of(dz, y2.nrows(), self.units);
+        self.backward_dz(dz)
     }
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
         f("kernel", &self.kernel);

@@ -158,6 +158,26 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
         self.visit_params_mut(&mut |_, p| p.zero_grad());
     }
 
+    /// The activation this layer applies last (`Dense`: its activation; others: linear).
+    /// Cross-entropy losses use it to work from logits, as Keras does.
+    fn output_activation(&self) -> crate::Activation {
+        crate::Activation::Linear
+    }
+
+    /// The pre-activation output of the last `Mode::Train` forward, kept by layers whose
+    /// output activation is softmax or sigmoid.
+    fn logits(&self) -> Option<ArrayD<F>> {
+        None
+    }
+
+    /// Backward from dL/d(pre-activation) instead of dL/dy (skips the output activation).
+    ///
+    /// # Errors
+    /// As [`Layer::backward`].
+    fn backward_from_logits(&mut self, dz: &ArrayD<F>) -> Result<ArrayD<F>> {
+        self.backward(dz)
+    }
+
     /// The configuration as Keras would report it (`units`, `activation`, ...), for display.
     fn describe(&self) -> String {
         self.type_name().to_string()

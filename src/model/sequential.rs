@@ -260,6 +260,34 @@ impl<F: Float> Sequential<F> {
         Ok(d)
     }
 
+    /// The activation the last layer applies (linear for an empty model).
+    pub fn output_activation(&self) -> crate::Activation {
+        self.layers
+            .last()
+            .map_or(crate::Activation::Linear, |l| l.output_activation())
+    }
+
+    /// The last layer's logits from the last `Mode::Train` forward, when it ends in
+    /// softmax or sigmoid.
+    pub fn logits(&self) -> Option<ArrayD<F>> {
+        self.layers.last()?.logits()
+    }
+
+    /// Backward pass from dL/d(logits of the last layer), as fused cross-entropy needs.
+    ///
+    /// # Errors
+    /// As [`Sequential::backward`].
+    pub fn backward_from_logits(&mut self, dz: &ArrayD<F>) -> Result<ArrayD<F>> {
+        let Some((last, rest)) = self.layers.split_last_mut() else {
+            return Ok(dz.clone());
+        };
+        let mut d = last.backward_from_logits(dz)?;
+        for layer in rest.iter_mut().rev() {
+            d = layer.backward(&d)?;
+        }
+        Ok(d)
+    }
+
     /// Inference in batches of `batch_size` (no training caches are kept).
     ///
     /// # Errors

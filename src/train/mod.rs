@@ -1,0 +1,11 @@
+//! Training: losses, metrics, optimizers, the [`Trainer`] and its callbacks.
+
+mod callbacks;
+mod loss;
+mod optim;
+mod trainer;
+
+pub use callbacks::{Callback, Control, EarlyStopping, LambdaCallback, Logs};
+pub use loss::{Loss, Metric};
+pub use optim::{Adam, Clip, Optimizer, RmsProp, Sgd};
+pub use trainer::{History, Trainer};

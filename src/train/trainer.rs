@@ -1,0 +1,609 @@
+//! `Trainer`: Keras's `compile` + `fit` / `evaluate` / `predict` for a [`Sequential`].
+
+use super::callbacks::{Callback, Control, Logs};
+use super::loss::{Loss, Metric};
+use super::optim::Optimizer;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::init::{seeded_rng, StdRng};
+use crate::layers::{Dim, Mask, Mode};
+use crate::model::Sequential;
+use ndarray::{ArrayD, Axis};
+use ndarray_rand::rand::Rng;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// What `fit` returns: per-epoch logs, as Keras's `History`.
+///
+/// ```
+/// let h = rnnkit::History::default();
+/// assert!(h.loss().is_empty());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// Epoch indices (0-based), as `history.epoch`.
+    pub epoch: Vec<usize>,
+    /// Values per key (`loss`, `val_loss`, metrics), as `history.history`.
+    pub history: BTreeMap<String, Vec<f64>>,
+}
+
+impl History {
+    /// The training loss of every epoch.
+    pub fn loss(&self) -> &[f64] {
+        self.get("loss").unwrap_or(&[])
+    }
+    /// The validation loss of every epoch, when there was validation data.
+    pub fn val_loss(&self) -> Option<&[f64]> {
+        self.get("val_loss")
+    }
+    /// Any key's values.
+    pub fn get(&self, key: &str) -> Option<&[f64]> {
+        self.history.get(key).map(|v| v.as_slice())
+    }
+}
+
+/// Trains a [`Sequential`] with backpropagation through time: Keras's `compile` and `fit`
+/// in one type.
+///
+/// | option | default (Keras) |
+/// |---|---|
+/// | `epochs` | 1 |
+/// | `batch_size` | 32 |
+/// | `shuffle` | true (seeded: `seed`, default 0) |
+/// | `validation_split` | 0.0 (the last samples, taken before shuffling) |
+/// | `verbose` | 0 (1: Keras's end-of-epoch bar line, 2: one line per epoch) |
+///
+/// The epoch `loss` is Keras's batch-size-weighted mean of the batch losses, each taken
+/// before that batch's update. Training stops with [`Error::NonFinite`] when a loss,
+/// gradient or updated weight is not finite; the weights of the last finite step are kept.
+///
+/// # Example
+/// ```
+/// use rnnkit::prelude::*;
+/// use ndarray::{Array2, Array3};
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let x = Array3::from_shape_fn((100, 3, 1), |(i, t, _)| 0.1 * (i + t) as f64).into_dyn();
+/// let y = Array2::from_shape_fn((100, 1), |(i, _)| 0.1 * i as f64 + 0.3).into_dyn();
+/// let mut model = Sequential::<f64>::new(&[3, 1]).push(SimpleRnnConfig::new(20))?.push(DenseConfig::new(1))?;
+/// let mut trainer = Trainer::new(Adam::default(), Loss::Mse).epochs(5);
+/// let history = trainer.fit(&mut model, &x, &y)?;
+/// assert_eq!(history.loss().len(), 5);
+/// # Ok(()) }
+/// ```
+pub struct Trainer<F: Float, O: Optimizer<F>> {
+    /// The optimizer (its state persists across `fit` calls).
+    pub optimizer: O,
+    loss: Loss,
+    metrics: Vec<Metric>,
+    epochs: usize,
+    batch_size: usize,
+    shuffle: bool,
+    rng: StdRng,
+    validation_split: f64,
+    validation_data: Option<(ArrayD<F>, ArrayD<F>, Option<Mask>)>,
+    verbose: u8,
+    callbacks: Vec<Box<dyn Callback<F>>>,
+    epoch: usize,
+}
+
+impl<F: Float, O: Optimizer<F>> std::fmt::Debug for Trainer<F, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("optimizer", &self.optimizer)
+            .field("loss", &self.loss)
+            .field("metrics", &self.metrics)
+            .field("epochs", &self.epochs)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
+    /// A trainer with Keras's `fit` defaults (`compile(optimizer, loss)`).
+    pub fn new(optimizer: O, loss: Loss) -> Self {
+        Trainer {
+            optimizer,
+            loss,
+            metrics: Vec::new(),
+            epochs: 1,
+            batch_size: 32,
+            shuffle: true,
+            rng: seeded_rng(0),
+            validation_split: 0.0,
+            validation_data: None,
+            verbose: 0,
+            callbacks: Vec::new(),
+            epoch: 0,
+        }
+    }
+    /// Number of epochs per `fit`.
+    pub fn epochs(mut self, n: usize) -> Self {
+        self.epochs = n;
+        self
+    }
+    /// Samples per gradient step (the last batch may be smaller).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+    /// Reshuffle the training samples every epoch.
+    pub fn shuffle(mut self, v: bool) -> Self {
+        self.shuffle = v;
+        self
+    }
+    /// Seed of the shuffling.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.rng = seeded_rng(seed);
+        self
+    }
+    /// Fraction of the samples (the last ones) held out for validation.
+    pub fn validation_split(mut self, f: f64) -> Self {
+        self.validation_split = f;
+        self
+    }
+    /// Validation data (overrides `validation_split`).
+    pub fn validation_data(mut self, x: ArrayD<F>, y: ArrayD<F>) -> Self {
+        self.validation_data = Some((x, y, None));
+        self
+    }
+    /// Metrics to report besides the loss.
+    pub fn metrics(mut self, m: &[Metric]) -> Self {
+        self.metrics = m.to_vec();
+        self
+    }
+    /// 0: silent; 1: Keras's bar line per epoch; 2: Keras's one-line-per-epoch format.
+    pub fn verbose(mut self, v: u8) -> Self {
+        self.verbose = v;
+        self
+    }
+    /// Adds a callback (EarlyStopping, LambdaCallback, your own).
+    pub fn callback(mut self, cb: impl Callback<F> + 'static) -> Self {
+        self.callbacks.push(Box::new(cb));
+        self
+    }
+    /// The loss.
+    pub fn loss(&self) -> Loss {
+        self.loss
+    }
+    /// Epochs completed over all `fit` calls.
+    pub fn epochs_done(&self) -> usize {
+        self.epoch
+    }
+
+    /// Checks everything that can be checked before the first step.
+    fn validate(
+        &self,
+        model: &Sequential<F>,
+        x: &ArrayD<F>,
+        y: &ArrayD<F>,
+        mask: Option<&Mask>,
+    ) -> Result<()> {
+        self.optimizer.validate()?;
+        if self.batch_size == 0 {
+            return Err(Error::Config {
+                layer: "trainer".into(),
+                field: "batch_size",
+                reason: "expected a positive integer, got 0".into(),
+            });
+        }
+        if !(0.0..1.0).contains(&self.validation_split) {
+            return Err(Error::Config {
+                layer: "trainer".into(),
+                field: "validation_split",
+                reason: format!(
+                    "expected a fraction in [0, 1), got {}",
+                    self.validation_split
+                ),
+            });
+        }
+        check_data(model, self.loss, x, y, mask)?;
+        if let Some((vx, vy, vm)) = &self.validation_data {
+            check_data(model, self.loss, vx, vy, vm.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// One gradient step on one batch (Keras's `train_on_batch`); returns the batch loss
+    /// computed before the update.
+    ///
+    /// # Errors
+    /// Invalid data or settings; [`Error::NonFinite`] when the step diverges (weights are
+    /// left as they were before it).
+    pub fn train_on_batch(
+        &mut self,
+        model: &mut Sequential<F>,
+        x: &ArrayD<F>,
+        y: &ArrayD<F>,
+    ) -> Result<f64> {
+        self.validate(model, x, y, None)?;
+        self.step(model, x, y, None, (1, 1)).map(|(l, _)| l)
+    }
+
+    /// Forward, loss, backward, update. Returns the loss and the metrics' (sum, count).
+    fn step(
+        &mut self,
+        model: &mut Sequential<F>,
+        x: &ArrayD<F>,
+        y: &ArrayD<F>,
+        mask: Option<&Mask>,
+        at: (usize, usize),
+    ) -> Result<(f64, Vec<(f64, f64)>)> {
+        let (loss, metrics) = self.loss_and_grads(model, x, y, mask, Mode::Train)?;
+        let diverged = |what: String| Error::NonFinite {
+            epoch: at.0,
+            batch: at.1,
+            loss: what,
+        };
+        let mut finite = true;
+        model.visit_params(&mut |_, p| finite &= p.grad.iter().all(|g| g.is_finite()));
+        if !loss.is_finite() || !finite {
+            return Err(diverged(if loss.is_finite() {
+                format!("{loss} but a gradient is not finite")
+            } else {
+                loss.to_string()
+            }));
+        }
+        let before = model.get_weights();
+        self.optimizer.apply(model);
+        let mut finite = true;
+        model.visit_params(&mut |_, p| finite &= p.value.iter().all(|w| w.is_finite()));
+        if !finite {
+            model
+                .set_weights(&before)
+                .expect("weights taken from this model");
+            return Err(diverged(format!(
+                "{loss} but the update made a weight non-finite"
+            )));
+        }
+        Ok((loss, metrics))
+    }
+
+    /// The batch loss (and metrics); in `Mode::Train` also the gradients.
+    fn loss_and_grads(
+        &self,
+        model: &mut Sequential<F>,
+        x: &ArrayD<F>,
+        y: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+    ) -> Result<(f64, Vec<(f64, f64)>)> {
+        // Keras evaluates cross-entropy from the logits of a softmax/sigmoid output; a
+        // Train forward keeps them.
+        let fused = self.loss.fuses_with() == Some(model.output_activation());
+        let fwd_mode = if fused { Mode::Train } else { mode };
+        let pred = model.forward_masked(x, mask, fwd_mode)?;
+        let out_mask = model.output_mask().cloned();
+        let metrics = self
+            .metrics
+            .iter()
+            .map(|m| m.sum_count(&pred, y, out_mask.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        let (loss, grad) = if fused {
+            let z = model
+                .logits()
+                .expect("a Train forward keeps softmax/sigmoid logits");
+            self.loss.with_logits().compute(&z, y, out_mask.as_ref())?
+        } else {
+            self.loss.compute(&pred, y, out_mask.as_ref())?
+        };
+        if mode == Mode::Train {
+            model.zero_grad();
+            if fused {
+                model.backward_from_logits(&grad)?;
+            } else {
+                model.backward(&grad)?;
+            }
+        }
+        Ok((loss, metrics))
+    }
+
+    /// Trains for `epochs` epochs (Keras's `fit`).
+    ///
+    /// # Errors
+    /// Before training: mismatched or non-finite data, targets that do not fit the loss,
+    /// labels out of range, invalid settings. During: [`Error::NonFinite`].
+    pub fn fit(
+        &mut self,
+        model: &mut Sequential<F>,
+        x: &ArrayD<F>,
+        y: &ArrayD<F>,
+    ) -> Result<History> {
+        self.fit_masked(model, x, y, None)
+    }
+
+    /// [`Trainer::fit`] with a `[samples, steps]` input mask (variable-length sequences).
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`].
+    pub fn fit_masked(
+        &mut self,
+        model: &mut Sequential<F>,
+        x: &ArrayD<F>,
+        y: &ArrayD<F>,
+        mask: Option<&Mask>,
+    ) -> Result<History> {
+        self.validate(model, x, y, mask)?;
+        let n = x.shape()[0];
+        let (n_train, val) = if let Some((vx, vy, vm)) = &self.validation_data {
+            (n, Some((vx.clone(), vy.clone(), vm.clone())))
+        } else if self.validation_split > 0.0 {
+            let n_train = (n as f64 * (1.0 - self.validation_split)).floor() as usize;
+            if n_train == 0 || n_train == n {
+                return Err(Error::Data(format!(
+                    "validation_split {} of {n} samples leaves an empty training or validation set",
+                    self.validation_split
+                )));
+            }
+            let take = |a: &ArrayD<F>| a.slice_axis(Axis(0), (n_train..).into()).to_owned();
+            (
+                n_train,
+                Some((
+                    take(x),
+                    take(y),
+                    mask.map(|m| m.slice_axis(Axis(0), (n_train..).into()).to_owned()),
+                )),
+            )
+        } else {
+            (n, None)
+        };
+        let steps = n_train.div_ceil(self.batch_size);
+        let mut history = History::default();
+        let mut callbacks = std::mem::take(&mut self.callbacks);
+        let result = (|| {
+            for e in 0..self.epochs {
+                let epoch = self.epoch;
+                let start = Instant::now();
+                let mut order: Vec<usize> = (0..n_train).collect();
+                if self.shuffle {
+                    for i in (1..order.len()).rev() {
+                        order.swap(i, self.rng.random_range(0..=i));
+                    }
+                }
+                let (mut loss_sum, mut seen) = (0.0, 0.0);
+                let mut msums = vec![(0.0, 0.0); self.metrics.len()];
+                for (bi, idx) in order.chunks(self.batch_size).enumerate() {
+                    let xb = x.select(Axis(0), idx);
+                    let yb = y.select(Axis(0), idx);
+                    let mb = mask.map(|m| m.select(Axis(0), idx));
+                    let (l, ms) = self.step(model, &xb, &yb, mb.as_ref(), (epoch + 1, bi + 1))?;
+                    loss_sum += l * idx.len() as f64;
+                    seen += idx.len() as f64;
+                    for (acc, m) in msums.iter_mut().zip(ms) {
+                        acc.0 += m.0;
+                        acc.1 += m.1;
+                    }
+                }
+                let mut logs = Logs::new();
+                logs.insert("loss".into(), loss_sum / seen);
+                for (m, (s, c)) in self.metrics.iter().zip(&msums) {
+                    logs.insert(m.key().into(), s / c.max(1.0));
+                }
+                if let Some((vx, vy, vm)) = &val {
+                    for (k, v) in self.evaluate_masked(model, vx, vy, vm.as_ref())? {
+                        logs.insert(format!("val_{k}"), v);
+                    }
+                }
+                self.epoch += 1;
+                history.epoch.push(epoch);
+                for (k, v) in &logs {
+                    history.history.entry(k.clone()).or_default().push(*v);
+                }
+                if self.verbose > 0 {
+                    if self.epochs > 1 {
+                        println!("Epoch {}/{}", e + 1, self.epochs);
+                    }
+                    println!(
+                        "{}",
+                        epoch_line(self.verbose, steps, start.elapsed().as_secs_f64(), &logs)
+                    );
+                }
+                let mut stop = false;
+                for cb in callbacks.iter_mut() {
+                    stop |= cb.on_epoch_end(epoch, &logs, model) == Control::Stop;
+                }
+                if stop {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        for cb in callbacks.iter_mut() {
+            cb.on_train_end(model);
+        }
+        self.callbacks = callbacks;
+        result.map(|()| history)
+    }
+
+    /// Loss and metrics over `x`, in batches (Keras's `evaluate`, `return_dict=True`).
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`]'s data checks.
+    pub fn evaluate(
+        &self,
+        model: &mut Sequential<F>,
+        x: &ArrayD<F>,
+        y: &ArrayD<F>,
+    ) -> Result<Logs> {
+        self.evaluate_masked(model, x, y, None)
+    }
+
+    /// [`Trainer::evaluate`] with an input mask.
+    ///
+    /// # Errors
+    /// As [`Trainer::evaluate`].
+    pub fn evaluate_masked(
+        &self,
+        model: &mut Sequential<F>,
+        x: &ArrayD<F>,
+        y: &ArrayD<F>,
+        mask: Option<&Mask>,
+    ) -> Result<Logs> {
+        if self.batch_size == 0 {
+            return Err(Error::Config {
+                layer: "trainer".into(),
+                field: "batch_size",
+                reason: "expected a positive integer, got 0".into(),
+            });
+        }
+        check_data(model, self.loss, x, y, mask)?;
+        let n = x.shape()[0];
+        let (mut loss_sum, mut seen) = (0.0, 0.0);
+        let mut msums = vec![(0.0, 0.0); self.metrics.len()];
+        for start in (0..n).step_by(self.batch_size) {
+            let r = (start..(start + self.batch_size).min(n)).into();
+            let xb = x.slice_axis(Axis(0), r).to_owned();
+            let yb = y.slice_axis(Axis(0), r).to_owned();
+            let mb = mask.map(|m| m.slice_axis(Axis(0), r).to_owned());
+            let (l, ms) = self.loss_and_grads(model, &xb, &yb, mb.as_ref(), Mode::Infer)?;
+            let nb = xb.shape()[0] as f64;
+            loss_sum += l * nb;
+            seen += nb;
+            for (acc, m) in msums.iter_mut().zip(ms) {
+                acc.0 += m.0;
+                acc.1 += m.1;
+            }
+        }
+        let mut logs = Logs::new();
+        logs.insert("loss".into(), loss_sum / seen);
+        for (m, (s, c)) in self.metrics.iter().zip(&msums) {
+            logs.insert(m.key().into(), s / c.max(1.0));
+        }
+        Ok(logs)
+    }
+
+    /// Predictions in batches of `batch_size` (Keras's `predict`).
+    ///
+    /// # Errors
+    /// As [`Sequential::predict`].
+    pub fn predict(&self, model: &mut Sequential<F>, x: &ArrayD<F>) -> Result<ArrayD<F>> {
+        model.predict(x, self.batch_size)
+    }
+}
+
+/// Data checks shared by `fit` and `evaluate`.
+fn check_data<F: Float>(
+    model: &Sequential<F>,
+    loss: Loss,
+    x: &ArrayD<F>,
+    y: &ArrayD<F>,
+    mask: Option<&Mask>,
+) -> Result<()> {
+    if x.ndim() == 0 || y.ndim() == 0 || x.shape()[0] != y.shape()[0] {
+        return Err(Error::Data(format!(
+            "x and y must have the same number of samples, got x {:?} and y {:?}",
+            x.shape(),
+            y.shape()
+        )));
+    }
+    if x.shape()[0] == 0 {
+        return Err(Error::Data("no samples".into()));
+    }
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Data(format!(
+            "x has a non-finite value at flat index {i}"
+        )));
+    }
+    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Data(format!(
+            "y has a non-finite value at flat index {i}"
+        )));
+    }
+    if let Some(m) = mask {
+        if x.ndim() != 3 || m.dim() != (x.shape()[0], x.shape()[1]) {
+            return Err(Error::Shape {
+                layer: "trainer".into(),
+                what: "mask",
+                expected: "[samples, steps] of x".into(),
+                got: m.shape().to_vec(),
+            });
+        }
+    }
+    // Target shape against the model's output shape, per loss.
+    let out: &[Dim] = model.output_shape();
+    let fits = |got: &[usize], want: &[Dim]| {
+        got.len() == want.len() && got.iter().zip(want).all(|(g, w)| w.is_none_or(|w| w == *g))
+    };
+    let tail = &y.shape()[1..];
+    let ok = match loss {
+        Loss::SparseCategoricalCrossentropy { .. } => {
+            let lead = &out[..out.len().saturating_sub(1)];
+            let classes = out.last().copied().flatten();
+            if let Some(c) = classes {
+                if let Some(bad) = y.iter().find(|v| {
+                    let f = v.to_f64().unwrap_or(f64::NAN);
+                    !(f >= 0.0 && f.fract() == 0.0 && f < c as f64)
+                }) {
+                    return Err(Error::Data(format!(
+                        "sparse label {bad} out of range: expected an integer in 0..{c}"
+                    )));
+                }
+            }
+            fits(tail, lead) || (tail.last() == Some(&1) && fits(&tail[..tail.len() - 1], lead))
+        }
+        _ => fits(tail, out) || (out.last() == Some(&Some(1)) && fits(tail, &out[..out.len() - 1])),
+    };
+    if !ok {
+        return Err(Error::Data(format!(
+            "targets of shape {:?} do not fit {} for model output {}",
+            y.shape(),
+            loss.keras_name(),
+            crate::layers::format_shape(out)
+        )));
+    }
+    Ok(())
+}
+
+/// Keras's number format in logs: `{:.4f}`, or `{:.4e}` for |v| ≤ 1e-3.
+pub(crate) fn keras_number(v: f64) -> String {
+    if v.abs() > 1e-3 || v == 0.0 {
+        return format!("{v:.4}");
+    }
+    let s = format!("{v:.4e}");
+    match s.split_once('e') {
+        Some((m, e)) => {
+            let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
+            format!("{m}e{sign}{digits:0>2}")
+        }
+        None => s,
+    }
+}
+
+fn epoch_line(verbose: u8, steps: usize, secs: f64, logs: &Logs) -> String {
+    let per_step = secs / steps.max(1) as f64;
+    let per = if per_step >= 1.0 {
+        format!("{per_step:.0}s/step")
+    } else if per_step >= 1e-3 {
+        format!("{:.0}ms/step", per_step * 1e3)
+    } else {
+        format!("{:.0}us/step", per_step * 1e6)
+    };
+    // Keras prints the training keys first, then the val_ keys.
+    let mut parts: Vec<String> = logs
+        .iter()
+        .filter(|(k, _)| !k.starts_with("val_"))
+        .map(|(k, v)| format!("{k}: {}", keras_number(*v)))
+        .collect();
+    parts.extend(
+        logs.iter()
+            .filter(|(k, _)| k.starts_with("val_"))
+            .map(|(k, v)| format!("{k}: {}", keras_number(*v))),
+    );
+    let head = if verbose == 1 {
+        format!("{steps}/{steps} {} {:.0}s {per}", "━".repeat(20), secs)
+    } else {
+        format!("{steps}/{steps} - {:.0}s - {per}", secs)
+    };
+    format!("{head} - {}", parts.join(" - "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keras_number;
+
+    #[test]
+    fn numbers_print_like_keras() {
+        assert_eq!(keras_number(9.31234), "9.3123");
+        assert_eq!(keras_number(0.00012345), "1.2345e-04");
+        assert_eq!(keras_number(0.0), "0.0000");
+    }
+}
