@@ -44,7 +44,9 @@ pub use layers::dense::{Dense, DenseConfig};
 pub use layers::gru::{Gru, GruCell, GruConfig, GruOptions};
 pub use layers::lstm::{Lstm, LstmCell, LstmConfig, LstmOptions};
 pub use layers::masking::{Masking, MaskingConfig};
-pub use layers::recurrent::{Cell, CellConfig, Recurrent, RecurrentConfig, RecurrentLayer};
+pub use layers::recurrent::{
+    Cell, CellConfig, CellOptions, GatedCellConfig, Recurrent, RecurrentConfig, RecurrentLayer,
+};
 pub use layers::simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig, SimpleRnnOptions};
 pub use layers::{Dim, Layer, LayerConfig, Mask, Mode};
 pub use model::{Sequential, Summary, SummaryRow};

@@ -1,6 +1,9 @@
 //! `Gru`: gated recurrent unit, Keras gate order z, r, h, both `reset_after` forms.
 
-use super::recurrent::{sl, sl_mut, Cell, CellConfig, CellWeights, Recurrent, RecurrentConfig};
+use super::recurrent::{
+    sl, sl_mut, Cell, CellConfig, CellOptions, CellWeights, GatedCellConfig, Recurrent,
+    RecurrentConfig,
+};
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::float::Float;
@@ -49,43 +52,21 @@ pub type GruConfig = RecurrentConfig<GruOptions>;
 /// The cell options of a [`Gru`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct GruOptions {
-    /// Number of units.
-    pub units: usize,
-    /// Activation of the candidate (Keras default `tanh`).
-    pub activation: Activation,
-    /// Activation of the gates (Keras default `sigmoid`).
-    pub recurrent_activation: Activation,
-    /// Whether the layer has biases.
-    pub use_bias: bool,
+    /// Units, activations and `use_bias`.
+    pub base: CellOptions,
     /// Apply the reset gate after the recurrent product (two biases).
     pub reset_after: bool,
 }
+
+impl GatedCellConfig for GruOptions {}
 
 impl GruConfig {
     /// A `GRU(units)` with Keras defaults (`reset_after = true`).
     pub fn new(units: usize) -> Self {
         RecurrentConfig::from_cell(GruOptions {
-            units,
-            activation: Activation::Tanh,
-            recurrent_activation: Activation::Sigmoid,
-            use_bias: true,
+            base: CellOptions::new(units),
             reset_after: true,
         })
-    }
-    /// Sets the activation.
-    pub fn activation(mut self, a: Activation) -> Self {
-        self.cell.activation = a;
-        self
-    }
-    /// Sets the recurrent (gate) activation.
-    pub fn recurrent_activation(mut self, a: Activation) -> Self {
-        self.cell.recurrent_activation = a;
-        self
-    }
-    /// Sets `use_bias`.
-    pub fn use_bias(mut self, v: bool) -> Self {
-        self.cell.use_bias = v;
-        self
     }
     /// Sets `reset_after`.
     pub fn reset_after(mut self, v: bool) -> Self {
@@ -97,15 +78,15 @@ impl GruConfig {
 impl CellConfig for GruOptions {
     type Cell<F: Float> = GruCell<F>;
     const DEFAULT_NAME: &'static str = "gru";
-    fn units(&self) -> usize {
-        self.units
+    fn options(&self) -> &CellOptions {
+        &self.base
+    }
+    fn options_mut(&mut self) -> &mut CellOptions {
+        &mut self.base
     }
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<GruCell<F>> {
-        self.activation.check_elementwise("gru", "activation")?;
-        self.recurrent_activation
-            .check_elementwise("gru", "recurrent_activation")?;
-        let u = self.units;
-        let bias = self.use_bias.then(|| {
+        let u = self.base.units;
+        let bias = self.base.use_bias.then(|| {
             if self.reset_after {
                 ArrayD::zeros(IxDyn(&[2, 3 * u]))
             } else {
@@ -115,8 +96,8 @@ impl CellConfig for GruOptions {
         Ok(GruCell {
             units: u,
             input_dim,
-            activation: self.activation,
-            recurrent_activation: self.recurrent_activation,
+            activation: self.base.activation,
+            recurrent_activation: self.base.recurrent_activation,
             reset_after: self.reset_after,
             w: CellWeights::init(input_dim, u, 3, bias, rng),
         })

@@ -1,6 +1,9 @@
 //! `Lstm`: long short-term memory, Keras gate order i, f, c, o.
 
-use super::recurrent::{sl, sl_mut, Cell, CellConfig, CellWeights, Recurrent, RecurrentConfig};
+use super::recurrent::{
+    sl, sl_mut, Cell, CellConfig, CellOptions, CellWeights, GatedCellConfig, Recurrent,
+    RecurrentConfig,
+};
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::float::Float;
@@ -46,43 +49,21 @@ pub type LstmConfig = RecurrentConfig<LstmOptions>;
 /// The cell options of an [`Lstm`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct LstmOptions {
-    /// Number of units.
-    pub units: usize,
-    /// Activation of the candidate and of the cell state (Keras default `tanh`).
-    pub activation: Activation,
-    /// Activation of the gates (Keras default `sigmoid`).
-    pub recurrent_activation: Activation,
-    /// Whether the layer has a bias.
-    pub use_bias: bool,
+    /// Units, activations and `use_bias`.
+    pub base: CellOptions,
     /// Initialise the forget-gate bias to 1.
     pub unit_forget_bias: bool,
 }
+
+impl GatedCellConfig for LstmOptions {}
 
 impl LstmConfig {
     /// An `LSTM(units)` with Keras defaults.
     pub fn new(units: usize) -> Self {
         RecurrentConfig::from_cell(LstmOptions {
-            units,
-            activation: Activation::Tanh,
-            recurrent_activation: Activation::Sigmoid,
-            use_bias: true,
+            base: CellOptions::new(units),
             unit_forget_bias: true,
         })
-    }
-    /// Sets the activation.
-    pub fn activation(mut self, a: Activation) -> Self {
-        self.cell.activation = a;
-        self
-    }
-    /// Sets the recurrent (gate) activation.
-    pub fn recurrent_activation(mut self, a: Activation) -> Self {
-        self.cell.recurrent_activation = a;
-        self
-    }
-    /// Sets `use_bias`.
-    pub fn use_bias(mut self, v: bool) -> Self {
-        self.cell.use_bias = v;
-        self
     }
     /// Sets `unit_forget_bias`.
     pub fn unit_forget_bias(mut self, v: bool) -> Self {
@@ -94,15 +75,15 @@ impl LstmConfig {
 impl CellConfig for LstmOptions {
     type Cell<F: Float> = LstmCell<F>;
     const DEFAULT_NAME: &'static str = "lstm";
-    fn units(&self) -> usize {
-        self.units
+    fn options(&self) -> &CellOptions {
+        &self.base
+    }
+    fn options_mut(&mut self) -> &mut CellOptions {
+        &mut self.base
     }
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<LstmCell<F>> {
-        self.activation.check_elementwise("lstm", "activation")?;
-        self.recurrent_activation
-            .check_elementwise("lstm", "recurrent_activation")?;
-        let u = self.units;
-        let bias = self.use_bias.then(|| {
+        let u = self.base.units;
+        let bias = self.base.use_bias.then(|| {
             let mut b = ArrayD::zeros(IxDyn(&[4 * u]));
             if self.unit_forget_bias {
                 b.slice_mut(s![u..2 * u]).fill(F::one());
@@ -113,8 +94,8 @@ impl CellConfig for LstmOptions {
         Ok(LstmCell {
             units: u,
             input_dim,
-            activation: self.activation,
-            recurrent_activation: self.recurrent_activation,
+            activation: self.base.activation,
+            recurrent_activation: self.base.recurrent_activation,
             w,
         })
     }

@@ -2,6 +2,7 @@
 //! backwards through time, with `return_sequences`, `go_backwards` and masking.
 
 use super::{check_dy, check_mask, check_seq, positive, Dim, Layer, LayerConfig, Mask, Mode};
+use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
@@ -97,14 +98,51 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static {
     fn describe(&self) -> String;
 }
 
+/// The options every cell has, with Keras's defaults (`tanh`, `sigmoid`, bias on).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellOptions {
+    /// Number of units.
+    pub units: usize,
+    /// Activation (Keras default `tanh`).
+    pub activation: Activation,
+    /// Gate activation of LSTM and GRU (Keras default `sigmoid`); SimpleRNN has none.
+    pub recurrent_activation: Activation,
+    /// Whether the layer has a bias.
+    pub use_bias: bool,
+}
+
+impl CellOptions {
+    pub(crate) fn new(units: usize) -> Self {
+        CellOptions {
+            units,
+            activation: Activation::Tanh,
+            recurrent_activation: Activation::Sigmoid,
+            use_bias: true,
+        }
+    }
+
+    /// Rejects activations a cell cannot use.
+    pub(crate) fn check(&self, layer: &str) -> Result<()> {
+        self.activation.check_elementwise(layer, "activation")?;
+        self.recurrent_activation
+            .check_elementwise(layer, "recurrent_activation")
+    }
+}
+
 /// Builds a cell: the cell-specific half of a recurrent layer's configuration.
 pub trait CellConfig: Clone + Debug + Send + Sync + 'static {
     /// The cell type built for element type `F`.
     type Cell<F: Float>: Cell<F = F>;
     /// Keras's default layer name stem (`"lstm"`).
     const DEFAULT_NAME: &'static str;
+    /// The options every cell has.
+    fn options(&self) -> &CellOptions;
+    /// The options every cell has, mutably.
+    fn options_mut(&mut self) -> &mut CellOptions;
     /// Number of units.
-    fn units(&self) -> usize;
+    fn units(&self) -> usize {
+        self.options().units
+    }
     /// Builds the cell with Keras's default initialisers.
     ///
     /// # Errors
@@ -171,6 +209,18 @@ impl<K: CellConfig> RecurrentConfig<K> {
         self
     }
 
+    /// Sets the activation (linear, tanh, sigmoid or relu).
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.cell.options_mut().activation = a;
+        self
+    }
+
+    /// Sets `use_bias`.
+    pub fn use_bias(mut self, v: bool) -> Self {
+        self.cell.options_mut().use_bias = v;
+        self
+    }
+
     /// Builds a typed layer for `input_dim` features.
     ///
     /// # Errors
@@ -186,6 +236,7 @@ impl<K: CellConfig> RecurrentConfig<K> {
             .unwrap_or_else(|| K::DEFAULT_NAME.to_string());
         positive(&name, "units", self.cell.units())?;
         positive(&name, "input_dim", input_dim)?;
+        self.cell.options().check(&name)?;
         let cell = self
             .cell
             .init_cell::<F>(input_dim, rng)
@@ -199,6 +250,17 @@ impl<K: CellConfig> RecurrentConfig<K> {
             buf: Buffers::default(),
             trained: false,
         })
+    }
+}
+
+/// Cells with gates (LSTM, GRU), which take a `recurrent_activation`.
+pub trait GatedCellConfig: CellConfig {}
+
+impl<K: GatedCellConfig> RecurrentConfig<K> {
+    /// Sets the gate activation (Keras default `sigmoid`).
+    pub fn recurrent_activation(mut self, a: Activation) -> Self {
+        self.cell.options_mut().recurrent_activation = a;
+        self
     }
 }
 

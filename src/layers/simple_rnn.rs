@@ -1,6 +1,8 @@
 //! `SimpleRnn`: the Elman cell, `h_t = act(x_t·kernel + h_{t-1}·recurrent_kernel + bias)`.
 
-use super::recurrent::{sl, sl_mut, Cell, CellConfig, CellWeights, Recurrent, RecurrentConfig};
+use super::recurrent::{
+    sl, sl_mut, Cell, CellConfig, CellOptions, CellWeights, Recurrent, RecurrentConfig,
+};
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::float::Float;
@@ -43,50 +45,41 @@ pub type SimpleRnnConfig = RecurrentConfig<SimpleRnnOptions>;
 /// The cell options of a [`SimpleRnn`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimpleRnnOptions {
-    /// Number of units.
-    pub units: usize,
-    /// Activation (Keras default `tanh`).
-    pub activation: Activation,
-    /// Whether the layer has a bias.
-    pub use_bias: bool,
+    /// Units, activation (`tanh`) and `use_bias`.
+    pub base: CellOptions,
 }
 
 impl SimpleRnnConfig {
     /// A `SimpleRNN(units)` with Keras defaults.
     pub fn new(units: usize) -> Self {
         RecurrentConfig::from_cell(SimpleRnnOptions {
-            units,
-            activation: Activation::Tanh,
-            use_bias: true,
+            base: CellOptions::new(units),
         })
-    }
-    /// Sets the activation.
-    pub fn activation(mut self, a: Activation) -> Self {
-        self.cell.activation = a;
-        self
-    }
-    /// Sets `use_bias`.
-    pub fn use_bias(mut self, v: bool) -> Self {
-        self.cell.use_bias = v;
-        self
     }
 }
 
 impl CellConfig for SimpleRnnOptions {
     type Cell<F: Float> = SimpleRnnCell<F>;
     const DEFAULT_NAME: &'static str = "simple_rnn";
-    fn units(&self) -> usize {
-        self.units
+    fn options(&self) -> &CellOptions {
+        &self.base
+    }
+    fn options_mut(&mut self) -> &mut CellOptions {
+        &mut self.base
     }
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<SimpleRnnCell<F>> {
-        self.activation
+        self.base
+            .activation
             .check_elementwise("simple_rnn", "activation")?;
-        let bias = self.use_bias.then(|| ArrayD::zeros(IxDyn(&[self.units])));
-        let w = CellWeights::init(input_dim, self.units, 1, bias, rng);
+        let bias = self
+            .base
+            .use_bias
+            .then(|| ArrayD::zeros(IxDyn(&[self.base.units])));
+        let w = CellWeights::init(input_dim, self.base.units, 1, bias, rng);
         Ok(SimpleRnnCell {
-            units: self.units,
+            units: self.base.units,
             input_dim,
-            activation: self.activation,
+            activation: self.base.activation,
             w,
         })
     }

@@ -359,25 +359,15 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                         order.swap(i, self.rng.random_range(0..=i));
                     }
                 }
-                let (mut loss_sum, mut seen) = (0.0, 0.0);
-                let mut msums = vec![(0.0, 0.0); self.metrics.len()];
+                let mut running = Running::new(self.metrics.len());
                 for (bi, idx) in order.chunks(self.batch_size).enumerate() {
                     let xb = x.select(Axis(0), idx);
                     let yb = y.select(Axis(0), idx);
                     let mb = mask.map(|m| m.select(Axis(0), idx));
                     let (l, ms) = self.step(model, &xb, &yb, mb.as_ref(), (epoch + 1, bi + 1))?;
-                    loss_sum += l * idx.len() as f64;
-                    seen += idx.len() as f64;
-                    for (acc, m) in msums.iter_mut().zip(ms) {
-                        acc.0 += m.0;
-                        acc.1 += m.1;
-                    }
+                    running.add(l, idx.len(), ms);
                 }
-                let mut logs = Logs::new();
-                logs.insert("loss".into(), loss_sum / seen);
-                for (m, (s, c)) in self.metrics.iter().zip(&msums) {
-                    logs.insert(m.key().into(), s / c.max(1.0));
-                }
+                let mut logs = running.logs(&self.metrics);
                 if let Some((vx, vy, vm)) = &val {
                     for (k, v) in self.evaluate_masked(model, vx, vy, vm.as_ref())? {
                         logs.insert(format!("val_{k}"), v);
@@ -447,27 +437,16 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         }
         check_data(model, self.loss, x, y, mask)?;
         let n = x.shape()[0];
-        let (mut loss_sum, mut seen) = (0.0, 0.0);
-        let mut msums = vec![(0.0, 0.0); self.metrics.len()];
+        let mut running = Running::new(self.metrics.len());
         for start in (0..n).step_by(self.batch_size) {
             let r = (start..(start + self.batch_size).min(n)).into();
             let xb = x.slice_axis(Axis(0), r).to_owned();
             let yb = y.slice_axis(Axis(0), r).to_owned();
             let mb = mask.map(|m| m.slice_axis(Axis(0), r).to_owned());
             let (l, ms) = self.loss_and_grads(model, &xb, &yb, mb.as_ref(), Mode::Infer)?;
-            let nb = xb.shape()[0] as f64;
-            loss_sum += l * nb;
-            seen += nb;
-            for (acc, m) in msums.iter_mut().zip(ms) {
-                acc.0 += m.0;
-                acc.1 += m.1;
-            }
+            running.add(l, xb.shape()[0], ms);
         }
-        let mut logs = Logs::new();
-        logs.insert("loss".into(), loss_sum / seen);
-        for (m, (s, c)) in self.metrics.iter().zip(&msums) {
-            logs.insert(m.key().into(), s / c.max(1.0));
-        }
+        let logs = running.logs(&self.metrics);
         Ok(logs)
     }
 
@@ -477,6 +456,42 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// As [`Sequential::predict`].
     pub fn predict(&self, model: &mut Sequential<F>, x: &ArrayD<F>) -> Result<ArrayD<F>> {
         model.predict(x, self.batch_size)
+    }
+}
+
+/// Keras's running means over an epoch: the loss weighted by batch size, each metric by
+/// its number of entries.
+struct Running {
+    loss_sum: f64,
+    seen: f64,
+    metrics: Vec<(f64, f64)>,
+}
+
+impl Running {
+    fn new(metrics: usize) -> Self {
+        Running {
+            loss_sum: 0.0,
+            seen: 0.0,
+            metrics: vec![(0.0, 0.0); metrics],
+        }
+    }
+
+    fn add(&mut self, loss: f64, batch: usize, metrics: Vec<(f64, f64)>) {
+        self.loss_sum += loss * batch as f64;
+        self.seen += batch as f64;
+        for (acc, m) in self.metrics.iter_mut().zip(metrics) {
+            acc.0 += m.0;
+            acc.1 += m.1;
+        }
+    }
+
+    fn logs(&self, metrics: &[Metric]) -> Logs {
+        let mut logs = Logs::new();
+        logs.insert("loss".into(), self.loss_sum / self.seen);
+        for (m, (s, c)) in metrics.iter().zip(&self.metrics) {
+            logs.insert(m.key().into(), s / c.max(1.0));
+        }
+        logs
     }
 }
 
