@@ -1,0 +1,105 @@
+//! The lecture examples: each runs with `--quick` and writes its plots; the outcome ones
+//! reproduce the lecture. `cargo test` builds the examples; this runs those binaries.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example(name: &str) -> PathBuf {
+    // target/<profile>/deps/examples-<hash> → target/<profile>/examples/<name>
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("examples")
+        .join(name);
+    assert!(
+        bin.exists(),
+        "{} is not built: run `cargo test` (which builds the examples) or `cargo build --examples`",
+        bin.display()
+    );
+    bin
+}
+
+fn run(name: &str, args: &[&str]) -> (String, PathBuf) {
+    let out = std::env::temp_dir().join(format!("rnnkit-example-{name}-{}", std::process::id()));
+    let output = Command::new(example(name))
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run example");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (stdout, out)
+}
+
+fn assert_svgs(out: &std::path::Path, files: &[&str]) {
+    for f in files {
+        let p = out.join(f);
+        let svg = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert!(
+            svg.contains("<svg") && svg.contains("<text"),
+            "{} is not a labelled SVG",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn every_example_runs_quick_and_writes_its_plots() {
+    let plots: [(&str, &[&str]); 6] = [
+        ("linear_sequence", &["loss.svg", "scatter.svg"]),
+        ("deep_rnn", &["loss.svg", "scatter.svg"]),
+        ("compare_cells", &["loss.svg"]),
+        ("sine_prediction", &["prediction.svg"]),
+        ("even_index_mean", &["val_loss.svg"]),
+        ("char_lm", &["loss.svg"]),
+    ];
+    for (name, files) in plots {
+        let (_, out) = run(name, &["--quick"]);
+        assert_svgs(&out, files);
+        let _ = std::fs::remove_dir_all(out);
+    }
+    run("worked_example", &["--quick"]);
+}
+
+#[test]
+fn linear_sequence_model_1_reaches_the_lecture_loss() {
+    let (stdout, out) = run("linear_sequence", &["--seed", "0"]);
+    assert!(stdout.contains("Total params: 461"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("final loss"))
+        .expect("final loss line");
+    let loss: f64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(loss < 0.05, "{line}");
+    assert_svgs(&out, &["loss.svg", "scatter.svg"]);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn worked_example_prints_the_lecture_numbers() {
+    let (stdout, _) = run("worked_example", &[]);
+    for expected in [
+        "t=1: a_t = (0.1000, 0.0000, 0.1000)  h_t = (0.0997, 0.0000, 0.0997)  y'_t = (0.5299, 0.4701)",
+        "y'_t = (0.5260, 0.4740)",
+        "y'_t = (0.5246, 0.4754)",
+        "y'_t = (0.5274, 0.4726)",
+        "dE/dU",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in\n{stdout}");
+    }
+}
+
+#[test]
+fn char_lm_learns_hello() {
+    let (stdout, out) = run("char_lm", &["--seed", "0"]);
+    assert!(stdout.contains("greedy from 'h': hello"), "{stdout}");
+    let _ = std::fs::remove_dir_all(out);
+}
