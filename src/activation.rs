@@ -91,6 +91,28 @@ impl Activation {
         }
     }
 
+    /// Applies an elementwise activation in place to a slice, in one pass (the cells'
+    /// hot path: `f32` tanh and sigmoid vectorise; `f64` stays exact).
+    ///
+    /// ```
+    /// let mut v = [-1.0f64, 2.0];
+    /// rnnkit::Activation::Relu.apply_slice(&mut v);
+    /// assert_eq!(v, [0.0, 2.0]);
+    /// ```
+    #[inline]
+    pub fn apply_slice<F: Float>(self, v: &mut [F]) {
+        match self {
+            Activation::Linear | Activation::Softmax => {}
+            Activation::Tanh => F::tanh_slice(v),
+            Activation::Sigmoid => F::sigmoid_slice(v),
+            Activation::Relu => {
+                for x in v {
+                    *x = x.max(F::zero());
+                }
+            }
+        }
+    }
+
     /// Applies the activation in place to every row of `z` (softmax over each row).
     ///
     /// ```
@@ -114,7 +136,10 @@ impl Activation {
                     row.mapv_inplace(|v| v / sum);
                 }
             }
-            _ => z.mapv_inplace(|v| self.apply(v)),
+            _ => match z.as_slice_mut() {
+                Some(s) => self.apply_slice(s),
+                None => z.mapv_inplace(|v| self.apply(v)),
+            },
         }
     }
 
@@ -172,3 +197,73 @@ impl std::fmt::Display for Activation {
         f.write_str(self.keras_name())
     }
 }
+
+/// A derivative-from-output known at compile time, so the cells' backward loops vectorise
+/// instead of matching on the activation at every element.
+pub(crate) trait Deriv<F: Float>: Copy {
+    /// `dy/dx` from `y`.
+    fn d(self, y: F) -> F;
+}
+
+/// `1 - y²`.
+#[derive(Clone, Copy)]
+pub(crate) struct TanhD;
+/// `y (1 - y)`.
+#[derive(Clone, Copy)]
+pub(crate) struct SigmoidD;
+/// Any activation, chosen at run time.
+#[derive(Clone, Copy)]
+pub(crate) struct AnyD(pub Activation);
+
+impl<F: Float> Deriv<F> for TanhD {
+    #[inline(always)]
+    fn d(self, y: F) -> F {
+        F::one() - y * y
+    }
+}
+impl<F: Float> Deriv<F> for SigmoidD {
+    #[inline(always)]
+    fn d(self, y: F) -> F {
+        y * (F::one() - y)
+    }
+}
+impl<F: Float> Deriv<F> for AnyD {
+    #[inline(always)]
+    fn d(self, y: F) -> F {
+        self.0.derivative_from_output(y)
+    }
+}
+
+/// Runs `$body` with `$a` (and `$r`) bound to compile-time derivatives of the activations
+/// `$act` (and `$ract`): Keras's defaults (tanh, and sigmoid for gates) get their own
+/// specialised loop, anything else the general one.
+macro_rules! with_derivatives {
+    ($act:expr, |$a:ident| $body:expr) => {
+        match $act {
+            $crate::activation::Activation::Tanh => {
+                let $a = $crate::activation::TanhD;
+                $body
+            }
+            other => {
+                let $a = $crate::activation::AnyD(other);
+                $body
+            }
+        }
+    };
+    ($act:expr, $ract:expr, |$a:ident, $r:ident| $body:expr) => {
+        match ($act, $ract) {
+            ($crate::activation::Activation::Tanh, $crate::activation::Activation::Sigmoid) => {
+                let ($a, $r) = ($crate::activation::TanhD, $crate::activation::SigmoidD);
+                $body
+            }
+            (act, ract) => {
+                let ($a, $r) = (
+                    $crate::activation::AnyD(act),
+                    $crate::activation::AnyD(ract),
+                );
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_derivatives;

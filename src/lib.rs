@@ -31,6 +31,7 @@ pub mod float;
 pub mod init;
 pub mod layers;
 pub mod model;
+mod parallel;
 pub mod param;
 pub mod prelude;
 pub mod train;
@@ -50,6 +51,7 @@ pub use layers::recurrent::{
 pub use layers::simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig, SimpleRnnOptions};
 pub use layers::{Dim, Layer, LayerConfig, Mask, Mode};
 pub use model::{Sequential, Summary, SummaryRow};
+pub use parallel::{num_threads, set_num_threads};
 pub use param::Param;
 pub use train::{
     Adam, Callback, Clip, Control, EarlyStopping, History, LambdaCallback, Logs, Loss, Metric,

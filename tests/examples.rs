@@ -103,3 +103,28 @@ fn char_lm_learns_hello() {
     assert!(stdout.contains("greedy from 'h': hello"), "{stdout}");
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn throughput_prints_the_ref_rnn_result_line() {
+    for (cell, dtype) in [("lstm", "f32"), ("gru", "f64"), ("rnn", "f32")] {
+        let output = Command::new(example("throughput"))
+            .args(["--cell", cell, "--batch", "4", "--seq", "3", "--input", "2"])
+            .args([
+                "--hidden", "5", "--out", "1", "--mode", "train", "--steps", "2",
+            ])
+            .args(["--warmup", "1", "--dtype", dtype, "--threads", "1"])
+            .output()
+            .expect("run throughput");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "throughput failed: {stdout}");
+        let last = stdout.lines().last().expect("a result line");
+        let ms: f64 = last
+            .strip_prefix("ms_per_step=")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("bad result line: {last}"));
+        assert!(ms.is_finite() && ms > 0.0, "{last}");
+        let tail = format!("framework=rnnkit cell={cell} B=4 T=3 F=2 H=5 mode=train");
+        assert!(last.ends_with(&tail), "{last}");
+    }
+}

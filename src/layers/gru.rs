@@ -4,7 +4,7 @@ use super::recurrent::{
     sl, sl_mut, Cell, CellConfig, CellOptions, CellWeights, GatedCellConfig, Recurrent,
     RecurrentConfig,
 };
-use crate::activation::Activation;
+use crate::activation::{with_derivatives, Activation, Deriv};
 use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
@@ -100,6 +100,7 @@ impl CellConfig for GruOptions {
             recurrent_activation: self.base.recurrent_activation,
             reset_after: self.reset_after,
             w: CellWeights::init(input_dim, u, 3, bias, rng),
+            zeros: vec![F::zero(); 3 * u],
         })
     }
 }
@@ -114,6 +115,8 @@ pub struct GruCell<F: Float> {
     recurrent_activation: Activation,
     reset_after: bool,
     w: CellWeights<F>,
+    /// Stands in for an absent recurrent bias, so the step needs no branch per element.
+    zeros: Vec<F>,
 }
 
 impl<F: Float> GruCell<F> {
@@ -176,10 +179,10 @@ impl<F: Float> Cell for GruCell<F> {
         if self.reset_after {
             // mh = h_{t-1}·R + b_rec, all three blocks in one product.
             general_mat_mul(F::one(), &prev, &r_all, F::zero(), scratch);
-            let br = self.recurrent_bias();
-            let br = br
-                .as_ref()
-                .map(|b| b.as_slice().expect("contiguous bias row"));
+            let rb = self.recurrent_bias();
+            let br = rb.as_ref().map_or(&self.zeros[..], |b| {
+                b.as_slice().expect("contiguous bias row")
+            });
             let (xw, sc, p, n, ca) = (
                 sl(xw),
                 sl(scratch.view()),
@@ -191,18 +194,19 @@ impl<F: Float> Cell for GruCell<F> {
                 let a = &xw[b * 3 * u..(b + 1) * 3 * u];
                 let m = &sc[b * 3 * u..(b + 1) * 3 * u];
                 let ca = &mut ca[b * 4 * u..(b + 1) * 4 * u];
+                for j in 0..2 * u {
+                    ca[j] = a[j] + m[j] + br[j];
+                }
+                ract.apply_slice(&mut ca[..2 * u]); // z, r
                 for j in 0..u {
-                    let bias = |k: usize| br.map_or(F::zero(), |br| br[k]);
-                    let z = ract.apply(a[j] + m[j] + bias(j));
-                    let r = ract.apply(a[u + j] + m[u + j] + bias(u + j));
-                    let mh = m[2 * u + j] + bias(2 * u + j);
-                    let hh = act.apply(a[2 * u + j] + r * mh);
-                    let hp = p[b * u + j];
-                    n[b * u + j] = z * hp + (F::one() - z) * hh;
-                    ca[j] = z;
-                    ca[u + j] = r;
-                    ca[2 * u + j] = hh;
+                    let mh = m[2 * u + j] + br[2 * u + j];
                     ca[3 * u + j] = mh;
+                    ca[2 * u + j] = a[2 * u + j] + ca[u + j] * mh; // x_h + r⊙mh
+                }
+                act.apply_slice(&mut ca[2 * u..3 * u]); // ĥ
+                for j in 0..u {
+                    let (z, hh, hp) = (ca[j], ca[2 * u + j], p[b * u + j]);
+                    n[b * u + j] = z * hp + (F::one() - z) * hh;
                 }
             }
         } else {
@@ -225,12 +229,12 @@ impl<F: Float> Cell for GruCell<F> {
                     let a = &xw[b * 3 * u..(b + 1) * 3 * u];
                     let m = &sc[b * 3 * u..(b + 1) * 3 * u];
                     let ca = &mut ca[b * 4 * u..(b + 1) * 4 * u];
+                    for j in 0..2 * u {
+                        ca[j] = a[j] + m[j];
+                    }
+                    ract.apply_slice(&mut ca[..2 * u]); // z, r
                     for j in 0..u {
-                        let z = ract.apply(a[j] + m[j]);
-                        let r = ract.apply(a[u + j] + m[u + j]);
-                        ca[j] = z;
-                        ca[u + j] = r;
-                        ca[3 * u + j] = r * p[b * u + j];
+                        ca[3 * u + j] = ca[u + j] * p[b * u + j]; // r⊙h_{t-1}
                     }
                 }
             }
@@ -253,10 +257,12 @@ impl<F: Float> Cell for GruCell<F> {
                 let m = &sc[b * 3 * u..(b + 1) * 3 * u];
                 let ca = &mut ca[b * 4 * u..(b + 1) * 4 * u];
                 for j in 0..u {
-                    let z = ca[j];
-                    let hh = act.apply(a[2 * u + j] + m[2 * u + j]);
-                    ca[2 * u + j] = hh;
-                    n[b * u + j] = z * p[b * u + j] + (F::one() - z) * hh;
+                    ca[2 * u + j] = a[2 * u + j] + m[2 * u + j];
+                }
+                act.apply_slice(&mut ca[2 * u..3 * u]); // ĥ
+                for j in 0..u {
+                    let (z, hh, hp) = (ca[j], ca[2 * u + j], p[b * u + j]);
+                    n[b * u + j] = z * hp + (F::one() - z) * hh;
                 }
             }
         }
@@ -285,7 +291,7 @@ impl<F: Float> Cell for GruCell<F> {
                     sl_mut(d_rw.view_mut()),
                     sl_mut(d_prev.view_mut()),
                 );
-                for b in 0..rows {
+                with_derivatives!(act, ract, |dact, dract| for b in 0..rows {
                     let ca = &ca[b * 4 * u..(b + 1) * 4 * u];
                     let dx = &mut dx[b * 3 * u..(b + 1) * 3 * u];
                     let dr = &mut dr[b * 3 * u..(b + 1) * 3 * u];
@@ -293,9 +299,9 @@ impl<F: Float> Cell for GruCell<F> {
                         let (z, r, hh, mh) = (ca[j], ca[u + j], ca[2 * u + j], ca[3 * u + j]);
                         let dh = ds[b * u + j];
                         let hp = p[b * u + j];
-                        let dah = dh * (F::one() - z) * act.derivative_from_output(hh);
-                        let daz = dh * (hp - hh) * ract.derivative_from_output(z);
-                        let dar = dah * mh * ract.derivative_from_output(r);
+                        let dah = dh * (F::one() - z) * dact.d(hh);
+                        let daz = dh * (hp - hh) * dract.d(z);
+                        let dar = dah * mh * dract.d(r);
                         dx[j] = daz;
                         dx[u + j] = dar;
                         dx[2 * u + j] = dah;
@@ -304,7 +310,7 @@ impl<F: Float> Cell for GruCell<F> {
                         dr[2 * u + j] = dah * r;
                         dp[b * u + j] = dh * z;
                     }
-                }
+                });
             }
             // dh_{t-1} += d_mh·Rᵀ
             general_mat_mul(F::one(), &d_rw, &r_all.t(), F::one(), &mut d_prev);
@@ -312,18 +318,18 @@ impl<F: Float> Cell for GruCell<F> {
             {
                 let (p, ca, ds) = (sl(prev), sl(cache), sl(d_state));
                 let (dx, dp) = (sl_mut(d_xw.view_mut()), sl_mut(d_prev.view_mut()));
-                for b in 0..rows {
+                with_derivatives!(act, ract, |dact, dract| for b in 0..rows {
                     let ca = &ca[b * 4 * u..(b + 1) * 4 * u];
                     let dx = &mut dx[b * 3 * u..(b + 1) * 3 * u];
                     for j in 0..u {
                         let (z, hh) = (ca[j], ca[2 * u + j]);
                         let dh = ds[b * u + j];
                         let hp = p[b * u + j];
-                        dx[j] = dh * (hp - hh) * ract.derivative_from_output(z);
-                        dx[2 * u + j] = dh * (F::one() - z) * act.derivative_from_output(hh);
+                        dx[j] = dh * (hp - hh) * dract.d(z);
+                        dx[2 * u + j] = dh * (F::one() - z) * dact.d(hh);
                         dp[b * u + j] = dh * z;
                     }
-                }
+                });
             }
             // d(r⊙h_{t-1}) = d_ah·R_hᵀ, into the first u scratch columns.
             general_mat_mul(
@@ -337,14 +343,14 @@ impl<F: Float> Cell for GruCell<F> {
                 let (p, ca, sc) = (sl(prev), sl(cache), sl(scratch.view()));
                 let (dx, dp) = (sl_mut(d_xw.view_mut()), sl_mut(d_prev.view_mut()));
                 let g = 3 * u;
-                for b in 0..rows {
+                with_derivatives!(act, ract, |_dact, dract| for b in 0..rows {
                     for j in 0..u {
                         let r = ca[b * 4 * u + u + j];
                         let d_rh = sc[b * g + j];
-                        dx[b * g + u + j] = d_rh * p[b * u + j] * ract.derivative_from_output(r);
+                        dx[b * g + u + j] = d_rh * p[b * u + j] * dract.d(r);
                         dp[b * u + j] += d_rh * r;
                     }
-                }
+                });
             }
             general_mat_mul(
                 F::one(),

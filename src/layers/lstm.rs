@@ -4,7 +4,7 @@ use super::recurrent::{
     sl, sl_mut, Cell, CellConfig, CellOptions, CellWeights, GatedCellConfig, Recurrent,
     RecurrentConfig,
 };
-use crate::activation::Activation;
+use crate::activation::{with_derivatives, Activation, Deriv};
 use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
@@ -101,7 +101,8 @@ impl CellConfig for LstmOptions {
     }
 }
 
-/// The cell behind [`Lstm`]. State `[h | c]`; cache per step `[i | f | g | o | act(c)]`.
+/// The cell behind [`Lstm`]. State `[h | c]`; cache per step, gate-major:
+/// `[i | f | g | o | act(c)]`, each block `[batch, units]`.
 #[derive(Clone, Debug)]
 pub struct LstmCell<F: Float> {
     units: usize,
@@ -163,26 +164,48 @@ impl<F: Float> Cell for LstmCell<F> {
             sl_mut(cache),
         );
         let rows = next.len() / (2 * u);
+        let n = rows * u;
+        // Gate-major cache: [i | f | g | o | act(c)], each block [rows, u], so every
+        // activation runs once over a long contiguous block (vector code even for 10 units).
         for b in 0..rows {
-            let a = &xw[b * 4 * u..(b + 1) * 4 * u];
-            let r = &sc[b * 4 * u..(b + 1) * 4 * u];
-            let p = &prev[b * 2 * u..(b + 1) * 2 * u];
-            let n = &mut next[b * 2 * u..(b + 1) * 2 * u];
-            let ca = &mut cache[b * 5 * u..(b + 1) * 5 * u];
+            let (a, r) = (
+                &xw[b * 4 * u..(b + 1) * 4 * u],
+                &sc[b * 4 * u..(b + 1) * 4 * u],
+            );
+            for k in 0..4 {
+                let z = &mut cache[k * n + b * u..k * n + (b + 1) * u];
+                let (a, r) = (&a[k * u..(k + 1) * u], &r[k * u..(k + 1) * u]);
+                for ((z, &a), &r) in z.iter_mut().zip(a).zip(r) {
+                    *z = a + r;
+                }
+            }
+        }
+        ract.apply_slice(&mut cache[..2 * n]); // i, f
+        act.apply_slice(&mut cache[2 * n..3 * n]); // g
+        ract.apply_slice(&mut cache[3 * n..4 * n]); // o
+        let (gates, ac) = cache.split_at_mut(4 * n);
+        let (i, rest) = gates.split_at(n);
+        let (f, rest) = rest.split_at(n);
+        let (g, o) = rest.split_at(n);
+        for b in 0..rows {
+            let row = b * u..(b + 1) * u;
+            let (i, f, g) = (&i[row.clone()], &f[row.clone()], &g[row]);
+            let c_prev = &prev[b * 2 * u + u..(b + 1) * 2 * u];
+            let c_next = &mut next[b * 2 * u + u..(b + 1) * 2 * u];
+            let ac = &mut ac[b * u..(b + 1) * u];
             for j in 0..u {
-                let i = ract.apply(a[j] + r[j]);
-                let f = ract.apply(a[u + j] + r[u + j]);
-                let g = act.apply(a[2 * u + j] + r[2 * u + j]);
-                let o = ract.apply(a[3 * u + j] + r[3 * u + j]);
-                let c = f * p[u + j] + i * g;
-                let ac = act.apply(c);
-                n[j] = o * ac;
-                n[u + j] = c;
-                ca[j] = i;
-                ca[u + j] = f;
-                ca[2 * u + j] = g;
-                ca[3 * u + j] = o;
-                ca[4 * u + j] = ac;
+                // c_t = f⊙c_{t-1} + i⊙g
+                let c = f[j] * c_prev[j] + i[j] * g[j];
+                c_next[j] = c;
+                ac[j] = c;
+            }
+        }
+        act.apply_slice(ac);
+        for b in 0..rows {
+            let (o, ac) = (&o[b * u..(b + 1) * u], &ac[b * u..(b + 1) * u]);
+            let h = &mut next[b * 2 * u..b * 2 * u + u];
+            for ((h, &o), &ac) in h.iter_mut().zip(o).zip(ac) {
+                *h = o * ac; // h_t = o⊙act(c_t)
             }
         }
     }
@@ -204,29 +227,32 @@ impl<F: Float> Cell for LstmCell<F> {
             let (p, ca, ds) = (sl(prev), sl(cache), sl(d_state));
             let (da, dp) = (sl_mut(d_xw.view_mut()), sl_mut(d_prev.view_mut()));
             let rows = ds.len() / (2 * u);
-            for b in 0..rows {
-                let p = &p[b * 2 * u..(b + 1) * 2 * u];
-                let ca = &ca[b * 5 * u..(b + 1) * 5 * u];
-                let ds = &ds[b * 2 * u..(b + 1) * 2 * u];
+            let n = rows * u;
+            let block = |k: usize, b: usize| &ca[k * n + b * u..k * n + (b + 1) * u];
+            with_derivatives!(act, ract, |dact, dract| for b in 0..rows {
+                let (i, f, g, o, ac) = (
+                    block(0, b),
+                    block(1, b),
+                    block(2, b),
+                    block(3, b),
+                    block(4, b),
+                );
+                let c_prev = &p[b * 2 * u + u..(b + 1) * 2 * u];
+                let (dh, dc_next) = ds[b * 2 * u..(b + 1) * 2 * u].split_at(u);
                 let da = &mut da[b * 4 * u..(b + 1) * 4 * u];
-                let dp = &mut dp[b * 2 * u..(b + 1) * 2 * u];
+                let (da_i, rest) = da.split_at_mut(u);
+                let (da_f, rest) = rest.split_at_mut(u);
+                let (da_g, da_o) = rest.split_at_mut(u);
+                let dc_prev = &mut dp[b * 2 * u + u..(b + 1) * 2 * u];
                 for j in 0..u {
-                    let (i, f, g, o, ac) = (
-                        ca[j],
-                        ca[u + j],
-                        ca[2 * u + j],
-                        ca[3 * u + j],
-                        ca[4 * u + j],
-                    );
-                    let dh = ds[j];
-                    let dc = ds[u + j] + dh * o * act.derivative_from_output(ac);
-                    da[j] = dc * g * ract.derivative_from_output(i);
-                    da[u + j] = dc * p[u + j] * ract.derivative_from_output(f);
-                    da[2 * u + j] = dc * i * act.derivative_from_output(g);
-                    da[3 * u + j] = dh * ac * ract.derivative_from_output(o);
-                    dp[u + j] = dc * f;
+                    let dc = dc_next[j] + dh[j] * o[j] * dact.d(ac[j]);
+                    da_i[j] = dc * g[j] * dract.d(i[j]);
+                    da_f[j] = dc * c_prev[j] * dract.d(f[j]);
+                    da_g[j] = dc * i[j] * dact.d(g[j]);
+                    da_o[j] = dh[j] * ac[j] * dract.d(o[j]);
+                    dc_prev[j] = dc * f[j];
                 }
-            }
+            });
         }
         // dh_{t-1} = d_a·Rᵀ (all gates in one product).
         general_mat_mul(

@@ -6,11 +6,15 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
+use crate::parallel;
 use crate::param::Param;
-use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, Array3, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Ix2, Ix3};
+use ndarray::{
+    s, Array2, Array3, ArrayD, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3,
+    Axis, Ix2, Ix3,
+};
 use num_traits::{One, Zero};
 use std::fmt::Debug;
+use std::ops::Range;
 
 /// One step of a recurrent cell, the only part in which SimpleRnn, Lstm and Gru differ.
 ///
@@ -20,7 +24,11 @@ use std::fmt::Debug;
 /// - the state is one `[batch, state_width]` block whose first `units` columns are the
 ///   hidden state `h` (the output); LSTM appends `c`;
 /// - `step` and `step_backward` never allocate: they get preallocated views and a scratch
-///   buffer of shape `[batch, gate_width]`;
+///   buffer of shape `[batch, gate_width]` (batch = the rows of one chunk: large batches
+///   are split across threads);
+/// - a step's cache block `[batch, cache_width]` is the cell's own to lay out (the loop
+///   gives backward the same chunks as forward); a cell that reads the cache in
+///   [`Cell::accumulate_grads`] keeps it row-major;
 /// - `step_backward` writes the gradient of the step's *pre-activations* (`d_xw`, and
 ///   `d_rw` when [`Cell::separate_recurrent_grad`]) and of the previous state; the weight
 ///   gradients are then accumulated for the whole sequence at once by
@@ -320,8 +328,11 @@ struct Buffers<F> {
     cache: Array3<F>,
     /// Mask in processing order `[T, B]`, when a mask was given.
     mask: Option<Array2<bool>>,
-    /// `[B, G]` scratch for the per-step products.
-    scratch: Array2<F>,
+    /// `[rows, G]` scratch for the per-step products, one per batch chunk.
+    scratch: Vec<Array2<F>>,
+    /// The batch chunks of the last forward (backward must use the same ones: a step's
+    /// cache block is laid out per chunk).
+    chunks: Vec<Range<usize>>,
     /// Backward: gradients of the pre-activations `[T, B, G]`.
     d_xw: Array3<F>,
     /// Backward: gradients w.r.t. the recurrent product (GRU reset_after only).
@@ -341,7 +352,8 @@ impl<F: Float> Default for Buffers<F> {
             states: Array3::zeros((0, 0, 0)),
             cache: Array3::zeros((0, 0, 0)),
             mask: None,
-            scratch: Array2::zeros((0, 0)),
+            scratch: Vec::new(),
+            chunks: Vec::new(),
             d_xw: Array3::zeros((0, 0, 0)),
             d_rw: Array3::zeros((0, 0, 0)),
             d_state: Array2::zeros((0, 0)),
@@ -370,6 +382,144 @@ fn rows<F>(a: &Array3<F>) -> ArrayView2<'_, F> {
     a.view()
         .into_shape_with_order((p * q, r))
         .expect("standard layout")
+}
+
+/// How many threads the time loop of a `[b, t]` batch uses: one unless the per-step work
+/// is large enough to pay for starting threads.
+fn loop_threads<C: Cell>(cell: &C, b: usize, t: usize) -> usize {
+    let work = b * t * cell.units() * cell.gate_width();
+    if work < parallel::MIN_LOOP_FLOPS || b < 16 {
+        1
+    } else {
+        parallel::num_threads().min(b / 8)
+    }
+}
+
+/// One scratch block per chunk, reallocated only when the chunking changes.
+fn ensure_scratch<F: Float>(scratch: &mut Vec<Array2<F>>, chunks: &[Range<usize>], g: usize) {
+    scratch.resize_with(chunks.len(), || Array2::zeros((0, 0)));
+    for (sc, r) in scratch.iter_mut().zip(chunks) {
+        ensure2(sc, (r.len(), g));
+    }
+}
+
+/// The forward time loop over some batch rows: `xw` `[T, b, G]`, `states` `[T + 1, b, S]`
+/// (`states[0]` holds the initial state), `cache` `[T, b, C]`, `mask` `[T, b]`.
+/// Allocation-free: every step works in the given views.
+fn forward_loop<C: Cell>(
+    cell: &C,
+    xw: ArrayView3<'_, C::F>,
+    mut states: ArrayViewMut3<'_, C::F>,
+    mut cache: ArrayViewMut3<'_, C::F>,
+    mask: Option<ArrayView2<'_, bool>>,
+    scratch: &mut Array2<C::F>,
+) {
+    for k in 0..xw.len_of(Axis(0)) {
+        let (done, mut todo) = states.view_mut().split_at(Axis(0), k + 1);
+        let prev = done.index_axis(Axis(0), k);
+        let mut next = todo.index_axis_mut(Axis(0), 0);
+        cell.step(
+            xw.index_axis(Axis(0), k),
+            prev.view(),
+            next.view_mut(),
+            cache.index_axis_mut(Axis(0), k),
+            scratch,
+        );
+        if let Some(m) = &mask {
+            // Masked rows carry the previous state unchanged.
+            for (bi, &keep) in m.row(k).iter().enumerate() {
+                if !keep {
+                    next.row_mut(bi).assign(&prev.row(bi));
+                }
+            }
+        }
+    }
+}
+
+/// The gradient arriving at the layer's output, for some batch rows.
+enum OutGrad<'a, F> {
+    /// `return_sequences`: `[b, T, u]`.
+    Sequence(ArrayView3<'a, F>),
+    /// Last step only: `[b, u]`.
+    Last(ArrayView2<'a, F>),
+}
+
+/// The backward loop's working views for some batch rows.
+struct BackwardBuffers<'a, F> {
+    d_xw: ArrayViewMut3<'a, F>,
+    d_rw: ArrayViewMut3<'a, F>,
+    d_state: ArrayViewMut2<'a, F>,
+    d_prev: ArrayViewMut2<'a, F>,
+    scratch: &'a mut Array2<F>,
+}
+
+/// Backpropagation through time over some batch rows: writes the pre-activation gradients
+/// `d_xw` (and `d_rw`) of every step. Allocation-free.
+fn backward_loop<C: Cell>(
+    cell: &C,
+    states: ArrayView3<'_, C::F>,
+    cache: ArrayView3<'_, C::F>,
+    dy: OutGrad<'_, C::F>,
+    mask: Option<ArrayView2<'_, bool>>,
+    zero_masked: bool,
+    bufs: BackwardBuffers<'_, C::F>,
+) {
+    let BackwardBuffers {
+        mut d_xw,
+        mut d_rw,
+        mut d_state,
+        mut d_prev,
+        scratch,
+    } = bufs;
+    let t = cache.len_of(Axis(0));
+    let u = cell.units();
+    let sep = cell.separate_recurrent_grad();
+    d_state.fill(C::F::zero());
+    for k in (0..t).rev() {
+        // This step's output gradient joins the state gradient (h part).
+        let out_grad = match &dy {
+            OutGrad::Sequence(d) => Some(d.index_axis(Axis(1), k)),
+            OutGrad::Last(d) if k == t - 1 => Some(d.view()),
+            OutGrad::Last(_) => None,
+        };
+        if let Some(d) = out_grad {
+            match (&mask, zero_masked) {
+                // Zeroed outputs at masked steps take no gradient.
+                (Some(m), true) => {
+                    for (bi, _) in m.row(k).iter().enumerate().filter(|(_, &keep)| keep) {
+                        let mut row = d_state.slice_mut(s![bi, ..u]);
+                        row += &d.row(bi);
+                    }
+                }
+                _ => {
+                    let mut dh = d_state.slice_mut(s![.., ..u]);
+                    dh += &d;
+                }
+            }
+        }
+        cell.step_backward(
+            states.index_axis(Axis(0), k),
+            states.index_axis(Axis(0), k + 1),
+            cache.index_axis(Axis(0), k),
+            d_state.view(),
+            d_xw.index_axis_mut(Axis(0), k),
+            d_rw.index_axis_mut(Axis(0), k), // zero columns unless `sep`
+            d_prev.view_mut(),
+            scratch,
+        );
+        if let Some(m) = &mask {
+            // A masked step copied its state: the gradient passes through untouched
+            // and nothing reaches the cell's input or weights.
+            for (bi, _) in m.row(k).iter().enumerate().filter(|(_, &keep)| !keep) {
+                d_prev.row_mut(bi).assign(&d_state.row(bi));
+                d_xw.slice_mut(s![k, bi, ..]).fill(C::F::zero());
+                if sep {
+                    d_rw.slice_mut(s![k, bi, ..]).fill(C::F::zero());
+                }
+            }
+        }
+        std::mem::swap(&mut d_state, &mut d_prev);
+    }
 }
 
 /// A recurrent layer: one [`Cell`] run over time. [`SimpleRnn`](crate::SimpleRnn),
@@ -430,7 +580,6 @@ impl<C: Cell> Recurrent<C> {
         ensure3(&mut buf.xw, (t, b, g));
         ensure3(&mut buf.states, (t + 1, b, sw));
         ensure3(&mut buf.cache, (t, b, cw));
-        ensure2(&mut buf.scratch, (b, g));
 
         // Inputs in processing order, time-major, so each step is one contiguous block.
         for k in 0..t {
@@ -454,7 +603,7 @@ impl<C: Cell> Recurrent<C> {
                 .view_mut()
                 .into_shape_with_order((p * q, r))
                 .expect("standard layout");
-            general_mat_mul(
+            parallel::gemm(
                 C::F::one(),
                 &x2,
                 &self.cell.kernel(),
@@ -466,27 +615,29 @@ impl<C: Cell> Recurrent<C> {
             }
         }
 
+        // Batch rows are independent: large batches run their time loops on several
+        // threads, each over its own rows of the same buffers.
+        buf.chunks = parallel::ranges(b, loop_threads(&self.cell, b, t));
+        let chunks = &buf.chunks;
+        ensure_scratch(&mut buf.scratch, chunks, g);
         buf.states.index_axis_mut(Axis(0), 0).fill(C::F::zero());
-        for k in 0..t {
-            let (done, mut todo) = buf.states.view_mut().split_at(Axis(0), k + 1);
-            let prev = done.index_axis(Axis(0), k);
-            let mut next = todo.index_axis_mut(Axis(0), 0);
-            self.cell.step(
-                buf.xw.index_axis(Axis(0), k),
-                prev.view(),
-                next.view_mut(),
-                buf.cache.index_axis_mut(Axis(0), k),
-                &mut buf.scratch,
-            );
-            if let Some(m) = &buf.mask {
-                // Masked rows carry the previous state unchanged.
-                for (bi, &keep) in m.row(k).iter().enumerate() {
-                    if !keep {
-                        next.row_mut(bi).assign(&prev.row(bi));
-                    }
-                }
-            }
-        }
+        let tasks: Vec<_> = parallel::split_mut(buf.states.view_mut(), Axis(1), chunks)
+            .into_iter()
+            .zip(parallel::split_mut(buf.cache.view_mut(), Axis(1), chunks))
+            .zip(buf.scratch.iter_mut())
+            .zip(chunks.iter().cloned())
+            .collect();
+        let (cell, xw, mask) = (&self.cell, &buf.xw, &buf.mask);
+        parallel::run(tasks, |(((states, cache), scratch), r)| {
+            forward_loop(
+                cell,
+                xw.slice(s![.., r.clone(), ..]),
+                states,
+                cache,
+                mask.as_ref().map(|m| m.slice(s![.., r])),
+                scratch,
+            )
+        });
 
         let zero_masked = self.zero_output_for_mask;
         let masked = |k: usize, bi: usize| buf.mask.as_ref().is_some_and(|m| !m[[k, bi]]);
@@ -527,18 +678,13 @@ impl<C: Cell> Recurrent<C> {
         }
         check_dy(&self.name, dy, &self.buf.out_shape)?;
         let (t, b, f) = self.buf.x.dim();
-        let (g, sw, u) = (
-            self.cell.gate_width(),
-            self.cell.state_width(),
-            self.cell.units(),
-        );
+        let (g, sw) = (self.cell.gate_width(), self.cell.state_width());
         let sep = self.cell.separate_recurrent_grad();
         let buf = &mut self.buf;
         ensure3(&mut buf.d_xw, (t, b, g));
         ensure3(&mut buf.d_rw, (t, b, if sep { g } else { 0 }));
         ensure2(&mut buf.d_state, (b, sw));
         ensure2(&mut buf.d_prev, (b, sw));
-        buf.d_state.fill(C::F::zero());
 
         let dy3 = if self.return_sequences {
             Some(
@@ -559,59 +705,42 @@ impl<C: Cell> Recurrent<C> {
             )
         };
         let zero_masked = self.zero_output_for_mask;
-
-        for k in (0..t).rev() {
-            // This step's output gradient joins the state gradient (h part).
-            let out_grad = match (&dy3, &dy2) {
-                (Some(d), _) => Some(d.index_axis(Axis(1), k)),
-                (_, Some(d)) if k == t - 1 => Some(d.view()),
-                _ => None,
-            };
-            if let Some(d) = out_grad {
-                match (&buf.mask, zero_masked) {
-                    // Zeroed outputs at masked steps take no gradient.
-                    (Some(m), true) => {
-                        for bi in (0..b).filter(|&bi| m[[k, bi]]) {
-                            let mut row = buf.d_state.slice_mut(s![bi, ..u]);
-                            row += &d.row(bi);
-                        }
-                    }
-                    _ => {
-                        let mut dh = buf.d_state.slice_mut(s![.., ..u]);
-                        dh += &d;
-                    }
-                }
-            }
-            let d_rw = if sep {
-                buf.d_rw.index_axis_mut(Axis(0), k)
-            } else {
-                buf.d_rw.slice_mut(s![0, .., ..]) // unused: zero columns
-            };
-            self.cell.step_backward(
-                buf.states.index_axis(Axis(0), k),
-                buf.states.index_axis(Axis(0), k + 1),
-                buf.cache.index_axis(Axis(0), k),
-                buf.d_state.view(),
-                buf.d_xw.index_axis_mut(Axis(0), k),
-                d_rw,
-                buf.d_prev.view_mut(),
-                &mut buf.scratch,
-            );
-            if let Some(m) = &buf.mask {
-                // A masked step copied its state: the gradient passes through untouched
-                // and nothing reaches the cell's input or weights.
-                for bi in 0..b {
-                    if !m[[k, bi]] {
-                        buf.d_prev.row_mut(bi).assign(&buf.d_state.row(bi));
-                        buf.d_xw.slice_mut(s![k, bi, ..]).fill(C::F::zero());
-                        if sep {
-                            buf.d_rw.slice_mut(s![k, bi, ..]).fill(C::F::zero());
-                        }
-                    }
-                }
-            }
-            std::mem::swap(&mut buf.d_state, &mut buf.d_prev);
-        }
+        let chunks = &buf.chunks;
+        ensure_scratch(&mut buf.scratch, chunks, g);
+        let tasks: Vec<_> = parallel::split_mut(buf.d_xw.view_mut(), Axis(1), chunks)
+            .into_iter()
+            .zip(parallel::split_mut(buf.d_rw.view_mut(), Axis(1), chunks))
+            .zip(parallel::split_mut(buf.d_state.view_mut(), Axis(0), chunks))
+            .zip(parallel::split_mut(buf.d_prev.view_mut(), Axis(0), chunks))
+            .zip(buf.scratch.iter_mut())
+            .zip(chunks.iter().cloned())
+            .collect();
+        let (cell, states, cache, mask) = (&self.cell, &buf.states, &buf.cache, &buf.mask);
+        parallel::run(
+            tasks,
+            |(((((d_xw, d_rw), d_state), d_prev), scratch), r)| {
+                let dy = match (&dy3, &dy2) {
+                    (Some(d), _) => OutGrad::Sequence(d.slice(s![r.clone(), .., ..])),
+                    (_, Some(d)) => OutGrad::Last(d.slice(s![r.clone(), ..])),
+                    _ => unreachable!("one of the two is set"),
+                };
+                backward_loop(
+                    cell,
+                    states.slice(s![.., r.clone(), ..]),
+                    cache.slice(s![.., r.clone(), ..]),
+                    dy,
+                    mask.as_ref().map(|m| m.slice(s![.., r])),
+                    zero_masked,
+                    BackwardBuffers {
+                        d_xw,
+                        d_rw,
+                        d_state,
+                        d_prev,
+                        scratch,
+                    },
+                )
+            },
+        );
 
         // Weight gradients with whole-sequence products.
         let prev_states = buf.states.slice(s![..t, .., ..]);
@@ -625,12 +754,12 @@ impl<C: Cell> Recurrent<C> {
 
         // dL/dx of all steps: one product, then back to [batch, steps, features].
         let mut dxp = Array2::<C::F>::zeros((t * b, f));
-        general_mat_mul(
+        parallel::gemm(
             C::F::one(),
             &d_xw2,
             &self.cell.kernel().t(),
             C::F::zero(),
-            &mut dxp,
+            &mut dxp.view_mut(),
         );
         let dxp = dxp.into_shape_with_order((t, b, f)).expect("sized above");
         let mut dx = Array3::<C::F>::zeros((b, t, f));
@@ -803,10 +932,10 @@ impl<F: Float> CellWeights<F> {
         units: usize,
         rec_cols: usize,
     ) {
-        general_mat_mul(F::one(), &x.t(), &d_xw, F::one(), &mut self.kernel.g2());
+        parallel::gemm(F::one(), &x.t(), &d_xw, F::one(), &mut self.kernel.g2());
         let h_prev = prev.slice(s![.., ..units]);
         let mut dr = self.recurrent_kernel.g2();
-        general_mat_mul(
+        parallel::gemm(
             F::one(),
             &h_prev.t(),
             &d_rw.slice(s![.., ..rec_cols]),

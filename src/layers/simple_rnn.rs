@@ -3,7 +3,7 @@
 use super::recurrent::{
     sl, sl_mut, Cell, CellConfig, CellOptions, CellWeights, Recurrent, RecurrentConfig,
 };
-use crate::activation::Activation;
+use crate::activation::{with_derivatives, Activation, Deriv};
 use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
@@ -135,11 +135,11 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
             F::zero(),
             scratch,
         );
-        let act = self.activation;
         let (xw, s, h) = (sl(xw), sl(scratch.view()), sl_mut(next));
         for ((h, &a), &r) in h.iter_mut().zip(xw).zip(s) {
-            *h = act.apply(a + r);
+            *h = a + r;
         }
+        self.activation.apply_slice(h);
     }
 
     fn step_backward(
@@ -156,9 +156,12 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
         let act = self.activation;
         {
             let (h, dh, da) = (sl(next), sl(d_state), sl_mut(d_xw.view_mut()));
-            for ((da, &dh), &h) in da.iter_mut().zip(dh).zip(h) {
-                *da = dh * act.derivative_from_output(h);
-            }
+            with_derivatives!(
+                act,
+                |dact| for ((da, &dh), &h) in da.iter_mut().zip(dh).zip(h) {
+                    *da = dh * dact.d(h);
+                }
+            );
         }
         // dh_{t-1} = da·Rᵀ
         general_mat_mul(

@@ -84,6 +84,8 @@ pub struct Trainer<F: Float, O: Optimizer<F>> {
     verbose: u8,
     callbacks: Vec<Box<dyn Callback<F>>>,
     epoch: usize,
+    /// The weights before the last update (reused buffers).
+    snapshot: Vec<ArrayD<F>>,
 }
 
 impl<F: Float, O: Optimizer<F>> std::fmt::Debug for Trainer<F, O> {
@@ -114,6 +116,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             verbose: 0,
             callbacks: Vec::new(),
             epoch: 0,
+            snapshot: Vec::new(),
         }
     }
     /// Number of epochs per `fit`.
@@ -235,7 +238,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             loss: what,
         };
         let mut finite = true;
-        model.visit_params(&mut |_, p| finite &= p.grad.iter().all(|g| g.is_finite()));
+        model.visit_params(&mut |_, p| finite &= all_finite(&p.grad));
         if !loss.is_finite() || !finite {
             return Err(diverged(if loss.is_finite() {
                 format!("{loss} but a gradient is not finite")
@@ -243,14 +246,29 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                 loss.to_string()
             }));
         }
-        let before = model.get_weights();
+        // Keep the weights (in a buffer reused from step to step) so a diverging update
+        // can be undone.
+        let snapshot = &mut self.snapshot;
+        let mut n = 0;
+        model.visit_params(&mut |_, p| {
+            match snapshot.get_mut(n) {
+                Some(s) if s.shape() == p.value.shape() => s.assign(&p.value),
+                _ => {
+                    snapshot.truncate(n);
+                    snapshot.push(p.value.clone());
+                }
+            }
+            n += 1;
+        });
         self.optimizer.apply(model);
         let mut finite = true;
-        model.visit_params(&mut |_, p| finite &= p.value.iter().all(|w| w.is_finite()));
+        model.visit_params(&mut |_, p| finite &= all_finite(&p.value));
         if !finite {
-            model
-                .set_weights(&before)
-                .expect("weights taken from this model");
+            let mut n = 0;
+            model.visit_params_mut(&mut |_, p| {
+                p.value.assign(&self.snapshot[n]);
+                n += 1;
+            });
             return Err(diverged(format!(
                 "{loss} but the update made a weight non-finite"
             )));
@@ -609,6 +627,14 @@ fn epoch_line(verbose: u8, steps: usize, secs: f64, logs: &Logs) -> String {
         format!("{steps}/{steps} - {:.0}s - {per}", secs)
     };
     format!("{head} - {}", parts.join(" - "))
+}
+
+/// Whether every element is finite (a flat, vectorisable pass for contiguous arrays).
+fn all_finite<F: Float>(a: &ArrayD<F>) -> bool {
+    match a.as_slice_memory_order() {
+        Some(s) => s.iter().fold(true, |ok, v| ok & v.is_finite()),
+        None => a.iter().all(|v| v.is_finite()),
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,131 @@
+//! Speed of one training (or inference) step: one recurrent layer (last output) + Dense(O),
+//! MSE, Adam, on one fixed random batch. The same command line as
+//! `../shared/bench/ref_rnn.py`, so the two can be run side by side:
+//!
+//! ```sh
+//! cargo run --release --example throughput -- --cell lstm --batch 64 --seq 50 --input 32 \
+//!     --hidden 128 --out 1 --mode train --steps 100 --warmup 10 --dtype f32 --threads 2
+//! ```
+//! The last line printed is `ms_per_step=<float> framework=rnnkit cell=.. B=.. T=.. F=.. H=.. mode=..`
+//! (mean over `--steps` timed steps after `--warmup` untimed ones).
+
+use ndarray::ArrayD;
+use ndarray_rand::rand_distr::StandardNormal;
+use ndarray_rand::RandomExt;
+use rnnkit::prelude::*;
+use rnnkit::Float;
+use std::time::Instant;
+
+struct Opts {
+    cell: String,
+    b: usize,
+    t: usize,
+    f: usize,
+    h: usize,
+    o: usize,
+    train: bool,
+    steps: usize,
+    warmup: usize,
+    f64: bool,
+    threads: usize,
+}
+
+fn parse() -> Opts {
+    let mut o = Opts {
+        cell: String::new(),
+        b: 0,
+        t: 0,
+        f: 0,
+        h: 0,
+        o: 0,
+        train: true,
+        steps: 100,
+        warmup: 10,
+        f64: false,
+        threads: 2,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    let fail = |m: String| -> ! {
+        eprintln!("{m}\nusage: throughput --cell rnn|lstm|gru --batch B --seq T --input F --hidden H --out O --mode train|infer [--steps N] [--warmup W] [--dtype f32|f64] [--threads K]");
+        std::process::exit(2)
+    };
+    while let Some(k) = it.next() {
+        let v = it
+            .next()
+            .unwrap_or_else(|| fail(format!("{k} needs a value")));
+        let n = || {
+            v.parse::<usize>()
+                .unwrap_or_else(|_| fail(format!("{k} expects a number, got {v}")))
+        };
+        match k.as_str() {
+            "--cell" => o.cell = v.clone(),
+            "--batch" => o.b = n(),
+            "--seq" => o.t = n(),
+            "--input" => o.f = n(),
+            "--hidden" => o.h = n(),
+            "--out" => o.o = n(),
+            "--mode" => o.train = v == "train",
+            "--steps" => o.steps = n(),
+            "--warmup" => o.warmup = n(),
+            "--dtype" => o.f64 = v == "f64",
+            "--threads" => o.threads = n(),
+            other => fail(format!("unknown option {other}")),
+        }
+    }
+    if !["rnn", "lstm", "gru"].contains(&o.cell.as_str()) || [o.b, o.t, o.f, o.h, o.o].contains(&0)
+    {
+        fail("--cell, --batch, --seq, --input, --hidden and --out are required".into());
+    }
+    o
+}
+
+fn run<F: Float>(o: &Opts) -> Result<f64, rnnkit::Error> {
+    let m = Sequential::<F>::new(&[o.t, o.f]);
+    let m = match o.cell.as_str() {
+        "rnn" => m.push(SimpleRnnConfig::new(o.h))?,
+        "lstm" => m.push(LstmConfig::new(o.h))?,
+        _ => m.push(GruConfig::new(o.h))?,
+    };
+    let mut model = m.push(DenseConfig::new(o.o))?;
+    let mut rng = seeded_rng(0);
+    let x: ArrayD<F> =
+        ArrayD::<f64>::random_using(ndarray::IxDyn(&[o.b, o.t, o.f]), StandardNormal, &mut rng)
+            .mapv(F::c);
+    let y: ArrayD<F> =
+        ArrayD::<f64>::random_using(ndarray::IxDyn(&[o.b, o.o]), StandardNormal, &mut rng)
+            .mapv(F::c);
+    let mut trainer = Trainer::new(Adam::default(), Loss::Mse);
+    let mut step = || -> Result<(), rnnkit::Error> {
+        if o.train {
+            trainer.train_on_batch(&mut model, &x, &y)?;
+        } else {
+            std::hint::black_box(model.forward(&x, Mode::Infer)?);
+        }
+        Ok(())
+    };
+    for _ in 0..o.warmup {
+        step()?;
+    }
+    let start = Instant::now();
+    for _ in 0..o.steps {
+        step()?;
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e3 / o.steps.max(1) as f64)
+}
+
+fn main() -> Result<(), rnnkit::Error> {
+    let o = parse();
+    rnnkit::set_num_threads(o.threads);
+    let ms = if o.f64 {
+        run::<f64>(&o)?
+    } else {
+        run::<f32>(&o)?
+    };
+    let mode = if o.train { "train" } else { "infer" };
+    println!(
+        "ms_per_step={ms:.4} framework=rnnkit cell={} B={} T={} F={} H={} mode={mode}",
+        o.cell, o.b, o.t, o.f, o.h
+    );
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! rnnkit's time loop does not allocate. A counting allocator compares a forward + backward
+//! pass over 4 steps with one over 64, each after a warm-up pass at the same shape
+//! (sequence-sized buffers are reused from call to call). The only allocations that grow
+//! with the sequence are the packing buffers the matrix-multiply backend (matrixmultiply)
+//! takes inside every product it computes: exactly one per per-step product, which the
+//! test counts; any allocation of rnnkit's own in the loop would break the equality.
+
+use ndarray::{ArrayD, IxDyn};
+use rnnkit::prelude::*;
+use rnnkit::LayerConfig;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by one forward + backward pass over `steps` steps, after a warm-up
+/// pass at the same shape.
+fn allocations_per_pass(config: &dyn LayerConfig<f32>, steps: usize, masked: bool) -> usize {
+    let mut model = Sequential::<f32>::new(&[steps, 3]);
+    model.add(config).unwrap();
+    let x = ArrayD::from_shape_fn(IxDyn(&[8, steps, 3]), |i| (i[1] as f32 * 0.1).sin());
+    let mask =
+        masked.then(|| rnnkit::mask_from_lengths(&[steps, steps - 1, 2, 1, steps, 3, 2, 1], steps));
+    let mut pass = || {
+        let y = model
+            .forward_masked(&x, mask.as_ref(), Mode::Train)
+            .unwrap();
+        model.backward(&y).unwrap();
+    };
+    pass();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    pass();
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
+#[test]
+fn allocations_do_not_grow_with_sequence_length() {
+    rnnkit::set_num_threads(1); // the only test in this binary: no interference
+                                // (layer, matrix products per step: forward + backward)
+    let configs: Vec<(&str, Box<dyn LayerConfig<f32>>, usize)> = vec![
+        (
+            "SimpleRnn",
+            Box::new(SimpleRnnConfig::new(5).return_sequences(true)),
+            2,
+        ),
+        ("Lstm", Box::new(LstmConfig::new(5)), 2),
+        ("Gru", Box::new(GruConfig::new(5).return_sequences(true)), 2),
+        (
+            "Gru reset_before",
+            Box::new(GruConfig::new(5).reset_after(false)),
+            4,
+        ),
+    ];
+    for (name, config, products) in &configs {
+        for masked in [false, true] {
+            let short = allocations_per_pass(&**config, 4, masked);
+            let long = allocations_per_pass(&**config, 64, masked);
+            assert_eq!(
+                long - short,
+                products * 60,
+                "{name} (masked: {masked}): {short} allocations for 4 steps, {long} for 64; \
+                 only the backend's {products} packing buffers per step may grow"
+            );
+            let per_call = short - products * 4;
+            assert!(
+                per_call < 30,
+                "{name}: {per_call} allocations per pass besides packing"
+            );
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The optimised kernels against a plain step-by-step reference.
+//!
+//! The reference below is the textbook formula of each cell written with scalar loops
+//! (one batch row, one step, one unit at a time), reading the weights in Keras layout. The
+//! fast path (one input projection for all steps, fused gate products, gate-major caches,
+//! vectorised activations, batch rows split over threads) must give the same outputs on
+//! random shapes with odd sizes, batch 1 and a single step, in f64 (1e-12) and f32 (1e-5);
+//! and its gradients must not depend on how many threads ran the loop.
+
+use ndarray::{ArrayD, IxDyn};
+use ndarray_rand::rand::Rng;
+use rnnkit::prelude::*;
+use rnnkit::LayerConfig;
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Rnn,
+    Lstm,
+    Gru { reset_after: bool },
+}
+
+fn build<F: Float>(
+    kind: Kind,
+    t: usize,
+    f: usize,
+    u: usize,
+    return_sequences: bool,
+) -> Sequential<F> {
+    let mut m = Sequential::<F>::new(&[t, f]).seed(1);
+    m.add(&*config(kind, u, return_sequences)).unwrap();
+    m
+}
+
+fn config<F: Float>(kind: Kind, units: usize, return_sequences: bool) -> Box<dyn LayerConfig<F>> {
+    match kind {
+        Kind::Rnn => Box::new(SimpleRnnConfig::new(units).return_sequences(return_sequences)),
+        Kind::Lstm => Box::new(LstmConfig::new(units).return_sequences(return_sequences)),
+        Kind::Gru { reset_after } => Box::new(
+            GruConfig::new(units)
+                .reset_after(reset_after)
+                .return_sequences(return_sequences),
+        ),
+    }
+}
+
+/// `Σ_k x[k]·w[k, col]` over a row of `x` and a column of the 2-D `w`.
+fn dot_col(x: &[f64], w: &ArrayD<f64>, col: usize) -> f64 {
+    x.iter().enumerate().map(|(k, &v)| v * w[[k, col]]).sum()
+}
+
+/// Plain reference forward: `[B, T, F]` → every step's `h`, `[B, T, u]`.
+fn reference(kind: Kind, w: &[ArrayD<f64>], x: &ArrayD<f64>, u: usize) -> ArrayD<f64> {
+    let (b, t, _) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+    let (kernel, rec, bias) = (&w[0], &w[1], &w[2]);
+    let mut out = ArrayD::zeros(IxDyn(&[b, t, u]));
+    for bi in 0..b {
+        let mut h = vec![0.0; u];
+        let mut c = vec![0.0; u];
+        for ti in 0..t {
+            let xt: Vec<f64> = (0..x.shape()[2]).map(|f| x[[bi, ti, f]]).collect();
+            let lin = |col: usize, hv: &[f64], row: usize| {
+                let b_in = if bias.ndim() == 2 {
+                    bias[[0, col]]
+                } else {
+                    bias[[col]]
+                };
+                let b_rec = if bias.ndim() == 2 {
+                    bias[[1, col]]
+                } else {
+                    0.0
+                };
+                let _ = row;
+                (
+                    dot_col(&xt, kernel, col) + b_in,
+                    dot_col(hv, rec, col) + b_rec,
+                )
+            };
+            let new_h: Vec<f64> = match kind {
+                Kind::Rnn => (0..u)
+                    .map(|j| {
+                        let (a, r) = lin(j, &h, 0);
+                        (a + r).tanh()
+                    })
+                    .collect(),
+                Kind::Lstm => {
+                    let mut hn = vec![0.0; u];
+                    for j in 0..u {
+                        let g = |k: usize| {
+                            let (a, r) = lin(k * u + j, &h, 0);
+                            a + r
+                        };
+                        let (i, f, gg, o) =
+                            (sigmoid(g(0)), sigmoid(g(1)), g(2).tanh(), sigmoid(g(3)));
+                        c[j] = f * c[j] + i * gg;
+                        hn[j] = o * c[j].tanh();
+                    }
+                    hn
+                }
+                Kind::Gru { reset_after } => {
+                    let z: Vec<f64> = (0..u)
+                        .map(|j| {
+                            let (a, r) = lin(j, &h, 0);
+                            sigmoid(a + r)
+                        })
+                        .collect();
+                    let r: Vec<f64> = (0..u)
+                        .map(|j| {
+                            let (a, rr) = lin(u + j, &h, 0);
+                            sigmoid(a + rr)
+                        })
+                        .collect();
+                    let hh: Vec<f64> = if reset_after {
+                        (0..u)
+                            .map(|j| {
+                                let (a, m) = lin(2 * u + j, &h, 0);
+                                (a + r[j] * m).tanh()
+                            })
+                            .collect()
+                    } else {
+                        let rh: Vec<f64> = (0..u).map(|j| r[j] * h[j]).collect();
+                        (0..u)
+                            .map(|j| {
+                                let (a, m) = lin(2 * u + j, &rh, 0);
+                                (a + m).tanh()
+                            })
+                            .collect()
+                    };
+                    (0..u).map(|j| z[j] * h[j] + (1.0 - z[j]) * hh[j]).collect()
+                }
+            };
+            h = new_h;
+            for j in 0..u {
+                out[[bi, ti, j]] = h[j];
+            }
+        }
+    }
+    out
+}
+
+fn random(shape: &[usize], rng: &mut rnnkit::StdRng) -> ArrayD<f64> {
+    ArrayD::from_shape_simple_fn(IxDyn(shape), || rng.random_range(-1.0..1.0))
+}
+
+const KINDS: [Kind; 4] = [
+    Kind::Rnn,
+    Kind::Lstm,
+    Kind::Gru { reset_after: true },
+    Kind::Gru { reset_after: false },
+];
+
+/// (batch, steps, features, units): odd sizes, batch 1, one step, and shapes large enough
+/// that the loop is split over threads.
+const SHAPES: [(usize, usize, usize, usize); 7] = [
+    (1, 1, 1, 1),
+    (1, 7, 3, 5),
+    (3, 1, 2, 9),
+    (5, 4, 7, 13),
+    (33, 5, 3, 81),
+    (40, 3, 11, 130),
+    (48, 4, 5, 200),
+];
+
+#[test]
+fn fast_path_equals_the_plain_reference() {
+    for kind in KINDS {
+        for (si, &(b, t, f, u)) in SHAPES.iter().enumerate() {
+            let mut rng = seeded_rng(si as u64 + 7);
+            let mut model = build::<f64>(kind, t, f, u, true);
+            let weights: Vec<_> = model
+                .get_weights()
+                .iter()
+                .map(|w| random(w.shape(), &mut rng) * 0.5)
+                .collect();
+            model.set_weights(&weights).unwrap();
+            let x = random(&[b, t, f], &mut rng);
+            let want = reference(kind, &weights, &x, u);
+            for threads in [1, 2] {
+                rnnkit::set_num_threads(threads);
+                let got = model.predict(&x, b).unwrap();
+                let err = (&got - &want)
+                    .mapv(f64::abs)
+                    .fold(0.0, |m: f64, &v| m.max(v));
+                assert!(
+                    err < 1e-12,
+                    "{kind:?} {:?} threads={threads}: max error {err}",
+                    (b, t, f, u)
+                );
+            }
+
+            // f32 (fast rational activations) stays within f32 accuracy of the reference.
+            let mut m32 = build::<f32>(kind, t, f, u, true);
+            m32.set_weights(
+                &weights
+                    .iter()
+                    .map(|w| w.mapv(|v| v as f32))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+            let got = m32.predict(&x.mapv(|v| v as f32), b).unwrap();
+            let err = (&got.mapv(f64::from) - &want)
+                .mapv(f64::abs)
+                .fold(0.0, |m: f64, &v| m.max(v));
+            assert!(
+                err < 1e-5,
+                "{kind:?} {:?} f32: max error {err}",
+                (b, t, f, u)
+            );
+        }
+    }
+    rnnkit::set_num_threads(0);
+}
+
+#[test]
+fn gradients_do_not_depend_on_the_thread_count() {
+    for kind in KINDS {
+        let (b, t, f, u) = (48, 4, 5, 200); // split over threads for every cell
+        let mut rng = seeded_rng(3);
+        let x = random(&[b, t, f], &mut rng);
+        let mut results = Vec::new();
+        for threads in [1, 2] {
+            rnnkit::set_num_threads(threads);
+            let mut model = build::<f64>(kind, t, f, u, false);
+            let y = model.forward(&x, Mode::Train).unwrap();
+            let dy = y.mapv(|v| v * 0.3 + 0.1);
+            let dx = model.backward(&dy).unwrap();
+            let mut grads = vec![dx];
+            model.visit_params(&mut |_, p| grads.push(p.grad.clone()));
+            results.push(grads);
+        }
+        for (g1, g2) in results[0].iter().zip(&results[1]) {
+            let err = (g1 - g2).mapv(f64::abs).fold(0.0, |m: f64, &v| m.max(v));
+            assert!(
+                err < 1e-12,
+                "{kind:?}: gradients differ by {err} between 1 and 2 threads"
+            );
+        }
+    }
+    rnnkit::set_num_threads(0);
+}
