@@ -30,6 +30,7 @@ pub mod error;
 pub mod float;
 pub mod init;
 pub mod layers;
+mod linalg;
 pub mod model;
 mod parallel;
 pub mod param;

@@ -8,8 +8,8 @@ use crate::activation::{with_derivatives, Activation, Deriv};
 use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
+use crate::linalg::step_mm;
 use crate::param::Param;
-use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
 
 /// Gated recurrent unit layer, numerically equal to `keras.layers.GRU`.
@@ -178,7 +178,7 @@ impl<F: Float> Cell for GruCell<F> {
         let rows = prev.nrows();
         if self.reset_after {
             // mh = h_{t-1}·R + b_rec, all three blocks in one product.
-            general_mat_mul(F::one(), &prev, &r_all, F::zero(), scratch);
+            step_mm(&prev, &r_all, F::zero(), &mut scratch.view_mut());
             let rb = self.recurrent_bias();
             let br = rb.as_ref().map_or(&self.zeros[..], |b| {
                 b.as_slice().expect("contiguous bias row")
@@ -211,8 +211,7 @@ impl<F: Float> Cell for GruCell<F> {
             }
         } else {
             // z and r from h_{t-1}·R_zr, then ĥ from (r⊙h_{t-1})·R_h.
-            general_mat_mul(
-                F::one(),
+            step_mm(
                 &prev,
                 &r_all.slice(s![.., ..2 * u]),
                 F::zero(),
@@ -238,8 +237,7 @@ impl<F: Float> Cell for GruCell<F> {
                     }
                 }
             }
-            general_mat_mul(
-                F::one(),
+            step_mm(
                 &cache.slice(s![.., 3 * u..]),
                 &r_all.slice(s![.., 2 * u..]),
                 F::zero(),
@@ -313,7 +311,7 @@ impl<F: Float> Cell for GruCell<F> {
                 });
             }
             // dh_{t-1} += d_mh·Rᵀ
-            general_mat_mul(F::one(), &d_rw, &r_all.t(), F::one(), &mut d_prev);
+            step_mm(&d_rw.view(), &r_all.t(), F::one(), &mut d_prev);
         } else {
             {
                 let (p, ca, ds) = (sl(prev), sl(cache), sl(d_state));
@@ -332,8 +330,7 @@ impl<F: Float> Cell for GruCell<F> {
                 });
             }
             // d(r⊙h_{t-1}) = d_ah·R_hᵀ, into the first u scratch columns.
-            general_mat_mul(
-                F::one(),
+            step_mm(
                 &d_xw.slice(s![.., 2 * u..]),
                 &r_all.slice(s![.., 2 * u..]).t(),
                 F::zero(),
@@ -352,8 +349,7 @@ impl<F: Float> Cell for GruCell<F> {
                     }
                 });
             }
-            general_mat_mul(
-                F::one(),
+            step_mm(
                 &d_xw.slice(s![.., ..2 * u]),
                 &r_all.slice(s![.., ..2 * u]).t(),
                 F::one(),
@@ -377,7 +373,7 @@ impl<F: Float> Cell for GruCell<F> {
             // z and r blocks from h_{t-1}; the h block from r⊙h_{t-1} (cached).
             self.w.accumulate(x, prev, d_xw, d_rw, u, 2 * u);
             let mut dr = self.w.recurrent_kernel.g2();
-            general_mat_mul(
+            crate::parallel::gemm(
                 F::one(),
                 &cache.slice(s![.., 3 * u..]).t(),
                 &d_rw.slice(s![.., 2 * u..]),

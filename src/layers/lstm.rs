@@ -8,8 +8,8 @@ use crate::activation::{with_derivatives, Activation, Deriv};
 use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
+use crate::linalg::step_mm;
 use crate::param::Param;
-use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
 
 /// Long short-term memory layer, numerically equal to `keras.layers.LSTM`.
@@ -148,12 +148,11 @@ impl<F: Float> Cell for LstmCell<F> {
     ) {
         let u = self.units;
         // One fused product for all four gates.
-        general_mat_mul(
-            F::one(),
+        step_mm(
             &prev.slice(s![.., ..u]),
             &self.w.recurrent_kernel.v2(),
             F::zero(),
-            scratch,
+            &mut scratch.view_mut(),
         );
         let (act, ract) = (self.activation, self.recurrent_activation);
         let (xw, sc, prev, next, cache) = (
@@ -255,9 +254,8 @@ impl<F: Float> Cell for LstmCell<F> {
             });
         }
         // dh_{t-1} = d_a·Rᵀ (all gates in one product).
-        general_mat_mul(
-            F::one(),
-            &d_xw,
+        step_mm(
+            &d_xw.view(),
             &self.w.recurrent_kernel.v2().t(),
             F::zero(),
             &mut d_prev.slice_mut(s![.., ..u]),

@@ -7,8 +7,8 @@ use crate::activation::{with_derivatives, Activation, Deriv};
 use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
+use crate::linalg::step_mm;
 use crate::param::Param;
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
 
 /// Fully connected recurrent layer, numerically equal to `keras.layers.SimpleRNN`.
@@ -128,12 +128,11 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
         _cache: ArrayViewMut2<'_, F>,
         scratch: &mut Array2<F>,
     ) {
-        general_mat_mul(
-            F::one(),
+        step_mm(
             &prev,
             &self.w.recurrent_kernel.v2(),
             F::zero(),
-            scratch,
+            &mut scratch.view_mut(),
         );
         let (xw, s, h) = (sl(xw), sl(scratch.view()), sl_mut(next));
         for ((h, &a), &r) in h.iter_mut().zip(xw).zip(s) {
@@ -164,9 +163,8 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
             );
         }
         // dh_{t-1} = da·Rᵀ
-        general_mat_mul(
-            F::one(),
-            &d_xw,
+        step_mm(
+            &d_xw.view(),
             &self.w.recurrent_kernel.v2().t(),
             F::zero(),
             &mut d_prev,
