@@ -124,6 +124,121 @@ pub enum Error {
         /// The offending loss value (printed).
         loss: String,
     },
+    /// A file could not be read, written or renamed.
+    #[error("{path}: cannot {op}: {reason}")]
+    Io {
+        /// The path.
+        path: String,
+        /// What was being done (`"read"`, `"write"`, `"rename into place"`).
+        op: &'static str,
+        /// The operating system's message.
+        reason: String,
+    },
+    /// A model file that is invalid, corrupt or from a newer version.
+    #[error("{path}: {error}")]
+    File {
+        /// Where the bytes came from (a path, or `<bytes>`).
+        path: String,
+        /// What is wrong.
+        error: FileError,
+    },
+    /// A model that cannot be saved (a layer type without a saved form).
+    #[error("{layer}: cannot be saved: {reason}")]
+    Unsupported {
+        /// Layer name.
+        layer: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What is wrong with a model file (see [`Error::File`]).
+///
+/// The loader checks everything before it trusts it: the container, the metadata, the
+/// architecture, every tensor's dtype, shape and values, and the sizes the architecture
+/// implies against the size of the file.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum FileError {
+    /// The bytes are not a valid safetensors container (bad header length, header past the
+    /// end of the file, invalid JSON, overlapping or out-of-range offsets, ...).
+    #[error("not a valid safetensors file: {0}")]
+    Container(String),
+    /// A valid safetensors file that was not written by rnnkit (no `format: rnnkit`).
+    #[error("not an rnnkit model file: {0}")]
+    NotRnnkit(String),
+    /// A metadata entry that is missing or malformed.
+    #[error("metadata `{key}`: {reason}")]
+    Metadata {
+        /// The metadata key.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file written by a newer rnnkit.
+    #[error("format version {found} is newer than this rnnkit reads (up to {supported}); upgrade rnnkit")]
+    Version {
+        /// The file's format version.
+        found: u64,
+        /// The newest version this build reads.
+        supported: u64,
+    },
+    /// The architecture JSON names a layer type rnnkit does not have.
+    #[error("unknown layer type {found:?} (supported: {supported})")]
+    UnknownLayer {
+        /// The type found.
+        found: String,
+        /// The supported types.
+        supported: &'static str,
+    },
+    /// The architecture JSON does not describe a valid model.
+    #[error("architecture: {0}")]
+    Architecture(String),
+    /// The file's float type is not the one asked for (and conversion was not requested).
+    #[error("the file holds {found} weights but an {expected} model was asked for; use `load_converted` to convert")]
+    Dtype {
+        /// The model's float type.
+        expected: &'static str,
+        /// The file's float type.
+        found: String,
+    },
+    /// A tensor the architecture needs is not in the file.
+    #[error("tensor `{0}` is missing")]
+    MissingTensor(String),
+    /// A tensor in the file that the architecture does not account for.
+    #[error("tensor `{0}` is not part of the architecture")]
+    UnexpectedTensor(String),
+    /// A tensor whose dtype or shape disagrees with the architecture.
+    #[error("tensor `{tensor}`: expected {expected}, found {found}")]
+    Tensor {
+        /// Tensor name.
+        tensor: String,
+        /// What the architecture implies.
+        expected: String,
+        /// What the file holds.
+        found: String,
+    },
+    /// A weight that is NaN or infinite.
+    #[error("tensor `{tensor}` holds a non-finite value ({value}) at flat index {index}")]
+    NonFinite {
+        /// Tensor name.
+        tensor: String,
+        /// Flat (row-major) index of the first bad value.
+        index: usize,
+        /// The value, printed.
+        value: String,
+    },
+    /// The architecture implies more weights than the file holds (refused before allocating).
+    #[error("layer {layer}: {reason}")]
+    TooLarge {
+        /// Layer name.
+        layer: String,
+        /// The sizes that do not fit.
+        reason: String,
+    },
+    /// A checkpoint whose training state does not fit the trainer or the model.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
 }
 
 /// `Result` with rnnkit's [`Error`].

@@ -29,6 +29,7 @@ pub mod activation;
 pub mod error;
 pub mod float;
 pub mod init;
+pub mod io;
 pub mod layers;
 mod linalg;
 pub mod model;
@@ -38,7 +39,7 @@ pub mod prelude;
 pub mod train;
 
 pub use activation::Activation;
-pub use error::{Error, Result};
+pub use error::{Error, FileError, Result};
 pub use float::Float;
 pub use init::{seeded_rng, Init, StdRng};
 pub use layers::bidirectional::{Bidirectional, BidirectionalConfig, MergeMode};
@@ -56,7 +57,7 @@ pub use parallel::{num_threads, set_num_threads};
 pub use param::Param;
 pub use train::{
     Adam, Callback, Clip, Control, EarlyStopping, History, LambdaCallback, Logs, Loss, Metric,
-    Optimizer, RmsProp, Sgd, Trainer,
+    ModelCheckpoint, Optimizer, RmsProp, Sgd, Trainer,
 };
 
 /// The README's examples, compiled and run as doctests so the README stays true.

@@ -128,3 +128,51 @@ fn throughput_prints_the_ref_rnn_result_line() {
         assert!(last.ends_with(&tail), "{last}");
     }
 }
+
+#[test]
+fn inspect_prints_a_sample_file_and_refuses_garbage_with_exit_1() {
+    let dir = std::env::temp_dir().join(format!("rnnkit-inspect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sample = dir.join("sample.safetensors");
+    let out = Command::new(example("inspect"))
+        .arg("--write-sample")
+        .arg(&sample)
+        .output()
+        .expect("run inspect");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = Command::new(example("inspect"))
+        .arg(&sample)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("format version 1, dtype F32"), "{stdout}");
+    for layer in [
+        "masking (Masking)",
+        "bidirectional (Bidirectional)",
+        "gru (GRU)",
+        "dense (Dense)",
+    ] {
+        assert!(stdout.contains(layer), "{layer} missing from:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("bidirectional/forward_lstm/recurrent_kernel"),
+        "{stdout}"
+    );
+
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"\x10\0\0\0\0\0\0\0{\"a\": 1}        ").unwrap();
+    for path in [garbage.as_path(), dir.join("missing").as_path()] {
+        let out = Command::new(example("inspect")).arg(path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

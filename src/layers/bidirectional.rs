@@ -330,6 +330,24 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
         c.cache = None;
         Box::new(c)
     }
+    fn spec(&self) -> Option<crate::io::LayerSpec> {
+        use crate::io::{BidirectionalSpec, LayerSpec};
+        let mut inner = self.forward.spec()?;
+        if let LayerSpec::SimpleRnn(s) | LayerSpec::Lstm(s) | LayerSpec::Gru(s) = &mut inner {
+            // The wrapped layer as configured: its own name; Bidirectional sets
+            // zero_output_for_mask itself.
+            s.name = s
+                .name
+                .as_deref()
+                .map(|n| n.strip_prefix("forward_").unwrap_or(n).to_string());
+            s.zero_output_for_mask = false;
+        }
+        Some(LayerSpec::Bidirectional(BidirectionalSpec {
+            name: Some(self.name.clone()),
+            merge_mode: self.merge_mode,
+            layer: Box::new(inner),
+        }))
+    }
     fn describe(&self) -> String {
         format!(
             "{}({}), merge_mode={}",

@@ -344,6 +344,14 @@ impl<F: Float> Layer<F> for Dense<F> {
         c.cache = None;
         Box::new(c)
     }
+    fn spec(&self) -> Option<crate::io::LayerSpec> {
+        Some(crate::io::LayerSpec::Dense(crate::io::DenseSpec {
+            name: Some(self.name.clone()),
+            units: self.units,
+            activation: self.activation,
+            use_bias: self.bias.is_some(),
+        }))
+    }
     fn describe(&self) -> String {
         format!("units={}, activation={}", self.units, self.activation)
     }

@@ -8,6 +8,7 @@ use crate::activation::{with_derivatives, Activation, Deriv};
 use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
+use crate::io::RecurrentSpec;
 use crate::linalg::step_mm;
 use crate::param::Param;
 use ndarray::{s, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
@@ -279,6 +280,14 @@ impl<F: Float> Cell for LstmCell<F> {
     }
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
         self.w.visit_mut(f)
+    }
+    fn spec(&self) -> RecurrentSpec {
+        RecurrentSpec {
+            recurrent_activation: Some(self.recurrent_activation),
+            activation: self.activation,
+            use_bias: self.w.bias.is_some(),
+            ..RecurrentSpec::new(self.units)
+        }
     }
     fn describe(&self) -> String {
         format!("units={}", self.units)

@@ -179,6 +179,12 @@ impl<F: Float> Layer<F> for Masking<F> {
         c.cache = None;
         Box::new(c)
     }
+    fn spec(&self) -> Option<crate::io::LayerSpec> {
+        Some(crate::io::LayerSpec::Masking(crate::io::MaskingSpec {
+            name: Some(self.name.clone()),
+            mask_value: self.mask_value.to_f64().unwrap_or(f64::NAN),
+        }))
+    }
     fn describe(&self) -> String {
         format!("mask_value={}", self.mask_value)
     }

@@ -182,6 +182,14 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
     fn describe(&self) -> String {
         self.type_name().to_string()
     }
+
+    /// The configuration as data, for saving; `None` for layer types that have no saved
+    /// form (layers defined outside rnnkit), which makes [`Sequential::save`] refuse.
+    ///
+    /// [`Sequential::save`]: crate::Sequential::save
+    fn spec(&self) -> Option<crate::io::LayerSpec> {
+        None
+    }
 }
 
 impl<F: Float> Clone for Box<dyn Layer<F>> {

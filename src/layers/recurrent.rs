@@ -6,6 +6,7 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
+use crate::io::{LayerSpec, RecurrentSpec};
 use crate::parallel;
 use crate::param::Param;
 use ndarray::{
@@ -104,6 +105,9 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static {
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<Self::F>));
     /// Keras-style config for display (`units=4, activation=tanh`).
     fn describe(&self) -> String;
+    /// The cell's part of the saved configuration: units, activations, `use_bias` and the
+    /// cell's own options (the sequence options are the layer's).
+    fn spec(&self) -> RecurrentSpec;
 }
 
 /// The options every cell has, with Keras's defaults (`tanh`, `sigmoid`, bias on).
@@ -830,6 +834,14 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         c.buf = Buffers::default();
         c.trained = false;
         Box::new(c)
+    }
+    fn spec(&self) -> Option<LayerSpec> {
+        let mut s = self.cell.spec();
+        s.name = Some(self.name.clone());
+        s.return_sequences = self.return_sequences;
+        s.go_backwards = self.go_backwards;
+        s.zero_output_for_mask = self.zero_output_for_mask;
+        LayerSpec::recurrent(self.type_name(), s)
     }
     fn describe(&self) -> String {
         let mut s = self.cell.describe();

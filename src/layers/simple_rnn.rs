@@ -7,6 +7,7 @@ use crate::activation::{with_derivatives, Activation, Deriv};
 use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
+use crate::io::RecurrentSpec;
 use crate::linalg::step_mm;
 use crate::param::Param;
 use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
@@ -188,6 +189,13 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
     }
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
         self.w.visit_mut(f)
+    }
+    fn spec(&self) -> RecurrentSpec {
+        RecurrentSpec {
+            activation: self.activation,
+            use_bias: self.w.bias.is_some(),
+            ..RecurrentSpec::new(self.units)
+        }
     }
     fn describe(&self) -> String {
         format!("units={}, activation={}", self.units, self.activation)

@@ -2,6 +2,7 @@ use super::summary::{Summary, SummaryRow};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{seeded_rng, StdRng};
+use crate::io::ModelSpec;
 use crate::layers::{format_shape, Dim, Layer, LayerConfig, Mask, Mode};
 use crate::param::Param;
 use ndarray::{concatenate, ArrayD, Axis, Slice};
@@ -58,6 +59,53 @@ impl<F: Float> Sequential<F> {
         }
     }
 
+    /// Renames the model (Keras's `name`, default `"sequential"`).
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
+
+    /// The model's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Builds an untrained model from an architecture (weights drawn with `seed`).
+    ///
+    /// # Errors
+    /// As [`Sequential::add`] for each layer.
+    pub fn from_spec(spec: &ModelSpec, seed: u64) -> Result<Self> {
+        let mut model = Self::with_input_shape(spec.input_shape.clone())
+            .named(&spec.name)
+            .seed(seed);
+        for layer in &spec.layers {
+            model.add(layer)?;
+        }
+        Ok(model)
+    }
+
+    /// The architecture as data (what a model file stores next to the weights).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a layer type without a saved form.
+    pub fn spec(&self) -> Result<ModelSpec> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.spec().ok_or_else(|| Error::Unsupported {
+                    layer: l.name().to_string(),
+                    reason: format!("{} has no saved form (Layer::spec)", l.type_name()),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(ModelSpec {
+            name: self.name.clone(),
+            input_shape: self.input_shape.clone(),
+            layers,
+        })
+    }
+
     /// Reseeds the initialiser for the layers pushed after this call.
     pub fn seed(mut self, seed: u64) -> Self {
         self.rng = seeded_rng(seed);
@@ -84,7 +132,10 @@ impl<F: Float> Sequential<F> {
             .build(&input, &mut self.rng)
             .map_err(|e| self.blame(e))?;
         let name = match config.name() {
-            Some(n) => n.to_string(),
+            Some(n) => {
+                self.reserve_name(n);
+                n.to_string()
+            }
             None => self.unique_name(config.default_name()),
         };
         self.append(layer, name)
@@ -132,6 +183,19 @@ impl<F: Float> Sequential<F> {
             },
             other => other,
         }
+    }
+
+    /// Records an explicitly given name so later default names do not repeat it (a
+    /// loaded `lstm_1` makes the next default LSTM name `lstm_2`).
+    fn reserve_name(&mut self, name: &str) {
+        let (stem, n) = match name.rsplit_once('_') {
+            Some((stem, k)) if k.parse::<usize>().is_ok() => {
+                (stem, k.parse::<usize>().unwrap_or(0) + 1)
+            }
+            _ => (name, 1),
+        };
+        let count = self.name_counts.entry(stem.to_string()).or_insert(0);
+        *count = (*count).max(n);
     }
 
     fn unique_name(&mut self, stem: &str) -> String {

@@ -68,13 +68,11 @@ impl<F: Float, G: FnMut(usize, &Logs) -> Control> Callback<F> for LambdaCallback
 /// ```
 #[derive(Debug, Clone)]
 pub struct EarlyStopping<F: Float> {
-    monitor: String,
-    min_delta: f64,
+    monitor: Monitor,
     patience: usize,
     restore_best_weights: bool,
     verbose: bool,
     wait: usize,
-    best: f64,
     best_epoch: Option<usize>,
     best_weights: Option<Vec<ArrayD<F>>>,
     stopped_epoch: Option<usize>,
@@ -84,19 +82,12 @@ pub struct EarlyStopping<F: Float> {
 impl<F: Float> EarlyStopping<F> {
     /// Monitors `monitor` (a log key such as `"val_loss"` or `"loss"`).
     pub fn new(monitor: &str) -> Self {
-        let maximize = monitor.contains("acc");
         EarlyStopping {
-            monitor: monitor.to_string(),
-            min_delta: 0.0,
+            monitor: Monitor::new(monitor),
             patience: 0,
             restore_best_weights: false,
             verbose: false,
             wait: 0,
-            best: if maximize {
-                f64::NEG_INFINITY
-            } else {
-                f64::INFINITY
-            },
             best_epoch: None,
             best_weights: None,
             stopped_epoch: None,
@@ -105,7 +96,7 @@ impl<F: Float> EarlyStopping<F> {
     }
     /// Minimum change that counts as an improvement.
     pub fn min_delta(mut self, d: f64) -> Self {
-        self.min_delta = d.abs();
+        self.monitor.min_delta = d.abs();
         self
     }
     /// Epochs without improvement before stopping.
@@ -131,13 +122,34 @@ impl<F: Float> EarlyStopping<F> {
     pub fn best_epoch(&self) -> Option<usize> {
         self.best_epoch
     }
+}
 
-    fn maximize(&self) -> bool {
-        self.monitor.contains("acc")
+/// A monitored log value and the best seen so far; Keras's `mode="auto"`: higher is better
+/// for keys containing `acc`, lower for everything else.
+#[derive(Debug, Clone)]
+pub(crate) struct Monitor {
+    pub key: String,
+    pub min_delta: f64,
+    pub best: f64,
+}
+
+impl Monitor {
+    pub fn new(key: &str) -> Self {
+        let best = if key.contains("acc") {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        };
+        Monitor {
+            key: key.to_string(),
+            min_delta: 0.0,
+            best,
+        }
     }
 
-    fn improved(&self, current: f64) -> bool {
-        if self.maximize() {
+    /// Whether `current` beats the best by more than `min_delta`.
+    pub fn improved(&self, current: f64) -> bool {
+        if self.key.contains("acc") {
             current - self.min_delta > self.best
         } else {
             current + self.min_delta < self.best
@@ -147,12 +159,12 @@ impl<F: Float> EarlyStopping<F> {
 
 impl<F: Float> Callback<F> for EarlyStopping<F> {
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Sequential<F>) -> Control {
-        let Some(&current) = logs.get(&self.monitor) else {
+        let Some(&current) = logs.get(&self.monitor.key) else {
             if !self.warned {
                 let keys: Vec<_> = logs.keys().collect();
                 eprintln!(
                     "EarlyStopping: `{}` is not in the logs (available: {keys:?}); skipping",
-                    self.monitor
+                    self.monitor.key
                 );
                 self.warned = true;
             }
@@ -163,8 +175,8 @@ impl<F: Float> Callback<F> for EarlyStopping<F> {
             self.best_epoch = Some(epoch);
         }
         self.wait += 1;
-        if self.improved(current) {
-            self.best = current;
+        if self.monitor.improved(current) {
+            self.monitor.best = current;
             self.best_epoch = Some(epoch);
             if self.restore_best_weights {
                 self.best_weights = Some(model.get_weights());

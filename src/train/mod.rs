@@ -1,11 +1,13 @@
 //! Training: losses, metrics, optimizers, the [`Trainer`] and its callbacks.
 
 mod callbacks;
+mod checkpoint;
 mod loss;
 mod optim;
 mod trainer;
 
 pub use callbacks::{Callback, Control, EarlyStopping, LambdaCallback, Logs};
+pub use checkpoint::ModelCheckpoint;
 pub use loss::{Loss, Metric};
 pub use optim::{Adam, Clip, Optimizer, RmsProp, Sgd};
 pub use trainer::{History, Trainer};

@@ -71,8 +71,17 @@ pub trait Optimizer<F: Float>: std::fmt::Debug + Send {
     fn update(&mut self, slot: usize, value: &mut ArrayD<F>, g: &ArrayD<F>);
     /// Number of steps taken.
     fn iterations(&self) -> u64;
-    /// Optimizer state (moments) per slot, for checkpoints.
+    /// Optimizer state for checkpoints: one group per name in
+    /// [`Optimizer::state_names`], each holding one array per slot touched so far.
     fn state(&self) -> Vec<Vec<ArrayD<F>>>;
+    /// Names of the groups [`Optimizer::state`] returns (`["m", "v"]` for Adam).
+    fn state_names(&self) -> &'static [&'static str];
+    /// Restores the step count and the state groups, as [`Optimizer::state`] returned them
+    /// (resuming from a checkpoint).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the number of groups is not the number of state names.
+    fn set_state(&mut self, iterations: u64, state: Vec<Vec<ArrayD<F>>>) -> Result<()>;
 
     /// Applies one step to every weight of `model` from the gradients in its parameters,
     /// clipping as configured.
@@ -125,6 +134,25 @@ fn step<F: Float, O: Optimizer<F> + ?Sized>(
         opt.update(slot, &mut p.value, clipped.as_ref().unwrap_or(&p.grad));
         slot += 1;
     });
+}
+
+/// Moves checkpointed state groups into an optimizer's slots.
+fn restore<F: Float, const N: usize>(
+    name: &str,
+    state: Vec<Vec<ArrayD<F>>>,
+    slots: [&mut Vec<ArrayD<F>>; N],
+) -> Result<()> {
+    if state.len() != N {
+        return Err(Error::Config {
+            layer: name.into(),
+            field: "state",
+            reason: format!("expected {N} state groups, got {}", state.len()),
+        });
+    }
+    for (slot, group) in slots.into_iter().zip(state) {
+        *slot = group;
+    }
+    Ok(())
 }
 
 fn norm2<F: Float>(g: &ArrayD<F>) -> f64 {
@@ -250,12 +278,6 @@ impl<F: Float> Adam<F> {
         self.clip.clipvalue = Some(v);
         self
     }
-    /// Restores moments and step count (from a checkpoint).
-    pub fn set_state(&mut self, iterations: u64, m: Vec<ArrayD<F>>, v: Vec<ArrayD<F>>) {
-        self.t = iterations;
-        self.m = m;
-        self.v = v;
-    }
 }
 
 impl<F: Float> Optimizer<F> for Adam<F> {
@@ -317,6 +339,13 @@ impl<F: Float> Optimizer<F> for Adam<F> {
     }
     fn state(&self) -> Vec<Vec<ArrayD<F>>> {
         vec![self.m.clone(), self.v.clone()]
+    }
+    fn state_names(&self) -> &'static [&'static str] {
+        &["m", "v"]
+    }
+    fn set_state(&mut self, iterations: u64, state: Vec<Vec<ArrayD<F>>>) -> Result<()> {
+        self.t = iterations;
+        restore("adam", state, [&mut self.m, &mut self.v])
     }
 }
 
@@ -426,6 +455,13 @@ impl<F: Float> Optimizer<F> for Sgd<F> {
     }
     fn state(&self) -> Vec<Vec<ArrayD<F>>> {
         vec![self.velocity.clone()]
+    }
+    fn state_names(&self) -> &'static [&'static str] {
+        &["velocity"]
+    }
+    fn set_state(&mut self, iterations: u64, state: Vec<Vec<ArrayD<F>>>) -> Result<()> {
+        self.t = iterations;
+        restore("sgd", state, [&mut self.velocity])
     }
 }
 
@@ -559,5 +595,16 @@ impl<F: Float> Optimizer<F> for RmsProp<F> {
             self.average.clone(),
             self.moment.clone(),
         ]
+    }
+    fn state_names(&self) -> &'static [&'static str] {
+        &["velocity", "average", "moment"]
+    }
+    fn set_state(&mut self, iterations: u64, state: Vec<Vec<ArrayD<F>>>) -> Result<()> {
+        self.t = iterations;
+        restore(
+            "rmsprop",
+            state,
+            [&mut self.velocity, &mut self.average, &mut self.moment],
+        )
     }
 }

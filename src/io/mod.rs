@@ -1,0 +1,684 @@
+//! Model files: one [safetensors](https://huggingface.co/docs/safetensors) file per model.
+//!
+//! # Format (version 1)
+//!
+//! A standard safetensors file, so any safetensors reader opens it (Python:
+//! `safetensors.numpy.load_file("model.safetensors")`):
+//!
+//! - every weight as a tensor named `<layer>/<weight>` in Keras's `get_weights()` layout:
+//!   `lstm/kernel`, `lstm/recurrent_kernel`, `lstm/bias`, `dense/kernel`, and for
+//!   Bidirectional `bidirectional/forward_lstm/kernel`, ..., `bidirectional/backward_lstm/bias`;
+//!   all tensors `F32` or all `F64`, little-endian, row-major;
+//! - header metadata (`__metadata__`, string values): `format` = `"rnnkit"`,
+//!   `format_version` = `"1"`, `dtype` = `"F32"` or `"F64"`, `rnnkit_version`, and
+//!   `architecture`: the [`ModelSpec`] as JSON
+//!   (`{"name", "input_shape", "layers": [{"layer": "LSTM", "config": {...}}, ...]}`);
+//! - checkpoints add `checkpoint` (JSON: epoch, optimizer, step count, seed) and the
+//!   optimizer's state as tensors `optimizer/<group>/<slot>` (`optimizer/m/0`, ...), slots in
+//!   `get_weights()` order.
+//!
+//! Loading trusts nothing: see [`FileError`](crate::error::FileError) for what is checked.
+//! Saving is atomic: the bytes go to a temporary file in the target's directory, which is
+//! flushed, synced and renamed over the target, so a failed save leaves the old file intact.
+
+mod keras;
+mod spec;
+
+pub use spec::{
+    BidirectionalSpec, DenseSpec, LayerSpec, MaskingSpec, ModelSpec, RecurrentSpec, LAYER_TYPES,
+};
+
+use crate::error::{Error, FileError, Result};
+use crate::float::Float;
+use crate::model::Sequential;
+use ndarray::{ArrayD, IxDyn};
+use safetensors::{Dtype, SafeTensors};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+/// The newest format version this build writes and reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Name prefix of the optimizer-state tensors in a checkpoint.
+pub(crate) const OPTIMIZER_PREFIX: &str = "optimizer/";
+
+/// What a model file holds, read without building the model.
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let model = Sequential::<f32>::new(&[3, 1])
+///     .push(SimpleRnnConfig::new(4))?
+///     .push(DenseConfig::new(1))?;
+/// let info = rnnkit::io::FileInfo::from_bytes(&model.to_bytes()?)?;
+/// assert_eq!((info.format_version, info.dtype.as_str()), (1, "F32"));
+/// assert_eq!(info.tensors[0].0, "dense/bias");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileInfo {
+    /// Format version the file was written with.
+    pub format_version: u64,
+    /// `"F32"` or `"F64"`.
+    pub dtype: String,
+    /// The rnnkit version that wrote the file, if recorded.
+    pub rnnkit_version: Option<String>,
+    /// The architecture.
+    pub architecture: ModelSpec,
+    /// Every tensor's name and shape, sorted by name.
+    pub tensors: Vec<(String, Vec<usize>)>,
+    /// The training state, for checkpoints.
+    pub checkpoint: Option<CheckpointInfo>,
+}
+
+/// The training state a checkpoint records next to the model.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointInfo {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer name (`"adam"`).
+    pub optimizer: String,
+    /// Optimizer steps taken.
+    pub iterations: u64,
+    /// The trainer's shuffle seed.
+    pub seed: u64,
+    /// The optimizer's state groups (`["m", "v"]`).
+    pub state: Vec<String>,
+}
+
+impl FileInfo {
+    /// Reads and checks the header of a model file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read, [`Error::File`] when it is not a valid
+    /// rnnkit file.
+    pub fn read(path: impl AsRef<Path>) -> Result<FileInfo> {
+        let path = path.as_ref();
+        let bytes = read_file(path)?;
+        Header::parse(&bytes)
+            .map(|h| h.info())
+            .map_err(|e| file_error(path, e))
+    }
+
+    /// [`FileInfo::read`] on bytes in memory.
+    ///
+    /// # Errors
+    /// [`Error::File`] when the bytes are not a valid rnnkit file.
+    pub fn from_bytes(bytes: &[u8]) -> Result<FileInfo> {
+        Header::parse(bytes).map(|h| h.info()).map_err(bytes_error)
+    }
+}
+
+pub(crate) fn file_error(path: &Path, error: FileError) -> Error {
+    Error::File {
+        path: path.display().to_string(),
+        error,
+    }
+}
+
+pub(crate) fn bytes_error(error: FileError) -> Error {
+    Error::File {
+        path: "<bytes>".into(),
+        error,
+    }
+}
+
+fn io_error(path: &Path, op: &'static str, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        op,
+        reason: e.to_string(),
+    }
+}
+
+/// Reads a whole file.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| io_error(path, "read", e))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed
+/// and synced, then renamed over `path`. On any failure the temporary file is removed and
+/// whatever was at `path` is untouched.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().ok_or_else(|| Error::Io {
+        path: path.display().to_string(),
+        op: "write",
+        reason: "the path does not name a file".into(),
+    })?;
+    if path.is_dir() {
+        return Err(Error::Io {
+            path: path.display().to_string(),
+            op: "write",
+            reason: "the path is a directory".into(),
+        });
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| io_error(&tmp, "create", e))?;
+        fail_point()?;
+        f.write_all(bytes)
+            .and_then(|()| f.flush())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| io_error(&tmp, "write", e))?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(|e| io_error(path, "rename into place", e))
+    })();
+    match result {
+        Ok(()) => {
+            // Make the rename durable; not every platform can sync a directory.
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Tests make the write after the temporary file's creation fail with this.
+#[cfg(test)]
+pub(crate) static FAIL_WRITES: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+fn fail_point() -> Result<()> {
+    #[cfg(test)]
+    if FAIL_WRITES.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(Error::Io {
+            path: "<test>".into(),
+            op: "write",
+            reason: "injected failure".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Collects named tensors and metadata, then writes them as one safetensors buffer with
+/// sorted keys, so the same model always gives the same bytes.
+pub(crate) struct Writer<F: Float> {
+    tensors: BTreeMap<String, (Vec<usize>, Vec<u8>)>,
+    meta: BTreeMap<String, String>,
+    _f: std::marker::PhantomData<F>,
+}
+
+impl<F: Float> Writer<F> {
+    /// A writer holding the model's weights and architecture.
+    pub(crate) fn model(model: &Sequential<F>) -> Result<Self> {
+        let spec = model.spec()?;
+        let mut w = Writer {
+            tensors: BTreeMap::new(),
+            meta: BTreeMap::new(),
+            _f: std::marker::PhantomData,
+        };
+        for layer in model.layers() {
+            let prefix = layer.name().to_string();
+            let mut err = None;
+            layer.visit_params(&mut |n, p| {
+                if err.is_none() {
+                    err = w.tensor(format!("{prefix}/{n}"), &p.value).err();
+                }
+            });
+            if let Some(e) = err {
+                return Err(e);
+            }
+        }
+        let arch = serde_json::to_string(&spec).map_err(|e| Error::Unsupported {
+            layer: model.name().to_string(),
+            reason: e.to_string(),
+        })?;
+        for (k, v) in [
+            ("format", "rnnkit".to_string()),
+            ("format_version", FORMAT_VERSION.to_string()),
+            ("dtype", F::DTYPE.to_string()),
+            ("rnnkit_version", env!("CARGO_PKG_VERSION").to_string()),
+            ("architecture", arch),
+        ] {
+            w.meta.insert(k.into(), v);
+        }
+        Ok(w)
+    }
+
+    /// Adds a tensor; refuses non-finite values (the loader would refuse the file).
+    pub(crate) fn tensor(&mut self, name: String, value: &ArrayD<F>) -> Result<()> {
+        if let Some((index, v)) = value.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(bytes_error(FileError::NonFinite {
+                tensor: name,
+                index,
+                value: v.to_string(),
+            }));
+        }
+        let std = value.as_standard_layout();
+        let mut data = Vec::new();
+        F::extend_le_bytes(std.as_slice().expect("standard layout"), &mut data);
+        self.tensors.insert(name, (value.shape().to_vec(), data));
+        Ok(())
+    }
+
+    /// Adds a metadata entry.
+    pub(crate) fn meta(&mut self, key: &str, value: String) {
+        self.meta.insert(key.into(), value);
+    }
+
+    /// The file's bytes: the header length (u64 little-endian), the JSON header padded
+    /// with spaces to a multiple of 8, then the tensors' bytes back to back in name order.
+    pub(crate) fn finish(self) -> Result<Vec<u8>> {
+        let mut header = serde_json::Map::new();
+        header.insert("__metadata__".into(), serde_json::json!(self.meta));
+        let mut offset = 0;
+        for (name, (shape, data)) in &self.tensors {
+            header.insert(
+                name.clone(),
+                serde_json::json!({
+                    "dtype": F::DTYPE,
+                    "shape": shape,
+                    "data_offsets": [offset, offset + data.len()],
+                }),
+            );
+            offset += data.len();
+        }
+        let mut h = serde_json::to_vec(&header).expect("strings and numbers serialise");
+        h.resize(h.len().next_multiple_of(8), b' ');
+        let mut out = Vec::with_capacity(8 + h.len() + offset);
+        out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+        out.extend_from_slice(&h);
+        for (_, data) in self.tensors.values() {
+            out.extend_from_slice(data);
+        }
+        Ok(out)
+    }
+}
+
+/// A parsed and checked header: container valid, rnnkit metadata present and understood.
+pub(crate) struct Header<'a> {
+    tensors: SafeTensors<'a>,
+    meta: HashMap<String, String>,
+    pub(crate) version: u64,
+    pub(crate) dtype: Dtype,
+    pub(crate) spec: ModelSpec,
+    pub(crate) checkpoint: Option<CheckpointInfo>,
+}
+
+impl<'a> Header<'a> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> std::result::Result<Self, FileError> {
+        let container = |e: safetensors::SafeTensorError| FileError::Container(e.to_string());
+        let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(container)?;
+        let tensors = SafeTensors::deserialize(bytes).map_err(container)?;
+        let meta = metadata.metadata().clone().unwrap_or_default();
+        match meta.get("format").map(String::as_str) {
+            Some("rnnkit") => {}
+            Some(other) => {
+                return Err(FileError::NotRnnkit(format!(
+                    "metadata `format` is {other:?}, expected \"rnnkit\""
+                )))
+            }
+            None => {
+                return Err(FileError::NotRnnkit(
+                    "no `format: rnnkit` entry in the header metadata".into(),
+                ))
+            }
+        }
+        let get = |key: &'static str| {
+            meta.get(key).ok_or(FileError::Metadata {
+                key,
+                reason: "missing".into(),
+            })
+        };
+        let version: u64 = get("format_version")?
+            .parse()
+            .map_err(|e| FileError::Metadata {
+                key: "format_version",
+                reason: format!("not a version number: {e}"),
+            })?;
+        if version > FORMAT_VERSION {
+            return Err(FileError::Version {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let dtype = match get("dtype")?.as_str() {
+            "F32" => Dtype::F32,
+            "F64" => Dtype::F64,
+            other => {
+                return Err(FileError::Metadata {
+                    key: "dtype",
+                    reason: format!("expected \"F32\" or \"F64\", got {other:?}"),
+                })
+            }
+        };
+        let spec = spec::parse_model_spec(get("architecture")?)?;
+        let checkpoint = match meta.get("checkpoint") {
+            None => None,
+            Some(c) => Some(
+                serde_json::from_str(c)
+                    .map_err(|e| FileError::Checkpoint(format!("metadata: {e}")))?,
+            ),
+        };
+        Ok(Header {
+            tensors,
+            meta,
+            version,
+            dtype,
+            spec,
+            checkpoint,
+        })
+    }
+
+    fn info(&self) -> FileInfo {
+        let mut tensors: Vec<_> = self
+            .tensors
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.shape().to_vec()))
+            .collect();
+        tensors.sort();
+        FileInfo {
+            format_version: self.version,
+            dtype: format!("{:?}", self.dtype),
+            rnnkit_version: self.meta.get("rnnkit_version").cloned(),
+            architecture: self.spec.clone(),
+            tensors,
+            checkpoint: self.checkpoint.clone(),
+        }
+    }
+
+    /// Number of scalars the file holds: the budget every size the architecture implies
+    /// must fit in before anything is allocated.
+    fn scalars(&self) -> usize {
+        let size = if self.dtype == Dtype::F64 { 8 } else { 4 };
+        self.tensors
+            .iter()
+            .map(|(_, t)| t.data().len() / size)
+            .sum()
+    }
+
+    /// One tensor as an array of `F`, checked: present, the file's dtype, the expected
+    /// shape, finite.
+    pub(crate) fn array<F: Float>(
+        &self,
+        name: &str,
+        shape: &[usize],
+    ) -> std::result::Result<ArrayD<F>, FileError> {
+        let t = self
+            .tensors
+            .tensor(name)
+            .map_err(|_| FileError::MissingTensor(name.to_string()))?;
+        if t.dtype() != self.dtype {
+            return Err(FileError::Tensor {
+                tensor: name.into(),
+                expected: format!("dtype {:?} (the file's dtype)", self.dtype),
+                found: format!("dtype {:?}", t.dtype()),
+            });
+        }
+        if t.shape() != shape {
+            return Err(FileError::Tensor {
+                tensor: name.into(),
+                expected: format!("shape {shape:?}"),
+                found: format!("shape {:?}", t.shape()),
+            });
+        }
+        let values: Vec<f64> = match t.dtype() {
+            Dtype::F64 => t
+                .data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+            _ => t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))))
+                .collect(),
+        };
+        if let Some((index, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(FileError::NonFinite {
+                tensor: name.into(),
+                index,
+                value: v.to_string(),
+            });
+        }
+        let data = values.into_iter().map(F::c).collect();
+        ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| FileError::Tensor {
+            tensor: name.into(),
+            expected: format!("shape {shape:?}"),
+            found: e.to_string(),
+        })
+    }
+
+    /// Names of the file's tensors.
+    pub(crate) fn names(&self) -> Vec<&str> {
+        self.tensors.names()
+    }
+
+    /// Builds the model the header describes and loads its weights. `extra` accepts
+    /// tensor names outside the model (a checkpoint's optimizer state).
+    pub(crate) fn model<F: Float>(
+        &self,
+        convert: bool,
+        extra: &dyn Fn(&str) -> bool,
+    ) -> std::result::Result<Sequential<F>, FileError> {
+        if !convert && F::DTYPE != format!("{:?}", self.dtype) {
+            return Err(FileError::Dtype {
+                expected: if F::DTYPE == "F64" { "f64" } else { "f32" },
+                found: format!("{:?}", self.dtype).to_lowercase(),
+            });
+        }
+        let mut model = build_checked::<F>(&self.spec, self.scalars())?;
+        let mut expected = Vec::new();
+        for layer in model.layers() {
+            let prefix = layer.name().to_string();
+            layer.visit_params(&mut |n, p| {
+                expected.push((format!("{prefix}/{n}"), p.value.shape().to_vec()));
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (name, _) in &expected {
+            if !seen.insert(name.as_str()) {
+                return Err(FileError::Architecture(format!(
+                    "two weights named `{name}` (duplicate layer names)"
+                )));
+            }
+        }
+        let arrays = expected
+            .iter()
+            .map(|(n, s)| self.array::<F>(n, s))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if let Some(name) = self
+            .names()
+            .into_iter()
+            .find(|n| !seen.contains(n) && !extra(n))
+        {
+            return Err(FileError::UnexpectedTensor(name.to_string()));
+        }
+        let mut values = arrays.into_iter();
+        model.visit_params_mut(&mut |_, p| {
+            if let Some(v) = values.next() {
+                p.value = v;
+            }
+        });
+        Ok(model)
+    }
+}
+
+/// Builds the model `spec` describes, refusing before any allocation a layer whose
+/// weights cannot fit in `budget` scalars (the number the file holds). Every layer's
+/// weights are at least units·inputs (kernel) plus, for recurrent layers, units²
+/// (recurrent kernel), so an honest file always passes.
+pub(crate) fn build_checked<F: Float>(
+    spec: &ModelSpec,
+    budget: usize,
+) -> std::result::Result<Sequential<F>, FileError> {
+    let mut model = Sequential::<F>::with_input_shape(spec.input_shape.clone()).named(&spec.name);
+    let mut left = budget;
+    for layer in &spec.layers {
+        if let Some((units, recurrent)) = layer.size() {
+            let inputs = model.output_shape().last().copied().flatten().unwrap_or(1);
+            let copies = if matches!(layer, LayerSpec::Bidirectional(_)) {
+                2
+            } else {
+                1
+            };
+            let need = units
+                .checked_mul(inputs)
+                .and_then(|k| {
+                    let r = if recurrent {
+                        units.checked_mul(units)?
+                    } else {
+                        0
+                    };
+                    k.checked_add(r)?.checked_mul(copies)
+                })
+                .filter(|&n| n <= left);
+            match need {
+                Some(n) => left -= n,
+                None => {
+                    return Err(FileError::TooLarge {
+                        layer: layer.name().unwrap_or(layer.type_name()).to_string(),
+                        reason: format!(
+                            "{units} units on {inputs} inputs need more weights than the \
+                             file's {budget} scalars"
+                        ),
+                    })
+                }
+            }
+        }
+        model
+            .add(layer)
+            .map_err(|e| FileError::Architecture(e.to_string()))?;
+    }
+    Ok(model)
+}
+
+impl<F: Float> Sequential<F> {
+    /// The model as a model file's bytes (see the [format](crate::io)).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a layer without a saved form; [`Error::File`] with
+    /// [`FileError::NonFinite`] when a weight is NaN or infinite.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        Writer::model(self)?.finish()
+    }
+
+    /// Saves the model to one safetensors file, atomically (see the [format](crate::io)).
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let model = Sequential::<f32>::new(&[3, 1])
+    ///     .push(LstmConfig::new(8))?
+    ///     .push(DenseConfig::new(1))?;
+    /// let path = std::env::temp_dir().join("rnnkit-doc-save.safetensors");
+    /// model.save(&path)?;
+    /// let loaded = Sequential::<f32>::load(&path)?;
+    /// assert_eq!(loaded.get_weights(), model.get_weights());
+    /// # std::fs::remove_file(&path).ok();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Sequential::to_bytes`], and [`Error::Io`] when the file cannot be written (the
+    /// previous file at `path`, if any, is then left as it was).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_atomic(path.as_ref(), &self.to_bytes()?)
+    }
+
+    /// Loads a model saved by [`Sequential::save`], ready for `predict`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read; [`Error::File`] naming what is wrong
+    /// when it is not a valid model file, or holds the other float type.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::load_impl(path.as_ref(), false)
+    }
+
+    /// [`Sequential::load`], converting an `f64` file to `f32` (rounding) or an `f32` file
+    /// to `f64` (exact) when the file holds the other float type.
+    ///
+    /// # Errors
+    /// As [`Sequential::load`].
+    pub fn load_converted(path: impl AsRef<Path>) -> Result<Self> {
+        Self::load_impl(path.as_ref(), true)
+    }
+
+    fn load_impl(path: &Path, convert: bool) -> Result<Self> {
+        let bytes = read_file(path)?;
+        Self::decode(&bytes, convert).map_err(|e| file_error(path, e))
+    }
+
+    /// [`Sequential::load`] from bytes in memory; never panics, whatever the bytes.
+    ///
+    /// # Errors
+    /// [`Error::File`] naming what is wrong.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::decode(bytes, false).map_err(bytes_error)
+    }
+
+    /// [`Sequential::from_bytes`] converting the float type if needed.
+    ///
+    /// # Errors
+    /// As [`Sequential::from_bytes`].
+    pub fn from_bytes_converted(bytes: &[u8]) -> Result<Self> {
+        Self::decode(bytes, true).map_err(bytes_error)
+    }
+
+    fn decode(bytes: &[u8], convert: bool) -> std::result::Result<Self, FileError> {
+        let header = Header::parse(bytes)?;
+        // A checkpoint loads as its model; the optimizer state is for `Trainer::resume`.
+        let checkpoint = header.checkpoint.is_some();
+        header.model(convert, &|n| checkpoint && n.starts_with(OPTIMIZER_PREFIX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::dense::DenseConfig;
+    use std::sync::atomic::Ordering;
+
+    /// A write that fails after the temporary file exists (as a full disk would) leaves the
+    /// previous file loadable and no temporary file behind.
+    #[test]
+    fn a_write_failing_midway_keeps_the_old_file() {
+        let dir = std::env::temp_dir().join(format!("rnnkit-failpoint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.safetensors");
+        let old = Sequential::<f64>::new(&[2])
+            .push(DenseConfig::new(3))
+            .unwrap();
+        old.save(&path).unwrap();
+        let new = Sequential::<f64>::new(&[2])
+            .seed(9)
+            .push(DenseConfig::new(3))
+            .unwrap();
+        FAIL_WRITES.store(true, Ordering::SeqCst);
+        let result = new.save(&path);
+        FAIL_WRITES.store(false, Ordering::SeqCst);
+        assert!(
+            matches!(result, Err(Error::Io { op: "write", .. })),
+            "{result:?}"
+        );
+        let loaded = Sequential::<f64>::load(&path).unwrap();
+        assert_eq!(loaded.get_weights(), old.get_weights());
+        assert_ne!(loaded.get_weights(), new.get_weights());
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["m.safetensors"]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,338 @@
+//! The loader against hostile bytes: every kind of damage is a typed error, and no byte
+//! string makes it panic.
+
+use rnnkit::prelude::*;
+use rnnkit::{Error, FileError, GruConfig, LstmConfig};
+use serde_json::{json, Value};
+
+/// A small model with every kind of tensor layout: Masking, Bidirectional LSTM, GRU, Dense.
+fn sample() -> Vec<u8> {
+    Sequential::<f32>::new(&[4, 2])
+        .push(MaskingConfig::new(0.0))
+        .unwrap()
+        .push(BidirectionalConfig::new(
+            LstmConfig::new(3).return_sequences(true),
+        ))
+        .unwrap()
+        .push(GruConfig::new(2))
+        .unwrap()
+        .push(DenseConfig::new(1))
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+}
+
+/// (header JSON, data section) of a safetensors file.
+fn split(bytes: &[u8]) -> (Value, Vec<u8>) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    (header, bytes[8 + n..].to_vec())
+}
+
+fn join(header: &Value, data: &[u8]) -> Vec<u8> {
+    let mut h = serde_json::to_vec(header).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend(data);
+    out
+}
+
+/// The sample with its header edited.
+fn edited(f: impl FnOnce(&mut Value, &mut Vec<u8>)) -> Vec<u8> {
+    let (mut h, mut d) = split(&sample());
+    f(&mut h, &mut d);
+    join(&h, &d)
+}
+
+fn arch(h: &mut Value) -> Value {
+    serde_json::from_str(h["__metadata__"]["architecture"].as_str().unwrap()).unwrap()
+}
+
+fn set_arch(h: &mut Value, a: &Value) {
+    h["__metadata__"]["architecture"] = Value::String(a.to_string());
+}
+
+fn load_err(bytes: &[u8]) -> FileError {
+    match Sequential::<f32>::from_bytes(bytes) {
+        Err(Error::File { error, path }) => {
+            assert_eq!(path, "<bytes>");
+            error
+        }
+        Ok(_) => panic!("loaded a damaged file"),
+        Err(other) => panic!("expected Error::File, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_sample_loads() {
+    let m = Sequential::<f32>::from_bytes(&sample()).unwrap();
+    assert_eq!(m.layers().len(), 4);
+}
+
+#[test]
+fn truncation_at_every_boundary_is_a_container_error() {
+    let bytes = sample();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let (header, _) = split(&bytes);
+    let mut cuts: Vec<usize> = (0..=9).collect(); // inside and just past the length prefix
+    cuts.extend([8 + n / 2, 8 + n - 1, 8 + n]); // inside and at the end of the header
+    for (name, info) in header.as_object().unwrap() {
+        if name != "__metadata__" {
+            let [s, e] = [0, 1].map(|i| info["data_offsets"][i].as_u64().unwrap() as usize);
+            cuts.extend([8 + n + s + 1, 8 + n + e - 1]); // inside every tensor
+        }
+    }
+    cuts.push(bytes.len() - 1);
+    for cut in cuts {
+        let e = load_err(&bytes[..cut]);
+        assert!(matches!(e, FileError::Container(_)), "cut at {cut}: {e:?}");
+    }
+}
+
+#[test]
+fn header_length_past_the_end_and_absurd() {
+    let mut b = sample();
+    let len = b.len() as u64;
+    b[..8].copy_from_slice(&len.to_le_bytes());
+    assert!(matches!(load_err(&b), FileError::Container(_)));
+    b[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(load_err(&b), FileError::Container(_)));
+    assert!(matches!(load_err(b"not a model"), FileError::Container(_)));
+    assert!(matches!(load_err(&[]), FileError::Container(_)));
+}
+
+#[test]
+fn flipped_header_bytes_are_errors() {
+    let bytes = sample();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    for i in (8..8 + n).step_by(7) {
+        let mut b = bytes.clone();
+        b[i] ^= 0x5a;
+        // Either an error or (a flip inside a float literal of no consequence) a model.
+        let _ = Sequential::<f32>::from_bytes(&b);
+    }
+    // A flip in the JSON syntax is a container error.
+    let mut b = bytes.clone();
+    b[8] = b'[';
+    assert!(matches!(load_err(&b), FileError::Container(_)));
+}
+
+#[test]
+fn overlapping_and_out_of_range_offsets() {
+    let b = edited(|h, _| {
+        h["dense/bias"]["data_offsets"] = json!([0, 4]);
+    });
+    assert!(matches!(load_err(&b), FileError::Container(_)));
+    let b = edited(|h, d| {
+        let end = d.len() as u64;
+        h["dense/bias"]["data_offsets"] = json!([end, end + 4]);
+    });
+    assert!(matches!(load_err(&b), FileError::Container(_)));
+}
+
+#[test]
+fn not_an_rnnkit_file() {
+    let b = edited(|h, _| {
+        h.as_object_mut().unwrap().remove("__metadata__");
+    });
+    assert!(matches!(load_err(&b), FileError::NotRnnkit(_)));
+    let b = edited(|h, _| h["__metadata__"]["format"] = json!("pt"));
+    assert!(matches!(load_err(&b), FileError::NotRnnkit(m) if m.contains("\"pt\"")));
+}
+
+#[test]
+fn a_newer_format_version() {
+    let b = edited(|h, _| h["__metadata__"]["format_version"] = json!("2"));
+    assert_eq!(
+        load_err(&b),
+        FileError::Version {
+            found: 2,
+            supported: 1
+        }
+    );
+    let b = edited(|h, _| h["__metadata__"]["format_version"] = json!("one"));
+    assert!(matches!(
+        load_err(&b),
+        FileError::Metadata {
+            key: "format_version",
+            ..
+        }
+    ));
+    let b = edited(|h, _| h["__metadata__"]["dtype"] = json!("BF16"));
+    assert!(matches!(
+        load_err(&b),
+        FileError::Metadata { key: "dtype", .. }
+    ));
+    let b = edited(|h, _| {
+        h["__metadata__"]
+            .as_object_mut()
+            .unwrap()
+            .remove("architecture");
+    });
+    assert!(matches!(
+        load_err(&b),
+        FileError::Metadata {
+            key: "architecture",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn unknown_layer_types_and_options() {
+    let b = edited(|h, _| {
+        let mut a = arch(h);
+        a["layers"][2]["layer"] = json!("Conv1D");
+        set_arch(h, &a);
+    });
+    assert!(matches!(load_err(&b), FileError::UnknownLayer { found, .. } if found == "Conv1D"));
+    let b = edited(|h, _| {
+        let mut a = arch(h);
+        a["layers"][1]["config"]["layer"]["layer"] = json!("Attention");
+        set_arch(h, &a);
+    });
+    assert!(matches!(load_err(&b), FileError::UnknownLayer { found, .. } if found == "Attention"));
+    let b = edited(|h, _| {
+        let mut a = arch(h);
+        a["layers"][2]["config"]["stateful"] = json!(true);
+        set_arch(h, &a);
+    });
+    assert!(matches!(load_err(&b), FileError::Architecture(m) if m.contains("stateful")));
+    let b = edited(|h, _| {
+        let mut a = arch(h);
+        a["layers"][3]["config"]["units"] = json!(0);
+        set_arch(h, &a);
+    });
+    assert!(matches!(load_err(&b), FileError::Architecture(m) if m.contains("units")));
+    let b = edited(|h, _| h["__metadata__"]["architecture"] = json!("{\"layers\": 3"));
+    assert!(matches!(load_err(&b), FileError::Architecture(_)));
+}
+
+#[test]
+fn shapes_that_disagree_with_the_architecture() {
+    // Dense kernel [2, 1] stored as [1, 2]: same bytes, swapped shape.
+    let b = edited(|h, _| h["dense/kernel"]["shape"] = json!([1, 2]));
+    assert_eq!(
+        load_err(&b),
+        FileError::Tensor {
+            tensor: "dense/kernel".into(),
+            expected: "shape [2, 1]".into(),
+            found: "shape [1, 2]".into(),
+        }
+    );
+    // The architecture says more units than the weights have.
+    let b = edited(|h, _| {
+        let mut a = arch(h);
+        a["layers"][3]["config"]["units"] = json!(2);
+        set_arch(h, &a);
+    });
+    assert!(matches!(load_err(&b), FileError::Tensor { tensor, .. } if tensor == "dense/kernel"));
+    // A tensor of the other dtype.
+    let b = edited(|h, _| h["dense/bias"]["dtype"] = json!("I32"));
+    assert!(matches!(load_err(&b), FileError::Tensor { tensor, .. } if tensor == "dense/bias"));
+}
+
+#[test]
+fn missing_and_unexpected_tensors() {
+    let b = edited(|h, _| {
+        let mut a = arch(h);
+        a["layers"][3]["config"]["use_bias"] = json!(false);
+        set_arch(h, &a);
+    });
+    assert_eq!(
+        load_err(&b),
+        FileError::UnexpectedTensor("dense/bias".into())
+    );
+    let b = edited(|h, _| {
+        let t = h.as_object_mut().unwrap().remove("gru/bias").unwrap();
+        h["gru/bias_renamed"] = t;
+    });
+    assert_eq!(load_err(&b), FileError::MissingTensor("gru/bias".into()));
+}
+
+#[test]
+fn non_finite_weights() {
+    let b = edited(|h, d| {
+        let s = h["dense/kernel"]["data_offsets"][0].as_u64().unwrap() as usize;
+        d[s + 4..s + 8].copy_from_slice(&f32::NAN.to_le_bytes());
+    });
+    assert!(matches!(
+        load_err(&b),
+        FileError::NonFinite { tensor, index: 1, .. } if tensor == "dense/kernel"
+    ));
+    let b = edited(|h, d| {
+        let s = h["gru/recurrent_kernel"]["data_offsets"][0]
+            .as_u64()
+            .unwrap() as usize;
+        d[s..s + 4].copy_from_slice(&f32::NEG_INFINITY.to_le_bytes());
+    });
+    assert!(matches!(
+        load_err(&b),
+        FileError::NonFinite { index: 0, .. }
+    ));
+}
+
+#[test]
+fn absurd_sizes_are_refused_before_allocating() {
+    for units in [1u64 << 20, 1 << 31, u64::MAX / 2] {
+        let b = edited(|h, _| {
+            let mut a = arch(h);
+            a["layers"][2]["config"]["units"] = json!(units);
+            set_arch(h, &a);
+        });
+        assert!(
+            matches!(load_err(&b), FileError::TooLarge { ref layer, .. } if layer == "gru"),
+            "units {units}"
+        );
+    }
+    let b = edited(|h, _| {
+        let mut a = arch(h);
+        a["input_shape"] = json!([4, 1u64 << 40]);
+        set_arch(h, &a);
+    });
+    assert!(matches!(load_err(&b), FileError::TooLarge { .. }));
+}
+
+/// Thousands of random mutations of a valid file: load returns, never panics.
+#[test]
+fn random_mutations_never_panic() {
+    use ndarray_rand::rand::Rng;
+    use rnnkit::seeded_rng;
+    let bytes = sample();
+    let mut rng = seeded_rng(42);
+    let (mut ok, mut err) = (0, 0);
+    for round in 0..4000 {
+        let mut b = bytes.clone();
+        match round % 4 {
+            // a few random bytes anywhere
+            0 | 1 => {
+                for _ in 0..rng.random_range(1..4) {
+                    let i = rng.random_range(0..b.len());
+                    b[i] = rng.random();
+                }
+            }
+            // a byte in the header set to a JSON-significant character
+            2 => {
+                let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+                let i = rng.random_range(8..8 + n);
+                let chars = b"{}[]\",:0123456789-e.";
+                b[i] = chars[rng.random_range(0..chars.len())];
+            }
+            // truncated or extended
+            _ => {
+                let len = rng.random_range(0..b.len() + 16);
+                b.resize(len, rng.random());
+            }
+        }
+        match Sequential::<f32>::from_bytes(&b) {
+            Ok(_) => ok += 1,
+            Err(_) => err += 1,
+        }
+        let _ = Sequential::<f64>::from_bytes_converted(&b);
+        let _ = rnnkit::io::FileInfo::from_bytes(&b);
+    }
+    assert!(err > 3000, "{ok} loaded, {err} refused");
+}
