@@ -328,7 +328,12 @@ fn random_mutations_never_panic() {
             }
         }
         match Sequential::<f32>::from_bytes(&b) {
-            Ok(_) => ok += 1,
+            Ok(mut m) => {
+                ok += 1;
+                // What loads also runs: a mutated weight changes numbers, never panics.
+                let x = ndarray::Array3::<f32>::ones((2, 4, 2)).into_dyn();
+                let _ = m.predict(&x, 32);
+            }
             Err(_) => err += 1,
         }
         let _ = Sequential::<f64>::from_bytes_converted(&b);

@@ -225,29 +225,23 @@ impl LayerSpec {
     /// [`Error::Config`] for an option the layer type does not have (`reset_after` on an
     /// LSTM, a Bidirectional around a Dense, ...).
     pub fn config<F: Float>(&self) -> Result<Box<dyn LayerConfig<F>>> {
-        Ok(match self {
-            LayerSpec::SimpleRnn(s) => {
-                s.only(
-                    self,
-                    "recurrent_activation",
-                    s.recurrent_activation.is_some(),
-                )?;
-                Box::new(s.base(SimpleRnnConfig::new(s.units), self)?)
-            }
-            LayerSpec::Lstm(s) => {
-                let mut c = s
-                    .base(LstmConfig::new(s.units), self)?
-                    .recurrent_activation(s.gate());
-                if let Some(v) = s.unit_forget_bias {
-                    c = c.unit_forget_bias(v);
-                }
+        /// A plain recurrent layer.
+        struct Plain;
+        impl<F: Float> WithRecurrent<F> for Plain {
+            fn with<K: CellConfig>(self, c: RecurrentConfig<K>) -> Box<dyn LayerConfig<F>> {
                 Box::new(c)
             }
-            LayerSpec::Gru(s) => Box::new(
-                s.base(GruConfig::new(s.units), self)?
-                    .recurrent_activation(s.gate())
-                    .reset_after(s.reset_after.unwrap_or(true)),
-            ),
+        }
+        /// The wrapped layer of a Bidirectional.
+        struct Wrap<'a>(&'a BidirectionalSpec);
+        impl<F: Float> WithRecurrent<F> for Wrap<'_> {
+            fn with<K: CellConfig>(self, c: RecurrentConfig<K>) -> Box<dyn LayerConfig<F>> {
+                let mut b = BidirectionalConfig::new(c).merge_mode(self.0.merge_mode);
+                b.name.clone_from(&self.0.name);
+                Box::new(b)
+            }
+        }
+        Ok(match self {
             LayerSpec::Dense(s) => {
                 let mut c = DenseConfig::new(s.units)
                     .activation(s.activation)
@@ -260,50 +254,52 @@ impl LayerSpec {
                 c.name.clone_from(&s.name);
                 Box::new(c)
             }
-            LayerSpec::Bidirectional(s) => {
-                fn wrap<F: Float, K: CellConfig>(
-                    c: RecurrentConfig<K>,
-                    s: &BidirectionalSpec,
-                ) -> Box<dyn LayerConfig<F>> {
-                    let mut b = BidirectionalConfig::new(c).merge_mode(s.merge_mode);
-                    b.name.clone_from(&s.name);
-                    Box::new(b)
+            LayerSpec::Bidirectional(s) => match s.layer.build_recurrent(Wrap(s))? {
+                Some(c) => c,
+                None => {
+                    return Err(Error::Config {
+                        layer: s.name.clone().unwrap_or_else(|| "bidirectional".into()),
+                        field: "layer",
+                        reason: format!(
+                            "Bidirectional wraps SimpleRNN, LSTM or GRU, not {}",
+                            s.layer.type_name()
+                        ),
+                    })
                 }
-                let inner = s.layer.as_ref();
-                match inner {
-                    LayerSpec::SimpleRnn(r) => {
-                        r.only(
-                            inner,
-                            "recurrent_activation",
-                            r.recurrent_activation.is_some(),
-                        )?;
-                        wrap(r.base(SimpleRnnConfig::new(r.units), inner)?, s)
-                    }
-                    LayerSpec::Lstm(r) => wrap(
-                        r.base(LstmConfig::new(r.units), inner)?
-                            .recurrent_activation(r.gate())
-                            .unit_forget_bias(r.unit_forget_bias.unwrap_or(true)),
-                        s,
-                    ),
-                    LayerSpec::Gru(r) => wrap(
-                        r.base(GruConfig::new(r.units), inner)?
-                            .recurrent_activation(r.gate())
-                            .reset_after(r.reset_after.unwrap_or(true)),
-                        s,
-                    ),
-                    other => {
-                        return Err(Error::Config {
-                            layer: s.name.clone().unwrap_or_else(|| "bidirectional".into()),
-                            field: "layer",
-                            reason: format!(
-                                "Bidirectional wraps SimpleRNN, LSTM or GRU, not {}",
-                                other.type_name()
-                            ),
-                        })
-                    }
-                }
-            }
+            },
+            recurrent => recurrent
+                .build_recurrent(Plain)?
+                .expect("SimpleRNN, LSTM and GRU are recurrent"),
         })
+    }
+
+    /// Builds the typed configuration of a recurrent spec and hands it to `w`; `None` for
+    /// the other layer types.
+    fn build_recurrent<F: Float, W: WithRecurrent<F>>(
+        &self,
+        w: W,
+    ) -> Result<Option<Box<dyn LayerConfig<F>>>> {
+        Ok(Some(match self {
+            LayerSpec::SimpleRnn(s) => {
+                s.only(
+                    self,
+                    "recurrent_activation",
+                    s.recurrent_activation.is_some(),
+                )?;
+                w.with(s.base(SimpleRnnConfig::new(s.units), self)?)
+            }
+            LayerSpec::Lstm(s) => w.with(
+                s.base(LstmConfig::new(s.units), self)?
+                    .recurrent_activation(s.gate())
+                    .unit_forget_bias(s.unit_forget_bias.unwrap_or(true)),
+            ),
+            LayerSpec::Gru(s) => w.with(
+                s.base(GruConfig::new(s.units), self)?
+                    .recurrent_activation(s.gate())
+                    .reset_after(s.reset_after.unwrap_or(true)),
+            ),
+            _ => return Ok(None),
+        }))
     }
 
     /// `(units, recurrent)` of the layer (of the wrapped layer for Bidirectional); `None`
@@ -319,6 +315,12 @@ impl LayerSpec {
             LayerSpec::Bidirectional(s) => s.layer.size(),
         }
     }
+}
+
+/// What to do with a recurrent layer's typed configuration (its cell type differs per
+/// layer type, so this is a trait with a generic method rather than a closure).
+trait WithRecurrent<F: Float> {
+    fn with<K: CellConfig>(self, c: RecurrentConfig<K>) -> Box<dyn LayerConfig<F>>;
 }
 
 impl RecurrentSpec {
