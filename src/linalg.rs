@@ -30,6 +30,228 @@ pub(crate) fn step_mm<F: Float>(
     general_mat_mul(F::one(), a, b, beta, c);
 }
 
+/// Columns per packed panel: two 8-lane AVX registers of f32.
+const NR: usize = 16;
+/// Rows per micro-kernel call.
+const MR: usize = 6;
+/// Fewest rows for which the packed kernel beats matrixmultiply.
+const MIN_ROWS: usize = 24;
+
+/// A right-hand matrix packed once for the many per-step products of a pass: column panels
+/// of [`NR`], each `k` rows of `NR` contiguous values (zero-padded). The recurrent kernel is
+/// packed at the start of every forward (and, transposed, every backward) pass, so the
+/// product of each time step reads it without repacking it as matrixmultiply would.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PackedB<F> {
+    data: Vec<F>,
+    /// `(k, n, transposed)` of what is packed; `None` when nothing valid is.
+    what: Option<(usize, usize, bool)>,
+}
+
+impl<F: Float> PackedB<F> {
+    /// Whether packed products run on this machine for this float type (f32 with AVX2 and
+    /// FMA); otherwise products go to matrixmultiply and nothing is packed.
+    pub(crate) fn available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()
+                && std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    /// Whether packing pays for products of `rows` rows (see [`MIN_ROWS`]).
+    pub(crate) fn pays(rows: usize) -> bool {
+        rows >= MIN_ROWS && Self::available()
+    }
+
+    /// Packs `b` (`transposed` records which view of the weights it is), reusing the buffer.
+    pub(crate) fn pack(&mut self, b: &ArrayView2<'_, F>, transposed: bool) {
+        if !Self::available() {
+            self.what = None;
+            return;
+        }
+        let (k, n) = b.dim();
+        let panels = n.div_ceil(NR);
+        self.data.clear();
+        self.data.resize(panels * k * NR, F::zero());
+        let at = |p: usize, kk: usize| (p * k + kk) * NR;
+        if b.rows().into_iter().all(|r| r.as_slice().is_some()) {
+            // Rows contiguous (R in a forward pass): copy 16-wide pieces of each row.
+            for (kk, row) in b.rows().into_iter().enumerate() {
+                let row = row.to_slice().expect("checked contiguous");
+                for (p, piece) in row.chunks(NR).enumerate() {
+                    self.data[at(p, kk)..at(p, kk) + piece.len()].copy_from_slice(piece);
+                }
+            }
+        } else {
+            // Columns contiguous (Rᵀ in a backward pass): scatter each column of `b`.
+            let bt = b.t();
+            for (j, col) in bt.rows().into_iter().enumerate() {
+                let (p, jj) = (j / NR, j % NR);
+                for (kk, &v) in col.iter().enumerate() {
+                    self.data[at(p, kk) + jj] = v;
+                }
+            }
+        }
+        self.what = Some((k, n, transposed));
+    }
+
+    /// Forgets the packed copy (the weights changed).
+    pub(crate) fn invalidate(&mut self) {
+        self.what = None;
+    }
+}
+
+/// `c = a·b + beta·c` (`beta` 0 or 1) using `packed` when it holds `b` (in the orientation
+/// `transposed`), else [`step_mm`].
+pub(crate) fn packed_mm<F: Float>(
+    a: &ArrayView2<'_, F>,
+    b: &ArrayView2<'_, F>,
+    packed: &PackedB<F>,
+    transposed: bool,
+    beta: F,
+    c: &mut ArrayViewMut2<'_, F>,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    // Below about 24 rows the panels are re-read from L2 for too few row blocks, and
+    // matrixmultiply (which also packs the rows) is faster (measured on 16-row halves).
+    let usable = packed.what == Some((k, n, transposed))
+        && m >= MIN_ROWS
+        && k > 0
+        && (m == 1 || a.strides()[0] > 0)
+        && (k == 1 || a.strides()[1] == 1)
+        && (n == 1 || c.strides()[1] == 1)
+        && (m == 1 || c.strides()[0] > 0);
+    if !usable || a.iter().all(|&v| v == F::zero()) {
+        return step_mm(a, b, beta, c);
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        debug_assert!(PackedB::<F>::available());
+        let (lda, ldc) = (a.strides()[0] as usize, c.strides()[0] as usize);
+        // SAFETY: `packed` exists only where `available()` held, i.e. F is f32 (so the
+        // pointer casts are identity casts) and the CPU has AVX2 and FMA. Every row index
+        // passed is below `m`, every column below `n`, with the strides of these views.
+        unsafe {
+            packed_f32(
+                m,
+                k,
+                n,
+                a.as_ptr() as *const f32,
+                lda,
+                packed.data.as_ptr() as *const f32,
+                c.as_mut_ptr() as *mut f32,
+                ldc,
+                beta == F::one(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    step_mm(a, b, beta, c);
+}
+
+/// The panels × row-blocks driver.
+///
+/// # Safety
+/// AVX2 and FMA available; `a` valid for `m` rows of stride `lda` and `k` contiguous
+/// values; `b` holds `ceil(n/NR)` panels of `k·NR`; `c` valid for `m` rows of stride `ldc`
+/// and `n` contiguous values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn packed_f32(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    for p in 0..n.div_ceil(NR) {
+        let cols = (n - p * NR).min(NR);
+        let panel = b.add(p * k * NR);
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(MR);
+            kernel_6x16(
+                k,
+                a.add(i * lda),
+                lda,
+                panel,
+                c.add(i * ldc + p * NR),
+                ldc,
+                rows,
+                cols,
+                accumulate,
+            );
+            i += MR;
+        }
+    }
+}
+
+/// `C[rows, cols] (+)= A[rows, k]·P[k, 16]` for one panel: 12 accumulators, two panel loads
+/// and six broadcasts per `k`.
+///
+/// # Safety
+/// As [`packed_f32`], for `rows ≤ 6` rows and `cols ≤ 16` columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel_6x16(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    panel: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    // Rows past `rows` re-read the last real row; their results are discarded.
+    let ar: [*const f32; MR] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
+    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    for kk in 0..k {
+        let b0 = _mm256_loadu_ps(panel.add(kk * NR));
+        let b1 = _mm256_loadu_ps(panel.add(kk * NR + 8));
+        for r in 0..MR {
+            let x = _mm256_broadcast_ss(&*ar[r].add(kk));
+            acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+        }
+    }
+    if cols == NR {
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            let cr = c.add(r * ldc);
+            let (mut v0, mut v1) = (acc[0], acc[1]);
+            if accumulate {
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr.add(8)));
+            }
+            _mm256_storeu_ps(cr, v0);
+            _mm256_storeu_ps(cr.add(8), v1);
+        }
+    } else {
+        let mut tmp = [0f32; NR];
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            _mm256_storeu_ps(tmp.as_mut_ptr(), acc[0]);
+            _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc[1]);
+            let cr = c.add(r * ldc);
+            for (j, &v) in tmp.iter().enumerate().take(cols) {
+                *cr.add(j) = if accumulate { *cr.add(j) + v } else { v };
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +277,45 @@ mod tests {
                 let mut c = c0.clone();
                 step_mm(&zeros.view(), &b.view(), beta, &mut c.view_mut());
                 assert_eq!(c, &c0 * beta);
+            }
+        }
+    }
+
+    /// The packed kernel against a plain product in f32: odd sizes (row and column tails),
+    /// strided left operands, transposed weights, both betas.
+    #[test]
+    fn packed_products_match() {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (6, 16, 16),
+            (7, 5, 17),
+            (32, 10, 40),
+            (13, 33, 50),
+            (64, 128, 512),
+        ] {
+            let wide =
+                Array2::from_shape_fn((m, k + 3), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0);
+            let a = wide.slice(s![.., 1..k + 1]);
+            let r = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f32 * 0.25 - 1.0);
+            let rt = Array2::from_shape_fn((n, k), |(j, i)| r[[i, j]]);
+            let c0 = Array2::from_shape_fn((m, n), |(i, j)| (i + j) as f32);
+            for (b, transposed) in [(r.view(), false), (rt.t(), true)] {
+                let mut packed = PackedB::default();
+                packed.pack(&b, transposed);
+                for beta in [0.0, 1.0] {
+                    let mut c = c0.clone();
+                    packed_mm(&a, &b, &packed, transposed, beta, &mut c.view_mut());
+                    let expected = a.dot(&b) + &c0 * beta;
+                    // Integers and quarters: exact in f32 at these sizes.
+                    assert_eq!(
+                        c, expected,
+                        "{m}x{k}x{n} transposed {transposed} beta {beta}"
+                    );
+                }
+                // A stale or mismatched packing is never used.
+                let mut c = c0.clone();
+                packed_mm(&a, &b, &packed, !transposed, 0.0, &mut c.view_mut());
+                assert_eq!(c, a.dot(&b));
             }
         }
     }

@@ -179,7 +179,7 @@ impl<F: Float> Cell for GruCell<F> {
         let rows = prev.nrows();
         if self.reset_after {
             // mh = h_{t-1}·R + b_rec, all three blocks in one product.
-            step_mm(&prev, &r_all, F::zero(), &mut scratch.view_mut());
+            self.w.times_r(&prev, F::zero(), &mut scratch.view_mut());
             let rb = self.recurrent_bias();
             let br = rb.as_ref().map_or(&self.zeros[..], |b| {
                 b.as_slice().expect("contiguous bias row")
@@ -312,7 +312,7 @@ impl<F: Float> Cell for GruCell<F> {
                 });
             }
             // dh_{t-1} += d_mh·Rᵀ
-            step_mm(&d_rw.view(), &r_all.t(), F::one(), &mut d_prev);
+            self.w.times_rt(&d_rw.view(), F::one(), &mut d_prev);
         } else {
             {
                 let (p, ca, ds) = (sl(prev), sl(cache), sl(d_state));
@@ -389,6 +389,12 @@ impl<F: Float> Cell for GruCell<F> {
     }
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
         self.w.visit_mut(f)
+    }
+    fn prepare(&mut self, backward: bool, rows: usize) {
+        // reset_before products use column blocks of R: matrixmultiply.
+        if self.reset_after {
+            self.w.prepare(backward, rows);
+        }
     }
     fn spec(&self) -> RecurrentSpec {
         RecurrentSpec {

@@ -9,7 +9,6 @@ use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
 use crate::io::RecurrentSpec;
-use crate::linalg::step_mm;
 use crate::param::Param;
 use ndarray::{s, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
 
@@ -149,12 +148,8 @@ impl<F: Float> Cell for LstmCell<F> {
     ) {
         let u = self.units;
         // One fused product for all four gates.
-        step_mm(
-            &prev.slice(s![.., ..u]),
-            &self.w.recurrent_kernel.v2(),
-            F::zero(),
-            &mut scratch.view_mut(),
-        );
+        self.w
+            .times_r(&prev.slice(s![.., ..u]), F::zero(), &mut scratch.view_mut());
         let (act, ract) = (self.activation, self.recurrent_activation);
         let (xw, sc, prev, next, cache) = (
             sl(xw),
@@ -255,12 +250,8 @@ impl<F: Float> Cell for LstmCell<F> {
             });
         }
         // dh_{t-1} = d_a·Rᵀ (all gates in one product).
-        step_mm(
-            &d_xw.view(),
-            &self.w.recurrent_kernel.v2().t(),
-            F::zero(),
-            &mut d_prev.slice_mut(s![.., ..u]),
-        );
+        self.w
+            .times_rt(&d_xw.view(), F::zero(), &mut d_prev.slice_mut(s![.., ..u]));
     }
 
     fn accumulate_grads(
@@ -280,6 +271,9 @@ impl<F: Float> Cell for LstmCell<F> {
     }
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
         self.w.visit_mut(f)
+    }
+    fn prepare(&mut self, backward: bool, rows: usize) {
+        self.w.prepare(backward, rows);
     }
     fn spec(&self) -> RecurrentSpec {
         RecurrentSpec {

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
 use crate::io::{LayerSpec, RecurrentSpec};
+use crate::linalg::{packed_mm, PackedB};
 use crate::parallel;
 use crate::param::Param;
 use ndarray::{
@@ -105,6 +106,13 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static {
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<Self::F>));
     /// Keras-style config for display (`units=4, activation=tanh`).
     fn describe(&self) -> String;
+    /// Called before each pass (`backward` false for forward, true for backward) with the
+    /// weights fixed for the pass and `rows`, the fewest batch rows a step's product will
+    /// have: cells pack their recurrent kernel here when that pays. The default does
+    /// nothing.
+    fn prepare(&mut self, backward: bool, rows: usize) {
+        let _ = (backward, rows);
+    }
     /// The cell's part of the saved configuration: units, activations, `use_bias` and the
     /// cell's own options (the sequence options are the layer's).
     fn spec(&self) -> RecurrentSpec;
@@ -623,6 +631,8 @@ impl<C: Cell> Recurrent<C> {
         // threads, each over its own rows of the same buffers.
         buf.chunks = parallel::ranges(b, loop_threads(&self.cell, b, t));
         let chunks = &buf.chunks;
+        self.cell
+            .prepare(false, chunks.iter().map(|r| r.len()).min().unwrap_or(0));
         ensure_scratch(&mut buf.scratch, chunks, g);
         buf.states.index_axis_mut(Axis(0), 0).fill(C::F::zero());
         let tasks: Vec<_> = parallel::split_mut(buf.states.view_mut(), Axis(1), chunks)
@@ -684,6 +694,8 @@ impl<C: Cell> Recurrent<C> {
         let (t, b, f) = self.buf.x.dim();
         let (g, sw) = (self.cell.gate_width(), self.cell.state_width());
         let sep = self.cell.separate_recurrent_grad();
+        let fewest = self.buf.chunks.iter().map(|r| r.len()).min().unwrap_or(0);
+        self.cell.prepare(true, fewest);
         let buf = &mut self.buf;
         ensure3(&mut buf.d_xw, (t, b, g));
         ensure3(&mut buf.d_rw, (t, b, if sep { g } else { 0 }));
@@ -896,6 +908,9 @@ pub(crate) struct CellWeights<F: Float> {
     pub kernel: Param<F>,
     pub recurrent_kernel: Param<F>,
     pub bias: Option<Param<F>>,
+    /// The recurrent kernel (or its transpose, in a backward pass) packed for the per-step
+    /// products; invalidated whenever the weights are visited mutably.
+    packed: PackedB<F>,
 }
 
 impl<F: Float> CellWeights<F> {
@@ -915,7 +930,38 @@ impl<F: Float> CellWeights<F> {
             kernel: Param::new(kernel),
             recurrent_kernel: Param::new(recurrent),
             bias: bias.map(Param::new),
+            packed: PackedB::default(),
         }
+    }
+
+    /// Packs the recurrent kernel for the per-step products of the coming pass: `R` for a
+    /// forward pass, `Rᵀ` for a backward one.
+    pub fn prepare(&mut self, backward: bool, rows: usize) {
+        let r = self.recurrent_kernel.v2();
+        if !PackedB::<F>::pays(rows) {
+            self.packed.invalidate();
+        } else if backward {
+            self.packed.pack(&r.t(), true);
+        } else {
+            self.packed.pack(&r, false);
+        }
+    }
+
+    /// `c = a·R + beta·c`, the recurrent product of one step.
+    pub fn times_r(&self, a: &ArrayView2<'_, F>, beta: F, c: &mut ArrayViewMut2<'_, F>) {
+        packed_mm(a, &self.recurrent_kernel.v2(), &self.packed, false, beta, c);
+    }
+
+    /// `c = a·Rᵀ + beta·c`, the recurrent product of one backward step.
+    pub fn times_rt(&self, a: &ArrayView2<'_, F>, beta: F, c: &mut ArrayViewMut2<'_, F>) {
+        packed_mm(
+            a,
+            &self.recurrent_kernel.v2().t(),
+            &self.packed,
+            true,
+            beta,
+            c,
+        );
     }
 
     /// The part of the bias added to the input projection.
@@ -977,6 +1023,7 @@ impl<F: Float> CellWeights<F> {
     }
 
     pub fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
+        self.packed.invalidate();
         f("kernel", &mut self.kernel);
         f("recurrent_kernel", &mut self.recurrent_kernel);
         if let Some(b) = &mut self.bias {

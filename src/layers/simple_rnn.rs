@@ -8,7 +8,6 @@ use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
 use crate::io::RecurrentSpec;
-use crate::linalg::step_mm;
 use crate::param::Param;
 use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
 
@@ -129,12 +128,7 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
         _cache: ArrayViewMut2<'_, F>,
         scratch: &mut Array2<F>,
     ) {
-        step_mm(
-            &prev,
-            &self.w.recurrent_kernel.v2(),
-            F::zero(),
-            &mut scratch.view_mut(),
-        );
+        self.w.times_r(&prev, F::zero(), &mut scratch.view_mut());
         let (xw, s, h) = (sl(xw), sl(scratch.view()), sl_mut(next));
         for ((h, &a), &r) in h.iter_mut().zip(xw).zip(s) {
             *h = a + r;
@@ -164,12 +158,7 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
             );
         }
         // dh_{t-1} = da·Rᵀ
-        step_mm(
-            &d_xw.view(),
-            &self.w.recurrent_kernel.v2().t(),
-            F::zero(),
-            &mut d_prev,
-        );
+        self.w.times_rt(&d_xw.view(), F::zero(), &mut d_prev);
     }
 
     fn accumulate_grads(
@@ -189,6 +178,9 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
     }
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
         self.w.visit_mut(f)
+    }
+    fn prepare(&mut self, backward: bool, rows: usize) {
+        self.w.prepare(backward, rows);
     }
     fn spec(&self) -> RecurrentSpec {
         RecurrentSpec {
