@@ -41,11 +41,18 @@ const MIN_ROWS: usize = 24;
 /// of [`NR`], each `k` rows of `NR` contiguous values (zero-padded). The recurrent kernel is
 /// packed at the start of every forward (and, transposed, every backward) pass, so the
 /// product of each time step reads it without repacking it as matrixmultiply would.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct PackedB<F> {
     data: Vec<F>,
     /// `(k, n, transposed)` of what is packed; `None` when nothing valid is.
     what: Option<(usize, usize, bool)>,
+}
+
+/// Only what is packed: the values are a copy of weights printed elsewhere.
+impl<F> std::fmt::Debug for PackedB<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedB").field("what", &self.what).finish()
+    }
 }
 
 impl<F: Float> PackedB<F> {
