@@ -363,3 +363,23 @@ fn load_errors_name_the_path() {
         other => panic!("expected an I/O error, got {other:?}"),
     }
 }
+
+#[test]
+fn a_saved_architecture_rebuilds_with_its_initialisation_options() {
+    // Model 1 is an LSTM with unit_forget_bias(false): a fresh build keeps the bias at zero.
+    let (_, model) = models::<f64>().remove(1);
+    let loaded = Sequential::<f64>::from_bytes(&model.to_bytes().unwrap()).unwrap();
+    let fresh = Sequential::<f64>::from_spec(&loaded.spec().unwrap(), 0).unwrap();
+    let bias = &fresh.get_weights()[2];
+    assert_eq!(bias.shape(), &[24]);
+    assert!(bias.iter().all(|&b| b == 0.0), "{bias}");
+    // The default (Keras's unit_forget_bias=True) sets the forget block to one.
+    let default = Sequential::<f64>::new(&[5, 3])
+        .push(LstmConfig::new(6))
+        .unwrap();
+    let again = Sequential::<f64>::from_spec(&default.spec().unwrap(), 0).unwrap();
+    assert_eq!(
+        again.get_weights()[2].iter().filter(|&&b| b == 1.0).count(),
+        6
+    );
+}

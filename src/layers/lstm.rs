@@ -96,6 +96,7 @@ impl CellConfig for LstmOptions {
             input_dim,
             activation: self.base.activation,
             recurrent_activation: self.base.recurrent_activation,
+            unit_forget_bias: self.unit_forget_bias,
             w,
         })
     }
@@ -109,6 +110,8 @@ pub struct LstmCell<F: Float> {
     input_dim: usize,
     activation: Activation,
     recurrent_activation: Activation,
+    /// How the bias was initialised (kept so a saved architecture rebuilds the same way).
+    unit_forget_bias: bool,
     w: CellWeights<F>,
 }
 
@@ -280,6 +283,7 @@ impl<F: Float> Cell for LstmCell<F> {
             recurrent_activation: Some(self.recurrent_activation),
             activation: self.activation,
             use_bias: self.w.bias.is_some(),
+            unit_forget_bias: Some(self.unit_forget_bias),
             ..RecurrentSpec::new(self.units)
         }
     }
