@@ -390,19 +390,17 @@ impl<F: Float> Cell for GruCell<F> {
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
         self.w.visit_mut(f)
     }
-    fn prepare(&mut self, backward: bool, rows: usize) {
+    fn prepare(&mut self, backward: bool) {
         // reset_before products use column blocks of R: matrixmultiply.
         if self.reset_after {
-            self.w.prepare(backward, rows);
+            self.w.prepare(backward);
         }
     }
     fn spec(&self) -> RecurrentSpec {
+        let gate = Some(self.recurrent_activation);
         RecurrentSpec {
-            recurrent_activation: Some(self.recurrent_activation),
-            activation: self.activation,
-            use_bias: self.w.bias.is_some(),
             reset_after: Some(self.reset_after),
-            ..RecurrentSpec::new(self.units)
+            ..self.w.spec(self.units, self.activation, gate)
         }
     }
     fn describe(&self) -> String {

@@ -275,16 +275,14 @@ impl<F: Float> Cell for LstmCell<F> {
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
         self.w.visit_mut(f)
     }
-    fn prepare(&mut self, backward: bool, rows: usize) {
-        self.w.prepare(backward, rows);
+    fn prepare(&mut self, backward: bool) {
+        self.w.prepare(backward);
     }
     fn spec(&self) -> RecurrentSpec {
+        let gate = Some(self.recurrent_activation);
         RecurrentSpec {
-            recurrent_activation: Some(self.recurrent_activation),
-            activation: self.activation,
-            use_bias: self.w.bias.is_some(),
             unit_forget_bias: Some(self.unit_forget_bias),
-            ..RecurrentSpec::new(self.units)
+            ..self.w.spec(self.units, self.activation, gate)
         }
     }
     fn describe(&self) -> String {

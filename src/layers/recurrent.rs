@@ -107,11 +107,10 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static {
     /// Keras-style config for display (`units=4, activation=tanh`).
     fn describe(&self) -> String;
     /// Called before each pass (`backward` false for forward, true for backward) with the
-    /// weights fixed for the pass and `rows`, the fewest batch rows a step's product will
-    /// have: cells pack their recurrent kernel here when that pays. The default does
+    /// weights fixed for the pass: cells pack their recurrent kernel here. The default does
     /// nothing.
-    fn prepare(&mut self, backward: bool, rows: usize) {
-        let _ = (backward, rows);
+    fn prepare(&mut self, backward: bool) {
+        let _ = backward;
     }
     /// The cell's part of the saved configuration: units, activations, `use_bias` and the
     /// cell's own options (the sequence options are the layer's).
@@ -456,6 +455,16 @@ enum OutGrad<'a, F> {
     Last(ArrayView2<'a, F>),
 }
 
+impl<'a, F> OutGrad<'a, F> {
+    /// The gradient of some batch rows.
+    fn rows(&self, r: Range<usize>) -> OutGrad<'a, F> {
+        match self {
+            OutGrad::Sequence(d) => OutGrad::Sequence((*d).slice_move(s![r, .., ..])),
+            OutGrad::Last(d) => OutGrad::Last((*d).slice_move(s![r, ..])),
+        }
+    }
+}
+
 /// The backward loop's working views for some batch rows.
 struct BackwardBuffers<'a, F> {
     d_xw: ArrayViewMut3<'a, F>,
@@ -631,8 +640,7 @@ impl<C: Cell> Recurrent<C> {
         // threads, each over its own rows of the same buffers.
         buf.chunks = parallel::ranges(b, loop_threads(&self.cell, b, t));
         let chunks = &buf.chunks;
-        self.cell
-            .prepare(false, chunks.iter().map(|r| r.len()).min().unwrap_or(0));
+        self.cell.prepare(false);
         ensure_scratch(&mut buf.scratch, chunks, g);
         buf.states.index_axis_mut(Axis(0), 0).fill(C::F::zero());
         let tasks: Vec<_> = parallel::split_mut(buf.states.view_mut(), Axis(1), chunks)
@@ -694,27 +702,21 @@ impl<C: Cell> Recurrent<C> {
         let (t, b, f) = self.buf.x.dim();
         let (g, sw) = (self.cell.gate_width(), self.cell.state_width());
         let sep = self.cell.separate_recurrent_grad();
-        let fewest = self.buf.chunks.iter().map(|r| r.len()).min().unwrap_or(0);
-        self.cell.prepare(true, fewest);
+        self.cell.prepare(true);
         let buf = &mut self.buf;
         ensure3(&mut buf.d_xw, (t, b, g));
         ensure3(&mut buf.d_rw, (t, b, if sep { g } else { 0 }));
         ensure2(&mut buf.d_state, (b, sw));
         ensure2(&mut buf.d_prev, (b, sw));
 
-        let dy3 = if self.return_sequences {
-            Some(
+        let dy = if self.return_sequences {
+            OutGrad::Sequence(
                 dy.view()
                     .into_dimensionality::<Ix3>()
                     .expect("shape checked"),
             )
         } else {
-            None
-        };
-        let dy2 = if self.return_sequences {
-            None
-        } else {
-            Some(
+            OutGrad::Last(
                 dy.view()
                     .into_dimensionality::<Ix2>()
                     .expect("shape checked"),
@@ -735,11 +737,7 @@ impl<C: Cell> Recurrent<C> {
         parallel::run(
             tasks,
             |(((((d_xw, d_rw), d_state), d_prev), scratch), r)| {
-                let dy = match (&dy3, &dy2) {
-                    (Some(d), _) => OutGrad::Sequence(d.slice(s![r.clone(), .., ..])),
-                    (_, Some(d)) => OutGrad::Last(d.slice(s![r.clone(), ..])),
-                    _ => unreachable!("one of the two is set"),
-                };
+                let dy = dy.rows(r.clone());
                 backward_loop(
                     cell,
                     states.slice(s![.., r.clone(), ..]),
@@ -936,11 +934,10 @@ impl<F: Float> CellWeights<F> {
 
     /// Packs the recurrent kernel for the per-step products of the coming pass: `R` for a
     /// forward pass, `Rᵀ` for a backward one.
-    pub fn prepare(&mut self, backward: bool, rows: usize) {
+    /// (Nothing is packed where the packed kernel does not run: f64, or a CPU without AVX2.)
+    pub fn prepare(&mut self, backward: bool) {
         let r = self.recurrent_kernel.v2();
-        if !PackedB::<F>::pays(rows) {
-            self.packed.invalidate();
-        } else if backward {
+        if backward {
             self.packed.pack(&r.t(), true);
         } else {
             self.packed.pack(&r, false);
@@ -962,6 +959,22 @@ impl<F: Float> CellWeights<F> {
             beta,
             c,
         );
+    }
+
+    /// The saved configuration every cell shares: units, activations and whether there is
+    /// a bias (`recurrent_activation` only for gated cells).
+    pub fn spec(
+        &self,
+        units: usize,
+        activation: Activation,
+        recurrent_activation: Option<Activation>,
+    ) -> RecurrentSpec {
+        RecurrentSpec {
+            activation,
+            recurrent_activation,
+            use_bias: self.bias.is_some(),
+            ..RecurrentSpec::new(units)
+        }
     }
 
     /// The part of the bias added to the input projection.

@@ -179,15 +179,11 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
         self.w.visit_mut(f)
     }
-    fn prepare(&mut self, backward: bool, rows: usize) {
-        self.w.prepare(backward, rows);
+    fn prepare(&mut self, backward: bool) {
+        self.w.prepare(backward);
     }
     fn spec(&self) -> RecurrentSpec {
-        RecurrentSpec {
-            activation: self.activation,
-            use_bias: self.w.bias.is_some(),
-            ..RecurrentSpec::new(self.units)
-        }
+        self.w.spec(self.units, self.activation, None)
     }
     fn describe(&self) -> String {
         format!("units={}, activation={}", self.units, self.activation)

@@ -188,12 +188,10 @@ impl<F: Float> Sequential<F> {
     /// Records an explicitly given name so later default names do not repeat it (a
     /// loaded `lstm_1` makes the next default LSTM name `lstm_2`).
     fn reserve_name(&mut self, name: &str) {
-        let (stem, n) = match name.rsplit_once('_') {
-            Some((stem, k)) if k.parse::<usize>().is_ok() => {
-                (stem, k.parse::<usize>().unwrap_or(0) + 1)
-            }
-            _ => (name, 1),
-        };
+        let numbered = name
+            .rsplit_once('_')
+            .and_then(|(stem, k)| Some((stem, k.parse::<usize>().ok()? + 1)));
+        let (stem, n) = numbered.unwrap_or((name, 1));
         let count = self.name_counts.entry(stem.to_string()).or_insert(0);
         *count = (*count).max(n);
     }
