@@ -210,27 +210,26 @@ fn loading_the_other_float_type_converts_on_request() {
 
 #[test]
 fn every_keras_fixture_survives_the_json_import_and_a_save_load() {
-    let cases = fixtures("layer");
-    assert!(cases.len() >= 50, "fixtures missing");
-    for (name, case) in &cases {
+    run_fixtures("layer", "layer [import, save/load]", |case| {
         let text = serde_json::to_string(case).unwrap();
-        let mut model = Sequential::<f64>::from_keras_json(&text)
-            .unwrap_or_else(|e| panic!("{name}: import: {e}"));
+        let mut model =
+            Sequential::<f64>::from_keras_json(&text).map_err(|e| format!("import: {e}"))?;
         let x: ArrayD<f64> = tensor(&case["input"]);
-        let y = model.predict(&x, 64).unwrap();
+        let y = model.predict(&x, 64).map_err(|e| format!("predict: {e}"))?;
         let (rtol, atol) = tolerance::<f64>();
-        close(&y, &tensor(&case["output"]), rtol, atol).unwrap_or_else(|e| panic!("{name}: {e}"));
+        close(&y, &tensor(&case["output"]), rtol, atol)?;
         // The same weights as the independent fixture builder of the parity tests.
         let reference = build_model::<f64>(&case["model"], x.shape());
-        assert_eq!(model.get_weights(), reference.get_weights(), "{name}");
+        if model.get_weights() != reference.get_weights() {
+            return Err("weights differ from the parity tests' builder".into());
+        }
         let mut loaded = Sequential::<f64>::from_bytes(&model.to_bytes().unwrap())
-            .unwrap_or_else(|e| panic!("{name}: load: {e}"));
-        assert_eq!(
-            loaded.predict(&x, 64).unwrap(),
-            y,
-            "{name}: after save/load"
-        );
-    }
+            .map_err(|e| format!("load: {e}"))?;
+        if loaded.predict(&x, 64).unwrap() != y {
+            return Err("predictions changed by save/load".into());
+        }
+        Ok(())
+    });
 }
 
 /// `tools/keras_export.py` output for a Keras model (see tests/data/README.md): the

@@ -1,7 +1,8 @@
 //! Every `kind: "layer"` Keras fixture: forward output, dL/dx and every weight gradient.
 //!
-//! Reads `$RNNKIT_FIXTURES` when set (any directory of fixtures in the same schema), else
-//! `tests/fixtures`. Prints a closing line `N passed, M failed`.
+//! Reads `$RNNKIT_FIXTURES` when set (any directory of fixtures in the same schema, searched
+//! with its subfolders), else `tests/fixtures`. Closes with `layer: N passed, M failed` (f64)
+//! and `layer [f32]: N passed, M failed`.
 
 mod common;
 
@@ -49,43 +50,14 @@ fn run_case<F: Float>(case: &Value) -> Result<(), String> {
     Ok(())
 }
 
-fn run_all<F: Float>(label: &str) {
-    let cases = fixtures("layer");
-    assert!(
-        !cases.is_empty(),
-        "no layer fixtures found in {}",
-        fixture_dir().display()
-    );
-    let mut failed = Vec::new();
-    for (name, case) in &cases {
-        if let Err(e) = run_case::<F>(case) {
-            failed.push(format!("{name}: {e}"));
-        }
-    }
-    for f in &failed {
-        eprintln!("FAILED [{label}] {f}");
-    }
-    println!(
-        "keras_parity [{label}]: {} passed, {} failed",
-        cases.len() - failed.len(),
-        failed.len()
-    );
-    assert!(
-        failed.is_empty(),
-        "{} of {} Keras layer fixtures failed in {label}",
-        failed.len(),
-        cases.len()
-    );
-}
-
 #[test]
 fn every_layer_fixture_matches_keras_f64() {
-    run_all::<f64>("f64");
+    run_fixtures("layer", "layer", run_case::<f64>);
 }
 
 #[test]
 fn every_layer_fixture_matches_keras_f32() {
-    run_all::<f32>("f32");
+    run_fixtures("layer", "layer [f32]", run_case::<f32>);
 }
 
 #[test]

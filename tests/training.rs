@@ -104,23 +104,7 @@ fn replay(case: &Value) -> Result<(), String> {
 
 #[test]
 fn every_training_fixture_replays_keras_step_for_step() {
-    let cases = fixtures("training");
-    assert!(!cases.is_empty());
-    let mut failed = Vec::new();
-    for (name, case) in &cases {
-        if let Err(e) = replay(case) {
-            failed.push(format!("{name}: {e}"));
-        }
-    }
-    for f in &failed {
-        eprintln!("FAILED {f}");
-    }
-    println!(
-        "training fixtures: {} passed, {} failed",
-        cases.len() - failed.len(),
-        failed.len()
-    );
-    assert!(failed.is_empty());
+    run_fixtures("training", "training", replay);
 }
 
 /// A Dense(1) model computing ŷ = x exactly.

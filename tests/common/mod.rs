@@ -14,23 +14,81 @@ pub fn fixture_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
 }
 
-/// Every fixture of `kind`, sorted by file name, as (case name, JSON).
+/// Every fixture of `kind` below the fixture directory (subfolders included), sorted by
+/// path, as (case name, JSON). Files that are not JSON objects of that kind are skipped.
 pub fn fixtures(kind: &str) -> Vec<(String, Value)> {
     let dir = fixture_dir();
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read fixture dir {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
+    let mut files = Vec::new();
+    collect_json(&dir, &mut files);
     files.sort();
     files
         .into_iter()
         .filter_map(|p| {
             let text = std::fs::read_to_string(&p).ok()?;
             let v: Value = serde_json::from_str(&text).ok()?;
-            (v["kind"] == kind).then(|| (p.file_stem().unwrap().to_string_lossy().into_owned(), v))
+            let name = v["case"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| p.file_stem().unwrap().to_string_lossy().into_owned());
+            (v["kind"] == kind).then_some((name, v))
         })
         .collect()
+}
+
+/// Prints a line to the process's standard output directly, so that it shows in
+/// `cargo test`'s output although the test harness captures `println!`.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn collect_json(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if p.is_dir() {
+            collect_json(&p, out);
+        } else if p.extension().is_some_and(|x| x == "json") {
+            out.push(p);
+        }
+    }
+}
+
+/// Runs `check` on every fixture of `kind` and prints the closing line
+/// `<label>: N passed, M failed` (`label` is the kind, or the kind and a variant). A
+/// directory without such cases says so and passes; any failed case fails the test.
+pub fn run_fixtures(kind: &str, label: &str, mut check: impl FnMut(&Value) -> Result<(), String>) {
+    let cases = fixtures(kind);
+    if cases.is_empty() {
+        report(&format!(
+            "{label}: no `{kind}` fixtures in {}\n{label}: 0 passed, 0 failed",
+            fixture_dir().display()
+        ));
+        return;
+    }
+    let mut failed = Vec::new();
+    for (name, case) in &cases {
+        if let Err(e) = check(case) {
+            failed.push(format!("{name}: {e}"));
+        }
+    }
+    for f in &failed {
+        eprintln!("FAILED [{label}] {f}");
+    }
+    report(&format!(
+        "{label}: {} passed, {} failed",
+        cases.len() - failed.len(),
+        failed.len()
+    ));
+    assert!(
+        failed.is_empty(),
+        "{} of {} `{kind}` fixtures failed ({label})",
+        failed.len(),
+        cases.len()
+    );
 }
 
 pub fn load(name: &str) -> Value {
