@@ -1,7 +1,7 @@
 //! Activation functions, with derivatives taken from the output.
 
 use crate::error::{Error, Result};
-use crate::float::Float;
+use crate::float::{sigmoid, Float};
 use ndarray::{ArrayViewMut2, Axis};
 
 /// An activation function, as Keras names them.
@@ -156,17 +156,6 @@ impl Activation {
     }
 }
 
-/// The exact logistic function, stable for large `|x|`.
-#[inline]
-pub(crate) fn sigmoid<F: Float>(x: F) -> F {
-    if x >= F::zero() {
-        F::one() / (F::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (F::one() + e)
-    }
-}
-
 impl std::str::FromStr for Activation {
     type Err = Error;
 
@@ -267,3 +256,16 @@ macro_rules! with_derivatives {
     };
 }
 pub(crate) use with_derivatives;
+
+impl serde::Serialize for Activation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.keras_name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Activation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}

@@ -33,12 +33,6 @@ pub trait Float:
 
     /// The logistic `1 / (1 + e^-x)` of every element, in place.
     fn sigmoid_slice(v: &mut [Self]);
-
-    /// The type's name as model files record it: `"F32"` or `"F64"` (safetensors dtypes).
-    const DTYPE: &'static str;
-
-    /// Appends the little-endian bytes of every value (the safetensors data layout).
-    fn extend_le_bytes(values: &[Self], out: &mut Vec<u8>);
 }
 
 mod private {
@@ -47,14 +41,18 @@ mod private {
     impl Sealed for f64 {}
 }
 
-impl Float for f64 {
-    const DTYPE: &'static str = "F64";
-    fn extend_le_bytes(values: &[f64], out: &mut Vec<u8>) {
-        out.reserve(values.len() * 8);
-        for v in values {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
+/// The exact logistic function, stable for large `|x|`.
+#[inline]
+pub(crate) fn sigmoid<F: Float>(x: F) -> F {
+    if x >= F::zero() {
+        F::one() / (F::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (F::one() + e)
     }
+}
+
+impl Float for f64 {
     fn tanh_slice(v: &mut [f64]) {
         for x in v {
             *x = x.tanh();
@@ -62,19 +60,12 @@ impl Float for f64 {
     }
     fn sigmoid_slice(v: &mut [f64]) {
         for x in v {
-            *x = crate::activation::sigmoid(*x);
+            *x = sigmoid(*x);
         }
     }
 }
 
 impl Float for f32 {
-    const DTYPE: &'static str = "F32";
-    fn extend_le_bytes(values: &[f32], out: &mut Vec<u8>) {
-        out.reserve(values.len() * 4);
-        for v in values {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
     fn tanh_slice(v: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if simd::has_avx2_fma() {

@@ -42,17 +42,19 @@ pub use activation::Activation;
 pub use error::{Error, FileError, Result};
 pub use float::Float;
 pub use init::{seeded_rng, Init, StdRng};
+pub use layers::bidirectional::BidirectionalSpec;
 pub use layers::bidirectional::{Bidirectional, BidirectionalConfig, MergeMode};
 pub use layers::dense::{Dense, DenseConfig};
 pub use layers::gru::{Gru, GruCell, GruConfig, GruOptions};
 pub use layers::lstm::{Lstm, LstmCell, LstmConfig, LstmOptions};
 pub use layers::masking::{Masking, MaskingConfig};
+pub use layers::recurrent::{BackwardStep, CellWeights, SequenceGrads};
 pub use layers::recurrent::{
     Cell, CellConfig, CellOptions, GatedCellConfig, Recurrent, RecurrentConfig, RecurrentLayer,
 };
 pub use layers::simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig, SimpleRnnOptions};
-pub use layers::{Dim, Layer, LayerConfig, Mask, Mode};
-pub use model::{Sequential, Summary, SummaryRow};
+pub use layers::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode};
+pub use model::{ModelSpec, Sequential, Summary, SummaryRow};
 pub use parallel::{num_threads, set_num_threads};
 pub use param::Param;
 pub use train::{

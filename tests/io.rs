@@ -112,7 +112,11 @@ fn bits<F: Float>(w: &[ArrayD<F>]) -> Vec<Vec<u64>> {
 }
 
 fn round_trip<F: Float>() {
-    let dir = std::env::temp_dir().join(format!("rnnkit-io-{}-{}", F::DTYPE, std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "rnnkit-io-{}-{}",
+        std::mem::size_of::<F>(),
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     for (label, mut model) in models::<F>() {
         let x = batch::<F>();

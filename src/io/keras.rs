@@ -1,10 +1,12 @@
 //! Keras models as JSON (configuration + weights): the form of the Keras fixtures and of
 //! `tools/keras_export.py --json`.
 
-use super::spec::{parse_layer_spec, LayerSpec, ModelSpec};
+use super::spec::parse_layer_spec;
 use super::{build_checked, bytes_error};
 use crate::error::{FileError, Result};
 use crate::float::Float;
+use crate::layers::LayerSpec;
+use crate::model::ModelSpec;
 use crate::model::Sequential;
 use ndarray::{ArrayD, IxDyn};
 use serde_json::Value;

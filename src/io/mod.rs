@@ -24,9 +24,8 @@
 mod keras;
 mod spec;
 
-pub use spec::{
-    BidirectionalSpec, DenseSpec, LayerSpec, MaskingSpec, ModelSpec, RecurrentSpec, LAYER_TYPES,
-};
+pub use crate::layers::{LayerSpec, LAYER_TYPES};
+pub use crate::model::ModelSpec;
 
 use crate::error::{Error, FileError, Result};
 use crate::float::Float;
@@ -108,6 +107,30 @@ impl FileInfo {
     /// [`Error::File`] when the bytes are not a valid rnnkit file.
     pub fn from_bytes(bytes: &[u8]) -> Result<FileInfo> {
         Header::parse(bytes).map(|h| h.info()).map_err(bytes_error)
+    }
+}
+
+/// The safetensors dtype of `F`: `"F32"` or `"F64"` (the only two `Float` types).
+pub(crate) fn dtype_of<F: Float>() -> &'static str {
+    if std::mem::size_of::<F>() == 8 {
+        "F64"
+    } else {
+        "F32"
+    }
+}
+
+/// Appends the little-endian bytes of every value in `F`'s own width (the safetensors data
+/// layout); widening an f32 to f64 and back is exact.
+fn extend_le_bytes<F: Float>(values: impl ExactSizeIterator<Item = F>, out: &mut Vec<u8>) {
+    let wide = std::mem::size_of::<F>() == 8;
+    out.reserve(values.len() * if wide { 8 } else { 4 });
+    for v in values {
+        let v = v.to_f64().unwrap_or(f64::NAN);
+        if wide {
+            out.extend_from_slice(&v.to_le_bytes());
+        } else {
+            out.extend_from_slice(&(v as f32).to_le_bytes());
+        }
     }
 }
 
@@ -246,7 +269,7 @@ impl<F: Float> Writer<F> {
         for (k, v) in [
             ("format", "rnnkit".to_string()),
             ("format_version", FORMAT_VERSION.to_string()),
-            ("dtype", F::DTYPE.to_string()),
+            ("dtype", dtype_of::<F>().to_string()),
             ("rnnkit_version", env!("CARGO_PKG_VERSION").to_string()),
             ("architecture", arch),
         ] {
@@ -266,7 +289,7 @@ impl<F: Float> Writer<F> {
         }
         let std = value.as_standard_layout();
         let mut data = Vec::new();
-        F::extend_le_bytes(std.as_slice().expect("standard layout"), &mut data);
+        extend_le_bytes(std.iter().copied(), &mut data);
         self.tensors.insert(name, (value.shape().to_vec(), data));
         Ok(())
     }
@@ -286,7 +309,7 @@ impl<F: Float> Writer<F> {
             header.insert(
                 name.clone(),
                 serde_json::json!({
-                    "dtype": F::DTYPE,
+                    "dtype": dtype_of::<F>(),
                     "shape": shape,
                     "data_offsets": [offset, offset + data.len()],
                 }),
@@ -471,9 +494,13 @@ impl<'a> Header<'a> {
         convert: bool,
         extra: &dyn Fn(&str) -> bool,
     ) -> std::result::Result<Sequential<F>, FileError> {
-        if !convert && F::DTYPE != format!("{:?}", self.dtype) {
+        if !convert && dtype_of::<F>() != format!("{:?}", self.dtype) {
             return Err(FileError::Dtype {
-                expected: if F::DTYPE == "F64" { "f64" } else { "f32" },
+                expected: if dtype_of::<F>() == "F64" {
+                    "f64"
+                } else {
+                    "f32"
+                },
                 found: format!("{:?}", self.dtype).to_lowercase(),
             });
         }

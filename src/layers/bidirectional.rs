@@ -1,12 +1,19 @@
 //! `Bidirectional`: a forward and a `go_backwards` copy of any recurrent layer, merged.
 
+use super::gru::GruOptions;
+use super::lstm::LstmOptions;
 use super::recurrent::{seq_input, CellConfig, Recurrent, RecurrentConfig, RecurrentLayer};
-use super::{Dim, Layer, LayerConfig, Mask, Mode};
+use super::simple_rnn::SimpleRnnOptions;
+use super::spec::take_key;
+use super::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
 use crate::param::Param;
 use ndarray::{concatenate, ArrayD, Axis, Slice};
+use serde::de;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// How the two directions are combined (Keras `merge_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,6 +88,8 @@ impl std::str::FromStr for MergeMode {
 #[derive(Debug, Clone)]
 pub struct Bidirectional<F: Float, L> {
     name: String,
+    /// The wrapped layer's own name (the directions are `forward_<it>`, `backward_<it>`).
+    wrapped: String,
     forward: L,
     backward: L,
     merge_mode: MergeMode,
@@ -135,7 +144,7 @@ impl<K: CellConfig> BidirectionalConfig<K> {
     ) -> Result<Bidirectional<F, Recurrent<K::Cell<F>>>> {
         let forward = self.layer.init::<F>(input_dim, rng)?;
         let backward = self.layer.init::<F>(input_dim, rng)?;
-        let mut bi = Bidirectional::from_pair(forward, backward, self.merge_mode);
+        let mut bi = Bidirectional::from_pair(forward, backward, self.merge_mode)?;
         if let Some(n) = &self.name {
             bi.name = n.clone();
         }
@@ -178,8 +187,35 @@ fn flip_time<F: Float>(a: &ArrayD<F>) -> ArrayD<F> {
 
 impl<F: Float, L: RecurrentLayer<F>> Bidirectional<F, L> {
     /// Wraps two layers: `backward` gets `go_backwards` opposite to `forward`; both get
-    /// `zero_output_for_mask = return_sequences`, as Keras forces.
-    pub fn from_pair(mut forward: L, mut backward: L, merge_mode: MergeMode) -> Self {
+    /// `zero_output_for_mask = return_sequences`, as Keras forces, and are renamed
+    /// `forward_<name>` and `backward_<name>` after `forward`'s name.
+    ///
+    /// # Errors
+    /// [`Error::Incompatible`] when the two layers differ in units, input features or
+    /// `return_sequences`.
+    pub fn from_pair(mut forward: L, mut backward: L, merge_mode: MergeMode) -> Result<Self> {
+        let (f, b) = (&forward, &backward);
+        let mismatch = [
+            ("units", f.units(), b.units()),
+            ("input features", f.input_dim(), b.input_dim()),
+            (
+                "return_sequences",
+                usize::from(f.return_sequences()),
+                usize::from(b.return_sequences()),
+            ),
+        ]
+        .into_iter()
+        .find(|(_, x, y)| x != y);
+        if let Some((what, x, y)) = mismatch {
+            return Err(Error::Incompatible {
+                layer: "bidirectional".into(),
+                previous: format!("forward layer {}", f.name()),
+                reason: format!(
+                    "both directions need the same {what}: forward has {x}, backward {} has {y}",
+                    b.name()
+                ),
+            });
+        }
         let inner = forward.name().to_string();
         forward.set_name(&format!("forward_{inner}"));
         backward.set_name(&format!("backward_{inner}"));
@@ -187,13 +223,14 @@ impl<F: Float, L: RecurrentLayer<F>> Bidirectional<F, L> {
         let rs = forward.return_sequences();
         forward.set_zero_output_for_mask(rs);
         backward.set_zero_output_for_mask(rs);
-        Bidirectional {
+        Ok(Bidirectional {
             name: "bidirectional".into(),
+            wrapped: inner,
             forward,
             backward,
             merge_mode,
             cache: None,
-        }
+        })
     }
 
     /// Both directions' outputs, unmerged (backward flipped into input order when returning
@@ -330,22 +367,27 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
         c.cache = None;
         Box::new(c)
     }
-    fn spec(&self) -> Option<crate::io::LayerSpec> {
-        use crate::io::{BidirectionalSpec, LayerSpec};
-        let mut inner = self.forward.spec()?;
-        if let LayerSpec::SimpleRnn(s) | LayerSpec::Lstm(s) | LayerSpec::Gru(s) = &mut inner {
-            // The wrapped layer as configured: its own name; Bidirectional sets
-            // zero_output_for_mask itself.
-            s.name = s
-                .name
-                .as_deref()
-                .map(|n| n.strip_prefix("forward_").unwrap_or(n).to_string());
-            s.zero_output_for_mask = false;
+    fn spec(&self) -> Option<LayerSpec> {
+        // The wrapped layer as configured: its own name; Bidirectional sets
+        // zero_output_for_mask itself.
+        fn wrap<K: CellConfig>(
+            mut layer: RecurrentConfig<K>,
+            bi: (&str, &str, MergeMode),
+        ) -> BidirectionalSpec {
+            layer.name = Some(bi.1.to_string());
+            layer.zero_output_for_mask = false;
+            K::bidirectional_spec(BidirectionalConfig {
+                layer,
+                merge_mode: bi.2,
+                name: Some(bi.0.to_string()),
+            })
         }
-        Some(LayerSpec::Bidirectional(BidirectionalSpec {
-            name: Some(self.name.clone()),
-            merge_mode: self.merge_mode,
-            layer: Box::new(inner),
+        let bi = (self.name.as_str(), self.wrapped.as_str(), self.merge_mode);
+        Some(LayerSpec::Bidirectional(match self.forward.spec()? {
+            LayerSpec::SimpleRnn(c) => wrap(c, bi),
+            LayerSpec::Lstm(c) => wrap(c, bi),
+            LayerSpec::Gru(c) => wrap(c, bi),
+            _ => return None,
         }))
     }
     fn describe(&self) -> String {
@@ -355,5 +397,130 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
             self.forward.describe(),
             self.merge_mode.keras_name().unwrap_or("None")
         )
+    }
+}
+
+/// A [`BidirectionalConfig`] around any of the three recurrent layers: the saved form of a
+/// `Bidirectional` (`{"name", "merge_mode", "layer": {"layer": "LSTM", "config": {...}}}`).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum BidirectionalSpec {
+    /// Around a `SimpleRNN`.
+    SimpleRnn(BidirectionalConfig<SimpleRnnOptions>),
+    /// Around an `LSTM`.
+    Lstm(BidirectionalConfig<LstmOptions>),
+    /// Around a `GRU`.
+    Gru(BidirectionalConfig<GruOptions>),
+}
+
+impl BidirectionalSpec {
+    pub(crate) fn config<F: Float>(&self) -> &dyn LayerConfig<F> {
+        match self {
+            BidirectionalSpec::SimpleRnn(c) => c,
+            BidirectionalSpec::Lstm(c) => c,
+            BidirectionalSpec::Gru(c) => c,
+        }
+    }
+
+    /// The Bidirectional layer's name, if given.
+    pub(crate) fn name(&self) -> Option<&str> {
+        match self {
+            BidirectionalSpec::SimpleRnn(c) => c.name.as_deref(),
+            BidirectionalSpec::Lstm(c) => c.name.as_deref(),
+            BidirectionalSpec::Gru(c) => c.name.as_deref(),
+        }
+    }
+
+    /// Units of the wrapped layer.
+    pub(crate) fn units(&self) -> usize {
+        match self {
+            BidirectionalSpec::SimpleRnn(c) => c.layer.cell.base.units,
+            BidirectionalSpec::Lstm(c) => c.layer.cell.base.units,
+            BidirectionalSpec::Gru(c) => c.layer.cell.base.units,
+        }
+    }
+}
+
+impl<K: CellConfig> Serialize for BidirectionalConfig<K> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        if let Some(n) = &self.name {
+            m.serialize_entry("name", n)?;
+        }
+        m.serialize_entry("merge_mode", &self.merge_mode)?;
+        m.serialize_entry(
+            "layer",
+            &serde_json::json!({ "layer": K::TYPE_NAME, "config": &self.layer }),
+        )?;
+        m.end()
+    }
+}
+
+impl Serialize for BidirectionalSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            BidirectionalSpec::SimpleRnn(c) => c.serialize(s),
+            BidirectionalSpec::Lstm(c) => c.serialize(s),
+            BidirectionalSpec::Gru(c) => c.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BidirectionalSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let name: Option<String> = take_key(&mut map, "name")?;
+        let merge_mode: MergeMode = take_key(&mut map, "merge_mode")?.unwrap_or_default();
+        let mut inner: serde_json::Map<String, serde_json::Value> =
+            take_key(&mut map, "layer")?.ok_or_else(|| de::Error::missing_field("layer"))?;
+        if let Some(key) = map.keys().next() {
+            return Err(de::Error::custom(format!(
+                "Bidirectional has no `{key}` option"
+            )));
+        }
+        let ty: String =
+            take_key(&mut inner, "layer")?.ok_or_else(|| de::Error::missing_field("layer"))?;
+        let config = inner
+            .remove("config")
+            .unwrap_or_else(|| serde_json::json!({}));
+        if let Some(key) = inner.keys().next() {
+            return Err(de::Error::custom(format!(
+                "unknown key `{key}` in the wrapped layer"
+            )));
+        }
+        fn make<K: CellConfig, E: de::Error>(
+            config: serde_json::Value,
+            name: Option<String>,
+            merge_mode: MergeMode,
+        ) -> std::result::Result<BidirectionalConfig<K>, E> {
+            let layer = serde_json::from_value(config).map_err(E::custom)?;
+            Ok(BidirectionalConfig {
+                layer,
+                merge_mode,
+                name,
+            })
+        }
+        Ok(match ty.as_str() {
+            "SimpleRNN" => BidirectionalSpec::SimpleRnn(make(config, name, merge_mode)?),
+            "LSTM" => BidirectionalSpec::Lstm(make(config, name, merge_mode)?),
+            "GRU" => BidirectionalSpec::Gru(make(config, name, merge_mode)?),
+            other => {
+                return Err(de::Error::custom(format!(
+                    "Bidirectional wraps SimpleRNN, LSTM or GRU, not {other}"
+                )))
+            }
+        })
+    }
+}
+
+impl Serialize for MergeMode {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.keras_name().unwrap_or("none"))
+    }
+}
+
+impl<'de> Deserialize<'de> for MergeMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
     }
 }

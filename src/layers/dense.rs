@@ -51,16 +51,22 @@ type DenseCache<F> = (Array2<F>, Array2<F>, Option<Array2<F>>);
 /// | `activation` | `linear` |
 /// | `use_bias` | `true` |
 /// | `name` | `dense` (+ `_1`, `_2` in a model) |
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serialises to Keras's config keys (`{"units": 1, "activation": "linear", "use_bias": true}`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DenseConfig {
+    /// Layer name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Output features.
     pub units: usize,
     /// Activation.
+    #[serde(default)]
     pub activation: Activation,
     /// Whether the layer has a bias.
+    #[serde(default = "crate::layers::yes")]
     pub use_bias: bool,
-    /// Layer name.
-    pub name: Option<String>,
 }
 
 impl DenseConfig {
@@ -344,8 +350,8 @@ impl<F: Float> Layer<F> for Dense<F> {
         c.cache = None;
         Box::new(c)
     }
-    fn spec(&self) -> Option<crate::io::LayerSpec> {
-        Some(crate::io::LayerSpec::Dense(crate::io::DenseSpec {
+    fn spec(&self) -> Option<super::LayerSpec> {
+        Some(super::LayerSpec::Dense(DenseConfig {
             name: Some(self.name.clone()),
             units: self.units,
             activation: self.activation,

@@ -1,16 +1,17 @@
 //! `Gru`: gated recurrent unit, Keras gate order z, r, h, both `reset_after` forms.
 
+use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
+use super::recurrent::cell_sealed::Sealed;
 use super::recurrent::{
-    sl, sl_mut, Cell, CellConfig, CellOptions, CellWeights, GatedCellConfig, Recurrent,
-    RecurrentConfig,
+    sl, sl_mut, BackwardStep, Cell, CellConfig, CellOptions, CellWeights, GatedCellConfig,
+    Recurrent, RecurrentConfig, SequenceGrads,
 };
+use super::LayerSpec;
 use crate::activation::{with_derivatives, Activation, Deriv};
 use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::io::RecurrentSpec;
 use crate::linalg::step_mm;
-use crate::param::Param;
 use ndarray::{s, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
 
 /// Gated recurrent unit layer, numerically equal to `keras.layers.GRU`.
@@ -64,10 +65,7 @@ impl GatedCellConfig for GruOptions {}
 impl GruConfig {
     /// A `GRU(units)` with Keras defaults (`reset_after = true`).
     pub fn new(units: usize) -> Self {
-        RecurrentConfig::from_cell(GruOptions {
-            base: CellOptions::new(units),
-            reset_after: true,
-        })
+        RecurrentConfig::from_cell(GruOptions::with_units(units))
     }
     /// Sets `reset_after`.
     pub fn reset_after(mut self, v: bool) -> Self {
@@ -79,11 +77,41 @@ impl GruConfig {
 impl CellConfig for GruOptions {
     type Cell<F: Float> = GruCell<F>;
     const DEFAULT_NAME: &'static str = "gru";
+    const TYPE_NAME: &'static str = "GRU";
+    const GATED: bool = true;
+    fn with_units(units: usize) -> Self {
+        GruOptions {
+            base: CellOptions::new(units),
+            reset_after: true,
+        }
+    }
+    fn flags(&self) -> Vec<(&'static str, bool)> {
+        vec![("reset_after", self.reset_after)]
+    }
+    fn set_flag(&mut self, key: &str, value: bool) -> bool {
+        let known = key == "reset_after";
+        if known {
+            self.reset_after = value;
+        }
+        known
+    }
+    fn describe(&self) -> String {
+        format!(
+            "units={}, reset_after={}",
+            self.base.units, self.reset_after
+        )
+    }
     fn options(&self) -> &CellOptions {
         &self.base
     }
     fn options_mut(&mut self) -> &mut CellOptions {
         &mut self.base
+    }
+    fn layer_spec(config: RecurrentConfig<Self>) -> LayerSpec {
+        LayerSpec::Gru(config)
+    }
+    fn bidirectional_spec(config: BidirectionalConfig<Self>) -> BidirectionalSpec {
+        BidirectionalSpec::Gru(config)
     }
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<GruCell<F>> {
         let u = self.base.units;
@@ -96,7 +124,6 @@ impl CellConfig for GruOptions {
         });
         Ok(GruCell {
             units: u,
-            input_dim,
             activation: self.base.activation,
             recurrent_activation: self.base.recurrent_activation,
             reset_after: self.reset_after,
@@ -111,7 +138,6 @@ impl CellConfig for GruOptions {
 #[derive(Clone, Debug)]
 pub struct GruCell<F: Float> {
     units: usize,
-    input_dim: usize,
     activation: Activation,
     recurrent_activation: Activation,
     reset_after: bool,
@@ -136,33 +162,25 @@ impl<F: Float> GruCell<F> {
     }
 }
 
+impl<F: Float> Sealed for GruCell<F> {}
+
 impl<F: Float> Cell for GruCell<F> {
     type F = F;
-    const TYPE_NAME: &'static str = "GRU";
+    type Config = GruOptions;
+    const GATES: usize = 3;
+    const STATE_BLOCKS: usize = 1;
 
-    fn units(&self) -> usize {
-        self.units
+    fn weights(&self) -> &CellWeights<F> {
+        &self.w
     }
-    fn input_dim(&self) -> usize {
-        self.input_dim
-    }
-    fn gate_width(&self) -> usize {
-        3 * self.units
-    }
-    fn state_width(&self) -> usize {
-        self.units
+    fn weights_mut(&mut self) -> &mut CellWeights<F> {
+        &mut self.w
     }
     fn cache_width(&self) -> usize {
         4 * self.units
     }
     fn separate_recurrent_grad(&self) -> bool {
         self.reset_after
-    }
-    fn kernel(&self) -> ArrayView2<'_, F> {
-        self.w.kernel.v2()
-    }
-    fn input_bias(&self) -> Option<ArrayView1<'_, F>> {
-        self.w.input_bias()
     }
 
     fn step(
@@ -267,17 +285,16 @@ impl<F: Float> Cell for GruCell<F> {
         }
     }
 
-    fn step_backward(
-        &self,
-        prev: ArrayView2<'_, F>,
-        _next: ArrayView2<'_, F>,
-        cache: ArrayView2<'_, F>,
-        d_state: ArrayView2<'_, F>,
-        mut d_xw: ArrayViewMut2<'_, F>,
-        mut d_rw: ArrayViewMut2<'_, F>,
-        mut d_prev: ArrayViewMut2<'_, F>,
-        scratch: &mut Array2<F>,
-    ) {
+    fn step_backward(&self, s: BackwardStep<'_, F>, scratch: &mut Array2<F>) {
+        let BackwardStep {
+            prev,
+            next: _,
+            cache,
+            d_state,
+            mut d_xw,
+            mut d_rw,
+            mut d_prev,
+        } = s;
         let u = self.units;
         let (act, ract) = (self.activation, self.recurrent_activation);
         let r_all = self.w.recurrent_kernel.v2();
@@ -359,14 +376,14 @@ impl<F: Float> Cell for GruCell<F> {
         }
     }
 
-    fn accumulate_grads(
-        &mut self,
-        x: ArrayView2<'_, F>,
-        prev: ArrayView2<'_, F>,
-        cache: ArrayView2<'_, F>,
-        d_xw: ArrayView2<'_, F>,
-        d_rw: ArrayView2<'_, F>,
-    ) {
+    fn accumulate_grads(&mut self, g: SequenceGrads<'_, F>) {
+        let SequenceGrads {
+            x,
+            prev,
+            cache,
+            d_xw,
+            d_rw,
+        } = g;
         let u = self.units;
         if self.reset_after {
             self.w.accumulate(x, prev, d_xw, d_rw, u, 3 * u);
@@ -384,26 +401,10 @@ impl<F: Float> Cell for GruCell<F> {
         }
     }
 
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
-        self.w.visit(f)
-    }
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
-        self.w.visit_mut(f)
-    }
     fn prepare(&mut self, backward: bool) {
         // reset_before products use column blocks of R: matrixmultiply.
         if self.reset_after {
             self.w.prepare(backward);
         }
-    }
-    fn spec(&self) -> RecurrentSpec {
-        let gate = Some(self.recurrent_activation);
-        RecurrentSpec {
-            reset_after: Some(self.reset_after),
-            ..self.w.spec(self.units, self.activation, gate)
-        }
-    }
-    fn describe(&self) -> String {
-        format!("units={}, reset_after={}", self.units, self.reset_after)
     }
 }

@@ -1,16 +1,17 @@
 //! `Lstm`: long short-term memory, Keras gate order i, f, c, o.
 
+use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
+use super::recurrent::cell_sealed::Sealed;
 use super::recurrent::{
-    sl, sl_mut, Cell, CellConfig, CellOptions, CellWeights, GatedCellConfig, Recurrent,
-    RecurrentConfig,
+    sl, sl_mut, BackwardStep, Cell, CellConfig, CellOptions, CellWeights, GatedCellConfig,
+    Recurrent, RecurrentConfig,
 };
+use super::LayerSpec;
 use crate::activation::{with_derivatives, Activation, Deriv};
 use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::io::RecurrentSpec;
-use crate::param::Param;
-use ndarray::{s, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
+use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 
 /// Long short-term memory layer, numerically equal to `keras.layers.LSTM`.
 ///
@@ -60,10 +61,7 @@ impl GatedCellConfig for LstmOptions {}
 impl LstmConfig {
     /// An `LSTM(units)` with Keras defaults.
     pub fn new(units: usize) -> Self {
-        RecurrentConfig::from_cell(LstmOptions {
-            base: CellOptions::new(units),
-            unit_forget_bias: true,
-        })
+        RecurrentConfig::from_cell(LstmOptions::with_units(units))
     }
     /// Sets `unit_forget_bias`.
     pub fn unit_forget_bias(mut self, v: bool) -> Self {
@@ -75,11 +73,35 @@ impl LstmConfig {
 impl CellConfig for LstmOptions {
     type Cell<F: Float> = LstmCell<F>;
     const DEFAULT_NAME: &'static str = "lstm";
+    const TYPE_NAME: &'static str = "LSTM";
+    const GATED: bool = true;
+    fn with_units(units: usize) -> Self {
+        LstmOptions {
+            base: CellOptions::new(units),
+            unit_forget_bias: true,
+        }
+    }
+    fn flags(&self) -> Vec<(&'static str, bool)> {
+        vec![("unit_forget_bias", self.unit_forget_bias)]
+    }
+    fn set_flag(&mut self, key: &str, value: bool) -> bool {
+        let known = key == "unit_forget_bias";
+        if known {
+            self.unit_forget_bias = value;
+        }
+        known
+    }
     fn options(&self) -> &CellOptions {
         &self.base
     }
     fn options_mut(&mut self) -> &mut CellOptions {
         &mut self.base
+    }
+    fn layer_spec(config: RecurrentConfig<Self>) -> LayerSpec {
+        LayerSpec::Lstm(config)
+    }
+    fn bidirectional_spec(config: BidirectionalConfig<Self>) -> BidirectionalSpec {
+        BidirectionalSpec::Lstm(config)
     }
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<LstmCell<F>> {
         let u = self.base.units;
@@ -93,10 +115,8 @@ impl CellConfig for LstmOptions {
         let w = CellWeights::init(input_dim, u, 4, bias, rng);
         Ok(LstmCell {
             units: u,
-            input_dim,
             activation: self.base.activation,
             recurrent_activation: self.base.recurrent_activation,
-            unit_forget_bias: self.unit_forget_bias,
             w,
         })
     }
@@ -107,38 +127,27 @@ impl CellConfig for LstmOptions {
 #[derive(Clone, Debug)]
 pub struct LstmCell<F: Float> {
     units: usize,
-    input_dim: usize,
     activation: Activation,
     recurrent_activation: Activation,
-    /// How the bias was initialised (kept so a saved architecture rebuilds the same way).
-    unit_forget_bias: bool,
     w: CellWeights<F>,
 }
 
+impl<F: Float> Sealed for LstmCell<F> {}
+
 impl<F: Float> Cell for LstmCell<F> {
     type F = F;
-    const TYPE_NAME: &'static str = "LSTM";
+    type Config = LstmOptions;
+    const GATES: usize = 4;
+    const STATE_BLOCKS: usize = 2;
 
-    fn units(&self) -> usize {
-        self.units
+    fn weights(&self) -> &CellWeights<F> {
+        &self.w
     }
-    fn input_dim(&self) -> usize {
-        self.input_dim
-    }
-    fn gate_width(&self) -> usize {
-        4 * self.units
-    }
-    fn state_width(&self) -> usize {
-        2 * self.units
+    fn weights_mut(&mut self) -> &mut CellWeights<F> {
+        &mut self.w
     }
     fn cache_width(&self) -> usize {
         5 * self.units
-    }
-    fn kernel(&self) -> ArrayView2<'_, F> {
-        self.w.kernel.v2()
-    }
-    fn input_bias(&self) -> Option<ArrayView1<'_, F>> {
-        self.w.input_bias()
     }
 
     fn step(
@@ -208,17 +217,16 @@ impl<F: Float> Cell for LstmCell<F> {
         }
     }
 
-    fn step_backward(
-        &self,
-        prev: ArrayView2<'_, F>,
-        _next: ArrayView2<'_, F>,
-        cache: ArrayView2<'_, F>,
-        d_state: ArrayView2<'_, F>,
-        mut d_xw: ArrayViewMut2<'_, F>,
-        _d_rw: ArrayViewMut2<'_, F>,
-        mut d_prev: ArrayViewMut2<'_, F>,
-        _scratch: &mut Array2<F>,
-    ) {
+    fn step_backward(&self, s: BackwardStep<'_, F>, _scratch: &mut Array2<F>) {
+        let BackwardStep {
+            prev,
+            next: _,
+            cache,
+            d_state,
+            mut d_xw,
+            d_rw: _,
+            mut d_prev,
+        } = s;
         let u = self.units;
         let (act, ract) = (self.activation, self.recurrent_activation);
         {
@@ -255,37 +263,5 @@ impl<F: Float> Cell for LstmCell<F> {
         // dh_{t-1} = d_a·Rᵀ (all gates in one product).
         self.w
             .times_rt(&d_xw.view(), F::zero(), &mut d_prev.slice_mut(s![.., ..u]));
-    }
-
-    fn accumulate_grads(
-        &mut self,
-        x: ArrayView2<'_, F>,
-        prev: ArrayView2<'_, F>,
-        _cache: ArrayView2<'_, F>,
-        d_xw: ArrayView2<'_, F>,
-        d_rw: ArrayView2<'_, F>,
-    ) {
-        let g = self.gate_width();
-        self.w.accumulate(x, prev, d_xw, d_rw, self.units, g);
-    }
-
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
-        self.w.visit(f)
-    }
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
-        self.w.visit_mut(f)
-    }
-    fn prepare(&mut self, backward: bool) {
-        self.w.prepare(backward);
-    }
-    fn spec(&self) -> RecurrentSpec {
-        let gate = Some(self.recurrent_activation);
-        RecurrentSpec {
-            unit_forget_bias: Some(self.unit_forget_bias),
-            ..self.w.spec(self.units, self.activation, gate)
-        }
-    }
-    fn describe(&self) -> String {
-        format!("units={}", self.units)
     }
 }

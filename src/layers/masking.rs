@@ -59,12 +59,17 @@ impl<F: Float> Masking<F> {
 }
 
 /// Configuration of a [`Masking`] layer: `MaskingConfig::new(0.0)`.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serialises to Keras's config keys (`{"mask_value": 0.0}`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MaskingConfig {
-    /// The padding value.
-    pub mask_value: f64,
     /// Layer name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The padding value.
+    #[serde(default)]
+    pub mask_value: f64,
 }
 
 impl MaskingConfig {
@@ -179,8 +184,8 @@ impl<F: Float> Layer<F> for Masking<F> {
         c.cache = None;
         Box::new(c)
     }
-    fn spec(&self) -> Option<crate::io::LayerSpec> {
-        Some(crate::io::LayerSpec::Masking(crate::io::MaskingSpec {
+    fn spec(&self) -> Option<super::LayerSpec> {
+        Some(super::LayerSpec::Masking(MaskingConfig {
             name: Some(self.name.clone()),
             mask_value: self.mask_value.to_f64().unwrap_or(f64::NAN),
         }))

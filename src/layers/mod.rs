@@ -7,6 +7,9 @@ pub mod lstm;
 pub mod masking;
 pub mod recurrent;
 pub mod simple_rnn;
+pub mod spec;
+
+pub use spec::{LayerSpec, LAYER_TYPES};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -187,7 +190,7 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
     /// form (layers defined outside rnnkit), which makes [`Sequential::save`] refuse.
     ///
     /// [`Sequential::save`]: crate::Sequential::save
-    fn spec(&self) -> Option<crate::io::LayerSpec> {
+    fn spec(&self) -> Option<LayerSpec> {
         None
     }
 }
@@ -297,6 +300,11 @@ pub(crate) fn positive(layer: &str, field: &'static str, v: usize) -> Result<()>
         });
     }
     Ok(())
+}
+
+/// Serde default for options that are on unless said otherwise.
+pub(crate) fn yes() -> bool {
+    true
 }
 
 /// Formats a shape without the batch axis as Keras does: `(None, 3, 20)`.

@@ -1,15 +1,17 @@
 //! `SimpleRnn`: the Elman cell, `h_t = act(x_t·kernel + h_{t-1}·recurrent_kernel + bias)`.
 
+use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
+use super::recurrent::cell_sealed::Sealed;
 use super::recurrent::{
-    sl, sl_mut, Cell, CellConfig, CellOptions, CellWeights, Recurrent, RecurrentConfig,
+    sl, sl_mut, BackwardStep, Cell, CellConfig, CellOptions, CellWeights, Recurrent,
+    RecurrentConfig,
 };
+use super::LayerSpec;
 use crate::activation::{with_derivatives, Activation, Deriv};
 use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::io::RecurrentSpec;
-use crate::param::Param;
-use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 
 /// Fully connected recurrent layer, numerically equal to `keras.layers.SimpleRNN`.
 ///
@@ -52,20 +54,37 @@ pub struct SimpleRnnOptions {
 impl SimpleRnnConfig {
     /// A `SimpleRNN(units)` with Keras defaults.
     pub fn new(units: usize) -> Self {
-        RecurrentConfig::from_cell(SimpleRnnOptions {
-            base: CellOptions::new(units),
-        })
+        RecurrentConfig::from_cell(SimpleRnnOptions::with_units(units))
     }
 }
 
 impl CellConfig for SimpleRnnOptions {
     type Cell<F: Float> = SimpleRnnCell<F>;
     const DEFAULT_NAME: &'static str = "simple_rnn";
+    const TYPE_NAME: &'static str = "SimpleRNN";
+    const GATED: bool = false;
+    fn with_units(units: usize) -> Self {
+        SimpleRnnOptions {
+            base: CellOptions::new(units),
+        }
+    }
+    fn describe(&self) -> String {
+        format!(
+            "units={}, activation={}",
+            self.base.units, self.base.activation
+        )
+    }
     fn options(&self) -> &CellOptions {
         &self.base
     }
     fn options_mut(&mut self) -> &mut CellOptions {
         &mut self.base
+    }
+    fn layer_spec(config: RecurrentConfig<Self>) -> LayerSpec {
+        LayerSpec::SimpleRnn(config)
+    }
+    fn bidirectional_spec(config: BidirectionalConfig<Self>) -> BidirectionalSpec {
+        BidirectionalSpec::SimpleRnn(config)
     }
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<SimpleRnnCell<F>> {
         self.base
@@ -77,8 +96,6 @@ impl CellConfig for SimpleRnnOptions {
             .then(|| ArrayD::zeros(IxDyn(&[self.base.units])));
         let w = CellWeights::init(input_dim, self.base.units, 1, bias, rng);
         Ok(SimpleRnnCell {
-            units: self.base.units,
-            input_dim,
             activation: self.base.activation,
             w,
         })
@@ -88,36 +105,26 @@ impl CellConfig for SimpleRnnOptions {
 /// The Elman cell behind [`SimpleRnn`].
 #[derive(Clone, Debug)]
 pub struct SimpleRnnCell<F: Float> {
-    units: usize,
-    input_dim: usize,
     activation: Activation,
     w: CellWeights<F>,
 }
 
+impl<F: Float> Sealed for SimpleRnnCell<F> {}
+
 impl<F: Float> Cell for SimpleRnnCell<F> {
     type F = F;
-    const TYPE_NAME: &'static str = "SimpleRNN";
+    type Config = SimpleRnnOptions;
+    const GATES: usize = 1;
+    const STATE_BLOCKS: usize = 1;
 
-    fn units(&self) -> usize {
-        self.units
+    fn weights(&self) -> &CellWeights<F> {
+        &self.w
     }
-    fn input_dim(&self) -> usize {
-        self.input_dim
-    }
-    fn gate_width(&self) -> usize {
-        self.units
-    }
-    fn state_width(&self) -> usize {
-        self.units
+    fn weights_mut(&mut self) -> &mut CellWeights<F> {
+        &mut self.w
     }
     fn cache_width(&self) -> usize {
         0
-    }
-    fn kernel(&self) -> ArrayView2<'_, F> {
-        self.w.kernel.v2()
-    }
-    fn input_bias(&self) -> Option<ArrayView1<'_, F>> {
-        self.w.input_bias()
     }
 
     fn step(
@@ -136,17 +143,16 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
         self.activation.apply_slice(h);
     }
 
-    fn step_backward(
-        &self,
-        _prev: ArrayView2<'_, F>,
-        next: ArrayView2<'_, F>,
-        _cache: ArrayView2<'_, F>,
-        d_state: ArrayView2<'_, F>,
-        mut d_xw: ArrayViewMut2<'_, F>,
-        _d_rw: ArrayViewMut2<'_, F>,
-        mut d_prev: ArrayViewMut2<'_, F>,
-        _scratch: &mut Array2<F>,
-    ) {
+    fn step_backward(&self, s: BackwardStep<'_, F>, _scratch: &mut Array2<F>) {
+        let BackwardStep {
+            prev: _,
+            next,
+            cache: _,
+            d_state,
+            mut d_xw,
+            d_rw: _,
+            mut d_prev,
+        } = s;
         let act = self.activation;
         {
             let (h, dh, da) = (sl(next), sl(d_state), sl_mut(d_xw.view_mut()));
@@ -159,33 +165,5 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
         }
         // dh_{t-1} = da·Rᵀ
         self.w.times_rt(&d_xw.view(), F::zero(), &mut d_prev);
-    }
-
-    fn accumulate_grads(
-        &mut self,
-        x: ArrayView2<'_, F>,
-        prev: ArrayView2<'_, F>,
-        _cache: ArrayView2<'_, F>,
-        d_xw: ArrayView2<'_, F>,
-        d_rw: ArrayView2<'_, F>,
-    ) {
-        let g = self.gate_width();
-        self.w.accumulate(x, prev, d_xw, d_rw, self.units, g);
-    }
-
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
-        self.w.visit(f)
-    }
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
-        self.w.visit_mut(f)
-    }
-    fn prepare(&mut self, backward: bool) {
-        self.w.prepare(backward);
-    }
-    fn spec(&self) -> RecurrentSpec {
-        self.w.spec(self.units, self.activation, None)
-    }
-    fn describe(&self) -> String {
-        format!("units={}, activation={}", self.units, self.activation)
     }
 }

@@ -1,7 +1,9 @@
-//! Models: [`Sequential`] and its [`Summary`].
+//! Models: [`Sequential`], its architecture as data ([`ModelSpec`]) and its [`Summary`].
 
 mod sequential;
+mod spec;
 mod summary;
 
 pub use sequential::Sequential;
+pub use spec::ModelSpec;
 pub use summary::{Summary, SummaryRow};

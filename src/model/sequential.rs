@@ -1,8 +1,8 @@
 use super::summary::{Summary, SummaryRow};
+use super::ModelSpec;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{seeded_rng, StdRng};
-use crate::io::ModelSpec;
 use crate::layers::{format_shape, Dim, Layer, LayerConfig, Mask, Mode};
 use crate::param::Param;
 use ndarray::{concatenate, ArrayD, Axis, Slice};

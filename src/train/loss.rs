@@ -1,7 +1,7 @@
 //! Losses and metrics, reduced exactly as Keras reduces them.
 
-use crate::activation::sigmoid;
 use crate::error::{Error, Result};
+use crate::float::sigmoid;
 use crate::float::Float;
 use crate::layers::Mask;
 use ndarray::{Array1, Array2, ArrayD, IxDyn};

@@ -1,0 +1,147 @@
+//! The cell contract: what one step of SimpleRnn, Lstm or Gru must provide to the loop.
+
+use super::config::CellConfig;
+use super::weights::CellWeights;
+use crate::float::Float;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use std::fmt::Debug;
+
+pub(crate) mod sealed {
+    /// Only rnnkit's cells implement [`Cell`](super::Cell): the loop relies on the layout
+    /// contract below, which the compiler cannot check.
+    pub trait Sealed {}
+}
+
+/// One step of a recurrent cell, the only part in which SimpleRnn, Lstm and Gru differ.
+///
+/// The loop in [`Recurrent`](crate::Recurrent) owns everything else. Sealed: only rnnkit's
+/// cells implement it. The contract:
+/// - the input projection `xw = x_t·kernel + input_bias` of every step is computed by the
+///   loop in one matrix product before the first step;
+/// - the state is one `[batch, state_width]` block whose first `units` columns are the
+///   hidden state `h` (the output); LSTM appends `c`;
+/// - `step` and `step_backward` never allocate: they get preallocated views and a scratch
+///   buffer of shape `[batch, gate_width]` (batch = the rows of one chunk: large batches
+///   are split across threads);
+/// - a step's cache block `[batch, cache_width]` is the cell's own to lay out (the loop
+///   gives backward the same chunks as forward); a cell that reads the cache in
+///   [`Cell::accumulate_grads`] keeps it row-major;
+/// - `step_backward` writes the gradient of the step's *pre-activations* (`d_xw`, and
+///   `d_rw` when [`Cell::separate_recurrent_grad`]) and of the previous state; the weight
+///   gradients are then accumulated for the whole sequence at once by
+///   [`Cell::accumulate_grads`].
+pub trait Cell: Clone + Debug + Send + Sync + 'static + sealed::Sealed {
+    /// Element type.
+    type F: Float;
+    /// The configuration this cell is built from.
+    type Config: CellConfig<Cell<Self::F> = Self>;
+
+    /// Gate blocks in the input projection (1, 4, 3).
+    const GATES: usize;
+    /// State blocks of `units` columns (1, or 2 for LSTM's `[h | c]`).
+    const STATE_BLOCKS: usize;
+
+    /// The weights.
+    fn weights(&self) -> &CellWeights<Self::F>;
+    /// The weights, mutably.
+    fn weights_mut(&mut self) -> &mut CellWeights<Self::F>;
+
+    /// Width of what one step keeps for backward.
+    fn cache_width(&self) -> usize;
+
+    /// True when the gradient w.r.t. the recurrent product differs from the gradient w.r.t.
+    /// the input projection (GRU with `reset_after`).
+    fn separate_recurrent_grad(&self) -> bool {
+        false
+    }
+
+    /// One forward step: `xw` `[B, G]`, `prev` `[B, S]` → `next` `[B, S]`, `cache` `[B, C]`.
+    fn step(
+        &self,
+        xw: ArrayView2<'_, Self::F>,
+        prev: ArrayView2<'_, Self::F>,
+        next: ArrayViewMut2<'_, Self::F>,
+        cache: ArrayViewMut2<'_, Self::F>,
+        scratch: &mut Array2<Self::F>,
+    );
+
+    /// One backward step (see [`BackwardStep`]).
+    fn step_backward(&self, s: BackwardStep<'_, Self::F>, scratch: &mut Array2<Self::F>);
+
+    /// Adds the weight gradients of the whole sequence (see [`SequenceGrads`]). The default
+    /// is `dK += Xᵀ·d_xw`, `dR += H_prevᵀ·d_rw`, and the bias from the column sums.
+    fn accumulate_grads(&mut self, g: SequenceGrads<'_, Self::F>) {
+        let (u, gw) = (self.units(), self.gate_width());
+        self.weights_mut()
+            .accumulate(g.x, g.prev, g.d_xw, g.d_rw, u, gw);
+    }
+
+    /// Called before each pass (`backward` false for forward, true for backward) with the
+    /// weights fixed for the pass: the recurrent kernel is packed here.
+    fn prepare(&mut self, backward: bool) {
+        self.weights_mut().prepare(backward);
+    }
+
+    /// Number of hidden units.
+    fn units(&self) -> usize {
+        self.weights().units()
+    }
+    /// Input features.
+    fn input_dim(&self) -> usize {
+        self.weights().input_dim()
+    }
+    /// Width of the input projection (`GATES * units`).
+    fn gate_width(&self) -> usize {
+        Self::GATES * self.units()
+    }
+    /// Width of the state block (`STATE_BLOCKS * units`).
+    fn state_width(&self) -> usize {
+        Self::STATE_BLOCKS * self.units()
+    }
+}
+
+/// What one backward step reads and writes, for some batch rows `B`.
+#[derive(Debug)]
+pub struct BackwardStep<'a, F> {
+    /// The state before the step `[B, S]`.
+    pub prev: ArrayView2<'a, F>,
+    /// The state the step produced `[B, S]`.
+    pub next: ArrayView2<'a, F>,
+    /// The step's cache `[B, C]`.
+    pub cache: ArrayView2<'a, F>,
+    /// dL/d(next), including this step's output gradient `[B, S]`.
+    pub d_state: ArrayView2<'a, F>,
+    /// Written: dL/d(input projection) `[B, G]`.
+    pub d_xw: ArrayViewMut2<'a, F>,
+    /// Written when [`Cell::separate_recurrent_grad`]: dL/d(recurrent product) `[B, G]`.
+    pub d_rw: ArrayViewMut2<'a, F>,
+    /// Written: dL/d(prev) `[B, S]`.
+    pub d_prev: ArrayViewMut2<'a, F>,
+}
+
+/// The whole sequence's rows (steps × batch) from which the weight gradients are formed.
+#[derive(Debug)]
+pub struct SequenceGrads<'a, F> {
+    /// Inputs `[N, F]`.
+    pub x: ArrayView2<'a, F>,
+    /// Previous states `[N, S]`.
+    pub prev: ArrayView2<'a, F>,
+    /// Caches `[N, C]`.
+    pub cache: ArrayView2<'a, F>,
+    /// Pre-activation gradients `[N, G]`.
+    pub d_xw: ArrayView2<'a, F>,
+    /// Gradients w.r.t. the recurrent product `[N, G]` (`d_xw` unless separate).
+    pub d_rw: ArrayView2<'a, F>,
+}
+
+/// Flat contiguous slice of a standard-layout view (all loop buffers are).
+#[inline]
+pub(crate) fn sl<'a, F>(v: ArrayView2<'a, F>) -> &'a [F] {
+    v.to_slice().expect("invariant: contiguous step block")
+}
+
+/// Flat contiguous mutable slice of a standard-layout view.
+#[inline]
+pub(crate) fn sl_mut<'a, F>(v: ArrayViewMut2<'a, F>) -> &'a mut [F] {
+    v.into_slice().expect("invariant: contiguous step block")
+}

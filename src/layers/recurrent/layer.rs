@@ -1,0 +1,395 @@
+//! [`Recurrent<C>`]: a cell run over time as a layer, with `return_sequences`,
+//! `go_backwards` and masking.
+
+use super::cell::Cell;
+use super::cell::SequenceGrads;
+use super::config::{seq_input, CellConfig, RecurrentConfig};
+use super::time_loop::{backward_loop, forward_loop, BackwardBuffers, OutGrad};
+use super::workspace::{ensure2, ensure3, ensure_scratch, loop_threads, rows, Buffers};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::layers::{check_dy, check_mask, check_seq, Dim, Layer, LayerSpec, Mask, Mode};
+use crate::parallel;
+use crate::param::Param;
+use ndarray::{s, Array2, Array3, ArrayD, Axis, Ix2, Ix3};
+use num_traits::{One, Zero};
+
+/// A recurrent layer: one [`Cell`] run over time. [`SimpleRnn`](crate::SimpleRnn),
+/// [`Lstm`](crate::Lstm) and [`Gru`](crate::Gru) are this type with their cells.
+///
+/// # Shapes
+/// `[batch, steps, input_dim]` → `[batch, units]`, or `[batch, steps, units]` with
+/// `return_sequences` (in processing order, so reversed with `go_backwards`, as in Keras).
+///
+/// # Masking
+/// At a masked step the state is carried unchanged and the output repeats the previous
+/// output (zeros before the first real step), or is zero with `zero_output_for_mask`.
+#[derive(Debug, Clone)]
+pub struct Recurrent<C: Cell> {
+    cell: C,
+    /// The configuration the layer was built from, its name always set: the layer's one
+    /// description, read by the loop and saved as it is.
+    config: RecurrentConfig<C::Config>,
+    buf: Buffers<C::F>,
+    trained: bool,
+}
+
+/// What [`Bidirectional`](crate::Bidirectional) needs of the layer it wraps.
+pub trait RecurrentLayer<F: Float>: Layer<F> + Clone + 'static {
+    /// Whether the layer returns every step.
+    fn return_sequences(&self) -> bool;
+    /// Whether the layer runs backwards in time.
+    fn go_backwards(&self) -> bool;
+    /// Sets `go_backwards`.
+    fn set_go_backwards(&mut self, v: bool);
+    /// Sets `zero_output_for_mask`.
+    fn set_zero_output_for_mask(&mut self, v: bool);
+    /// Output features per step.
+    fn units(&self) -> usize;
+    /// Input features.
+    fn input_dim(&self) -> usize;
+}
+
+impl<C: Cell> Recurrent<C> {
+    /// A layer running `cell` as `config` says (its name set).
+    pub(crate) fn new(cell: C, config: RecurrentConfig<C::Config>) -> Self {
+        Recurrent {
+            cell,
+            config,
+            buf: Buffers::default(),
+            trained: false,
+        }
+    }
+
+    /// The cell.
+    pub fn cell(&self) -> &C {
+        &self.cell
+    }
+
+    /// The configuration, with the layer's name.
+    pub fn config(&self) -> &RecurrentConfig<C::Config> {
+        &self.config
+    }
+
+    fn lname(&self) -> &str {
+        self.config
+            .name
+            .as_deref()
+            .unwrap_or(<C::Config as CellConfig>::DEFAULT_NAME)
+    }
+
+    fn run(&mut self, x: &ArrayD<C::F>, mask: Option<&Mask>) -> Result<ArrayD<C::F>> {
+        let xv = check_seq(self.lname(), x, self.cell.input_dim())?;
+        let (b, t, f) = xv.dim();
+        check_mask(self.lname(), mask, b, t)?;
+        let (g, sw, cw, u) = (
+            self.cell.gate_width(),
+            self.cell.state_width(),
+            self.cell.cache_width(),
+            self.cell.units(),
+        );
+        let buf = &mut self.buf;
+        ensure3(&mut buf.x, (t, b, f));
+        ensure3(&mut buf.xw, (t, b, g));
+        ensure3(&mut buf.states, (t + 1, b, sw));
+        ensure3(&mut buf.cache, (t, b, cw));
+
+        // Inputs in processing order, time-major, so each step is one contiguous block.
+        for k in 0..t {
+            let ti = if self.config.go_backwards {
+                t - 1 - k
+            } else {
+                k
+            };
+            buf.x
+                .index_axis_mut(Axis(0), k)
+                .assign(&xv.index_axis(Axis(1), ti));
+        }
+        buf.mask = mask.map(|m| {
+            Array2::from_shape_fn((t, b), |(k, bi)| {
+                m[[
+                    bi,
+                    if self.config.go_backwards {
+                        t - 1 - k
+                    } else {
+                        k
+                    },
+                ]]
+            })
+        });
+
+        // The input projection of all steps: one matrix product.
+        {
+            let x2 = rows(&buf.x);
+            let (p, q, r) = buf.xw.dim();
+            let mut xw2 = buf
+                .xw
+                .view_mut()
+                .into_shape_with_order((p * q, r))
+                .expect("standard layout");
+            parallel::gemm(
+                C::F::one(),
+                &x2,
+                &self.cell.weights().kernel.v2(),
+                C::F::zero(),
+                &mut xw2,
+            );
+            if let Some(bias) = self.cell.weights().input_bias() {
+                xw2 += &bias;
+            }
+        }
+
+        // Batch rows are independent: large batches run their time loops on several
+        // threads, each over its own rows of the same buffers.
+        buf.chunks = parallel::ranges(b, loop_threads(&self.cell, b, t));
+        let chunks = &buf.chunks;
+        self.cell.prepare(false);
+        ensure_scratch(&mut buf.scratch, chunks, g);
+        buf.states.index_axis_mut(Axis(0), 0).fill(C::F::zero());
+        let tasks: Vec<_> = parallel::split_mut(buf.states.view_mut(), Axis(1), chunks)
+            .into_iter()
+            .zip(parallel::split_mut(buf.cache.view_mut(), Axis(1), chunks))
+            .zip(buf.scratch.iter_mut())
+            .zip(chunks.iter().cloned())
+            .collect();
+        let (cell, xw, mask) = (&self.cell, &buf.xw, &buf.mask);
+        parallel::run(tasks, |(((states, cache), scratch), r)| {
+            forward_loop(
+                cell,
+                xw.slice(s![.., r.clone(), ..]),
+                states,
+                cache,
+                mask.as_ref().map(|m| m.slice(s![.., r])),
+                scratch,
+            )
+        });
+
+        let zero_masked = self.config.zero_output_for_mask;
+        let masked = |k: usize, bi: usize| buf.mask.as_ref().is_some_and(|m| !m[[k, bi]]);
+        let out = if self.config.return_sequences {
+            let mut out = Array3::<C::F>::zeros((b, t, u));
+            for k in 0..t {
+                let h = buf.states.slice(s![k + 1, .., ..u]);
+                out.index_axis_mut(Axis(1), k).assign(&h);
+                if zero_masked {
+                    for bi in 0..b {
+                        if masked(k, bi) {
+                            out.slice_mut(s![bi, k, ..]).fill(C::F::zero());
+                        }
+                    }
+                }
+            }
+            out.into_dyn()
+        } else {
+            let mut out = buf.states.slice(s![t, .., ..u]).to_owned();
+            if zero_masked {
+                for bi in 0..b {
+                    if masked(t - 1, bi) {
+                        out.row_mut(bi).fill(C::F::zero());
+                    }
+                }
+            }
+            out.into_dyn()
+        };
+        buf.out_shape = out.shape().to_vec();
+        Ok(out)
+    }
+
+    fn run_backward(&mut self, dy: &ArrayD<C::F>) -> Result<ArrayD<C::F>> {
+        if !self.trained {
+            return Err(Error::NoCache {
+                layer: self.lname().to_string(),
+            });
+        }
+        check_dy(self.lname(), dy, &self.buf.out_shape)?;
+        let (t, b, f) = self.buf.x.dim();
+        let (g, sw) = (self.cell.gate_width(), self.cell.state_width());
+        let sep = self.cell.separate_recurrent_grad();
+        self.cell.prepare(true);
+        let buf = &mut self.buf;
+        ensure3(&mut buf.d_xw, (t, b, g));
+        ensure3(&mut buf.d_rw, (t, b, if sep { g } else { 0 }));
+        ensure2(&mut buf.d_state, (b, sw));
+        ensure2(&mut buf.d_prev, (b, sw));
+
+        let dy = if self.config.return_sequences {
+            OutGrad::Sequence(
+                dy.view()
+                    .into_dimensionality::<Ix3>()
+                    .expect("shape checked"),
+            )
+        } else {
+            OutGrad::Last(
+                dy.view()
+                    .into_dimensionality::<Ix2>()
+                    .expect("shape checked"),
+            )
+        };
+        let zero_masked = self.config.zero_output_for_mask;
+        let chunks = &buf.chunks;
+        ensure_scratch(&mut buf.scratch, chunks, g);
+        let tasks: Vec<_> = parallel::split_mut(buf.d_xw.view_mut(), Axis(1), chunks)
+            .into_iter()
+            .zip(parallel::split_mut(buf.d_rw.view_mut(), Axis(1), chunks))
+            .zip(parallel::split_mut(buf.d_state.view_mut(), Axis(0), chunks))
+            .zip(parallel::split_mut(buf.d_prev.view_mut(), Axis(0), chunks))
+            .zip(buf.scratch.iter_mut())
+            .zip(chunks.iter().cloned())
+            .collect();
+        let (cell, states, cache, mask) = (&self.cell, &buf.states, &buf.cache, &buf.mask);
+        parallel::run(
+            tasks,
+            |(((((d_xw, d_rw), d_state), d_prev), scratch), r)| {
+                let dy = dy.rows(r.clone());
+                backward_loop(
+                    cell,
+                    states.slice(s![.., r.clone(), ..]),
+                    cache.slice(s![.., r.clone(), ..]),
+                    dy,
+                    mask.as_ref().map(|m| m.slice(s![.., r])),
+                    zero_masked,
+                    BackwardBuffers {
+                        d_xw,
+                        d_rw,
+                        d_state,
+                        d_prev,
+                        scratch,
+                    },
+                )
+            },
+        );
+
+        // Weight gradients with whole-sequence products.
+        let prev_states = buf.states.slice(s![..t, .., ..]);
+        let prev2 = prev_states
+            .into_shape_with_order((t * b, sw))
+            .expect("standard layout");
+        let d_xw2 = rows(&buf.d_xw);
+        let d_rw2 = if sep { rows(&buf.d_rw) } else { d_xw2.view() };
+        self.cell.accumulate_grads(SequenceGrads {
+            x: rows(&buf.x),
+            prev: prev2,
+            cache: rows(&buf.cache),
+            d_xw: d_xw2.view(),
+            d_rw: d_rw2,
+        });
+
+        // dL/dx of all steps: one product, then back to [batch, steps, features].
+        let mut dxp = Array2::<C::F>::zeros((t * b, f));
+        parallel::gemm(
+            C::F::one(),
+            &d_xw2,
+            &self.cell.weights().kernel.v2().t(),
+            C::F::zero(),
+            &mut dxp.view_mut(),
+        );
+        let dxp = dxp.into_shape_with_order((t, b, f)).expect("sized above");
+        let mut dx = Array3::<C::F>::zeros((b, t, f));
+        for k in 0..t {
+            let ti = if self.config.go_backwards {
+                t - 1 - k
+            } else {
+                k
+            };
+            dx.index_axis_mut(Axis(1), ti)
+                .assign(&dxp.index_axis(Axis(0), k));
+        }
+        Ok(dx.into_dyn())
+    }
+}
+
+impl<C: Cell> Layer<C::F> for Recurrent<C> {
+    fn name(&self) -> &str {
+        self.lname()
+    }
+    fn set_name(&mut self, name: &str) {
+        self.config.name = Some(name.to_string());
+    }
+    fn type_name(&self) -> &'static str {
+        <C::Config as CellConfig>::TYPE_NAME
+    }
+    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
+        let (steps, f) = seq_input(self.lname(), input)?;
+        if f != self.cell.input_dim() {
+            return Err(Error::Features {
+                layer: self.lname().to_string(),
+                expected: self.cell.input_dim(),
+                got: f,
+            });
+        }
+        let u = Some(self.cell.units());
+        Ok(if self.config.return_sequences {
+            vec![steps, u]
+        } else {
+            vec![u]
+        })
+    }
+    fn forward_masked(
+        &mut self,
+        x: &ArrayD<C::F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+    ) -> Result<ArrayD<C::F>> {
+        self.trained = false;
+        let out = self.run(x, mask)?;
+        self.trained = mode == Mode::Train;
+        Ok(out)
+    }
+    fn compute_mask(&self, _x: &ArrayD<C::F>, mask: Option<&Mask>) -> Option<Mask> {
+        if self.config.return_sequences {
+            mask.cloned()
+        } else {
+            None
+        }
+    }
+    fn backward(&mut self, dy: &ArrayD<C::F>) -> Result<ArrayD<C::F>> {
+        self.run_backward(dy)
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<C::F>)) {
+        self.cell.weights().visit(f)
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<C::F>)) {
+        self.cell.weights_mut().visit_mut(f)
+    }
+    fn box_clone(&self) -> Box<dyn Layer<C::F>> {
+        let mut c = self.clone();
+        c.buf = Buffers::default();
+        c.trained = false;
+        Box::new(c)
+    }
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(C::Config::layer_spec(self.config.clone()))
+    }
+    fn describe(&self) -> String {
+        let mut s = self.config.cell.describe();
+        if self.config.return_sequences {
+            s.push_str(", return_sequences=True");
+        }
+        if self.config.go_backwards {
+            s.push_str(", go_backwards=True");
+        }
+        s
+    }
+}
+
+impl<C: Cell> RecurrentLayer<C::F> for Recurrent<C> {
+    fn return_sequences(&self) -> bool {
+        self.config.return_sequences
+    }
+    fn go_backwards(&self) -> bool {
+        self.config.go_backwards
+    }
+    fn set_go_backwards(&mut self, v: bool) {
+        self.config.go_backwards = v;
+        self.trained = false;
+    }
+    fn set_zero_output_for_mask(&mut self, v: bool) {
+        self.config.zero_output_for_mask = v;
+    }
+    fn units(&self) -> usize {
+        self.cell.units()
+    }
+    fn input_dim(&self) -> usize {
+        self.cell.input_dim()
+    }
+}

@@ -1,0 +1,24 @@
+//! Recurrent layers: one time loop ([`Recurrent<C>`]) runs any [`Cell`] over a sequence.
+//!
+//! - `config`: [`RecurrentConfig`], the builder and serialised form every recurrent layer shares;
+//! - `cell`: the [`Cell`] contract (one step, forward and backward);
+//! - `time_loop`: the loop itself, forwards and backwards through time;
+//! - `layer`: [`Recurrent<C>`], the loop as a [`Layer`](crate::Layer);
+//! - `workspace`: sequence-sized buffers and the split of a batch across threads;
+//! - `weights`: the weights every cell has, with the packed recurrent kernel.
+
+mod cell;
+mod config;
+mod layer;
+mod time_loop;
+mod weights;
+mod workspace;
+
+pub(crate) use cell::sealed as cell_sealed;
+pub use cell::Cell;
+pub(crate) use cell::{sl, sl_mut};
+pub use cell::{BackwardStep, SequenceGrads};
+pub(crate) use config::seq_input;
+pub use config::{CellConfig, CellOptions, GatedCellConfig, RecurrentConfig};
+pub use layer::{Recurrent, RecurrentLayer};
+pub use weights::CellWeights;

@@ -1,0 +1,138 @@
+//! The one time loop: forward and backward through time over some batch rows, for any
+//! [`Cell`]. Allocation-free.
+
+use super::cell::{BackwardStep, Cell};
+use ndarray::{s, Array2, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis};
+use num_traits::Zero;
+use std::ops::Range;
+
+/// The forward time loop over some batch rows: `xw` `[T, b, G]`, `states` `[T + 1, b, S]`
+/// (`states[0]` holds the initial state), `cache` `[T, b, C]`, `mask` `[T, b]`.
+/// Allocation-free: every step works in the given views.
+pub(super) fn forward_loop<C: Cell>(
+    cell: &C,
+    xw: ArrayView3<'_, C::F>,
+    mut states: ArrayViewMut3<'_, C::F>,
+    mut cache: ArrayViewMut3<'_, C::F>,
+    mask: Option<ArrayView2<'_, bool>>,
+    scratch: &mut Array2<C::F>,
+) {
+    for k in 0..xw.len_of(Axis(0)) {
+        let (done, mut todo) = states.view_mut().split_at(Axis(0), k + 1);
+        let prev = done.index_axis(Axis(0), k);
+        let mut next = todo.index_axis_mut(Axis(0), 0);
+        cell.step(
+            xw.index_axis(Axis(0), k),
+            prev.view(),
+            next.view_mut(),
+            cache.index_axis_mut(Axis(0), k),
+            scratch,
+        );
+        if let Some(m) = &mask {
+            // Masked rows carry the previous state unchanged.
+            for (bi, &keep) in m.row(k).iter().enumerate() {
+                if !keep {
+                    next.row_mut(bi).assign(&prev.row(bi));
+                }
+            }
+        }
+    }
+}
+
+/// The gradient arriving at the layer's output, for some batch rows.
+pub(super) enum OutGrad<'a, F> {
+    /// `return_sequences`: `[b, T, u]`.
+    Sequence(ArrayView3<'a, F>),
+    /// Last step only: `[b, u]`.
+    Last(ArrayView2<'a, F>),
+}
+
+impl<'a, F> OutGrad<'a, F> {
+    /// The gradient of some batch rows.
+    pub(super) fn rows(&self, r: Range<usize>) -> OutGrad<'a, F> {
+        match self {
+            OutGrad::Sequence(d) => OutGrad::Sequence((*d).slice_move(s![r, .., ..])),
+            OutGrad::Last(d) => OutGrad::Last((*d).slice_move(s![r, ..])),
+        }
+    }
+}
+
+/// The backward loop's working views for some batch rows.
+pub(super) struct BackwardBuffers<'a, F> {
+    pub(super) d_xw: ArrayViewMut3<'a, F>,
+    pub(super) d_rw: ArrayViewMut3<'a, F>,
+    pub(super) d_state: ArrayViewMut2<'a, F>,
+    pub(super) d_prev: ArrayViewMut2<'a, F>,
+    pub(super) scratch: &'a mut Array2<F>,
+}
+
+/// Backpropagation through time over some batch rows: writes the pre-activation gradients
+/// `d_xw` (and `d_rw`) of every step. Allocation-free.
+pub(super) fn backward_loop<C: Cell>(
+    cell: &C,
+    states: ArrayView3<'_, C::F>,
+    cache: ArrayView3<'_, C::F>,
+    dy: OutGrad<'_, C::F>,
+    mask: Option<ArrayView2<'_, bool>>,
+    zero_masked: bool,
+    bufs: BackwardBuffers<'_, C::F>,
+) {
+    let BackwardBuffers {
+        mut d_xw,
+        mut d_rw,
+        mut d_state,
+        mut d_prev,
+        scratch,
+    } = bufs;
+    let t = cache.len_of(Axis(0));
+    let u = cell.units();
+    let sep = cell.separate_recurrent_grad();
+    d_state.fill(C::F::zero());
+    for k in (0..t).rev() {
+        // This step's output gradient joins the state gradient (h part).
+        let out_grad = match &dy {
+            OutGrad::Sequence(d) => Some(d.index_axis(Axis(1), k)),
+            OutGrad::Last(d) if k == t - 1 => Some(d.view()),
+            OutGrad::Last(_) => None,
+        };
+        if let Some(d) = out_grad {
+            match (&mask, zero_masked) {
+                // Zeroed outputs at masked steps take no gradient.
+                (Some(m), true) => {
+                    for (bi, _) in m.row(k).iter().enumerate().filter(|(_, &keep)| keep) {
+                        let mut row = d_state.slice_mut(s![bi, ..u]);
+                        row += &d.row(bi);
+                    }
+                }
+                _ => {
+                    let mut dh = d_state.slice_mut(s![.., ..u]);
+                    dh += &d;
+                }
+            }
+        }
+        cell.step_backward(
+            BackwardStep {
+                prev: states.index_axis(Axis(0), k),
+                next: states.index_axis(Axis(0), k + 1),
+                cache: cache.index_axis(Axis(0), k),
+                d_state: d_state.view(),
+                d_xw: d_xw.index_axis_mut(Axis(0), k),
+                d_rw: d_rw.index_axis_mut(Axis(0), k), // zero columns unless `sep`
+                d_prev: d_prev.view_mut(),
+            },
+            scratch,
+        );
+        if let Some(m) = &mask {
+            // A masked step copied its state: the gradient passes through untouched
+            // and nothing reaches the cell's input or weights.
+            for (bi, _) in m.row(k).iter().enumerate().filter(|(_, &keep)| !keep) {
+                d_prev.row_mut(bi).assign(&d_state.row(bi));
+                d_xw.slice_mut(s![k, bi, ..]).fill(C::F::zero());
+                if sep {
+                    d_rw.slice_mut(s![k, bi, ..]).fill(C::F::zero());
+                }
+            }
+        }
+        std::mem::swap(&mut d_state, &mut d_prev);
+    }
+}

@@ -1,0 +1,153 @@
+//! The weights every cell has, and the recurrent kernel packed once per pass for the
+//! per-step products.
+
+use crate::float::Float;
+use crate::init::StdRng;
+use crate::linalg::{packed_mm, PackedB};
+use crate::parallel;
+use crate::param::Param;
+use ndarray::{s, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+
+/// The weights every cell has, in Keras layout: `kernel` `[F, k*u]`, `recurrent_kernel`
+/// `[u, k*u]` and an optional `bias` (`[k*u]`, or `[2, k*u]` for GRU with `reset_after`).
+///
+/// Opaque outside rnnkit: a layer's weights are read and written through
+/// [`Layer::visit_params`](crate::Layer::visit_params) and
+/// [`Layer::set_weights`](crate::Layer::set_weights).
+#[derive(Clone, Debug)]
+pub struct CellWeights<F: Float> {
+    pub(crate) kernel: Param<F>,
+    pub(crate) recurrent_kernel: Param<F>,
+    pub(crate) bias: Option<Param<F>>,
+    /// The recurrent kernel (or its transpose, in a backward pass) packed for the per-step
+    /// products; invalidated whenever the weights are visited mutably.
+    packed: PackedB<F>,
+}
+
+impl<F: Float> CellWeights<F> {
+    /// Keras's default initialisers: glorot_uniform kernel, orthogonal recurrent kernel
+    /// (over the whole `[u, k*u]` matrix), and the given bias.
+    pub(crate) fn init(
+        input_dim: usize,
+        units: usize,
+        gates: usize,
+        bias: Option<ArrayD<F>>,
+        rng: &mut StdRng,
+    ) -> Self {
+        use crate::init::Init;
+        let kernel = Init::GlorotUniform.sample::<F>(&[input_dim, gates * units], rng);
+        let recurrent = Init::Orthogonal.sample::<F>(&[units, gates * units], rng);
+        CellWeights {
+            kernel: Param::new(kernel),
+            recurrent_kernel: Param::new(recurrent),
+            bias: bias.map(Param::new),
+            packed: PackedB::default(),
+        }
+    }
+
+    /// Packs the recurrent kernel for the per-step products of the coming pass: `R` for a
+    /// forward pass, `Rᵀ` for a backward one.
+    /// (Nothing is packed where the packed kernel does not run: f64, or a CPU without AVX2.)
+    pub(crate) fn prepare(&mut self, backward: bool) {
+        let r = self.recurrent_kernel.v2();
+        if backward {
+            self.packed.pack(&r.t(), true);
+        } else {
+            self.packed.pack(&r, false);
+        }
+    }
+
+    /// `c = a·R + beta·c`, the recurrent product of one step.
+    pub(crate) fn times_r(&self, a: &ArrayView2<'_, F>, beta: F, c: &mut ArrayViewMut2<'_, F>) {
+        packed_mm(a, &self.recurrent_kernel.v2(), &self.packed, false, beta, c);
+    }
+
+    /// `c = a·Rᵀ + beta·c`, the recurrent product of one backward step.
+    pub(crate) fn times_rt(&self, a: &ArrayView2<'_, F>, beta: F, c: &mut ArrayViewMut2<'_, F>) {
+        packed_mm(
+            a,
+            &self.recurrent_kernel.v2().t(),
+            &self.packed,
+            true,
+            beta,
+            c,
+        );
+    }
+
+    /// Number of units (rows of the recurrent kernel).
+    pub(crate) fn units(&self) -> usize {
+        self.recurrent_kernel.value.shape()[0]
+    }
+
+    /// Input features (rows of the kernel).
+    pub(crate) fn input_dim(&self) -> usize {
+        self.kernel.value.shape()[0]
+    }
+
+    /// The part of the bias added to the input projection.
+    pub(crate) fn input_bias(&self) -> Option<ArrayView1<'_, F>> {
+        self.bias.as_ref().map(|b| {
+            if b.value.ndim() == 2 {
+                b.value
+                    .slice(s![0, ..])
+                    .into_dimensionality()
+                    .expect("2-D bias")
+            } else {
+                b.v1()
+            }
+        })
+    }
+
+    /// Whole-sequence weight gradients: `dK += Xᵀ·d_xw`, `dR += H_prevᵀ·d_rw` (over the
+    /// first `units` state columns, for the first `rec_cols` columns of R), and the bias:
+    /// column sums of `d_xw` (and of `d_rw` into the recurrent row of a `[2, k*u]` bias).
+    pub(crate) fn accumulate(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        prev: ArrayView2<'_, F>,
+        d_xw: ArrayView2<'_, F>,
+        d_rw: ArrayView2<'_, F>,
+        units: usize,
+        rec_cols: usize,
+    ) {
+        parallel::gemm(F::one(), &x.t(), &d_xw, F::one(), &mut self.kernel.g2());
+        let h_prev = prev.slice(s![.., ..units]);
+        let mut dr = self.recurrent_kernel.g2();
+        parallel::gemm(
+            F::one(),
+            &h_prev.t(),
+            &d_rw.slice(s![.., ..rec_cols]),
+            F::one(),
+            &mut dr.slice_mut(s![.., ..rec_cols]),
+        );
+        if let Some(b) = &mut self.bias {
+            if b.grad.ndim() == 2 {
+                let mut g = b.g2();
+                let mut g0 = g.row_mut(0);
+                g0 += &d_xw.sum_axis(Axis(0));
+                let mut g1 = g.row_mut(1);
+                g1 += &d_rw.sum_axis(Axis(0));
+            } else {
+                let mut g = b.g1();
+                g += &d_xw.sum_axis(Axis(0));
+            }
+        }
+    }
+
+    pub(crate) fn visit(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
+        f("kernel", &self.kernel);
+        f("recurrent_kernel", &self.recurrent_kernel);
+        if let Some(b) = &self.bias {
+            f("bias", b);
+        }
+    }
+
+    pub(crate) fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
+        self.packed.invalidate();
+        f("kernel", &mut self.kernel);
+        f("recurrent_kernel", &mut self.recurrent_kernel);
+        if let Some(b) = &mut self.bias {
+            f("bias", b);
+        }
+    }
+}

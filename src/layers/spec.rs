@@ -1,0 +1,125 @@
+//! [`LayerSpec`]: any built-in layer's configuration, tagged with its Keras class name. This
+//! is what a model's architecture lists and what a model file stores.
+
+use super::bidirectional::BidirectionalSpec;
+use super::dense::DenseConfig;
+use super::gru::GruConfig;
+use super::lstm::LstmConfig;
+use super::masking::MaskingConfig;
+use super::simple_rnn::SimpleRnnConfig;
+use super::{Dim, Layer, LayerConfig};
+use crate::error::Result;
+use crate::float::Float;
+use crate::init::StdRng;
+use serde::de::{self, DeserializeOwned};
+use serde::{Deserialize, Serialize};
+
+/// The Keras class names of the built-in layers.
+pub const LAYER_TYPES: &str = "SimpleRNN, LSTM, GRU, Dense, Masking, Bidirectional";
+
+/// One built-in layer's configuration, tagged with its Keras class name: the JSON form is
+/// `{"layer": "LSTM", "config": {"units": 8, ...}}` with Keras's config keys.
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// use rnnkit::LayerSpec;
+/// let spec: LayerSpec =
+///     serde_json::from_str(r#"{"layer": "LSTM", "config": {"units": 8, "return_sequences": true}}"#)
+///         .unwrap();
+/// assert_eq!(spec, LayerSpec::Lstm(LstmConfig::new(8).return_sequences(true)));
+/// assert_eq!(spec.type_name(), "LSTM");
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "layer", content = "config")]
+#[non_exhaustive]
+pub enum LayerSpec {
+    /// `SimpleRNN`.
+    #[serde(rename = "SimpleRNN")]
+    SimpleRnn(SimpleRnnConfig),
+    /// `LSTM`.
+    #[serde(rename = "LSTM")]
+    Lstm(LstmConfig),
+    /// `GRU`.
+    #[serde(rename = "GRU")]
+    Gru(GruConfig),
+    /// `Dense`.
+    Dense(DenseConfig),
+    /// `Masking`.
+    Masking(MaskingConfig),
+    /// `Bidirectional` around one of the recurrent layers.
+    Bidirectional(BidirectionalSpec),
+}
+
+impl LayerSpec {
+    /// The Keras class name (`"LSTM"`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            LayerSpec::SimpleRnn(_) => "SimpleRNN",
+            LayerSpec::Lstm(_) => "LSTM",
+            LayerSpec::Gru(_) => "GRU",
+            LayerSpec::Dense(_) => "Dense",
+            LayerSpec::Masking(_) => "Masking",
+            LayerSpec::Bidirectional(_) => "Bidirectional",
+        }
+    }
+
+    /// The layer's name, if the configuration gives one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            LayerSpec::SimpleRnn(c) => c.name.as_deref(),
+            LayerSpec::Lstm(c) => c.name.as_deref(),
+            LayerSpec::Gru(c) => c.name.as_deref(),
+            LayerSpec::Dense(c) => c.name.as_deref(),
+            LayerSpec::Masking(c) => c.name.as_deref(),
+            LayerSpec::Bidirectional(b) => b.name(),
+        }
+    }
+
+    /// The configuration as a builder.
+    fn config<F: Float>(&self) -> &dyn LayerConfig<F> {
+        match self {
+            LayerSpec::SimpleRnn(c) => c,
+            LayerSpec::Lstm(c) => c,
+            LayerSpec::Gru(c) => c,
+            LayerSpec::Dense(c) => c,
+            LayerSpec::Masking(c) => c,
+            LayerSpec::Bidirectional(c) => c.config(),
+        }
+    }
+
+    /// `(units, recurrent)` of the layer (of the wrapped layer for Bidirectional); `None`
+    /// for layers without weights. Loaders check these against the data they hold before
+    /// anything is allocated.
+    pub fn size(&self) -> Option<(usize, bool)> {
+        match self {
+            LayerSpec::SimpleRnn(c) => Some((c.cell.base.units, true)),
+            LayerSpec::Lstm(c) => Some((c.cell.base.units, true)),
+            LayerSpec::Gru(c) => Some((c.cell.base.units, true)),
+            LayerSpec::Dense(c) => Some((c.units, false)),
+            LayerSpec::Masking(_) => None,
+            LayerSpec::Bidirectional(b) => Some((b.units(), true)),
+        }
+    }
+}
+
+impl<F: Float> LayerConfig<F> for LayerSpec {
+    fn build(&self, input: &[Dim], rng: &mut StdRng) -> Result<Box<dyn Layer<F>>> {
+        self.config::<F>().build(input, rng)
+    }
+    fn name(&self) -> Option<&str> {
+        LayerSpec::name(self)
+    }
+    fn default_name(&self) -> &'static str {
+        self.config::<F>().default_name()
+    }
+}
+
+/// Removes and parses one key of a config object (for configs read by hand).
+pub(crate) fn take_key<T: DeserializeOwned, E: de::Error>(
+    map: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> std::result::Result<Option<T>, E> {
+    map.remove(key)
+        .map(|v| serde_json::from_value(v).map_err(|e| E::custom(format!("`{key}`: {e}"))))
+        .transpose()
+}
