@@ -84,7 +84,7 @@ fn main() -> Result<(), rnnkit::Error> {
     model.backward(&de)?;
     println!("\nE = MSE(y, y') = {e:.6}");
     let mut grads = Vec::new();
-    model.visit_params(&mut |name, p| grads.push((name.to_string(), p.grad.clone())));
+    model.visit_params(&mut |name, p| grads.push((name.to_string(), p.grad().clone())));
     let g2 = |i: usize| {
         grads[i]
             .1

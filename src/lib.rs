@@ -54,7 +54,7 @@ pub use layers::recurrent::{
 };
 pub use layers::simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig, SimpleRnnOptions};
 pub use layers::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode};
-pub use model::{ModelSpec, Sequential, Summary, SummaryRow};
+pub use model::{Forward, Model, ModelSpec, Sequential, Summary, SummaryRow};
 pub use parallel::{num_threads, set_num_threads};
 pub use param::Param;
 pub use train::{

@@ -1,26 +1,31 @@
 //! A trainable weight and its gradient.
 
+use crate::error::{Error, Result};
 use crate::float::Float;
-use ndarray::{ArrayD, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Ix1, Ix2};
+use ndarray::{
+    ArrayD, ArrayView1, ArrayView2, ArrayViewD, ArrayViewMut1, ArrayViewMut2, ArrayViewMutD, Ix1,
+    Ix2,
+};
 
 /// A trainable weight tensor and the gradient accumulated for it.
 ///
-/// `grad` always has the shape of `value`; `backward` adds into it, [`Param::zero_grad`]
-/// clears it.
+/// The gradient always has the shape of the value, and neither changes shape: values and
+/// gradients are changed in place through views, or replaced by arrays of the same shape.
+/// `backward` adds into the gradient, [`Param::zero_grad`] clears it.
 ///
 /// ```
 /// use rnnkit::Param;
-/// let mut p = Param::<f64>::new(ndarray::ArrayD::zeros(ndarray::IxDyn(&[2, 3])));
-/// p.grad.fill(1.0);
+/// use ndarray::{ArrayD, IxDyn};
+/// let mut p = Param::<f64>::new(ArrayD::zeros(IxDyn(&[2, 3])));
+/// p.grad_mut().fill(1.0);
 /// p.zero_grad();
-/// assert!(p.grad.iter().all(|&g| g == 0.0));
+/// assert!(p.grad().iter().all(|&g| g == 0.0));
+/// assert!(p.set_value(&ArrayD::ones(IxDyn(&[3, 2]))).is_err()); // shape kept
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Param<F: Float> {
-    /// The weight values.
-    pub value: ArrayD<F>,
-    /// dL/d(value), accumulated by `backward`.
-    pub grad: ArrayD<F>,
+    pub(crate) value: ArrayD<F>,
+    pub(crate) grad: ArrayD<F>,
 }
 
 impl<F: Float> Param<F> {
@@ -28,6 +33,68 @@ impl<F: Float> Param<F> {
     pub fn new(value: ArrayD<F>) -> Self {
         let grad = ArrayD::zeros(value.raw_dim());
         Param { value, grad }
+    }
+
+    /// The weight values.
+    pub fn value(&self) -> &ArrayD<F> {
+        &self.value
+    }
+
+    /// dL/d(value), accumulated by `backward`.
+    pub fn grad(&self) -> &ArrayD<F> {
+        &self.grad
+    }
+
+    /// The values, writable in place (the shape cannot change).
+    pub fn value_mut(&mut self) -> ArrayViewMutD<'_, F> {
+        self.value.view_mut()
+    }
+
+    /// The gradient, writable in place (the shape cannot change).
+    pub fn grad_mut(&mut self) -> ArrayViewMutD<'_, F> {
+        self.grad.view_mut()
+    }
+
+    /// The values as a view.
+    pub fn view(&self) -> ArrayViewD<'_, F> {
+        self.value.view()
+    }
+
+    /// Replaces the values by `v`, which must have the same shape.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for another shape; nothing is changed then.
+    pub fn set_value(&mut self, v: &ArrayD<F>) -> Result<()> {
+        self.same_shape("value", v)?;
+        self.value.assign(v);
+        Ok(())
+    }
+
+    /// Adds `g` into the gradient; `g` must have the value's shape.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for another shape; nothing is changed then.
+    pub fn add_grad(&mut self, g: &ArrayD<F>) -> Result<()> {
+        self.same_shape("gradient", g)?;
+        self.grad += g;
+        Ok(())
+    }
+
+    fn same_shape(&self, what: &'static str, a: &ArrayD<F>) -> Result<()> {
+        if a.shape() != self.value.shape() {
+            return Err(Error::Shape {
+                layer: "param".into(),
+                what,
+                expected: format!("{:?}", self.value.shape()),
+                got: a.shape().to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Assigns a value already checked to have this shape.
+    pub(crate) fn assign(&mut self, v: &ArrayD<F>) {
+        self.value.assign(v);
     }
 
     /// Sets the gradient to zero.

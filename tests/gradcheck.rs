@@ -55,7 +55,7 @@ fn check(label: &str, mut model: Sequential<f64>, shape: &[usize], mask: Option<
     let dx = model.backward(&r).unwrap();
 
     let mut grads = Vec::new();
-    model.visit_params(&mut |n, p| grads.push((n.to_string(), p.grad.clone())));
+    model.visit_params(&mut |n, p| grads.push((n.to_string(), p.grad().clone())));
     let mut checked = 0;
     for (pi, (name, g)) in grads.iter().enumerate() {
         for idx in 0..g.len() {
@@ -63,7 +63,7 @@ fn check(label: &str, mut model: Sequential<f64>, shape: &[usize], mask: Option<
                 let mut k = 0;
                 model.visit_params_mut(&mut |_, p| {
                     if k == pi {
-                        p.value.as_slice_mut().unwrap()[idx] += d;
+                        p.value_mut().as_slice_mut().unwrap()[idx] += d;
                     }
                     k += 1;
                 });
@@ -71,7 +71,7 @@ fn check(label: &str, mut model: Sequential<f64>, shape: &[usize], mask: Option<
                 let mut k = 0;
                 model.visit_params_mut(&mut |_, p| {
                     if k == pi {
-                        p.value.as_slice_mut().unwrap()[idx] -= d;
+                        p.value_mut().as_slice_mut().unwrap()[idx] -= d;
                     }
                     k += 1;
                 });

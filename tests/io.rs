@@ -292,7 +292,7 @@ fn from_keras_json_names_what_is_wrong() {
 fn save_refuses_what_load_would_refuse() {
     let (_, mut model) = models::<f32>().remove(0);
     model.visit_params_mut(&mut |_, p| {
-        if let Some(v) = p.value.iter_mut().next() {
+        if let Some(v) = p.value_mut().iter_mut().next() {
             *v = f32::NAN;
         }
     });
@@ -322,7 +322,7 @@ fn a_failed_save_leaves_the_previous_file_loadable() {
         other => panic!("expected an I/O error, got {other:?}"),
     }
     // A model that cannot be serialised: nothing is written, the old file stays.
-    second.visit_params_mut(&mut |_, p| p.value.fill(f32::INFINITY));
+    second.visit_params_mut(&mut |_, p| p.value_mut().fill(f32::INFINITY));
     assert!(second.save(&path).is_err());
     // A directory without write permission (not enforced for root, so only checked when
     // the permission actually bites).

@@ -36,7 +36,7 @@ fn run_case<F: Float>(case: &Value) -> Result<(), String> {
         .flat_map(|g| weight_list::<F>(g))
         .collect();
     let mut got = Vec::new();
-    model.visit_params(&mut |name, p| got.push((name.to_string(), p.grad.clone())));
+    model.visit_params(&mut |name, p| got.push((name.to_string(), p.grad().clone())));
     if got.len() != expected.len() {
         return Err(format!(
             "{} weight gradients, expected {}",

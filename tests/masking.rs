@@ -79,7 +79,7 @@ fn padded_sample_equals_the_unpadded_sample_alone() {
                 let dx = layer.backward(&dy).unwrap();
                 let grads: Vec<_> = {
                     let mut g = Vec::new();
-                    layer.visit_params(&mut |_, p| g.push(p.grad.clone()));
+                    layer.visit_params(&mut |_, p| g.push(p.grad().clone()));
                     g
                 };
 
@@ -116,7 +116,7 @@ fn padded_sample_equals_the_unpadded_sample_alone() {
                 );
                 let mut i = 0;
                 layer.visit_params(&mut |n, p| {
-                    assert_close(&p.grad, &grads[i], &format!("{label} d{n}"));
+                    assert_close(p.grad(), &grads[i], &format!("{label} d{n}"));
                     i += 1;
                 });
             }

@@ -228,7 +228,7 @@ fn gradients_do_not_depend_on_the_thread_count() {
             let dy = y.mapv(|v| v * 0.3 + 0.1);
             let dx = model.backward(&dy).unwrap();
             let mut grads = vec![dx];
-            model.visit_params(&mut |_, p| grads.push(p.grad.clone()));
+            model.visit_params(&mut |_, p| grads.push(p.grad().clone()));
             results.push(grads);
         }
         for (g1, g2) in results[0].iter().zip(&results[1]) {

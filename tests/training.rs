@@ -76,7 +76,7 @@ fn replay(case: &Value) -> Result<(), String> {
         }
         if k == 0 {
             let mut grads = Vec::new();
-            model.visit_params(&mut |_, p| grads.push(p.grad.clone()));
+            model.visit_params(&mut |_, p| grads.push(p.grad().clone()));
             compare_all(
                 "initial_grads",
                 &grads,
@@ -319,7 +319,12 @@ fn fused_softmax_cross_entropy_gradient_through_the_model_matches_finite_differe
 /// Records the weights at the end of every epoch.
 struct Recorder(std::rc::Rc<std::cell::RefCell<Vec<Vec<ArrayD<f64>>>>>);
 impl Callback<f64> for Recorder {
-    fn on_epoch_end(&mut self, _e: usize, _l: &Logs, model: &mut Sequential<f64>) -> Control {
+    fn on_epoch_end(
+        &mut self,
+        _e: usize,
+        _l: &Logs,
+        model: &mut dyn rnnkit::Model<f64>,
+    ) -> Control {
         self.0.borrow_mut().push(model.get_weights());
         Control::Continue
     }

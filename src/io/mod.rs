@@ -29,7 +29,7 @@ pub use crate::model::ModelSpec;
 
 use crate::error::{Error, FileError, Result};
 use crate::float::Float;
-use crate::model::Sequential;
+use crate::model::{Model, Sequential};
 use ndarray::{ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::{BTreeMap, HashMap};
@@ -243,24 +243,21 @@ pub(crate) struct Writer<F: Float> {
 
 impl<F: Float> Writer<F> {
     /// A writer holding the model's weights and architecture.
-    pub(crate) fn model(model: &Sequential<F>) -> Result<Self> {
+    pub(crate) fn model(model: &dyn Model<F>) -> Result<Self> {
         let spec = model.spec()?;
         let mut w = Writer {
             tensors: BTreeMap::new(),
             meta: BTreeMap::new(),
             _f: std::marker::PhantomData,
         };
-        for layer in model.layers() {
-            let prefix = layer.name().to_string();
-            let mut err = None;
-            layer.visit_params(&mut |n, p| {
-                if err.is_none() {
-                    err = w.tensor(format!("{prefix}/{n}"), &p.value).err();
-                }
-            });
-            if let Some(e) = err {
-                return Err(e);
+        let mut err = None;
+        model.visit_params(&mut |path, p| {
+            if err.is_none() {
+                err = w.tensor(path.to_string(), &p.value).err();
             }
+        });
+        if let Some(e) = err {
+            return Err(e);
         }
         let arch = serde_json::to_string(&spec).map_err(|e| Error::Unsupported {
             layer: model.name().to_string(),

@@ -127,27 +127,12 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
     /// Sets the weights from arrays in Keras `get_weights()` order.
     ///
     /// # Errors
-    /// [`Error::WeightCount`] or [`Error::WeightShape`]; nothing is changed then.
+    /// [`Error::WeightCount`], [`Error::WeightShape`], or [`Error::Data`] for a non-finite
+    /// value; nothing is changed then.
     fn set_weights(&mut self, weights: &[ArrayD<F>]) -> Result<()> {
         let mut expected = Vec::new();
         self.visit_params(&mut |n, p| expected.push((n.to_string(), p.value.shape().to_vec())));
-        if expected.len() != weights.len() {
-            return Err(Error::WeightCount {
-                layer: self.name().to_string(),
-                expected: expected.len(),
-                got: weights.len(),
-            });
-        }
-        for ((name, shape), w) in expected.iter().zip(weights) {
-            if w.shape() != shape.as_slice() {
-                return Err(Error::WeightShape {
-                    layer: self.name().to_string(),
-                    name: name.clone(),
-                    expected: shape.clone(),
-                    got: w.shape().to_vec(),
-                });
-            }
-        }
+        check_weights(self.name(), &expected, weights)?;
         let mut i = 0;
         self.visit_params_mut(&mut |_, p| {
             p.value.assign(&weights[i]);
@@ -318,4 +303,35 @@ pub fn format_shape(shape: &[Dim]) -> String {
     }
     s.push(')');
     s
+}
+
+/// Checks a weight list against (name, shape) pairs.
+pub(crate) fn check_weights<F: Float>(
+    layer: &str,
+    expected: &[(String, Vec<usize>)],
+    weights: &[ArrayD<F>],
+) -> Result<()> {
+    if expected.len() != weights.len() {
+        return Err(Error::WeightCount {
+            layer: layer.to_string(),
+            expected: expected.len(),
+            got: weights.len(),
+        });
+    }
+    for ((name, shape), w) in expected.iter().zip(weights) {
+        if w.shape() != shape.as_slice() {
+            return Err(Error::WeightShape {
+                layer: layer.to_string(),
+                name: name.clone(),
+                expected: shape.clone(),
+                got: w.shape().to_vec(),
+            });
+        }
+        if let Some(i) = w.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Data(format!(
+                "{layer}: weight `{name}` has a non-finite value at flat index {i}"
+            )));
+        }
+    }
+    Ok(())
 }

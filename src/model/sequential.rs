@@ -1,11 +1,11 @@
 use super::summary::{Summary, SummaryRow};
-use super::ModelSpec;
+use super::{Forward, Model, ModelSpec};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{seeded_rng, StdRng};
 use crate::layers::{format_shape, Dim, Layer, LayerConfig, Mask, Mode};
 use crate::param::Param;
-use ndarray::{concatenate, ArrayD, Axis, Slice};
+use ndarray::ArrayD;
 use std::collections::HashMap;
 
 /// A stack of layers, as `keras.Sequential`.
@@ -368,24 +368,8 @@ impl<F: Float> Sequential<F> {
         mask: Option<&Mask>,
         batch_size: usize,
     ) -> Result<ArrayD<F>> {
-        if batch_size == 0 {
-            return Err(Error::Config {
-                layer: self.name.clone(),
-                field: "batch_size",
-                reason: "expected a positive integer, got 0".into(),
-            });
-        }
         self.check_input(x)?;
-        let n = x.shape()[0];
-        let mut outs = Vec::new();
-        for start in (0..n).step_by(batch_size) {
-            let end = (start + batch_size).min(n);
-            let xb = x.slice_axis(Axis(0), Slice::from(start..end)).to_owned();
-            let mb = mask.map(|m| m.slice_axis(Axis(0), Slice::from(start..end)).to_owned());
-            outs.push(self.forward_masked(&xb, mb.as_ref(), Mode::Infer)?);
-        }
-        let views: Vec<_> = outs.iter().map(|o| o.view()).collect();
-        Ok(concatenate(Axis(0), &views).expect("batches share their trailing shape"))
+        self.predict_batched(x, mask, batch_size)
     }
 
     /// Visits every parameter with its Keras-style path (`lstm/kernel`,
@@ -464,5 +448,58 @@ impl<F: Float> Sequential<F> {
                 .collect(),
             bytes_per_param: std::mem::size_of::<F>(),
         }
+    }
+}
+
+impl<F: Float> Model<F> for Sequential<F> {
+    fn name(&self) -> &str {
+        Sequential::name(self)
+    }
+    fn input_shape(&self) -> &[Dim] {
+        Sequential::input_shape(self)
+    }
+    fn output_shape(&self) -> &[Dim] {
+        Sequential::output_shape(self)
+    }
+    fn output_activation(&self) -> crate::Activation {
+        Sequential::output_activation(self)
+    }
+    fn forward(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<Forward<F>> {
+        let output = self.forward_masked(x, mask, mode)?;
+        let logits = if mode == Mode::Train {
+            self.logits()
+        } else {
+            None
+        };
+        Ok(Forward {
+            output,
+            mask: self.output_mask.clone(),
+            logits,
+        })
+    }
+    fn backward(&mut self, dy: &ArrayD<F>, from_logits: bool) -> Result<ArrayD<F>> {
+        if from_logits {
+            self.backward_from_logits(dy)
+        } else {
+            Sequential::backward(self, dy)
+        }
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
+        Sequential::visit_params(self, f)
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
+        Sequential::visit_params_mut(self, f)
+    }
+    fn spec(&self) -> Result<ModelSpec> {
+        Sequential::spec(self)
+    }
+    fn zero_grad(&mut self) {
+        Sequential::zero_grad(self)
+    }
+    fn get_weights(&self) -> Vec<ArrayD<F>> {
+        Sequential::get_weights(self)
+    }
+    fn set_weights(&mut self, weights: &[ArrayD<F>]) -> Result<()> {
+        Sequential::set_weights(self, weights)
     }
 }

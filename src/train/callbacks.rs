@@ -1,7 +1,7 @@
 //! Callbacks run by `Trainer::fit` at the end of each epoch.
 
 use crate::float::Float;
-use crate::model::Sequential;
+use crate::model::Model;
 use ndarray::ArrayD;
 use std::collections::BTreeMap;
 
@@ -20,9 +20,9 @@ pub enum Control {
 /// A training callback (Keras's `keras.callbacks.Callback`, the hooks `fit` uses).
 pub trait Callback<F: Float> {
     /// Called after each epoch (0-based) with its logs.
-    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Sequential<F>) -> Control;
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut dyn Model<F>) -> Control;
     /// Called once when training ends (normally or stopped).
-    fn on_train_end(&mut self, model: &mut Sequential<F>) {
+    fn on_train_end(&mut self, model: &mut dyn Model<F>) {
         let _ = model;
     }
 }
@@ -46,7 +46,7 @@ impl<G: FnMut(usize, &Logs) -> Control> LambdaCallback<G> {
 }
 
 impl<F: Float, G: FnMut(usize, &Logs) -> Control> Callback<F> for LambdaCallback<G> {
-    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, _model: &mut Sequential<F>) -> Control {
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, _model: &mut dyn Model<F>) -> Control {
         (self.0)(epoch, logs)
     }
 }
@@ -158,7 +158,7 @@ impl Monitor {
 }
 
 impl<F: Float> Callback<F> for EarlyStopping<F> {
-    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Sequential<F>) -> Control {
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut dyn Model<F>) -> Control {
         let Some(&current) = logs.get(&self.monitor.key) else {
             if !self.warned {
                 let keys: Vec<_> = logs.keys().collect();
@@ -191,7 +191,7 @@ impl<F: Float> Callback<F> for EarlyStopping<F> {
         Control::Continue
     }
 
-    fn on_train_end(&mut self, model: &mut Sequential<F>) {
+    fn on_train_end(&mut self, model: &mut dyn Model<F>) {
         if let (Some(e), true) = (self.stopped_epoch, self.verbose) {
             println!("Epoch {}: early stopping", e + 1);
         }

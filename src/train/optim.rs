@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::Layer;
-use crate::model::Sequential;
+use crate::model::Model;
 use crate::param::Param;
 use ndarray::{ArrayD, Zip};
 
@@ -85,7 +85,7 @@ pub trait Optimizer<F: Float>: std::fmt::Debug + Send {
 
     /// Applies one step to every weight of `model` from the gradients in its parameters,
     /// clipping as configured.
-    fn apply(&mut self, model: &mut Sequential<F>) {
+    fn apply(&mut self, model: &mut dyn Model<F>) {
         let mut norms = 0.0;
         if self.clip().global_clipnorm.is_some() {
             model.visit_params(&mut |_, p| norms += norm2(&p.grad));

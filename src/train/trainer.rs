@@ -10,7 +10,7 @@ use crate::float::Float;
 use crate::init::seeded_rng;
 use crate::io::{self, CheckpointInfo, Header, Writer, OPTIMIZER_PREFIX};
 use crate::layers::{Dim, Mask, Mode};
-use crate::model::Sequential;
+use crate::model::{Model, Sequential};
 use ndarray::{ArrayD, Axis};
 use ndarray_rand::rand::Rng;
 use std::collections::BTreeMap;
@@ -191,7 +191,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// Checks everything that can be checked before the first step.
     fn validate(
         &self,
-        model: &Sequential<F>,
+        model: &dyn Model<F>,
         x: &ArrayD<F>,
         y: &ArrayD<F>,
         mask: Option<&Mask>,
@@ -229,7 +229,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// left as they were before it).
     pub fn train_on_batch(
         &mut self,
-        model: &mut Sequential<F>,
+        model: &mut dyn Model<F>,
         x: &ArrayD<F>,
         y: &ArrayD<F>,
     ) -> Result<f64> {
@@ -240,7 +240,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// Forward, loss, backward, update. Returns the loss and the metrics' (sum, count).
     fn step(
         &mut self,
-        model: &mut Sequential<F>,
+        model: &mut dyn Model<F>,
         x: &ArrayD<F>,
         y: &ArrayD<F>,
         mask: Option<&Mask>,
@@ -294,7 +294,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// The batch loss (and metrics); in `Mode::Train` also the gradients.
     fn loss_and_grads(
         &self,
-        model: &mut Sequential<F>,
+        model: &mut dyn Model<F>,
         x: &ArrayD<F>,
         y: &ArrayD<F>,
         mask: Option<&Mask>,
@@ -304,28 +304,30 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         // Train forward keeps them.
         let fused = self.loss.fuses_with() == Some(model.output_activation());
         let fwd_mode = if fused { Mode::Train } else { mode };
-        let pred = model.forward_masked(x, mask, fwd_mode)?;
-        let out_mask = model.output_mask().cloned();
+        let out = model.forward(x, mask, fwd_mode)?;
+        let (pred, out_mask) = (out.output, out.mask);
         let metrics = self
             .metrics
             .iter()
             .map(|m| m.sum_count(&pred, y, out_mask.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         let (loss, grad) = if fused {
-            let z = model
-                .logits()
-                .expect("a Train forward keeps softmax/sigmoid logits");
+            let Some(z) = out.logits else {
+                return Err(Error::Unsupported {
+                    layer: model.name().to_string(),
+                    reason: format!(
+                        "the model reports a {} output but its forward pass returned no logits",
+                        model.output_activation()
+                    ),
+                });
+            };
             self.loss.with_logits().compute(&z, y, out_mask.as_ref())?
         } else {
             self.loss.compute(&pred, y, out_mask.as_ref())?
         };
         if mode == Mode::Train {
             model.zero_grad();
-            if fused {
-                model.backward_from_logits(&grad)?;
-            } else {
-                model.backward(&grad)?;
-            }
+            model.backward(&grad, fused)?;
         }
         Ok((loss, metrics))
     }
@@ -337,7 +339,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// labels out of range, invalid settings. During: [`Error::NonFinite`].
     pub fn fit(
         &mut self,
-        model: &mut Sequential<F>,
+        model: &mut dyn Model<F>,
         x: &ArrayD<F>,
         y: &ArrayD<F>,
     ) -> Result<History> {
@@ -350,7 +352,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// As [`Trainer::fit`].
     pub fn fit_masked(
         &mut self,
-        model: &mut Sequential<F>,
+        model: &mut dyn Model<F>,
         x: &ArrayD<F>,
         y: &ArrayD<F>,
         mask: Option<&Mask>,
@@ -454,7 +456,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// As [`Sequential::save`].
     pub fn save_checkpoint(
         &self,
-        model: &Sequential<F>,
+        model: &dyn Model<F>,
         path: impl AsRef<std::path::Path>,
     ) -> Result<()> {
         let mut w = Writer::model(model)?;
@@ -585,12 +587,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     ///
     /// # Errors
     /// As [`Trainer::fit`]'s data checks.
-    pub fn evaluate(
-        &self,
-        model: &mut Sequential<F>,
-        x: &ArrayD<F>,
-        y: &ArrayD<F>,
-    ) -> Result<Logs> {
+    pub fn evaluate(&self, model: &mut dyn Model<F>, x: &ArrayD<F>, y: &ArrayD<F>) -> Result<Logs> {
         self.evaluate_masked(model, x, y, None)
     }
 
@@ -600,7 +597,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// As [`Trainer::evaluate`].
     pub fn evaluate_masked(
         &self,
-        model: &mut Sequential<F>,
+        model: &mut dyn Model<F>,
         x: &ArrayD<F>,
         y: &ArrayD<F>,
         mask: Option<&Mask>,
@@ -631,8 +628,8 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     ///
     /// # Errors
     /// As [`Sequential::predict`].
-    pub fn predict(&self, model: &mut Sequential<F>, x: &ArrayD<F>) -> Result<ArrayD<F>> {
-        model.predict(x, self.batch_size)
+    pub fn predict(&self, model: &mut dyn Model<F>, x: &ArrayD<F>) -> Result<ArrayD<F>> {
+        model.predict_batched(x, None, self.batch_size)
     }
 }
 
@@ -674,7 +671,7 @@ impl Running {
 
 /// Data checks shared by `fit` and `evaluate`.
 fn check_data<F: Float>(
-    model: &Sequential<F>,
+    model: &dyn Model<F>,
     loss: Loss,
     x: &ArrayD<F>,
     y: &ArrayD<F>,

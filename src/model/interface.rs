@@ -1,0 +1,203 @@
+//! [`Model`]: the one interface through which a model is trained, evaluated, predicted and
+//! checkpointed. [`Sequential`](crate::Sequential) implements it; so can a user's own model.
+
+use super::ModelSpec;
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::layers::{check_weights, Dim, Mask, Mode};
+use crate::param::Param;
+use ndarray::{concatenate, ArrayD, Axis, Slice};
+use std::fmt::Debug;
+
+/// What one forward pass of a model returns: nothing is parked in the model for the caller
+/// to fetch afterwards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward<F: Float> {
+    /// The output.
+    pub output: ArrayD<F>,
+    /// The `[batch, steps]` mask the output carries (what the loss averages over), if any.
+    pub mask: Option<Mask>,
+    /// The pre-activation output, when the model ends in softmax or sigmoid and the pass
+    /// was [`Mode::Train`] (cross-entropy is computed from it, as Keras does).
+    pub logits: Option<ArrayD<F>>,
+}
+
+/// A trainable model: what [`Trainer`](crate::Trainer) trains, evaluates and predicts, and
+/// what callbacks and optimizers see.
+///
+/// Implement [`Model::forward`], [`Model::backward`] and the two parameter visitors; the
+/// rest has defaults. The trainer calls `forward` in [`Mode::Train`], then
+/// [`Model::zero_grad`], then `backward` with the loss gradient, then lets the optimizer
+/// update what the visitors show.
+///
+/// # Example
+/// A hand-written model, `y = w·x` summed over the features, trained by the
+/// [`Trainer`](crate::Trainer):
+/// ```
+/// use rnnkit::prelude::*;
+/// use rnnkit::{Dim, Forward, Model, Param};
+/// use ndarray::{Array2, ArrayD, Axis, IxDyn};
+///
+/// #[derive(Debug)]
+/// struct Linear { w: Param<f64>, x: Option<ArrayD<f64>> }
+///
+/// impl Model<f64> for Linear {
+///     fn name(&self) -> &str { "linear" }
+///     fn input_shape(&self) -> &[Dim] { &[Some(2)] }
+///     fn output_shape(&self) -> &[Dim] { &[Some(1)] }
+///     fn forward(&mut self, x: &ArrayD<f64>, _: Option<&Mask>, mode: Mode)
+///         -> Result<Forward<f64>, rnnkit::Error> {
+///         let y = (x * self.w.value()).sum_axis(Axis(1)).insert_axis(Axis(1));
+///         if mode == Mode::Train { self.x = Some(x.clone()); }
+///         Ok(Forward { output: y, mask: None, logits: None })
+///     }
+///     fn backward(&mut self, dy: &ArrayD<f64>, _: bool) -> Result<ArrayD<f64>, rnnkit::Error> {
+///         let x = self.x.as_ref().expect("a Train forward first");
+///         self.w.add_grad(&(x * dy).sum_axis(Axis(0)))?;
+///         Ok(dy * self.w.value())
+///     }
+///     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<f64>)) { f("w", &self.w) }
+///     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f64>)) { f("w", &mut self.w) }
+/// }
+///
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let x = Array2::from_shape_fn((64, 2), |(i, j)| ((i * 2 + j) as f64 * 0.37).sin()).into_dyn();
+/// let y = x.map_axis(Axis(1), |r| 2.0 * r[0] - r[1]).insert_axis(Axis(1)).into_dyn();
+/// let mut model = Linear { w: Param::new(ArrayD::zeros(IxDyn(&[2]))), x: None };
+/// let mut trainer = Trainer::new(Adam::new(0.1), Loss::Mse).epochs(200).shuffle(false);
+/// let history = trainer.fit(&mut model, &x, &y)?;
+/// assert!(*history.loss().last().unwrap() < 1e-4);
+/// assert!((model.get_weights()[0][0] - 2.0).abs() < 1e-2);
+/// # Ok(()) }
+/// ```
+pub trait Model<F: Float>: Debug + Send {
+    /// The model's name.
+    fn name(&self) -> &str;
+
+    /// Input shape without the batch axis.
+    fn input_shape(&self) -> &[Dim];
+
+    /// Output shape without the batch axis.
+    fn output_shape(&self) -> &[Dim];
+
+    /// The activation the model applies last; cross-entropy losses work from the logits
+    /// of a softmax or sigmoid output. Default linear.
+    fn output_activation(&self) -> Activation {
+        Activation::Linear
+    }
+
+    /// Forward pass of a batch with an optional `[batch, steps]` mask. In
+    /// [`Mode::Train`] the model keeps what [`Model::backward`] needs.
+    ///
+    /// # Errors
+    /// Inputs or masks that do not fit the model.
+    fn forward(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<Forward<F>>;
+
+    /// Backward pass of the last `Mode::Train` forward: takes dL/d(output) (dL/d(logits)
+    /// when `from_logits`), adds every weight gradient into its [`Param`], returns dL/dx.
+    ///
+    /// # Errors
+    /// [`Error::NoCache`] without a preceding `Mode::Train` forward; a gradient of the
+    /// wrong shape.
+    fn backward(&mut self, dy: &ArrayD<F>, from_logits: bool) -> Result<ArrayD<F>>;
+
+    /// Visits every parameter with a unique path, in a fixed order.
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>));
+
+    /// Visits every parameter mutably, in the same order.
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>));
+
+    /// The architecture as data, for model files and checkpoints.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for models without a saved form (the default).
+    fn spec(&self) -> Result<ModelSpec> {
+        Err(Error::Unsupported {
+            layer: self.name().to_string(),
+            reason: "this model type has no saved form (Model::spec)".into(),
+        })
+    }
+
+    /// Sets every gradient to zero.
+    fn zero_grad(&mut self) {
+        self.visit_params_mut(&mut |_, p| p.zero_grad());
+    }
+
+    /// Number of scalar weights.
+    fn param_count(&self) -> usize {
+        let mut n = 0;
+        self.visit_params(&mut |_, p| n += p.len());
+        n
+    }
+
+    /// Copies of every weight, in [`Model::visit_params`] order.
+    fn get_weights(&self) -> Vec<ArrayD<F>> {
+        let mut w = Vec::new();
+        self.visit_params(&mut |_, p| w.push(p.value().clone()));
+        w
+    }
+
+    /// Sets every weight, in [`Model::visit_params`] order.
+    ///
+    /// # Errors
+    /// [`Error::WeightCount`], [`Error::WeightShape`], or [`Error::Data`] for a non-finite
+    /// value; nothing is changed then.
+    fn set_weights(&mut self, weights: &[ArrayD<F>]) -> Result<()> {
+        let mut expected = Vec::new();
+        self.visit_params(&mut |n, p| expected.push((n.to_string(), p.value().shape().to_vec())));
+        check_weights(self.name(), &expected, weights)?;
+        let mut i = 0;
+        self.visit_params_mut(&mut |_, p| {
+            p.assign(&weights[i]);
+            i += 1;
+        });
+        Ok(())
+    }
+
+    /// Inference in batches of `batch_size`, with an optional mask.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for `batch_size == 0`; [`Error::Shape`] for a mask whose rows do
+    /// not match `x`; as [`Model::forward`].
+    fn predict_batched(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        batch_size: usize,
+    ) -> Result<ArrayD<F>> {
+        if batch_size == 0 {
+            return Err(Error::Config {
+                layer: self.name().to_string(),
+                field: "batch_size",
+                reason: "expected a positive integer, got 0".into(),
+            });
+        }
+        let n = x.shape().first().copied().unwrap_or(0);
+        if n == 0 {
+            return Err(crate::layers::empty(self.name(), "batch", x.shape()));
+        }
+        if let Some(m) = mask {
+            if x.ndim() < 2 || m.dim() != (n, x.shape()[1]) {
+                return Err(Error::Shape {
+                    layer: self.name().to_string(),
+                    what: "mask",
+                    expected: "[batch, steps] of the input".into(),
+                    got: m.shape().to_vec(),
+                });
+            }
+        }
+        let mut outs = Vec::new();
+        for start in (0..n).step_by(batch_size) {
+            let r = Slice::from(start..(start + batch_size).min(n));
+            let xb = x.slice_axis(Axis(0), r).to_owned();
+            let mb = mask.map(|m| m.slice_axis(Axis(0), r).to_owned());
+            outs.push(self.forward(&xb, mb.as_ref(), Mode::Infer)?.output);
+        }
+        let views: Vec<_> = outs.iter().map(|o| o.view()).collect();
+        concatenate(Axis(0), &views).map_err(|e| Error::Unsupported {
+            layer: self.name().to_string(),
+            reason: format!("batch outputs of different shapes: {e}"),
+        })
+    }
+}
