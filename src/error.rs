@@ -241,5 +241,5 @@ pub enum FileError {
     Checkpoint(String),
 }
 
-/// `Result` with rnnkit's [`Error`].
+/// `Result` with rnnkit's [`Error`](enum@Error).
 pub type Result<T> = std::result::Result<T, Error>;

@@ -31,6 +31,12 @@ pub struct Param<F: Float> {
 impl<F: Float> Param<F> {
     /// A parameter holding `value` with a zero gradient.
     pub fn new(value: ArrayD<F>) -> Self {
+        // Row-major always: the kernels and optimizers read weights as flat slices.
+        let value = if value.is_standard_layout() {
+            value
+        } else {
+            value.as_standard_layout().into_owned()
+        };
         let grad = ArrayD::zeros(value.raw_dim());
         Param { value, grad }
     }

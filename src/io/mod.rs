@@ -17,7 +17,7 @@
 //!   optimizer's state as tensors `optimizer/<group>/<slot>` (`optimizer/m/0`, ...), slots in
 //!   `get_weights()` order.
 //!
-//! Loading trusts nothing: see [`FileError`](crate::error::FileError) for what is checked.
+//! Loading trusts nothing: see [`FileError`] for what is checked.
 //! Saving is atomic: the bytes go to a temporary file in the target's directory, which is
 //! flushed, synced and renamed over the target, so a failed save leaves the old file intact.
 
@@ -464,14 +464,26 @@ impl<'a> Header<'a> {
                 .map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))))
                 .collect(),
         };
-        if let Some((index, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        // Checked after the conversion too: a finite f64 such as 1e300 is inf as an f32.
+        let data: Vec<F> = values.iter().map(|&v| F::c(v)).collect();
+        let bad = values.iter().zip(&data).enumerate();
+        if let Some((index, (v, _))) = bad
+            .clone()
+            .find(|(_, (v, c))| !v.is_finite() || !c.is_finite())
+        {
             return Err(FileError::NonFinite {
                 tensor: name.into(),
                 index,
-                value: v.to_string(),
+                value: if v.is_finite() {
+                    format!(
+                        "{v} (beyond the range of {})",
+                        dtype_of::<F>().to_lowercase()
+                    )
+                } else {
+                    v.to_string()
+                },
             });
         }
-        let data = values.into_iter().map(F::c).collect();
         ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| FileError::Tensor {
             tensor: name.into(),
             expected: format!("shape {shape:?}"),

@@ -103,6 +103,7 @@ impl DenseConfig {
         let name = self.name.clone().unwrap_or_else(|| "dense".into());
         positive(&name, "units", self.units)?;
         positive(&name, "input_dim", input_dim)?;
+        super::check_weight_size(&name, "kernel", &[input_dim, self.units])?;
         let kernel = Init::GlorotUniform.sample::<F>(&[input_dim, self.units], rng);
         Ok(Dense {
             name,

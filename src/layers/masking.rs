@@ -84,7 +84,17 @@ impl MaskingConfig {
 
 impl<F: Float> LayerConfig<F> for MaskingConfig {
     fn build(&self, input: &[Dim], _rng: &mut StdRng) -> Result<Box<dyn Layer<F>>> {
-        let mut m = Masking::new(F::c(self.mask_value));
+        let value = F::c(self.mask_value);
+        if !value.is_finite() {
+            // A NaN never equals itself (nothing would be masked), and model files are
+            // JSON, which has no NaN or infinity.
+            return Err(Error::Config {
+                layer: self.name.clone().unwrap_or_else(|| "masking".into()),
+                field: "mask_value",
+                reason: format!("expected a finite number, got {}", self.mask_value),
+            });
+        }
+        let mut m = Masking::new(value);
         match input {
             [_, Some(f)] => m.features = Some(*f),
             _ => {

@@ -287,6 +287,25 @@ pub(crate) fn positive(layer: &str, field: &'static str, v: usize) -> Result<()>
     Ok(())
 }
 
+/// The most scalars one weight tensor of a layer may hold (2^31: 8 GiB in f32). Larger
+/// sizes are refused before anything is allocated.
+pub const MAX_WEIGHT_LEN: usize = 1 << 31;
+
+/// Refuses a weight of shape `dims` that overflows or exceeds [`MAX_WEIGHT_LEN`].
+pub(crate) fn check_weight_size(layer: &str, what: &str, dims: &[usize]) -> Result<()> {
+    let len = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    match len {
+        Some(n) if n <= MAX_WEIGHT_LEN => Ok(()),
+        _ => Err(Error::Config {
+            layer: layer.to_string(),
+            field: "units",
+            reason: format!(
+                "the {what} would be {dims:?}, more than the {MAX_WEIGHT_LEN} scalars a weight may hold"
+            ),
+        }),
+    }
+}
+
 /// Serde default for options that are on unless said otherwise.
 pub(crate) fn yes() -> bool {
     true

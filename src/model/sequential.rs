@@ -133,6 +133,7 @@ impl<F: Float> Sequential<F> {
             .map_err(|e| self.blame(e))?;
         let name = match config.name() {
             Some(n) => {
+                self.check_name(n)?;
                 self.reserve_name(n);
                 n.to_string()
             }
@@ -185,12 +186,31 @@ impl<F: Float> Sequential<F> {
         }
     }
 
+    /// Refuses a name a layer of this model has, an empty one, one with `/` (weights are
+    /// saved as `<layer>/<weight>`) and `optimizer` (a checkpoint's optimizer state).
+    fn check_name(&self, name: &str) -> Result<()> {
+        let reason = if self.layers.iter().any(|l| l.name() == name) {
+            "a layer of this model already has it: names must be unique"
+        } else if name.is_empty() || name.contains('/') {
+            "names must be non-empty and without `/`"
+        } else if name == "optimizer" {
+            "`optimizer` is reserved for a checkpoint's optimizer state"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Config {
+            layer: name.to_string(),
+            field: "name",
+            reason: reason.into(),
+        })
+    }
+
     /// Records an explicitly given name so later default names do not repeat it (a
     /// loaded `lstm_1` makes the next default LSTM name `lstm_2`).
     fn reserve_name(&mut self, name: &str) {
         let numbered = name
             .rsplit_once('_')
-            .and_then(|(stem, k)| Some((stem, k.parse::<usize>().ok()? + 1)));
+            .and_then(|(stem, k)| Some((stem, k.parse::<usize>().ok()?.checked_add(1)?)));
         let (stem, n) = numbered.unwrap_or((name, 1));
         let count = self.name_counts.entry(stem.to_string()).or_insert(0);
         *count = (*count).max(n);
@@ -203,7 +223,7 @@ impl<F: Float> Sequential<F> {
         } else {
             format!("{stem}_{n}")
         };
-        *n += 1;
+        *n = n.saturating_add(1);
         name
     }
 

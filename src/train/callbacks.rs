@@ -19,6 +19,10 @@ pub enum Control {
 
 /// A training callback (Keras's `keras.callbacks.Callback`, the hooks `fit` uses).
 pub trait Callback<F: Float> {
+    /// Called once when `fit` starts (Keras resets a callback's state here).
+    fn on_train_begin(&mut self, model: &mut dyn Model<F>) {
+        let _ = model;
+    }
     /// Called after each epoch (0-based) with its logs.
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut dyn Model<F>) -> Control;
     /// Called once when training ends (normally or stopped).
@@ -158,6 +162,15 @@ impl Monitor {
 }
 
 impl<F: Float> Callback<F> for EarlyStopping<F> {
+    /// Keras resets the wait, the best value and weights, and the stopped epoch at the
+    /// start of every `fit`: a second `fit` starts afresh.
+    fn on_train_begin(&mut self, _model: &mut dyn Model<F>) {
+        self.monitor.best = Monitor::new(&self.monitor.key).best;
+        self.wait = 0;
+        self.best_epoch = None;
+        self.best_weights = None;
+        self.stopped_epoch = None;
+    }
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut dyn Model<F>) -> Control {
         let Some(&current) = logs.get(&self.monitor.key) else {
             if !self.warned {

@@ -159,6 +159,19 @@ impl<F: Float> Rows<F> {
                 pred.shape()
             )));
         }
+        if let Some(m) = mask {
+            if pred.ndim() != 3 || m.dim() != (pred.shape()[0], pred.shape()[1]) {
+                return Err(Error::Shape {
+                    layer: "loss".into(),
+                    what: "mask",
+                    expected: format!(
+                        "[batch, steps] of the predictions {:?} (a mask needs a sequence output)",
+                        pred.shape()
+                    ),
+                    got: m.shape().to_vec(),
+                });
+            }
+        }
         let c = pred.shape()[pred.ndim() - 1];
         let r = pred.len() / c.max(1);
         let lead = &pred.shape()[..pred.ndim() - 1];

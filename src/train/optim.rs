@@ -2,7 +2,6 @@
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::Layer;
 use crate::model::Model;
 use crate::param::Param;
 use ndarray::{ArrayD, Zip};
@@ -84,22 +83,19 @@ pub trait Optimizer<F: Float>: std::fmt::Debug + Send {
     fn set_state(&mut self, iterations: u64, state: Vec<Vec<ArrayD<F>>>) -> Result<()>;
 
     /// Applies one step to every weight of `model` from the gradients in its parameters,
-    /// clipping as configured.
-    fn apply(&mut self, model: &mut dyn Model<F>) {
+    /// clipping as configured. Slots are the model's parameters in visiting order, so one
+    /// optimizer serves one model.
+    ///
+    /// # Errors
+    /// [`Optimizer::validate`]'s errors; nothing is changed then.
+    fn apply(&mut self, model: &mut dyn Model<F>) -> Result<()> {
+        self.validate()?;
         let mut norms = 0.0;
         if self.clip().global_clipnorm.is_some() {
             model.visit_params(&mut |_, p| norms += norm2(&p.grad));
         }
         step(self, norms, &mut |f| model.visit_params_mut(f));
-    }
-
-    /// [`Optimizer::apply`] for a single layer.
-    fn apply_to_layer(&mut self, layer: &mut dyn Layer<F>) {
-        let mut norms = 0.0;
-        if self.clip().global_clipnorm.is_some() {
-            layer.visit_params(&mut |_, p| norms += norm2(&p.grad));
-        }
-        step(self, norms, &mut |f| layer.visit_params_mut(f));
+        Ok(())
     }
 }
 

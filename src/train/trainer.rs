@@ -90,6 +90,8 @@ pub struct Trainer<F: Float, O: Optimizer<F>> {
     epoch: usize,
     /// The weights before the last update (reused buffers).
     snapshot: Vec<ArrayD<F>>,
+    /// The parameter paths and shapes of the model this trainer's state belongs to.
+    bound: Option<Vec<(String, Vec<usize>)>>,
 }
 
 impl<F: Float, O: Optimizer<F>> std::fmt::Debug for Trainer<F, O> {
@@ -122,6 +124,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             checkpoint: None,
             epoch: 0,
             snapshot: Vec::new(),
+            bound: None,
         }
     }
     /// Number of epochs per `fit`.
@@ -190,13 +193,28 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
 
     /// Checks everything that can be checked before the first step.
     fn validate(
-        &self,
+        &mut self,
         model: &dyn Model<F>,
         x: &ArrayD<F>,
         y: &ArrayD<F>,
         mask: Option<&Mask>,
     ) -> Result<()> {
         self.optimizer.validate()?;
+        let params = fingerprint(model);
+        if let Some(bound) = &self.bound {
+            if *bound != params {
+                return Err(Error::Config {
+                    layer: "trainer".into(),
+                    field: "model",
+                    reason: format!(
+                        "this trainer holds optimizer state for another model ({} weights; {} has {}): use a new Trainer for it",
+                        bound.len(),
+                        model.name(),
+                        params.len()
+                    ),
+                });
+            }
+        }
         if self.batch_size == 0 {
             return Err(Error::Config {
                 layer: "trainer".into(),
@@ -218,6 +236,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         if let Some((vx, vy, vm)) = &self.validation_data {
             check_data(model, self.loss, vx, vy, vm.as_ref())?;
         }
+        self.bound = Some(params);
         Ok(())
     }
 
@@ -275,7 +294,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             }
             n += 1;
         });
-        self.optimizer.apply(model);
+        self.optimizer.apply(model)?;
         let mut finite = true;
         model.visit_params(&mut |_, p| finite &= all_finite(&p.value));
         if !finite {
@@ -384,6 +403,9 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         let steps = n_train.div_ceil(self.batch_size);
         let mut history = History::default();
         let mut callbacks = std::mem::take(&mut self.callbacks);
+        for cb in callbacks.iter_mut() {
+            cb.on_train_begin(model);
+        }
         let result = (|| {
             for e in 0..self.epochs {
                 let epoch = self.epoch;
@@ -523,6 +545,13 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                 "a model file without training state; use Sequential::load".into(),
             )
         })?;
+        // Every epoch takes at least one step; beyond 2^53 steps the count loses integers.
+        if info.iterations > 1 << 53 || info.epoch as u64 > info.iterations {
+            return Err(FileError::Checkpoint(format!(
+                "{} epochs and {} steps cannot both be true (at most 2^53 steps, at least one per epoch)",
+                info.epoch, info.iterations
+            )));
+        }
         if info.optimizer != self.optimizer.name() {
             return Err(FileError::Checkpoint(format!(
                 "saved with optimizer {:?}, this trainer has {:?}",
@@ -580,6 +609,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             .map_err(|e| FileError::Checkpoint(e.to_string()))?;
         self.epoch = info.epoch;
         self.seed = info.seed;
+        self.bound = Some(fingerprint(&model));
         Ok(model)
     }
 
@@ -667,6 +697,13 @@ impl Running {
         }
         logs
     }
+}
+
+/// A model's parameter paths and shapes: what identifies it to an optimizer.
+fn fingerprint<F: Float>(model: &dyn Model<F>) -> Vec<(String, Vec<usize>)> {
+    let mut v = Vec::new();
+    model.visit_params(&mut |n, p| v.push((n.to_string(), p.value.shape().to_vec())));
+    v
 }
 
 /// Data checks shared by `fit` and `evaluate`.

@@ -10,7 +10,7 @@ use crate::init::StdRng;
 use crate::layers::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use crate::layers::spec::take_key;
 use crate::layers::LayerSpec;
-use crate::layers::{format_shape, positive, Dim, Layer, LayerConfig};
+use crate::layers::{check_weight_size, format_shape, positive, Dim, Layer, LayerConfig};
 use serde::de;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -192,6 +192,10 @@ impl<K: CellConfig> RecurrentConfig<K> {
         positive(&name, "units", self.cell.units())?;
         positive(&name, "input_dim", input_dim)?;
         self.cell.options().check(&name)?;
+        let (u, gates) = (self.cell.units(), <K::Cell<F> as Cell>::GATES);
+        let width = u.saturating_mul(gates);
+        check_weight_size(&name, "kernel", &[input_dim, width])?;
+        check_weight_size(&name, "recurrent kernel", &[u, width])?;
         let cell = self
             .cell
             .init_cell::<F>(input_dim, rng)
