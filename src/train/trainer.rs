@@ -1,16 +1,14 @@
-//! `Trainer`: Keras's `compile` + `fit` / `evaluate` / `predict` for a [`Sequential`].
+//! `Trainer`: Keras's `compile` + `fit` / `evaluate` / `predict` for any [`Model`] ([`Sequential`](crate::Sequential) or your own).
 
 use super::callbacks::{Callback, Control, Logs};
 use super::checkpoint::ModelCheckpoint;
 use super::loss::{Loss, Metric};
 use super::optim::Optimizer;
-use crate::error::FileError;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::seeded_rng;
-use crate::io::{self, CheckpointInfo, Header, Writer, OPTIMIZER_PREFIX};
 use crate::layers::{Dim, Mask, Mode};
-use crate::model::{Model, Sequential};
+use crate::model::Model;
 use ndarray::{ArrayD, Axis};
 use ndarray_rand::rand::Rng;
 use std::collections::BTreeMap;
@@ -45,7 +43,7 @@ impl History {
     }
 }
 
-/// Trains a [`Sequential`] with backpropagation through time: Keras's `compile` and `fit`
+/// Trains a [`Model`] (a [`Sequential`](crate::Sequential) or your own) with backpropagation through time: Keras's `compile` and `fit`
 /// in one type.
 ///
 /// | option | default (Keras) |
@@ -81,17 +79,17 @@ pub struct Trainer<F: Float, O: Optimizer<F>> {
     epochs: usize,
     batch_size: usize,
     shuffle: bool,
-    seed: u64,
+    pub(super) seed: u64,
     validation_split: f64,
     validation_data: Option<(ArrayD<F>, ArrayD<F>, Option<Mask>)>,
     verbose: u8,
     callbacks: Vec<Box<dyn Callback<F>>>,
     checkpoint: Option<ModelCheckpoint>,
-    epoch: usize,
+    pub(super) epoch: usize,
     /// The weights before the last update (reused buffers).
     snapshot: Vec<ArrayD<F>>,
     /// The parameter paths and shapes of the model this trainer's state belongs to.
-    bound: Option<Vec<(String, Vec<usize>)>>,
+    pub(super) bound: Option<Vec<(String, Vec<usize>)>>,
 }
 
 impl<F: Float, O: Optimizer<F>> std::fmt::Debug for Trainer<F, O> {
@@ -470,149 +468,6 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         result.map(|()| history)
     }
 
-    /// Saves a training checkpoint: the model, the optimizer's state (moments and step
-    /// count), the epochs done and the shuffle seed, in one safetensors file (see
-    /// [`crate::io`]), atomically. [`Trainer::resume`] continues from it bit for bit.
-    ///
-    /// # Errors
-    /// As [`Sequential::save`].
-    pub fn save_checkpoint(
-        &self,
-        model: &dyn Model<F>,
-        path: impl AsRef<std::path::Path>,
-    ) -> Result<()> {
-        let mut w = Writer::model(model)?;
-        let names = self.optimizer.state_names();
-        for (group, arrays) in names.iter().zip(self.optimizer.state()) {
-            for (slot, a) in arrays.iter().enumerate() {
-                w.tensor(format!("{OPTIMIZER_PREFIX}{group}/{slot}"), a)?;
-            }
-        }
-        let info = CheckpointInfo {
-            epoch: self.epoch,
-            optimizer: self.optimizer.name().to_string(),
-            iterations: self.optimizer.iterations(),
-            seed: self.seed,
-            state: names.iter().map(|s| s.to_string()).collect(),
-        };
-        w.meta(
-            "checkpoint",
-            serde_json::to_string(&info).expect("plain data serialises"),
-        );
-        io::write_atomic(path.as_ref(), &w.finish()?)
-    }
-
-    /// Loads a checkpoint written by [`Trainer::save_checkpoint`] (or the
-    /// [`ModelCheckpoint`] callback): returns the model and restores this trainer's
-    /// optimizer state, epoch count and shuffle seed, so the next `fit` continues exactly
-    /// where the saved run stopped. The trainer's optimizer must be of the same kind.
-    ///
-    /// ```
-    /// use rnnkit::prelude::*;
-    /// use ndarray::{Array2, Array3};
-    /// # fn main() -> Result<(), rnnkit::Error> {
-    /// let x = Array3::from_shape_fn((8, 3, 1), |(i, t, _)| 0.1 * (i + t) as f64).into_dyn();
-    /// let y = Array2::from_shape_fn((8, 1), |(i, _)| 0.1 * i as f64).into_dyn();
-    /// let mut model = Sequential::<f64>::new(&[3, 1]).push(GruConfig::new(4))?.push(DenseConfig::new(1))?;
-    /// let mut trainer = Trainer::new(Adam::default(), Loss::Mse).batch_size(4).epochs(2);
-    /// trainer.fit(&mut model, &x, &y)?;
-    /// let path = std::env::temp_dir().join("rnnkit-doc-resume.safetensors");
-    /// trainer.save_checkpoint(&model, &path)?;
-    ///
-    /// let mut again = Trainer::new(Adam::default(), Loss::Mse).batch_size(4).epochs(2);
-    /// let mut resumed = again.resume(&path)?;
-    /// assert_eq!(again.epochs_done(), 2);
-    /// again.fit(&mut resumed, &x, &y)?;
-    /// trainer.fit(&mut model, &x, &y)?;
-    /// assert_eq!(resumed.get_weights(), model.get_weights()); // bit for bit
-    /// # std::fs::remove_file(&path).ok();
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::Io`]; [`Error::File`] for an invalid file, a model file that is not a
-    /// checkpoint, another optimizer, or state that does not fit the model.
-    pub fn resume(&mut self, path: impl AsRef<std::path::Path>) -> Result<Sequential<F>> {
-        let path = path.as_ref();
-        let bytes = io::read_file(path)?;
-        self.restore(&bytes).map_err(|e| io::file_error(path, e))
-    }
-
-    fn restore(&mut self, bytes: &[u8]) -> std::result::Result<Sequential<F>, FileError> {
-        let header = Header::parse(bytes)?;
-        let info = header.checkpoint.clone().ok_or_else(|| {
-            FileError::Checkpoint(
-                "a model file without training state; use Sequential::load".into(),
-            )
-        })?;
-        // Every epoch takes at least one step; beyond 2^53 steps the count loses integers.
-        if info.iterations > 1 << 53 || info.epoch as u64 > info.iterations {
-            return Err(FileError::Checkpoint(format!(
-                "{} epochs and {} steps cannot both be true (at most 2^53 steps, at least one per epoch)",
-                info.epoch, info.iterations
-            )));
-        }
-        if info.optimizer != self.optimizer.name() {
-            return Err(FileError::Checkpoint(format!(
-                "saved with optimizer {:?}, this trainer has {:?}",
-                info.optimizer,
-                self.optimizer.name()
-            )));
-        }
-        let names = self.optimizer.state_names();
-        if info.state != names {
-            return Err(FileError::Checkpoint(format!(
-                "optimizer state groups {:?}, expected {names:?}",
-                info.state
-            )));
-        }
-        let model = header.model::<F>(false, &|n| n.starts_with(OPTIMIZER_PREFIX))?;
-        let mut shapes = Vec::new();
-        model.visit_params(&mut |_, p| shapes.push(p.value.shape().to_vec()));
-        let present: Vec<&str> = header
-            .names()
-            .into_iter()
-            .filter(|n| n.starts_with(OPTIMIZER_PREFIX))
-            .collect();
-        let mut state = Vec::new();
-        let mut used = 0;
-        for group in names {
-            let prefix = format!("{OPTIMIZER_PREFIX}{group}/");
-            let count = present.iter().filter(|n| n.starts_with(&prefix)).count();
-            if count > shapes.len() {
-                return Err(FileError::Checkpoint(format!(
-                    "{count} `{prefix}*` tensors for a model with {} weights",
-                    shapes.len()
-                )));
-            }
-            let arrays = shapes[..count]
-                .iter()
-                .enumerate()
-                .map(|(slot, shape)| header.array::<F>(&format!("{prefix}{slot}"), shape))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            used += count;
-            state.push(arrays);
-        }
-        if used != present.len() {
-            let stray = present
-                .iter()
-                .find(|n| {
-                    !names
-                        .iter()
-                        .any(|g| n.starts_with(&format!("{OPTIMIZER_PREFIX}{g}/")))
-                })
-                .unwrap_or(&"optimizer/?");
-            return Err(FileError::UnexpectedTensor(stray.to_string()));
-        }
-        self.optimizer
-            .set_state(info.iterations, state)
-            .map_err(|e| FileError::Checkpoint(e.to_string()))?;
-        self.epoch = info.epoch;
-        self.seed = info.seed;
-        self.bound = Some(fingerprint(&model));
-        Ok(model)
-    }
-
     /// Loss and metrics over `x`, in batches (Keras's `evaluate`, `return_dict=True`).
     ///
     /// # Errors
@@ -657,7 +512,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// Predictions in batches of `batch_size` (Keras's `predict`).
     ///
     /// # Errors
-    /// As [`Sequential::predict`].
+    /// As [`Model::predict_batched`].
     pub fn predict(&self, model: &mut dyn Model<F>, x: &ArrayD<F>) -> Result<ArrayD<F>> {
         model.predict_batched(x, None, self.batch_size)
     }
@@ -700,7 +555,7 @@ impl Running {
 }
 
 /// A model's parameter paths and shapes: what identifies it to an optimizer.
-fn fingerprint<F: Float>(model: &dyn Model<F>) -> Vec<(String, Vec<usize>)> {
+pub(super) fn fingerprint<F: Float>(model: &dyn Model<F>) -> Vec<(String, Vec<usize>)> {
     let mut v = Vec::new();
     model.visit_params(&mut |n, p| v.push((n.to_string(), p.value.shape().to_vec())));
     v
