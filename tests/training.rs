@@ -104,7 +104,7 @@ fn replay(case: &Value) -> Result<(), String> {
 
 #[test]
 fn every_training_fixture_replays_keras_step_for_step() {
-    run_fixtures("training", "training", replay);
+    run_fixtures("training", "training", 1, replay);
 }
 
 /// A Dense(1) model computing ŷ = x exactly.

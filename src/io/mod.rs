@@ -466,11 +466,12 @@ impl<'a> Header<'a> {
         };
         // Checked after the conversion too: a finite f64 such as 1e300 is inf as an f32.
         let data: Vec<F> = values.iter().map(|&v| F::c(v)).collect();
-        let bad = values.iter().zip(&data).enumerate();
-        if let Some((index, (v, _))) = bad
-            .clone()
-            .find(|(_, (v, c))| !v.is_finite() || !c.is_finite())
-        {
+        let bad = values
+            .iter()
+            .zip(&data)
+            .position(|(v, c)| !v.is_finite() || !c.is_finite());
+        if let Some(index) = bad {
+            let v = values[index];
             return Err(FileError::NonFinite {
                 tensor: name.into(),
                 index,

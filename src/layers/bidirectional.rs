@@ -413,31 +413,30 @@ pub enum BidirectionalSpec {
     Gru(BidirectionalConfig<GruOptions>),
 }
 
+/// `$e` with `$c` bound to the typed configuration, whichever cell it wraps.
+macro_rules! each_config {
+    ($spec:expr, $c:ident => $e:expr) => {
+        match $spec {
+            BidirectionalSpec::SimpleRnn($c) => $e,
+            BidirectionalSpec::Lstm($c) => $e,
+            BidirectionalSpec::Gru($c) => $e,
+        }
+    };
+}
+
 impl BidirectionalSpec {
     pub(crate) fn config<F: Float>(&self) -> &dyn LayerConfig<F> {
-        match self {
-            BidirectionalSpec::SimpleRnn(c) => c,
-            BidirectionalSpec::Lstm(c) => c,
-            BidirectionalSpec::Gru(c) => c,
-        }
+        each_config!(self, c => c)
     }
 
     /// The Bidirectional layer's name, if given.
     pub(crate) fn name(&self) -> Option<&str> {
-        match self {
-            BidirectionalSpec::SimpleRnn(c) => c.name.as_deref(),
-            BidirectionalSpec::Lstm(c) => c.name.as_deref(),
-            BidirectionalSpec::Gru(c) => c.name.as_deref(),
-        }
+        each_config!(self, c => c.name.as_deref())
     }
 
     /// Units of the wrapped layer.
     pub(crate) fn units(&self) -> usize {
-        match self {
-            BidirectionalSpec::SimpleRnn(c) => c.layer.cell.base.units,
-            BidirectionalSpec::Lstm(c) => c.layer.cell.base.units,
-            BidirectionalSpec::Gru(c) => c.layer.cell.base.units,
-        }
+        each_config!(self, c => c.layer.cell.units())
     }
 }
 
@@ -458,11 +457,7 @@ impl<K: CellConfig> Serialize for BidirectionalConfig<K> {
 
 impl Serialize for BidirectionalSpec {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match self {
-            BidirectionalSpec::SimpleRnn(c) => c.serialize(s),
-            BidirectionalSpec::Lstm(c) => c.serialize(s),
-            BidirectionalSpec::Gru(c) => c.serialize(s),
-        }
+        each_config!(self, c => c.serialize(s))
     }
 }
 

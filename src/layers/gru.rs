@@ -8,7 +8,6 @@ use super::recurrent::{
 };
 use super::LayerSpec;
 use crate::activation::{with_derivatives, Activation, Deriv};
-use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
 use crate::linalg::step_mm;
@@ -78,22 +77,17 @@ impl CellConfig for GruOptions {
     type Cell<F: Float> = GruCell<F>;
     const DEFAULT_NAME: &'static str = "gru";
     const TYPE_NAME: &'static str = "GRU";
-    const GATED: bool = true;
     fn with_units(units: usize) -> Self {
         GruOptions {
             base: CellOptions::new(units),
             reset_after: true,
         }
     }
-    fn flags(&self) -> Vec<(&'static str, bool)> {
-        vec![("reset_after", self.reset_after)]
+    fn flag(&self) -> Option<(&'static str, bool)> {
+        Some(("reset_after", self.reset_after))
     }
-    fn set_flag(&mut self, key: &str, value: bool) -> bool {
-        let known = key == "reset_after";
-        if known {
-            self.reset_after = value;
-        }
-        known
+    fn flag_mut(&mut self) -> Option<&mut bool> {
+        Some(&mut self.reset_after)
     }
     fn describe(&self) -> String {
         format!(
@@ -113,7 +107,7 @@ impl CellConfig for GruOptions {
     fn bidirectional_spec(config: BidirectionalConfig<Self>) -> BidirectionalSpec {
         BidirectionalSpec::Gru(config)
     }
-    fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<GruCell<F>> {
+    fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> GruCell<F> {
         let u = self.base.units;
         let bias = self.base.use_bias.then(|| {
             if self.reset_after {
@@ -122,14 +116,13 @@ impl CellConfig for GruOptions {
                 ArrayD::zeros(IxDyn(&[3 * u]))
             }
         });
-        Ok(GruCell {
-            units: u,
+        GruCell {
             activation: self.base.activation,
             recurrent_activation: self.base.recurrent_activation,
             reset_after: self.reset_after,
             w: CellWeights::init(input_dim, u, 3, bias, rng),
             zeros: vec![F::zero(); 3 * u],
-        })
+        }
     }
 }
 
@@ -137,7 +130,6 @@ impl CellConfig for GruOptions {
 /// (`reset_after`) or `r⊙h_{t-1}` (not).
 #[derive(Clone, Debug)]
 pub struct GruCell<F: Float> {
-    units: usize,
     activation: Activation,
     recurrent_activation: Activation,
     reset_after: bool,
@@ -177,7 +169,7 @@ impl<F: Float> Cell for GruCell<F> {
         &mut self.w
     }
     fn cache_width(&self) -> usize {
-        4 * self.units
+        4 * self.units()
     }
     fn separate_recurrent_grad(&self) -> bool {
         self.reset_after
@@ -191,7 +183,7 @@ impl<F: Float> Cell for GruCell<F> {
         mut cache: ArrayViewMut2<'_, F>,
         scratch: &mut Array2<F>,
     ) {
-        let u = self.units;
+        let u = self.units();
         let (act, ract) = (self.activation, self.recurrent_activation);
         let r_all = self.w.recurrent_kernel.v2();
         let rows = prev.nrows();
@@ -295,7 +287,7 @@ impl<F: Float> Cell for GruCell<F> {
             mut d_rw,
             mut d_prev,
         } = s;
-        let u = self.units;
+        let u = self.units();
         let (act, ract) = (self.activation, self.recurrent_activation);
         let r_all = self.w.recurrent_kernel.v2();
         let rows = prev.nrows();
@@ -384,7 +376,7 @@ impl<F: Float> Cell for GruCell<F> {
             d_xw,
             d_rw,
         } = g;
-        let u = self.units;
+        let u = self.units();
         if self.reset_after {
             self.w.accumulate(x, prev, d_xw, d_rw, u, 3 * u);
         } else {

@@ -8,7 +8,6 @@ use super::recurrent::{
 };
 use super::LayerSpec;
 use crate::activation::{with_derivatives, Activation, Deriv};
-use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
 use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
@@ -74,22 +73,17 @@ impl CellConfig for LstmOptions {
     type Cell<F: Float> = LstmCell<F>;
     const DEFAULT_NAME: &'static str = "lstm";
     const TYPE_NAME: &'static str = "LSTM";
-    const GATED: bool = true;
     fn with_units(units: usize) -> Self {
         LstmOptions {
             base: CellOptions::new(units),
             unit_forget_bias: true,
         }
     }
-    fn flags(&self) -> Vec<(&'static str, bool)> {
-        vec![("unit_forget_bias", self.unit_forget_bias)]
+    fn flag(&self) -> Option<(&'static str, bool)> {
+        Some(("unit_forget_bias", self.unit_forget_bias))
     }
-    fn set_flag(&mut self, key: &str, value: bool) -> bool {
-        let known = key == "unit_forget_bias";
-        if known {
-            self.unit_forget_bias = value;
-        }
-        known
+    fn flag_mut(&mut self) -> Option<&mut bool> {
+        Some(&mut self.unit_forget_bias)
     }
     fn options(&self) -> &CellOptions {
         &self.base
@@ -103,7 +97,7 @@ impl CellConfig for LstmOptions {
     fn bidirectional_spec(config: BidirectionalConfig<Self>) -> BidirectionalSpec {
         BidirectionalSpec::Lstm(config)
     }
-    fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<LstmCell<F>> {
+    fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> LstmCell<F> {
         let u = self.base.units;
         let bias = self.base.use_bias.then(|| {
             let mut b = ArrayD::zeros(IxDyn(&[4 * u]));
@@ -113,12 +107,11 @@ impl CellConfig for LstmOptions {
             b
         });
         let w = CellWeights::init(input_dim, u, 4, bias, rng);
-        Ok(LstmCell {
-            units: u,
+        LstmCell {
             activation: self.base.activation,
             recurrent_activation: self.base.recurrent_activation,
             w,
-        })
+        }
     }
 }
 
@@ -126,7 +119,6 @@ impl CellConfig for LstmOptions {
 /// `[i | f | g | o | act(c)]`, each block `[batch, units]`.
 #[derive(Clone, Debug)]
 pub struct LstmCell<F: Float> {
-    units: usize,
     activation: Activation,
     recurrent_activation: Activation,
     w: CellWeights<F>,
@@ -147,7 +139,7 @@ impl<F: Float> Cell for LstmCell<F> {
         &mut self.w
     }
     fn cache_width(&self) -> usize {
-        5 * self.units
+        5 * self.units()
     }
 
     fn step(
@@ -158,7 +150,7 @@ impl<F: Float> Cell for LstmCell<F> {
         cache: ArrayViewMut2<'_, F>,
         scratch: &mut Array2<F>,
     ) {
-        let u = self.units;
+        let u = self.units();
         // One fused product for all four gates.
         self.w
             .times_r(&prev.slice(s![.., ..u]), F::zero(), &mut scratch.view_mut());
@@ -227,7 +219,7 @@ impl<F: Float> Cell for LstmCell<F> {
             d_rw: _,
             mut d_prev,
         } = s;
-        let u = self.units;
+        let u = self.units();
         let (act, ract) = (self.activation, self.recurrent_activation);
         {
             let (p, ca, ds) = (sl(prev), sl(cache), sl(d_state));

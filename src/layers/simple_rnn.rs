@@ -8,7 +8,6 @@ use super::recurrent::{
 };
 use super::LayerSpec;
 use crate::activation::{with_derivatives, Activation, Deriv};
-use crate::error::Result;
 use crate::float::Float;
 use crate::init::StdRng;
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
@@ -62,7 +61,6 @@ impl CellConfig for SimpleRnnOptions {
     type Cell<F: Float> = SimpleRnnCell<F>;
     const DEFAULT_NAME: &'static str = "simple_rnn";
     const TYPE_NAME: &'static str = "SimpleRNN";
-    const GATED: bool = false;
     fn with_units(units: usize) -> Self {
         SimpleRnnOptions {
             base: CellOptions::new(units),
@@ -86,19 +84,16 @@ impl CellConfig for SimpleRnnOptions {
     fn bidirectional_spec(config: BidirectionalConfig<Self>) -> BidirectionalSpec {
         BidirectionalSpec::SimpleRnn(config)
     }
-    fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<SimpleRnnCell<F>> {
-        self.base
-            .activation
-            .check_elementwise("simple_rnn", "activation")?;
+    fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> SimpleRnnCell<F> {
         let bias = self
             .base
             .use_bias
             .then(|| ArrayD::zeros(IxDyn(&[self.base.units])));
         let w = CellWeights::init(input_dim, self.base.units, 1, bias, rng);
-        Ok(SimpleRnnCell {
+        SimpleRnnCell {
             activation: self.base.activation,
             w,
-        })
+        }
     }
 }
 

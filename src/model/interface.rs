@@ -5,7 +5,7 @@ use super::ModelSpec;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::{check_weights, Dim, Mask, Mode};
+use crate::layers::{check_mask, check_weights, Dim, Mask, Mode};
 use crate::param::Param;
 use ndarray::{concatenate, ArrayD, Axis, Slice};
 use std::fmt::Debug;
@@ -177,16 +177,8 @@ pub trait Model<F: Float>: Debug + Send {
         if n == 0 {
             return Err(crate::layers::empty(self.name(), "batch", x.shape()));
         }
-        if let Some(m) = mask {
-            if x.ndim() < 2 || m.dim() != (n, x.shape()[1]) {
-                return Err(Error::Shape {
-                    layer: self.name().to_string(),
-                    what: "mask",
-                    expected: "[batch, steps] of the input".into(),
-                    got: m.shape().to_vec(),
-                });
-            }
-        }
+        let steps = x.shape().get(1).copied().unwrap_or(0);
+        check_mask(self.name(), mask, n, steps)?;
         let mut outs = Vec::new();
         for start in (0..n).step_by(batch_size) {
             let r = Slice::from(start..(start + batch_size).min(n));

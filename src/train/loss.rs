@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::float::sigmoid;
 use crate::float::Float;
-use crate::layers::Mask;
+use crate::layers::{check_mask, Mask};
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 
 /// Keras's `epsilon()`: where probabilities are clipped when they do not come from a fused
@@ -159,18 +159,10 @@ impl<F: Float> Rows<F> {
                 pred.shape()
             )));
         }
-        if let Some(m) = mask {
-            if pred.ndim() != 3 || m.dim() != (pred.shape()[0], pred.shape()[1]) {
-                return Err(Error::Shape {
-                    layer: "loss".into(),
-                    what: "mask",
-                    expected: format!(
-                        "[batch, steps] of the predictions {:?} (a mask needs a sequence output)",
-                        pred.shape()
-                    ),
-                    got: m.shape().to_vec(),
-                });
-            }
+        if mask.is_some() {
+            // A mask needs a sequence output: [batch, steps] of the predictions.
+            let steps = if pred.ndim() == 3 { pred.shape()[1] } else { 0 };
+            check_mask("loss", mask, pred.shape()[0], steps)?;
         }
         let c = pred.shape()[pred.ndim() - 1];
         let r = pred.len() / c.max(1);

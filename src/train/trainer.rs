@@ -198,17 +198,18 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         mask: Option<&Mask>,
     ) -> Result<()> {
         self.optimizer.validate()?;
-        let params = fingerprint(model);
+        // Compared in place: train_on_batch validates on every step.
         if let Some(bound) = &self.bound {
-            if *bound != params {
+            if !same_params(bound, model) {
+                let mut count = 0;
+                model.visit_params(&mut |_, _| count += 1);
                 return Err(Error::Config {
                     layer: "trainer".into(),
                     field: "model",
                     reason: format!(
-                        "this trainer holds optimizer state for another model ({} weights; {} has {}): use a new Trainer for it",
+                        "this trainer holds optimizer state for another model ({} weights; {} has {count}): use a new Trainer for it",
                         bound.len(),
                         model.name(),
-                        params.len()
                     ),
                 });
             }
@@ -234,7 +235,9 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         if let Some((vx, vy, vm)) = &self.validation_data {
             check_data(model, self.loss, vx, vy, vm.as_ref())?;
         }
-        self.bound = Some(params);
+        if self.bound.is_none() {
+            self.bound = Some(fingerprint(model));
+        }
         Ok(())
     }
 
@@ -559,6 +562,19 @@ pub(super) fn fingerprint<F: Float>(model: &dyn Model<F>) -> Vec<(String, Vec<us
     let mut v = Vec::new();
     model.visit_params(&mut |n, p| v.push((n.to_string(), p.value.shape().to_vec())));
     v
+}
+
+/// Whether `model`'s parameters have exactly the paths and shapes of `bound`.
+fn same_params<F: Float>(bound: &[(String, Vec<usize>)], model: &dyn Model<F>) -> bool {
+    let mut i = 0;
+    let mut same = true;
+    model.visit_params(&mut |n, p| {
+        same &= bound
+            .get(i)
+            .is_some_and(|(bn, bs)| bn == n && bs.as_slice() == p.value.shape());
+        i += 1;
+    });
+    same && i == bound.len()
 }
 
 /// Data checks shared by `fit` and `evaluate`.

@@ -59,9 +59,23 @@ fn collect_json(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
 
 /// Runs `check` on every fixture of `kind` and prints the closing line
 /// `<label>: N passed, M failed` (`label` is the kind, or the kind and a variant). A
-/// directory without such cases says so and passes; any failed case fails the test.
-pub fn run_fixtures(kind: &str, label: &str, mut check: impl FnMut(&Value) -> Result<(), String>) {
+/// directory given in `$RNNKIT_FIXTURES` without such cases says so and passes; the
+/// repository's own `tests/fixtures` must hold at least `min_local` of them (a lost
+/// fixture there is a failure, not a silent pass). Any failed case fails the test.
+pub fn run_fixtures(
+    kind: &str,
+    label: &str,
+    min_local: usize,
+    mut check: impl FnMut(&Value) -> Result<(), String>,
+) {
     let cases = fixtures(kind);
+    if std::env::var_os("RNNKIT_FIXTURES").is_none() {
+        assert!(
+            cases.len() >= min_local,
+            "{label}: {} `{kind}` fixtures in tests/fixtures, expected at least {min_local}",
+            cases.len()
+        );
+    }
     if cases.is_empty() {
         report(&format!(
             "{label}: no `{kind}` fixtures in {}\n{label}: 0 passed, 0 failed",

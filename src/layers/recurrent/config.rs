@@ -56,8 +56,6 @@ pub trait CellConfig: Clone + Debug + PartialEq + Send + Sync + 'static {
     const DEFAULT_NAME: &'static str;
     /// Keras's class name (`"LSTM"`).
     const TYPE_NAME: &'static str;
-    /// Whether the cell has gates, and so a `recurrent_activation`.
-    const GATED: bool;
     /// The options with Keras's defaults for `units`.
     fn with_units(units: usize) -> Self;
     /// The options every cell has.
@@ -68,15 +66,14 @@ pub trait CellConfig: Clone + Debug + PartialEq + Send + Sync + 'static {
     fn units(&self) -> usize {
         self.options().units
     }
-    /// This cell type's own Keras options beyond the common ones (`unit_forget_bias`,
-    /// `reset_after`), as (config key, value).
-    fn flags(&self) -> Vec<(&'static str, bool)> {
-        Vec::new()
+    /// This cell type's own boolean Keras option beyond the common ones
+    /// (`unit_forget_bias`, `reset_after`): its config key and value.
+    fn flag(&self) -> Option<(&'static str, bool)> {
+        None
     }
-    /// Sets one of [`CellConfig::flags`]; false when this cell type has no such option.
-    fn set_flag(&mut self, key: &str, value: bool) -> bool {
-        let _ = (key, value);
-        false
+    /// That option, to set it.
+    fn flag_mut(&mut self) -> Option<&mut bool> {
+        None
     }
     /// Keras-style summary of the options (`units=4, activation=tanh`).
     fn describe(&self) -> String {
@@ -86,11 +83,9 @@ pub trait CellConfig: Clone + Debug + PartialEq + Send + Sync + 'static {
     fn layer_spec(config: RecurrentConfig<Self>) -> LayerSpec;
     /// The tagged form of a Bidirectional configuration around this cell's layer.
     fn bidirectional_spec(config: BidirectionalConfig<Self>) -> BidirectionalSpec;
-    /// Builds the cell with Keras's default initialisers.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for invalid options.
-    fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<Self::Cell<F>>;
+    /// Builds the cell with Keras's default initialisers; the options, sizes and input
+    /// features are checked by [`RecurrentConfig::init`] before.
+    fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Self::Cell<F>;
 }
 
 /// Configuration of a recurrent layer: the cell's options plus the sequence options that
@@ -176,6 +171,13 @@ impl<K: CellConfig> RecurrentConfig<K> {
         self
     }
 
+    /// The name given, or the layer type's default.
+    fn layer_name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| K::DEFAULT_NAME.to_string())
+    }
+
     /// Builds a typed layer for `input_dim` features.
     ///
     /// # Errors
@@ -185,10 +187,7 @@ impl<K: CellConfig> RecurrentConfig<K> {
         input_dim: usize,
         rng: &mut StdRng,
     ) -> Result<Recurrent<K::Cell<F>>> {
-        let name = self
-            .name
-            .clone()
-            .unwrap_or_else(|| K::DEFAULT_NAME.to_string());
+        let name = self.layer_name();
         positive(&name, "units", self.cell.units())?;
         positive(&name, "input_dim", input_dim)?;
         self.cell.options().check(&name)?;
@@ -196,10 +195,7 @@ impl<K: CellConfig> RecurrentConfig<K> {
         let width = u.saturating_mul(gates);
         check_weight_size(&name, "kernel", &[input_dim, width])?;
         check_weight_size(&name, "recurrent kernel", &[u, width])?;
-        let cell = self
-            .cell
-            .init_cell::<F>(input_dim, rng)
-            .map_err(|e| rename(e, &name))?;
+        let cell = self.cell.init_cell::<F>(input_dim, rng);
         let mut config = self.clone();
         config.name = Some(name);
         Ok(Recurrent::new(cell, config))
@@ -217,15 +213,9 @@ impl<K: GatedCellConfig> RecurrentConfig<K> {
     }
 }
 
-fn rename(e: Error, name: &str) -> Error {
-    match e {
-        Error::Config { field, reason, .. } => Error::Config {
-            layer: name.to_string(),
-            field,
-            reason,
-        },
-        other => other,
-    }
+/// Whether cells of this configuration have gates, and so a `recurrent_activation`.
+fn gated<K: CellConfig>() -> bool {
+    <K::Cell<f64> as Cell>::GATES > 1
 }
 
 /// Checks that a recurrent layer gets a `[steps, features]` input shape.
@@ -245,11 +235,7 @@ pub(crate) fn seq_input(layer: &str, input: &[Dim]) -> Result<(Dim, usize)> {
 
 impl<F: Float, K: CellConfig> LayerConfig<F> for RecurrentConfig<K> {
     fn build(&self, input: &[Dim], rng: &mut StdRng) -> Result<Box<dyn Layer<F>>> {
-        let name = self
-            .name
-            .clone()
-            .unwrap_or_else(|| K::DEFAULT_NAME.to_string());
-        let (_, f) = seq_input(&name, input)?;
+        let (_, f) = seq_input(&self.layer_name(), input)?;
         Ok(Box::new(self.init::<F>(f, rng)?))
     }
     fn name(&self) -> Option<&str> {
@@ -269,14 +255,14 @@ impl<K: CellConfig> Serialize for RecurrentConfig<K> {
         }
         m.serialize_entry("units", &o.units)?;
         m.serialize_entry("activation", &o.activation)?;
-        if K::GATED {
+        if gated::<K>() {
             m.serialize_entry("recurrent_activation", &o.recurrent_activation)?;
         }
         m.serialize_entry("use_bias", &o.use_bias)?;
         m.serialize_entry("return_sequences", &self.return_sequences)?;
         m.serialize_entry("go_backwards", &self.go_backwards)?;
         m.serialize_entry("zero_output_for_mask", &self.zero_output_for_mask)?;
-        for (k, v) in self.cell.flags() {
+        if let Some((k, v)) = self.cell.flag() {
             m.serialize_entry(k, &v)?;
         }
         m.end()
@@ -292,7 +278,7 @@ impl<'de, K: CellConfig> Deserialize<'de> for RecurrentConfig<K> {
         c.name = take_key(&mut map, "name")?;
         let o = c.cell.options_mut();
         o.activation = take_key(&mut map, "activation")?.unwrap_or(o.activation);
-        if K::GATED {
+        if gated::<K>() {
             o.recurrent_activation =
                 take_key(&mut map, "recurrent_activation")?.unwrap_or(o.recurrent_activation);
         }
@@ -300,13 +286,11 @@ impl<'de, K: CellConfig> Deserialize<'de> for RecurrentConfig<K> {
         c.return_sequences = take_key(&mut map, "return_sequences")?.unwrap_or(false);
         c.go_backwards = take_key(&mut map, "go_backwards")?.unwrap_or(false);
         c.zero_output_for_mask = take_key(&mut map, "zero_output_for_mask")?.unwrap_or(false);
-        let flags: Vec<&str> = c.cell.flags().iter().map(|(k, _)| *k).collect();
+        let flag = c.cell.flag().map(|(k, _)| k);
         for (key, value) in map {
-            let known = flags.contains(&key.as_str());
-            match value.as_bool() {
-                Some(v) if known => {
-                    c.cell.set_flag(&key, v);
-                }
+            let known = flag == Some(key.as_str());
+            match (value.as_bool(), c.cell.flag_mut()) {
+                (Some(v), Some(f)) if known => *f = v,
                 _ if known => {
                     return Err(de::Error::custom(format!(
                         "`{key}`: expected a boolean, got {value}"
