@@ -39,7 +39,7 @@ fn main() -> Result<(), rnnkit::Error> {
         losses.len()
     );
 
-    let y_hat = trainer.predict(&mut model, &x)?;
+    let y_hat = trainer.predict(&model, &x)?;
     common::line_plot(
         &args.path("loss.svg"),
         "Deep RNN (4 × SimpleRNN(34)): training loss",

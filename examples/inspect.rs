@@ -66,7 +66,7 @@ fn inspect(path: &str) -> Result<(), rnnkit::Error> {
 
 /// A Bidirectional LSTM over a masked input, then a GRU and a Dense.
 fn write_sample(path: &str) -> Result<(), rnnkit::Error> {
-    let mut model = Sequential::<f32>::new(&[6, 3])
+    let model = Sequential::<f32>::new(&[6, 3])
         .push(MaskingConfig::new(0.0))?
         .push(BidirectionalConfig::new(
             LstmConfig::new(8).return_sequences(true),

@@ -38,7 +38,7 @@ fn main() -> Result<(), rnnkit::Error> {
             println!("epoch {:>3}: loss {l:.6}", e + 1);
         }
     }
-    let y_hat = trainer.predict(&mut model, &x)?;
+    let y_hat = trainer.predict(&model, &x)?;
     println!(
         "final loss {:.6} after {} epochs, fit took {secs:.3} s",
         losses.last().unwrap_or(&f64::NAN),

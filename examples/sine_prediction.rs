@@ -38,7 +38,7 @@ fn main() -> Result<(), rnnkit::Error> {
             h.loss().last().unwrap_or(&f64::NAN),
             secs
         );
-        let pred = trainer.predict(&mut model, &hx)?;
+        let pred = trainer.predict(&model, &hx)?;
         plot.push((
             format!("{cell} prediction"),
             pred.iter()

@@ -100,7 +100,8 @@ fn run<F: Float>(o: &Opts) -> Result<f64, rnnkit::Error> {
         if o.train {
             trainer.train_on_batch(&mut model, &x, &y)?;
         } else {
-            std::hint::black_box(model.forward(&x, Mode::Infer)?);
+            // Inference through &self, as predict and a model shared across threads run.
+            std::hint::black_box(model.infer(&x, None)?);
         }
         Ok(())
     };

@@ -110,11 +110,6 @@ impl<F: Float> PackedB<F> {
         }
         self.what = Some((k, n, transposed));
     }
-
-    /// Forgets the packed copy (the weights changed).
-    pub(crate) fn invalidate(&mut self) {
-        self.what = None;
-    }
 }
 
 /// `c = a·b + beta·c` (`beta` 0 or 1) using `packed` when it holds `b` (in the orientation

@@ -59,7 +59,7 @@ fn huge_layers_are_refused_before_allocating() {
 
 #[test]
 fn a_mask_with_other_rows_than_the_input_is_refused() {
-    let mut m = small_model();
+    let m = small_model();
     let (x, _) = data(5);
     let before = m.get_weights();
     for rows in [3, 7] {
@@ -247,6 +247,63 @@ fn names_that_would_not_load_are_refused_when_the_model_is_built() {
 }
 
 #[test]
+fn add_layer_refuses_names_that_would_not_load_and_defaults_never_repeat_a_name() {
+    use rnnkit::LayerConfig;
+    let dense = |name: &str| {
+        let mut l = LayerConfig::<f32>::build(&DenseConfig::new(1), &[Some(1)], &mut seeded_rng(0))
+            .unwrap();
+        l.set_name(name);
+        l
+    };
+    for bad in ["optimizer", "a/b", ""] {
+        let mut m = Sequential::<f32>::new(&[1]);
+        is_config(m.add_layer(dense(bad)).map(|_| ()), "name");
+        assert!(m.layers().is_empty(), "{bad:?}: nothing added");
+    }
+    // A layer added under a default name, then a default-named layer of the same type: the
+    // second gets the next name (a clashing added layer gets a suffix), so the model saves
+    // and loads.
+    let mut m = Sequential::<f32>::new(&[1]);
+    m.add_layer(dense("dense")).unwrap();
+    m.add(&DenseConfig::new(1)).unwrap();
+    m.add_layer(dense("dense_1")).unwrap();
+    let names: Vec<_> = m.layers().iter().map(|l| l.name().to_string()).collect();
+    assert_eq!(names, ["dense", "dense_1", "dense_1_1"]);
+    assert!(Sequential::<f32>::from_bytes(&m.to_bytes().unwrap()).is_ok());
+    // The counter at the top of usize: later default names are still found, and unique.
+    let mut m = Sequential::<f32>::new(&[1]);
+    m.add(&DenseConfig::new(1).name("dense_18446744073709551614"))
+        .unwrap();
+    for _ in 0..3 {
+        m.add(&DenseConfig::new(1)).unwrap();
+    }
+    let mut names: Vec<_> = m.layers().iter().map(|l| l.name().to_string()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(Sequential::<f32>::from_bytes(&m.to_bytes().unwrap()).is_ok());
+}
+
+#[test]
+fn early_stopping_run_by_hand_on_another_model_is_an_error() {
+    use rnnkit::{Callback, Control};
+    let mut es = EarlyStopping::<f64>::new("loss").restore_best_weights(true);
+    let mut a = small_model();
+    let logs = [("loss".to_string(), 1.0)].into_iter().collect();
+    assert_eq!(es.on_epoch_end(0, &logs, &mut a), Control::Continue);
+    let mut other = Sequential::<f64>::new(&[4, 2])
+        .push(GruConfig::new(5))
+        .unwrap();
+    let before = other.get_weights();
+    assert!(matches!(
+        es.on_train_end(&mut other),
+        Err(Error::WeightCount { .. } | Error::WeightShape { .. })
+    ));
+    assert_eq!(other.get_weights(), before);
+    assert!(es.on_train_end(&mut a).is_ok());
+}
+
+#[test]
 fn non_finite_mask_values_are_refused() {
     for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
         let m = Sequential::<f32>::new(&[3, 1]).push(MaskingConfig::new(v));
@@ -322,6 +379,9 @@ fn a_user_model_claiming_softmax_without_logits_is_an_error() {
             _: Option<&Mask>,
             _: Mode,
         ) -> Result<Forward<f64>, Error> {
+            self.infer(x, None)
+        }
+        fn infer(&self, x: &ArrayD<f64>, _: Option<&Mask>) -> Result<Forward<f64>, Error> {
             Ok(Forward {
                 output: x.clone(),
                 mask: None,

@@ -346,7 +346,7 @@ fn random_mutations_never_panic() {
             }
         }
         match Sequential::<f32>::from_bytes(&b) {
-            Ok(mut m) => {
+            Ok(m) => {
                 ok += 1;
                 // What loads also runs: a mutated weight changes numbers, never panics.
                 let x = ndarray::Array3::<f32>::ones((2, 4, 2)).into_dyn();

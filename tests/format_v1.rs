@@ -62,7 +62,7 @@ fn input() -> ArrayD<f64> {
 #[test]
 #[ignore = "writes the frozen files; run only to recreate them on purpose"]
 fn regenerate_format_v1_files() {
-    let mut m = model();
+    let m = model();
     m.save(data("format_v1_model.safetensors")).unwrap();
     let y = m.predict(&input(), 8).unwrap();
     let json = serde_json::json!({"shape": y.shape(), "data": y.iter().collect::<Vec<_>>()});
@@ -71,7 +71,7 @@ fn regenerate_format_v1_files() {
 
 #[test]
 fn a_format_v1_file_still_loads_and_predicts_the_same() {
-    let mut m = Sequential::<f64>::load(data("format_v1_model.safetensors")).unwrap();
+    let m = Sequential::<f64>::load(data("format_v1_model.safetensors")).unwrap();
     let expected: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(data("format_v1_predictions.json")).unwrap())
             .unwrap();

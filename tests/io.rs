@@ -118,12 +118,12 @@ fn round_trip<F: Float>() {
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    for (label, mut model) in models::<F>() {
+    for (label, model) in models::<F>() {
         let x = batch::<F>();
         let y = model.predict(&x, 32).unwrap();
         let path = dir.join("m.safetensors");
         model.save(&path).unwrap_or_else(|e| panic!("{label}: {e}"));
-        let mut loaded = Sequential::<F>::load(&path).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let loaded = Sequential::<F>::load(&path).unwrap_or_else(|e| panic!("{label}: {e}"));
         assert_eq!(
             bits(&loaded.get_weights()),
             bits(&model.get_weights()),
@@ -187,7 +187,7 @@ fn weights_use_keras_names() {
 
 #[test]
 fn loading_the_other_float_type_converts_on_request() {
-    let (_, mut m64) = models::<f64>().remove(1);
+    let (_, m64) = models::<f64>().remove(1);
     let bytes = m64.to_bytes().unwrap();
     match Sequential::<f32>::from_bytes(&bytes) {
         Err(Error::File {
@@ -196,7 +196,7 @@ fn loading_the_other_float_type_converts_on_request() {
         }) => assert_eq!((expected, found.as_str()), ("f32", "f64")),
         other => panic!("expected a dtype error, got {other:?}"),
     }
-    let mut m32 = Sequential::<f32>::from_bytes_converted(&bytes).unwrap();
+    let m32 = Sequential::<f32>::from_bytes_converted(&bytes).unwrap();
     for (a, b) in m32.get_weights().iter().zip(m64.get_weights()) {
         assert_eq!(a, &b.mapv(|v| v as f32));
     }
@@ -216,7 +216,7 @@ fn loading_the_other_float_type_converts_on_request() {
 fn every_keras_fixture_survives_the_json_import_and_a_save_load() {
     run_fixtures("layer", "layer [import, save/load]", 50, |case| {
         let text = serde_json::to_string(case).unwrap();
-        let mut model =
+        let model =
             Sequential::<f64>::from_keras_json(&text).map_err(|e| format!("import: {e}"))?;
         let x: ArrayD<f64> = tensor(&case["input"]);
         let y = model.predict(&x, 64).map_err(|e| format!("predict: {e}"))?;
@@ -227,7 +227,7 @@ fn every_keras_fixture_survives_the_json_import_and_a_save_load() {
         if model.get_weights() != reference.get_weights() {
             return Err("weights differ from the parity tests' builder".into());
         }
-        let mut loaded = Sequential::<f64>::from_bytes(&model.to_bytes().unwrap())
+        let loaded = Sequential::<f64>::from_bytes(&model.to_bytes().unwrap())
             .map_err(|e| format!("load: {e}"))?;
         if loaded.predict(&x, 64).unwrap() != y {
             return Err("predictions changed by save/load".into());
@@ -245,9 +245,9 @@ fn a_keras_export_loads_and_predicts_as_keras() {
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     let x: ArrayD<f32> = tensor(&doc["input"]);
     let keras: ArrayD<f32> = tensor(&doc["output"]);
-    let mut from_file = Sequential::<f32>::load(dir.join("keras_export_sample.safetensors"))
+    let from_file = Sequential::<f32>::load(dir.join("keras_export_sample.safetensors"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut from_json = Sequential::<f32>::from_keras_json(&json).unwrap();
+    let from_json = Sequential::<f32>::from_keras_json(&json).unwrap();
     assert_eq!(from_file.get_weights(), from_json.get_weights());
     let y = from_file.predict(&x, 32).unwrap();
     close(&y, &keras, 1e-4, 1e-5).unwrap();

@@ -203,7 +203,7 @@ fn output_shapes_follow_return_sequences_and_merge_mode() {
 
 #[test]
 fn variable_length_model_accepts_any_steps() {
-    let mut model = Sequential::<f64>::with_input_shape(vec![None, Some(2)])
+    let model = Sequential::<f64>::with_input_shape(vec![None, Some(2)])
         .push(LstmConfig::new(3))
         .unwrap()
         .push(DenseConfig::new(1))

@@ -252,6 +252,41 @@ impl<F: Float, L: RecurrentLayer<F>> Bidirectional<F, L> {
         Ok((yf, yb))
     }
 
+    /// [`Bidirectional::forward_both`] through a shared reference (inference).
+    ///
+    /// # Errors
+    /// As the wrapped layer's forward.
+    pub fn infer_both(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<(ArrayD<F>, ArrayD<F>)> {
+        let yf = self.forward.infer(x, mask)?;
+        let mut yb = self.backward.infer(x, mask)?;
+        if self.forward.return_sequences() {
+            yb = flip_time(&yb);
+        }
+        Ok((yf, yb))
+    }
+
+    /// The merged output of both directions.
+    fn merge(&self, yf: &ArrayD<F>, yb: &ArrayD<F>) -> Result<ArrayD<F>> {
+        let half = F::c(0.5);
+        Ok(match self.merge_mode {
+            MergeMode::Concat => concatenate(Axis(yf.ndim() - 1), &[yf.view(), yb.view()])
+                .expect("both directions have the same shape"),
+            MergeMode::Sum => yf + yb,
+            MergeMode::Mul => yf * yb,
+            MergeMode::Ave => (yf + yb) * half,
+            MergeMode::None => return Err(self.unmerged()),
+        })
+    }
+
+    /// The error of a merged pass with `merge_mode` None.
+    fn unmerged(&self) -> Error {
+        Error::Config {
+            layer: self.name.clone(),
+            field: "merge_mode",
+            reason: "None gives two outputs: call Bidirectional::forward_both".into(),
+        }
+    }
+
     /// Backward pass from both directions' output gradients (the counterpart of
     /// [`Bidirectional::forward_both`]).
     ///
@@ -295,26 +330,21 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
     ) -> Result<ArrayD<F>> {
         self.cache = None;
         if self.merge_mode == MergeMode::None {
-            return Err(Error::Config {
-                layer: self.name.clone(),
-                field: "merge_mode",
-                reason: "None gives two outputs: call Bidirectional::forward_both".into(),
-            });
+            return Err(self.unmerged());
         }
         let (yf, yb) = self.forward_both(x, mask, mode)?;
-        let half = F::c(0.5);
-        let y = match self.merge_mode {
-            MergeMode::Concat => concatenate(Axis(yf.ndim() - 1), &[yf.view(), yb.view()])
-                .expect("both directions have the same shape"),
-            MergeMode::Sum => &yf + &yb,
-            MergeMode::Mul => &yf * &yb,
-            MergeMode::Ave => (&yf + &yb) * half,
-            MergeMode::None => unreachable!("rejected above"),
-        };
+        let y = self.merge(&yf, &yb)?;
         if mode == Mode::Train {
             self.cache = Some((yf, yb));
         }
         Ok(y)
+    }
+    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
+        if self.merge_mode == MergeMode::None {
+            return Err(self.unmerged());
+        }
+        let (yf, yb) = self.infer_both(x, mask)?;
+        self.merge(&yf, &yb)
     }
     fn compute_mask(&self, _x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {
         if self.forward.return_sequences() {

@@ -191,6 +191,53 @@ impl<F: Float> Dense<F> {
     }
 }
 
+/// What one forward computation gives: the input and output as rows, the logits when
+/// they were asked for, and the output's shape.
+struct Pass<F> {
+    x: Array2<F>,
+    y: Array2<F>,
+    logits: Option<Array2<F>>,
+    shape: Vec<usize>,
+}
+
+impl<F: Float> Dense<F> {
+    /// The forward computation, changing nothing in the layer; `keep_logits` keeps the
+    /// pre-activation output of a softmax or sigmoid layer (training needs it).
+    fn pass(&self, x: &ArrayD<F>, mask: Option<&Mask>, keep_logits: bool) -> Result<Pass<F>> {
+        let x = if x.is_standard_layout() {
+            std::borrow::Cow::Borrowed(x)
+        } else {
+            std::borrow::Cow::Owned(x.as_standard_layout().to_owned())
+        };
+        let x2 = self.check_input(&x)?;
+        if mask.is_some() {
+            if x.ndim() != 3 {
+                return Err(Error::Mask {
+                    layer: self.name.clone(),
+                    reason: format!(
+                        "a [batch, steps] mask needs 3-D input, got shape {:?}",
+                        x.shape()
+                    ),
+                });
+            }
+            check_mask(&self.name, mask, x.shape()[0], x.shape()[1])?;
+        }
+        let mut y = self.affine(&x2);
+        let keep_logits =
+            keep_logits && matches!(self.activation, Activation::Softmax | Activation::Sigmoid);
+        let logits = keep_logits.then(|| y.clone());
+        self.activation.apply_rows(y.view_mut());
+        let mut shape = x.shape().to_vec();
+        *shape.last_mut().expect("rank >= 2") = self.units;
+        Ok(Pass {
+            x: x2.to_owned(),
+            y,
+            logits,
+            shape,
+        })
+    }
+}
+
 /// `[.., units]` gradient as rows `[n, units]`.
 fn rows_of<F: Float>(d: &ArrayD<F>, n: usize, units: usize) -> Array2<F> {
     d.as_standard_layout()
@@ -258,36 +305,20 @@ impl<F: Float> Layer<F> for Dense<F> {
         mode: Mode,
     ) -> Result<ArrayD<F>> {
         self.cache = None;
-        let x = if x.is_standard_layout() {
-            x.clone()
-        } else {
-            x.as_standard_layout().to_owned()
-        };
-        let x2 = self.check_input(&x)?;
-        if mask.is_some() {
-            if x.ndim() != 3 {
-                return Err(Error::Mask {
-                    layer: self.name.clone(),
-                    reason: format!(
-                        "a [batch, steps] mask needs 3-D input, got shape {:?}",
-                        x.shape()
-                    ),
-                });
-            }
-            check_mask(&self.name, mask, x.shape()[0], x.shape()[1])?;
-        }
-        let mut y = self.affine(&x2);
-        let keep_logits = mode == Mode::Train
-            && matches!(self.activation, Activation::Softmax | Activation::Sigmoid);
-        let logits = keep_logits.then(|| y.clone());
-        self.activation.apply_rows(y.view_mut());
-        let mut shape = x.shape().to_vec();
-        *shape.last_mut().expect("rank >= 2") = self.units;
-        self.out_shape = shape.clone();
+        let pass = self.pass(x, mask, mode == Mode::Train)?;
+        self.out_shape = pass.shape.clone();
+        let y = pass.y.clone().into_shape_with_order(IxDyn(&pass.shape));
         if mode == Mode::Train {
-            self.cache = Some((x2.to_owned(), y.clone(), logits));
+            self.cache = Some((pass.x, pass.y, pass.logits));
         }
-        Ok(y.into_shape_with_order(IxDyn(&shape)).expect("sized above"))
+        Ok(y.expect("sized by pass"))
+    }
+    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
+        let pass = self.pass(x, mask, false)?;
+        Ok(pass
+            .y
+            .into_shape_with_order(IxDyn(&pass.shape))
+            .expect("sized by pass"))
     }
     fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
         let Some((_, y2, _)) = &self.cache else {

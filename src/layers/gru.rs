@@ -393,7 +393,7 @@ impl<F: Float> Cell for GruCell<F> {
         }
     }
 
-    fn prepare(&mut self, backward: bool) {
+    fn prepare(&self, backward: bool) {
         // reset_before products use column blocks of R: matrixmultiply.
         if self.reset_after {
             self.w.prepare(backward);

@@ -121,6 +121,30 @@ impl<F: Float> LayerConfig<F> for MaskingConfig {
     }
 }
 
+impl<F: Float> Masking<F> {
+    /// The output and the combined mask, changing nothing in the layer.
+    fn pass(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<(ArrayD<F>, Mask)> {
+        let features = self
+            .features
+            .unwrap_or_else(|| x.shape().last().copied().unwrap_or(0));
+        let xv = check_seq(&self.name, x, features)?;
+        super::check_mask(&self.name, mask, xv.dim().0, xv.dim().1)?;
+        let mut m = self.mask_of(x).expect("rank checked");
+        if let Some(given) = mask {
+            m.zip_mut_with(given, |a, &b| *a = *a && b);
+        }
+        let mut y = x.clone();
+        for ((b, t), &keep) in m.indexed_iter() {
+            if !keep {
+                y.index_axis_mut(Axis(0), b)
+                    .index_axis_mut(Axis(0), t)
+                    .fill(F::zero());
+            }
+        }
+        Ok((y, m))
+    }
+}
+
 impl<F: Float> Layer<F> for Masking<F> {
     fn name(&self) -> &str {
         &self.name
@@ -141,27 +165,14 @@ impl<F: Float> Layer<F> for Masking<F> {
         mode: Mode,
     ) -> Result<ArrayD<F>> {
         self.cache = None;
-        let features = self
-            .features
-            .unwrap_or_else(|| x.shape().last().copied().unwrap_or(0));
-        let xv = check_seq(&self.name, x, features)?;
-        super::check_mask(&self.name, mask, xv.dim().0, xv.dim().1)?;
-        let mut m = self.mask_of(x).expect("rank checked");
-        if let Some(given) = mask {
-            m.zip_mut_with(given, |a, &b| *a = *a && b);
-        }
-        let mut y = x.clone();
-        for ((b, t), &keep) in m.indexed_iter() {
-            if !keep {
-                y.index_axis_mut(Axis(0), b)
-                    .index_axis_mut(Axis(0), t)
-                    .fill(F::zero());
-            }
-        }
+        let (y, m) = self.pass(x, mask)?;
         if mode == Mode::Train {
             self.cache = Some((m, x.shape().to_vec()));
         }
         Ok(y)
+    }
+    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
+        Ok(self.pass(x, mask)?.0)
     }
     fn compute_mask(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {
         let mut m = self.mask_of(x)?;

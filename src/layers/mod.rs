@@ -86,6 +86,19 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
         self.forward_masked(x, None, mode)
     }
 
+    /// Inference through a shared reference: the same output as
+    /// `forward_masked(x, mask, Mode::Infer)`, but nothing in the layer changes, so one
+    /// trained layer can serve several threads at once.
+    ///
+    /// The default runs `forward_masked` on a copy ([`Layer::box_clone`]); every rnnkit
+    /// layer overrides it without copying.
+    ///
+    /// # Errors
+    /// As [`Layer::forward_masked`].
+    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
+        self.box_clone().forward_masked(x, mask, Mode::Infer)
+    }
+
     /// The mask this layer's output carries, given its input and input mask (Keras's
     /// `compute_mask`). The default passes the mask through.
     fn compute_mask(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {

@@ -26,10 +26,15 @@ pub struct Forward<F: Float> {
 /// A trainable model: what [`Trainer`](crate::Trainer) trains, evaluates and predicts, and
 /// what callbacks and optimizers see.
 ///
-/// Implement [`Model::forward`], [`Model::backward`] and the two parameter visitors; the
-/// rest has defaults. The trainer calls `forward` in [`Mode::Train`], then
+/// Implement [`Model::forward`], [`Model::infer`], [`Model::backward`] and the two parameter
+/// visitors; the rest has defaults. The trainer calls `forward` in [`Mode::Train`], then
 /// [`Model::zero_grad`], then `backward` with the loss gradient, then lets the optimizer
-/// update what the visitors show.
+/// update what the visitors show; prediction goes through `infer`, which takes `&self` so
+/// that a trained model can serve several threads at once (hence `Send + Sync`).
+///
+/// The trait speaks of one input and one output. Models with several (graph models) will
+/// get default-implemented methods next to these, so implementations written against this
+/// trait keep compiling.
 ///
 /// # Example
 /// A hand-written model, `y = w·x` summed over the features, trained by the
@@ -46,10 +51,13 @@ pub struct Forward<F: Float> {
 ///     fn name(&self) -> &str { "linear" }
 ///     fn input_shape(&self) -> &[Dim] { &[Some(2)] }
 ///     fn output_shape(&self) -> &[Dim] { &[Some(1)] }
-///     fn forward(&mut self, x: &ArrayD<f64>, _: Option<&Mask>, mode: Mode)
+///     fn forward(&mut self, x: &ArrayD<f64>, mask: Option<&Mask>, mode: Mode)
 ///         -> Result<Forward<f64>, rnnkit::Error> {
-///         let y = (x * self.w.value()).sum_axis(Axis(1)).insert_axis(Axis(1));
 ///         if mode == Mode::Train { self.x = Some(x.clone()); }
+///         self.infer(x, mask)
+///     }
+///     fn infer(&self, x: &ArrayD<f64>, _: Option<&Mask>) -> Result<Forward<f64>, rnnkit::Error> {
+///         let y = (x * self.w.value()).sum_axis(Axis(1)).insert_axis(Axis(1));
 ///         Ok(Forward { output: y, mask: None, logits: None })
 ///     }
 ///     fn backward(&mut self, dy: &ArrayD<f64>, _: bool) -> Result<ArrayD<f64>, rnnkit::Error> {
@@ -71,7 +79,7 @@ pub struct Forward<F: Float> {
 /// assert!((model.get_weights()[0][0] - 2.0).abs() < 1e-2);
 /// # Ok(()) }
 /// ```
-pub trait Model<F: Float>: Debug + Send {
+pub trait Model<F: Float>: Debug + Send + Sync {
     /// The model's name.
     fn name(&self) -> &str;
 
@@ -93,6 +101,13 @@ pub trait Model<F: Float>: Debug + Send {
     /// # Errors
     /// Inputs or masks that do not fit the model.
     fn forward(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<Forward<F>>;
+
+    /// Inference through a shared reference: what `forward(x, mask, Mode::Infer)` returns,
+    /// with nothing in the model changed.
+    ///
+    /// # Errors
+    /// As [`Model::forward`].
+    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Forward<F>>;
 
     /// Backward pass of the last `Mode::Train` forward: takes dL/d(output) (dL/d(logits)
     /// when `from_logits`), adds every weight gradient into its [`Param`], returns dL/dx.
@@ -161,7 +176,7 @@ pub trait Model<F: Float>: Debug + Send {
     /// [`Error::Config`] for `batch_size == 0`; [`Error::Shape`] for a mask whose rows do
     /// not match `x`; as [`Model::forward`].
     fn predict_batched(
-        &mut self,
+        &self,
         x: &ArrayD<F>,
         mask: Option<&Mask>,
         batch_size: usize,
@@ -184,7 +199,7 @@ pub trait Model<F: Float>: Debug + Send {
             let r = Slice::from(start..(start + batch_size).min(n));
             let xb = x.slice_axis(Axis(0), r).to_owned();
             let mb = mask.map(|m| m.slice_axis(Axis(0), r).to_owned());
-            outs.push(self.forward(&xb, mb.as_ref(), Mode::Infer)?.output);
+            outs.push(self.infer(&xb, mb.as_ref())?.output);
         }
         let views: Vec<_> = outs.iter().map(|o| o.view()).collect();
         concatenate(Axis(0), &views).map_err(|e| Error::Unsupported {

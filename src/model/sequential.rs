@@ -36,7 +36,6 @@ pub struct Sequential<F: Float> {
     shapes: Vec<Vec<Dim>>,
     rng: StdRng,
     name_counts: HashMap<String, usize>,
-    output_mask: Option<Mask>,
 }
 
 impl<F: Float> Sequential<F> {
@@ -55,7 +54,6 @@ impl<F: Float> Sequential<F> {
             shapes: Vec::new(),
             rng: seeded_rng(0),
             name_counts: HashMap::new(),
-            output_mask: None,
         }
     }
 
@@ -134,7 +132,6 @@ impl<F: Float> Sequential<F> {
         let name = match config.name() {
             Some(n) => {
                 self.check_name(n)?;
-                self.reserve_name(n);
                 n.to_string()
             }
             None => self.unique_name(config.default_name()),
@@ -145,7 +142,9 @@ impl<F: Float> Sequential<F> {
     /// Appends an already built layer (its name is kept unless it clashes).
     ///
     /// # Errors
-    /// [`Error::Incompatible`] when the layer cannot take the previous output.
+    /// [`Error::Incompatible`] when the layer cannot take the previous output;
+    /// [`Error::Config`] for a name a model file could not hold (empty, with `/`, or
+    /// `optimizer`).
     pub fn add_layer(&mut self, layer: Box<dyn Layer<F>>) -> Result<&mut Self> {
         let name = layer.name().to_string();
         let name = if self.layers.iter().any(|l| l.name() == name) {
@@ -153,6 +152,7 @@ impl<F: Float> Sequential<F> {
         } else {
             name
         };
+        self.check_name(&name)?;
         self.append(layer, name)
     }
 
@@ -161,6 +161,7 @@ impl<F: Float> Sequential<F> {
         let out = layer
             .output_shape(self.output_shape())
             .map_err(|e| self.blame(e))?;
+        self.reserve_name(&name);
         self.layers.push(layer);
         self.shapes.push(out);
         Ok(self)
@@ -216,15 +217,30 @@ impl<F: Float> Sequential<F> {
         *count = (*count).max(n);
     }
 
+    /// Keras's next default name for `stem` (`lstm`, `lstm_1`, ...), skipping any a layer
+    /// of this model already has.
     fn unique_name(&mut self, stem: &str) -> String {
-        let n = self.name_counts.entry(stem.to_string()).or_insert(0);
-        let name = if *n == 0 {
-            stem.to_string()
-        } else {
-            format!("{stem}_{n}")
+        let name_for = |k: usize| {
+            if k == 0 {
+                stem.to_string()
+            } else {
+                format!("{stem}_{k}")
+            }
         };
-        *n = n.saturating_add(1);
-        name
+        let taken = |name: &str| self.layers.iter().any(|l| l.name() == name);
+        let start = self.name_counts.get(stem).copied().unwrap_or(0);
+        // Counting on from the counter finds a free name within `layers + 1` tries, unless
+        // the counter is at the top of usize (a loaded name like `lstm_18446744073709551614`):
+        // then the smallest free number, which exists among the first `layers + 1`.
+        let free = (start..=start.saturating_add(self.layers.len()))
+            .find(|&k| !taken(&name_for(k)))
+            .or_else(|| (1..=self.layers.len() + 1).find(|&k| !taken(&name_for(k))))
+            .unwrap_or(0);
+        if free >= start {
+            self.name_counts
+                .insert(stem.to_string(), free.saturating_add(1));
+        }
+        name_for(free)
     }
 
     /// Input shape without the batch axis.
@@ -286,7 +302,7 @@ impl<F: Float> Sequential<F> {
 
     /// Forward pass with a `[batch, steps]` mask (`true` = real step), e.g. from
     /// [`mask_from_lengths`](crate::mask_from_lengths). The mask flows through the stack;
-    /// the output mask is then available from [`Sequential::output_mask`].
+    /// [`Model::forward`] returns the output's mask (and logits) with the output.
     ///
     /// # Errors
     /// As [`Sequential::forward`], plus [`Error::Shape`]/[`Error::Mask`] for a mask that
@@ -297,6 +313,11 @@ impl<F: Float> Sequential<F> {
         mask: Option<&Mask>,
         mode: Mode,
     ) -> Result<ArrayD<F>> {
+        Ok(self.run(x, mask, mode)?.output)
+    }
+
+    /// Checks an input and its mask against the model.
+    fn check_batch(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<()> {
         self.check_input(x)?;
         if let Some(m) = mask {
             if x.ndim() != 3 {
@@ -310,6 +331,12 @@ impl<F: Float> Sequential<F> {
             }
             crate::layers::check_mask(&self.name, Some(m), x.shape()[0], x.shape()[1])?;
         }
+        Ok(())
+    }
+
+    /// The forward pass through `&mut self`: training passes keep their caches.
+    fn run(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<Forward<F>> {
+        self.check_batch(x, mask)?;
         let mut mask = mask.cloned();
         let mut cur: Option<ArrayD<F>> = None;
         for layer in &mut self.layers {
@@ -318,14 +345,57 @@ impl<F: Float> Sequential<F> {
             mask = layer.compute_mask(input, mask.as_ref());
             cur = Some(y);
         }
-        self.output_mask = mask;
-        Ok(cur.unwrap_or_else(|| x.clone()))
+        let logits = if mode == Mode::Train {
+            self.logits()
+        } else {
+            None
+        };
+        Ok(Forward {
+            output: cur.unwrap_or_else(|| x.clone()),
+            mask,
+            logits,
+        })
     }
 
-    /// The mask carried by the output of the last forward pass (Keras: the mask the loss
-    /// sees), if any.
-    pub fn output_mask(&self) -> Option<&Mask> {
-        self.output_mask.as_ref()
+    /// Inference through a shared reference: the output and the mask it carries, with
+    /// nothing in the model changed, so one trained model can serve several threads at once
+    /// (`Sequential` is `Send + Sync`).
+    ///
+    /// # Errors
+    /// As [`Sequential::forward_masked`].
+    ///
+    /// # Example
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// use ndarray::Array3;
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let model = Sequential::<f32>::new(&[5, 2])
+    ///     .push(LstmConfig::new(8))?
+    ///     .push(DenseConfig::new(1))?;
+    /// let x = Array3::<f32>::ones((4, 5, 2)).into_dyn();
+    /// let y = std::thread::scope(|s| {
+    ///     let a = s.spawn(|| model.infer(&x, None));
+    ///     let b = s.spawn(|| model.infer(&x, None));
+    ///     (a.join().unwrap(), b.join().unwrap())
+    /// });
+    /// assert_eq!(y.0?.output, y.1?.output);
+    /// # Ok(()) }
+    /// ```
+    pub fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Forward<F>> {
+        self.check_batch(x, mask)?;
+        let mut mask = mask.cloned();
+        let mut cur: Option<ArrayD<F>> = None;
+        for layer in &self.layers {
+            let input = cur.as_ref().unwrap_or(x);
+            let y = layer.infer(input, mask.as_ref())?;
+            mask = layer.compute_mask(input, mask.as_ref());
+            cur = Some(y);
+        }
+        Ok(Forward {
+            output: cur.unwrap_or_else(|| x.clone()),
+            mask,
+            logits: None,
+        })
     }
 
     /// Backward pass through every layer: takes dL/d output, returns dL/d input and adds
@@ -374,7 +444,7 @@ impl<F: Float> Sequential<F> {
     ///
     /// # Errors
     /// [`Error::Config`] for `batch_size == 0`; as [`Sequential::forward`].
-    pub fn predict(&mut self, x: &ArrayD<F>, batch_size: usize) -> Result<ArrayD<F>> {
+    pub fn predict(&self, x: &ArrayD<F>, batch_size: usize) -> Result<ArrayD<F>> {
         self.predict_masked(x, None, batch_size)
     }
 
@@ -383,7 +453,7 @@ impl<F: Float> Sequential<F> {
     /// # Errors
     /// As [`Sequential::predict`] and [`Sequential::forward_masked`].
     pub fn predict_masked(
-        &mut self,
+        &self,
         x: &ArrayD<F>,
         mask: Option<&Mask>,
         batch_size: usize,
@@ -485,17 +555,10 @@ impl<F: Float> Model<F> for Sequential<F> {
         Sequential::output_activation(self)
     }
     fn forward(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<Forward<F>> {
-        let output = self.forward_masked(x, mask, mode)?;
-        let logits = if mode == Mode::Train {
-            self.logits()
-        } else {
-            None
-        };
-        Ok(Forward {
-            output,
-            mask: self.output_mask.clone(),
-            logits,
-        })
+        self.run(x, mask, mode)
+    }
+    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Forward<F>> {
+        Sequential::infer(self, x, mask)
     }
     fn backward(&mut self, dy: &ArrayD<F>, from_logits: bool) -> Result<ArrayD<F>> {
         if from_logits {

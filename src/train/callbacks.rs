@@ -26,8 +26,12 @@ pub trait Callback<F: Float> {
     /// Called after each epoch (0-based) with its logs.
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut dyn Model<F>) -> Control;
     /// Called once when training ends (normally or stopped).
-    fn on_train_end(&mut self, model: &mut dyn Model<F>) {
+    ///
+    /// # Errors
+    /// Whatever the callback cannot do to the model (then `fit` returns the error).
+    fn on_train_end(&mut self, model: &mut dyn Model<F>) -> crate::Result<()> {
         let _ = model;
+        Ok(())
     }
 }
 
@@ -204,7 +208,7 @@ impl<F: Float> Callback<F> for EarlyStopping<F> {
         Control::Continue
     }
 
-    fn on_train_end(&mut self, model: &mut dyn Model<F>) {
+    fn on_train_end(&mut self, model: &mut dyn Model<F>) -> crate::Result<()> {
         if let (Some(e), true) = (self.stopped_epoch, self.verbose) {
             println!("Epoch {}: early stopping", e + 1);
         }
@@ -216,8 +220,11 @@ impl<F: Float> Callback<F> for EarlyStopping<F> {
                         self.best_epoch.map_or(0, |e| e + 1)
                     );
                 }
-                model.set_weights(w).expect("weights taken from this model");
+                // Weights of this model, unless a caller runs the callback by hand on
+                // another one: then set_weights refuses and nothing changes.
+                model.set_weights(w)?;
             }
         }
+        Ok(())
     }
 }

@@ -464,11 +464,13 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             }
             Ok(())
         })();
-        for cb in callbacks.iter_mut() {
-            cb.on_train_end(model);
-        }
+        // Every callback ends, even after an error; the first error is returned.
+        let ended = callbacks
+            .iter_mut()
+            .map(|cb| cb.on_train_end(model))
+            .fold(Ok(()), Result::and);
         self.callbacks = callbacks;
-        result.map(|()| history)
+        result.and(ended).map(|()| history)
     }
 
     /// Loss and metrics over `x`, in batches (Keras's `evaluate`, `return_dict=True`).
@@ -516,7 +518,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     ///
     /// # Errors
     /// As [`Model::predict_batched`].
-    pub fn predict(&self, model: &mut dyn Model<F>, x: &ArrayD<F>) -> Result<ArrayD<F>> {
+    pub fn predict(&self, model: &dyn Model<F>, x: &ArrayD<F>) -> Result<ArrayD<F>> {
         model.predict_batched(x, None, self.batch_size)
     }
 }

@@ -77,9 +77,10 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static + sealed::Sealed {
     }
 
     /// Called before each pass (`backward` false for forward, true for backward) with the
-    /// weights fixed for the pass: the recurrent kernel is packed here.
-    fn prepare(&mut self, backward: bool) {
-        self.weights_mut().prepare(backward);
+    /// weights fixed for the pass: the recurrent kernel is packed here, once per weight
+    /// update (passes after the first reuse the packing).
+    fn prepare(&self, backward: bool) {
+        self.weights().prepare(backward);
     }
 
     /// Number of hidden units.

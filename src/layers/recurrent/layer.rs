@@ -5,7 +5,9 @@ use super::cell::Cell;
 use super::cell::SequenceGrads;
 use super::config::{seq_input, CellConfig, RecurrentConfig};
 use super::time_loop::{backward_loop, forward_loop, BackwardBuffers, OutGrad};
-use super::workspace::{ensure2, ensure3, ensure_scratch, loop_threads, rows, Buffers};
+use super::workspace::{
+    ensure2, ensure3, ensure_scratch, loop_threads, rows, Buffers, SpareBuffers,
+};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::{check_dy, check_mask, check_seq, Dim, Layer, LayerSpec, Mask, Mode};
@@ -31,6 +33,8 @@ pub struct Recurrent<C: Cell> {
     /// description, read by the loop and saved as it is.
     config: RecurrentConfig<C::Config>,
     buf: Buffers<C::F>,
+    /// Buffers for inference through `&self`.
+    spare: SpareBuffers<C::F>,
     trained: bool,
 }
 
@@ -57,6 +61,7 @@ impl<C: Cell> Recurrent<C> {
             cell,
             config,
             buf: Buffers::default(),
+            spare: SpareBuffers::default(),
             trained: false,
         }
     }
@@ -72,23 +77,28 @@ impl<C: Cell> Recurrent<C> {
     }
 
     fn lname(&self) -> &str {
-        self.config
-            .name
-            .as_deref()
-            .unwrap_or(<C::Config as CellConfig>::DEFAULT_NAME)
+        name_of(&self.config)
     }
 
-    fn run(&mut self, x: &ArrayD<C::F>, mask: Option<&Mask>) -> Result<ArrayD<C::F>> {
-        let xv = check_seq(self.lname(), x, self.cell.input_dim())?;
+    /// The forward pass over `buf`: the layer's own buffers (training, `&mut self`) or a
+    /// call's (inference through `&self`).
+    fn run(
+        cell: &C,
+        config: &RecurrentConfig<C::Config>,
+        buf: &mut Buffers<C::F>,
+        x: &ArrayD<C::F>,
+        mask: Option<&Mask>,
+    ) -> Result<ArrayD<C::F>> {
+        let lname = name_of(config);
+        let xv = check_seq(lname, x, cell.input_dim())?;
         let (b, t, f) = xv.dim();
-        check_mask(self.lname(), mask, b, t)?;
+        check_mask(lname, mask, b, t)?;
         let (g, sw, cw, u) = (
-            self.cell.gate_width(),
-            self.cell.state_width(),
-            self.cell.cache_width(),
-            self.cell.units(),
+            cell.gate_width(),
+            cell.state_width(),
+            cell.cache_width(),
+            cell.units(),
         );
-        let buf = &mut self.buf;
         ensure3(&mut buf.x, (t, b, f));
         ensure3(&mut buf.xw, (t, b, g));
         ensure3(&mut buf.states, (t + 1, b, sw));
@@ -96,25 +106,14 @@ impl<C: Cell> Recurrent<C> {
 
         // Inputs in processing order, time-major, so each step is one contiguous block.
         for k in 0..t {
-            let ti = if self.config.go_backwards {
-                t - 1 - k
-            } else {
-                k
-            };
+            let ti = if config.go_backwards { t - 1 - k } else { k };
             buf.x
                 .index_axis_mut(Axis(0), k)
                 .assign(&xv.index_axis(Axis(1), ti));
         }
         buf.mask = mask.map(|m| {
             Array2::from_shape_fn((t, b), |(k, bi)| {
-                m[[
-                    bi,
-                    if self.config.go_backwards {
-                        t - 1 - k
-                    } else {
-                        k
-                    },
-                ]]
+                m[[bi, if config.go_backwards { t - 1 - k } else { k }]]
             })
         });
 
@@ -130,20 +129,20 @@ impl<C: Cell> Recurrent<C> {
             parallel::gemm(
                 C::F::one(),
                 &x2,
-                &self.cell.weights().kernel.v2(),
+                &cell.weights().kernel.v2(),
                 C::F::zero(),
                 &mut xw2,
             );
-            if let Some(bias) = self.cell.weights().input_bias() {
+            if let Some(bias) = cell.weights().input_bias() {
                 xw2 += &bias;
             }
         }
 
         // Batch rows are independent: large batches run their time loops on several
         // threads, each over its own rows of the same buffers.
-        buf.chunks = parallel::ranges(b, loop_threads(&self.cell, b, t));
+        buf.chunks = parallel::ranges(b, loop_threads(cell, b, t));
         let chunks = &buf.chunks;
-        self.cell.prepare(false);
+        cell.prepare(false);
         ensure_scratch(&mut buf.scratch, chunks, g);
         buf.states.index_axis_mut(Axis(0), 0).fill(C::F::zero());
         let tasks: Vec<_> = parallel::split_mut(buf.states.view_mut(), Axis(1), chunks)
@@ -152,7 +151,7 @@ impl<C: Cell> Recurrent<C> {
             .zip(buf.scratch.iter_mut())
             .zip(chunks.iter().cloned())
             .collect();
-        let (cell, xw, mask) = (&self.cell, &buf.xw, &buf.mask);
+        let (xw, mask) = (&buf.xw, &buf.mask);
         parallel::run(tasks, |(((states, cache), scratch), r)| {
             forward_loop(
                 cell,
@@ -164,9 +163,9 @@ impl<C: Cell> Recurrent<C> {
             )
         });
 
-        let zero_masked = self.config.zero_output_for_mask;
+        let zero_masked = config.zero_output_for_mask;
         let masked = |k: usize, bi: usize| buf.mask.as_ref().is_some_and(|m| !m[[k, bi]]);
-        let out = if self.config.return_sequences {
+        let out = if config.return_sequences {
             let mut out = Array3::<C::F>::zeros((b, t, u));
             for k in 0..t {
                 let h = buf.states.slice(s![k + 1, .., ..u]);
@@ -298,6 +297,11 @@ impl<C: Cell> Recurrent<C> {
     }
 }
 
+/// The layer's name from its configuration.
+fn name_of<K: CellConfig>(config: &RecurrentConfig<K>) -> &str {
+    config.name.as_deref().unwrap_or(K::DEFAULT_NAME)
+}
+
 impl<C: Cell> Layer<C::F> for Recurrent<C> {
     fn name(&self) -> &str {
         self.lname()
@@ -331,9 +335,13 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         mode: Mode,
     ) -> Result<ArrayD<C::F>> {
         self.trained = false;
-        let out = self.run(x, mask)?;
+        let out = Self::run(&self.cell, &self.config, &mut self.buf, x, mask)?;
         self.trained = mode == Mode::Train;
         Ok(out)
+    }
+    fn infer(&self, x: &ArrayD<C::F>, mask: Option<&Mask>) -> Result<ArrayD<C::F>> {
+        self.spare
+            .with(|buf| Self::run(&self.cell, &self.config, buf, x, mask))
     }
     fn compute_mask(&self, _x: &ArrayD<C::F>, mask: Option<&Mask>) -> Option<Mask> {
         if self.config.return_sequences {

@@ -1,5 +1,5 @@
-//! The weights every cell has, and the recurrent kernel packed once per pass for the
-//! per-step products.
+//! The weights every cell has, and the recurrent kernel packed once per weight update for
+//! the per-step products.
 
 use crate::float::Float;
 use crate::init::StdRng;
@@ -7,6 +7,7 @@ use crate::linalg::{packed_mm, PackedB};
 use crate::parallel;
 use crate::param::Param;
 use ndarray::{s, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use std::sync::OnceLock;
 
 /// The weights every cell has, in Keras layout: `kernel` `[F, k*u]`, `recurrent_kernel`
 /// `[u, k*u]` and an optional `bias` (`[k*u]`, or `[2, k*u]` for GRU with `reset_after`).
@@ -19,9 +20,12 @@ pub struct CellWeights<F: Float> {
     pub(crate) kernel: Param<F>,
     pub(crate) recurrent_kernel: Param<F>,
     pub(crate) bias: Option<Param<F>>,
-    /// The recurrent kernel (or its transpose, in a backward pass) packed for the per-step
-    /// products; invalidated whenever the weights are visited mutably.
-    packed: PackedB<F>,
+    /// The recurrent kernel packed for the per-step products of forward passes, made on
+    /// first use after each weight update (every mutable visit of the weights clears it).
+    /// A `OnceLock`, so passes through `&self` on several threads share one packing.
+    packed_r: OnceLock<PackedB<F>>,
+    /// The same for `Rᵀ`, used by backward passes.
+    packed_rt: OnceLock<PackedB<F>>,
 }
 
 impl<F: Float> CellWeights<F> {
@@ -41,25 +45,36 @@ impl<F: Float> CellWeights<F> {
             kernel: Param::new(kernel),
             recurrent_kernel: Param::new(recurrent),
             bias: bias.map(Param::new),
-            packed: PackedB::default(),
+            packed_r: OnceLock::new(),
+            packed_rt: OnceLock::new(),
         }
     }
 
-    /// Packs the recurrent kernel for the per-step products of the coming pass: `R` for a
-    /// forward pass, `Rᵀ` for a backward one.
+    /// The recurrent kernel packed for the per-step products: `R` for a forward pass, `Rᵀ`
+    /// for a backward one; packed on the first call after a weight update, then reused.
     /// (Nothing is packed where the packed kernel does not run: f64, or a CPU without AVX2.)
-    pub(crate) fn prepare(&mut self, backward: bool) {
-        let r = self.recurrent_kernel.v2();
-        if backward {
-            self.packed.pack(&r.t(), true);
+    pub(crate) fn prepare(&self, backward: bool) -> &PackedB<F> {
+        let (once, transposed) = if backward {
+            (&self.packed_rt, true)
         } else {
-            self.packed.pack(&r, false);
-        }
+            (&self.packed_r, false)
+        };
+        once.get_or_init(|| {
+            let r = self.recurrent_kernel.v2();
+            let mut p = PackedB::default();
+            if transposed {
+                p.pack(&r.t(), true);
+            } else {
+                p.pack(&r, false);
+            }
+            p
+        })
     }
 
     /// `c = a·R + beta·c`, the recurrent product of one step.
     pub(crate) fn times_r(&self, a: &ArrayView2<'_, F>, beta: F, c: &mut ArrayViewMut2<'_, F>) {
-        packed_mm(a, &self.recurrent_kernel.v2(), &self.packed, false, beta, c);
+        let packed = self.prepare(false);
+        packed_mm(a, &self.recurrent_kernel.v2(), packed, false, beta, c);
     }
 
     /// `c = a·Rᵀ + beta·c`, the recurrent product of one backward step.
@@ -67,7 +82,7 @@ impl<F: Float> CellWeights<F> {
         packed_mm(
             a,
             &self.recurrent_kernel.v2().t(),
-            &self.packed,
+            self.prepare(true),
             true,
             beta,
             c,
@@ -143,7 +158,8 @@ impl<F: Float> CellWeights<F> {
     }
 
     pub(crate) fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
-        self.packed.invalidate();
+        self.packed_r.take();
+        self.packed_rt.take();
         f("kernel", &mut self.kernel);
         f("recurrent_kernel", &mut self.recurrent_kernel);
         if let Some(b) = &mut self.bias {

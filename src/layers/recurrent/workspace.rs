@@ -6,6 +6,7 @@ use crate::float::Float;
 use crate::parallel;
 use ndarray::{Array2, Array3, ArrayView2};
 use std::ops::Range;
+use std::sync::Mutex;
 
 /// Sequence-sized buffers, allocated once and reused while the shapes stay the same.
 #[derive(Debug, Clone)]
@@ -96,5 +97,34 @@ pub(super) fn ensure_scratch<F: Float>(
     scratch.resize_with(chunks.len(), || Array2::zeros((0, 0)));
     for (sc, r) in scratch.iter_mut().zip(chunks) {
         ensure2(sc, (r.len(), g));
+    }
+}
+
+/// Buffers for passes through `&self` (inference): one set kept for reuse, so repeated
+/// predictions on one thread allocate nothing new; a call that finds it in use (another
+/// thread predicting with the same layer) works in buffers of its own.
+#[derive(Debug)]
+pub(super) struct SpareBuffers<F>(Mutex<Buffers<F>>);
+
+impl<F: Float> Default for SpareBuffers<F> {
+    fn default() -> Self {
+        SpareBuffers(Mutex::new(Buffers::default()))
+    }
+}
+
+impl<F: Float> SpareBuffers<F> {
+    /// Runs `f` with the kept buffers when free, else with fresh ones.
+    pub(super) fn with<R>(&self, f: impl FnOnce(&mut Buffers<F>) -> R) -> R {
+        match self.0.try_lock() {
+            Ok(mut buf) => f(&mut buf),
+            Err(_) => f(&mut Buffers::default()),
+        }
+    }
+}
+
+/// A copy starts with empty buffers: they are scratch, not state.
+impl<F: Float> Clone for SpareBuffers<F> {
+    fn clone(&self) -> Self {
+        Self::default()
     }
 }

@@ -1,0 +1,386 @@
+//! Property tests: random shapes, lengths, masks, configurations and values (NaN, infinities
+//! and huge numbers among them) driven through the public layer, model and trainer API. Every
+//! call returns `Ok` or a typed error, never panics; an `Ok` has the shape the API promises; a
+//! failed call changes no weight; `infer` agrees with an inference forward.
+//!
+//! CI also runs this file in the test profile, with overflow checks and debug assertions on.
+
+use ndarray::{ArrayD, IxDyn};
+use proptest::prelude::*;
+use rnnkit::prelude::*;
+use rnnkit::{Dim, LayerConfig};
+
+/// A random layer description (kept as data so failures print readably).
+#[derive(Debug, Clone)]
+struct LayerSpec {
+    kind: u8,
+    units: usize,
+    flags: [bool; 4],
+    activation: u8,
+    merge: u8,
+    mask_value: f64,
+}
+
+fn activation(i: u8) -> Activation {
+    [
+        Activation::Linear,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Relu,
+        Activation::Softmax,
+    ][usize::from(i) % 5]
+}
+
+fn merge(i: u8) -> MergeMode {
+    [
+        MergeMode::Concat,
+        MergeMode::Sum,
+        MergeMode::Mul,
+        MergeMode::Ave,
+        MergeMode::None,
+    ][usize::from(i) % 5]
+}
+
+fn config(s: &LayerSpec) -> Box<dyn LayerConfig<f64>> {
+    let [seq, back, bias, other] = s.flags;
+    let a = activation(s.activation);
+    match s.kind % 7 {
+        0 => Box::new(
+            SimpleRnnConfig::new(s.units)
+                .return_sequences(seq)
+                .go_backwards(back)
+                .use_bias(bias)
+                .zero_output_for_mask(other)
+                .activation(a),
+        ),
+        1 => Box::new(
+            LstmConfig::new(s.units)
+                .return_sequences(seq)
+                .go_backwards(back)
+                .use_bias(bias)
+                .unit_forget_bias(other)
+                .recurrent_activation(a),
+        ),
+        2 => Box::new(
+            GruConfig::new(s.units)
+                .return_sequences(seq)
+                .go_backwards(back)
+                .use_bias(bias)
+                .reset_after(other)
+                .activation(a),
+        ),
+        3 => Box::new(DenseConfig::new(s.units).activation(a).use_bias(bias)),
+        4 => Box::new(MaskingConfig::new(s.mask_value)),
+        5 => Box::new(
+            BidirectionalConfig::new(LstmConfig::new(s.units).return_sequences(seq))
+                .merge_mode(merge(s.merge)),
+        ),
+        _ => Box::new(
+            BidirectionalConfig::new(
+                GruConfig::new(s.units)
+                    .return_sequences(seq)
+                    .reset_after(other),
+            )
+            .merge_mode(merge(s.merge)),
+        ),
+    }
+}
+
+fn layer_spec() -> impl Strategy<Value = LayerSpec> {
+    (
+        0u8..7,
+        prop_oneof![
+            20 => 1usize..6,
+            1 => Just(0usize),
+            1 => Just(usize::MAX / 3),
+            1 => Just(1usize << 40)
+        ],
+        any::<[bool; 4]>(),
+        0u8..5,
+        0u8..5,
+        prop_oneof![Just(0.0), Just(1.0), Just(f64::NAN), Just(f64::INFINITY)],
+    )
+        .prop_map(
+            |(kind, units, flags, activation, merge, mask_value)| LayerSpec {
+                kind,
+                units,
+                flags,
+                activation,
+                merge,
+                mask_value,
+            },
+        )
+}
+
+/// Mostly ordinary numbers, sometimes NaN, infinities or numbers near the top of f64.
+fn value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        20 => -3.0..3.0f64,
+        1 => Just(f64::NAN),
+        1 => Just(f64::INFINITY),
+        1 => Just(f64::NEG_INFINITY),
+        1 => Just(1e300),
+    ]
+}
+
+/// An array of the given shape filled (cyclically) from `values`.
+fn array(shape: &[usize], values: &[f64]) -> ArrayD<f64> {
+    let mut it = values.iter().cycle();
+    ArrayD::from_shape_fn(IxDyn(shape), |_| *it.next().unwrap_or(&0.0))
+}
+
+/// A shape of rank 1 to 4 with small (possibly zero) axes; mostly rank 3.
+fn shape() -> impl Strategy<Value = Vec<usize>> {
+    prop_oneof![
+        8 => (1usize..5, 1usize..6, 1usize..5).prop_map(|(b, t, f)| vec![b, t, f]),
+        1 => (0usize..5, 0usize..6, 0usize..5).prop_map(|(b, t, f)| vec![b, t, f]),
+        1 => prop::collection::vec(0usize..5, 1..=4),
+    ]
+}
+
+/// An optional mask, usually fitting the input's first two axes, sometimes not.
+fn mask_for(shape: &[usize], kind: u8, bits: &[bool]) -> Option<Mask> {
+    let (b, t) = (
+        shape.first().copied().unwrap_or(1),
+        shape.get(1).copied().unwrap_or(1),
+    );
+    let (rows, cols) = match kind % 4 {
+        0 => return None,
+        1 | 2 => (b, t),
+        _ => (b + 1, t.saturating_sub(1)),
+    };
+    let mut it = bits.iter().cycle();
+    Some(Mask::from_shape_fn((rows, cols), |_| {
+        *it.next().unwrap_or(&true)
+    }))
+}
+
+fn same(a: &ArrayD<f64>, b: &ArrayD<f64>) -> bool {
+    a.shape() == b.shape()
+        && a.iter()
+            .zip(b.iter())
+            .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+}
+
+fn weights_of(l: &dyn Layer<f64>) -> Vec<ArrayD<f64>> {
+    l.get_weights()
+}
+
+fn unchanged(a: &[ArrayD<f64>], b: &[ArrayD<f64>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
+}
+
+/// The input shape a layer is built for, from a batch shape (steps open when `open`).
+fn dims(shape: &[usize], open: bool) -> Vec<Dim> {
+    shape
+        .iter()
+        .skip(1)
+        .enumerate()
+        .map(|(i, &d)| if open && i == 0 { None } else { Some(d) })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn layers_return_ok_or_a_typed_error(
+        spec in layer_spec(),
+        x_shape in shape(),
+        build_features in prop_oneof![6 => Just(None), 1 => (0usize..5).prop_map(Some)],
+        values in prop::collection::vec(value(), 1..40),
+        mask_kind in 0u8..4,
+        bits in prop::collection::vec(prop::bool::weighted(0.8), 1..30),
+        dy_kind in 0u8..3,
+        open in any::<bool>(),
+    ) {
+        let config = config(&spec);
+        // Build for the input's own shape, or for another feature count.
+        let mut build_shape = dims(&x_shape, open);
+        if let (Some(f), Some(last)) = (build_features, build_shape.last_mut()) {
+            *last = Some(f);
+        }
+        let Ok(mut layer) = config.build(&build_shape, &mut seeded_rng(1)) else {
+            return Ok(());
+        };
+        let x = array(&x_shape, &values);
+        let mask = mask_for(&x_shape, mask_kind, &bits);
+        let w0 = weights_of(&*layer);
+
+        let shared = layer.infer(&x, mask.as_ref());
+        let owned = layer.forward_masked(&x, mask.as_ref(), Mode::Infer);
+        match (&shared, &owned) {
+            (Ok(a), Ok(b)) => prop_assert!(same(a, b), "infer differs from forward(Infer)"),
+            (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+            _ => prop_assert!(false, "infer {:?} but forward {:?}", shared.is_ok(), owned.is_ok()),
+        }
+        match layer.forward_masked(&x, mask.as_ref(), Mode::Train) {
+            Ok(y) => {
+                // The promised output shape.
+                let expected = layer.output_shape(&dims(&x_shape, false));
+                prop_assert!(expected.is_ok());
+                let expected: Vec<usize> = std::iter::once(x_shape[0])
+                    .chain(expected.unwrap().into_iter().map(|d| d.unwrap_or(0)))
+                    .collect();
+                prop_assert_eq!(y.shape(), &expected[..]);
+                let dy = match dy_kind {
+                    0 => ArrayD::ones(y.raw_dim()),
+                    1 => array(y.shape(), &values),
+                    _ => ArrayD::ones(IxDyn(&[y.shape()[0] + 1])),
+                };
+                layer.zero_grad();
+                match layer.backward(&dy) {
+                    Ok(dx) => prop_assert_eq!(dx.shape(), x.shape()),
+                    Err(e) => {
+                        prop_assert!(dy_kind == 2, "backward refused a fitting gradient: {}", e);
+                        let mut grads_zero = true;
+                        layer.visit_params(&mut |_, p| {
+                            grads_zero &= p.grad().iter().all(|g| *g == 0.0)
+                        });
+                        prop_assert!(grads_zero, "a refused backward added gradients");
+                    }
+                }
+            }
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+        prop_assert!(unchanged(&w0, &weights_of(&*layer)), "a pass changed the weights");
+    }
+
+    #[test]
+    fn models_return_ok_or_a_typed_error(
+        specs in prop::collection::vec(layer_spec(), 1..4),
+        x_shape in shape(),
+        features in 0usize..5,
+        open in any::<bool>(),
+        values in prop::collection::vec(value(), 1..40),
+        mask_kind in 0u8..4,
+        bits in prop::collection::vec(prop::bool::weighted(0.8), 1..30),
+        batch_size in 0usize..4,
+        new_weights in prop::collection::vec(value(), 1..20),
+    ) {
+        let steps = x_shape.get(1).copied().unwrap_or(1);
+        let input = vec![if open { None } else { Some(steps) }, Some(features)];
+        let mut model = Sequential::<f64>::with_input_shape(input);
+        for s in &specs {
+            let before = (model.layers().len(), model.output_shape().to_vec());
+            if model.add(&*config(s)).is_err() {
+                // A refused layer leaves the model as it was.
+                prop_assert_eq!(model.layers().len(), before.0);
+                prop_assert_eq!(model.output_shape(), &before.1[..]);
+            }
+        }
+        let x = array(&x_shape, &values);
+        let mask = mask_for(&x_shape, mask_kind, &bits);
+        let w0 = model.get_weights();
+
+        if let Ok(y) = model.predict_masked(&x, mask.as_ref(), batch_size) {
+            prop_assert_eq!(y.shape()[0], x_shape[0]);
+            let whole = model.infer(&x, mask.as_ref());
+            prop_assert!(whole.is_ok());
+            prop_assert!(same(&whole.unwrap().output, &y), "batched predict differs");
+        }
+        if let Ok(out) = Model::forward(&mut model, &x, mask.as_ref(), Mode::Train) {
+            let d = ArrayD::ones(out.output.raw_dim());
+            let dx = Model::backward(&mut model, &d, false);
+            prop_assert!(dx.is_ok());
+            let dx = dx.unwrap();
+            prop_assert_eq!(dx.shape(), x.shape());
+        }
+        prop_assert!(unchanged(&w0, &model.get_weights()));
+
+        // set_weights with arrays of the right shapes and random (maybe non-finite) values.
+        let proposed: Vec<ArrayD<f64>> = w0.iter().map(|w| array(w.shape(), &new_weights)).collect();
+        match model.set_weights(&proposed) {
+            Ok(()) => prop_assert!(unchanged(&proposed, &model.get_weights())),
+            Err(_) => prop_assert!(unchanged(&w0, &model.get_weights())),
+        }
+    }
+
+    #[test]
+    fn training_returns_ok_or_a_typed_error(
+        cell in 0u8..3,
+        units in 1usize..4,
+        out_units in 1usize..4,
+        out_activation in 0u8..5,
+        x_shape in (1usize..7, 1usize..5, 1usize..3).prop_map(|(b, t, f)| vec![b, t, f]),
+        y_extra in prop_oneof![4 => Just(0usize), 1 => 1usize..3],
+        values in prop_oneof![
+            4 => prop::collection::vec(-3.0..3.0f64, 1..40),
+            1 => prop::collection::vec(value(), 1..40)
+        ],
+        targets in prop::collection::vec(prop_oneof![20 => 0.0..1.0f64, 1 => value()], 1..20),
+        mask_kind in 0u8..4,
+        bits in prop::collection::vec(prop::bool::weighted(0.8), 1..30),
+        loss in 0u8..6,
+        lr in prop_oneof![
+            12 => Just(0.01),
+            1 => Just(f64::NAN),
+            1 => Just(-1.0),
+            1 => Just(0.0),
+            1 => Just(1e300)
+        ],
+        epochs in prop_oneof![6 => 1usize..3, 1 => Just(0usize)],
+        batch_size in prop_oneof![8 => 1usize..4, 1 => Just(0usize)],
+        split in prop_oneof![
+            12 => Just(0.0),
+            3 => Just(0.5),
+            1 => Just(1.0),
+            1 => Just(-0.1),
+            1 => Just(f64::NAN)
+        ],
+    ) {
+        let (b, t, f) = (x_shape[0], x_shape[1], x_shape[2]);
+        let layer: Box<dyn LayerConfig<f64>> = match cell {
+            0 => Box::new(SimpleRnnConfig::new(units)),
+            1 => Box::new(LstmConfig::new(units)),
+            _ => Box::new(GruConfig::new(units)),
+        };
+        let mut model = Sequential::<f64>::new(&[t, f]);
+        model.add(&*layer).unwrap();
+        model
+            .add(&DenseConfig::new(out_units).activation(activation(out_activation)))
+            .unwrap();
+        let loss = match loss {
+            0 => Loss::Mse,
+            1 => Loss::Mae,
+            2 => Loss::BinaryCrossentropy { from_logits: false },
+            3 => Loss::CategoricalCrossentropy { from_logits: false },
+            4 => Loss::SparseCategoricalCrossentropy { from_logits: false },
+            _ => Loss::CategoricalCrossentropy { from_logits: true },
+        };
+        let x = array(&x_shape, &values);
+        let y_cols = if matches!(loss, Loss::SparseCategoricalCrossentropy { .. }) {
+            1
+        } else {
+            out_units
+        } + y_extra;
+        let y = array(&[b, y_cols], &targets);
+        let mask = mask_for(&x_shape, mask_kind, &bits);
+        let mut trainer = Trainer::new(Adam::new(lr), loss)
+            .epochs(epochs)
+            .batch_size(batch_size)
+            .validation_split(split)
+            .seed(3);
+        match trainer.fit_masked(&mut model, &x, &y, mask.as_ref()) {
+            Ok(history) => {
+                prop_assert!(history.loss().len() <= epochs);
+                let finite = model.get_weights().iter().all(|w| w.iter().all(|v| v.is_finite()));
+                prop_assert!(finite, "training left non-finite weights");
+            }
+            Err(e) => {
+                prop_assert!(!e.to_string().is_empty());
+                // Refused before any step, or stopped by the NaN guard: either way no
+                // weight is left non-finite.
+                let finite = model.get_weights().iter().all(|w| w.iter().all(|v| v.is_finite()));
+                prop_assert!(finite, "a failed fit left non-finite weights: {}", e);
+            }
+        }
+        let evaluated = trainer.evaluate_masked(&mut model, &x, &y, mask.as_ref());
+        if let Ok(logs) = evaluated {
+            prop_assert!(logs.contains_key("loss"));
+        }
+        if let Ok(p) = trainer.predict(&model, &x) {
+            prop_assert_eq!(p.shape(), &[b, out_units][..]);
+        }
+    }
+}
