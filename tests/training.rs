@@ -544,3 +544,48 @@ fn lecture_model_1_learns_the_linear_sequence() {
     assert!(last < 0.05, "final loss {last}");
     assert!(last < h.loss()[0] / 10.0);
 }
+
+#[test]
+fn validation_data_is_scored_with_its_mask() {
+    // Padded sequences whose padding is garbage: scored without the mask, the validation
+    // loss would include it (the bug the Keras-habits issue reports: 0.305 for 0.0001).
+    let lengths = [5, 2, 3, 1, 4, 5, 2, 3];
+    let mask = mask_from_lengths(&lengths, 5);
+    let x = Array3::from_shape_fn((8, 5, 1), |(i, t, _)| {
+        if t < lengths[i] {
+            0.1 * (i + t) as f64
+        } else {
+            9.0
+        }
+    })
+    .into_dyn();
+    let y = Array2::from_shape_fn((8, 1), |(i, _)| 0.1 * i as f64).into_dyn();
+    let model = || {
+        Sequential::<f64>::new(&[5, 1])
+            .push(LstmConfig::new(3))
+            .unwrap()
+            .push(DenseConfig::new(1))
+            .unwrap()
+    };
+    let mut m = model();
+    let mut t = Trainer::new(Adam::new(0.01), Loss::Mse)
+        .epochs(3)
+        .shuffle(false)
+        .validation_data_masked(x.clone(), y.clone(), mask.clone());
+    let h = t.fit_masked(&mut m, &x, &y, Some(&mask)).unwrap();
+    let masked = t.evaluate_masked(&mut m, &x, &y, Some(&mask)).unwrap()["loss"];
+    let unmasked = t.evaluate(&mut m, &x, &y).unwrap()["loss"];
+    let reported = *h.val_loss().unwrap().last().unwrap();
+    assert_eq!(reported, masked, "val_loss is the masked loss");
+    assert!((unmasked - masked).abs() > 1e-3, "the mask matters here");
+
+    // Unmasked validation data next to masked training data is refused, not scored wrongly.
+    let mut m = model();
+    let before = m.get_weights();
+    let mut t = Trainer::new(Adam::new(0.01), Loss::Mse).validation_data(x.clone(), y.clone());
+    assert!(matches!(
+        t.fit_masked(&mut m, &x, &y, Some(&mask)),
+        Err(Error::Data(msg)) if msg.contains("validation_data_masked")
+    ));
+    assert_eq!(m.get_weights(), before);
+}

@@ -151,9 +151,32 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         self.validation_split = f;
         self
     }
-    /// Validation data (overrides `validation_split`).
+    /// Validation data (overrides `validation_split`). For sequences padded to one length,
+    /// give their mask with [`Trainer::validation_data_masked`]: `fit_masked` refuses
+    /// unmasked validation data, which would be scored over the padding.
     pub fn validation_data(mut self, x: ArrayD<F>, y: ArrayD<F>) -> Self {
         self.validation_data = Some((x, y, None));
+        self
+    }
+    /// Validation data with its `[samples, steps]` mask, scored as the training data is.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// use ndarray::{Array2, Array3};
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let x = Array3::<f64>::ones((4, 5, 1)).into_dyn();
+    /// let y = Array2::<f64>::ones((4, 1)).into_dyn();
+    /// let mask = mask_from_lengths(&[5, 3, 2, 4], 5);
+    /// let mut model = Sequential::<f64>::new(&[5, 1]).push(GruConfig::new(2))?.push(DenseConfig::new(1))?;
+    /// let mut trainer = Trainer::new(Adam::default(), Loss::Mse)
+    ///     .epochs(1)
+    ///     .validation_data_masked(x.clone(), y.clone(), mask.clone());
+    /// let history = trainer.fit_masked(&mut model, &x, &y, Some(&mask))?;
+    /// assert!(history.val_loss().is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn validation_data_masked(mut self, x: ArrayD<F>, y: ArrayD<F>, mask: Mask) -> Self {
+        self.validation_data = Some((x, y, Some(mask)));
         self
     }
     /// Metrics to report besides the loss.
@@ -234,6 +257,13 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         check_data(model, self.loss, x, y, mask)?;
         if let Some((vx, vy, vm)) = &self.validation_data {
             check_data(model, self.loss, vx, vy, vm.as_ref())?;
+            if mask.is_some() && vm.is_none() {
+                return Err(Error::Data(
+                    "training data has a mask but validation_data has none: its padding would \
+                     be scored; give the mask with validation_data_masked"
+                        .into(),
+                ));
+            }
         }
         if self.bound.is_none() {
             self.bound = Some(fingerprint(model));
