@@ -142,6 +142,12 @@ pub enum Error {
         /// What is wrong.
         error: FileError,
     },
+    /// Prediction asked of a model whose readout has not been fitted yet.
+    #[error("{model}: not fitted yet: call fit first")]
+    NotFitted {
+        /// Model name.
+        model: String,
+    },
     /// A model that cannot be saved (a layer type without a saved form).
     #[error("{layer}: cannot be saved: {reason}")]
     Unsupported {

@@ -26,6 +26,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod activation;
+mod eigen;
 pub mod error;
 pub mod float;
 pub mod init;
@@ -36,6 +37,8 @@ pub mod model;
 mod parallel;
 pub mod param;
 pub mod prelude;
+pub mod reservoir;
+mod solve;
 pub mod train;
 
 pub use activation::Activation;
@@ -57,6 +60,7 @@ pub use layers::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode};
 pub use model::{Forward, Model, ModelSpec, Sequential, Summary, SummaryRow};
 pub use parallel::{num_threads, set_num_threads};
 pub use param::Param;
+pub use reservoir::{EchoStateNetwork, EsnConfig, Reservoir};
 pub use train::{
     Adam, Callback, Clip, Control, EarlyStopping, History, LambdaCallback, Logs, Loss, Metric,
     ModelCheckpoint, Optimizer, RmsProp, Sgd, Trainer,

@@ -1,0 +1,13 @@
+//! Reservoir computing (notes 002): echo state networks of leaky units whose readout is
+//! trained in one ridge-regression solve.
+//!
+//! - `config`: [`EsnConfig`], the options, checked before anything is allocated, and the
+//!   seeded random reservoir;
+//! - `esn`: [`EchoStateNetwork`], the reservoir's time loop, the ridge readout, open-loop
+//!   prediction and closed-loop generation.
+
+pub mod config;
+pub mod esn;
+
+pub use config::EsnConfig;
+pub use esn::{EchoStateNetwork, Reservoir};
