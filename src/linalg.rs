@@ -260,6 +260,23 @@ unsafe fn kernel_6x16(
     }
 }
 
+/// A dot product in eight independent accumulators (vector lanes), then the tail.
+pub(crate) fn dot<F: Float>(a: &[F], b: &[F]) -> F {
+    let mut acc = [F::zero(); 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (a8.remainder(), b8.remainder());
+    for (x, y) in a8.zip(b8) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ra.iter().zip(rb) {
+        s += *x * *y;
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

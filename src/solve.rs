@@ -19,7 +19,7 @@ pub(crate) fn ridge(
 ) -> Option<Array2<f64>> {
     let p = phi.ncols();
     let mut gram = Array2::<f64>::zeros((p, p));
-    general_mat_mul(1.0, &phi.t(), &phi, 0.0, &mut gram);
+    crate::parallel::gemm(1.0, &phi.t(), &phi, 0.0, &mut gram.view_mut());
     for i in 0..p {
         gram[[i, i]] += lambda;
     }

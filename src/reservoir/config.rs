@@ -69,6 +69,11 @@ impl EsnConfig {
             name: None,
         }
     }
+    /// The reservoir size N.
+    pub fn units(mut self, n: usize) -> Self {
+        self.units = n;
+        self
+    }
     /// ρ, the spectral radius the reservoir matrix is rescaled to (in (0, ∞)).
     pub fn spectral_radius(mut self, rho: f64) -> Self {
         self.spectral_radius = rho;

@@ -2,6 +2,7 @@
 //! trained by ridge regression in one solve.
 
 use super::config::EsnConfig;
+use super::kernel::Kernel;
 use crate::eigen::spectral_radius;
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -55,6 +56,8 @@ pub struct EchoStateNetwork<F: Float> {
     w_out: Option<Array2<F>>,
     state: Array1<F>,
     raw_radius: Option<f64>,
+    /// `W` laid out for the per-step product.
+    kernel: Kernel<F>,
 }
 
 impl<F: Float> EchoStateNetwork<F> {
@@ -115,6 +118,7 @@ impl<F: Float> EchoStateNetwork<F> {
             (w, None)
         };
         Ok(EchoStateNetwork {
+            kernel: Kernel::new(&w),
             state: Array1::zeros(n),
             config,
             w_in,
@@ -265,19 +269,17 @@ impl<F: Float> EchoStateNetwork<F> {
         states += &self.b;
         let a = F::c(self.config.leak_rate);
         let keep = F::one() - a;
-        let mut prev = h0.to_owned();
-        for k in 0..t {
-            let mut row = states.row_mut(k);
-            // row = x_k·W_in + b + h_{k−1}·W
-            general_mat_mul(
-                F::one(),
-                &prev.view().insert_axis(Axis(0)),
-                &self.w,
-                F::one(),
-                &mut row.view_mut().insert_axis(Axis(0)),
-            );
-            row.zip_mut_with(&prev, |r, &p| *r = keep * p + a * r.tanh());
-            prev.assign(&row);
+        let mut prev = h0.to_vec();
+        for mut row in states.rows_mut() {
+            let row = row
+                .as_slice_mut()
+                .expect("invariant: rows of a fresh standard-layout array are contiguous");
+            // row = x_k·W_in + b + h_{k−1}·W, then the activation and the leak.
+            self.kernel.add_product(&prev, row);
+            for (r, p) in row.iter_mut().zip(prev.iter_mut()) {
+                *r = keep * *p + a * r.tanh();
+                *p = *r;
+            }
         }
         states
     }

@@ -4,10 +4,13 @@
 //! - `config`: [`EsnConfig`], the options, checked before anything is allocated, and the
 //!   seeded random reservoir;
 //! - `esn`: [`EchoStateNetwork`], the reservoir's time loop, the ridge readout, open-loop
-//!   prediction and closed-loop generation.
+//!   prediction and closed-loop generation;
+//! - `kernel`: the reservoir matrix laid out for its per-step product (sparse columns, or
+//!   dense `Wᵀ`).
 
 pub mod config;
 pub mod esn;
+mod kernel;
 
 pub use config::EsnConfig;
 pub use esn::{EchoStateNetwork, Reservoir};
