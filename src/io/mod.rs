@@ -13,6 +13,10 @@
 //!   `format_version` = `"1"`, `dtype` = `"F32"` or `"F64"`, `rnnkit_version`, and
 //!   `architecture`: the [`ModelSpec`] as JSON
 //!   (`{"name", "input_shape", "layers": [{"layer": "LSTM", "config": {...}}, ...]}`);
+//! - an [`EchoStateNetwork`](crate::EchoStateNetwork) file has `model_type` =
+//!   `"EchoStateNetwork"`, `architecture` = `{"input_dim", "config"}` and the tensors `W_in`,
+//!   `W`, `b`, `state` and (once fitted) `W_out`; a `Sequential` file has no `model_type`
+//!   (or `"Sequential"`), and each loader refuses the other's files by name;
 //! - checkpoints add `checkpoint` (JSON: epoch, optimizer, step count, seed) and the
 //!   optimizer's state as tensors `optimizer/<group>/<slot>` (`optimizer/m/0`, ...), slots in
 //!   `get_weights()` order.
@@ -22,6 +26,7 @@
 //! flushed, synced and renamed over the target, so a failed save leaves the old file intact.
 
 mod keras;
+mod reservoir;
 mod spec;
 
 pub use crate::layers::{LayerSpec, LAYER_TYPES};
@@ -242,14 +247,29 @@ pub(crate) struct Writer<F: Float> {
 }
 
 impl<F: Float> Writer<F> {
-    /// A writer holding the model's weights and architecture.
-    pub(crate) fn model(model: &dyn Model<F>) -> Result<Self> {
-        let spec = model.spec()?;
+    /// A writer with the metadata every rnnkit file has (format, version, dtype) and no
+    /// tensor yet.
+    pub(crate) fn new() -> Self {
         let mut w = Writer {
             tensors: BTreeMap::new(),
             meta: BTreeMap::new(),
             _f: std::marker::PhantomData,
         };
+        for (k, v) in [
+            ("format", "rnnkit".to_string()),
+            ("format_version", FORMAT_VERSION.to_string()),
+            ("dtype", dtype_of::<F>().to_string()),
+            ("rnnkit_version", env!("CARGO_PKG_VERSION").to_string()),
+        ] {
+            w.meta.insert(k.into(), v);
+        }
+        w
+    }
+
+    /// A writer holding the model's weights and architecture.
+    pub(crate) fn model(model: &dyn Model<F>) -> Result<Self> {
+        let spec = model.spec()?;
+        let mut w = Self::new();
         let mut err = None;
         model.visit_params(&mut |path, p| {
             if err.is_none() {
@@ -263,15 +283,7 @@ impl<F: Float> Writer<F> {
             layer: model.name().to_string(),
             reason: e.to_string(),
         })?;
-        for (k, v) in [
-            ("format", "rnnkit".to_string()),
-            ("format_version", FORMAT_VERSION.to_string()),
-            ("dtype", dtype_of::<F>().to_string()),
-            ("rnnkit_version", env!("CARGO_PKG_VERSION").to_string()),
-            ("architecture", arch),
-        ] {
-            w.meta.insert(k.into(), v);
-        }
+        w.meta.insert("architecture".into(), arch);
         Ok(w)
     }
 
@@ -325,18 +337,25 @@ impl<F: Float> Writer<F> {
     }
 }
 
-/// A parsed and checked header: container valid, rnnkit metadata present and understood.
+/// A parsed and checked header of a `Sequential` file (or checkpoint): the container, and
+/// the architecture and training state its metadata describes.
 pub(crate) struct Header<'a> {
-    tensors: SafeTensors<'a>,
-    meta: HashMap<String, String>,
-    pub(crate) version: u64,
-    pub(crate) dtype: Dtype,
+    pub(crate) c: Container<'a>,
     pub(crate) spec: ModelSpec,
     pub(crate) checkpoint: Option<CheckpointInfo>,
 }
 
-impl<'a> Header<'a> {
-    pub(crate) fn parse(bytes: &'a [u8]) -> std::result::Result<Self, FileError> {
+/// The parts of a file every rnnkit model type shares, checked: a valid safetensors
+/// container whose metadata says `format: rnnkit`, a readable version and a dtype.
+pub(crate) struct Container<'a> {
+    pub(crate) tensors: SafeTensors<'a>,
+    pub(crate) meta: HashMap<String, String>,
+    pub(crate) version: u64,
+    pub(crate) dtype: Dtype,
+}
+
+impl<'a> Container<'a> {
+    pub(crate) fn open(bytes: &'a [u8]) -> std::result::Result<Self, FileError> {
         let container = |e: safetensors::SafeTensorError| FileError::Container(e.to_string());
         let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(container)?;
         let tensors = SafeTensors::deserialize(bytes).map_err(container)?;
@@ -382,44 +401,42 @@ impl<'a> Header<'a> {
                 })
             }
         };
-        let spec = spec::parse_model_spec(get("architecture")?)?;
-        let checkpoint = match meta.get("checkpoint") {
-            None => None,
-            Some(c) => Some(
-                serde_json::from_str(c)
-                    .map_err(|e| FileError::Checkpoint(format!("metadata: {e}")))?,
-            ),
-        };
-        Ok(Header {
+        Ok(Container {
             tensors,
             meta,
             version,
             dtype,
-            spec,
-            checkpoint,
         })
     }
 
-    fn info(&self) -> FileInfo {
-        let mut tensors: Vec<_> = self
-            .tensors
-            .iter()
-            .map(|(n, t)| (n.to_string(), t.shape().to_vec()))
-            .collect();
-        tensors.sort();
-        FileInfo {
-            format_version: self.version,
-            dtype: format!("{:?}", self.dtype),
-            rnnkit_version: self.meta.get("rnnkit_version").cloned(),
-            architecture: self.spec.clone(),
-            tensors,
-            checkpoint: self.checkpoint.clone(),
+    /// The model type the file holds: `Sequential` unless its metadata says otherwise.
+    pub(crate) fn model_type(&self) -> &str {
+        self.meta
+            .get("model_type")
+            .map_or("Sequential", String::as_str)
+    }
+
+    /// Refuses a file of another float type unless converting.
+    pub(crate) fn check_dtype<F: Float>(
+        &self,
+        convert: bool,
+    ) -> std::result::Result<(), FileError> {
+        if !convert && dtype_of::<F>() != format!("{:?}", self.dtype) {
+            return Err(FileError::Dtype {
+                expected: if dtype_of::<F>() == "F64" {
+                    "f64"
+                } else {
+                    "f32"
+                },
+                found: format!("{:?}", self.dtype).to_lowercase(),
+            });
         }
+        Ok(())
     }
 
     /// Number of scalars the file holds: the budget every size the architecture implies
     /// must fit in before anything is allocated.
-    fn scalars(&self) -> usize {
+    pub(crate) fn scalars(&self) -> usize {
         let size = if self.dtype == Dtype::F64 { 8 } else { 4 };
         self.tensors
             .iter()
@@ -496,6 +513,55 @@ impl<'a> Header<'a> {
     pub(crate) fn names(&self) -> Vec<&str> {
         self.tensors.names()
     }
+}
+
+impl<'a> Header<'a> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> std::result::Result<Self, FileError> {
+        let c = Container::open(bytes)?;
+        let meta = &c.meta;
+        let get = |key: &'static str| {
+            meta.get(key).ok_or(FileError::Metadata {
+                key,
+                reason: "missing".into(),
+            })
+        };
+        if let Some(other) = meta.get("model_type").filter(|t| *t != "Sequential") {
+            return Err(FileError::Architecture(format!(
+                "the file holds a {other}, not a Sequential model: load it with {other}::load"
+            )));
+        }
+        let spec = spec::parse_model_spec(get("architecture")?)?;
+        let checkpoint = match meta.get("checkpoint") {
+            None => None,
+            Some(c) => Some(
+                serde_json::from_str(c)
+                    .map_err(|e| FileError::Checkpoint(format!("metadata: {e}")))?,
+            ),
+        };
+        Ok(Header {
+            c,
+            spec,
+            checkpoint,
+        })
+    }
+
+    fn info(&self) -> FileInfo {
+        let mut tensors: Vec<_> = self
+            .c
+            .tensors
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.shape().to_vec()))
+            .collect();
+        tensors.sort();
+        FileInfo {
+            format_version: self.c.version,
+            dtype: format!("{:?}", self.c.dtype),
+            rnnkit_version: self.c.meta.get("rnnkit_version").cloned(),
+            architecture: self.spec.clone(),
+            tensors,
+            checkpoint: self.checkpoint.clone(),
+        }
+    }
 
     /// Builds the model the header describes and loads its weights. `extra` accepts
     /// tensor names outside the model (a checkpoint's optimizer state).
@@ -504,17 +570,8 @@ impl<'a> Header<'a> {
         convert: bool,
         extra: &dyn Fn(&str) -> bool,
     ) -> std::result::Result<Sequential<F>, FileError> {
-        if !convert && dtype_of::<F>() != format!("{:?}", self.dtype) {
-            return Err(FileError::Dtype {
-                expected: if dtype_of::<F>() == "F64" {
-                    "f64"
-                } else {
-                    "f32"
-                },
-                found: format!("{:?}", self.dtype).to_lowercase(),
-            });
-        }
-        let mut model = build_checked::<F>(&self.spec, self.scalars())?;
+        self.c.check_dtype::<F>(convert)?;
+        let mut model = build_checked::<F>(&self.spec, self.c.scalars())?;
         let mut expected = Vec::new();
         for layer in model.layers() {
             let prefix = layer.name().to_string();
@@ -532,9 +589,10 @@ impl<'a> Header<'a> {
         }
         let arrays = expected
             .iter()
-            .map(|(n, s)| self.array::<F>(n, s))
+            .map(|(n, s)| self.c.array::<F>(n, s))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         if let Some(name) = self
+            .c
             .names()
             .into_iter()
             .find(|n| !seen.contains(n) && !extra(n))

@@ -204,6 +204,11 @@ impl<F: Float> EchoStateNetwork<F> {
         Ok(())
     }
 
+    /// Sets the readout (the loader; shapes checked there).
+    pub(crate) fn set_readout(&mut self, w_out: Option<Array2<F>>) {
+        self.w_out = w_out;
+    }
+
     /// Sets the state to zero.
     pub fn reset_state(&mut self) {
         self.state.fill(F::zero());

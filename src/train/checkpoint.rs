@@ -195,6 +195,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         let mut shapes = Vec::new();
         model.visit_params(&mut |_, p| shapes.push(p.value.shape().to_vec()));
         let present: Vec<&str> = header
+            .c
             .names()
             .into_iter()
             .filter(|n| n.starts_with(OPTIMIZER_PREFIX))
@@ -213,7 +214,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             let arrays = shapes[..count]
                 .iter()
                 .enumerate()
-                .map(|(slot, shape)| header.array::<F>(&format!("{prefix}{slot}"), shape))
+                .map(|(slot, shape)| header.c.array::<F>(&format!("{prefix}{slot}"), shape))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             used += count;
             state.push(arrays);
