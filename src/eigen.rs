@@ -8,7 +8,8 @@
 //! that LAPACK's `dgeev` (numpy's `eigvals`) refines. It finds every eigenvalue, complex
 //! pairs included, so the radius is right for any matrix — unlike power iteration, which
 //! does not converge when the largest eigenvalues are a complex pair or differ little in
-//! modulus, as they do in random reservoirs. Cost `O(n³)`, all in `f64`.
+//! modulus, as they do in random reservoirs. Cost `O(n³)`, all in `f64`; for matrices of
+//! more than 256 rows the Arnoldi method of [`crate::krylov`] is tried first.
 
 use crate::linalg::dot;
 use ndarray::{Array2, ArrayView2};
@@ -17,10 +18,24 @@ use ndarray::{Array2, ArrayView2};
 /// need fewer than 10).
 const MAX_ITERATIONS: usize = 60;
 
+/// Above this size the Arnoldi method ([`crate::krylov`]) is tried first.
+const KRYLOV_ABOVE: usize = 256;
+
 /// The spectral radius `max |λ|` of a square matrix; `None` when the QR iteration does not
 /// converge (it does for every finite matrix in practice) or the matrix has a non-finite
-/// entry.
+/// entry. Large matrices go to the Arnoldi method first, and to the QR iteration if it
+/// does not converge.
 pub(crate) fn spectral_radius(a: ArrayView2<'_, f64>) -> Option<f64> {
+    if a.nrows() > KRYLOV_ABOVE && a.iter().all(|v| v.is_finite()) {
+        if let Some(r) = crate::krylov::spectral_radius(a) {
+            return Some(r);
+        }
+    }
+    dense_spectral_radius(a)
+}
+
+/// The spectral radius from every eigenvalue (the QR iteration).
+pub(crate) fn dense_spectral_radius(a: ArrayView2<'_, f64>) -> Option<f64> {
     let eig = eigenvalues(a)?;
     Some(eig.iter().map(|&(re, im)| re.hypot(im)).fold(0.0, f64::max))
 }

@@ -31,6 +31,7 @@ pub mod error;
 pub mod float;
 pub mod init;
 pub mod io;
+mod krylov;
 pub mod layers;
 mod linalg;
 pub mod model;

@@ -53,13 +53,17 @@ fn assert_svgs(out: &std::path::Path, files: &[&str]) {
 
 #[test]
 fn every_example_runs_quick_and_writes_its_plots() {
-    let plots: [(&str, &[&str]); 6] = [
+    let plots: [(&str, &[&str]); 7] = [
         ("linear_sequence", &["loss.svg", "scatter.svg"]),
         ("deep_rnn", &["loss.svg", "scatter.svg"]),
         ("compare_cells", &["loss.svg"]),
         ("sine_prediction", &["prediction.svg"]),
         ("even_index_mean", &["val_loss.svg"]),
         ("char_lm", &["loss.svg"]),
+        (
+            "echo_state",
+            &["mackey_glass_forecast.svg", "sine_forecast.svg", "rho.svg"],
+        ),
     ];
     for (name, files) in plots {
         let (_, out) = run(name, &["--quick"]);
@@ -175,4 +179,25 @@ fn inspect_prints_a_sample_file_and_refuses_garbage_with_exit_1() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn echo_state_beats_the_lstm_on_mackey_glass_in_the_quick_run() {
+    let (stdout, out) = run("echo_state", &["--quick"]);
+    // | Mackey-Glass | ESN(200) | 0.14 s | 8.2e-4 | 6.3e-3 |
+    let row = |model: &str| -> (f64, f64) {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("| Mackey-Glass |") && l.contains(model))
+            .unwrap_or_else(|| panic!("no {model} row in\n{stdout}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        (cells[4].parse().unwrap(), cells[5].parse().unwrap())
+    };
+    let (esn, lstm) = (row("ESN"), row("LSTM"));
+    assert!(
+        esn.0 < 0.01 && esn.0 < lstm.0,
+        "one-step: ESN {esn:?}, LSTM {lstm:?}"
+    );
+    assert!(esn.1 < lstm.1, "closed loop: ESN {esn:?}, LSTM {lstm:?}");
+    let _ = std::fs::remove_dir_all(out);
 }
