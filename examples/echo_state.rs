@@ -88,6 +88,19 @@ struct Outcome {
     forecast: Vec<f64>,
 }
 
+impl Outcome {
+    /// The outcome of a forecast that starts after step `train` of `s`.
+    fn new(fit_s: f64, one_step: f64, forecast: Vec<f64>, s: &[f64], train: usize) -> Self {
+        let closed = nrmse(&forecast, &s[train + 1..=train + forecast.len()]);
+        Outcome {
+            fit_s,
+            one_step,
+            closed,
+            forecast,
+        }
+    }
+}
+
 /// ESN: fit on `s[..train]` → `s[1..=train]`, one-step on the next `test` steps, then a
 /// closed-loop forecast of `horizon` steps from the end of the training series.
 fn esn_task(
@@ -106,13 +119,7 @@ fn esn_task(
     let one_step = nrmse(pred.as_slice().unwrap_or(&[]), &s[train + 1..=train + test]);
     let forecast = esn.generate(&Array1::from_elem(1, s[train]), horizon)?;
     let forecast = forecast.iter().copied().collect::<Vec<_>>();
-    let closed = nrmse(&forecast, &s[train + 1..=train + horizon]);
-    Ok(Outcome {
-        fit_s,
-        one_step,
-        closed,
-        forecast,
-    })
+    Ok(Outcome::new(fit_s, one_step, forecast, s, train))
 }
 
 /// LSTM(32) + Dense(1) on windows of `window` steps, trained by the crate's Trainer.
@@ -149,13 +156,7 @@ fn lstm_task(
         win.remove(0);
         win.push(next);
     }
-    let closed = nrmse(&forecast, &s[train + 1..=train + horizon]);
-    Ok(Outcome {
-        fit_s,
-        one_step,
-        closed,
-        forecast,
-    })
+    Ok(Outcome::new(fit_s, one_step, forecast, s, train))
 }
 
 fn main() -> Result<(), rnnkit::Error> {

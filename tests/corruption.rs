@@ -1,6 +1,9 @@
 //! The loader against hostile bytes: every kind of damage is a typed error, and no byte
 //! string makes it panic.
 
+mod common;
+
+use common::{join_file, split_file};
 use rnnkit::prelude::*;
 use rnnkit::{Error, FileError, GruConfig, LstmConfig};
 use serde_json::{json, Value};
@@ -22,29 +25,11 @@ fn sample() -> Vec<u8> {
         .unwrap()
 }
 
-/// (header JSON, data section) of a safetensors file.
-fn split(bytes: &[u8]) -> (Value, Vec<u8>) {
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    (header, bytes[8 + n..].to_vec())
-}
-
-fn join(header: &Value, data: &[u8]) -> Vec<u8> {
-    let mut h = serde_json::to_vec(header).unwrap();
-    while h.len() % 8 != 0 {
-        h.push(b' ');
-    }
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend(h);
-    out.extend(data);
-    out
-}
-
 /// The sample with its header edited.
 fn edited(f: impl FnOnce(&mut Value, &mut Vec<u8>)) -> Vec<u8> {
-    let (mut h, mut d) = split(&sample());
+    let (mut h, mut d) = split_file(&sample());
     f(&mut h, &mut d);
-    join(&h, &d)
+    join_file(&h, &d)
 }
 
 fn arch(h: &mut Value) -> Value {
@@ -76,7 +61,7 @@ fn the_sample_loads() {
 fn truncation_at_every_boundary_is_a_container_error() {
     let bytes = sample();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let (header, _) = split(&bytes);
+    let (header, _) = split_file(&bytes);
     let mut cuts: Vec<usize> = (0..=9).collect(); // inside and just past the length prefix
     cuts.extend([8 + n / 2, 8 + n - 1, 8 + n]); // inside and at the end of the header
     for (name, info) in header.as_object().unwrap() {

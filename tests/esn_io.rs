@@ -1,6 +1,9 @@
 //! Echo state networks in model files: round trips, and a loader as strict as the
 //! `Sequential` one (damaged, tampered or foreign files are typed errors, never panics).
 
+mod common;
+
+use common::{join_file, split_file};
 use ndarray::{Array1, Array2};
 use rnnkit::prelude::*;
 use rnnkit::{EchoStateNetwork, EsnConfig, FileError};
@@ -26,29 +29,10 @@ fn fitted() -> EchoStateNetwork<f64> {
     esn
 }
 
-fn split(bytes: &[u8]) -> (Value, Vec<u8>) {
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    (
-        serde_json::from_slice(&bytes[8..8 + n]).unwrap(),
-        bytes[8 + n..].to_vec(),
-    )
-}
-
-fn join(header: &Value, data: &[u8]) -> Vec<u8> {
-    let mut h = serde_json::to_vec(header).unwrap();
-    while h.len() % 8 != 0 {
-        h.push(b' ');
-    }
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend(h);
-    out.extend(data);
-    out
-}
-
 fn edited(f: impl FnOnce(&mut Value, &mut Vec<u8>)) -> Vec<u8> {
-    let (mut h, mut d) = split(&fitted().to_bytes().unwrap());
+    let (mut h, mut d) = split_file(&fitted().to_bytes().unwrap());
     f(&mut h, &mut d);
-    join(&h, &d)
+    join_file(&h, &d)
 }
 
 fn load_err(bytes: &[u8]) -> FileError {

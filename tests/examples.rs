@@ -22,7 +22,13 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn run(name: &str, args: &[&str]) -> (String, PathBuf) {
-    let out = std::env::temp_dir().join(format!("rnnkit-example-{name}-{}", std::process::id()));
+    // One directory per run: tests running the same example side by side must not share it.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = std::env::temp_dir().join(format!(
+        "rnnkit-example-{name}-{}-{run}",
+        std::process::id()
+    ));
     let output = Command::new(example(name))
         .args(args)
         .arg("--out")

@@ -1,6 +1,6 @@
 //! `Dense`: `y = act(x·kernel + bias)` on the last axis, 2-D or 3-D input.
 
-use super::{check_dy, check_mask, empty, positive, Dim, Layer, LayerConfig, Mask, Mode};
+use super::{check_dy, empty, positive, Dim, Layer, LayerConfig, Mask, Mode};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -210,18 +210,7 @@ impl<F: Float> Dense<F> {
             std::borrow::Cow::Owned(x.as_standard_layout().to_owned())
         };
         let x2 = self.check_input(&x)?;
-        if mask.is_some() {
-            if x.ndim() != 3 {
-                return Err(Error::Mask {
-                    layer: self.name.clone(),
-                    reason: format!(
-                        "a [batch, steps] mask needs 3-D input, got shape {:?}",
-                        x.shape()
-                    ),
-                });
-            }
-            check_mask(&self.name, mask, x.shape()[0], x.shape()[1])?;
-        }
+        super::check_seq_mask(&self.name, &x, mask)?;
         let mut y = self.affine(&x2);
         let keep_logits =
             keep_logits && matches!(self.activation, Activation::Softmax | Activation::Sigmoid);

@@ -268,6 +268,24 @@ pub(crate) fn check_mask(
     Ok(())
 }
 
+/// Checks a mask against an input that must then be a sequence `[batch, steps, ..]` of
+/// rank 3 (what layers and models that take masks accept).
+pub(crate) fn check_seq_mask<F>(layer: &str, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<()> {
+    if mask.is_none() {
+        return Ok(());
+    }
+    if x.ndim() != 3 {
+        return Err(Error::Mask {
+            layer: layer.to_string(),
+            reason: format!(
+                "a [batch, steps] mask needs 3-D input, got shape {:?}",
+                x.shape()
+            ),
+        });
+    }
+    check_mask(layer, mask, x.shape()[0], x.shape()[1])
+}
+
 pub(crate) fn empty(layer: &str, what: &'static str, shape: &[usize]) -> Error {
     Error::Empty {
         layer: layer.to_string(),

@@ -319,19 +319,7 @@ impl<F: Float> Sequential<F> {
     /// Checks an input and its mask against the model.
     fn check_batch(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<()> {
         self.check_input(x)?;
-        if let Some(m) = mask {
-            if x.ndim() != 3 {
-                return Err(Error::Mask {
-                    layer: self.name.clone(),
-                    reason: format!(
-                        "a [batch, steps] mask needs 3-D input, got shape {:?}",
-                        x.shape()
-                    ),
-                });
-            }
-            crate::layers::check_mask(&self.name, Some(m), x.shape()[0], x.shape()[1])?;
-        }
-        Ok(())
+        crate::layers::check_seq_mask(&self.name, x, mask)
     }
 
     /// The forward pass through `&mut self`: training passes keep their caches.

@@ -274,3 +274,22 @@ pub fn tolerance<F: Float>() -> (f64, f64) {
         (1e-4, 1e-5)
     }
 }
+
+/// (header JSON, data section) of a safetensors file.
+pub fn split_file(bytes: &[u8]) -> (Value, Vec<u8>) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    (header, bytes[8 + n..].to_vec())
+}
+
+/// A safetensors file from a header (padded to 8 bytes, as the format asks) and data.
+pub fn join_file(header: &Value, data: &[u8]) -> Vec<u8> {
+    let mut h = serde_json::to_vec(header).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend(data);
+    out
+}
