@@ -5,27 +5,124 @@ mod common;
 use common::*;
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
 use rnnkit::prelude::*;
-use rnnkit::{Callback, Control, Error, LambdaCallback, Logs};
+use rnnkit::{
+    AdamW, Callback, Control, CosineDecay, Error, ExponentialDecay, LambdaCallback, LearningRate,
+    Logs, Optimizer, PiecewiseConstantDecay,
+};
 use serde_json::Value;
 
-fn adam_from(o: &Value) -> Adam<f64> {
-    assert_eq!(o["name"], "adam");
-    let mut a = Adam::new(o["learning_rate"].as_f64().unwrap())
-        .betas(o["beta_1"].as_f64().unwrap(), o["beta_2"].as_f64().unwrap())
-        .epsilon(o["epsilon"].as_f64().unwrap());
-    if let Some(c) = o["clipnorm"].as_f64() {
-        a = a.clipnorm(c);
+/// A Keras learning rate: a number or `{"class_name", "config"}` of a schedule.
+fn learning_rate_from(v: &Value) -> LearningRate {
+    if let Some(lr) = v.as_f64() {
+        return LearningRate::Constant(lr);
     }
-    if let Some(c) = o["global_clipnorm"].as_f64() {
-        a = a.global_clipnorm(c);
+    let c = &v["config"];
+    let f = |k: &str| c[k].as_f64().unwrap();
+    let u = |k: &str| c[k].as_u64().unwrap();
+    match v["class_name"].as_str().unwrap() {
+        "ExponentialDecay" => ExponentialDecay::new(
+            f("initial_learning_rate"),
+            u("decay_steps"),
+            f("decay_rate"),
+        )
+        .staircase(c["staircase"].as_bool().unwrap())
+        .into(),
+        "PiecewiseConstantDecay" => PiecewiseConstantDecay::new(
+            c["boundaries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b.as_u64().unwrap())
+                .collect(),
+            c["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b.as_f64().unwrap())
+                .collect(),
+        )
+        .into(),
+        "CosineDecay" => {
+            let mut s =
+                CosineDecay::new(f("initial_learning_rate"), u("decay_steps")).alpha(f("alpha"));
+            if let Some(t) = c["warmup_target"].as_f64() {
+                s = s.warmup(t, u("warmup_steps"));
+            }
+            s.into()
+        }
+        other => panic!("unsupported schedule {other}"),
     }
-    a
+}
+
+/// The optimizer a fixture names, with Keras's arguments.
+fn optimizer_from(o: &Value) -> Box<dyn Optimizer<f64>> {
+    let lr = learning_rate_from(&o["learning_rate"]);
+    let f = |k: &str| o[k].as_f64().unwrap();
+    let clip = |k: &str| o[k].as_f64();
+    let amsgrad = o["amsgrad"].as_bool().unwrap_or(false);
+    match o["name"].as_str().unwrap() {
+        "adam" => {
+            let mut a = Adam::new(lr)
+                .betas(f("beta_1"), f("beta_2"))
+                .epsilon(f("epsilon"))
+                .amsgrad(amsgrad);
+            if let Some(c) = clip("clipnorm") {
+                a = a.clipnorm(c);
+            }
+            if let Some(c) = clip("global_clipnorm") {
+                a = a.global_clipnorm(c);
+            }
+            Box::new(a)
+        }
+        "adamw" => {
+            let mut a = AdamW::new(lr)
+                .weight_decay(f("weight_decay"))
+                .betas(f("beta_1"), f("beta_2"))
+                .epsilon(f("epsilon"))
+                .amsgrad(amsgrad);
+            if let Some(c) = clip("clipnorm") {
+                a = a.clipnorm(c);
+            }
+            if let Some(c) = clip("global_clipnorm") {
+                a = a.global_clipnorm(c);
+            }
+            Box::new(a)
+        }
+        "sgd" => {
+            let mut s = Sgd::new(lr)
+                .momentum(f("momentum"))
+                .nesterov(o["nesterov"].as_bool().unwrap());
+            if let Some(c) = clip("clipnorm") {
+                s = s.clipnorm(c);
+            }
+            if let Some(c) = clip("global_clipnorm") {
+                s = s.global_clipnorm(c);
+            }
+            Box::new(s)
+        }
+        "rmsprop" => {
+            let mut r = RmsProp::new(lr)
+                .rho(f("rho"))
+                .momentum(f("momentum"))
+                .epsilon(f("epsilon"))
+                .centered(o["centered"].as_bool().unwrap());
+            if let Some(c) = clip("clipnorm") {
+                r = r.clipnorm(c);
+            }
+            if let Some(c) = clip("global_clipnorm") {
+                r = r.global_clipnorm(c);
+            }
+            Box::new(r)
+        }
+        other => panic!("unsupported optimizer {other}"),
+    }
 }
 
 fn loss_from(l: &Value) -> Loss {
     let from_logits = l["from_logits"].as_bool().unwrap_or(false);
     match l["name"].as_str().unwrap() {
         "mse" => Loss::Mse,
+        "mae" => Loss::Mae,
         "categorical_crossentropy" => Loss::CategoricalCrossentropy { from_logits },
         "sparse_categorical_crossentropy" => Loss::SparseCategoricalCrossentropy { from_logits },
         "binary_crossentropy" => Loss::BinaryCrossentropy { from_logits },
@@ -65,7 +162,7 @@ fn replay(case: &Value) -> Result<(), String> {
     let x: ArrayD<f64> = tensor(&case["x"]);
     let y: ArrayD<f64> = tensor(&case["y"]);
     let mut model = build_model::<f64>(&case["model"], x.shape());
-    let mut trainer = Trainer::new(adam_from(&case["optimizer"]), loss_from(&case["loss"]));
+    let mut trainer = Trainer::new(optimizer_from(&case["optimizer"]), loss_from(&case["loss"]));
     for (k, step) in case["steps"].as_array().unwrap().iter().enumerate() {
         let loss = trainer
             .train_on_batch(&mut model, &x, &y)
@@ -73,6 +170,15 @@ fn replay(case: &Value) -> Result<(), String> {
         let want = step["loss"].as_f64().unwrap();
         if (loss - want).abs() > 1e-9 * want.abs() {
             return Err(format!("step {} loss {loss:e}, expected {want:e}", k + 1));
+        }
+        if let Some(want) = step["learning_rate"].as_f64() {
+            let got = trainer.optimizer.learning_rate();
+            if got != want {
+                return Err(format!(
+                    "step {} learning rate {got:e}, expected {want:e}",
+                    k + 1
+                ));
+            }
         }
         if k == 0 {
             let mut grads = Vec::new();
@@ -588,4 +694,62 @@ fn validation_data_is_scored_with_its_mask() {
         Err(Error::Data(msg)) if msg.contains("validation_data_masked")
     ));
     assert_eq!(m.get_weights(), before);
+}
+
+#[test]
+fn invalid_schedules_and_weight_decay_are_typed_errors_naming_the_value() {
+    let x = Array3::from_shape_fn((4, 3, 1), |(i, t, _)| (i + t) as f64 * 0.1).into_dyn();
+    let y = Array2::from_shape_fn((4, 1), |(i, _)| i as f64 * 0.1).into_dyn();
+    let fails = |opt: Box<dyn Optimizer<f64>>, field: &str| {
+        let mut m = Sequential::<f64>::new(&[3, 1])
+            .push(SimpleRnnConfig::new(2))
+            .unwrap();
+        let before = m.get_weights();
+        let mut t = Trainer::new(opt, Loss::Mse);
+        match t.fit(&mut m, &x, &y) {
+            Err(Error::Config { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("expected a Config error on {field}, got {other:?}"),
+        }
+        assert_eq!(m.get_weights(), before);
+    };
+    fails(
+        Box::new(Adam::new(ExponentialDecay::new(-0.1, 10, 0.5))),
+        "initial_learning_rate",
+    );
+    fails(
+        Box::new(Sgd::new(ExponentialDecay::new(0.1, 0, 0.5))),
+        "decay_steps",
+    );
+    fails(
+        Box::new(RmsProp::new(PiecewiseConstantDecay::new(
+            vec![5, 3],
+            vec![0.1, 0.2, 0.3],
+        ))),
+        "boundaries",
+    );
+    fails(
+        Box::new(Adam::new(PiecewiseConstantDecay::new(vec![5], vec![0.1]))),
+        "values",
+    );
+    fails(
+        Box::new(Adam::new(CosineDecay::new(0.1, 10).alpha(2.0))),
+        "alpha",
+    );
+    fails(
+        Box::new(AdamW::new(0.01).weight_decay(f64::NAN)),
+        "weight_decay",
+    );
+    fails(Box::new(Sgd::new(0.01).weight_decay(-1.0)), "weight_decay");
+}
+
+#[test]
+fn weight_decay_moves_weights_toward_zero_in_proportion_to_the_rate() {
+    // With a zero gradient (ŷ = y), SGD with weight decay only decays: w·(1 − wd·lr) per step.
+    let x = Array2::from_shape_fn((3, 1), |(i, _)| i as f64).into_dyn();
+    let mut m = identity_model();
+    let y = x.clone();
+    let mut t = Trainer::new(Sgd::new(0.5).weight_decay(0.25), Loss::Mse).shuffle(false);
+    t.train_on_batch(&mut m, &x, &y).unwrap();
+    let wd = f64::from(0.25f32);
+    assert_eq!(m.get_weights()[0][[0, 0]], 1.0 - 1.0 * wd * 0.5);
 }

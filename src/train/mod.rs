@@ -9,5 +9,8 @@ mod trainer;
 pub use callbacks::{Callback, Control, EarlyStopping, LambdaCallback, Logs};
 pub use checkpoint::ModelCheckpoint;
 pub use loss::{Loss, Metric};
-pub use optim::{Adam, Clip, Optimizer, RmsProp, Sgd};
+pub use optim::{
+    Adam, AdamW, Clip, CosineDecay, ExponentialDecay, LearningRate, Optimizer,
+    PiecewiseConstantDecay, RmsProp, Sgd,
+};
 pub use trainer::{History, Trainer};
