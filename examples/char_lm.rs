@@ -121,13 +121,10 @@ fn main() -> Result<(), rnnkit::Error> {
         starts.len()
     );
 
-    let mut trainer = Trainer::new(
-        Adam::new(0.01),
-        Loss::CategoricalCrossentropy { from_logits: false },
-    )
-    .epochs(args.epochs)
-    .seed(args.seed)
-    .metrics(&[Metric::CategoricalAccuracy]);
+    let mut trainer = Trainer::new(Adam::new(0.01), Loss::categorical_crossentropy())
+        .epochs(args.epochs)
+        .seed(args.seed)
+        .metrics(&[Metric::CategoricalAccuracy]);
     let (h, secs) = common::timed_fit(&mut trainer, &mut model, &x, &y)?;
     println!(
         "final loss {:.4}, accuracy {:.3}, fit took {secs:.2} s",

@@ -401,10 +401,7 @@ fn a_user_model_claiming_softmax_without_logits_is_an_error() {
     let mut m = Liar(Param::new(ArrayD::zeros(IxDyn(&[1]))));
     let x = ArrayD::from_elem(IxDyn(&[4, 2]), 0.5);
     let y = ArrayD::from_shape_fn(IxDyn(&[4, 2]), |i| if i[1] == 0 { 1.0 } else { 0.0 });
-    let mut t = Trainer::new(
-        Adam::default(),
-        Loss::CategoricalCrossentropy { from_logits: false },
-    );
+    let mut t = Trainer::new(Adam::default(), Loss::categorical_crossentropy());
     assert!(matches!(
         t.fit(&mut m, &x, &y),
         Err(Error::Unsupported { .. })

@@ -343,10 +343,10 @@ proptest! {
         let loss = match loss {
             0 => Loss::Mse,
             1 => Loss::Mae,
-            2 => Loss::BinaryCrossentropy { from_logits: false },
-            3 => Loss::CategoricalCrossentropy { from_logits: false },
+            2 => Loss::binary_crossentropy(),
+            3 => Loss::categorical_crossentropy(),
             4 => Loss::SparseCategoricalCrossentropy { from_logits: false },
-            _ => Loss::CategoricalCrossentropy { from_logits: true },
+            _ => Loss::categorical_crossentropy().from_logits(true),
         };
         let x = array(&x_shape, &values);
         let y_cols = if matches!(loss, Loss::SparseCategoricalCrossentropy { .. }) {

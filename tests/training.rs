@@ -120,12 +120,17 @@ fn optimizer_from(o: &Value) -> Box<dyn Optimizer<f64>> {
 
 fn loss_from(l: &Value) -> Loss {
     let from_logits = l["from_logits"].as_bool().unwrap_or(false);
+    let smoothing = l["label_smoothing"].as_f64().unwrap_or(0.0);
     match l["name"].as_str().unwrap() {
         "mse" => Loss::Mse,
         "mae" => Loss::Mae,
-        "categorical_crossentropy" => Loss::CategoricalCrossentropy { from_logits },
+        "categorical_crossentropy" => Loss::categorical_crossentropy()
+            .from_logits(from_logits)
+            .label_smoothing(smoothing),
         "sparse_categorical_crossentropy" => Loss::SparseCategoricalCrossentropy { from_logits },
-        "binary_crossentropy" => Loss::BinaryCrossentropy { from_logits },
+        "binary_crossentropy" => Loss::binary_crossentropy()
+            .from_logits(from_logits)
+            .label_smoothing(smoothing),
         other => panic!("unsupported loss {other}"),
     }
 }
@@ -163,9 +168,61 @@ fn replay(case: &Value) -> Result<(), String> {
     let y: ArrayD<f64> = tensor(&case["y"]);
     let mut model = build_model::<f64>(&case["model"], x.shape());
     let mut trainer = Trainer::new(optimizer_from(&case["optimizer"]), loss_from(&case["loss"]));
+    let sample_weight: Option<ArrayD<f64>> =
+        (!case["sample_weight"].is_null()).then(|| tensor(&case["sample_weight"]));
+    if let Some(cw) = case["class_weight"].as_object() {
+        trainer = trainer.class_weight(
+            cw.iter()
+                .map(|(k, v)| (k.parse::<usize>().unwrap(), v.as_f64().unwrap())),
+        );
+    }
+    if case["driver"] == "fit" {
+        // One full batch per epoch: epoch k is step k + 1.
+        let fit = &case["fit"];
+        assert_eq!(fit["shuffle"], false);
+        let steps = case["steps"].as_array().unwrap();
+        trainer = trainer
+            .batch_size(fit["batch_size"].as_u64().unwrap() as usize)
+            .shuffle(false)
+            .epochs(1);
+        for (k, step) in steps.iter().enumerate() {
+            let h = trainer
+                .fit_weighted(&mut model, &x, &y, None, sample_weight.as_ref())
+                .map_err(|e| format!("epoch {}: {e}", k + 1))?;
+            let (loss, want) = (h.loss()[0], step["loss"].as_f64().unwrap());
+            if (loss - want).abs() > 1e-9 * want.abs() {
+                return Err(format!("epoch {} loss {loss:e}, expected {want:e}", k + 1));
+            }
+            if k == 0 {
+                let mut grads = Vec::new();
+                model.visit_params(&mut |_, p| grads.push(p.grad().clone()));
+                compare_all(
+                    "initial_grads",
+                    &grads,
+                    &weights_of(&case["initial_grads"]),
+                    1e-9,
+                    1e-12,
+                )?;
+                compare_all(
+                    "weights_after_first_step",
+                    &model.get_weights(),
+                    &weights_of(&case["weights_after_first_step"]),
+                    1e-9,
+                    1e-12,
+                )?;
+            }
+        }
+        return compare_all(
+            "final_weights",
+            &model.get_weights(),
+            &weights_of(&case["final_weights"]),
+            1e-9,
+            1e-12,
+        );
+    }
     for (k, step) in case["steps"].as_array().unwrap().iter().enumerate() {
         let loss = trainer
-            .train_on_batch(&mut model, &x, &y)
+            .train_on_batch_weighted(&mut model, &x, &y, sample_weight.as_ref())
             .map_err(|e| format!("step {}: {e}", k + 1))?;
         let want = step["loss"].as_f64().unwrap();
         if (loss - want).abs() > 1e-9 * want.abs() {
@@ -255,17 +312,18 @@ fn losses_match_keras_reductions_by_hand() {
     // clipped probabilities give −ln 1e-7 = 16.118.
     let logits = array![[-40.0f64, 40.0]].into_dyn();
     let onehot = array![[1.0f64, 0.0]].into_dyn();
-    let (l, _) = Loss::CategoricalCrossentropy { from_logits: true }
+    let (l, _) = Loss::categorical_crossentropy()
+        .from_logits(true)
         .compute(&logits, &onehot, None)
         .unwrap();
     assert!((l - 80.0).abs() < 1e-12);
     let probs = array![[0.0f64, 1.0]].into_dyn();
-    let (l, _) = Loss::CategoricalCrossentropy { from_logits: false }
+    let (l, _) = Loss::categorical_crossentropy()
         .compute(&probs, &onehot, None)
         .unwrap();
     assert!((l - 16.11809565095832).abs() < 1e-9, "{l}");
     // Keras renormalises probabilities: p = [0.2, 0.2] gives −ln 0.5.
-    let (l, _) = Loss::CategoricalCrossentropy { from_logits: false }
+    let (l, _) = Loss::categorical_crossentropy()
         .compute(&array![[0.2f64, 0.2]].into_dyn(), &onehot, None)
         .unwrap();
     assert!((l - std::f64::consts::LN_2).abs() < 1e-12);
@@ -327,22 +385,22 @@ fn every_loss_gradient_matches_finite_differences() {
             binary.clone(),
         ),
         (
-            Loss::BinaryCrossentropy { from_logits: false },
+            Loss::binary_crossentropy(),
             probs(&mut rng, &shape),
             binary.clone(),
         ),
         (
-            Loss::BinaryCrossentropy { from_logits: true },
+            Loss::binary_crossentropy().from_logits(true),
             ArrayD::from_shape_simple_fn(IxDyn(&shape), || rng.random_range(-2.0..2.0)),
             binary.clone(),
         ),
         (
-            Loss::CategoricalCrossentropy { from_logits: false },
+            Loss::categorical_crossentropy(),
             probs(&mut rng, &shape),
             onehot.clone(),
         ),
         (
-            Loss::CategoricalCrossentropy { from_logits: true },
+            Loss::categorical_crossentropy().from_logits(true),
             ArrayD::from_shape_simple_fn(IxDyn(&shape), || rng.random_range(-2.0..2.0)),
             onehot.clone(),
         ),
@@ -393,7 +451,7 @@ fn fused_softmax_cross_entropy_gradient_through_the_model_matches_finite_differe
         .unwrap()
         .push(DenseConfig::new(3).activation(Activation::Softmax))
         .unwrap();
-    let loss = Loss::CategoricalCrossentropy { from_logits: false };
+    let loss = Loss::categorical_crossentropy();
     let t = Trainer::new(Sgd::new(0.1), loss);
     let l0 = t.evaluate(&mut m, &x, &y).unwrap()["loss"];
     // Gradient from one fused train step: run it on a copy with SGD lr = 1 ⇒ Δw = −g.
@@ -694,62 +752,4 @@ fn validation_data_is_scored_with_its_mask() {
         Err(Error::Data(msg)) if msg.contains("validation_data_masked")
     ));
     assert_eq!(m.get_weights(), before);
-}
-
-#[test]
-fn invalid_schedules_and_weight_decay_are_typed_errors_naming_the_value() {
-    let x = Array3::from_shape_fn((4, 3, 1), |(i, t, _)| (i + t) as f64 * 0.1).into_dyn();
-    let y = Array2::from_shape_fn((4, 1), |(i, _)| i as f64 * 0.1).into_dyn();
-    let fails = |opt: Box<dyn Optimizer<f64>>, field: &str| {
-        let mut m = Sequential::<f64>::new(&[3, 1])
-            .push(SimpleRnnConfig::new(2))
-            .unwrap();
-        let before = m.get_weights();
-        let mut t = Trainer::new(opt, Loss::Mse);
-        match t.fit(&mut m, &x, &y) {
-            Err(Error::Config { field: f, .. }) => assert_eq!(f, field),
-            other => panic!("expected a Config error on {field}, got {other:?}"),
-        }
-        assert_eq!(m.get_weights(), before);
-    };
-    fails(
-        Box::new(Adam::new(ExponentialDecay::new(-0.1, 10, 0.5))),
-        "initial_learning_rate",
-    );
-    fails(
-        Box::new(Sgd::new(ExponentialDecay::new(0.1, 0, 0.5))),
-        "decay_steps",
-    );
-    fails(
-        Box::new(RmsProp::new(PiecewiseConstantDecay::new(
-            vec![5, 3],
-            vec![0.1, 0.2, 0.3],
-        ))),
-        "boundaries",
-    );
-    fails(
-        Box::new(Adam::new(PiecewiseConstantDecay::new(vec![5], vec![0.1]))),
-        "values",
-    );
-    fails(
-        Box::new(Adam::new(CosineDecay::new(0.1, 10).alpha(2.0))),
-        "alpha",
-    );
-    fails(
-        Box::new(AdamW::new(0.01).weight_decay(f64::NAN)),
-        "weight_decay",
-    );
-    fails(Box::new(Sgd::new(0.01).weight_decay(-1.0)), "weight_decay");
-}
-
-#[test]
-fn weight_decay_moves_weights_toward_zero_in_proportion_to_the_rate() {
-    // With a zero gradient (ŷ = y), SGD with weight decay only decays: w·(1 − wd·lr) per step.
-    let x = Array2::from_shape_fn((3, 1), |(i, _)| i as f64).into_dyn();
-    let mut m = identity_model();
-    let y = x.clone();
-    let mut t = Trainer::new(Sgd::new(0.5).weight_decay(0.25), Loss::Mse).shuffle(false);
-    t.train_on_batch(&mut m, &x, &y).unwrap();
-    let wd = f64::from(0.25f32);
-    assert_eq!(m.get_weights()[0][[0, 0]], 1.0 - 1.0 * wd * 0.5);
 }

@@ -25,7 +25,7 @@ const EPS: f64 = 1e-7;
 /// assert_eq!(l, 2.5);                         // (1 + 4) / 2
 /// assert_eq!(grad, array![[1.0], [2.0]].into_dyn()); // 2(ŷ − y)/N
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Loss {
     /// Mean squared error.
     Mse,
@@ -35,11 +35,15 @@ pub enum Loss {
     BinaryCrossentropy {
         /// The model outputs logits.
         from_logits: bool,
+        /// Targets move toward 0.5: `y·(1 − ls) + 0.5·ls` (Keras's `label_smoothing`).
+        label_smoothing: f64,
     },
     /// Categorical cross-entropy against one-hot targets.
     CategoricalCrossentropy {
         /// The model outputs logits.
         from_logits: bool,
+        /// Targets move toward uniform: `y·(1 − ls) + ls/K` (Keras's `label_smoothing`).
+        label_smoothing: f64,
     },
     /// Categorical cross-entropy against integer class labels (stored as floats).
     SparseCategoricalCrossentropy {
@@ -147,6 +151,49 @@ struct Rows<F: Float> {
 }
 
 impl<F: Float> Rows<F> {
+    /// Multiplies each row's weight by its sample weight (see [`Loss::compute_weighted`]).
+    fn weigh(&mut self, sw: &ArrayD<F>) -> Result<()> {
+        let lead = &self.shape[..self.shape.len() - 1];
+        let (n, r) = (lead[0], self.w.len());
+        let per_row: Vec<F> = if sw.len() == r
+            && (sw.shape() == lead
+                || (sw.ndim() == lead.len() + 1
+                    && sw.shape()[..lead.len()] == *lead
+                    && sw.shape()[lead.len()] == 1))
+        {
+            sw.iter().copied().collect()
+        } else if lead.len() == 2 && (sw.shape() == [n, 1]) {
+            // One weight per sample, over all its steps.
+            sw.iter()
+                .flat_map(|&v| std::iter::repeat_n(v, lead[1]))
+                .collect()
+        } else {
+            let expected = if lead.len() == 2 {
+                format!("[{n}, {}] or [{n}, 1] (per step, or per sample)", lead[1])
+            } else {
+                format!("[{n}] or [{n}, 1]")
+            };
+            return Err(Error::Data(format!(
+                "sample_weight of shape {:?} does not fit predictions {:?}: expected {expected}",
+                sw.shape(),
+                self.shape
+            )));
+        };
+        if let Some((i, v)) = per_row
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(v.is_finite() && **v >= F::zero()))
+        {
+            return Err(Error::Data(format!(
+                "sample_weight at flat index {i} is {v}: expected finite weights ≥ 0"
+            )));
+        }
+        for (w, v) in self.w.iter_mut().zip(per_row) {
+            *w *= v.to_f64().unwrap_or(f64::NAN);
+        }
+        Ok(())
+    }
+
     fn new(
         pred: &ArrayD<F>,
         target: &ArrayD<F>,
@@ -256,12 +303,88 @@ impl Loss {
         }
     }
 
+    /// Binary cross-entropy on probabilities, no label smoothing (Keras's defaults).
+    pub fn binary_crossentropy() -> Loss {
+        Loss::BinaryCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        }
+    }
+
+    /// Categorical cross-entropy on probabilities, no label smoothing (Keras's defaults).
+    pub fn categorical_crossentropy() -> Loss {
+        Loss::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        }
+    }
+
+    /// Sets `from_logits` (cross-entropies; other losses are returned unchanged).
+    pub fn from_logits(self, v: bool) -> Loss {
+        match self {
+            Loss::BinaryCrossentropy {
+                label_smoothing, ..
+            } => Loss::BinaryCrossentropy {
+                from_logits: v,
+                label_smoothing,
+            },
+            Loss::CategoricalCrossentropy {
+                label_smoothing, ..
+            } => Loss::CategoricalCrossentropy {
+                from_logits: v,
+                label_smoothing,
+            },
+            Loss::SparseCategoricalCrossentropy { .. } => {
+                Loss::SparseCategoricalCrossentropy { from_logits: v }
+            }
+            other => other,
+        }
+    }
+
+    /// Sets Keras's `label_smoothing` in [0, 1] (binary and categorical cross-entropy;
+    /// Keras's sparse categorical cross-entropy has none, and other losses are returned
+    /// unchanged).
+    ///
+    /// ```
+    /// use rnnkit::Loss;
+    /// use ndarray::array;
+    /// // One-hot [1, 0] smoothed by 0.2 becomes [0.9, 0.1].
+    /// let loss = Loss::categorical_crossentropy().from_logits(true).label_smoothing(0.2);
+    /// let (l, _) = loss.compute(&array![[0.0f64, 0.0]].into_dyn(), &array![[1.0, 0.0]].into_dyn(), None).unwrap();
+    /// assert!((l - 2f64.ln()).abs() < 1e-15);
+    /// ```
+    pub fn label_smoothing(self, ls: f64) -> Loss {
+        match self {
+            Loss::BinaryCrossentropy { from_logits, .. } => Loss::BinaryCrossentropy {
+                from_logits,
+                label_smoothing: ls,
+            },
+            Loss::CategoricalCrossentropy { from_logits, .. } => Loss::CategoricalCrossentropy {
+                from_logits,
+                label_smoothing: ls,
+            },
+            other => other,
+        }
+    }
+
+    /// The label smoothing (0 for losses without one).
+    fn smoothing(self) -> f64 {
+        match self {
+            Loss::BinaryCrossentropy {
+                label_smoothing, ..
+            }
+            | Loss::CategoricalCrossentropy {
+                label_smoothing, ..
+            } => label_smoothing,
+            _ => 0.0,
+        }
+    }
+
     /// The same loss reading logits: what a fused softmax/sigmoid output uses.
     pub fn with_logits(self) -> Loss {
         match self {
-            Loss::BinaryCrossentropy { .. } => Loss::BinaryCrossentropy { from_logits: true },
-            Loss::CategoricalCrossentropy { .. } => {
-                Loss::CategoricalCrossentropy { from_logits: true }
+            Loss::BinaryCrossentropy { .. } | Loss::CategoricalCrossentropy { .. } => {
+                self.from_logits(true)
             }
             Loss::SparseCategoricalCrossentropy { .. } => {
                 Loss::SparseCategoricalCrossentropy { from_logits: true }
@@ -274,8 +397,12 @@ impl Loss {
     /// (Keras's `_keras_logits`): softmax for categorical, sigmoid for binary.
     pub fn fuses_with(self) -> Option<crate::Activation> {
         match self {
-            Loss::BinaryCrossentropy { from_logits: false } => Some(crate::Activation::Sigmoid),
-            Loss::CategoricalCrossentropy { from_logits: false }
+            Loss::BinaryCrossentropy {
+                from_logits: false, ..
+            } => Some(crate::Activation::Sigmoid),
+            Loss::CategoricalCrossentropy {
+                from_logits: false, ..
+            }
             | Loss::SparseCategoricalCrossentropy { from_logits: false } => {
                 Some(crate::Activation::Softmax)
             }
@@ -287,15 +414,65 @@ impl Loss {
     /// `from_logits`). `mask` (`[batch, steps]`) restricts a sequence output to real steps.
     ///
     /// # Errors
-    /// [`Error::Data`] for targets that do not fit the predictions (shape, label range).
+    /// [`Error::Data`] for targets that do not fit the predictions (shape, label range);
+    /// [`Error::Config`] for a label smoothing outside [0, 1].
     pub fn compute<F: Float>(
         self,
         pred: &ArrayD<F>,
         target: &ArrayD<F>,
         mask: Option<&Mask>,
     ) -> Result<(f64, ArrayD<F>)> {
+        self.compute_weighted(pred, target, mask, None)
+    }
+
+    /// [`Loss::compute`] with Keras's `sample_weight`: `L = Σ w_e·ℓ_e / N`, `N` the number
+    /// of loss entries (samples, or samples × steps for a sequence output; entries of
+    /// weight 0 still count). Weights are `[N]` or `[N, 1]` (one per sample), or `[N, T]`
+    /// or `[N, T, 1]` (one per sample and step, for a sequence output). With a mask, the
+    /// weighted sum is divided by the number of real steps instead.
+    ///
+    /// ```
+    /// use rnnkit::Loss;
+    /// use ndarray::array;
+    /// let pred = array![[1.0f64], [3.0]].into_dyn();
+    /// let y = array![[0.0], [1.0]].into_dyn();
+    /// let w = array![2.0, 0.0].into_dyn();
+    /// let (l, _) = Loss::Mse.compute_weighted(&pred, &y, None, Some(&w)).unwrap();
+    /// assert_eq!(l, (2.0 * 1.0 + 0.0 * 4.0) / 2.0); // N = 2, not Σw
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Loss::compute`]; [`Error::Data`] for weights of another shape, negative or not
+    /// finite.
+    pub fn compute_weighted<F: Float>(
+        self,
+        pred: &ArrayD<F>,
+        target: &ArrayD<F>,
+        mask: Option<&Mask>,
+        sample_weight: Option<&ArrayD<F>>,
+    ) -> Result<(f64, ArrayD<F>)> {
+        let ls = self.smoothing();
+        if !(0.0..=1.0).contains(&ls) {
+            return Err(Error::Config {
+                layer: self.keras_name().into(),
+                field: "label_smoothing",
+                reason: format!("expected a value in [0, 1], got {ls}"),
+            });
+        }
         let sparse = matches!(self, Loss::SparseCategoricalCrossentropy { .. });
-        let rows = Rows::new(pred, target, mask, sparse)?;
+        let mut rows = Rows::new(pred, target, mask, sparse)?;
+        if let Some(sw) = sample_weight {
+            rows.weigh(sw)?;
+        }
+        if ls > 0.0 {
+            // Keras smooths in the loss's float type, before the cross-entropy.
+            let k = rows.p.ncols();
+            let (keep, add) = match self {
+                Loss::BinaryCrossentropy { .. } => (F::c(1.0 - ls), F::c(0.5 * ls)),
+                _ => (F::c(1.0 - ls), F::c(ls / k as f64)),
+            };
+            rows.t.mapv_inplace(|t| t * keep + add);
+        }
         let (r, c) = rows.p.dim();
         let mut grad = Array2::<F>::zeros((r, c));
         let mut total = 0.0f64;
@@ -329,7 +506,9 @@ impl Loss {
                     }
                     s / cf
                 }
-                Loss::BinaryCrossentropy { from_logits: true } => {
+                Loss::BinaryCrossentropy {
+                    from_logits: true, ..
+                } => {
                     let mut s = F::zero();
                     for k in 0..c {
                         let (z, t) = (p[k], rows.t[[i, k]]);
@@ -339,7 +518,9 @@ impl Loss {
                     }
                     s / cf
                 }
-                Loss::BinaryCrossentropy { from_logits: false } => {
+                Loss::BinaryCrossentropy {
+                    from_logits: false, ..
+                } => {
                     let mut s = F::zero();
                     for k in 0..c {
                         let (q, t) = (p[k], rows.t[[i, k]]);
@@ -354,7 +535,9 @@ impl Loss {
                     }
                     s / cf
                 }
-                Loss::CategoricalCrossentropy { from_logits: true } => {
+                Loss::CategoricalCrossentropy {
+                    from_logits: true, ..
+                } => {
                     let (lse, probs) = log_softmax_parts(p);
                     let tsum: F = rows.t.row(i).sum();
                     let mut s = F::zero();
@@ -365,7 +548,9 @@ impl Loss {
                     }
                     s
                 }
-                Loss::CategoricalCrossentropy { from_logits: false } => {
+                Loss::CategoricalCrossentropy {
+                    from_logits: false, ..
+                } => {
                     // Keras: renormalise, clip to [ε, 1−ε], −Σ t log p.
                     let sum = p.sum();
                     let mut s = F::zero();

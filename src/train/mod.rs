@@ -2,6 +2,7 @@
 
 mod callbacks;
 mod checkpoint;
+mod data;
 mod loss;
 mod optim;
 mod trainer;

@@ -2,12 +2,13 @@
 
 use super::callbacks::{Callback, Control, Logs};
 use super::checkpoint::ModelCheckpoint;
+use super::data::{check_data, check_sample_weight, class_weights};
 use super::loss::{Loss, Metric};
 use super::optim::Optimizer;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::seeded_rng;
-use crate::layers::{Dim, Mask, Mode};
+use crate::layers::{Mask, Mode};
 use crate::model::Model;
 use ndarray::{ArrayD, Axis};
 use ndarray_rand::rand::Rng;
@@ -82,6 +83,7 @@ pub struct Trainer<F: Float, O: Optimizer<F>> {
     pub(super) seed: u64,
     validation_split: f64,
     validation_data: Option<(ArrayD<F>, ArrayD<F>, Option<Mask>)>,
+    class_weight: Option<BTreeMap<usize, f64>>,
     verbose: u8,
     callbacks: Vec<Box<dyn Callback<F>>>,
     checkpoint: Option<ModelCheckpoint>,
@@ -117,6 +119,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             seed: 0,
             validation_split: 0.0,
             validation_data: None,
+            class_weight: None,
             verbose: 0,
             callbacks: Vec::new(),
             checkpoint: None,
@@ -179,6 +182,20 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         self.validation_data = Some((x, y, Some(mask)));
         self
     }
+    /// Keras's `class_weight`: each training sample weighs its class's weight (classes not
+    /// listed weigh 1), as a `sample_weight` would. Not with sequence outputs or together
+    /// with a `sample_weight`, as in Keras.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// let t = Trainer::<f64, _>::new(Adam::default(), Loss::categorical_crossentropy())
+    ///     .class_weight([(0, 0.5), (1, 2.0)]);
+    /// # let _ = t;
+    /// ```
+    pub fn class_weight(mut self, weights: impl IntoIterator<Item = (usize, f64)>) -> Self {
+        self.class_weight = Some(weights.into_iter().collect());
+        self
+    }
     /// Metrics to report besides the loss.
     pub fn metrics(mut self, m: &[Metric]) -> Self {
         self.metrics = m.to_vec();
@@ -219,6 +236,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         x: &ArrayD<F>,
         y: &ArrayD<F>,
         mask: Option<&Mask>,
+        sample_weight: Option<&ArrayD<F>>,
     ) -> Result<()> {
         self.optimizer.validate()?;
         // Compared in place: train_on_batch validates on every step.
@@ -255,6 +273,20 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             });
         }
         check_data(model, self.loss, x, y, mask)?;
+        if let Some(sw) = sample_weight {
+            if self.class_weight.is_some() {
+                return Err(Error::Config {
+                    layer: "trainer".into(),
+                    field: "class_weight",
+                    reason: "class_weight and sample_weight cannot both be given (as in Keras)"
+                        .into(),
+                });
+            }
+            check_sample_weight(model, y, sw)?;
+        }
+        if let Some(cw) = &self.class_weight {
+            class_weights(model, y, cw)?;
+        }
         if let Some((vx, vy, vm)) = &self.validation_data {
             check_data(model, self.loss, vx, vy, vm.as_ref())?;
             if mask.is_some() && vm.is_none() {
@@ -283,8 +315,28 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         x: &ArrayD<F>,
         y: &ArrayD<F>,
     ) -> Result<f64> {
-        self.validate(model, x, y, None)?;
-        self.step(model, x, y, None, (1, 1)).map(|(l, _)| l)
+        self.train_on_batch_weighted(model, x, y, None)
+    }
+
+    /// [`Trainer::train_on_batch`] with Keras's `sample_weight` (see
+    /// [`Loss::compute_weighted`]); the trainer's `class_weight`, if set, applies too.
+    ///
+    /// # Errors
+    /// As [`Trainer::train_on_batch`]; weights of the wrong shape, negative or not finite.
+    pub fn train_on_batch_weighted(
+        &mut self,
+        model: &mut dyn Model<F>,
+        x: &ArrayD<F>,
+        y: &ArrayD<F>,
+        sample_weight: Option<&ArrayD<F>>,
+    ) -> Result<f64> {
+        self.validate(model, x, y, None, sample_weight)?;
+        let from_classes = match &self.class_weight {
+            Some(cw) => Some(class_weights(model, y, cw)?),
+            None => None,
+        };
+        let sw = sample_weight.or(from_classes.as_ref());
+        self.step(model, x, y, None, sw, (1, 1)).map(|(l, _)| l)
     }
 
     /// Forward, loss, backward, update. Returns the loss and the metrics' (sum, count).
@@ -294,9 +346,10 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         x: &ArrayD<F>,
         y: &ArrayD<F>,
         mask: Option<&Mask>,
+        sample_weight: Option<&ArrayD<F>>,
         at: (usize, usize),
     ) -> Result<(f64, Vec<(f64, f64)>)> {
-        let (loss, metrics) = self.loss_and_grads(model, x, y, mask, Mode::Train)?;
+        let (loss, metrics) = self.loss_and_grads(model, x, y, mask, sample_weight, Mode::Train)?;
         let diverged = |what: String| Error::NonFinite {
             epoch: at.0,
             batch: at.1,
@@ -348,6 +401,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         x: &ArrayD<F>,
         y: &ArrayD<F>,
         mask: Option<&Mask>,
+        sample_weight: Option<&ArrayD<F>>,
         mode: Mode,
     ) -> Result<(f64, Vec<(f64, f64)>)> {
         // Keras evaluates cross-entropy from the logits of a softmax/sigmoid output; a
@@ -371,9 +425,12 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                     ),
                 });
             };
-            self.loss.with_logits().compute(&z, y, out_mask.as_ref())?
+            self.loss
+                .with_logits()
+                .compute_weighted(&z, y, out_mask.as_ref(), sample_weight)?
         } else {
-            self.loss.compute(&pred, y, out_mask.as_ref())?
+            self.loss
+                .compute_weighted(&pred, y, out_mask.as_ref(), sample_weight)?
         };
         if mode == Mode::Train {
             model.zero_grad();
@@ -407,10 +464,46 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         y: &ArrayD<F>,
         mask: Option<&Mask>,
     ) -> Result<History> {
-        self.validate(model, x, y, mask)?;
+        self.fit_weighted(model, x, y, mask, None)
+    }
+
+    /// [`Trainer::fit_masked`] with Keras's `sample_weight`: `[samples]` or `[samples, 1]`,
+    /// or `[samples, steps]` for a sequence output (see [`Loss::compute_weighted`]). A
+    /// `validation_split` splits the weights too and weighs the validation loss.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// use ndarray::{Array1, Array2};
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let x = Array2::from_shape_fn((4, 2), |(i, j)| (i + j) as f64).into_dyn();
+    /// let y = Array2::from_shape_fn((4, 1), |(i, _)| i as f64).into_dyn();
+    /// let w = Array1::from(vec![1.0, 1.0, 0.0, 3.0]).into_dyn(); // sample 2 does not count
+    /// let mut model = Sequential::<f64>::new(&[2]).push(DenseConfig::new(1))?;
+    /// let mut trainer = Trainer::new(Sgd::new(0.01), Loss::Mse).epochs(2);
+    /// trainer.fit_weighted(&mut model, &x, &y, None, Some(&w))?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`]; weights of the wrong shape, negative or not finite; a
+    /// `sample_weight` next to the trainer's `class_weight`.
+    pub fn fit_weighted(
+        &mut self,
+        model: &mut dyn Model<F>,
+        x: &ArrayD<F>,
+        y: &ArrayD<F>,
+        mask: Option<&Mask>,
+        sample_weight: Option<&ArrayD<F>>,
+    ) -> Result<History> {
+        self.validate(model, x, y, mask, sample_weight)?;
+        let weights = match (&self.class_weight, sample_weight) {
+            (Some(cw), _) => Some(class_weights(model, y, cw)?),
+            (None, Some(w)) => Some(w.clone()),
+            (None, None) => None,
+        };
         let n = x.shape()[0];
         let (n_train, val) = if let Some((vx, vy, vm)) = &self.validation_data {
-            (n, Some((vx.clone(), vy.clone(), vm.clone())))
+            (n, Some((vx.clone(), vy.clone(), vm.clone(), None)))
         } else if self.validation_split > 0.0 {
             let n_train = (n as f64 * (1.0 - self.validation_split)).floor() as usize;
             if n_train == 0 || n_train == n {
@@ -426,6 +519,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                     take(x),
                     take(y),
                     mask.map(|m| m.slice_axis(Axis(0), (n_train..).into()).to_owned()),
+                    weights.as_ref().map(take),
                 )),
             )
         } else {
@@ -453,12 +547,14 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                     let xb = x.select(Axis(0), idx);
                     let yb = y.select(Axis(0), idx);
                     let mb = mask.map(|m| m.select(Axis(0), idx));
-                    let (l, ms) = self.step(model, &xb, &yb, mb.as_ref(), (epoch + 1, bi + 1))?;
+                    let wb = weights.as_ref().map(|w| w.select(Axis(0), idx));
+                    let at = (epoch + 1, bi + 1);
+                    let (l, ms) = self.step(model, &xb, &yb, mb.as_ref(), wb.as_ref(), at)?;
                     running.add(l, idx.len(), ms);
                 }
                 let mut logs = running.logs(&self.metrics);
-                if let Some((vx, vy, vm)) = &val {
-                    for (k, v) in self.evaluate_masked(model, vx, vy, vm.as_ref())? {
+                if let Some((vx, vy, vm, vw)) = &val {
+                    for (k, v) in self.evaluate_weighted(model, vx, vy, vm.as_ref(), vw.as_ref())? {
                         logs.insert(format!("val_{k}"), v);
                     }
                 }
@@ -522,6 +618,22 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         y: &ArrayD<F>,
         mask: Option<&Mask>,
     ) -> Result<Logs> {
+        self.evaluate_weighted(model, x, y, mask, None)
+    }
+
+    /// [`Trainer::evaluate_masked`] with Keras's `sample_weight` (the loss weighted as in
+    /// training; metrics unweighted, as Keras's `metrics`).
+    ///
+    /// # Errors
+    /// As [`Trainer::evaluate`]; weights of the wrong shape, negative or not finite.
+    pub fn evaluate_weighted(
+        &self,
+        model: &mut dyn Model<F>,
+        x: &ArrayD<F>,
+        y: &ArrayD<F>,
+        mask: Option<&Mask>,
+        sample_weight: Option<&ArrayD<F>>,
+    ) -> Result<Logs> {
         if self.batch_size == 0 {
             return Err(Error::Config {
                 layer: "trainer".into(),
@@ -530,6 +642,9 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             });
         }
         check_data(model, self.loss, x, y, mask)?;
+        if let Some(sw) = sample_weight {
+            check_sample_weight(model, y, sw)?;
+        }
         let n = x.shape()[0];
         let mut running = Running::new(self.metrics.len());
         for start in (0..n).step_by(self.batch_size) {
@@ -537,7 +652,9 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             let xb = x.slice_axis(Axis(0), r).to_owned();
             let yb = y.slice_axis(Axis(0), r).to_owned();
             let mb = mask.map(|m| m.slice_axis(Axis(0), r).to_owned());
-            let (l, ms) = self.loss_and_grads(model, &xb, &yb, mb.as_ref(), Mode::Infer)?;
+            let wb = sample_weight.map(|w| w.slice_axis(Axis(0), r).to_owned());
+            let (l, ms) =
+                self.loss_and_grads(model, &xb, &yb, mb.as_ref(), wb.as_ref(), Mode::Infer)?;
             running.add(l, xb.shape()[0], ms);
         }
         let logs = running.logs(&self.metrics);
@@ -607,79 +724,6 @@ fn same_params<F: Float>(bound: &[(String, Vec<usize>)], model: &dyn Model<F>) -
         i += 1;
     });
     same && i == bound.len()
-}
-
-/// Data checks shared by `fit` and `evaluate`.
-fn check_data<F: Float>(
-    model: &dyn Model<F>,
-    loss: Loss,
-    x: &ArrayD<F>,
-    y: &ArrayD<F>,
-    mask: Option<&Mask>,
-) -> Result<()> {
-    if x.ndim() == 0 || y.ndim() == 0 || x.shape()[0] != y.shape()[0] {
-        return Err(Error::Data(format!(
-            "x and y must have the same number of samples, got x {:?} and y {:?}",
-            x.shape(),
-            y.shape()
-        )));
-    }
-    if x.shape()[0] == 0 {
-        return Err(Error::Data("no samples".into()));
-    }
-    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Data(format!(
-            "x has a non-finite value at flat index {i}"
-        )));
-    }
-    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Data(format!(
-            "y has a non-finite value at flat index {i}"
-        )));
-    }
-    if let Some(m) = mask {
-        if x.ndim() != 3 || m.dim() != (x.shape()[0], x.shape()[1]) {
-            return Err(Error::Shape {
-                layer: "trainer".into(),
-                what: "mask",
-                expected: "[samples, steps] of x".into(),
-                got: m.shape().to_vec(),
-            });
-        }
-    }
-    // Target shape against the model's output shape, per loss.
-    let out: &[Dim] = model.output_shape();
-    let fits = |got: &[usize], want: &[Dim]| {
-        got.len() == want.len() && got.iter().zip(want).all(|(g, w)| w.is_none_or(|w| w == *g))
-    };
-    let tail = &y.shape()[1..];
-    let ok = match loss {
-        Loss::SparseCategoricalCrossentropy { .. } => {
-            let lead = &out[..out.len().saturating_sub(1)];
-            let classes = out.last().copied().flatten();
-            if let Some(c) = classes {
-                if let Some(bad) = y.iter().find(|v| {
-                    let f = v.to_f64().unwrap_or(f64::NAN);
-                    !(f >= 0.0 && f.fract() == 0.0 && f < c as f64)
-                }) {
-                    return Err(Error::Data(format!(
-                        "sparse label {bad} out of range: expected an integer in 0..{c}"
-                    )));
-                }
-            }
-            fits(tail, lead) || (tail.last() == Some(&1) && fits(&tail[..tail.len() - 1], lead))
-        }
-        _ => fits(tail, out) || (out.last() == Some(&Some(1)) && fits(tail, &out[..out.len() - 1])),
-    };
-    if !ok {
-        return Err(Error::Data(format!(
-            "targets of shape {:?} do not fit {} for model output {}",
-            y.shape(),
-            loss.keras_name(),
-            crate::layers::format_shape(out)
-        )));
-    }
-    Ok(())
 }
 
 /// Keras's number format in logs: `{:.4f}`, or `{:.4e}` for |v| ≤ 1e-3.
