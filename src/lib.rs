@@ -41,6 +41,15 @@ pub mod prelude;
 pub mod reservoir;
 mod solve;
 pub mod train;
+pub mod utils;
+
+/// The `ndarray` this crate is built on (every array in the API is one of its types):
+/// `use rnnkit::ndarray;` needs no `ndarray` dependency of your own, and cannot disagree in
+/// version.
+pub use ndarray;
+/// The `rand` behind [`seeded_rng`] and [`StdRng`] (through `ndarray-rand`), for drawing from
+/// the same generator: `use rnnkit::rand::Rng;`.
+pub use ndarray_rand::rand;
 
 pub use activation::Activation;
 pub use error::{Error, FileError, Result};
