@@ -72,9 +72,9 @@ pub use parallel::{num_threads, set_num_threads};
 pub use param::Param;
 pub use reservoir::{EchoStateNetwork, EsnConfig, Reservoir};
 pub use train::{
-    Adam, AdamW, Callback, Clip, Control, CosineDecay, EarlyStopping, ExponentialDecay, History,
-    LambdaCallback, LearningRate, Logs, Loss, Metric, ModelCheckpoint, Optimizer,
-    PiecewiseConstantDecay, RmsProp, Sgd, Trainer,
+    Adam, AdamW, Callback, Clip, Context, Control, CosineDecay, EarlyStopping, EpochEnd,
+    ExponentialDecay, History, LambdaCallback, LearningRate, Logs, Loss, Metric, ModelCheckpoint,
+    Optimizer, PiecewiseConstantDecay, ReduceLROnPlateau, RmsProp, Sgd, Trainer,
 };
 
 /// The README's examples, compiled and run as doctests so the README stays true.

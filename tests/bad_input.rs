@@ -111,18 +111,20 @@ fn one_trainer_refuses_a_second_model_with_other_weights() {
 
 #[test]
 fn early_stopping_starts_afresh_in_a_second_fit() {
-    use rnnkit::{Callback, Logs};
+    use rnnkit::{Callback, Context, Logs};
     let mut m = small_model();
+    let mut opt = Adam::<f64>::default();
+    let mut ctx = Context::new(&mut m, &mut opt);
     let mut es = EarlyStopping::<f64>::new("loss").restore_best_weights(true);
     let logs: Logs = [("loss".to_string(), 0.5)].into_iter().collect();
-    es.on_train_begin(&mut m);
-    es.on_epoch_end(0, &logs, &mut m);
+    es.on_train_begin(&mut ctx).unwrap();
+    es.on_epoch_end(0, &logs, &mut ctx).unwrap();
     assert_eq!(es.best_epoch(), Some(0));
     // A second fit: nothing of the first one's best value, wait or weights remains.
-    es.on_train_begin(&mut m);
+    es.on_train_begin(&mut ctx).unwrap();
     assert_eq!(es.best_epoch(), None);
     let worse: Logs = [("loss".to_string(), 0.9)].into_iter().collect();
-    es.on_epoch_end(0, &worse, &mut m);
+    es.on_epoch_end(0, &worse, &mut ctx).unwrap();
     assert_eq!(es.best_epoch(), Some(0), "0.9 is the best of the new fit");
 }
 
@@ -286,21 +288,26 @@ fn add_layer_refuses_names_that_would_not_load_and_defaults_never_repeat_a_name(
 
 #[test]
 fn early_stopping_run_by_hand_on_another_model_is_an_error() {
-    use rnnkit::{Callback, Control};
+    use rnnkit::{Callback, Context, Control};
+    let mut opt = Adam::<f64>::default();
     let mut es = EarlyStopping::<f64>::new("loss").restore_best_weights(true);
     let mut a = small_model();
     let logs = [("loss".to_string(), 1.0)].into_iter().collect();
-    assert_eq!(es.on_epoch_end(0, &logs, &mut a), Control::Continue);
+    assert_eq!(
+        es.on_epoch_end(0, &logs, &mut Context::new(&mut a, &mut opt))
+            .unwrap(),
+        Control::Continue
+    );
     let mut other = Sequential::<f64>::new(&[4, 2])
         .push(GruConfig::new(5))
         .unwrap();
     let before = other.get_weights();
     assert!(matches!(
-        es.on_train_end(&mut other),
+        es.on_train_end(&mut Context::new(&mut other, &mut opt)),
         Err(Error::WeightCount { .. } | Error::WeightShape { .. })
     ));
     assert_eq!(other.get_weights(), before);
-    assert!(es.on_train_end(&mut a).is_ok());
+    assert!(es.on_train_end(&mut Context::new(&mut a, &mut opt)).is_ok());
 }
 
 #[test]

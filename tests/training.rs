@@ -487,10 +487,10 @@ impl Callback<f64> for Recorder {
         &mut self,
         _e: usize,
         _l: &Logs,
-        model: &mut dyn rnnkit::Model<f64>,
-    ) -> Control {
-        self.0.borrow_mut().push(model.get_weights());
-        Control::Continue
+        ctx: &mut rnnkit::Context<'_, f64>,
+    ) -> rnnkit::Result<Control> {
+        self.0.borrow_mut().push(ctx.model.get_weights());
+        Ok(Control::Continue)
     }
 }
 

@@ -3,11 +3,14 @@
 mod callbacks;
 mod checkpoint;
 mod data;
+mod logs;
 mod loss;
 mod optim;
 mod trainer;
 
-pub use callbacks::{Callback, Control, EarlyStopping, LambdaCallback, Logs};
+pub use callbacks::{
+    Callback, Context, Control, EarlyStopping, EpochEnd, LambdaCallback, Logs, ReduceLROnPlateau,
+};
 pub use checkpoint::ModelCheckpoint;
 pub use loss::{Loss, Metric};
 pub use optim::{

@@ -1,8 +1,9 @@
 //! `Trainer`: Keras's `compile` + `fit` / `evaluate` / `predict` for any [`Model`] ([`Sequential`](crate::Sequential) or your own).
 
-use super::callbacks::{Callback, Control, Logs};
+use super::callbacks::{Callback, Context, Control, Logs};
 use super::checkpoint::ModelCheckpoint;
 use super::data::{check_data, check_sample_weight, class_weights};
+use super::logs::{epoch_line, Running};
 use super::loss::{Loss, Metric};
 use super::optim::Optimizer;
 use crate::error::{Error, Result};
@@ -528,12 +529,15 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         let steps = n_train.div_ceil(self.batch_size);
         let mut history = History::default();
         let mut callbacks = std::mem::take(&mut self.callbacks);
-        for cb in callbacks.iter_mut() {
-            cb.on_train_begin(model);
-        }
         let result = (|| {
+            for cb in callbacks.iter_mut() {
+                cb.on_train_begin(&mut Context::new(model, &mut self.optimizer))?;
+            }
             for e in 0..self.epochs {
                 let epoch = self.epoch;
+                for cb in callbacks.iter_mut() {
+                    cb.on_epoch_begin(epoch, &mut Context::new(model, &mut self.optimizer))?;
+                }
                 let start = Instant::now();
                 let mut order: Vec<usize> = (0..n_train).collect();
                 if self.shuffle {
@@ -544,6 +548,10 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                 }
                 let mut running = Running::new(self.metrics.len());
                 for (bi, idx) in order.chunks(self.batch_size).enumerate() {
+                    for cb in callbacks.iter_mut() {
+                        let mut ctx = Context::new(model, &mut self.optimizer);
+                        cb.on_train_batch_begin(bi, &mut ctx)?;
+                    }
                     let xb = x.select(Axis(0), idx);
                     let yb = y.select(Axis(0), idx);
                     let mb = mask.map(|m| m.select(Axis(0), idx));
@@ -551,6 +559,13 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                     let at = (epoch + 1, bi + 1);
                     let (l, ms) = self.step(model, &xb, &yb, mb.as_ref(), wb.as_ref(), at)?;
                     running.add(l, idx.len(), ms);
+                    if !callbacks.is_empty() {
+                        let so_far = running.logs(&self.metrics);
+                        for cb in callbacks.iter_mut() {
+                            let mut ctx = Context::new(model, &mut self.optimizer);
+                            cb.on_train_batch_end(bi, &so_far, &mut ctx)?;
+                        }
+                    }
                 }
                 let mut logs = running.logs(&self.metrics);
                 if let Some((vx, vy, vm, vw)) = &val {
@@ -574,7 +589,8 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                 }
                 let mut stop = false;
                 for cb in callbacks.iter_mut() {
-                    stop |= cb.on_epoch_end(epoch, &logs, model) == Control::Stop;
+                    let mut ctx = Context::new(model, &mut self.optimizer);
+                    stop |= cb.on_epoch_end(epoch, &logs, &mut ctx)? == Control::Stop;
                 }
                 if let Some(mut ck) = self.checkpoint.take() {
                     let saved = match ck.due(epoch, &logs) {
@@ -593,7 +609,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         // Every callback ends, even after an error; the first error is returned.
         let ended = callbacks
             .iter_mut()
-            .map(|cb| cb.on_train_end(model))
+            .map(|cb| cb.on_train_end(&mut Context::new(model, &mut self.optimizer)))
             .fold(Ok(()), Result::and);
         self.callbacks = callbacks;
         result.and(ended).map(|()| history)
@@ -670,42 +686,6 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     }
 }
 
-/// Keras's running means over an epoch: the loss weighted by batch size, each metric by
-/// its number of entries.
-struct Running {
-    loss_sum: f64,
-    seen: f64,
-    metrics: Vec<(f64, f64)>,
-}
-
-impl Running {
-    fn new(metrics: usize) -> Self {
-        Running {
-            loss_sum: 0.0,
-            seen: 0.0,
-            metrics: vec![(0.0, 0.0); metrics],
-        }
-    }
-
-    fn add(&mut self, loss: f64, batch: usize, metrics: Vec<(f64, f64)>) {
-        self.loss_sum += loss * batch as f64;
-        self.seen += batch as f64;
-        for (acc, m) in self.metrics.iter_mut().zip(metrics) {
-            acc.0 += m.0;
-            acc.1 += m.1;
-        }
-    }
-
-    fn logs(&self, metrics: &[Metric]) -> Logs {
-        let mut logs = Logs::new();
-        logs.insert("loss".into(), self.loss_sum / self.seen);
-        for (m, (s, c)) in metrics.iter().zip(&self.metrics) {
-            logs.insert(m.key().into(), s / c.max(1.0));
-        }
-        logs
-    }
-}
-
 /// A model's parameter paths and shapes: what identifies it to an optimizer.
 pub(super) fn fingerprint<F: Float>(model: &dyn Model<F>) -> Vec<(String, Vec<usize>)> {
     let mut v = Vec::new();
@@ -726,65 +706,9 @@ fn same_params<F: Float>(bound: &[(String, Vec<usize>)], model: &dyn Model<F>) -
     same && i == bound.len()
 }
 
-/// Keras's number format in logs: `{:.4f}`, or `{:.4e}` for |v| ≤ 1e-3.
-pub(crate) fn keras_number(v: f64) -> String {
-    if v.abs() > 1e-3 || v == 0.0 {
-        return format!("{v:.4}");
-    }
-    let s = format!("{v:.4e}");
-    match s.split_once('e') {
-        Some((m, e)) => {
-            let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
-            format!("{m}e{sign}{digits:0>2}")
-        }
-        None => s,
-    }
-}
-
-fn epoch_line(verbose: u8, steps: usize, secs: f64, logs: &Logs) -> String {
-    let per_step = secs / steps.max(1) as f64;
-    let per = if per_step >= 1.0 {
-        format!("{per_step:.0}s/step")
-    } else if per_step >= 1e-3 {
-        format!("{:.0}ms/step", per_step * 1e3)
-    } else {
-        format!("{:.0}us/step", per_step * 1e6)
-    };
-    // Keras prints the training keys first, then the val_ keys.
-    let mut parts: Vec<String> = logs
-        .iter()
-        .filter(|(k, _)| !k.starts_with("val_"))
-        .map(|(k, v)| format!("{k}: {}", keras_number(*v)))
-        .collect();
-    parts.extend(
-        logs.iter()
-            .filter(|(k, _)| k.starts_with("val_"))
-            .map(|(k, v)| format!("{k}: {}", keras_number(*v))),
-    );
-    let head = if verbose == 1 {
-        format!("{steps}/{steps} {} {:.0}s {per}", "━".repeat(20), secs)
-    } else {
-        format!("{steps}/{steps} - {:.0}s - {per}", secs)
-    };
-    format!("{head} - {}", parts.join(" - "))
-}
-
-/// Whether every element is finite (a flat, vectorisable pass for contiguous arrays).
 fn all_finite<F: Float>(a: &ArrayD<F>) -> bool {
     match a.as_slice_memory_order() {
         Some(s) => s.iter().fold(true, |ok, v| ok & v.is_finite()),
         None => a.iter().all(|v| v.is_finite()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::keras_number;
-
-    #[test]
-    fn numbers_print_like_keras() {
-        assert_eq!(keras_number(9.31234), "9.3123");
-        assert_eq!(keras_number(0.00012345), "1.2345e-04");
-        assert_eq!(keras_number(0.0), "0.0000");
     }
 }

@@ -132,6 +132,11 @@ impl<F: Float> Optimizer<F> for Adam<F> {
     fn weight_decay(&self) -> Option<f64> {
         self.weight_decay
     }
+    fn set_learning_rate(&mut self, lr: LearningRate) -> Result<()> {
+        lr.validate("adam")?;
+        self.learning_rate = lr;
+        Ok(())
+    }
     fn validate(&self) -> Result<()> {
         check_common("adam", &self.learning_rate, self.weight_decay)?;
         unit_interval("adam", "beta_1", self.beta_1)?;
@@ -283,6 +288,9 @@ impl<F: Float> Optimizer<F> for AdamW<F> {
     }
     fn weight_decay(&self) -> Option<f64> {
         self.0.weight_decay
+    }
+    fn set_learning_rate(&mut self, lr: LearningRate) -> Result<()> {
+        self.0.set_learning_rate(lr)
     }
     fn validate(&self) -> Result<()> {
         self.0.validate()

@@ -82,6 +82,19 @@ pub trait Optimizer<F: Float>: std::fmt::Debug + Send {
     fn weight_decay(&self) -> Option<f64> {
         None
     }
+    /// Replaces the learning rate from the next step on (what `ReduceLROnPlateau` and
+    /// callbacks use). The default refuses: an optimizer must opt in.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the optimizer cannot change its rate.
+    fn set_learning_rate(&mut self, lr: LearningRate) -> Result<()> {
+        let _ = lr;
+        Err(Error::Config {
+            layer: self.name().into(),
+            field: "learning_rate",
+            reason: "this optimizer does not let its learning rate be changed".into(),
+        })
+    }
     /// Checks the hyper-parameters.
     ///
     /// # Errors
@@ -238,6 +251,9 @@ impl<F: Float> Optimizer<F> for Box<dyn Optimizer<F>> {
     }
     fn weight_decay(&self) -> Option<f64> {
         (**self).weight_decay()
+    }
+    fn set_learning_rate(&mut self, lr: LearningRate) -> Result<()> {
+        (**self).set_learning_rate(lr)
     }
     fn validate(&self) -> Result<()> {
         (**self).validate()

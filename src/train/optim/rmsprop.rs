@@ -125,6 +125,11 @@ impl<F: Float> Optimizer<F> for RmsProp<F> {
     fn weight_decay(&self) -> Option<f64> {
         self.weight_decay
     }
+    fn set_learning_rate(&mut self, lr: LearningRate) -> Result<()> {
+        lr.validate("rmsprop")?;
+        self.learning_rate = lr;
+        Ok(())
+    }
     fn validate(&self) -> Result<()> {
         check_common("rmsprop", &self.learning_rate, self.weight_decay)?;
         unit_interval("rmsprop", "rho", self.rho)?;

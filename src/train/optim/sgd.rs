@@ -102,6 +102,11 @@ impl<F: Float> Optimizer<F> for Sgd<F> {
     fn weight_decay(&self) -> Option<f64> {
         self.weight_decay
     }
+    fn set_learning_rate(&mut self, lr: LearningRate) -> Result<()> {
+        lr.validate("sgd")?;
+        self.learning_rate = lr;
+        Ok(())
+    }
     fn validate(&self) -> Result<()> {
         check_common("sgd", &self.learning_rate, self.weight_decay)?;
         unit_interval("sgd", "momentum", self.momentum)?;
