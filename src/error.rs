@@ -148,8 +148,9 @@ pub enum Error {
         /// Model name.
         model: String,
     },
-    /// A model that cannot be saved (a layer type without a saved form).
-    #[error("{layer}: cannot be saved: {reason}")]
+    /// Something a model or layer cannot do: be saved (a layer type without a saved
+    /// form), be trained by gradients (a reservoir), give logits it claims.
+    #[error("{layer}: unsupported: {reason}")]
     Unsupported {
         /// Layer name.
         layer: String,

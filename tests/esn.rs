@@ -303,3 +303,49 @@ fn bad_options_and_data_are_typed_errors_before_allocating() {
         })
     ));
 }
+
+#[test]
+fn the_network_is_a_model_for_prediction_and_evaluation() {
+    use rnnkit::prelude::*;
+    let s = Array2::from_shape_fn((300, 1), |(t, _)| (t as f64 * 0.1).sin());
+    let mut esn = EsnConfig::new(20)
+        .density(0.4)
+        .washout(20)
+        .build::<f64>(1)
+        .unwrap();
+    esn.fit(
+        &s.slice(s![..299, ..]).to_owned(),
+        &s.slice(s![1.., ..]).to_owned(),
+    )
+    .unwrap();
+    let batch =
+        ndarray::Array3::from_shape_fn((3, 40, 1), |(i, t, _)| ((i * 11 + t) as f64 * 0.1).sin())
+            .into_dyn();
+    let trainer = Trainer::new(Adam::default(), Loss::Mse).batch_size(2);
+    let y = trainer.predict(&esn, &batch).unwrap();
+    // Each sequence from a zero state, as run_from.
+    let zero = Array1::zeros(20);
+    for i in 0..3 {
+        let seq = batch
+            .index_axis(ndarray::Axis(0), i)
+            .into_dimensionality::<Ix2>()
+            .unwrap()
+            .to_owned();
+        let (alone, _) = esn.run_from(&seq, &zero).unwrap();
+        assert_eq!(y.index_axis(ndarray::Axis(0), i), alone.into_dyn());
+    }
+    // Evaluation works; gradient training is refused by name, and changes nothing.
+    let target = y.clone();
+    let mut t = Trainer::new(Adam::default(), Loss::Mse);
+    assert_eq!(t.evaluate(&mut esn, &batch, &target).unwrap()["loss"], 0.0);
+    let before = esn.readout().unwrap().clone();
+    assert!(matches!(
+        t.fit(&mut esn, &batch, &target),
+        Err(Error::Unsupported { .. })
+    ));
+    assert_eq!(esn.readout().unwrap(), &before);
+    assert!(matches!(
+        trainer.predict(&esn, &ndarray::ArrayD::zeros(ndarray::IxDyn(&[3, 2]))),
+        Err(Error::Rank { .. })
+    ));
+}

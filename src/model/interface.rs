@@ -130,7 +130,7 @@ pub trait Model<F: Float>: Debug + Send + Sync {
     fn spec(&self) -> Result<ModelSpec> {
         Err(Error::Unsupported {
             layer: self.name().to_string(),
-            reason: "this model type has no saved form (Model::spec)".into(),
+            reason: "cannot be saved: this model type has no saved form (Model::spec)".into(),
         })
     }
 

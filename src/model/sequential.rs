@@ -93,7 +93,10 @@ impl<F: Float> Sequential<F> {
             .map(|l| {
                 l.spec().ok_or_else(|| Error::Unsupported {
                     layer: l.name().to_string(),
-                    reason: format!("{} has no saved form (Layer::spec)", l.type_name()),
+                    reason: format!(
+                        "cannot be saved: {} has no saved form (Layer::spec)",
+                        l.type_name()
+                    ),
                 })
             })
             .collect::<Result<_>>()?;

@@ -58,6 +58,9 @@ pub struct EchoStateNetwork<F: Float> {
     raw_radius: Option<f64>,
     /// `W` laid out for the per-step product.
     kernel: Kernel<F>,
+    /// Shapes without the batch axis, for the `Model` interface: `[None, F]`, and
+    /// `[None, O]` once fitted (`[None, None]` before).
+    pub(super) shapes: [[crate::layers::Dim; 2]; 2],
 }
 
 impl<F: Float> EchoStateNetwork<F> {
@@ -75,7 +78,7 @@ impl<F: Float> EchoStateNetwork<F> {
         b: Array1<F>,
     ) -> Result<Self> {
         config.check(w_in.nrows())?;
-        let n = config.units;
+        let (n, f_in) = (config.units, w_in.nrows());
         let name = config.model_name().to_string();
         let (w, raw) = match reservoir {
             Reservoir::Raw(w) | Reservoir::Scaled(w) if w.dim() != (n, n) => {
@@ -126,6 +129,7 @@ impl<F: Float> EchoStateNetwork<F> {
             b,
             w_out: None,
             raw_radius,
+            shapes: [[None, Some(f_in)], [None, None]],
         })
     }
 
@@ -206,6 +210,7 @@ impl<F: Float> EchoStateNetwork<F> {
 
     /// Sets the readout (the loader; shapes checked there).
     pub(crate) fn set_readout(&mut self, w_out: Option<Array2<F>>) {
+        self.shapes[1][1] = w_out.as_ref().map(|w| w.ncols());
         self.w_out = w_out;
     }
 
@@ -354,7 +359,7 @@ impl<F: Float> EchoStateNetwork<F> {
                 ))
             })?;
         let fitted = phi.dot(&w_out).mapv(F::c);
-        self.w_out = Some(w_out.mapv(F::c));
+        self.set_readout(Some(w_out.mapv(F::c)));
         self.state = h.row(h.nrows() - 1).to_owned();
         Ok(fitted)
     }

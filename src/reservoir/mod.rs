@@ -6,11 +6,13 @@
 //! - `esn`: [`EchoStateNetwork`], the reservoir's time loop, the ridge readout, open-loop
 //!   prediction and closed-loop generation;
 //! - `kernel`: the reservoir matrix laid out for its per-step product (sparse columns, or
-//!   dense `Wᵀ`).
+//!   dense `Wᵀ`);
+//! - `model`: the network as a [`Model`](crate::Model), for batches of sequences.
 
 pub mod config;
 pub mod esn;
 mod kernel;
+mod model;
 
 pub use config::EsnConfig;
 pub use esn::{EchoStateNetwork, Reservoir};
