@@ -3,7 +3,7 @@
 use super::callbacks::{Callback, Context, Control, Logs};
 use super::checkpoint::ModelCheckpoint;
 use super::data::{check_data, check_sample_weight, class_weights};
-use super::logs::{epoch_line, Running};
+use super::logs::{epoch_line, progress_line, Running};
 use super::loss::{Loss, Metric};
 use super::optim::Optimizer;
 use crate::error::{Error, Result};
@@ -14,6 +14,7 @@ use crate::model::Model;
 use ndarray::{ArrayD, Axis};
 use ndarray_rand::rand::Rng;
 use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 /// What `fit` returns: per-epoch logs, as Keras's `History`.
@@ -54,7 +55,7 @@ impl History {
 /// | `batch_size` | 32 |
 /// | `shuffle` | true (seeded: `seed`, default 0) |
 /// | `validation_split` | 0.0 (the last samples, taken before shuffling) |
-/// | `verbose` | 0 (1: Keras's end-of-epoch bar line, 2: one line per epoch) |
+/// | `verbose` | 0 (1: Keras's bar, live during the epoch on a terminal; 2: one line per epoch) |
 ///
 /// The epoch `loss` is Keras's batch-size-weighted mean of the batch losses, each taken
 /// before that batch's update. Training stops with [`Error::NonFinite`] when a loss,
@@ -529,6 +530,8 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         let steps = n_train.div_ceil(self.batch_size);
         let mut history = History::default();
         let mut callbacks = std::mem::take(&mut self.callbacks);
+        // Keras's live bar for verbose 1 when stdout is a terminal; plain lines otherwise.
+        let live = self.verbose == 1 && std::io::stdout().is_terminal();
         let result = (|| {
             for cb in callbacks.iter_mut() {
                 cb.on_train_begin(&mut Context::new(model, &mut self.optimizer))?;
@@ -539,6 +542,9 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                     cb.on_epoch_begin(epoch, &mut Context::new(model, &mut self.optimizer))?;
                 }
                 let start = Instant::now();
+                if self.verbose > 0 && self.epochs > 1 {
+                    println!("Epoch {}/{}", e + 1, self.epochs);
+                }
                 let mut order: Vec<usize> = (0..n_train).collect();
                 if self.shuffle {
                     let mut rng = seeded_rng(self.seed ^ (epoch as u64).rotate_left(32));
@@ -559,6 +565,12 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                     let at = (epoch + 1, bi + 1);
                     let (l, ms) = self.step(model, &xb, &yb, mb.as_ref(), wb.as_ref(), at)?;
                     running.add(l, idx.len(), ms);
+                    if live {
+                        let so_far = running.logs(&self.metrics);
+                        let secs = start.elapsed().as_secs_f64();
+                        print!("\r{}", progress_line(bi + 1, steps, secs, &so_far));
+                        let _ = std::io::stdout().flush();
+                    }
                     if !callbacks.is_empty() {
                         let so_far = running.logs(&self.metrics);
                         for cb in callbacks.iter_mut() {
@@ -579,11 +591,10 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                     history.history.entry(k.clone()).or_default().push(*v);
                 }
                 if self.verbose > 0 {
-                    if self.epochs > 1 {
-                        println!("Epoch {}/{}", e + 1, self.epochs);
-                    }
+                    // On a terminal the live bar's line is replaced by the epoch's.
+                    let clear = if live { "\r\x1b[2K" } else { "" };
                     println!(
-                        "{}",
+                        "{clear}{}",
                         epoch_line(self.verbose, steps, start.elapsed().as_secs_f64(), &logs)
                     );
                 }
@@ -706,6 +717,7 @@ fn same_params<F: Float>(bound: &[(String, Vec<usize>)], model: &dyn Model<F>) -
     same && i == bound.len()
 }
 
+/// Whether every element is finite (a flat, vectorisable pass for contiguous arrays).
 fn all_finite<F: Float>(a: &ArrayD<F>) -> bool {
     match a.as_slice_memory_order() {
         Some(s) => s.iter().fold(true, |ok, v| ok & v.is_finite()),
