@@ -73,8 +73,9 @@ pub use param::Param;
 pub use reservoir::{EchoStateNetwork, EsnConfig, Reservoir};
 pub use train::{
     Adam, AdamW, Callback, Clip, Context, Control, CosineDecay, EarlyStopping, EpochEnd,
-    ExponentialDecay, History, LambdaCallback, LearningRate, Logs, Loss, Metric, ModelCheckpoint,
-    Optimizer, PiecewiseConstantDecay, ReduceLROnPlateau, RmsProp, Sgd, Trainer,
+    ExponentialDecay, History, LambdaCallback, LearningRate, Logs, Loss, LossFunction, Metric,
+    MetricFunction, ModelCheckpoint, Optimizer, PerRow, PiecewiseConstantDecay, ReduceLROnPlateau,
+    RmsProp, RowLoss, Sgd, Trainer,
 };
 
 /// The README's examples, compiled and run as doctests so the README stays true.

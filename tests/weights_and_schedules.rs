@@ -210,3 +210,63 @@ fn weight_decay_moves_weights_toward_zero_in_proportion_to_the_rate() {
     let wd = f64::from(0.25f32);
     assert_eq!(m.get_weights()[0][[0, 0]], 1.0 - 1.0 * wd * 0.5);
 }
+
+/// MSE written by hand, per row.
+#[derive(Debug)]
+struct RowMse;
+
+impl rnnkit::RowLoss<f64> for RowMse {
+    fn name(&self) -> &str {
+        "row_mse"
+    }
+    fn row(
+        &self,
+        p: ndarray::ArrayView1<'_, f64>,
+        y: ndarray::ArrayView1<'_, f64>,
+        mut g: ndarray::ArrayViewMut1<'_, f64>,
+    ) -> f64 {
+        let k = p.len() as f64;
+        let mut s = 0.0;
+        for i in 0..p.len() {
+            let d = p[i] - y[i];
+            s += d * d;
+            g[i] = 2.0 * d / k;
+        }
+        s / k
+    }
+}
+
+#[test]
+fn a_user_loss_per_row_is_masked_and_weighted_as_the_built_ins() {
+    let x = Array3::from_shape_fn((6, 4, 2), |(i, t, f)| ((i + 2 * t + f) as f64 * 0.3).sin())
+        .into_dyn();
+    let y = Array3::from_shape_fn((6, 4, 1), |(i, t, _)| ((i * t) as f64 * 0.2).cos()).into_dyn();
+    let mask = mask_from_lengths(&[4, 1, 3, 2, 4, 3], 4);
+    let w = Array2::from_shape_fn((6, 4), |(i, t)| 0.5 + ((i + t) % 3) as f64).into_dyn();
+    let model = || {
+        Sequential::<f64>::new(&[4, 2])
+            .push(LstmConfig::new(3).return_sequences(true))
+            .unwrap()
+            .push(DenseConfig::new(1))
+            .unwrap()
+    };
+    let (mut a, mut b) = (model(), model());
+    let mut ta = Trainer::new(Adam::new(0.01), Loss::Mse)
+        .epochs(3)
+        .batch_size(4);
+    let mut tb = Trainer::new(Adam::new(0.01), rnnkit::PerRow(RowMse))
+        .epochs(3)
+        .batch_size(4);
+    let ha = ta
+        .fit_weighted(&mut a, &x, &y, Some(&mask), Some(&w))
+        .unwrap();
+    let hb = tb
+        .fit_weighted(&mut b, &x, &y, Some(&mask), Some(&w))
+        .unwrap();
+    for (la, lb) in ha.loss().iter().zip(hb.loss()) {
+        assert!((la - lb).abs() <= 1e-14 * la.abs(), "{la} vs {lb}");
+    }
+    for (wa, wb) in a.get_weights().iter().zip(b.get_weights()) {
+        assert!(wa.iter().zip(wb.iter()).all(|(p, q)| (p - q).abs() < 1e-13));
+    }
+}

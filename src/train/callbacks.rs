@@ -261,7 +261,7 @@ impl<F: Float, G: FnMut(usize, &Logs) -> Control> Callback<F> for LambdaCallback
 ///         let lr = ctx.learning_rate();
 ///         ctx.set_learning_rate(lr / 2.0)?;
 ///     }
-///     Ok(Control::Continue)
+///     Ok::<_, rnnkit::Error>(Control::Continue)
 /// });
 /// # let _ = cb;
 /// ```

@@ -1,7 +1,7 @@
 //! What the trainer checks of its data before the first step, and Keras's sample and class
 //! weights.
 
-use super::loss::Loss;
+use super::objective::LossFunction;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::{Dim, Mask};
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 /// Data checks shared by `fit` and `evaluate`.
 pub(crate) fn check_data<F: Float>(
     model: &dyn Model<F>,
-    loss: Loss,
+    loss: &dyn LossFunction<F>,
     x: &ArrayD<F>,
     y: &ArrayD<F>,
     mask: Option<&Mask>,
@@ -53,8 +53,8 @@ pub(crate) fn check_data<F: Float>(
         got.len() == want.len() && got.iter().zip(want).all(|(g, w)| w.is_none_or(|w| w == *g))
     };
     let tail = &y.shape()[1..];
-    let ok = match loss {
-        Loss::SparseCategoricalCrossentropy { .. } => {
+    let ok = match loss.sparse_targets() {
+        true => {
             let lead = &out[..out.len().saturating_sub(1)];
             let classes = out.last().copied().flatten();
             if let Some(c) = classes {
@@ -69,13 +69,15 @@ pub(crate) fn check_data<F: Float>(
             }
             fits(tail, lead) || (tail.last() == Some(&1) && fits(&tail[..tail.len() - 1], lead))
         }
-        _ => fits(tail, out) || (out.last() == Some(&Some(1)) && fits(tail, &out[..out.len() - 1])),
+        false => {
+            fits(tail, out) || (out.last() == Some(&Some(1)) && fits(tail, &out[..out.len() - 1]))
+        }
     };
     if !ok {
         return Err(Error::Data(format!(
             "targets of shape {:?} do not fit {} for model output {}",
             y.shape(),
-            loss.keras_name(),
+            loss.name(),
             crate::layers::format_shape(out)
         )));
     }

@@ -1,7 +1,8 @@
 //! The epoch's running means and Keras's log lines.
 
 use super::callbacks::Logs;
-use super::loss::Metric;
+use super::objective::MetricFunction;
+use crate::float::Float;
 
 /// Keras's running means over an epoch: the loss weighted by batch size, each metric by
 /// its number of entries.
@@ -29,11 +30,11 @@ impl Running {
         }
     }
 
-    pub(crate) fn logs(&self, metrics: &[Metric]) -> Logs {
+    pub(crate) fn logs<F: Float>(&self, metrics: &[Box<dyn MetricFunction<F>>]) -> Logs {
         let mut logs = Logs::new();
         logs.insert("loss".into(), self.loss_sum / self.seen);
         for (m, (s, c)) in metrics.iter().zip(&self.metrics) {
-            logs.insert(m.key().into(), s / c.max(1.0));
+            logs.insert(m.name().into(), s / c.max(1.0));
         }
         logs
     }

@@ -602,6 +602,44 @@ impl Loss {
     }
 }
 
+/// Reduces a per-row loss exactly as the built-in losses are reduced: rows of the last
+/// axis, Keras's `sum_over_batch_size` (over real steps under a mask), sample weights.
+/// `entry(pred_row, target_row, grad_row)` returns the row's loss and writes its gradient.
+pub(crate) fn reduce_rows<F: Float>(
+    pred: &ArrayD<F>,
+    target: &ArrayD<F>,
+    mask: Option<&Mask>,
+    sample_weight: Option<&ArrayD<F>>,
+    entry: impl Fn(
+        ndarray::ArrayView1<'_, F>,
+        ndarray::ArrayView1<'_, F>,
+        ndarray::ArrayViewMut1<'_, F>,
+    ) -> F,
+) -> Result<(f64, ArrayD<F>)> {
+    let mut rows = Rows::new(pred, target, mask, false)?;
+    if let Some(sw) = sample_weight {
+        rows.weigh(sw)?;
+    }
+    let (r, c) = rows.p.dim();
+    let mut grad = Array2::<F>::zeros((r, c));
+    let mut total = 0.0;
+    for i in 0..r {
+        let w = rows.w[i];
+        if w == 0.0 {
+            continue;
+        }
+        let mut g = grad.row_mut(i);
+        let value = entry(rows.p.row(i), rows.t.row(i), g.view_mut());
+        let wf = F::c(w);
+        g.mapv_inplace(|v| v * wf);
+        total += value.to_f64().unwrap_or(f64::NAN) * w;
+    }
+    let grad = grad
+        .into_shape_with_order(IxDyn(&rows.shape))
+        .expect("sized");
+    Ok((total, grad))
+}
+
 fn sign<F: Float>(d: F) -> F {
     if d > F::zero() {
         F::one()

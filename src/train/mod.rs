@@ -5,6 +5,7 @@ mod checkpoint;
 mod data;
 mod logs;
 mod loss;
+mod objective;
 mod optim;
 mod trainer;
 
@@ -13,6 +14,7 @@ pub use callbacks::{
 };
 pub use checkpoint::ModelCheckpoint;
 pub use loss::{Loss, Metric};
+pub use objective::{LossFunction, MetricFunction, PerRow, RowLoss};
 pub use optim::{
     Adam, AdamW, Clip, CosineDecay, ExponentialDecay, LearningRate, Optimizer,
     PiecewiseConstantDecay, RmsProp, Sgd,

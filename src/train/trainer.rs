@@ -4,7 +4,8 @@ use super::callbacks::{Callback, Context, Control, Logs};
 use super::checkpoint::ModelCheckpoint;
 use super::data::{check_data, check_sample_weight, class_weights};
 use super::logs::{epoch_line, progress_line, Running};
-use super::loss::{Loss, Metric};
+use super::loss::Metric;
+use super::objective::{LossFunction, MetricFunction};
 use super::optim::Optimizer;
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -77,8 +78,8 @@ impl History {
 pub struct Trainer<F: Float, O: Optimizer<F>> {
     /// The optimizer (its state persists across `fit` calls).
     pub optimizer: O,
-    loss: Loss,
-    metrics: Vec<Metric>,
+    loss: Box<dyn LossFunction<F>>,
+    metrics: Vec<Box<dyn MetricFunction<F>>>,
     epochs: usize,
     batch_size: usize,
     shuffle: bool,
@@ -110,10 +111,10 @@ impl<F: Float, O: Optimizer<F>> std::fmt::Debug for Trainer<F, O> {
 
 impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// A trainer with Keras's `fit` defaults (`compile(optimizer, loss)`).
-    pub fn new(optimizer: O, loss: Loss) -> Self {
+    pub fn new(optimizer: O, loss: impl LossFunction<F> + 'static) -> Self {
         Trainer {
             optimizer,
-            loss,
+            loss: Box::new(loss),
             metrics: Vec::new(),
             epochs: 1,
             batch_size: 32,
@@ -198,9 +199,15 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         self.class_weight = Some(weights.into_iter().collect());
         self
     }
-    /// Metrics to report besides the loss.
+    /// Adds a metric of your own (see [`MetricFunction`]).
+    pub fn metric(mut self, m: impl MetricFunction<F> + 'static) -> Self {
+        self.metrics.push(Box::new(m));
+        self
+    }
+    /// Adds built-in metrics to report besides the loss.
     pub fn metrics(mut self, m: &[Metric]) -> Self {
-        self.metrics = m.to_vec();
+        self.metrics
+            .extend(m.iter().map(|&m| Box::new(m) as Box<dyn MetricFunction<F>>));
         self
     }
     /// 0: silent; 1: Keras's bar line per epoch; 2: Keras's one-line-per-epoch format.
@@ -223,8 +230,8 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         self.checkpoint.as_ref()
     }
     /// The loss.
-    pub fn loss(&self) -> Loss {
-        self.loss
+    pub fn loss(&self) -> &dyn LossFunction<F> {
+        &*self.loss
     }
     /// Epochs completed over all `fit` calls.
     pub fn epochs_done(&self) -> usize {
@@ -274,7 +281,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                 ),
             });
         }
-        check_data(model, self.loss, x, y, mask)?;
+        check_data(model, &*self.loss, x, y, mask)?;
         if let Some(sw) = sample_weight {
             if self.class_weight.is_some() {
                 return Err(Error::Config {
@@ -290,7 +297,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             class_weights(model, y, cw)?;
         }
         if let Some((vx, vy, vm)) = &self.validation_data {
-            check_data(model, self.loss, vx, vy, vm.as_ref())?;
+            check_data(model, &*self.loss, vx, vy, vm.as_ref())?;
             if mask.is_some() && vm.is_none() {
                 return Err(Error::Data(
                     "training data has a mask but validation_data has none: its padding would \
@@ -428,11 +435,10 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                 });
             };
             self.loss
-                .with_logits()
-                .compute_weighted(&z, y, out_mask.as_ref(), sample_weight)?
+                .compute_from_logits(&z, y, out_mask.as_ref(), sample_weight)?
         } else {
             self.loss
-                .compute_weighted(&pred, y, out_mask.as_ref(), sample_weight)?
+                .compute(&pred, y, out_mask.as_ref(), sample_weight)?
         };
         if mode == Mode::Train {
             model.zero_grad();
@@ -668,7 +674,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                 reason: "expected a positive integer, got 0".into(),
             });
         }
-        check_data(model, self.loss, x, y, mask)?;
+        check_data(model, &*self.loss, x, y, mask)?;
         if let Some(sw) = sample_weight {
             check_sample_weight(model, y, sw)?;
         }
