@@ -62,6 +62,7 @@ impl<F: Float> Default for Adam<F> {
 }
 
 impl<F: Float> Adam<F> {
+    common_builders!();
     /// Adam with learning rate `lr` (a number or a schedule) and Keras's other defaults.
     pub fn new(lr: impl Into<LearningRate>) -> Self {
         let learning_rate = lr.into();
@@ -86,11 +87,6 @@ impl<F: Float> Adam<F> {
         self.amsgrad = v;
         self
     }
-    /// Sets Keras's decoupled `weight_decay` (what [`AdamW`] does by default).
-    pub fn weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = Some(wd);
-        self
-    }
     /// Sets β1 and β2.
     pub fn betas(mut self, beta_1: f64, beta_2: f64) -> Self {
         self.beta_1 = beta_1;
@@ -102,41 +98,10 @@ impl<F: Float> Adam<F> {
         self.epsilon = eps;
         self
     }
-    /// Per-tensor norm clipping.
-    pub fn clipnorm(mut self, c: f64) -> Self {
-        self.clip.clipnorm = Some(c);
-        self
-    }
-    /// Global norm clipping.
-    pub fn global_clipnorm(mut self, c: f64) -> Self {
-        self.clip.global_clipnorm = Some(c);
-        self
-    }
-    /// Elementwise value clipping.
-    pub fn clipvalue(mut self, v: f64) -> Self {
-        self.clip.clipvalue = Some(v);
-        self
-    }
 }
 
 impl<F: Float> Optimizer<F> for Adam<F> {
-    fn name(&self) -> &'static str {
-        "adam"
-    }
-    fn clip(&self) -> Clip {
-        self.clip
-    }
-    fn learning_rate(&self) -> f64 {
-        self.lr
-    }
-    fn weight_decay(&self) -> Option<f64> {
-        self.weight_decay
-    }
-    fn set_learning_rate(&mut self, lr: LearningRate) -> Result<()> {
-        lr.validate("adam")?;
-        self.learning_rate = lr;
-        Ok(())
-    }
+    common_optimizer_methods!("adam");
     fn validate(&self) -> Result<()> {
         check_common("adam", &self.learning_rate, self.weight_decay)?;
         unit_interval("adam", "beta_1", self.beta_1)?;

@@ -6,6 +6,56 @@
 //! - `schedule`: [`LearningRate`] and Keras's schedules;
 //! - `adam`, `sgd`, `rmsprop`: the update rules.
 
+/// The builder methods every optimizer shares (Keras's common optimizer arguments).
+macro_rules! common_builders {
+    () => {
+        /// Keras's decoupled `weight_decay` (see [`Optimizer::weight_decay`]).
+        pub fn weight_decay(mut self, wd: f64) -> Self {
+            self.weight_decay = Some(wd);
+            self
+        }
+        /// Per-tensor norm clipping.
+        pub fn clipnorm(mut self, c: f64) -> Self {
+            self.clip.clipnorm = Some(c);
+            self
+        }
+        /// Global norm clipping.
+        pub fn global_clipnorm(mut self, c: f64) -> Self {
+            self.clip.global_clipnorm = Some(c);
+            self
+        }
+        /// Elementwise value clipping.
+        pub fn clipvalue(mut self, v: f64) -> Self {
+            self.clip.clipvalue = Some(v);
+            self
+        }
+    };
+}
+
+/// The `Optimizer` methods every built-in optimizer implements the same way, from its
+/// `learning_rate`, `lr`, `weight_decay` and `clip` fields.
+macro_rules! common_optimizer_methods {
+    ($name:literal) => {
+        fn name(&self) -> &'static str {
+            $name
+        }
+        fn clip(&self) -> Clip {
+            self.clip
+        }
+        fn learning_rate(&self) -> f64 {
+            self.lr
+        }
+        fn weight_decay(&self) -> Option<f64> {
+            self.weight_decay
+        }
+        fn set_learning_rate(&mut self, lr: LearningRate) -> Result<()> {
+            lr.validate($name)?;
+            self.learning_rate = lr;
+            Ok(())
+        }
+    };
+}
+
 mod adam;
 mod rmsprop;
 mod schedule;

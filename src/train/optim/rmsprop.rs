@@ -57,6 +57,7 @@ impl<F: Float> Default for RmsProp<F> {
 }
 
 impl<F: Float> RmsProp<F> {
+    common_builders!();
     /// RMSprop with learning rate `lr` (a number or a schedule) and Keras's other defaults.
     pub fn new(lr: impl Into<LearningRate>) -> Self {
         let learning_rate = lr.into();
@@ -95,41 +96,10 @@ impl<F: Float> RmsProp<F> {
         self.epsilon = eps;
         self
     }
-    /// Sets Keras's decoupled `weight_decay`.
-    pub fn weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = Some(wd);
-        self
-    }
-    /// Per-tensor norm clipping.
-    pub fn clipnorm(mut self, c: f64) -> Self {
-        self.clip.clipnorm = Some(c);
-        self
-    }
-    /// Global norm clipping.
-    pub fn global_clipnorm(mut self, c: f64) -> Self {
-        self.clip.global_clipnorm = Some(c);
-        self
-    }
 }
 
 impl<F: Float> Optimizer<F> for RmsProp<F> {
-    fn name(&self) -> &'static str {
-        "rmsprop"
-    }
-    fn clip(&self) -> Clip {
-        self.clip
-    }
-    fn learning_rate(&self) -> f64 {
-        self.lr
-    }
-    fn weight_decay(&self) -> Option<f64> {
-        self.weight_decay
-    }
-    fn set_learning_rate(&mut self, lr: LearningRate) -> Result<()> {
-        lr.validate("rmsprop")?;
-        self.learning_rate = lr;
-        Ok(())
-    }
+    common_optimizer_methods!("rmsprop");
     fn validate(&self) -> Result<()> {
         check_common("rmsprop", &self.learning_rate, self.weight_decay)?;
         unit_interval("rmsprop", "rho", self.rho)?;

@@ -48,6 +48,7 @@ impl<F: Float> Default for Sgd<F> {
 }
 
 impl<F: Float> Sgd<F> {
+    common_builders!();
     /// SGD with learning rate `lr` (a number or a schedule), no momentum.
     pub fn new(lr: impl Into<LearningRate>) -> Self {
         let learning_rate = lr.into();
@@ -62,16 +63,6 @@ impl<F: Float> Sgd<F> {
             velocity: Vec::new(),
         }
     }
-    /// Sets Keras's decoupled `weight_decay`.
-    pub fn weight_decay(mut self, wd: f64) -> Self {
-        self.weight_decay = Some(wd);
-        self
-    }
-    /// Global norm clipping.
-    pub fn global_clipnorm(mut self, c: f64) -> Self {
-        self.clip.global_clipnorm = Some(c);
-        self
-    }
     /// Sets the momentum.
     pub fn momentum(mut self, m: f64) -> Self {
         self.momentum = m;
@@ -82,31 +73,10 @@ impl<F: Float> Sgd<F> {
         self.nesterov = v;
         self
     }
-    /// Per-tensor norm clipping.
-    pub fn clipnorm(mut self, c: f64) -> Self {
-        self.clip.clipnorm = Some(c);
-        self
-    }
 }
 
 impl<F: Float> Optimizer<F> for Sgd<F> {
-    fn name(&self) -> &'static str {
-        "sgd"
-    }
-    fn clip(&self) -> Clip {
-        self.clip
-    }
-    fn learning_rate(&self) -> f64 {
-        self.lr
-    }
-    fn weight_decay(&self) -> Option<f64> {
-        self.weight_decay
-    }
-    fn set_learning_rate(&mut self, lr: LearningRate) -> Result<()> {
-        lr.validate("sgd")?;
-        self.learning_rate = lr;
-        Ok(())
-    }
+    common_optimizer_methods!("sgd");
     fn validate(&self) -> Result<()> {
         check_common("sgd", &self.learning_rate, self.weight_decay)?;
         unit_interval("sgd", "momentum", self.momentum)?;
