@@ -328,7 +328,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     }
 
     /// [`Trainer::train_on_batch`] with Keras's `sample_weight` (see
-    /// [`Loss::compute_weighted`]); the trainer's `class_weight`, if set, applies too.
+    /// [`Loss::compute_weighted`](crate::Loss::compute_weighted)); the trainer's `class_weight`, if set, applies too.
     ///
     /// # Errors
     /// As [`Trainer::train_on_batch`]; weights of the wrong shape, negative or not finite.
@@ -476,7 +476,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     }
 
     /// [`Trainer::fit_masked`] with Keras's `sample_weight`: `[samples]` or `[samples, 1]`,
-    /// or `[samples, steps]` for a sequence output (see [`Loss::compute_weighted`]). A
+    /// or `[samples, steps]` for a sequence output (see [`Loss::compute_weighted`](crate::Loss::compute_weighted)). A
     /// `validation_split` splits the weights too and weighs the validation loss.
     ///
     /// ```
