@@ -18,6 +18,9 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
+/// Validation inputs, targets, mask and sample weights.
+type ValidationData<F> = (ArrayD<F>, ArrayD<F>, Option<Mask>, Option<ArrayD<F>>);
+
 /// What `fit` returns: per-epoch logs, as Keras's `History`.
 ///
 /// ```
@@ -85,7 +88,7 @@ pub struct Trainer<F: Float, O: Optimizer<F>> {
     shuffle: bool,
     pub(super) seed: u64,
     validation_split: f64,
-    validation_data: Option<(ArrayD<F>, ArrayD<F>, Option<Mask>)>,
+    validation_data: Option<ValidationData<F>>,
     class_weight: Option<BTreeMap<usize, f64>>,
     verbose: u8,
     callbacks: Vec<Box<dyn Callback<F>>>,
@@ -161,7 +164,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// give their mask with [`Trainer::validation_data_masked`]: `fit_masked` refuses
     /// unmasked validation data, which would be scored over the padding.
     pub fn validation_data(mut self, x: ArrayD<F>, y: ArrayD<F>) -> Self {
-        self.validation_data = Some((x, y, None));
+        self.validation_data = Some((x, y, None, None));
         self
     }
     /// Validation data with its `[samples, steps]` mask, scored as the training data is.
@@ -182,7 +185,36 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// # Ok(()) }
     /// ```
     pub fn validation_data_masked(mut self, x: ArrayD<F>, y: ArrayD<F>, mask: Mask) -> Self {
-        self.validation_data = Some((x, y, Some(mask)));
+        self.validation_data = Some((x, y, Some(mask), None));
+        self
+    }
+    /// Validation data with Keras's `sample_weight` (and a mask, if the data has one):
+    /// Keras's `validation_data=(x, y, sample_weight)`. The validation loss is weighted as
+    /// the training loss is.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// use ndarray::{Array1, Array2};
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let x = Array2::from_shape_fn((4, 2), |(i, j)| (i + j) as f64).into_dyn();
+    /// let y = Array2::from_shape_fn((4, 1), |(i, _)| i as f64).into_dyn();
+    /// let w = Array1::from(vec![1.0, 0.0, 0.0, 0.0]).into_dyn(); // only sample 0 counts
+    /// let mut model = Sequential::<f64>::new(&[2]).push(DenseConfig::new(1))?;
+    /// let mut trainer = Trainer::new(Sgd::new(0.01), Loss::Mse)
+    ///     .validation_data_weighted(x.clone(), y.clone(), None, w.clone());
+    /// let h = trainer.fit(&mut model, &x, &y)?;
+    /// let scored = trainer.evaluate_weighted(&mut model, &x, &y, None, Some(&w))?["loss"];
+    /// assert_eq!(h.val_loss().unwrap()[0], scored);
+    /// # Ok(()) }
+    /// ```
+    pub fn validation_data_weighted(
+        mut self,
+        x: ArrayD<F>,
+        y: ArrayD<F>,
+        mask: Option<Mask>,
+        sample_weight: ArrayD<F>,
+    ) -> Self {
+        self.validation_data = Some((x, y, mask, Some(sample_weight)));
         self
     }
     /// Keras's `class_weight`: each training sample weighs its class's weight (classes not
@@ -296,8 +328,11 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         if let Some(cw) = &self.class_weight {
             class_weights(model, y, cw)?;
         }
-        if let Some((vx, vy, vm)) = &self.validation_data {
+        if let Some((vx, vy, vm, vw)) = &self.validation_data {
             check_data(model, &*self.loss, vx, vy, vm.as_ref())?;
+            if let Some(w) = vw {
+                check_sample_weight(model, vy, w)?;
+            }
             if mask.is_some() && vm.is_none() {
                 return Err(Error::Data(
                     "training data has a mask but validation_data has none: its padding would \
@@ -510,8 +545,8 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             (None, None) => None,
         };
         let n = x.shape()[0];
-        let (n_train, val) = if let Some((vx, vy, vm)) = &self.validation_data {
-            (n, Some((vx.clone(), vy.clone(), vm.clone(), None)))
+        let (n_train, val) = if let Some(v) = &self.validation_data {
+            (n, Some(v.clone()))
         } else if self.validation_split > 0.0 {
             let n_train = (n as f64 * (1.0 - self.validation_split)).floor() as usize;
             if n_train == 0 || n_train == n {
