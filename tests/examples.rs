@@ -77,6 +77,8 @@ fn every_example_runs_quick_and_writes_its_plots() {
         let _ = std::fs::remove_dir_all(out);
     }
     run("worked_example", &["--quick"]);
+    let (table, _) = run("build_time", &["--units", "300", "--repeats", "1"]);
+    assert!(table.contains("| 300 |"), "{table}");
 }
 
 #[test]
