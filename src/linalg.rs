@@ -1,8 +1,8 @@
 //! The per-step matrix products of the time loop.
 //!
-//! In f32 on an AVX2 + FMA CPU the recurrent kernel is packed once per pass ([`PackedB`])
-//! and every step multiplies against it with a 6×16 micro-kernel ([`packed_mm`]);
-//! otherwise ([`step_mm`]) products go to ndarray's matrixmultiply, which repacks its
+//! On an AVX2 + FMA CPU the recurrent kernel is packed once per weight update ([`PackedB`])
+//! and every step multiplies against it with a 6×16 (f32) or 3×16 (f64) micro-kernel
+//! ([`packed_mm`]); otherwise ([`step_mm`]) products go to ndarray's matrixmultiply, which repacks its
 //! operands on every call. Either way a product whose left operand is all zeros (the first
 //! step's zero initial state) is skipped: for the lecture's three-step sequences that is a
 //! third of the recurrent products. (Plain loops for the tiny products were tried and
@@ -66,12 +66,13 @@ impl<F> std::fmt::Debug for PackedB<F> {
 }
 
 impl<F: Float> PackedB<F> {
-    /// Whether packed products run on this machine for this float type (f32 with AVX2 and
-    /// FMA); otherwise products go to matrixmultiply and nothing is packed.
+    /// Whether packed products run on this machine for this float type (f32 or f64, with
+    /// AVX2 and FMA); otherwise products go to matrixmultiply and nothing is packed.
     pub(crate) fn available() -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>()
+            let ty = std::any::TypeId::of::<F>();
+            (ty == std::any::TypeId::of::<f32>() || ty == std::any::TypeId::of::<f64>())
                 && std::is_x86_feature_detected!("avx2")
                 && std::is_x86_feature_detected!("fma")
         }
@@ -141,21 +142,36 @@ pub(crate) fn packed_mm<F: Float>(
     {
         debug_assert!(PackedB::<F>::available());
         let (lda, ldc) = (a.strides()[0] as usize, c.strides()[0] as usize);
-        // SAFETY: `packed` exists only where `available()` held, i.e. F is f32 (so the
-        // pointer casts are identity casts) and the CPU has AVX2 and FMA. Every row index
-        // passed is below `m`, every column below `n`, with the strides of these views.
+        // SAFETY: `packed` exists only where `available()` held, i.e. F is f32 or f64 (the
+        // pointer casts are identity casts for the type checked) and the CPU has AVX2 and
+        // FMA. Every row index passed is below `m`, every column below `n`, with the strides
+        // of these views.
         unsafe {
-            packed_f32(
-                m,
-                k,
-                n,
-                a.as_ptr() as *const f32,
-                lda,
-                packed.data.as_ptr() as *const f32,
-                c.as_mut_ptr() as *mut f32,
-                ldc,
-                beta == F::one(),
-            );
+            if std::mem::size_of::<F>() == 4 {
+                packed_f32(
+                    m,
+                    k,
+                    n,
+                    a.as_ptr() as *const f32,
+                    lda,
+                    packed.data.as_ptr() as *const f32,
+                    c.as_mut_ptr() as *mut f32,
+                    ldc,
+                    beta == F::one(),
+                );
+            } else {
+                packed_f64(
+                    m,
+                    k,
+                    n,
+                    a.as_ptr() as *const f64,
+                    lda,
+                    packed.data.as_ptr() as *const f64,
+                    c.as_mut_ptr() as *mut f64,
+                    ldc,
+                    beta == F::one(),
+                );
+            }
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -260,6 +276,111 @@ unsafe fn kernel_6x16(
     }
 }
 
+/// Rows per f64 micro-kernel call: 3 rows × 16 columns is 12 accumulators of 4 lanes,
+/// with the 4 panel registers the 16 AVX2 registers.
+const MR64: usize = 3;
+
+/// [`packed_f32`] for f64: the same panels of [`NR`] columns, [`MR64`] rows at a time.
+///
+/// # Safety
+/// As [`packed_f32`], with f64 values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn packed_f64(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f64,
+    lda: usize,
+    b: *const f64,
+    c: *mut f64,
+    ldc: usize,
+    accumulate: bool,
+) {
+    for p in 0..n.div_ceil(NR) {
+        let cols = (n - p * NR).min(NR);
+        let panel = b.add(p * k * NR);
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(MR64);
+            kernel_3x16_f64(
+                k,
+                a.add(i * lda),
+                lda,
+                panel,
+                c.add(i * ldc + p * NR),
+                ldc,
+                rows,
+                cols,
+                accumulate,
+            );
+            i += MR64;
+        }
+    }
+}
+
+/// `C[rows, cols] (+)= A[rows, k]·P[k, 16]` in f64: 12 accumulators, four panel loads and
+/// three broadcasts per `k`.
+///
+/// # Safety
+/// As [`packed_f64`], for `rows ≤ 3` rows and `cols ≤ 16` columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel_3x16_f64(
+    k: usize,
+    a: *const f64,
+    lda: usize,
+    panel: *const f64,
+    c: *mut f64,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    // Rows past `rows` re-read the last real row; their results are discarded.
+    let ar: [*const f64; MR64] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
+    let mut acc = [[_mm256_setzero_pd(); 4]; MR64];
+    for kk in 0..k {
+        let pk = panel.add(kk * NR);
+        let bv = [
+            _mm256_loadu_pd(pk),
+            _mm256_loadu_pd(pk.add(4)),
+            _mm256_loadu_pd(pk.add(8)),
+            _mm256_loadu_pd(pk.add(12)),
+        ];
+        for r in 0..MR64 {
+            let x = _mm256_broadcast_sd(&*ar[r].add(kk));
+            for q in 0..4 {
+                acc[r][q] = _mm256_fmadd_pd(x, bv[q], acc[r][q]);
+            }
+        }
+    }
+    let mut tmp = [0f64; NR];
+    for (r, acc) in acc.iter().enumerate().take(rows) {
+        let cr = c.add(r * ldc);
+        if cols == NR {
+            for (q, &v) in acc.iter().enumerate() {
+                let v = if accumulate {
+                    _mm256_add_pd(v, _mm256_loadu_pd(cr.add(4 * q)))
+                } else {
+                    v
+                };
+                _mm256_storeu_pd(cr.add(4 * q), v);
+            }
+        } else {
+            for (q, &v) in acc.iter().enumerate() {
+                _mm256_storeu_pd(tmp.as_mut_ptr().add(4 * q), v);
+            }
+            for (j, &v) in tmp.iter().enumerate().take(cols) {
+                *cr.add(j) = if accumulate { *cr.add(j) + v } else { v };
+            }
+        }
+    }
+}
+
 /// A dot product in eight independent accumulators (vector lanes), then the tail.
 pub(crate) fn dot<F: Float>(a: &[F], b: &[F]) -> F {
     let mut acc = [F::zero(); 8];
@@ -332,6 +453,44 @@ mod tests {
                     packed_mm(&a, &b, &packed, transposed, beta, &mut c.view_mut());
                     let expected = a.dot(&b) + &c0 * beta;
                     // Integers and quarters: exact in f32 at these sizes.
+                    assert_eq!(
+                        c, expected,
+                        "{m}x{k}x{n} transposed {transposed} beta {beta}"
+                    );
+                }
+                // A stale or mismatched packing is never used.
+                let mut c = c0.clone();
+                packed_mm(&a, &b, &packed, !transposed, 0.0, &mut c.view_mut());
+                assert_eq!(c, a.dot(&b));
+            }
+        }
+    }
+
+    /// The f64 micro-kernel (3 rows × 16 columns) against a plain product.
+    #[test]
+    fn packed_products_match_in_f64() {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (6, 16, 16),
+            (7, 5, 17),
+            (32, 10, 40),
+            (13, 33, 50),
+            (64, 128, 512),
+        ] {
+            let wide =
+                Array2::from_shape_fn((m, k + 3), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+            let a = wide.slice(s![.., 1..k + 1]);
+            let r = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f64 * 0.25 - 1.0);
+            let rt = Array2::from_shape_fn((n, k), |(j, i)| r[[i, j]]);
+            let c0 = Array2::from_shape_fn((m, n), |(i, j)| (i + j) as f64);
+            for (b, transposed) in [(r.view(), false), (rt.t(), true)] {
+                let mut packed = PackedB::default();
+                packed.pack(&b, transposed);
+                for beta in [0.0, 1.0] {
+                    let mut c = c0.clone();
+                    packed_mm(&a, &b, &packed, transposed, beta, &mut c.view_mut());
+                    let expected = a.dot(&b) + &c0 * beta;
+                    // Integers and quarters: exact in f64 at these sizes.
                     assert_eq!(
                         c, expected,
                         "{m}x{k}x{n} transposed {transposed} beta {beta}"

@@ -52,7 +52,7 @@ impl<F: Float> CellWeights<F> {
 
     /// The recurrent kernel packed for the per-step products: `R` for a forward pass, `Rᵀ`
     /// for a backward one; packed on the first call after a weight update, then reused.
-    /// (Nothing is packed where the packed kernel does not run: f64, or a CPU without AVX2.)
+    /// (Nothing is packed where the packed kernel does not run: a CPU without AVX2 and FMA.)
     pub(crate) fn prepare(&self, backward: bool) -> &PackedB<F> {
         let (once, transposed) = if backward {
             (&self.packed_rt, true)
