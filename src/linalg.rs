@@ -178,47 +178,57 @@ pub(crate) fn packed_mm<F: Float>(
     step_mm(a, b, beta, c);
 }
 
-/// The panels × row-blocks driver.
-///
-/// # Safety
-/// AVX2 and FMA available; `a` valid for `m` rows of stride `lda` and `k` contiguous
-/// values; `b` holds `ceil(n/NR)` panels of `k·NR`; `c` valid for `m` rows of stride `ldc`
-/// and `n` contiguous values.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn packed_f32(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
-    for p in 0..n.div_ceil(NR) {
-        let cols = (n - p * NR).min(NR);
-        let panel = b.add(p * k * NR);
-        let mut i = 0;
-        while i < m {
-            let rows = (m - i).min(MR);
-            kernel_6x16(
-                k,
-                a.add(i * lda),
-                lda,
-                panel,
-                c.add(i * ldc + p * NR),
-                ldc,
-                rows,
-                cols,
-                accumulate,
-            );
-            i += MR;
+/// The panels × row-blocks driver of one micro-kernel, written once for each float type.
+macro_rules! packed_driver {
+    ($(#[$doc:meta])* $name:ident, $t:ty, $mr:expr, $kernel:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// AVX2 and FMA available; `a` valid for `m` rows of stride `lda` and `k` contiguous
+        /// values; `b` holds `ceil(n/NR)` panels of `k·NR`; `c` valid for `m` rows of stride
+        /// `ldc` and `n` contiguous values.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(
+            m: usize,
+            k: usize,
+            n: usize,
+            a: *const $t,
+            lda: usize,
+            b: *const $t,
+            c: *mut $t,
+            ldc: usize,
+            accumulate: bool,
+        ) {
+            for p in 0..n.div_ceil(NR) {
+                let cols = (n - p * NR).min(NR);
+                let panel = b.add(p * k * NR);
+                let mut i = 0;
+                while i < m {
+                    let rows = (m - i).min($mr);
+                    $kernel(
+                        k,
+                        a.add(i * lda),
+                        lda,
+                        panel,
+                        c.add(i * ldc + p * NR),
+                        ldc,
+                        rows,
+                        cols,
+                        accumulate,
+                    );
+                    i += $mr;
+                }
+            }
         }
-    }
+    };
 }
+
+packed_driver!(
+    /// `C (+)= A·B` in f32 from the packed panels of `B`, [`MR`] rows at a time.
+    packed_f32, f32, MR, kernel_6x16
+);
 
 /// `C[rows, cols] (+)= A[rows, k]·P[k, 16]` for one panel: 12 accumulators, two panel loads
 /// and six broadcasts per `k`.
@@ -280,45 +290,10 @@ unsafe fn kernel_6x16(
 /// with the 4 panel registers the 16 AVX2 registers.
 const MR64: usize = 3;
 
-/// [`packed_f32`] for f64: the same panels of [`NR`] columns, [`MR64`] rows at a time.
-///
-/// # Safety
-/// As [`packed_f32`], with f64 values.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn packed_f64(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const f64,
-    lda: usize,
-    b: *const f64,
-    c: *mut f64,
-    ldc: usize,
-    accumulate: bool,
-) {
-    for p in 0..n.div_ceil(NR) {
-        let cols = (n - p * NR).min(NR);
-        let panel = b.add(p * k * NR);
-        let mut i = 0;
-        while i < m {
-            let rows = (m - i).min(MR64);
-            kernel_3x16_f64(
-                k,
-                a.add(i * lda),
-                lda,
-                panel,
-                c.add(i * ldc + p * NR),
-                ldc,
-                rows,
-                cols,
-                accumulate,
-            );
-            i += MR64;
-        }
-    }
-}
+packed_driver!(
+    /// `C (+)= A·B` in f64 from the packed panels of `B`, [`MR64`] rows at a time.
+    packed_f64, f64, MR64, kernel_3x16_f64
+);
 
 /// `C[rows, cols] (+)= A[rows, k]·P[k, 16]` in f64: 12 accumulators, four panel loads and
 /// three broadcasts per `k`.
