@@ -402,80 +402,52 @@ mod tests {
         }
     }
 
-    /// The packed kernel against a plain product in f32: odd sizes (row and column tails),
-    /// strided left operands, transposed weights, both betas.
-    #[test]
-    fn packed_products_match() {
-        for &(m, k, n) in &[
-            (1, 1, 1),
-            (6, 16, 16),
-            (7, 5, 17),
-            (32, 10, 40),
-            (13, 33, 50),
-            (64, 128, 512),
-        ] {
-            let wide =
-                Array2::from_shape_fn((m, k + 3), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0);
-            let a = wide.slice(s![.., 1..k + 1]);
-            let r = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f32 * 0.25 - 1.0);
-            let rt = Array2::from_shape_fn((n, k), |(j, i)| r[[i, j]]);
-            let c0 = Array2::from_shape_fn((m, n), |(i, j)| (i + j) as f32);
-            for (b, transposed) in [(r.view(), false), (rt.t(), true)] {
-                let mut packed = PackedB::default();
-                packed.pack(&b, transposed);
-                for beta in [0.0, 1.0] {
-                    let mut c = c0.clone();
-                    packed_mm(&a, &b, &packed, transposed, beta, &mut c.view_mut());
-                    let expected = a.dot(&b) + &c0 * beta;
-                    // Integers and quarters: exact in f32 at these sizes.
-                    assert_eq!(
-                        c, expected,
-                        "{m}x{k}x{n} transposed {transposed} beta {beta}"
-                    );
+    /// The packed kernels (6×16 f32, 3×16 f64) against a plain product: odd sizes (row and
+    /// column tails), strided left operands, transposed weights, both betas.
+    macro_rules! packed_products_match {
+        ($name:ident, $t:ty) => {
+            #[test]
+            fn $name() {
+                for &(m, k, n) in &[
+                    (1, 1, 1),
+                    (6, 16, 16),
+                    (7, 5, 17),
+                    (32, 10, 40),
+                    (13, 33, 50),
+                    (64, 128, 512),
+                ] {
+                    let wide = Array2::from_shape_fn((m, k + 3), |(i, j)| {
+                        ((i * 7 + j * 3) % 11) as $t - 5.0
+                    });
+                    let a = wide.slice(s![.., 1..k + 1]);
+                    let r = Array2::from_shape_fn((k, n), |(i, j)| {
+                        ((i * 5 + j) % 13) as $t * 0.25 - 1.0
+                    });
+                    let rt = Array2::from_shape_fn((n, k), |(j, i)| r[[i, j]]);
+                    let c0 = Array2::from_shape_fn((m, n), |(i, j)| (i + j) as $t);
+                    for (b, transposed) in [(r.view(), false), (rt.t(), true)] {
+                        let mut packed = PackedB::default();
+                        packed.pack(&b, transposed);
+                        for beta in [0.0, 1.0] {
+                            let mut c = c0.clone();
+                            packed_mm(&a, &b, &packed, transposed, beta, &mut c.view_mut());
+                            let expected = a.dot(&b) + &c0 * beta;
+                            // Integers and quarters: exact in both types at these sizes.
+                            assert_eq!(
+                                c, expected,
+                                "{m}x{k}x{n} transposed {transposed} beta {beta}"
+                            );
+                        }
+                        // A stale or mismatched packing is never used.
+                        let mut c = c0.clone();
+                        packed_mm(&a, &b, &packed, !transposed, 0.0, &mut c.view_mut());
+                        assert_eq!(c, a.dot(&b));
+                    }
                 }
-                // A stale or mismatched packing is never used.
-                let mut c = c0.clone();
-                packed_mm(&a, &b, &packed, !transposed, 0.0, &mut c.view_mut());
-                assert_eq!(c, a.dot(&b));
             }
-        }
+        };
     }
 
-    /// The f64 micro-kernel (3 rows × 16 columns) against a plain product.
-    #[test]
-    fn packed_products_match_in_f64() {
-        for &(m, k, n) in &[
-            (1, 1, 1),
-            (6, 16, 16),
-            (7, 5, 17),
-            (32, 10, 40),
-            (13, 33, 50),
-            (64, 128, 512),
-        ] {
-            let wide =
-                Array2::from_shape_fn((m, k + 3), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
-            let a = wide.slice(s![.., 1..k + 1]);
-            let r = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f64 * 0.25 - 1.0);
-            let rt = Array2::from_shape_fn((n, k), |(j, i)| r[[i, j]]);
-            let c0 = Array2::from_shape_fn((m, n), |(i, j)| (i + j) as f64);
-            for (b, transposed) in [(r.view(), false), (rt.t(), true)] {
-                let mut packed = PackedB::default();
-                packed.pack(&b, transposed);
-                for beta in [0.0, 1.0] {
-                    let mut c = c0.clone();
-                    packed_mm(&a, &b, &packed, transposed, beta, &mut c.view_mut());
-                    let expected = a.dot(&b) + &c0 * beta;
-                    // Integers and quarters: exact in f64 at these sizes.
-                    assert_eq!(
-                        c, expected,
-                        "{m}x{k}x{n} transposed {transposed} beta {beta}"
-                    );
-                }
-                // A stale or mismatched packing is never used.
-                let mut c = c0.clone();
-                packed_mm(&a, &b, &packed, !transposed, 0.0, &mut c.view_mut());
-                assert_eq!(c, a.dot(&b));
-            }
-        }
-    }
+    packed_products_match!(packed_products_match, f32);
+    packed_products_match!(packed_products_match_in_f64, f64);
 }

@@ -422,13 +422,13 @@ impl<F: Float> EchoStateNetwork<F> {
         let mut out = Array2::<F>::zeros((steps, f));
         let mut x = x0;
         let mut h = self.state.clone();
+        // The readout in f64 once, not once per generated step.
+        let w_out64 = w_out.mapv(|v| v.to_f64().unwrap_or(f64::NAN));
         for k in 0..steps {
             let hk = self.run_reservoir(x.view(), h.view());
             h = hk.row(0).to_owned();
             let phi = Self::design(x.view(), hk.view());
-            let y = phi
-                .dot(&w_out.mapv(|v| v.to_f64().unwrap_or(f64::NAN)))
-                .mapv(F::c);
+            let y = phi.dot(&w_out64).mapv(F::c);
             if y.iter().any(|v| !v.is_finite()) {
                 return Err(Error::Data(format!(
                     "{}: the generated series diverged at step {k}",
