@@ -63,7 +63,7 @@ pub use layers::lstm::{Lstm, LstmCell, LstmConfig, LstmOptions};
 pub use layers::masking::{Masking, MaskingConfig};
 pub use layers::recurrent::{BackwardStep, CellWeights, SequenceGrads};
 pub use layers::recurrent::{
-    Cell, CellConfig, CellOptions, GatedCellConfig, Recurrent, RecurrentConfig, RecurrentLayer,
+    Cell, CellConfig, CellOptions, Recurrent, RecurrentConfig, RecurrentLayer, RecurrentLayerConfig,
 };
 pub use layers::simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig, SimpleRnnOptions};
 pub use layers::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode};

@@ -1,9 +1,11 @@
 //! `Bidirectional`: a forward and a `go_backwards` copy of any recurrent layer, merged.
 
-use super::gru::GruOptions;
-use super::lstm::LstmOptions;
-use super::recurrent::{seq_input, CellConfig, Recurrent, RecurrentConfig, RecurrentLayer};
-use super::simple_rnn::SimpleRnnOptions;
+use super::gru::GruConfig;
+use super::lstm::LstmConfig;
+use super::recurrent::{
+    seq_input, CellConfig, Recurrent, RecurrentConfig, RecurrentLayer, RecurrentLayerConfig,
+};
+use super::simple_rnn::SimpleRnnConfig;
 use super::spec::take_key;
 use super::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode};
 use crate::error::{Error, Result};
@@ -97,6 +99,10 @@ pub struct Bidirectional<F: Float, L> {
     cache: Option<(ArrayD<F>, ArrayD<F>)>,
 }
 
+/// The layer a recurrent layer configuration `L` builds for element type `F` (`Lstm<F>` for
+/// `LstmConfig`).
+pub type LayerOf<L, F> = Recurrent<<<L as RecurrentLayerConfig>::Options as CellConfig>::Cell<F>>;
+
 /// Configuration of a [`Bidirectional`] layer around a recurrent layer configuration.
 ///
 /// | option | default |
@@ -104,18 +110,18 @@ pub struct Bidirectional<F: Float, L> {
 /// | `merge_mode` | [`MergeMode::Concat`] |
 /// | `name` | `bidirectional` |
 #[derive(Debug, Clone, PartialEq)]
-pub struct BidirectionalConfig<K> {
+pub struct BidirectionalConfig<L> {
     /// The wrapped layer.
-    pub layer: RecurrentConfig<K>,
+    pub layer: L,
     /// How the directions are merged.
     pub merge_mode: MergeMode,
     /// Layer name.
     pub name: Option<String>,
 }
 
-impl<K: CellConfig> BidirectionalConfig<K> {
+impl<L: RecurrentLayerConfig> BidirectionalConfig<L> {
     /// Wraps `layer` with the default merge mode (concat).
-    pub fn new(layer: RecurrentConfig<K>) -> Self {
+    pub fn new(layer: L) -> Self {
         BidirectionalConfig {
             layer,
             merge_mode: MergeMode::Concat,
@@ -141,9 +147,9 @@ impl<K: CellConfig> BidirectionalConfig<K> {
         &self,
         input_dim: usize,
         rng: &mut StdRng,
-    ) -> Result<Bidirectional<F, Recurrent<K::Cell<F>>>> {
-        let forward = self.layer.init::<F>(input_dim, rng)?;
-        let backward = self.layer.init::<F>(input_dim, rng)?;
+    ) -> Result<Bidirectional<F, LayerOf<L, F>>> {
+        let forward = self.layer.as_ref().init::<F>(input_dim, rng)?;
+        let backward = self.layer.as_ref().init::<F>(input_dim, rng)?;
         let mut bi = Bidirectional::from_pair(forward, backward, self.merge_mode)?;
         if let Some(n) = &self.name {
             bi.name = n.clone();
@@ -152,7 +158,7 @@ impl<K: CellConfig> BidirectionalConfig<K> {
     }
 }
 
-impl<F: Float, K: CellConfig> LayerConfig<F> for BidirectionalConfig<K> {
+impl<F: Float, L: RecurrentLayerConfig> LayerConfig<F> for BidirectionalConfig<L> {
     fn build(&self, input: &[Dim], rng: &mut StdRng) -> Result<Box<dyn Layer<F>>> {
         let name = self.name.clone().unwrap_or_else(|| "bidirectional".into());
         let (_, f) = seq_input(&name, input)?;
@@ -400,13 +406,13 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
     fn spec(&self) -> Option<LayerSpec> {
         // The wrapped layer as configured: its own name; Bidirectional sets
         // zero_output_for_mask itself.
-        fn wrap<K: CellConfig>(
-            mut layer: RecurrentConfig<K>,
+        fn wrap<L: RecurrentLayerConfig>(
+            mut layer: L,
             bi: (&str, &str, MergeMode),
         ) -> BidirectionalSpec {
-            layer.name = Some(bi.1.to_string());
-            layer.zero_output_for_mask = false;
-            K::bidirectional_spec(BidirectionalConfig {
+            layer.as_mut().name = Some(bi.1.to_string());
+            layer.as_mut().zero_output_for_mask = false;
+            L::Options::bidirectional_spec(BidirectionalConfig {
                 layer,
                 merge_mode: bi.2,
                 name: Some(bi.0.to_string()),
@@ -436,11 +442,11 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
 #[non_exhaustive]
 pub enum BidirectionalSpec {
     /// Around a `SimpleRNN`.
-    SimpleRnn(BidirectionalConfig<SimpleRnnOptions>),
+    SimpleRnn(BidirectionalConfig<SimpleRnnConfig>),
     /// Around an `LSTM`.
-    Lstm(BidirectionalConfig<LstmOptions>),
+    Lstm(BidirectionalConfig<LstmConfig>),
     /// Around a `GRU`.
-    Gru(BidirectionalConfig<GruOptions>),
+    Gru(BidirectionalConfig<GruConfig>),
 }
 
 /// `$e` with `$c` bound to the typed configuration, whichever cell it wraps.
@@ -466,11 +472,11 @@ impl BidirectionalSpec {
 
     /// Units of the wrapped layer.
     pub(crate) fn units(&self) -> usize {
-        each_config!(self, c => c.layer.cell.units())
+        each_config!(self, c => c.layer.as_ref().cell.units())
     }
 }
 
-impl<K: CellConfig> Serialize for BidirectionalConfig<K> {
+impl<L: RecurrentLayerConfig> Serialize for BidirectionalConfig<L> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
         if let Some(n) = &self.name {
@@ -479,7 +485,7 @@ impl<K: CellConfig> Serialize for BidirectionalConfig<K> {
         m.serialize_entry("merge_mode", &self.merge_mode)?;
         m.serialize_entry(
             "layer",
-            &serde_json::json!({ "layer": K::TYPE_NAME, "config": &self.layer }),
+            &serde_json::json!({ "layer": L::Options::TYPE_NAME, "config": self.layer.as_ref() }),
         )?;
         m.end()
     }
@@ -513,14 +519,15 @@ impl<'de> Deserialize<'de> for BidirectionalSpec {
                 "unknown key `{key}` in the wrapped layer"
             )));
         }
-        fn make<K: CellConfig, E: de::Error>(
+        fn make<L: RecurrentLayerConfig, E: de::Error>(
             config: serde_json::Value,
             name: Option<String>,
             merge_mode: MergeMode,
-        ) -> std::result::Result<BidirectionalConfig<K>, E> {
-            let layer = serde_json::from_value(config).map_err(E::custom)?;
+        ) -> std::result::Result<BidirectionalConfig<L>, E> {
+            let layer: RecurrentConfig<L::Options> =
+                serde_json::from_value(config).map_err(E::custom)?;
             Ok(BidirectionalConfig {
-                layer,
+                layer: layer.into(),
                 merge_mode,
                 name,
             })

@@ -2,9 +2,9 @@
 
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
+use super::recurrent::recurrent_layer_config;
 use super::recurrent::{
-    sl, sl_mut, BackwardStep, Cell, CellConfig, CellOptions, CellWeights, GatedCellConfig,
-    Recurrent, RecurrentConfig, SequenceGrads,
+    sl, sl_mut, BackwardStep, Cell, CellConfig, CellOptions, CellWeights, Recurrent, SequenceGrads,
 };
 use super::LayerSpec;
 use crate::activation::{with_derivatives, Activation, Deriv};
@@ -39,6 +39,7 @@ use ndarray::{s, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
 /// ```
 pub type Gru<F> = Recurrent<GruCell<F>>;
 
+recurrent_layer_config! {
 /// Configuration of a [`Gru`] layer.
 ///
 /// | option | default |
@@ -47,8 +48,17 @@ pub type Gru<F> = Recurrent<GruCell<F>>;
 /// | `recurrent_activation` | `sigmoid` |
 /// | `use_bias` | `true` |
 /// | `reset_after` | `true` |
-/// | sequence options | see [`RecurrentConfig`] |
-pub type GruConfig = RecurrentConfig<GruOptions>;
+/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `name` | see [`RecurrentConfig`](crate::RecurrentConfig) |
+///
+/// Its fields are read through `as_ref()` (a [`RecurrentConfig`](crate::RecurrentConfig)).
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// let c = GruConfig::new(4).reset_after(false).return_sequences(true);
+/// assert!(!c.as_ref().cell.reset_after);
+/// ```
+GruConfig(GruOptions)
+}
 
 /// The cell options of a [`Gru`].
 #[derive(Clone, Debug, PartialEq)]
@@ -59,21 +69,21 @@ pub struct GruOptions {
     pub reset_after: bool,
 }
 
-impl GatedCellConfig for GruOptions {}
-
 impl GruConfig {
-    /// A `GRU(units)` with Keras defaults (`reset_after = true`).
-    pub fn new(units: usize) -> Self {
-        RecurrentConfig::from_cell(GruOptions::with_units(units))
-    }
     /// Sets `reset_after`.
     pub fn reset_after(mut self, v: bool) -> Self {
-        self.cell.reset_after = v;
+        self.0.cell.reset_after = v;
+        self
+    }
+    /// Sets the gate activation (Keras default `sigmoid`).
+    pub fn recurrent_activation(mut self, a: Activation) -> Self {
+        self.0.cell.base.recurrent_activation = a;
         self
     }
 }
 
 impl CellConfig for GruOptions {
+    type Layer = GruConfig;
     type Cell<F: Float> = GruCell<F>;
     const DEFAULT_NAME: &'static str = "gru";
     const TYPE_NAME: &'static str = "GRU";
@@ -101,10 +111,10 @@ impl CellConfig for GruOptions {
     fn options_mut(&mut self) -> &mut CellOptions {
         &mut self.base
     }
-    fn layer_spec(config: RecurrentConfig<Self>) -> LayerSpec {
+    fn layer_spec(config: GruConfig) -> LayerSpec {
         LayerSpec::Gru(config)
     }
-    fn bidirectional_spec(config: BidirectionalConfig<Self>) -> BidirectionalSpec {
+    fn bidirectional_spec(config: BidirectionalConfig<GruConfig>) -> BidirectionalSpec {
         BidirectionalSpec::Gru(config)
     }
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> GruCell<F> {

@@ -2,9 +2,9 @@
 
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
+use super::recurrent::recurrent_layer_config;
 use super::recurrent::{
-    sl, sl_mut, BackwardStep, Cell, CellConfig, CellOptions, CellWeights, GatedCellConfig,
-    Recurrent, RecurrentConfig,
+    sl, sl_mut, BackwardStep, Cell, CellConfig, CellOptions, CellWeights, Recurrent,
 };
 use super::LayerSpec;
 use crate::activation::{with_derivatives, Activation, Deriv};
@@ -35,6 +35,7 @@ use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 /// ```
 pub type Lstm<F> = Recurrent<LstmCell<F>>;
 
+recurrent_layer_config! {
 /// Configuration of an [`Lstm`] layer.
 ///
 /// | option | default |
@@ -43,8 +44,17 @@ pub type Lstm<F> = Recurrent<LstmCell<F>>;
 /// | `recurrent_activation` | `sigmoid` |
 /// | `use_bias` | `true` |
 /// | `unit_forget_bias` | `true` (forget bias initialised to 1) |
-/// | sequence options | see [`RecurrentConfig`] |
-pub type LstmConfig = RecurrentConfig<LstmOptions>;
+/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `name` | see [`RecurrentConfig`](crate::RecurrentConfig) |
+///
+/// Its fields are read through `as_ref()` (a [`RecurrentConfig`](crate::RecurrentConfig)).
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// let c = LstmConfig::new(4).recurrent_activation(Activation::Sigmoid).name("encoder");
+/// assert!(c.as_ref().name.as_deref() == Some("encoder") && c.as_ref().cell.unit_forget_bias);
+/// ```
+LstmConfig(LstmOptions)
+}
 
 /// The cell options of an [`Lstm`].
 #[derive(Clone, Debug, PartialEq)]
@@ -55,21 +65,21 @@ pub struct LstmOptions {
     pub unit_forget_bias: bool,
 }
 
-impl GatedCellConfig for LstmOptions {}
-
 impl LstmConfig {
-    /// An `LSTM(units)` with Keras defaults.
-    pub fn new(units: usize) -> Self {
-        RecurrentConfig::from_cell(LstmOptions::with_units(units))
-    }
     /// Sets `unit_forget_bias`.
     pub fn unit_forget_bias(mut self, v: bool) -> Self {
-        self.cell.unit_forget_bias = v;
+        self.0.cell.unit_forget_bias = v;
+        self
+    }
+    /// Sets the gate activation (Keras default `sigmoid`).
+    pub fn recurrent_activation(mut self, a: Activation) -> Self {
+        self.0.cell.base.recurrent_activation = a;
         self
     }
 }
 
 impl CellConfig for LstmOptions {
+    type Layer = LstmConfig;
     type Cell<F: Float> = LstmCell<F>;
     const DEFAULT_NAME: &'static str = "lstm";
     const TYPE_NAME: &'static str = "LSTM";
@@ -91,10 +101,10 @@ impl CellConfig for LstmOptions {
     fn options_mut(&mut self) -> &mut CellOptions {
         &mut self.base
     }
-    fn layer_spec(config: RecurrentConfig<Self>) -> LayerSpec {
+    fn layer_spec(config: LstmConfig) -> LayerSpec {
         LayerSpec::Lstm(config)
     }
-    fn bidirectional_spec(config: BidirectionalConfig<Self>) -> BidirectionalSpec {
+    fn bidirectional_spec(config: BidirectionalConfig<LstmConfig>) -> BidirectionalSpec {
         BidirectionalSpec::Lstm(config)
     }
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> LstmCell<F> {

@@ -2,9 +2,9 @@
 
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
+use super::recurrent::recurrent_layer_config;
 use super::recurrent::{
     sl, sl_mut, BackwardStep, Cell, CellConfig, CellOptions, CellWeights, Recurrent,
-    RecurrentConfig,
 };
 use super::LayerSpec;
 use crate::activation::{with_derivatives, Activation, Deriv};
@@ -34,14 +34,24 @@ use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 /// ```
 pub type SimpleRnn<F> = Recurrent<SimpleRnnCell<F>>;
 
+recurrent_layer_config! {
 /// Configuration of a [`SimpleRnn`] layer.
 ///
 /// | option | default |
 /// |---|---|
 /// | `activation` | `tanh` |
 /// | `use_bias` | `true` |
-/// | sequence options | see [`RecurrentConfig`] |
-pub type SimpleRnnConfig = RecurrentConfig<SimpleRnnOptions>;
+/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `name` | see [`RecurrentConfig`](crate::RecurrentConfig) |
+///
+/// Its fields are read through `as_ref()` (a [`RecurrentConfig`](crate::RecurrentConfig)).
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// let c = SimpleRnnConfig::new(4).activation(Activation::Relu).go_backwards(true);
+/// assert!(c.as_ref().go_backwards);
+/// ```
+SimpleRnnConfig(SimpleRnnOptions)
+}
 
 /// The cell options of a [`SimpleRnn`].
 #[derive(Clone, Debug, PartialEq)]
@@ -50,14 +60,8 @@ pub struct SimpleRnnOptions {
     pub base: CellOptions,
 }
 
-impl SimpleRnnConfig {
-    /// A `SimpleRNN(units)` with Keras defaults.
-    pub fn new(units: usize) -> Self {
-        RecurrentConfig::from_cell(SimpleRnnOptions::with_units(units))
-    }
-}
-
 impl CellConfig for SimpleRnnOptions {
+    type Layer = SimpleRnnConfig;
     type Cell<F: Float> = SimpleRnnCell<F>;
     const DEFAULT_NAME: &'static str = "simple_rnn";
     const TYPE_NAME: &'static str = "SimpleRNN";
@@ -78,10 +82,10 @@ impl CellConfig for SimpleRnnOptions {
     fn options_mut(&mut self) -> &mut CellOptions {
         &mut self.base
     }
-    fn layer_spec(config: RecurrentConfig<Self>) -> LayerSpec {
+    fn layer_spec(config: SimpleRnnConfig) -> LayerSpec {
         LayerSpec::SimpleRnn(config)
     }
-    fn bidirectional_spec(config: BidirectionalConfig<Self>) -> BidirectionalSpec {
+    fn bidirectional_spec(config: BidirectionalConfig<SimpleRnnConfig>) -> BidirectionalSpec {
         BidirectionalSpec::SimpleRnn(config)
     }
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> SimpleRnnCell<F> {

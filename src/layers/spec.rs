@@ -66,9 +66,9 @@ impl LayerSpec {
     /// The layer's name, if the configuration gives one.
     pub fn name(&self) -> Option<&str> {
         match self {
-            LayerSpec::SimpleRnn(c) => c.name.as_deref(),
-            LayerSpec::Lstm(c) => c.name.as_deref(),
-            LayerSpec::Gru(c) => c.name.as_deref(),
+            LayerSpec::SimpleRnn(c) => c.as_ref().name.as_deref(),
+            LayerSpec::Lstm(c) => c.as_ref().name.as_deref(),
+            LayerSpec::Gru(c) => c.as_ref().name.as_deref(),
             LayerSpec::Dense(c) => c.name.as_deref(),
             LayerSpec::Masking(c) => c.name.as_deref(),
             LayerSpec::Bidirectional(b) => b.name(),
@@ -92,9 +92,9 @@ impl LayerSpec {
     /// anything is allocated.
     pub fn size(&self) -> Option<(usize, bool)> {
         match self {
-            LayerSpec::SimpleRnn(c) => Some((c.cell.base.units, true)),
-            LayerSpec::Lstm(c) => Some((c.cell.base.units, true)),
-            LayerSpec::Gru(c) => Some((c.cell.base.units, true)),
+            LayerSpec::SimpleRnn(c) => Some((c.as_ref().cell.base.units, true)),
+            LayerSpec::Lstm(c) => Some((c.as_ref().cell.base.units, true)),
+            LayerSpec::Gru(c) => Some((c.as_ref().cell.base.units, true)),
             LayerSpec::Dense(c) => Some((c.units, false)),
             LayerSpec::Masking(_) => None,
             LayerSpec::Bidirectional(b) => Some((b.units(), true)),

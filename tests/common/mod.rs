@@ -3,7 +3,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 use rnnkit::prelude::*;
-use rnnkit::{Float, GruOptions, LstmOptions, SimpleRnnOptions};
+use rnnkit::Float;
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -141,7 +141,7 @@ fn units(c: &Value) -> usize {
     c["units"].as_u64().unwrap() as usize
 }
 
-fn simple_rnn(c: &Value) -> RecurrentConfigOf<SimpleRnnOptions> {
+fn simple_rnn(c: &Value) -> SimpleRnnConfig {
     SimpleRnnConfig::new(units(c))
         .activation(act(c, "activation", "tanh"))
         .use_bias(b(c, "use_bias", true))
@@ -149,7 +149,7 @@ fn simple_rnn(c: &Value) -> RecurrentConfigOf<SimpleRnnOptions> {
         .go_backwards(b(c, "go_backwards", false))
 }
 
-fn lstm(c: &Value) -> RecurrentConfigOf<LstmOptions> {
+fn lstm(c: &Value) -> LstmConfig {
     LstmConfig::new(units(c))
         .activation(act(c, "activation", "tanh"))
         .recurrent_activation(act(c, "recurrent_activation", "sigmoid"))
@@ -158,7 +158,7 @@ fn lstm(c: &Value) -> RecurrentConfigOf<LstmOptions> {
         .go_backwards(b(c, "go_backwards", false))
 }
 
-fn gru(c: &Value) -> RecurrentConfigOf<GruOptions> {
+fn gru(c: &Value) -> GruConfig {
     GruConfig::new(units(c))
         .activation(act(c, "activation", "tanh"))
         .recurrent_activation(act(c, "recurrent_activation", "sigmoid"))
@@ -168,7 +168,6 @@ fn gru(c: &Value) -> RecurrentConfigOf<GruOptions> {
         .go_backwards(b(c, "go_backwards", false))
 }
 
-type RecurrentConfigOf<K> = rnnkit::RecurrentConfig<K>;
 
 /// The configuration of one LayerSpec.
 pub fn layer_config<F: Float>(spec: &Value) -> Box<dyn LayerConfig<F>> {

@@ -10,7 +10,7 @@ use crate::init::StdRng;
 use crate::layers::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use crate::layers::spec::take_key;
 use crate::layers::LayerSpec;
-use crate::layers::{check_weight_size, format_shape, positive, Dim, Layer, LayerConfig};
+use crate::layers::{check_weight_size, format_shape, positive, Dim};
 use serde::de;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -52,6 +52,8 @@ impl CellOptions {
 pub trait CellConfig: Clone + Debug + PartialEq + Send + Sync + 'static {
     /// The cell type built for element type `F`.
     type Cell<F: Float>: Cell<F = F, Config = Self>;
+    /// The layer configuration type users write ([`LstmConfig`](crate::LstmConfig)).
+    type Layer: RecurrentLayerConfig<Options = Self>;
     /// Keras's default layer name stem (`"lstm"`).
     const DEFAULT_NAME: &'static str;
     /// Keras's class name (`"LSTM"`).
@@ -80,17 +82,18 @@ pub trait CellConfig: Clone + Debug + PartialEq + Send + Sync + 'static {
         format!("units={}", self.units())
     }
     /// The tagged form of a layer configuration with this cell.
-    fn layer_spec(config: RecurrentConfig<Self>) -> LayerSpec;
+    fn layer_spec(config: Self::Layer) -> LayerSpec;
     /// The tagged form of a Bidirectional configuration around this cell's layer.
-    fn bidirectional_spec(config: BidirectionalConfig<Self>) -> BidirectionalSpec;
+    fn bidirectional_spec(config: BidirectionalConfig<Self::Layer>) -> BidirectionalSpec;
     /// Builds the cell with Keras's default initialisers; the options, sizes and input
-    /// features are checked by [`RecurrentConfig::init`] before.
+    /// features are checked before (by the layer configuration's `init`).
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Self::Cell<F>;
 }
 
-/// Configuration of a recurrent layer: the cell's options plus the sequence options that
-/// every recurrent layer shares. Use the aliases [`SimpleRnnConfig`](crate::SimpleRnnConfig),
-/// [`LstmConfig`](crate::LstmConfig) and [`GruConfig`](crate::GruConfig).
+/// The options every recurrent layer configuration holds: the cell's options plus the
+/// sequence options. Users write [`SimpleRnnConfig`](crate::SimpleRnnConfig),
+/// [`LstmConfig`](crate::LstmConfig) or [`GruConfig`](crate::GruConfig), which wrap one of
+/// these and expose it through `AsRef`/`AsMut`.
 ///
 /// | option | default | Keras |
 /// |---|---|---|
@@ -105,6 +108,7 @@ pub trait CellConfig: Clone + Debug + PartialEq + Send + Sync + 'static {
 /// ```
 /// use rnnkit::prelude::*;
 /// let c = LstmConfig::new(8).return_sequences(true);
+/// assert!(c.as_ref().return_sequences && c.as_ref().cell.unit_forget_bias);
 /// let json = serde_json::to_string(&c).unwrap();
 /// assert!(json.contains(r#""units":8"#) && json.contains(r#""unit_forget_bias":true"#));
 /// assert_eq!(serde_json::from_str::<LstmConfig>(&json).unwrap(), c);
@@ -124,6 +128,24 @@ pub struct RecurrentConfig<K> {
     pub name: Option<String>,
 }
 
+/// A recurrent layer's configuration as users write it: [`SimpleRnnConfig`](crate::SimpleRnnConfig),
+/// [`LstmConfig`](crate::LstmConfig) or [`GruConfig`](crate::GruConfig), each its own type
+/// (so compiler messages name the type you wrote) around a [`RecurrentConfig`].
+pub trait RecurrentLayerConfig:
+    Clone
+    + Debug
+    + PartialEq
+    + Send
+    + Sync
+    + 'static
+    + AsRef<RecurrentConfig<Self::Options>>
+    + AsMut<RecurrentConfig<Self::Options>>
+    + From<RecurrentConfig<Self::Options>>
+{
+    /// The cell's options type.
+    type Options: CellConfig<Layer = Self>;
+}
+
 impl<K: CellConfig> RecurrentConfig<K> {
     pub(crate) fn from_cell(cell: K) -> Self {
         RecurrentConfig {
@@ -135,54 +157,15 @@ impl<K: CellConfig> RecurrentConfig<K> {
         }
     }
 
-    /// Sets `return_sequences`.
-    pub fn return_sequences(mut self, v: bool) -> Self {
-        self.return_sequences = v;
-        self
-    }
-
-    /// Sets `go_backwards`.
-    pub fn go_backwards(mut self, v: bool) -> Self {
-        self.go_backwards = v;
-        self
-    }
-
-    /// Sets `zero_output_for_mask`.
-    pub fn zero_output_for_mask(mut self, v: bool) -> Self {
-        self.zero_output_for_mask = v;
-        self
-    }
-
-    /// Sets the layer name.
-    pub fn name(mut self, name: &str) -> Self {
-        self.name = Some(name.to_string());
-        self
-    }
-
-    /// Sets the activation (linear, tanh, sigmoid or relu).
-    pub fn activation(mut self, a: Activation) -> Self {
-        self.cell.options_mut().activation = a;
-        self
-    }
-
-    /// Sets `use_bias`.
-    pub fn use_bias(mut self, v: bool) -> Self {
-        self.cell.options_mut().use_bias = v;
-        self
-    }
-
     /// The name given, or the layer type's default.
-    fn layer_name(&self) -> String {
+    pub(crate) fn layer_name(&self) -> String {
         self.name
             .clone()
             .unwrap_or_else(|| K::DEFAULT_NAME.to_string())
     }
 
     /// Builds a typed layer for `input_dim` features.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for zero units, zero input features or an invalid activation.
-    pub fn init<F: Float>(
+    pub(crate) fn init<F: Float>(
         &self,
         input_dim: usize,
         rng: &mut StdRng,
@@ -198,20 +181,115 @@ impl<K: CellConfig> RecurrentConfig<K> {
         let cell = self.cell.init_cell::<F>(input_dim, rng);
         let mut config = self.clone();
         config.name = Some(name);
-        Ok(Recurrent::new(cell, config))
+        Ok(Recurrent::new(cell, K::Layer::from(config)))
     }
 }
 
-/// Cells with gates (LSTM, GRU), which take a `recurrent_activation`.
-pub trait GatedCellConfig: CellConfig {}
+/// Defines a recurrent layer's configuration type `$name` around `RecurrentConfig<$opts>`:
+/// the builder methods named after Keras's arguments, `init`, the layer-building and serde
+/// impls. Options of one cell type (`unit_forget_bias`) are added beside it.
+macro_rules! recurrent_layer_config {
+    ($(#[$doc:meta])* $name:ident($opts:ty)) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name($crate::layers::recurrent::RecurrentConfig<$opts>);
 
-impl<K: GatedCellConfig> RecurrentConfig<K> {
-    /// Sets the gate activation (Keras default `sigmoid`).
-    pub fn recurrent_activation(mut self, a: Activation) -> Self {
-        self.cell.options_mut().recurrent_activation = a;
-        self
-    }
+        impl $name {
+            /// The layer with `units` units and Keras's defaults.
+            pub fn new(units: usize) -> Self {
+                $name($crate::layers::recurrent::RecurrentConfig::from_cell(
+                    <$opts as $crate::layers::recurrent::CellConfig>::with_units(units),
+                ))
+            }
+            /// Sets `return_sequences`: output every step (`[batch, steps, units]`) instead
+            /// of the last.
+            pub fn return_sequences(mut self, v: bool) -> Self {
+                self.0.return_sequences = v;
+                self
+            }
+            /// Sets `go_backwards`: process the sequence from the last step to the first.
+            pub fn go_backwards(mut self, v: bool) -> Self {
+                self.0.go_backwards = v;
+                self
+            }
+            /// Sets `zero_output_for_mask`: output zeros at masked steps.
+            pub fn zero_output_for_mask(mut self, v: bool) -> Self {
+                self.0.zero_output_for_mask = v;
+                self
+            }
+            /// Sets the layer name.
+            pub fn name(mut self, name: &str) -> Self {
+                self.0.name = Some(name.to_string());
+                self
+            }
+            /// Sets the activation (linear, tanh, sigmoid or relu).
+            pub fn activation(mut self, a: $crate::Activation) -> Self {
+                $crate::layers::recurrent::CellConfig::options_mut(&mut self.0.cell).activation = a;
+                self
+            }
+            /// Sets `use_bias`.
+            pub fn use_bias(mut self, v: bool) -> Self {
+                $crate::layers::recurrent::CellConfig::options_mut(&mut self.0.cell).use_bias = v;
+                self
+            }
+            /// Builds a typed layer for `input_dim` features.
+            ///
+            /// # Errors
+            /// [`Error::Config`](crate::Error::Config) for zero units, zero input features,
+            /// an invalid activation or weights too large to allocate.
+            pub fn init<F: $crate::Float>(
+                &self,
+                input_dim: usize,
+                rng: &mut $crate::StdRng,
+            ) -> $crate::Result<
+                $crate::Recurrent<<$opts as $crate::layers::recurrent::CellConfig>::Cell<F>>,
+            > {
+                self.0.init(input_dim, rng)
+            }
+        }
+
+        impl AsRef<$crate::layers::recurrent::RecurrentConfig<$opts>> for $name {
+            fn as_ref(&self) -> &$crate::layers::recurrent::RecurrentConfig<$opts> {
+                &self.0
+            }
+        }
+
+        impl AsMut<$crate::layers::recurrent::RecurrentConfig<$opts>> for $name {
+            fn as_mut(&mut self) -> &mut $crate::layers::recurrent::RecurrentConfig<$opts> {
+                &mut self.0
+            }
+        }
+
+        impl From<$crate::layers::recurrent::RecurrentConfig<$opts>> for $name {
+            fn from(c: $crate::layers::recurrent::RecurrentConfig<$opts>) -> Self {
+                $name(c)
+            }
+        }
+
+        impl $crate::layers::recurrent::RecurrentLayerConfig for $name {
+            type Options = $opts;
+        }
+
+        impl<F: $crate::Float> $crate::LayerConfig<F> for $name {
+            fn build(
+                &self,
+                input: &[$crate::Dim],
+                rng: &mut $crate::StdRng,
+            ) -> $crate::Result<Box<dyn $crate::Layer<F>>> {
+                let (_, f) = $crate::layers::recurrent::seq_input(&self.0.layer_name(), input)?;
+                Ok(Box::new(self.0.init::<F>(f, rng)?))
+            }
+            fn name(&self) -> Option<&str> {
+                self.0.name.as_deref()
+            }
+            fn default_name(&self) -> &'static str {
+                <$opts as $crate::layers::recurrent::CellConfig>::DEFAULT_NAME
+            }
+        }
+    };
 }
+pub(crate) use recurrent_layer_config;
 
 /// Whether cells of this configuration have gates, and so a `recurrent_activation`.
 fn gated<K: CellConfig>() -> bool {
@@ -230,19 +308,6 @@ pub(crate) fn seq_input(layer: &str, input: &[Dim]) -> Result<(Dim, usize)> {
                 format_shape(input)
             ),
         }),
-    }
-}
-
-impl<F: Float, K: CellConfig> LayerConfig<F> for RecurrentConfig<K> {
-    fn build(&self, input: &[Dim], rng: &mut StdRng) -> Result<Box<dyn Layer<F>>> {
-        let (_, f) = seq_input(&self.layer_name(), input)?;
-        Ok(Box::new(self.init::<F>(f, rng)?))
-    }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn default_name(&self) -> &'static str {
-        K::DEFAULT_NAME
     }
 }
 
@@ -305,5 +370,27 @@ impl<'de, K: CellConfig> Deserialize<'de> for RecurrentConfig<K> {
             }
         }
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{BidirectionalConfig, GruConfig, LstmConfig, SimpleRnnConfig};
+    use std::any::type_name;
+
+    /// Compiler messages print a type's path as `type_name` does: each configuration is its
+    /// own type, not an alias of a generic one (a user who wrote `LstmConfig` reads
+    /// `LstmConfig`, not `RecurrentConfig<LstmOptions>`).
+    #[test]
+    fn configuration_types_are_named_as_written() {
+        for (name, want) in [
+            (type_name::<SimpleRnnConfig>(), "SimpleRnnConfig"),
+            (type_name::<LstmConfig>(), "LstmConfig"),
+            (type_name::<GruConfig>(), "GruConfig"),
+        ] {
+            assert!(name.ends_with(want) && !name.contains("Recurrent"), "{name}");
+        }
+        let bi = type_name::<BidirectionalConfig<LstmConfig>>();
+        assert!(bi.ends_with("BidirectionalConfig<rnnkit::layers::lstm::LstmConfig>"), "{bi}");
     }
 }

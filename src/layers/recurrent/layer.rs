@@ -31,7 +31,7 @@ pub struct Recurrent<C: Cell> {
     cell: C,
     /// The configuration the layer was built from, its name always set: the layer's one
     /// description, read by the loop and saved as it is.
-    config: RecurrentConfig<C::Config>,
+    config: <C::Config as CellConfig>::Layer,
     buf: Buffers<C::F>,
     /// Buffers for inference through `&self`.
     spare: SpareBuffers<C::F>,
@@ -56,7 +56,7 @@ pub trait RecurrentLayer<F: Float>: Layer<F> + Clone + 'static {
 
 impl<C: Cell> Recurrent<C> {
     /// A layer running `cell` as `config` says (its name set).
-    pub(crate) fn new(cell: C, config: RecurrentConfig<C::Config>) -> Self {
+    pub(crate) fn new(cell: C, config: <C::Config as CellConfig>::Layer) -> Self {
         Recurrent {
             cell,
             config,
@@ -72,12 +72,17 @@ impl<C: Cell> Recurrent<C> {
     }
 
     /// The configuration, with the layer's name.
-    pub fn config(&self) -> &RecurrentConfig<C::Config> {
+    pub fn config(&self) -> &<C::Config as CellConfig>::Layer {
         &self.config
     }
 
+    /// The options of the configuration.
+    fn cfg(&self) -> &RecurrentConfig<C::Config> {
+        self.config.as_ref()
+    }
+
     fn lname(&self) -> &str {
-        name_of(&self.config)
+        name_of(self.cfg())
     }
 
     /// The forward pass over `buf`: the layer's own buffers (training, `&mut self`) or a
@@ -211,7 +216,7 @@ impl<C: Cell> Recurrent<C> {
         ensure2(&mut buf.d_state, (b, sw));
         ensure2(&mut buf.d_prev, (b, sw));
 
-        let dy = if self.config.return_sequences {
+        let dy = if self.config.as_ref().return_sequences {
             OutGrad::Sequence(
                 dy.view()
                     .into_dimensionality::<Ix3>()
@@ -224,7 +229,7 @@ impl<C: Cell> Recurrent<C> {
                     .expect("shape checked"),
             )
         };
-        let zero_masked = self.config.zero_output_for_mask;
+        let zero_masked = self.config.as_ref().zero_output_for_mask;
         let chunks = &buf.chunks;
         ensure_scratch(&mut buf.scratch, chunks, g);
         let tasks: Vec<_> = parallel::split_mut(buf.d_xw.view_mut(), Axis(1), chunks)
@@ -285,7 +290,7 @@ impl<C: Cell> Recurrent<C> {
         let dxp = dxp.into_shape_with_order((t, b, f)).expect("sized above");
         let mut dx = Array3::<C::F>::zeros((b, t, f));
         for k in 0..t {
-            let ti = if self.config.go_backwards {
+            let ti = if self.cfg().go_backwards {
                 t - 1 - k
             } else {
                 k
@@ -307,7 +312,7 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         self.lname()
     }
     fn set_name(&mut self, name: &str) {
-        self.config.name = Some(name.to_string());
+        self.config.as_mut().name = Some(name.to_string());
     }
     fn type_name(&self) -> &'static str {
         <C::Config as CellConfig>::TYPE_NAME
@@ -322,7 +327,7 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
             });
         }
         let u = Some(self.cell.units());
-        Ok(if self.config.return_sequences {
+        Ok(if self.cfg().return_sequences {
             vec![steps, u]
         } else {
             vec![u]
@@ -335,16 +340,16 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         mode: Mode,
     ) -> Result<ArrayD<C::F>> {
         self.trained = false;
-        let out = Self::run(&self.cell, &self.config, &mut self.buf, x, mask)?;
+        let out = Self::run(&self.cell, self.config.as_ref(), &mut self.buf, x, mask)?;
         self.trained = mode == Mode::Train;
         Ok(out)
     }
     fn infer(&self, x: &ArrayD<C::F>, mask: Option<&Mask>) -> Result<ArrayD<C::F>> {
         self.spare
-            .with(|buf| Self::run(&self.cell, &self.config, buf, x, mask))
+            .with(|buf| Self::run(&self.cell, self.config.as_ref(), buf, x, mask))
     }
     fn compute_mask(&self, _x: &ArrayD<C::F>, mask: Option<&Mask>) -> Option<Mask> {
-        if self.config.return_sequences {
+        if self.cfg().return_sequences {
             mask.cloned()
         } else {
             None
@@ -369,11 +374,11 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         Some(C::Config::layer_spec(self.config.clone()))
     }
     fn describe(&self) -> String {
-        let mut s = self.config.cell.describe();
-        if self.config.return_sequences {
+        let mut s = self.cfg().cell.describe();
+        if self.cfg().return_sequences {
             s.push_str(", return_sequences=True");
         }
-        if self.config.go_backwards {
+        if self.cfg().go_backwards {
             s.push_str(", go_backwards=True");
         }
         s
@@ -382,17 +387,17 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
 
 impl<C: Cell> RecurrentLayer<C::F> for Recurrent<C> {
     fn return_sequences(&self) -> bool {
-        self.config.return_sequences
+        self.cfg().return_sequences
     }
     fn go_backwards(&self) -> bool {
-        self.config.go_backwards
+        self.cfg().go_backwards
     }
     fn set_go_backwards(&mut self, v: bool) {
-        self.config.go_backwards = v;
+        self.config.as_mut().go_backwards = v;
         self.trained = false;
     }
     fn set_zero_output_for_mask(&mut self, v: bool) {
-        self.config.zero_output_for_mask = v;
+        self.config.as_mut().zero_output_for_mask = v;
     }
     fn units(&self) -> usize {
         self.cell.units()

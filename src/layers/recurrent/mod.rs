@@ -1,6 +1,7 @@
 //! Recurrent layers: one time loop ([`Recurrent<C>`]) runs any [`Cell`] over a sequence.
 //!
-//! - `config`: [`RecurrentConfig`], the builder and serialised form every recurrent layer shares;
+//! - `config`: [`RecurrentConfig`], the options and serialised form every recurrent layer shares,
+//!   and the macro that defines each layer's own configuration type (`LstmConfig`);
 //! - `cell`: the [`Cell`] contract (one step, forward and backward);
 //! - `time_loop`: the loop itself, forwards and backwards through time;
 //! - `layer`: [`Recurrent<C>`], the loop as a [`Layer`](crate::Layer);
@@ -18,7 +19,8 @@ pub(crate) use cell::sealed as cell_sealed;
 pub use cell::Cell;
 pub(crate) use cell::{sl, sl_mut};
 pub use cell::{BackwardStep, SequenceGrads};
+pub(crate) use config::recurrent_layer_config;
 pub(crate) use config::seq_input;
-pub use config::{CellConfig, CellOptions, GatedCellConfig, RecurrentConfig};
+pub use config::{CellConfig, CellOptions, RecurrentConfig, RecurrentLayerConfig};
 pub use layer::{Recurrent, RecurrentLayer};
 pub use weights::CellWeights;
