@@ -3,11 +3,11 @@
 
 use super::config::EsnConfig;
 use super::kernel::Kernel;
+use super::run::{states, Step};
 use crate::eigen::spectral_radius;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::solve::ridge;
-use ndarray::linalg::general_mat_mul;
+use crate::solve::ridge_blocks;
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 /// The reservoir matrix handed to [`EchoStateNetwork::from_weights`].
@@ -270,28 +270,13 @@ impl<F: Float> EchoStateNetwork<F> {
         Ok(self.run_reservoir(x.view(), h0.view()))
     }
 
-    /// The reservoir's time loop: one product for every step's input term, then per step
-    /// `h·W`, the activation and the leak.
+    /// The reservoir's time loop ([`super::run`]).
     fn run_reservoir(&self, x: ArrayView2<'_, F>, h0: ArrayView1<'_, F>) -> Array2<F> {
-        let (t, n) = (x.nrows(), self.units());
-        let mut states = Array2::<F>::zeros((t, n));
-        general_mat_mul(F::one(), &x, &self.w_in, F::zero(), &mut states);
-        states += &self.b;
-        let a = F::c(self.config.leak_rate);
-        let keep = F::one() - a;
-        let mut prev = h0.to_vec();
-        for mut row in states.rows_mut() {
-            let row = row
-                .as_slice_mut()
-                .expect("invariant: rows of a fresh standard-layout array are contiguous");
-            // row = x_k·W_in + b + h_{k−1}·W, then the activation and the leak.
-            self.kernel.add_product(&prev, row);
-            for (r, p) in row.iter_mut().zip(prev.iter_mut()) {
-                *r = keep * *p + a * r.tanh();
-                *p = *r;
-            }
-        }
-        states
+        let step = Step {
+            kernel: &self.kernel,
+            leak: self.config.leak_rate,
+        };
+        states(&step, &self.w_in, &self.b, x, &h0.to_vec())
     }
 
     /// The extended states `[1, x_t, h_t]` `[steps, 1 + input_dim + units]` as f64.
@@ -344,21 +329,38 @@ impl<F: Float> EchoStateNetwork<F> {
         }
         let zero = Array1::zeros(self.units());
         let h = self.run_reservoir(x.view(), zero.view());
-        let phi = Self::design(x.slice(s![w.., ..]), h.slice(s![w.., ..]));
-        let y64 = y
-            .slice(s![w.., ..])
-            .mapv(|v| v.to_f64().unwrap_or(f64::NAN));
-        let w_out = ridge(phi.view(), y64.view(), self.config.ridge)
-            .filter(|w| w.iter().all(|v| v.is_finite()))
-            .ok_or_else(|| {
-                Error::Data(format!(
-                    "{}: the ridge regression is singular or overflows (ridge = {}): \
+        let to64 = |a: ArrayView2<'_, F>| a.mapv(|v| v.to_f64().unwrap_or(f64::NAN));
+        let (x64, y64) = (to64(x.slice(s![w.., ..])), to64(y.slice(s![w.., ..])));
+        let ones = Array2::<f64>::ones((x64.nrows(), 1));
+        // The states as f64 without a copy when they are f64 already.
+        let h_copy;
+        let h64 = match (&h as &dyn std::any::Any).downcast_ref::<Array2<f64>>() {
+            Some(h) => h.slice(s![w.., ..]),
+            None => {
+                h_copy = to64(h.slice(s![w.., ..]));
+                h_copy.view()
+            }
+        };
+        let w_out = ridge_blocks(
+            &[ones.view(), x64.view(), h64],
+            y64.view(),
+            self.config.ridge,
+        )
+        .filter(|w| w.iter().all(|v| v.is_finite()))
+        .ok_or_else(|| {
+            Error::Data(format!(
+                "{}: the ridge regression is singular or overflows (ridge = {}): \
                      raise `ridge`",
-                    self.name(),
-                    self.config.ridge
-                ))
-            })?;
-        let fitted = phi.dot(&w_out).mapv(F::c);
+                self.name(),
+                self.config.ridge
+            ))
+        })?;
+        // Φ·W_out by the same blocks: bias row, input rows, state rows.
+        let f = x64.ncols();
+        let fitted = (x64.dot(&w_out.slice(s![1..1 + f, ..]))
+            + h64.dot(&w_out.slice(s![1 + f.., ..]))
+            + w_out.row(0))
+        .mapv(F::c);
         self.set_readout(Some(w_out.mapv(F::c)));
         self.state = h.row(h.nrows() - 1).to_owned();
         Ok(fitted)

@@ -55,18 +55,33 @@ impl<F: Float> Kernel<F> {
         Kernel::Sparse { ptr, rows, vals }
     }
 
+    /// Non-zero weights (every weight of a dense layout): the work of one product.
+    pub(crate) fn work(&self) -> usize {
+        match self {
+            Kernel::Sparse { vals, .. } => vals.len(),
+            Kernel::Dense(wt) => wt.len(),
+        }
+    }
+
     /// `y += h·W`.
+    #[cfg(test)]
     pub(crate) fn add_product(&self, h: &[F], y: &mut [F]) {
+        self.add_product_cols(h, 0, y);
+    }
+
+    /// `y += (h·W)[from..from + y.len()]`: the columns `from..` of the product, so threads
+    /// can each compute their own columns.
+    pub(crate) fn add_product_cols(&self, h: &[F], from: usize, y: &mut [F]) {
         match self {
             Kernel::Sparse { ptr, rows, vals } => {
-                for (j, yj) in y.iter_mut().enumerate() {
+                for (j, yj) in (from..).zip(y.iter_mut()) {
                     let (a, b) = (ptr[j], ptr[j + 1]);
                     *yj += gather_dot(h, &rows[a..b], &vals[a..b]);
                 }
             }
             Kernel::Dense(wt) => {
-                let n = h.len();
-                for (yj, col) in y.iter_mut().zip(wt.chunks_exact(n.max(1))) {
+                let n = h.len().max(1);
+                for (yj, col) in y.iter_mut().zip(wt.chunks_exact(n).skip(from)) {
                     *yj += dot(h, col);
                 }
             }

@@ -3,8 +3,9 @@
 //!
 //! - `config`: [`EsnConfig`], the options, checked before anything is allocated, and the
 //!   seeded random reservoir;
-//! - `esn`: [`EchoStateNetwork`], the reservoir's time loop, the ridge readout, open-loop
-//!   prediction and closed-loop generation;
+//! - `esn`: [`EchoStateNetwork`], the ridge readout, open-loop prediction and closed-loop
+//!   generation;
+//! - `run`: the reservoir's time loop, its units split over threads when large;
 //! - `kernel`: the reservoir matrix laid out for its per-step product (sparse columns, or
 //!   dense `Wᵀ`);
 //! - `model`: the network as a [`Model`](crate::Model), for batches of sequences.
@@ -13,6 +14,7 @@ pub mod config;
 pub mod esn;
 mod kernel;
 mod model;
+mod run;
 
 pub use config::EsnConfig;
 pub use esn::{EchoStateNetwork, Reservoir};

@@ -168,7 +168,6 @@ fn gru(c: &Value) -> GruConfig {
         .go_backwards(b(c, "go_backwards", false))
 }
 
-
 /// The configuration of one LayerSpec.
 pub fn layer_config<F: Float>(spec: &Value) -> Box<dyn LayerConfig<F>> {
     let c = &spec["config"];

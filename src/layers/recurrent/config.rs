@@ -388,9 +388,15 @@ mod tests {
             (type_name::<LstmConfig>(), "LstmConfig"),
             (type_name::<GruConfig>(), "GruConfig"),
         ] {
-            assert!(name.ends_with(want) && !name.contains("Recurrent"), "{name}");
+            assert!(
+                name.ends_with(want) && !name.contains("Recurrent"),
+                "{name}"
+            );
         }
         let bi = type_name::<BidirectionalConfig<LstmConfig>>();
-        assert!(bi.ends_with("BidirectionalConfig<rnnkit::layers::lstm::LstmConfig>"), "{bi}");
+        assert!(
+            bi.ends_with("BidirectionalConfig<rnnkit::layers::lstm::LstmConfig>"),
+            "{bi}"
+        );
     }
 }
