@@ -66,8 +66,8 @@ pub use layers::recurrent::{
     Cell, CellConfig, CellOptions, Recurrent, RecurrentConfig, RecurrentLayer, RecurrentLayerConfig,
 };
 pub use layers::simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig, SimpleRnnOptions};
-pub use layers::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode};
-pub use model::{Forward, Model, ModelSpec, Sequential, Summary, SummaryRow};
+pub use layers::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode, StepWork};
+pub use model::{Forward, Model, ModelSpec, Sequential, StreamState, Summary, SummaryRow};
 pub use parallel::{num_threads, set_num_threads};
 pub use param::Param;
 pub use reservoir::{EchoStateNetwork, EsnConfig, Reservoir};
@@ -75,7 +75,7 @@ pub use train::{
     Adam, AdamW, Callback, Clip, Context, Control, CosineDecay, EarlyStopping, EpochEnd,
     ExponentialDecay, History, LambdaCallback, LearningRate, Logs, Loss, LossFunction, Metric,
     MetricFunction, ModelCheckpoint, Optimizer, PerRow, PiecewiseConstantDecay, ReduceLROnPlateau,
-    RmsProp, RowLoss, Sgd, Trainer,
+    RmsProp, RowLoss, Sgd, Trainer, TruncatedBptt,
 };
 
 /// The README's examples, compiled and run as doctests so the README stays true.

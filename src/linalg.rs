@@ -373,6 +373,37 @@ pub(crate) fn dot<F: Float>(a: &[F], b: &[F]) -> F {
     s
 }
 
+/// `c = a·b + bias` (each row of `c`) for a few rows of `a` without allocating: every output
+/// row accumulates the rows of `b` scaled by its row of `a`, contiguous and vectorised.
+/// For one-step streaming products, where `a` has a row or a few (a general multiply
+/// would pack its operands, allocating, for a product this small).
+pub(crate) fn few_rows_mm<F: Float>(
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    bias: Option<ndarray::ArrayView1<'_, F>>,
+    mut c: ArrayViewMut2<'_, F>,
+) {
+    for (ar, mut cr) in a.rows().into_iter().zip(c.rows_mut()) {
+        match bias {
+            Some(bv) => cr.assign(&bv),
+            None => cr.fill(F::zero()),
+        }
+        for (&av, br) in ar.iter().zip(b.rows()) {
+            if av == F::zero() {
+                continue;
+            }
+            match (cr.as_slice_mut(), br.as_slice()) {
+                (Some(cs), Some(bs)) => {
+                    for (cv, &bv) in cs.iter_mut().zip(bs) {
+                        *cv += av * bv;
+                    }
+                }
+                _ => cr.scaled_add(av, &br),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

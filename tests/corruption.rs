@@ -200,10 +200,10 @@ fn unknown_layer_types_and_options() {
     assert!(matches!(load_err(&b), FileError::UnknownLayer { found, .. } if found == "Attention"));
     let b = edited(|h, _| {
         let mut a = arch(h);
-        a["layers"][2]["config"]["stateful"] = json!(true);
+        a["layers"][2]["config"]["unroll"] = json!(true);
         set_arch(h, &a);
     });
-    assert!(matches!(load_err(&b), FileError::Architecture(m) if m.contains("stateful")));
+    assert!(matches!(load_err(&b), FileError::Architecture(m) if m.contains("unroll")));
     let b = edited(|h, _| {
         let mut a = arch(h);
         a["layers"][3]["config"]["units"] = json!(0);

@@ -7,7 +7,7 @@ use ndarray::{Array2, Array3, ArrayD, IxDyn};
 use rnnkit::prelude::*;
 use rnnkit::{
     AdamW, Callback, Control, CosineDecay, Error, ExponentialDecay, LambdaCallback, LearningRate,
-    Logs, Optimizer, PiecewiseConstantDecay,
+    Logs, Optimizer, PiecewiseConstantDecay, TruncatedBptt,
 };
 use serde_json::Value;
 
@@ -163,7 +163,81 @@ fn compare_all(
     Ok(())
 }
 
+/// A truncated-BPTT case (`"stateful": true`): one `train_on_batch` per chunk on a stateful
+/// model, the states carried from chunk to chunk and reset where the case says.
+fn replay_stateful(case: &Value) -> Result<(), String> {
+    let mut model = stateful_model::<f64>(case)?;
+    let mut trainer = Trainer::new(optimizer_from(&case["optimizer"]), loss_from(&case["loss"]));
+    let resets: Vec<u64> = case["reset_after"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    for (k, step) in case["steps"].as_array().unwrap().iter().enumerate() {
+        let x: ArrayD<f64> = tensor(&case["x"][k]);
+        let y: ArrayD<f64> = tensor(&case["y"][k]);
+        let loss = trainer
+            .train_on_batch(&mut model, &x, &y)
+            .map_err(|e| format!("step {}: {e}", k + 1))?;
+        let want = step["loss"].as_f64().unwrap();
+        if (loss - want).abs() > 1e-9 * want.abs() {
+            return Err(format!("step {} loss {loss:e}, expected {want:e}", k + 1));
+        }
+        if k == 0 {
+            let mut grads = Vec::new();
+            model.visit_params(&mut |_, p| grads.push(p.grad().clone()));
+            compare_all(
+                "initial_grads",
+                &grads,
+                &weights_of(&case["initial_grads"]),
+                1e-9,
+                1e-12,
+            )?;
+            compare_all(
+                "weights_after_first_step",
+                &model.get_weights(),
+                &weights_of(&case["weights_after_first_step"]),
+                1e-9,
+                1e-12,
+            )?;
+        }
+        let states: Vec<ArrayD<f64>> = model
+            .states()
+            .into_iter()
+            .flatten()
+            .map(|a| a.into_dyn())
+            .collect();
+        let want: Vec<ArrayD<f64>> = case["states"][k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(tensor)
+            .collect();
+        compare_all(
+            &format!("states after step {}", k + 1),
+            &states,
+            &want,
+            1e-9,
+            1e-12,
+        )?;
+        if resets.contains(&(k as u64)) {
+            model.reset_states();
+        }
+    }
+    compare_all(
+        "final_weights",
+        &model.get_weights(),
+        &weights_of(&case["final_weights"]),
+        1e-9,
+        1e-12,
+    )
+}
+
 fn replay(case: &Value) -> Result<(), String> {
+    if case["stateful"] == true {
+        return replay_stateful(case);
+    }
     let x: ArrayD<f64> = tensor(&case["x"]);
     let y: ArrayD<f64> = tensor(&case["y"]);
     let mut model = build_model::<f64>(&case["model"], x.shape());
@@ -723,4 +797,158 @@ fn validation_data_is_scored_with_its_mask() {
         Err(Error::Data(msg)) if msg.contains("validation_data_masked")
     ));
     assert_eq!(m.get_weights(), before);
+}
+
+/// The chunks of a truncated-BPTT fixture joined along time: `[B, Σ t_k, ...]`.
+fn joined(chunks: &Value) -> ArrayD<f64> {
+    let parts: Vec<ArrayD<f64>> = chunks.as_array().unwrap().iter().map(tensor).collect();
+    let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
+    ndarray::concatenate(ndarray::Axis(1), &views).unwrap()
+}
+
+#[test]
+fn truncated_bptt_in_fit_replays_keras_stateful_chunks() {
+    // Every stateful training fixture with per-step targets and no reset is one long
+    // sequence per row: `fit` with windows of the chunk length must reproduce Keras's
+    // losses (their mean is the epoch loss) and final weights.
+    let mut replayed = 0;
+    for (name, case) in fixtures("training") {
+        let per_step = case["x"][0]["shape"][1] == case["y"][0]["shape"][1];
+        let no_reset = case["reset_after"].as_array().is_some_and(|r| r.is_empty());
+        if case["stateful"] != true || !per_step || !no_reset {
+            continue;
+        }
+        let (x, y) = (joined(&case["x"]), joined(&case["y"]));
+        let chunk = case["x"][0]["shape"][1].as_u64().unwrap() as usize;
+        let mut model = stateful_model::<f64>(&case).unwrap();
+        let mut trainer =
+            Trainer::new(optimizer_from(&case["optimizer"]), loss_from(&case["loss"]))
+                .batch_size(x.shape()[0])
+                .shuffle(false)
+                .truncated_bptt(TruncatedBptt::new(chunk));
+        let h = trainer.fit(&mut model, &x, &y).unwrap();
+        let steps = case["steps"].as_array().unwrap();
+        let want = steps
+            .iter()
+            .map(|s| s["loss"].as_f64().unwrap())
+            .sum::<f64>()
+            / steps.len() as f64;
+        assert!(
+            (h.loss()[0] - want).abs() <= 1e-9 * want,
+            "{name}: loss {} vs {want}",
+            h.loss()[0]
+        );
+        compare_all(
+            name.as_str(),
+            &model.get_weights(),
+            &weights_of(&case["final_weights"]),
+            1e-9,
+            1e-12,
+        )
+        .unwrap();
+        // The explicit states of the windows never touch the layers' carried ones.
+        assert!(model.states().iter().all(|s| s.is_empty()), "{name}");
+        replayed += 1;
+    }
+    if std::env::var_os("RNNKIT_FIXTURES").is_none() {
+        assert_eq!(replayed, 2, "truncated-BPTT fixtures with per-step targets");
+    }
+}
+
+#[test]
+fn truncated_bptt_trains_only_the_last_k2_steps_of_each_window() {
+    // Reference: a stateful copy of the model, moved on by inference over the first
+    // k1 − k2 steps of each window and trained by train_on_batch on the last k2.
+    let (b, t, k1, k2) = (2, 23, 7, 3);
+    let x = Array3::from_shape_fn((b, t, 2), |(i, s, f)| {
+        ((i + 2 * s + 3 * f) as f64 * 0.37).sin()
+    })
+    .into_dyn();
+    let y = Array3::from_shape_fn((b, t, 1), |(i, s, _)| ((i + s) as f64 * 0.21).cos()).into_dyn();
+    let build = |stateful: bool| {
+        Sequential::<f64>::with_input_shape(vec![None, Some(2)])
+            .push(GruConfig::new(4).return_sequences(true).stateful(stateful))
+            .unwrap()
+            .push(DenseConfig::new(1))
+            .unwrap()
+    };
+    let mut model = build(false);
+    let mut trainer = Trainer::new(Adam::new(0.01), Loss::Mse)
+        .batch_size(b)
+        .shuffle(false)
+        .epochs(2)
+        .truncated_bptt(TruncatedBptt::new(k1).backprop_steps(k2));
+    let h = trainer.fit(&mut model, &x, &y).unwrap();
+
+    let mut reference = build(true);
+    let mut ref_trainer = Trainer::new(Adam::new(0.01), Loss::Mse);
+    for epoch in 0..2 {
+        reference.reset_states();
+        let (mut sum, mut n) = (0.0, 0);
+        for start in (0..t).step_by(k1) {
+            let end = (start + k1).min(t);
+            let from = end.saturating_sub(k2).max(start);
+            let cut = |a: &ArrayD<f64>, r: std::ops::Range<usize>| {
+                a.slice_axis(ndarray::Axis(1), r.into()).to_owned()
+            };
+            if from > start {
+                reference
+                    .forward(&cut(&x, start..from), Mode::Infer)
+                    .unwrap();
+            }
+            let l = ref_trainer
+                .train_on_batch(&mut reference, &cut(&x, from..end), &cut(&y, from..end))
+                .unwrap();
+            sum += l * (end - from) as f64;
+            n += end - from;
+        }
+        let want = sum / n as f64;
+        assert!(
+            (h.loss()[epoch] - want).abs() <= 1e-12 * want,
+            "epoch {epoch}"
+        );
+    }
+    for (a, e) in model.get_weights().iter().zip(reference.get_weights()) {
+        assert!((a - &e).iter().all(|d| d.abs() < 1e-13));
+    }
+}
+
+#[test]
+fn truncated_bptt_refuses_bad_settings_and_data() {
+    let x = Array3::<f64>::zeros((2, 10, 1)).into_dyn();
+    let y = Array3::<f64>::zeros((2, 10, 1)).into_dyn();
+    let model = || {
+        Sequential::<f64>::with_input_shape(vec![None, Some(1)])
+            .push(LstmConfig::new(2).return_sequences(true))
+            .unwrap()
+    };
+    for (t, what) in [
+        (TruncatedBptt::new(0), "k1 and k2 must be positive"),
+        (
+            TruncatedBptt::new(4).backprop_steps(0),
+            "k1 and k2 must be positive",
+        ),
+        (
+            TruncatedBptt::new(4).backprop_steps(5),
+            "longer than the window",
+        ),
+    ] {
+        let mut m = model();
+        let before = m.get_weights();
+        let err = Trainer::new(Adam::new(0.01), Loss::Mse)
+            .truncated_bptt(t)
+            .fit(&mut m, &x, &y)
+            .unwrap_err();
+        assert!(err.to_string().contains(what), "{err}");
+        assert_eq!(m.get_weights(), before);
+    }
+    // One target per sequence is not per-step.
+    let mut m = Sequential::<f64>::with_input_shape(vec![None, Some(1)])
+        .push(LstmConfig::new(2))
+        .unwrap();
+    let err = Trainer::new(Adam::new(0.01), Loss::Mse)
+        .truncated_bptt(TruncatedBptt::new(4))
+        .fit(&mut m, &x, &Array2::<f64>::zeros((2, 2)).into_dyn())
+        .unwrap_err();
+    assert!(err.to_string().contains("per-step"), "{err}");
 }

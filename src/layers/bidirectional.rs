@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
 use crate::param::Param;
-use ndarray::{concatenate, ArrayD, Axis, Slice};
+use ndarray::{concatenate, Array2, ArrayD, Axis, Slice};
 use serde::de;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -186,6 +186,23 @@ impl<F: Float, L> Bidirectional<F, L> {
     }
 }
 
+/// Both directions' states from `[forward states, backward states]`.
+type StatePair<F> = (Vec<Array2<F>>, Vec<Array2<F>>);
+
+/// Splits `[forward states, backward states]` into the two directions' lists.
+fn split_states<F: Float>(name: &str, states: &[Array2<F>]) -> Result<StatePair<F>> {
+    if states.len() % 2 != 0 {
+        return Err(Error::Shape {
+            layer: name.to_string(),
+            what: "states (both directions' states, forward first)",
+            expected: "an even number of arrays".into(),
+            got: vec![states.len()],
+        });
+    }
+    let half = states.len() / 2;
+    Ok((states[..half].to_vec(), states[half..].to_vec()))
+}
+
 /// Flips a `[batch, steps, ..]` array along time.
 fn flip_time<F: Float>(a: &ArrayD<F>) -> ArrayD<F> {
     a.slice_axis(Axis(1), Slice::new(0, None, -1)).to_owned()
@@ -351,6 +368,80 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
         }
         let (yf, yb) = self.infer_both(x, mask)?;
         self.merge(&yf, &yb)
+    }
+    /// States `[fwd_h, (fwd_c,) bwd_h, (bwd_c)]`, Keras's order: each direction runs from
+    /// its own and leaves its final state there (the backward one reads the chunk from its
+    /// end, as a stateful Keras Bidirectional does).
+    fn infer_with_states(
+        &self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        states: &mut Vec<Array2<F>>,
+    ) -> Result<ArrayD<F>> {
+        if self.merge_mode == MergeMode::None {
+            return Err(self.unmerged());
+        }
+        let (mut fwd, mut bwd) = split_states(&self.name, states)?;
+        let yf = self.forward.infer_with_states(x, mask, &mut fwd)?;
+        let mut yb = self.backward.infer_with_states(x, mask, &mut bwd)?;
+        if self.forward.return_sequences() {
+            yb = flip_time(&yb);
+        }
+        let y = self.merge(&yf, &yb)?;
+        *states = fwd.into_iter().chain(bwd).collect();
+        Ok(y)
+    }
+    fn forward_with_states(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+        states: &mut Vec<Array2<F>>,
+    ) -> Result<ArrayD<F>> {
+        self.cache = None;
+        if self.merge_mode == MergeMode::None {
+            return Err(self.unmerged());
+        }
+        let (mut fwd, mut bwd) = split_states(&self.name, states)?;
+        let yf = self.forward.forward_with_states(x, mask, mode, &mut fwd)?;
+        let mut yb = self.backward.forward_with_states(x, mask, mode, &mut bwd)?;
+        if self.forward.return_sequences() {
+            yb = flip_time(&yb);
+        }
+        let y = self.merge(&yf, &yb)?;
+        if mode == Mode::Train {
+            self.cache = Some((yf, yb));
+        }
+        *states = fwd.into_iter().chain(bwd).collect();
+        Ok(y)
+    }
+    fn zero_states(&self, batch: usize) -> Vec<Array2<F>> {
+        let mut z = self.forward.zero_states(batch);
+        z.extend(self.backward.zero_states(batch));
+        z
+    }
+    fn reset_states(&mut self) {
+        self.forward.reset_states();
+        self.backward.reset_states();
+    }
+    fn states(&self) -> Vec<Array2<F>> {
+        let mut s = self.forward.states();
+        s.extend(self.backward.states());
+        s
+    }
+    fn set_states(&mut self, states: Option<&[Array2<F>]>) -> Result<()> {
+        let Some(states) = states else {
+            self.forward.set_states(None)?;
+            return self.backward.set_states(None);
+        };
+        let half = states.len() / 2;
+        // Check both halves before changing either.
+        let (mut f, mut b) = (self.forward.clone(), self.backward.clone());
+        f.set_states(Some(&states[..half]))?;
+        b.set_states(Some(&states[half..]))?;
+        self.forward = f;
+        self.backward = b;
+        Ok(())
     }
     fn compute_mask(&self, _x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {
         if self.forward.return_sequences() {

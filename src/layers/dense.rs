@@ -1,10 +1,11 @@
 //! `Dense`: `y = act(x·kernel + bias)` on the last axis, 2-D or 3-D input.
 
-use super::{check_dy, empty, positive, Dim, Layer, LayerConfig, Mask, Mode};
+use super::{check_dy, empty, ensure, positive, Dim, Layer, LayerConfig, Mask, Mode, StepWork};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{Init, StdRng};
+use crate::linalg::few_rows_mm;
 use crate::param::Param;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn, Zip};
@@ -301,6 +302,32 @@ impl<F: Float> Layer<F> for Dense<F> {
             self.cache = Some((pass.x, pass.y, pass.logits));
         }
         Ok(y.expect("sized by pass"))
+    }
+    fn step(
+        &self,
+        x: ArrayView2<'_, F>,
+        _states: &mut [Array2<F>],
+        _work: &mut StepWork<F>,
+        out: &mut Array2<F>,
+    ) -> Result<()> {
+        let (b, f) = x.dim();
+        if f != self.input_dim {
+            return Err(Error::Features {
+                layer: self.name.clone(),
+                expected: self.input_dim,
+                got: f,
+            });
+        }
+        let out = ensure(out, (b, self.units));
+        let bias = self.bias.as_ref().map(|p| {
+            p.value()
+                .view()
+                .into_dimensionality::<ndarray::Ix1>()
+                .expect("a bias is 1-D")
+        });
+        few_rows_mm(x, self.kernel.v2(), bias, out.view_mut());
+        self.activation.apply_rows(out.view_mut());
+        Ok(())
     }
     fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
         let pass = self.pass(x, mask, false)?;

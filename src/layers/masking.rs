@@ -1,11 +1,11 @@
 //! `Masking`: marks steps whose features all equal `mask_value` as padding.
 
-use super::{check_dy, check_seq, Dim, Layer, LayerConfig, Mask, Mode};
+use super::{check_dy, check_seq, ensure, Dim, Layer, LayerConfig, Mask, Mode, StepWork};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
 use crate::param::Param;
-use ndarray::{Array2, ArrayD, Axis};
+use ndarray::{Array2, ArrayD, ArrayView2, Axis};
 
 /// Masks padding steps, as `keras.layers.Masking`.
 ///
@@ -170,6 +170,18 @@ impl<F: Float> Layer<F> for Masking<F> {
             self.cache = Some((m, x.shape().to_vec()));
         }
         Ok(y)
+    }
+    /// Streaming passes the step through: a stream is fed its real steps only, so there
+    /// is nothing to mask.
+    fn step(
+        &self,
+        x: ArrayView2<'_, F>,
+        _states: &mut [Array2<F>],
+        _work: &mut StepWork<F>,
+        out: &mut Array2<F>,
+    ) -> Result<()> {
+        ensure(out, x.dim()).assign(&x);
+        Ok(())
     }
     fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
         Ok(self.pass(x, mask)?.0)

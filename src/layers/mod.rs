@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
 use crate::param::Param;
-use ndarray::{Array2, ArrayD, ArrayView3, Ix3};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayView3, Ix3};
 use std::fmt::Debug;
 
 /// Whether a forward pass keeps what `backward` needs.
@@ -87,8 +87,9 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
     }
 
     /// Inference through a shared reference: the same output as
-    /// `forward_masked(x, mask, Mode::Infer)`, but nothing in the layer changes, so one
-    /// trained layer can serve several threads at once.
+    /// `forward_masked(x, mask, Mode::Infer)`, but nothing in the layer changes (except the
+    /// carried state of a `stateful` layer, which moves on as Keras's `predict` moves it),
+    /// so one trained layer can serve several threads at once.
     ///
     /// The default runs `forward_masked` on a copy ([`Layer::box_clone`]); every rnnkit
     /// layer overrides it without copying.
@@ -97,6 +98,119 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
     /// As [`Layer::forward_masked`].
     fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
         self.box_clone().forward_masked(x, mask, Mode::Infer)
+    }
+
+    /// Inference from explicit recurrent states, which are replaced by the states after the
+    /// last step: the streaming form of [`Layer::infer`]. Feeding a sequence chunk by chunk
+    /// through the same `states` gives the outputs of one pass over the whole sequence.
+    /// States are in Keras's order: `[h]` (SimpleRNN, GRU), `[h, c]` (LSTM), each
+    /// `[batch, units]`; start from [`Layer::zero_states`]. A layer without state ignores
+    /// them (the default); a `stateful` layer's carried state is neither read nor changed.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// use ndarray::{Array3, Axis, Slice};
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let lstm = LstmConfig::new(3).init::<f64>(2, &mut seeded_rng(0))?;
+    /// let x = Array3::from_shape_fn((1, 6, 2), |(_, t, f)| (t + f) as f64 * 0.1).into_dyn();
+    /// let whole = lstm.infer(&x, None)?;
+    /// let mut states = lstm.zero_states(1);
+    /// for t in 0..6 {
+    ///     let step = x.slice_axis(Axis(1), Slice::from(t..t + 1)).to_owned();
+    ///     let y = lstm.infer_with_states(&step, None, &mut states)?;
+    ///     if t == 5 {
+    ///         assert!((&y - &whole).iter().all(|d| d.abs() < 1e-12));
+    ///     }
+    /// }
+    /// assert_eq!(states.len(), 2); // h and c
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Layer::infer`]; [`Error::Shape`] for states of the wrong number or shape,
+    /// [`Error::Data`] for a non-finite state. `states` is unchanged then.
+    fn infer_with_states(
+        &self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        states: &mut Vec<Array2<F>>,
+    ) -> Result<ArrayD<F>> {
+        let _ = states;
+        self.infer(x, mask)
+    }
+
+    /// [`Layer::forward_masked`] from explicit recurrent states, which are replaced by the
+    /// states after the last step (truncated backpropagation through time: the states are
+    /// constants, no gradient flows into them). Layers without state ignore them.
+    ///
+    /// # Errors
+    /// As [`Layer::infer_with_states`].
+    fn forward_with_states(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+        states: &mut Vec<Array2<F>>,
+    ) -> Result<ArrayD<F>> {
+        let _ = states;
+        self.forward_masked(x, mask, mode)
+    }
+
+    /// One step of streaming inference without allocating (after the first call at a
+    /// batch size): `x` `[batch, features]` → `out` `[batch, output features]` (resized on
+    /// the first call only), from `states` (as [`Layer::infer_with_states`]), which are
+    /// replaced in place by the states after the step. `work` holds the step's scratch
+    /// buffers. The output equals that step's output in one pass over the whole sequence.
+    /// [`Sequential::step`](crate::Sequential::step) chains it through a model.
+    ///
+    /// # Errors
+    /// The default: [`Error::Unsupported`] (the layer cannot run one step at a time, as a
+    /// Bidirectional layer, which needs the steps to come). Recurrent and Dense layers:
+    /// [`Error::Features`] for the wrong feature count, [`Error::Shape`] for states that do
+    /// not fit; nothing changes then.
+    fn step(
+        &self,
+        x: ArrayView2<'_, F>,
+        states: &mut [Array2<F>],
+        work: &mut StepWork<F>,
+        out: &mut Array2<F>,
+    ) -> Result<()> {
+        let _ = (x, states, work, out);
+        Err(Error::Unsupported {
+            layer: self.name().to_string(),
+            reason: format!("a {} layer cannot run one step at a time", self.type_name()),
+        })
+    }
+
+    /// Zero states for a batch of `batch` sequences, in the order of
+    /// [`Layer::infer_with_states`]; empty for a layer without state.
+    fn zero_states(&self, batch: usize) -> Vec<Array2<F>> {
+        let _ = batch;
+        Vec::new()
+    }
+
+    /// Zeroes the carried states of a `stateful` layer (Keras's `reset_state`), keeping its
+    /// batch size; nothing for other layers.
+    fn reset_states(&mut self) {}
+
+    /// The states a `stateful` layer carries (Keras order, `[batch, units]` each); empty
+    /// before its first call and for other layers.
+    fn states(&self) -> Vec<Array2<F>> {
+        Vec::new()
+    }
+
+    /// Sets the carried states of a `stateful` layer (`None` forgets them: the next call
+    /// starts from zeros and may have any batch size).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a layer that is not stateful; [`Error::Shape`] or
+    /// [`Error::Data`] for bad states (nothing changes then).
+    fn set_states(&mut self, states: Option<&[Array2<F>]>) -> Result<()> {
+        let _ = states;
+        Err(Error::Unsupported {
+            layer: self.name().to_string(),
+            reason: "this layer carries no state between calls".into(),
+        })
     }
 
     /// The mask this layer's output carries, given its input and input mask (Keras's
@@ -214,6 +328,21 @@ pub trait LayerConfig<F: Float>: Debug {
 
     /// Keras's default name stem for this layer type (`"lstm"`).
     fn default_name(&self) -> &'static str;
+}
+
+/// The scratch buffers of one layer's streaming step ([`Layer::step`]): sized on the first
+/// step, reused after. Opaque; clone it with the states to branch a stream.
+#[derive(Debug, Clone, Default)]
+pub struct StepWork<F> {
+    pub(crate) bufs: [Array2<F>; 6],
+}
+
+/// `a`, reallocated only when its shape is not `shape`.
+pub(crate) fn ensure<F: Float>(a: &mut Array2<F>, shape: (usize, usize)) -> &mut Array2<F> {
+    if a.dim() != shape {
+        *a = Array2::zeros(shape);
+    }
+    a
 }
 
 /// Checks a sequence input `[batch, steps, features]` and views it as 3-D.

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::{check_mask, check_weights, Dim, Mask, Mode};
 use crate::param::Param;
-use ndarray::{concatenate, ArrayD, Axis, Slice};
+use ndarray::{concatenate, Array2, ArrayD, Axis, Slice};
 use std::fmt::Debug;
 
 /// What one forward pass of a model returns: nothing is parked in the model for the caller
@@ -122,6 +122,56 @@ pub trait Model<F: Float>: Debug + Send + Sync {
 
     /// Visits every parameter mutably, in the same order.
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>));
+
+    /// Zeroes the carried states of every stateful layer. The default does nothing.
+    fn reset_states(&mut self) {}
+
+    /// Zero states for streaming `batch` sequences (one list per layer, see
+    /// [`Sequential::infer_with_states`](crate::Sequential::infer_with_states)). The
+    /// default has none.
+    fn zero_states(&self, batch: usize) -> Vec<Vec<Array2<F>>> {
+        let _ = batch;
+        Vec::new()
+    }
+
+    /// Streaming inference from explicit states, replaced by the states after `x`.
+    ///
+    /// # Errors
+    /// The default: [`Error::Unsupported`] (the model has no streaming form).
+    fn infer_with_states(
+        &self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        states: &mut Vec<Vec<Array2<F>>>,
+    ) -> Result<Forward<F>> {
+        let _ = (x, mask, states);
+        Err(self.no_states())
+    }
+
+    /// A forward pass from explicit states, replaced by the states after `x`: what
+    /// truncated backpropagation through time runs on each window.
+    ///
+    /// # Errors
+    /// The default: [`Error::Unsupported`].
+    fn forward_with_states(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+        states: &mut Vec<Vec<Array2<F>>>,
+    ) -> Result<Forward<F>> {
+        let _ = (x, mask, mode, states);
+        Err(self.no_states())
+    }
+
+    /// The error of the state-passing defaults.
+    #[doc(hidden)]
+    fn no_states(&self) -> Error {
+        Error::Unsupported {
+            layer: self.name().to_string(),
+            reason: "this model type does not run from explicit states".into(),
+        }
+    }
 
     /// The architecture as data, for model files and checkpoints.
     ///

@@ -5,7 +5,7 @@ use crate::float::Float;
 use crate::init::{seeded_rng, StdRng};
 use crate::layers::{format_shape, Dim, Layer, LayerConfig, Mask, Mode};
 use crate::param::Param;
-use ndarray::ArrayD;
+use ndarray::{Array2, ArrayD};
 use std::collections::HashMap;
 
 /// A stack of layers, as `keras.Sequential`.
@@ -325,16 +325,44 @@ impl<F: Float> Sequential<F> {
         crate::layers::check_seq_mask(&self.name, x, mask)
     }
 
-    /// The forward pass through `&mut self`: training passes keep their caches.
-    fn run(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<Forward<F>> {
+    /// The forward pass through `&mut self`: training passes keep their caches. With
+    /// `states`, every layer runs from its explicit states and leaves its final ones there.
+    /// A failed pass leaves stateful layers' carried states and `states` as they were.
+    fn run_with(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+        states: Option<&mut Vec<Vec<Array2<F>>>>,
+    ) -> Result<Forward<F>> {
         self.check_batch(x, mask)?;
+        let mut explicit = match states {
+            Some(s) => Some((self.checked_states(s)?, s)),
+            None => None,
+        };
+        let carried: Vec<_> = self.layers.iter().map(|l| l.states()).collect();
         let mut mask = mask.cloned();
         let mut cur: Option<ArrayD<F>> = None;
-        for layer in &mut self.layers {
+        for (i, layer) in self.layers.iter_mut().enumerate() {
             let input = cur.as_ref().unwrap_or(x);
-            let y = layer.forward_masked(input, mask.as_ref(), mode)?;
+            let y = match explicit.as_mut() {
+                Some((work, _)) => {
+                    layer.forward_with_states(input, mask.as_ref(), mode, &mut work[i])
+                }
+                None => layer.forward_masked(input, mask.as_ref(), mode),
+            };
+            let y = match y {
+                Ok(y) => y,
+                Err(e) => {
+                    self.restore_carried(carried);
+                    return Err(e);
+                }
+            };
             mask = layer.compute_mask(input, mask.as_ref());
             cur = Some(y);
+        }
+        if let Some((work, s)) = explicit {
+            *s = work;
         }
         let logits = if mode == Mode::Train {
             self.logits()
@@ -346,6 +374,119 @@ impl<F: Float> Sequential<F> {
             mask,
             logits,
         })
+    }
+
+    /// The forward pass through `&mut self` without explicit states.
+    fn run(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<Forward<F>> {
+        self.run_with(x, mask, mode, None)
+    }
+
+    /// A copy of explicit states after checking there is one list per layer.
+    fn checked_states(&self, states: &[Vec<Array2<F>>]) -> Result<Vec<Vec<Array2<F>>>> {
+        if states.len() != self.layers.len() {
+            return Err(Error::Shape {
+                layer: self.name.clone(),
+                what: "states (one list per layer, from Sequential::zero_states)",
+                expected: format!("{} lists", self.layers.len()),
+                got: vec![states.len()],
+            });
+        }
+        Ok(states.to_vec())
+    }
+
+    /// Puts back the carried states of stateful layers after a failed pass.
+    fn restore_carried(&mut self, carried: Vec<Vec<Array2<F>>>) {
+        for (layer, s) in self.layers.iter_mut().zip(carried) {
+            // Layers that are not stateful refuse, and have nothing to restore.
+            let _ = layer.set_states(if s.is_empty() { None } else { Some(&s) });
+        }
+    }
+
+    /// Zeroes the carried states of every stateful layer (Keras calls `reset_state()` on
+    /// each); the batch sizes they were called with stay fixed.
+    pub fn reset_states(&mut self) {
+        for layer in &mut self.layers {
+            layer.reset_states();
+        }
+    }
+
+    /// The carried states of every layer, one list per layer (empty for layers that are not
+    /// stateful or not yet called), in Keras order: `[h]` or `[h, c]`, `[batch, units]`.
+    pub fn states(&self) -> Vec<Vec<Array2<F>>> {
+        self.layers.iter().map(|l| l.states()).collect()
+    }
+
+    /// Zero states for streaming `batch` sequences: one list per layer, for
+    /// [`Sequential::infer_with_states`].
+    pub fn zero_states(&self, batch: usize) -> Vec<Vec<Array2<F>>> {
+        self.layers.iter().map(|l| l.zero_states(batch)).collect()
+    }
+
+    /// Streaming inference: runs the chunk `x` `[batch, steps, features]` (one step or
+    /// more) from `states` and replaces them by the states after it, so a sequence fed
+    /// chunk by chunk gives the outputs of one pass over all of it. The states are a value:
+    /// clone them to branch (beam search), keep a copy to restore. Stateful layers' carried
+    /// states are neither read nor changed.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// use ndarray::{Array3, Axis, Slice};
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let model = Sequential::<f64>::with_input_shape(vec![None, Some(2)])
+    ///     .push(GruConfig::new(4).return_sequences(true))?
+    ///     .push(DenseConfig::new(1))?;
+    /// let x = Array3::from_shape_fn((2, 8, 2), |(b, t, f)| (b + t * f) as f64 * 0.1).into_dyn();
+    /// let whole = model.infer(&x, None)?.output;
+    /// let mut states = model.zero_states(2);
+    /// let cut = |r| x.slice_axis(Axis(1), Slice::from(r)).to_owned();
+    /// let first = model.infer_with_states(&cut(0..5), None, &mut states)?;
+    /// let rest = model.infer_with_states(&cut(5..8), None, &mut states)?;
+    /// let want = whole.slice_axis(Axis(1), Slice::from(5..8));
+    /// assert!((&rest.output - &want).iter().all(|d| d.abs() < 1e-12));
+    /// # let _ = first;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Sequential::infer`]; [`Error::Shape`] when `states` does not have one list per
+    /// layer or a list does not fit its layer. `states` is unchanged then.
+    pub fn infer_with_states(
+        &self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        states: &mut Vec<Vec<Array2<F>>>,
+    ) -> Result<Forward<F>> {
+        self.check_batch(x, mask)?;
+        let mut work = self.checked_states(states)?;
+        let mut mask = mask.cloned();
+        let mut cur: Option<ArrayD<F>> = None;
+        for (layer, st) in self.layers.iter().zip(work.iter_mut()) {
+            let input = cur.as_ref().unwrap_or(x);
+            let y = layer.infer_with_states(input, mask.as_ref(), st)?;
+            mask = layer.compute_mask(input, mask.as_ref());
+            cur = Some(y);
+        }
+        *states = work;
+        Ok(Forward {
+            output: cur.unwrap_or_else(|| x.clone()),
+            mask,
+            logits: None,
+        })
+    }
+
+    /// [`Sequential::forward_masked`] from explicit states, replaced by the states after
+    /// `x` (truncated backpropagation through time: no gradient flows into the states).
+    ///
+    /// # Errors
+    /// As [`Sequential::infer_with_states`].
+    pub fn forward_with_states(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+        states: &mut Vec<Vec<Array2<F>>>,
+    ) -> Result<Forward<F>> {
+        self.run_with(x, mask, mode, Some(states))
     }
 
     /// Inference through a shared reference: the output and the mask it carries, with
@@ -550,6 +691,29 @@ impl<F: Float> Model<F> for Sequential<F> {
     }
     fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Forward<F>> {
         Sequential::infer(self, x, mask)
+    }
+    fn reset_states(&mut self) {
+        Sequential::reset_states(self)
+    }
+    fn zero_states(&self, batch: usize) -> Vec<Vec<Array2<F>>> {
+        Sequential::zero_states(self, batch)
+    }
+    fn infer_with_states(
+        &self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        states: &mut Vec<Vec<Array2<F>>>,
+    ) -> Result<Forward<F>> {
+        Sequential::infer_with_states(self, x, mask, states)
+    }
+    fn forward_with_states(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+        states: &mut Vec<Vec<Array2<F>>>,
+    ) -> Result<Forward<F>> {
+        Sequential::forward_with_states(self, x, mask, mode, states)
     }
     fn backward(&mut self, dy: &ArrayD<F>, from_logits: bool) -> Result<ArrayD<F>> {
         if from_logits {

@@ -7,6 +7,7 @@ mod logs;
 mod loss;
 mod objective;
 mod optim;
+mod tbptt;
 mod trainer;
 
 pub use callbacks::{
@@ -19,4 +20,5 @@ pub use optim::{
     Adam, AdamW, Clip, CosineDecay, ExponentialDecay, LearningRate, Optimizer,
     PiecewiseConstantDecay, RmsProp, Sgd,
 };
+pub use tbptt::TruncatedBptt;
 pub use trainer::{History, Trainer};

@@ -7,12 +7,13 @@ use super::logs::{epoch_line, progress_line, Running};
 use super::loss::Metric;
 use super::objective::{LossFunction, MetricFunction};
 use super::optim::Optimizer;
+use super::tbptt::TruncatedBptt;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::seeded_rng;
 use crate::layers::{Mask, Mode};
 use crate::model::Model;
-use ndarray::{ArrayD, Axis};
+use ndarray::{Array2, ArrayD, Axis};
 use ndarray_rand::rand::Rng;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -96,6 +97,8 @@ pub struct Trainer<F: Float, O: Optimizer<F>> {
     pub(super) epoch: usize,
     /// The weights before the last update (reused buffers).
     snapshot: Vec<ArrayD<F>>,
+    /// Truncated BPTT settings, when set.
+    pub(super) tbptt: Option<TruncatedBptt>,
     /// The parameter paths and shapes of the model this trainer's state belongs to.
     pub(super) bound: Option<Vec<(String, Vec<usize>)>>,
 }
@@ -131,6 +134,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             checkpoint: None,
             epoch: 0,
             snapshot: Vec::new(),
+            tbptt: None,
             bound: None,
         }
     }
@@ -271,7 +275,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     }
 
     /// Checks everything that can be checked before the first step.
-    fn validate(
+    pub(super) fn validate(
         &mut self,
         model: &dyn Model<F>,
         x: &ArrayD<F>,
@@ -380,11 +384,14 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             None => None,
         };
         let sw = sample_weight.or(from_classes.as_ref());
-        self.step(model, x, y, None, sw, (1, 1)).map(|(l, _)| l)
+        self.step(model, x, y, None, sw, (1, 1), None)
+            .map(|(l, _)| l)
     }
 
-    /// Forward, loss, backward, update. Returns the loss and the metrics' (sum, count).
-    fn step(
+    /// Forward (from explicit `states` when given, which it moves on), loss, backward,
+    /// update. Returns the loss and the metrics' (sum, count).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn step(
         &mut self,
         model: &mut dyn Model<F>,
         x: &ArrayD<F>,
@@ -392,8 +399,10 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         mask: Option<&Mask>,
         sample_weight: Option<&ArrayD<F>>,
         at: (usize, usize),
+        states: Option<&mut Vec<Vec<Array2<F>>>>,
     ) -> Result<(f64, Vec<(f64, f64)>)> {
-        let (loss, metrics) = self.loss_and_grads(model, x, y, mask, sample_weight, Mode::Train)?;
+        let (loss, metrics) =
+            self.loss_and_grads(model, x, y, mask, sample_weight, Mode::Train, states)?;
         let diverged = |what: String| Error::NonFinite {
             epoch: at.0,
             batch: at.1,
@@ -439,6 +448,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     }
 
     /// The batch loss (and metrics); in `Mode::Train` also the gradients.
+    #[allow(clippy::too_many_arguments)]
     fn loss_and_grads(
         &self,
         model: &mut dyn Model<F>,
@@ -447,12 +457,16 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         mask: Option<&Mask>,
         sample_weight: Option<&ArrayD<F>>,
         mode: Mode,
+        states: Option<&mut Vec<Vec<Array2<F>>>>,
     ) -> Result<(f64, Vec<(f64, f64)>)> {
         // Keras evaluates cross-entropy from the logits of a softmax/sigmoid output; a
         // Train forward keeps them.
         let fused = self.loss.fuses_with() == Some(model.output_activation());
         let fwd_mode = if fused { Mode::Train } else { mode };
-        let out = model.forward(x, mask, fwd_mode)?;
+        let out = match states {
+            Some(s) => model.forward_with_states(x, mask, fwd_mode, s)?,
+            None => model.forward(x, mask, fwd_mode)?,
+        };
         let (pred, out_mask) = (out.output, out.mask);
         let metrics = self
             .metrics
@@ -538,7 +552,10 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         mask: Option<&Mask>,
         sample_weight: Option<&ArrayD<F>>,
     ) -> Result<History> {
-        self.validate(model, x, y, mask, sample_weight)?;
+        match self.tbptt {
+            Some(t) => self.validate_windows(model, x, y, mask, sample_weight, t)?,
+            None => self.validate(model, x, y, mask, sample_weight)?,
+        }
         let weights = match (&self.class_weight, sample_weight) {
             (Some(cw), _) => Some(class_weights(model, y, cw)?),
             (None, Some(w)) => Some(w.clone()),
@@ -604,7 +621,11 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                     let mb = mask.map(|m| m.select(Axis(0), idx));
                     let wb = weights.as_ref().map(|w| w.select(Axis(0), idx));
                     let at = (epoch + 1, bi + 1);
-                    let (l, ms) = self.step(model, &xb, &yb, mb.as_ref(), wb.as_ref(), at)?;
+                    let (mb, wb) = (mb.as_ref(), wb.as_ref());
+                    let (l, ms) = match self.tbptt {
+                        Some(t) => self.step_windows(model, &xb, &yb, mb, wb, at, t)?,
+                        None => self.step(model, &xb, &yb, mb, wb, at, None)?,
+                    };
                     running.add(l, idx.len(), ms);
                     if live {
                         let so_far = running.logs(&self.metrics);
@@ -722,7 +743,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             let mb = mask.map(|m| m.slice_axis(Axis(0), r).to_owned());
             let wb = sample_weight.map(|w| w.slice_axis(Axis(0), r).to_owned());
             let (l, ms) =
-                self.loss_and_grads(model, &xb, &yb, mb.as_ref(), wb.as_ref(), Mode::Infer)?;
+                self.loss_and_grads(model, &xb, &yb, mb.as_ref(), wb.as_ref(), Mode::Infer, None)?;
             running.add(l, xb.shape()[0], ms);
         }
         let logs = running.logs(&self.metrics);

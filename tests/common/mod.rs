@@ -291,3 +291,23 @@ pub fn join_file(header: &Value, data: &[u8]) -> Vec<u8> {
     out.extend(data);
     out
 }
+
+/// The fixture's model with its weights; recurrent configs carry `"stateful": true`.
+pub fn stateful_model<F: Float>(case: &Value) -> Result<Sequential<F>, String> {
+    let shape = case["batch_shape"].as_array().unwrap();
+    let steps = shape[1].as_u64().map(|t| t as usize);
+    let features = shape[2].as_u64().unwrap() as usize;
+    let mut m = Sequential::<F>::with_input_shape(vec![steps, Some(features)]);
+    let mut weights = Vec::new();
+    for spec in case["model"].as_array().unwrap() {
+        let layer: rnnkit::LayerSpec = serde_json::from_value(
+            serde_json::json!({"layer": spec["layer"], "config": spec["config"]}),
+        )
+        .map_err(|e| format!("config: {e}"))?;
+        m.add(&layer).map_err(|e| format!("add: {e}"))?;
+        weights.extend(weight_list::<F>(&spec["weights"]));
+    }
+    m.set_weights(&weights)
+        .map_err(|e| format!("weights: {e}"))?;
+    Ok(m)
+}

@@ -100,6 +100,7 @@ pub trait CellConfig: Clone + Debug + PartialEq + Send + Sync + 'static {
 /// | `return_sequences` | `false` | `return_sequences` |
 /// | `go_backwards` | `false` | `go_backwards` |
 /// | `zero_output_for_mask` | `false` | `zero_output_for_mask` |
+/// | `stateful` | `false` | `stateful`: each call starts from the state the last one left |
 /// | `name` | `simple_rnn`, `lstm`, `gru` (+ `_1`, `_2` in a model) | `name` |
 ///
 /// Serialises to Keras's config keys (`{"units": 8, "activation": "tanh", ...}`); reading
@@ -124,6 +125,9 @@ pub struct RecurrentConfig<K> {
     pub go_backwards: bool,
     /// Output zeros at masked steps instead of repeating the previous output.
     pub zero_output_for_mask: bool,
+    /// Carry the final state of each call into the next, sample by sample (Keras
+    /// `stateful`): the first call fixes the batch size; `reset_states` zeroes the state.
+    pub stateful: bool,
     /// Layer name.
     pub name: Option<String>,
 }
@@ -153,6 +157,7 @@ impl<K: CellConfig> RecurrentConfig<K> {
             return_sequences: false,
             go_backwards: false,
             zero_output_for_mask: false,
+            stateful: false,
             name: None,
         }
     }
@@ -216,6 +221,13 @@ macro_rules! recurrent_layer_config {
             /// Sets `zero_output_for_mask`: output zeros at masked steps.
             pub fn zero_output_for_mask(mut self, v: bool) -> Self {
                 self.0.zero_output_for_mask = v;
+                self
+            }
+            /// Sets `stateful`: each call starts from the state the previous call left,
+            /// sample by sample (row `b` of a batch continues row `b` of the last one).
+            /// The first call fixes the batch size; `reset_states` zeroes the state.
+            pub fn stateful(mut self, v: bool) -> Self {
+                self.0.stateful = v;
                 self
             }
             /// Sets the layer name.
@@ -327,6 +339,7 @@ impl<K: CellConfig> Serialize for RecurrentConfig<K> {
         m.serialize_entry("return_sequences", &self.return_sequences)?;
         m.serialize_entry("go_backwards", &self.go_backwards)?;
         m.serialize_entry("zero_output_for_mask", &self.zero_output_for_mask)?;
+        m.serialize_entry("stateful", &self.stateful)?;
         if let Some((k, v)) = self.cell.flag() {
             m.serialize_entry(k, &v)?;
         }
@@ -351,6 +364,12 @@ impl<'de, K: CellConfig> Deserialize<'de> for RecurrentConfig<K> {
         c.return_sequences = take_key(&mut map, "return_sequences")?.unwrap_or(false);
         c.go_backwards = take_key(&mut map, "go_backwards")?.unwrap_or(false);
         c.zero_output_for_mask = take_key(&mut map, "zero_output_for_mask")?.unwrap_or(false);
+        c.stateful = take_key(&mut map, "stateful")?.unwrap_or(false);
+        if take_key::<bool, _>(&mut map, "return_state")?.unwrap_or(false) {
+            return Err(de::Error::custom(
+                "`return_state: true` needs a functional model, which rnnkit does not have yet",
+            ));
+        }
         let flag = c.cell.flag().map(|(k, _)| k);
         for (key, value) in map {
             let known = flag == Some(key.as_str());

@@ -4,16 +4,20 @@
 use super::cell::Cell;
 use super::cell::SequenceGrads;
 use super::config::{seq_input, CellConfig, RecurrentConfig};
+use super::state::{carried_initial, gather_states, scatter_states, Carried};
 use super::time_loop::{backward_loop, forward_loop, BackwardBuffers, OutGrad};
 use super::workspace::{
     ensure2, ensure3, ensure_scratch, loop_threads, rows, Buffers, SpareBuffers,
 };
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::{check_dy, check_mask, check_seq, Dim, Layer, LayerSpec, Mask, Mode};
+use crate::layers::{
+    check_dy, check_mask, check_seq, ensure, Dim, Layer, LayerSpec, Mask, Mode, StepWork,
+};
+use crate::linalg::few_rows_mm;
 use crate::parallel;
 use crate::param::Param;
-use ndarray::{s, Array2, Array3, ArrayD, Axis, Ix2, Ix3};
+use ndarray::{s, Array2, Array3, ArrayD, ArrayView2, Axis, Ix2, Ix3};
 use num_traits::{One, Zero};
 
 /// A recurrent layer: one [`Cell`] run over time. [`SimpleRnn`](crate::SimpleRnn),
@@ -35,6 +39,8 @@ pub struct Recurrent<C: Cell> {
     buf: Buffers<C::F>,
     /// Buffers for inference through `&self`.
     spare: SpareBuffers<C::F>,
+    /// The state carried between calls when `stateful`.
+    carried: Carried<C::F>,
     trained: bool,
 }
 
@@ -62,6 +68,7 @@ impl<C: Cell> Recurrent<C> {
             config,
             buf: Buffers::default(),
             spare: SpareBuffers::default(),
+            carried: Carried::default(),
             trained: false,
         }
     }
@@ -85,6 +92,26 @@ impl<C: Cell> Recurrent<C> {
         name_of(self.cfg())
     }
 
+    /// The loop's initial state `[batch, h | c]` from explicit states for input `x`.
+    fn explicit_initial(&self, x: &ArrayD<C::F>, states: &[Array2<C::F>]) -> Result<Array2<C::F>> {
+        let b = check_seq(self.lname(), x, self.cell.input_dim())?.dim().0;
+        let (blocks, u) = (C::STATE_BLOCKS, self.cell.units());
+        let mut init = Array2::zeros((b, blocks * u));
+        gather_states(self.lname(), states, blocks, u, b, init.view_mut())?;
+        Ok(init)
+    }
+
+    /// The initial state of a call on `x` when `stateful` (checked against the carried
+    /// batch size), `None` otherwise.
+    fn carried_initial(&self, x: &ArrayD<C::F>) -> Result<Option<Array2<C::F>>> {
+        if !self.cfg().stateful {
+            return Ok(None);
+        }
+        let b = check_seq(self.lname(), x, self.cell.input_dim())?.dim().0;
+        let width = self.cell.state_width();
+        carried_initial(self.lname(), &self.carried, b, width).map(Some)
+    }
+
     /// The forward pass over `buf`: the layer's own buffers (training, `&mut self`) or a
     /// call's (inference through `&self`).
     fn run(
@@ -93,6 +120,7 @@ impl<C: Cell> Recurrent<C> {
         buf: &mut Buffers<C::F>,
         x: &ArrayD<C::F>,
         mask: Option<&Mask>,
+        init: Option<ArrayView2<'_, C::F>>,
     ) -> Result<ArrayD<C::F>> {
         let lname = name_of(config);
         let xv = check_seq(lname, x, cell.input_dim())?;
@@ -149,7 +177,10 @@ impl<C: Cell> Recurrent<C> {
         let chunks = &buf.chunks;
         cell.prepare(false);
         ensure_scratch(&mut buf.scratch, chunks, g);
-        buf.states.index_axis_mut(Axis(0), 0).fill(C::F::zero());
+        match init {
+            Some(h0) => buf.states.index_axis_mut(Axis(0), 0).assign(&h0),
+            None => buf.states.index_axis_mut(Axis(0), 0).fill(C::F::zero()),
+        }
         let tasks: Vec<_> = parallel::split_mut(buf.states.view_mut(), Axis(1), chunks)
             .into_iter()
             .zip(parallel::split_mut(buf.cache.view_mut(), Axis(1), chunks))
@@ -302,6 +333,12 @@ impl<C: Cell> Recurrent<C> {
     }
 }
 
+/// The state after the last step of the last run, `[batch, h | c]`.
+fn last_state<F: Float>(buf: &Buffers<F>) -> ArrayView2<'_, F> {
+    let t = buf.states.len_of(Axis(0)) - 1;
+    buf.states.index_axis(Axis(0), t)
+}
+
 /// The layer's name from its configuration.
 fn name_of<K: CellConfig>(config: &RecurrentConfig<K>) -> &str {
     config.name.as_deref().unwrap_or(K::DEFAULT_NAME)
@@ -340,13 +377,167 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         mode: Mode,
     ) -> Result<ArrayD<C::F>> {
         self.trained = false;
-        let out = Self::run(&self.cell, self.config.as_ref(), &mut self.buf, x, mask)?;
+        let init = self.carried_initial(x)?;
+        let out = Self::run(
+            &self.cell,
+            self.config.as_ref(),
+            &mut self.buf,
+            x,
+            mask,
+            init.as_ref().map(|s| s.view()),
+        )?;
+        if init.is_some() {
+            self.carried.set(Some(last_state(&self.buf).to_owned()));
+        }
         self.trained = mode == Mode::Train;
         Ok(out)
     }
     fn infer(&self, x: &ArrayD<C::F>, mask: Option<&Mask>) -> Result<ArrayD<C::F>> {
-        self.spare
-            .with(|buf| Self::run(&self.cell, self.config.as_ref(), buf, x, mask))
+        let init = self.carried_initial(x)?;
+        self.spare.with(|buf| {
+            let out = Self::run(
+                &self.cell,
+                self.config.as_ref(),
+                buf,
+                x,
+                mask,
+                init.as_ref().map(|s| s.view()),
+            )?;
+            if init.is_some() {
+                self.carried.set(Some(last_state(buf).to_owned()));
+            }
+            Ok(out)
+        })
+    }
+    fn infer_with_states(
+        &self,
+        x: &ArrayD<C::F>,
+        mask: Option<&Mask>,
+        states: &mut Vec<Array2<C::F>>,
+    ) -> Result<ArrayD<C::F>> {
+        let init = self.explicit_initial(x, states)?;
+        self.spare.with(|buf| {
+            let out = Self::run(
+                &self.cell,
+                self.config.as_ref(),
+                buf,
+                x,
+                mask,
+                Some(init.view()),
+            )?;
+            scatter_states(last_state(buf), C::STATE_BLOCKS, self.cell.units(), states);
+            Ok(out)
+        })
+    }
+    fn forward_with_states(
+        &mut self,
+        x: &ArrayD<C::F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+        states: &mut Vec<Array2<C::F>>,
+    ) -> Result<ArrayD<C::F>> {
+        self.trained = false;
+        let init = self.explicit_initial(x, states)?;
+        let out = Self::run(
+            &self.cell,
+            self.config.as_ref(),
+            &mut self.buf,
+            x,
+            mask,
+            Some(init.view()),
+        )?;
+        scatter_states(
+            last_state(&self.buf),
+            C::STATE_BLOCKS,
+            self.cell.units(),
+            states,
+        );
+        self.trained = mode == Mode::Train;
+        Ok(out)
+    }
+    fn step(
+        &self,
+        x: ArrayView2<'_, C::F>,
+        states: &mut [Array2<C::F>],
+        work: &mut StepWork<C::F>,
+        out: &mut Array2<C::F>,
+    ) -> Result<()> {
+        let (b, f) = x.dim();
+        if f != self.cell.input_dim() {
+            return Err(Error::Features {
+                layer: self.lname().to_string(),
+                expected: self.cell.input_dim(),
+                got: f,
+            });
+        }
+        if b == 0 {
+            return Err(crate::layers::empty(self.lname(), "input", x.shape()));
+        }
+        let cell = &self.cell;
+        let (u, blocks) = (cell.units(), C::STATE_BLOCKS);
+        let (g, sw, cw) = (cell.gate_width(), cell.state_width(), cell.cache_width());
+        let [xw, prev, next, cache, scratch, _] = &mut work.bufs;
+        gather_states(
+            self.lname(),
+            states,
+            blocks,
+            u,
+            b,
+            ensure(prev, (b, sw)).view_mut(),
+        )?;
+        let w = cell.weights();
+        few_rows_mm(
+            x,
+            w.kernel.v2(),
+            w.input_bias(),
+            ensure(xw, (b, g)).view_mut(),
+        );
+        cell.prepare(false);
+        cell.step(
+            xw.view(),
+            prev.view(),
+            ensure(next, (b, sw)).view_mut(),
+            ensure(cache, (b, cw)).view_mut(),
+            ensure(scratch, (b, g)),
+        );
+        for (i, st) in states.iter_mut().enumerate() {
+            st.assign(&next.slice(s![.., i * u..(i + 1) * u]));
+        }
+        ensure(out, (b, u)).assign(&next.slice(s![.., ..u]));
+        Ok(())
+    }
+    fn zero_states(&self, batch: usize) -> Vec<Array2<C::F>> {
+        vec![Array2::zeros((batch, self.cell.units())); C::STATE_BLOCKS]
+    }
+    fn reset_states(&mut self) {
+        self.carried.reset();
+    }
+    fn states(&self) -> Vec<Array2<C::F>> {
+        let mut out = Vec::new();
+        if let Some(s) = self.carried.get() {
+            scatter_states(s.view(), C::STATE_BLOCKS, self.cell.units(), &mut out);
+        }
+        out
+    }
+    fn set_states(&mut self, states: Option<&[Array2<C::F>]>) -> Result<()> {
+        if !self.cfg().stateful {
+            return Err(Error::Unsupported {
+                layer: self.lname().to_string(),
+                reason: "only a stateful layer carries states between calls \
+                         (build it with .stateful(true))"
+                    .into(),
+            });
+        }
+        let Some(states) = states else {
+            self.carried.set(None);
+            return Ok(());
+        };
+        let (blocks, u) = (C::STATE_BLOCKS, self.cell.units());
+        let b = states.first().map_or(0, |s| s.nrows());
+        let mut block = Array2::zeros((b, blocks * u));
+        gather_states(self.lname(), states, blocks, u, b, block.view_mut())?;
+        self.carried.set(Some(block));
+        Ok(())
     }
     fn compute_mask(&self, _x: &ArrayD<C::F>, mask: Option<&Mask>) -> Option<Mask> {
         if self.cfg().return_sequences {

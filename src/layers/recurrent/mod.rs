@@ -3,6 +3,8 @@
 //! - `config`: [`RecurrentConfig`], the options and serialised form every recurrent layer shares,
 //!   and the macro that defines each layer's own configuration type (`LstmConfig`);
 //! - `cell`: the [`Cell`] contract (one step, forward and backward);
+//! - `state`: states between calls (Keras's list `[h, c]` and the loop's block), the
+//!   slot a `stateful` layer carries;
 //! - `time_loop`: the loop itself, forwards and backwards through time;
 //! - `layer`: [`Recurrent<C>`], the loop as a [`Layer`](crate::Layer);
 //! - `workspace`: sequence-sized buffers and the split of a batch across threads;
@@ -11,6 +13,7 @@
 mod cell;
 mod config;
 mod layer;
+mod state;
 mod time_loop;
 mod weights;
 mod workspace;

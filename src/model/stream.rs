@@ -1,0 +1,161 @@
+//! Streaming inference through a [`Sequential`]: one step at a time from a state value,
+//! at constant cost and without allocating per step.
+
+use super::Sequential;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::layers::StepWork;
+use ndarray::{Array2, ArrayView2};
+
+/// Where a stream through a [`Sequential`] stands: every layer's recurrent states (Keras
+/// order, `[batch, units]` each) with the buffers a step needs. A value: clone it to branch
+/// (beam search), keep a clone to come back to, or take the states out
+/// ([`StreamState::states`]) and rebuild it later ([`Sequential::stream_state_from`]).
+#[derive(Debug, Clone)]
+pub struct StreamState<F> {
+    batch: usize,
+    states: Vec<Vec<Array2<F>>>,
+    work: Vec<StepWork<F>>,
+    outs: Vec<Array2<F>>,
+}
+
+impl<F: Float> StreamState<F> {
+    /// Every layer's states, one list per layer (empty for layers without state).
+    pub fn states(&self) -> &[Vec<Array2<F>>] {
+        &self.states
+    }
+
+    /// The number of sequences streamed side by side.
+    pub fn batch_size(&self) -> usize {
+        self.batch
+    }
+}
+
+impl<F: Float> Sequential<F> {
+    /// The start of a stream of `batch` sequences: zero states.
+    pub fn stream_state(&self, batch: usize) -> StreamState<F> {
+        StreamState {
+            batch,
+            states: self.zero_states(batch),
+            work: vec![StepWork::default(); self.layers().len()],
+            outs: vec![Array2::zeros((0, 0)); self.layers().len()],
+        }
+    }
+
+    /// A stream resumed from saved states (one list per layer, as
+    /// [`StreamState::states`] gives them).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when the states do not fit the model's layers.
+    pub fn stream_state_from(&self, states: Vec<Vec<Array2<F>>>) -> Result<StreamState<F>> {
+        let batch = states
+            .iter()
+            .flatten()
+            .next()
+            .map_or(0, |s: &Array2<F>| s.nrows());
+        let want = self.zero_states(batch);
+        let fits = states.len() == want.len()
+            && states.iter().zip(&want).all(|(s, w)| {
+                s.len() == w.len() && s.iter().zip(w).all(|(a, b)| a.dim() == b.dim())
+            });
+        if !fits {
+            return Err(Error::Shape {
+                layer: self.name().to_string(),
+                what: "stream states (one list per layer, [batch, units] each)",
+                expected: format!("{:?}", shapes(&want)),
+                got: states
+                    .iter()
+                    .flatten()
+                    .flat_map(|s| s.shape().to_vec())
+                    .collect(),
+            });
+        }
+        let mut st = self.stream_state(batch);
+        st.states = states;
+        Ok(st)
+    }
+
+    /// One step of streaming inference: `x` `[batch, features]` through every layer from
+    /// `state`, which moves on by one step. The output `[batch, output features]` is what
+    /// one pass over the whole sequence so far would output at this step (the last step's
+    /// output for a model that returns only the last). After the first step nothing is
+    /// allocated: per-character cost of a language model stays flat however long the
+    /// generated text.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// use ndarray::{s, Array3};
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let model = Sequential::<f64>::with_input_shape(vec![None, Some(2)])
+    ///     .push(LstmConfig::new(8))?
+    ///     .push(DenseConfig::new(1))?;
+    /// let x = Array3::from_shape_fn((1, 10, 2), |(_, t, f)| ((t + f) as f64).sin()).into_dyn();
+    /// let whole = model.infer(&x, None)?.output; // [1, 1]: after the last step
+    /// let mut state = model.stream_state(1);
+    /// let mut last = 0.0;
+    /// for t in 0..10 {
+    ///     let xt = x.slice(s![.., t, ..]).into_dimensionality::<ndarray::Ix2>().unwrap();
+    ///     last = model.step(xt, &mut state)?[[0, 0]];
+    /// }
+    /// assert!((last - whole[[0, 0]]).abs() < 1e-12);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Features`] for the wrong feature count, [`Error::Shape`] for a batch other
+    /// than the state's, [`Error::Unsupported`] for a layer that cannot stream
+    /// (Bidirectional). `state` is unchanged then.
+    pub fn step<'s>(
+        &self,
+        x: ArrayView2<'_, F>,
+        state: &'s mut StreamState<F>,
+    ) -> Result<ArrayView2<'s, F>> {
+        if x.nrows() != state.batch {
+            return Err(Error::Shape {
+                layer: self.name().to_string(),
+                what: "streamed step (the batch size of the stream)",
+                expected: format!("[{}, features]", state.batch),
+                got: x.shape().to_vec(),
+            });
+        }
+        if self.layers().is_empty() || state.outs.len() != self.layers().len() {
+            return Err(Error::Unsupported {
+                layer: self.name().to_string(),
+                reason: "the stream state is not this model's (or the model has no layers)".into(),
+            });
+        }
+        if let Some(bad) = self
+            .layers()
+            .iter()
+            .find(|l| l.type_name() == "Bidirectional")
+        {
+            return Err(Error::Unsupported {
+                layer: bad.name().to_string(),
+                reason: "a Bidirectional layer needs the whole sequence: it cannot stream".into(),
+            });
+        }
+        let layers = self.layers();
+        for (i, layer) in layers.iter().enumerate() {
+            let (done, rest) = state.outs.split_at_mut(i);
+            let input = if i == 0 { x.view() } else { done[i - 1].view() };
+            layer.step(
+                input,
+                &mut state.states[i],
+                &mut state.work[i],
+                &mut rest[0],
+            )?;
+        }
+        Ok(state
+            .outs
+            .last()
+            .expect("invariant: a model with layers")
+            .view())
+    }
+}
+
+fn shapes<F>(states: &[Vec<Array2<F>>]) -> Vec<Vec<[usize; 2]>> {
+    states
+        .iter()
+        .map(|l| l.iter().map(|s| [s.nrows(), s.ncols()]).collect())
+        .collect()
+}
