@@ -63,6 +63,30 @@ fn cells(c: &mut Criterion) {
     }
 }
 
+/// One streamed step at batch 1 (32 inputs, 128 units, + Dense(1)), the state carried:
+/// `ref_rnn.py --mode stream`'s measure.
+fn stream_step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("stream B1 F32 H128");
+    let x = ndarray::Array2::<f32>::from_shape_fn((1, 32), |(_, j)| (j as f32 * 0.1).sin());
+    for cell in CELLS {
+        let m = Sequential::<f32>::with_input_shape(vec![None, Some(32)]);
+        let m = match cell {
+            "SimpleRnn" => m.push(SimpleRnnConfig::new(128)),
+            "Lstm" => m.push(LstmConfig::new(128)),
+            _ => m.push(GruConfig::new(128)),
+        }
+        .and_then(|m| m.push(DenseConfig::new(1)))
+        .expect("valid model");
+        let mut state = m.stream_state(1);
+        g.bench_function(BenchmarkId::new("step", cell), |bench| {
+            bench.iter(|| {
+                black_box(m.step(x.view(), &mut state).expect("step")[[0, 0]]);
+            })
+        });
+    }
+    g.finish();
+}
+
 /// The lecture's model 1: SimpleRNN(20) + Dense(1), one epoch of 100 samples, batch 32.
 fn lecture_epoch(c: &mut Criterion) {
     let x = Array3::from_shape_fn((100, 3, 1), |(i, t, _)| 0.1 * i as f32 + 0.1 * t as f32);
@@ -98,5 +122,5 @@ fn gemm_rate(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, cells, lecture_epoch, gemm_rate);
+criterion_group!(benches, cells, stream_step, lecture_epoch, gemm_rate);
 criterion_main!(benches);

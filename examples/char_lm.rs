@@ -1,83 +1,94 @@
-//! The notes' character-level language model: learn "hello" (or `--text FILE`) one
-//! character at a time. One-hot input, SimpleRNN (or `--cell lstm`) with return_sequences,
-//! a per-step Dense softmax, categorical cross-entropy over the sequence; then generate from
-//! the first character greedily and with a temperature.
+//! The notes' character-level language model, trained on a whole text with truncated
+//! backpropagation through time and generating through the streaming API.
+//!
+//! The text (`--text FILE`, default a paragraph of the notes) is cut into `--streams`
+//! contiguous parts read side by side (one batch row each, as a stateful Keras model reads
+//! them); one-hot characters → LSTM (or `--cell rnn|gru`) with return_sequences → Dense
+//! softmax, categorical cross-entropy on the next character at every step. Training runs in
+//! windows of `--window` steps that carry the state forward ([`TruncatedBptt`]), so memory
+//! grows with the window, not with the text. Generation feeds one character at a time
+//! through [`Sequential::step`]: the cost per character is flat in the length generated
+//! (measured and printed).
 //!
 //! ```sh
 //! cargo run --release --example char_lm
-//! cargo run --release --example char_lm -- --text README.md --cell lstm --epochs 30
+//! cargo run --release --example char_lm -- --text README.md --epochs 20 --units 128
 //! ```
 
 mod common;
 
-use ndarray::{Array2, Array3, ArrayD, Axis};
+use ndarray::{Array2, Array3, ArrayD};
 use ndarray_rand::rand::Rng;
 use rnnkit::prelude::*;
+use std::time::Instant;
 
-fn one_hot(ids: &[usize], vocab: usize) -> Array2<f32> {
-    let mut m = Array2::zeros((ids.len(), vocab));
-    for (t, &i) in ids.iter().enumerate() {
-        m[[t, i]] = 1.0;
-    }
-    m
-}
+/// A paragraph of the notes (001), the default text.
+const NOTES: &str = "A recurrent neural network reads a sequence one step at a time and keeps \
+a hidden state that summarises what it has seen so far. The same weights are used at every \
+step, so the network can read sequences of any length. It is trained by backpropagation \
+through time: the network is unrolled over the sequence and the gradient flows back through \
+every step. Long sequences make this slow and the gradients vanish or explode, which is why \
+gated cells such as the LSTM and the GRU were invented, and why long sequences are cut into \
+windows whose state is carried forward.";
 
-/// The next-character distribution after `prefix`.
-fn next_dist(
-    model: &mut Sequential<f32>,
-    prefix: &[usize],
-    vocab: usize,
-) -> Result<Vec<f32>, rnnkit::Error> {
-    let x = one_hot(prefix, vocab).insert_axis(Axis(0)).into_dyn();
-    let p = model.predict(&x, 1)?;
-    Ok(p.index_axis(Axis(0), 0)
-        .index_axis(Axis(0), prefix.len() - 1)
+/// Samples an index from `p` sharpened or flattened by `temperature`.
+fn sample(p: &[f32], temperature: f32, rng: &mut rnnkit::StdRng) -> usize {
+    let w: Vec<f32> = p
         .iter()
-        .copied()
-        .collect())
+        .map(|&q| q.max(1e-12).powf(1.0 / temperature))
+        .collect();
+    let mut r = rng.random_range(0.0..w.iter().sum::<f32>());
+    w.iter()
+        .position(|&wi| {
+            r -= wi;
+            r <= 0.0
+        })
+        .unwrap_or(p.len() - 1)
 }
 
+/// Generates `len` characters after priming with `prime` (ids), one streamed step each;
+/// `temperature` None is greedy. Returns the ids and the seconds per generated character.
 fn generate(
-    model: &mut Sequential<f32>,
-    start: usize,
+    model: &Sequential<f32>,
+    prime: &[usize],
     len: usize,
     vocab: usize,
-    temperature: Option<(f32, &mut rnnkit::StdRng)>,
-) -> Result<Vec<usize>, rnnkit::Error> {
-    let mut out = vec![start];
-    let mut temp = temperature;
-    // Keep the context bounded for long generations.
-    while out.len() < len {
-        let ctx = &out[out.len().saturating_sub(64)..];
-        let p = next_dist(model, ctx, vocab)?;
-        let next = match &mut temp {
+    mut temperature: Option<(f32, &mut rnnkit::StdRng)>,
+) -> Result<(Vec<usize>, f64), rnnkit::Error> {
+    let mut state = model.stream_state(1);
+    let mut x = Array2::<f32>::zeros((1, vocab));
+    let mut feed = |id: usize, state: &mut StreamState<f32>| {
+        x.fill(0.0);
+        x[[0, id]] = 1.0;
+        model.step(x.view(), state).map(|p| p.row(0).to_vec())
+    };
+    let mut p = Vec::new();
+    for &id in prime {
+        p = feed(id, &mut state)?;
+    }
+    let start = Instant::now();
+    let mut out = Vec::with_capacity(len);
+    for _ in 0..len {
+        let next = match &mut temperature {
             None => (0..vocab)
                 .max_by(|&a, &b| p[a].total_cmp(&p[b]))
                 .unwrap_or(0),
-            Some((t, rng)) => {
-                let w: Vec<f32> = p.iter().map(|&q| q.max(1e-12).powf(1.0 / *t)).collect();
-                let mut r = rng.random_range(0.0..w.iter().sum::<f32>());
-                w.iter()
-                    .position(|&wi| {
-                        r -= wi;
-                        r <= 0.0
-                    })
-                    .unwrap_or(vocab - 1)
-            }
+            Some((t, rng)) => sample(&p, *t, rng),
         };
         out.push(next);
+        p = feed(next, &mut state)?;
     }
-    Ok(out)
+    Ok((out, start.elapsed().as_secs_f64() / len.max(1) as f64))
 }
 
 fn main() -> Result<(), rnnkit::Error> {
-    let args = common::Args::parse("char_lm", 200);
+    let args = common::Args::parse("char_lm", 60);
     let text = match args.get("text") {
         Some(path) => std::fs::read_to_string(path).unwrap_or_else(|e| {
             eprintln!("cannot read {path}: {e}");
             std::process::exit(1)
         }),
-        None => "hello".to_string(),
+        None => NOTES.to_string(),
     };
     let chars: Vec<char> = text.chars().collect();
     let mut vocab_chars: Vec<char> = chars.clone();
@@ -93,37 +104,41 @@ fn main() -> Result<(), rnnkit::Error> {
         std::process::exit(1);
     }
 
-    // Training pairs: windows of `seq` characters, targets shifted by one ("hell" → "ello").
-    let seq = args.num("seq", 25).min(ids.len() - 1);
-    let starts: Vec<usize> = (0..ids.len() - seq).step_by((seq / 2).max(1)).collect();
-    let mut x = Array3::<f32>::zeros((starts.len(), seq, vocab));
-    let mut y = Array3::<f32>::zeros((starts.len(), seq, vocab));
-    for (n, &s) in starts.iter().enumerate() {
-        x.index_axis_mut(Axis(0), n)
-            .assign(&one_hot(&ids[s..s + seq], vocab));
-        y.index_axis_mut(Axis(0), n)
-            .assign(&one_hot(&ids[s + 1..s + seq + 1], vocab));
+    // `streams` contiguous parts of the text side by side (each at least a window long):
+    // row b reads characters b·len .. (b+1)·len, and predicts each next one.
+    let window = args.num("window", 25).max(1);
+    let streams = args.num("streams", 8).min((ids.len() - 1) / window).max(1);
+    let len = (ids.len() - 1) / streams;
+    let mut x = Array3::<f32>::zeros((streams, len, vocab));
+    let mut y = Array3::<f32>::zeros((streams, len, vocab));
+    for b in 0..streams {
+        for t in 0..len {
+            x[[b, t, ids[b * len + t]]] = 1.0;
+            y[[b, t, ids[b * len + t + 1]]] = 1.0;
+        }
     }
     let (x, y): (ArrayD<f32>, ArrayD<f32>) = (x.into_dyn(), y.into_dyn());
 
-    let units = args.num("units", 32);
+    let units = args.num("units", if args.quick { 16 } else { 64 });
     let model = Sequential::<f32>::with_input_shape(vec![None, Some(vocab)]).seed(args.seed);
-    let mut model = match args.get("cell").unwrap_or("rnn") {
-        "lstm" => model.push(LstmConfig::new(units).return_sequences(true))?,
+    let mut model = match args.get("cell").unwrap_or("lstm") {
+        "rnn" => model.push(SimpleRnnConfig::new(units).return_sequences(true))?,
         "gru" => model.push(GruConfig::new(units).return_sequences(true))?,
-        _ => model.push(SimpleRnnConfig::new(units).return_sequences(true))?,
+        _ => model.push(LstmConfig::new(units).return_sequences(true))?,
     }
     .push(DenseConfig::new(vocab).activation(Activation::Softmax))?;
     println!("{}", model.summary());
     println!(
-        "text: {} characters, vocabulary {vocab}, {} training windows of {seq}",
-        chars.len(),
-        starts.len()
+        "text: {} characters, vocabulary {vocab}; {streams} streams of {len} steps, \
+         truncated BPTT in windows of {window}",
+        chars.len()
     );
 
     let mut trainer = Trainer::new(Adam::new(0.01), Loss::categorical_crossentropy())
         .epochs(args.epochs)
-        .seed(args.seed)
+        .batch_size(streams)
+        .shuffle(false)
+        .truncated_bptt(TruncatedBptt::new(window))
         .metrics(&[Metric::CategoricalAccuracy]);
     let (h, secs) = common::timed_fit(&mut trainer, &mut model, &x, &y)?;
     println!(
@@ -135,12 +150,29 @@ fn main() -> Result<(), rnnkit::Error> {
     );
 
     let to_text = |v: &[usize]| v.iter().map(|&i| vocab_chars[i]).collect::<String>();
-    let len = chars.len().min(200);
-    let greedy = generate(&mut model, ids[0], len, vocab, None)?;
-    println!("greedy from {:?}: {}", chars[0], to_text(&greedy));
+    let shown = (chars.len() - 1).min(200);
+    let (greedy, _) = generate(&model, &ids[..1], shown, vocab, None)?;
+    println!(
+        "greedy from {:?}: {}{}",
+        chars[0],
+        chars[0],
+        to_text(&greedy)
+    );
     let mut rng = seeded_rng(args.seed);
-    let sampled = generate(&mut model, ids[0], len, vocab, Some((0.8, &mut rng)))?;
-    println!("sampled (temperature 0.8): {}", to_text(&sampled));
+    let (sampled, _) = generate(&model, &ids[..1], shown, vocab, Some((0.8, &mut rng)))?;
+    println!(
+        "sampled (temperature 0.8): {}{}",
+        chars[0],
+        to_text(&sampled)
+    );
+    // The streamed step costs the same however much has been generated.
+    for n in [100, 1000, 10_000] {
+        let (_, per_char) = generate(&model, &ids[..1], n, vocab, Some((1.0, &mut rng)))?;
+        println!(
+            "generating {n:>6} characters: {:.1} µs per character",
+            per_char * 1e6
+        );
+    }
 
     common::line_plot(
         &args.path("loss.svg"),

@@ -6,6 +6,10 @@
 //! cargo run --release --example throughput -- --cell lstm --batch 64 --seq 50 --input 32 \
 //!     --hidden 128 --out 1 --mode train --steps 100 --warmup 10 --dtype f32 --threads 2
 //! ```
+//! `--mode stream` times one streamed time step at batch B with the state carried
+//! (`Sequential::step`: the recurrent step and the Dense; `--seq` is ignored), as
+//! `ref_rnn.py --mode stream` times PyTorch's `LSTMCell`/`GRUCell`/`RNNCell` + `Linear`.
+//!
 //! The last line printed is `ms_per_step=<float> framework=rnnkit cell=.. B=.. T=.. F=.. H=.. mode=..`
 //! (mean over `--steps` timed steps after `--warmup` untimed ones).
 
@@ -23,7 +27,7 @@ struct Opts {
     f: usize,
     h: usize,
     o: usize,
-    train: bool,
+    mode: String,
     steps: usize,
     warmup: usize,
     f64: bool,
@@ -38,7 +42,7 @@ fn parse() -> Opts {
         f: 0,
         h: 0,
         o: 0,
-        train: true,
+        mode: String::new(),
         steps: 100,
         warmup: 10,
         f64: false,
@@ -47,7 +51,7 @@ fn parse() -> Opts {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     let fail = |m: String| -> ! {
-        eprintln!("{m}\nusage: throughput --cell rnn|lstm|gru --batch B --seq T --input F --hidden H --out O --mode train|infer [--steps N] [--warmup W] [--dtype f32|f64] [--threads K]");
+        eprintln!("{m}\nusage: throughput --cell rnn|lstm|gru --batch B --seq T --input F --hidden H --out O --mode train|infer|stream [--steps N] [--warmup W] [--dtype f32|f64] [--threads K]");
         std::process::exit(2)
     };
     while let Some(k) = it.next() {
@@ -65,7 +69,7 @@ fn parse() -> Opts {
             "--input" => o.f = n(),
             "--hidden" => o.h = n(),
             "--out" => o.o = n(),
-            "--mode" => o.train = v == "train",
+            "--mode" => o.mode = v.clone(),
             "--steps" => o.steps = n(),
             "--warmup" => o.warmup = n(),
             "--dtype" => o.f64 = v == "f64",
@@ -73,15 +77,24 @@ fn parse() -> Opts {
             other => fail(format!("unknown option {other}")),
         }
     }
+    if o.mode == "stream" && o.t == 0 {
+        o.t = 1; // ignored
+    }
     if !["rnn", "lstm", "gru"].contains(&o.cell.as_str()) || [o.b, o.t, o.f, o.h, o.o].contains(&0)
     {
         fail("--cell, --batch, --seq, --input, --hidden and --out are required".into());
+    }
+    if !["train", "infer", "stream"].contains(&o.mode.as_str()) {
+        fail(format!("--mode train, infer or stream, got {:?}", o.mode));
     }
     o
 }
 
 fn run<F: Float>(o: &Opts) -> Result<f64, rnnkit::Error> {
-    let m = Sequential::<F>::new(&[o.t, o.f]);
+    let m = Sequential::<F>::with_input_shape(vec![
+        Some(o.t).filter(|_| o.mode != "stream"),
+        Some(o.f),
+    ]);
     let m = match o.cell.as_str() {
         "rnn" => m.push(SimpleRnnConfig::new(o.h))?,
         "lstm" => m.push(LstmConfig::new(o.h))?,
@@ -96,12 +109,20 @@ fn run<F: Float>(o: &Opts) -> Result<f64, rnnkit::Error> {
         ArrayD::<f64>::random_using(ndarray::IxDyn(&[o.b, o.o]), StandardNormal, &mut rng)
             .mapv(F::c);
     let mut trainer = Trainer::new(Adam::default(), Loss::Mse);
+    let x_step = x.slice(ndarray::s![.., 0, ..]).to_owned();
+    let mut stream = model.stream_state(o.b);
     let mut step = || -> Result<(), rnnkit::Error> {
-        if o.train {
-            trainer.train_on_batch(&mut model, &x, &y)?;
-        } else {
+        match o.mode.as_str() {
+            "train" => {
+                trainer.train_on_batch(&mut model, &x, &y)?;
+            }
             // Inference through &self, as predict and a model shared across threads run.
-            std::hint::black_box(model.infer(&x, None)?);
+            "infer" => {
+                std::hint::black_box(model.infer(&x, None)?);
+            }
+            _ => {
+                std::hint::black_box(model.step(x_step.view(), &mut stream)?);
+            }
         }
         Ok(())
     };
@@ -123,10 +144,9 @@ fn main() -> Result<(), rnnkit::Error> {
     } else {
         run::<f32>(&o)?
     };
-    let mode = if o.train { "train" } else { "infer" };
     println!(
-        "ms_per_step={ms:.4} framework=rnnkit cell={} B={} T={} F={} H={} mode={mode}",
-        o.cell, o.b, o.t, o.f, o.h
+        "ms_per_step={ms:.4} framework=rnnkit cell={} B={} T={} F={} H={} mode={}",
+        o.cell, o.b, o.t, o.f, o.h, o.mode
     );
     Ok(())
 }

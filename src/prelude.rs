@@ -4,5 +4,6 @@ pub use crate::{
     mask_from_lengths, seeded_rng, Activation, Adam, AdamW, Bidirectional, BidirectionalConfig,
     Dense, DenseConfig, EarlyStopping, Error, Float, Gru, GruConfig, History, Layer, LayerConfig,
     Loss, Lstm, LstmConfig, Mask, Masking, MaskingConfig, MergeMode, Metric, Mode, Model,
-    Optimizer, RmsProp, Sequential, Sgd, SimpleRnn, SimpleRnnConfig, Trainer,
+    Optimizer, RmsProp, Sequential, Sgd, SimpleRnn, SimpleRnnConfig, StreamState, Trainer,
+    TruncatedBptt,
 };

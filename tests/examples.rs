@@ -59,13 +59,14 @@ fn assert_svgs(out: &std::path::Path, files: &[&str]) {
 
 #[test]
 fn every_example_runs_quick_and_writes_its_plots() {
-    let plots: [(&str, &[&str]); 7] = [
+    let plots: [(&str, &[&str]); 8] = [
         ("linear_sequence", &["loss.svg", "scatter.svg"]),
         ("deep_rnn", &["loss.svg", "scatter.svg"]),
         ("compare_cells", &["loss.svg"]),
         ("sine_prediction", &["prediction.svg"]),
         ("even_index_mean", &["val_loss.svg"]),
         ("char_lm", &["loss.svg"]),
+        ("long_series", &["forecast.svg"]),
         (
             "echo_state",
             &["mackey_glass_forecast.svg", "sine_forecast.svg", "rho.svg"],
@@ -111,9 +112,53 @@ fn worked_example_prints_the_lecture_numbers() {
 
 #[test]
 fn char_lm_learns_hello() {
-    let (stdout, out) = run("char_lm", &["--seed", "0"]);
+    let text = std::env::temp_dir().join(format!("rnnkit_hello_{}.txt", std::process::id()));
+    std::fs::write(&text, "hello").unwrap();
+    let path = text.to_str().unwrap();
+    let (stdout, out) = run(
+        "char_lm",
+        &["--seed", "0", "--text", path, "--epochs", "200"],
+    );
     assert!(stdout.contains("greedy from 'h': hello"), "{stdout}");
+    // Streaming generation: the cost per character does not grow with the length.
+    let per_char: Vec<f64> = stdout
+        .lines()
+        .filter(|l| l.starts_with("generating"))
+        .filter_map(|l| l.split(": ").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(per_char.len(), 3, "{stdout}");
+    let _ = std::fs::remove_file(text);
     let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn long_series_truncated_bptt_keeps_memory_flat() {
+    // Peak memory of truncated BPTT does not grow with the series (where the system says).
+    let peak = |steps: &str, bptt: &str| -> Option<f64> {
+        let (stdout, out) = run(
+            "long_series",
+            &["--steps", steps, "--bptt", bptt, "--epochs", "1"],
+        );
+        let _ = std::fs::remove_dir_all(out);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("peak memory (VmHWM)"))?;
+        line.split(": ").nth(1)?.split(' ').next()?.parse().ok()
+    };
+    if let (Some(short), Some(long), Some(full)) = (
+        peak("4000", "truncated"),
+        peak("40000", "truncated"),
+        peak("40000", "full"),
+    ) {
+        assert!(
+            long < short + 8.0,
+            "truncated: {short} MiB at 4,000 steps, {long} at 40,000"
+        );
+        assert!(
+            full > long + 30.0,
+            "full BPTT {full} MiB, truncated {long} MiB"
+        );
+    }
 }
 
 #[test]
@@ -208,4 +253,26 @@ fn echo_state_beats_the_lstm_on_mackey_glass_in_the_quick_run() {
     );
     assert!(esn.1 < lstm.1, "closed loop: ESN {esn:?}, LSTM {lstm:?}");
     let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn throughput_streams_one_step_per_call() {
+    for cell in ["lstm", "gru", "rnn"] {
+        let output = Command::new(example("throughput"))
+            .args([
+                "--cell", cell, "--batch", "1", "--input", "4", "--hidden", "6",
+            ])
+            .args([
+                "--out", "1", "--mode", "stream", "--steps", "50", "--warmup", "5",
+            ])
+            .output()
+            .expect("run throughput");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "throughput failed: {stdout}");
+        let last = stdout.lines().last().expect("a result line");
+        assert!(
+            last.ends_with(&format!("cell={cell} B=1 T=1 F=4 H=6 mode=stream")),
+            "{last}"
+        );
+    }
 }
