@@ -11,6 +11,7 @@ use crate::layers::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use crate::layers::spec::take_key;
 use crate::layers::LayerSpec;
 use crate::layers::{check_weight_size, format_shape, positive, Dim};
+use ndarray_rand::rand::Rng;
 use serde::de;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -101,6 +102,9 @@ pub trait CellConfig: Clone + Debug + PartialEq + Send + Sync + 'static {
 /// | `go_backwards` | `false` | `go_backwards` |
 /// | `zero_output_for_mask` | `false` | `zero_output_for_mask` |
 /// | `stateful` | `false` | `stateful`: each call starts from the state the last one left |
+/// | `dropout` | 0 | `dropout`: inverted dropout on the inputs in training |
+/// | `recurrent_dropout` | 0 | `recurrent_dropout`: on `h_{t−1}` where it enters the gates |
+/// | `seed` | drawn from the model's seed | `seed`: of the dropout masks |
 /// | `name` | `simple_rnn`, `lstm`, `gru` (+ `_1`, `_2` in a model) | `name` |
 ///
 /// Serialises to Keras's config keys (`{"units": 8, "activation": "tanh", ...}`); reading
@@ -128,6 +132,16 @@ pub struct RecurrentConfig<K> {
     /// Carry the final state of each call into the next, sample by sample (Keras
     /// `stateful`): the first call fixes the batch size; `reset_states` zeroes the state.
     pub stateful: bool,
+    /// Fraction of input features dropped in training: one mask per sample and call,
+    /// shared by the gates and fixed across the steps (Keras's variational dropout); kept
+    /// values are scaled by `1/(1 − rate)`.
+    pub dropout: f64,
+    /// Fraction of `h_{t−1}` dropped where it enters the recurrent product, in training;
+    /// one mask per sample and call, fixed across the steps.
+    pub recurrent_dropout: f64,
+    /// Seed of the dropout masks (`None`: drawn from the model's seed when the layer is
+    /// built).
+    pub seed: Option<u64>,
     /// Layer name.
     pub name: Option<String>,
 }
@@ -158,6 +172,9 @@ impl<K: CellConfig> RecurrentConfig<K> {
             go_backwards: false,
             zero_output_for_mask: false,
             stateful: false,
+            dropout: 0.0,
+            recurrent_dropout: 0.0,
+            seed: None,
             name: None,
         }
     }
@@ -179,14 +196,43 @@ impl<K: CellConfig> RecurrentConfig<K> {
         positive(&name, "units", self.cell.units())?;
         positive(&name, "input_dim", input_dim)?;
         self.cell.options().check(&name)?;
+        for (field, rate) in [
+            ("dropout", self.dropout),
+            ("recurrent_dropout", self.recurrent_dropout),
+        ] {
+            if !(0.0..1.0).contains(&rate) {
+                return Err(Error::Config {
+                    layer: name,
+                    field,
+                    reason: format!("expected a rate in [0, 1), got {rate}"),
+                });
+            }
+        }
+        if self.recurrent_dropout > 0.0 && K::TYPE_NAME == "GRU" {
+            return Err(Error::Config {
+                layer: name,
+                field: "recurrent_dropout",
+                reason: "GRU does not support recurrent dropout yet (its update mixes in \
+                         h_{t-1} outside the recurrent product); use dropout"
+                    .into(),
+            });
+        }
         let (u, gates) = (self.cell.units(), <K::Cell<F> as Cell>::GATES);
         let width = u.saturating_mul(gates);
         check_weight_size(&name, "kernel", &[input_dim, width])?;
         check_weight_size(&name, "recurrent kernel", &[u, width])?;
         let cell = self.cell.init_cell::<F>(input_dim, rng);
+        // Masks have their own stream; drawing its seed only when a layer drops keeps
+        // every other model's seeded weights as they were.
+        let drops = self.dropout > 0.0 || self.recurrent_dropout > 0.0;
+        let seed = match self.seed {
+            Some(s) => s,
+            None if drops => rng.random(),
+            None => 0,
+        };
         let mut config = self.clone();
         config.name = Some(name);
-        Ok(Recurrent::new(cell, K::Layer::from(config)))
+        Ok(Recurrent::new(cell, K::Layer::from(config), seed))
     }
 }
 
@@ -228,6 +274,24 @@ macro_rules! recurrent_layer_config {
             /// The first call fixes the batch size; `reset_states` zeroes the state.
             pub fn stateful(mut self, v: bool) -> Self {
                 self.0.stateful = v;
+                self
+            }
+            /// Sets `dropout`: the fraction of input features dropped in training (one
+            /// mask per sample, fixed across the steps; identity at inference).
+            pub fn dropout(mut self, rate: f64) -> Self {
+                self.0.dropout = rate;
+                self
+            }
+            /// Sets `recurrent_dropout`: the fraction of `h_{t−1}` dropped where it enters
+            /// the recurrent product in training (one mask per sample, fixed across the
+            /// steps). SimpleRNN and LSTM.
+            pub fn recurrent_dropout(mut self, rate: f64) -> Self {
+                self.0.recurrent_dropout = rate;
+                self
+            }
+            /// Sets the seed of the dropout masks.
+            pub fn seed(mut self, seed: u64) -> Self {
+                self.0.seed = Some(seed);
                 self
             }
             /// Sets the layer name.
@@ -340,6 +404,9 @@ impl<K: CellConfig> Serialize for RecurrentConfig<K> {
         m.serialize_entry("go_backwards", &self.go_backwards)?;
         m.serialize_entry("zero_output_for_mask", &self.zero_output_for_mask)?;
         m.serialize_entry("stateful", &self.stateful)?;
+        m.serialize_entry("dropout", &self.dropout)?;
+        m.serialize_entry("recurrent_dropout", &self.recurrent_dropout)?;
+        m.serialize_entry("seed", &self.seed)?;
         if let Some((k, v)) = self.cell.flag() {
             m.serialize_entry(k, &v)?;
         }
@@ -365,6 +432,9 @@ impl<'de, K: CellConfig> Deserialize<'de> for RecurrentConfig<K> {
         c.go_backwards = take_key(&mut map, "go_backwards")?.unwrap_or(false);
         c.zero_output_for_mask = take_key(&mut map, "zero_output_for_mask")?.unwrap_or(false);
         c.stateful = take_key(&mut map, "stateful")?.unwrap_or(false);
+        c.dropout = take_key(&mut map, "dropout")?.unwrap_or(0.0);
+        c.recurrent_dropout = take_key(&mut map, "recurrent_dropout")?.unwrap_or(0.0);
+        c.seed = take_key::<Option<u64>, _>(&mut map, "seed")?.flatten();
         if take_key::<bool, _>(&mut map, "return_state")?.unwrap_or(false) {
             return Err(de::Error::custom(
                 "`return_state: true` needs a functional model, which rnnkit does not have yet",

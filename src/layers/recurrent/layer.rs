@@ -11,6 +11,7 @@ use super::workspace::{
 };
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::init::{seeded_rng, StdRng};
 use crate::layers::{
     check_dy, check_mask, check_seq, ensure, Dim, Layer, LayerSpec, Mask, Mode, StepWork,
 };
@@ -18,6 +19,7 @@ use crate::linalg::few_rows_mm;
 use crate::parallel;
 use crate::param::Param;
 use ndarray::{s, Array2, Array3, ArrayD, ArrayView2, Axis, Ix2, Ix3};
+use ndarray_rand::rand::Rng;
 use num_traits::{One, Zero};
 
 /// A recurrent layer: one [`Cell`] run over time. [`SimpleRnn`](crate::SimpleRnn),
@@ -41,6 +43,8 @@ pub struct Recurrent<C: Cell> {
     spare: SpareBuffers<C::F>,
     /// The state carried between calls when `stateful`.
     carried: Carried<C::F>,
+    /// The stream the dropout masks are drawn from (training passes only).
+    masks: StdRng,
     trained: bool,
 }
 
@@ -62,13 +66,14 @@ pub trait RecurrentLayer<F: Float>: Layer<F> + Clone + 'static {
 
 impl<C: Cell> Recurrent<C> {
     /// A layer running `cell` as `config` says (its name set).
-    pub(crate) fn new(cell: C, config: <C::Config as CellConfig>::Layer) -> Self {
+    pub(crate) fn new(cell: C, config: <C::Config as CellConfig>::Layer, seed: u64) -> Self {
         Recurrent {
             cell,
             config,
             buf: Buffers::default(),
             spare: SpareBuffers::default(),
             carried: Carried::default(),
+            masks: seeded_rng(seed),
             trained: false,
         }
     }
@@ -121,6 +126,7 @@ impl<C: Cell> Recurrent<C> {
         x: &ArrayD<C::F>,
         mask: Option<&Mask>,
         init: Option<ArrayView2<'_, C::F>>,
+        drop: Option<&mut StdRng>,
     ) -> Result<ArrayD<C::F>> {
         let lname = name_of(config);
         let xv = check_seq(lname, x, cell.input_dim())?;
@@ -143,6 +149,29 @@ impl<C: Cell> Recurrent<C> {
             buf.x
                 .index_axis_mut(Axis(0), k)
                 .assign(&xv.index_axis(Axis(1), ti));
+        }
+        // Dropout (training only): one mask per sample for the whole sequence.
+        let keep = |rate: f64| C::F::c(1.0 / (1.0 - rate));
+        let draw = |rng: &mut StdRng, rate: f64, cols: usize| {
+            Array2::from_shape_simple_fn((b, cols), || {
+                if rng.random::<f64>() < rate {
+                    C::F::zero()
+                } else {
+                    keep(rate)
+                }
+            })
+        };
+        (buf.in_mask, buf.rec_mask) = match drop {
+            Some(rng) => (
+                (config.dropout > 0.0).then(|| draw(rng, config.dropout, f)),
+                (config.recurrent_dropout > 0.0).then(|| draw(rng, config.recurrent_dropout, u)),
+            ),
+            None => (None, None),
+        };
+        if let Some(m) = &buf.in_mask {
+            for mut xk in buf.x.outer_iter_mut() {
+                xk *= m;
+            }
         }
         buf.mask = mask.map(|m| {
             Array2::from_shape_fn((t, b), |(k, bi)| {
@@ -187,14 +216,15 @@ impl<C: Cell> Recurrent<C> {
             .zip(buf.scratch.iter_mut())
             .zip(chunks.iter().cloned())
             .collect();
-        let (xw, mask) = (&buf.xw, &buf.mask);
+        let (xw, mask, rec_mask) = (&buf.xw, &buf.mask, &buf.rec_mask);
         parallel::run(tasks, |(((states, cache), scratch), r)| {
             forward_loop(
                 cell,
                 xw.slice(s![.., r.clone(), ..]),
                 states,
                 cache,
-                mask.as_ref().map(|m| m.slice(s![.., r])),
+                mask.as_ref().map(|m| m.slice(s![.., r.clone()])),
+                rec_mask.as_ref().map(|m| m.slice(s![r, ..])),
                 scratch,
             )
         });
@@ -272,6 +302,7 @@ impl<C: Cell> Recurrent<C> {
             .zip(chunks.iter().cloned())
             .collect();
         let (cell, states, cache, mask) = (&self.cell, &buf.states, &buf.cache, &buf.mask);
+        let rec_mask = &buf.rec_mask;
         parallel::run(
             tasks,
             |(((((d_xw, d_rw), d_state), d_prev), scratch), r)| {
@@ -281,9 +312,10 @@ impl<C: Cell> Recurrent<C> {
                     states.slice(s![.., r.clone(), ..]),
                     cache.slice(s![.., r.clone(), ..]),
                     dy,
-                    mask.as_ref().map(|m| m.slice(s![.., r])),
+                    mask.as_ref().map(|m| m.slice(s![.., r.clone()])),
                     zero_masked,
                     BackwardBuffers {
+                        rec_mask: rec_mask.as_ref().map(|m| m.slice(s![r, ..])),
                         d_xw,
                         d_rw,
                         d_state,
@@ -294,8 +326,22 @@ impl<C: Cell> Recurrent<C> {
             },
         );
 
-        // Weight gradients with whole-sequence products.
-        let prev_states = buf.states.slice(s![..t, .., ..]);
+        // Weight gradients with whole-sequence products, against the previous states as
+        // the recurrent products saw them.
+        if let Some(m) = &buf.rec_mask {
+            let u = self.cell.units();
+            ensure3(&mut buf.masked_prev, (t, b, sw));
+            buf.masked_prev.assign(&buf.states.slice(s![..t, .., ..]));
+            for mut k in buf.masked_prev.outer_iter_mut() {
+                let mut h = k.slice_mut(s![.., ..u]);
+                h *= m;
+            }
+        }
+        let prev_states = if buf.rec_mask.is_some() {
+            buf.masked_prev.view()
+        } else {
+            buf.states.slice(s![..t, .., ..])
+        };
         let prev2 = prev_states
             .into_shape_with_order((t * b, sw))
             .expect("standard layout");
@@ -328,6 +374,11 @@ impl<C: Cell> Recurrent<C> {
             };
             dx.index_axis_mut(Axis(1), ti)
                 .assign(&dxp.index_axis(Axis(0), k));
+        }
+        if let Some(m) = &self.buf.in_mask {
+            for mut dk in dx.axis_iter_mut(Axis(1)) {
+                dk *= m;
+            }
         }
         Ok(dx.into_dyn())
     }
@@ -378,6 +429,7 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
     ) -> Result<ArrayD<C::F>> {
         self.trained = false;
         let init = self.carried_initial(x)?;
+        let drop = (mode == Mode::Train).then_some(&mut self.masks);
         let out = Self::run(
             &self.cell,
             self.config.as_ref(),
@@ -385,6 +437,7 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
             x,
             mask,
             init.as_ref().map(|s| s.view()),
+            drop,
         )?;
         if init.is_some() {
             self.carried.set(Some(last_state(&self.buf).to_owned()));
@@ -402,6 +455,7 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
                 x,
                 mask,
                 init.as_ref().map(|s| s.view()),
+                None,
             )?;
             if init.is_some() {
                 self.carried.set(Some(last_state(buf).to_owned()));
@@ -424,6 +478,7 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
                 x,
                 mask,
                 Some(init.view()),
+                None,
             )?;
             scatter_states(last_state(buf), C::STATE_BLOCKS, self.cell.units(), states);
             Ok(out)
@@ -445,6 +500,7 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
             x,
             mask,
             Some(init.view()),
+            (mode == Mode::Train).then_some(&mut self.masks),
         )?;
         scatter_states(
             last_state(&self.buf),

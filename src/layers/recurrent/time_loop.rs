@@ -2,6 +2,7 @@
 //! [`Cell`]. Allocation-free.
 
 use super::cell::{BackwardStep, Cell};
+use crate::float::Float;
 use ndarray::{s, Array2, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis};
 use num_traits::Zero;
 use std::ops::Range;
@@ -9,21 +10,35 @@ use std::ops::Range;
 /// The forward time loop over some batch rows: `xw` `[T, b, G]`, `states` `[T + 1, b, S]`
 /// (`states[0]` holds the initial state), `cache` `[T, b, C]`, `mask` `[T, b]`.
 /// Allocation-free: every step works in the given views.
+///
+/// With a recurrent dropout mask `rec_mask` `[b, u]` the cell sees `h_{t−1}` masked (the
+/// state itself, and `c`, are kept whole).
 pub(super) fn forward_loop<C: Cell>(
     cell: &C,
     xw: ArrayView3<'_, C::F>,
     mut states: ArrayViewMut3<'_, C::F>,
     mut cache: ArrayViewMut3<'_, C::F>,
     mask: Option<ArrayView2<'_, bool>>,
+    rec_mask: Option<ArrayView2<'_, C::F>>,
     scratch: &mut Array2<C::F>,
 ) {
+    let u = cell.units();
+    // One buffer per call for the masked previous state.
+    let mut masked = rec_mask.map(|_| Array2::zeros((states.len_of(Axis(1)), cell.state_width())));
     for k in 0..xw.len_of(Axis(0)) {
         let (done, mut todo) = states.view_mut().split_at(Axis(0), k + 1);
         let prev = done.index_axis(Axis(0), k);
         let mut next = todo.index_axis_mut(Axis(0), 0);
+        let seen = match (&mut masked, &rec_mask) {
+            (Some(buf), Some(m)) => {
+                mask_h(buf, prev.view(), m.view(), u);
+                buf.view()
+            }
+            _ => prev.view(),
+        };
         cell.step(
             xw.index_axis(Axis(0), k),
-            prev.view(),
+            seen,
             next.view_mut(),
             cache.index_axis_mut(Axis(0), k),
             scratch,
@@ -37,6 +52,18 @@ pub(super) fn forward_loop<C: Cell>(
             }
         }
     }
+}
+
+/// `buf = prev` with its `h` block (the first `u` columns) multiplied by `m`.
+pub(super) fn mask_h<F: Float>(
+    buf: &mut Array2<F>,
+    prev: ArrayView2<'_, F>,
+    m: ArrayView2<'_, F>,
+    u: usize,
+) {
+    buf.assign(&prev);
+    let mut h = buf.slice_mut(s![.., ..u]);
+    h *= &m;
 }
 
 /// The gradient arriving at the layer's output, for some batch rows.
@@ -59,6 +86,8 @@ impl<'a, F> OutGrad<'a, F> {
 
 /// The backward loop's working views for some batch rows.
 pub(super) struct BackwardBuffers<'a, F> {
+    /// The recurrent dropout mask `[b, u]`, if any.
+    pub(super) rec_mask: Option<ArrayView2<'a, F>>,
     pub(super) d_xw: ArrayViewMut3<'a, F>,
     pub(super) d_rw: ArrayViewMut3<'a, F>,
     pub(super) d_state: ArrayViewMut2<'a, F>,
@@ -78,6 +107,7 @@ pub(super) fn backward_loop<C: Cell>(
     bufs: BackwardBuffers<'_, C::F>,
 ) {
     let BackwardBuffers {
+        rec_mask,
         mut d_xw,
         mut d_rw,
         mut d_state,
@@ -88,6 +118,7 @@ pub(super) fn backward_loop<C: Cell>(
     let u = cell.units();
     let sep = cell.separate_recurrent_grad();
     d_state.fill(C::F::zero());
+    let mut masked = rec_mask.map(|_| Array2::zeros((d_state.nrows(), cell.state_width())));
     for k in (0..t).rev() {
         // This step's output gradient joins the state gradient (h part).
         let out_grad = match &dy {
@@ -110,9 +141,16 @@ pub(super) fn backward_loop<C: Cell>(
                 }
             }
         }
+        let prev = match (&mut masked, &rec_mask) {
+            (Some(buf), Some(m)) => {
+                mask_h(buf, states.index_axis(Axis(0), k), m.view(), u);
+                buf.view()
+            }
+            _ => states.index_axis(Axis(0), k),
+        };
         cell.step_backward(
             BackwardStep {
-                prev: states.index_axis(Axis(0), k),
+                prev,
                 next: states.index_axis(Axis(0), k + 1),
                 cache: cache.index_axis(Axis(0), k),
                 d_state: d_state.view(),
@@ -122,6 +160,11 @@ pub(super) fn backward_loop<C: Cell>(
             },
             scratch,
         );
+        if let Some(m) = &rec_mask {
+            // The step saw h_{t−1}⊙m: the chain rule multiplies by m again.
+            let mut dh = d_prev.slice_mut(s![.., ..u]);
+            dh *= m;
+        }
         if let Some(m) = &mask {
             // A masked step copied its state: the gradient passes through untouched
             // and nothing reaches the cell's input or weights.

@@ -35,6 +35,13 @@ pub(super) struct Buffers<F> {
     pub(super) d_prev: Array2<F>,
     /// Output shape of the last forward.
     pub(super) out_shape: Vec<usize>,
+    /// The input dropout mask `[B, F]` of the last training forward (scaled keep values).
+    pub(super) in_mask: Option<Array2<F>>,
+    /// The recurrent dropout mask `[B, u]` of the last training forward.
+    pub(super) rec_mask: Option<Array2<F>>,
+    /// Backward with recurrent dropout: the previous states as the products saw them
+    /// (`h` masked) `[T, B, S]`.
+    pub(super) masked_prev: Array3<F>,
 }
 
 impl<F: Float> Default for Buffers<F> {
@@ -52,6 +59,9 @@ impl<F: Float> Default for Buffers<F> {
             d_state: Array2::zeros((0, 0)),
             d_prev: Array2::zeros((0, 0)),
             out_shape: Vec::new(),
+            in_mask: None,
+            rec_mask: None,
+            masked_prev: Array3::zeros((0, 0, 0)),
         }
     }
 }

@@ -1,0 +1,288 @@
+//! Dropout and recurrent dropout in the recurrent layers: gradients against finite
+//! differences with the masks held fixed, the expectation over masks, reproducibility,
+//! identity at inference, and bad rates.
+//!
+//! The masks come from the layer's own seeded stream; a copy of a layer made before a
+//! training pass draws the same masks in its next training pass, which is how the finite
+//! differences below hold them fixed.
+
+use ndarray::{Array3, ArrayD, Axis, IxDyn};
+use ndarray_rand::rand::Rng;
+use rnnkit::prelude::*;
+use rnnkit::LayerConfig;
+
+fn uniform(shape: &[usize], rng: &mut rnnkit::StdRng) -> ArrayD<f64> {
+    ArrayD::from_shape_simple_fn(IxDyn(shape), || rng.random_range(-0.8..0.8))
+}
+
+fn model(layer: &dyn LayerConfig<f64>, steps: usize) -> Sequential<f64> {
+    let mut m = Sequential::<f64>::new(&[steps, 3]);
+    m.add(layer).unwrap();
+    m
+}
+
+/// `L = Σ y ⊙ r` of a training pass of a copy of `m` (so with `m`'s next masks).
+fn loss(m: &Sequential<f64>, x: &ArrayD<f64>, r: &ArrayD<f64>) -> f64 {
+    let mut c = m.clone();
+    (c.forward(x, Mode::Train).unwrap() * r).sum()
+}
+
+fn five_point(mut f: impl FnMut(f64) -> f64) -> f64 {
+    let h = 1e-5;
+    (-f(2.0 * h) + 8.0 * f(h) - 8.0 * f(-h) + f(-2.0 * h)) / (12.0 * h)
+}
+
+fn check_gradients(label: &str, layer: &dyn LayerConfig<f64>, plain: &dyn LayerConfig<f64>) {
+    let (b, t) = (4, 5);
+    let mut rng = seeded_rng(7);
+    let m0 = model(layer, t);
+    let x = uniform(&[b, t, 3], &mut rng);
+    let mut m = m0.clone();
+    let y = m.forward(&x, Mode::Train).unwrap();
+    let r = uniform(y.shape(), &mut rng);
+    m.zero_grad();
+    let dx = m.backward(&r).unwrap();
+    // The masks really drop something (else this checks nothing new).
+    let plain = model(plain, t);
+    let mut p = plain.clone();
+    p.set_weights(&m0.get_weights()).unwrap();
+    let y_plain = p.forward(&x, Mode::Train).unwrap();
+    assert!(
+        (&y - &y_plain).iter().any(|d| d.abs() > 1e-3),
+        "{label}: nothing dropped"
+    );
+
+    let mut grads = Vec::new();
+    m.visit_params(&mut |_, p| grads.push(p.grad().clone()));
+    let weights = m0.get_weights();
+    let rel = |a: f64, n: f64| (a - n).abs() / (a.abs() + n.abs()).max(1e-4);
+    for (wi, w) in weights.iter().enumerate() {
+        for i in 0..w.len() {
+            let num = five_point(|h| {
+                let mut mw = m0.clone();
+                let mut ws = weights.clone();
+                ws[wi].as_slice_mut().unwrap()[i] += h;
+                mw.set_weights(&ws).unwrap();
+                loss(&mw, &x, &r)
+            });
+            let a = grads[wi].as_slice().unwrap()[i];
+            assert!(
+                rel(a, num) < 1e-6,
+                "{label}: weight {wi}[{i}]: {a} vs {num}"
+            );
+        }
+    }
+    for i in 0..x.len() {
+        let num = five_point(|h| {
+            let mut xh = x.clone();
+            xh.as_slice_mut().unwrap()[i] += h;
+            loss(&m0, &xh, &r)
+        });
+        let a = dx.as_slice().unwrap()[i];
+        assert!(rel(a, num) < 1e-6, "{label}: x[{i}]: {a} vs {num}");
+    }
+}
+
+/// A boxed layer configuration.
+type Config = Box<dyn LayerConfig<f64>>;
+
+#[test]
+fn gradients_with_the_masks_held_fixed() {
+    let rnn = || SimpleRnnConfig::new(4).return_sequences(true);
+    let lstm = || LstmConfig::new(4).return_sequences(true);
+    let gru = || GruConfig::new(4).return_sequences(true);
+    let gru_before = || GruConfig::new(4).return_sequences(true).reset_after(false);
+    let cases: Vec<(&str, Config, Config)> = vec![
+        (
+            "SimpleRnn dropout + recurrent_dropout",
+            Box::new(rnn().dropout(0.3).recurrent_dropout(0.4).seed(1)),
+            Box::new(rnn()),
+        ),
+        (
+            "Lstm dropout + recurrent_dropout",
+            Box::new(lstm().dropout(0.4).recurrent_dropout(0.3).seed(2)),
+            Box::new(lstm()),
+        ),
+        (
+            "Lstm recurrent_dropout",
+            Box::new(lstm().recurrent_dropout(0.5).seed(5)),
+            Box::new(lstm()),
+        ),
+        (
+            "Gru dropout",
+            Box::new(gru().dropout(0.5).seed(3)),
+            Box::new(gru()),
+        ),
+        (
+            "Gru reset_before dropout",
+            Box::new(gru_before().dropout(0.3).seed(4)),
+            Box::new(gru_before()),
+        ),
+    ];
+    for (label, layer, plain) in &cases {
+        check_gradients(label, layer.as_ref(), plain.as_ref());
+    }
+}
+
+#[test]
+fn the_mean_over_masks_is_the_undropped_output() {
+    // A linear SimpleRNN is linear in each mask, and the masks have mean 1: averaged over
+    // many samples (one mask each), the output equals the undropped one. Input dropout over
+    // 6 steps; recurrent dropout over 2 steps (from the third on, h_{t−1} carries the same
+    // mask, and E[m²] ≠ 1).
+    let n = 40_000;
+    let x1 = Array3::from_shape_fn((1, 6, 3), |(_, t, f)| ((t + 2 * f) as f64 * 0.7).sin());
+    let x = x1.broadcast((n, 6, 3)).unwrap().to_owned().into_dyn();
+    for (cfg, steps) in [
+        (
+            SimpleRnnConfig::new(3)
+                .activation(Activation::Linear)
+                .dropout(0.4)
+                .seed(11),
+            6,
+        ),
+        (
+            SimpleRnnConfig::new(3)
+                .activation(Activation::Linear)
+                .recurrent_dropout(0.5)
+                .seed(12),
+            2,
+        ),
+    ] {
+        let mut m = Sequential::<f64>::new(&[steps, 3]).push(cfg).unwrap();
+        let xs = x.slice_axis(Axis(1), (0..steps).into()).to_owned();
+        let dropped = m.forward(&xs, Mode::Train).unwrap();
+        let plain = m
+            .forward(
+                &xs.slice_axis(Axis(0), (0..1).into()).to_owned(),
+                Mode::Infer,
+            )
+            .unwrap();
+        let mean = dropped.mean_axis(Axis(0)).unwrap();
+        let sd = dropped.std_axis(Axis(0), 1.0);
+        for j in 0..3 {
+            let se = sd[j] / (n as f64).sqrt();
+            let z = (mean[j] - plain[[0, j]]).abs() / se;
+            assert!(
+                z < 5.0,
+                "unit {j}: mean {} vs {} ({z:.1} standard errors)",
+                mean[j],
+                plain[[0, j]]
+            );
+            assert!(sd[j] > 1e-3, "unit {j}: no spread, nothing dropped");
+        }
+    }
+}
+
+#[test]
+fn masks_are_seeded_fixed_in_time_and_absent_at_inference() {
+    let cfg = LstmConfig::new(3)
+        .return_sequences(true)
+        .dropout(0.5)
+        .recurrent_dropout(0.5)
+        .seed(9);
+    let x = Array3::from_shape_fn((2, 4, 3), |(b, t, f)| (b + t + f) as f64 * 0.1 + 0.2).into_dyn();
+    let mut a = Sequential::<f64>::new(&[4, 3]).push(cfg.clone()).unwrap();
+    let mut b = Sequential::<f64>::new(&[4, 3]).push(cfg).unwrap();
+    let (ya, yb) = (
+        a.forward(&x, Mode::Train).unwrap(),
+        b.forward(&x, Mode::Train).unwrap(),
+    );
+    assert_eq!(ya, yb, "same seed, same masks");
+    let ya2 = a.forward(&x, Mode::Train).unwrap();
+    assert_ne!(ya, ya2, "a new mask per call");
+    // Inference drops nothing: the same as the layer built without dropout.
+    let mut plain = Sequential::<f64>::new(&[4, 3])
+        .push(LstmConfig::new(3).return_sequences(true))
+        .unwrap();
+    plain.set_weights(&a.get_weights()).unwrap();
+    assert_eq!(
+        a.forward(&x, Mode::Infer).unwrap(),
+        plain.forward(&x, Mode::Infer).unwrap()
+    );
+    assert_eq!(
+        a.infer(&x, None).unwrap().output,
+        plain.infer(&x, None).unwrap().output
+    );
+    // The input mask is one per sample, fixed in time: with a zero input except at one
+    // feature, a dropped feature stays dropped at every step. A linear SimpleRNN with an
+    // identity-like kernel shows it: y_t = Σ_{s≤t} (x_s ⊙ m)·K when R = 0.
+    let mut s = Sequential::<f64>::new(&[5, 3])
+        .push(
+            SimpleRnnConfig::new(3)
+                .activation(Activation::Linear)
+                .use_bias(false)
+                .dropout(0.5)
+                .seed(3)
+                .return_sequences(true),
+        )
+        .unwrap();
+    let eye = ndarray::Array2::<f64>::eye(3).into_dyn();
+    s.set_weights(&[
+        eye.clone(),
+        ndarray::Array2::<f64>::zeros((3, 3)).into_dyn(),
+    ])
+    .unwrap();
+    let ones = ArrayD::<f64>::ones(IxDyn(&[64, 5, 3]));
+    let y = s.forward(&ones, Mode::Train).unwrap();
+    for row in y.axis_iter(Axis(0)) {
+        let first = row.index_axis(Axis(0), 0).to_owned();
+        for t in 1..5 {
+            assert_eq!(
+                row.index_axis(Axis(0), t),
+                first,
+                "the mask changed over time"
+            );
+        }
+        assert!(first.iter().all(|&v| v == 0.0 || v == 2.0), "{first}");
+    }
+    let dropped = y
+        .index_axis(Axis(1), 0)
+        .iter()
+        .filter(|&&v| v == 0.0)
+        .count();
+    assert!(
+        (40..=152).contains(&dropped),
+        "{dropped} of 192 dropped at rate 0.5"
+    );
+}
+
+#[test]
+fn bad_rates_are_typed_errors_and_round_trip_in_files() {
+    for (cfg, field) in [
+        (LstmConfig::new(2).dropout(1.0), "dropout"),
+        (LstmConfig::new(2).dropout(-0.1), "dropout"),
+        (
+            LstmConfig::new(2).recurrent_dropout(f64::NAN),
+            "recurrent_dropout",
+        ),
+    ] {
+        let err = Sequential::<f64>::new(&[3, 2]).push(cfg).unwrap_err();
+        assert!(
+            matches!(&err, rnnkit::Error::Config { field: f, .. } if *f == field),
+            "{err}"
+        );
+    }
+    let err = Sequential::<f64>::new(&[3, 2])
+        .push(GruConfig::new(2).recurrent_dropout(0.2))
+        .unwrap_err();
+    assert!(err.to_string().contains("recurrent_dropout"), "{err}");
+    let m = Sequential::<f64>::new(&[3, 2])
+        .push(
+            LstmConfig::new(2)
+                .dropout(0.25)
+                .recurrent_dropout(0.5)
+                .seed(4),
+        )
+        .unwrap();
+    let json = serde_json::to_string(&m.spec().unwrap()).unwrap();
+    assert!(
+        json.contains("\"dropout\":0.25") && json.contains("\"seed\":4"),
+        "{json}"
+    );
+    let loaded = Sequential::<f64>::from_bytes(&m.to_bytes().unwrap()).unwrap();
+    assert_eq!(
+        serde_json::to_string(&loaded.spec().unwrap()).unwrap(),
+        json
+    );
+}
