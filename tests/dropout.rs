@@ -114,6 +114,16 @@ fn gradients_with_the_masks_held_fixed() {
             Box::new(gru()),
         ),
         (
+            "Gru dropout + recurrent_dropout",
+            Box::new(gru().dropout(0.3).recurrent_dropout(0.5).seed(6)),
+            Box::new(gru()),
+        ),
+        (
+            "Gru reset_before recurrent_dropout",
+            Box::new(gru_before().recurrent_dropout(0.4).seed(8)),
+            Box::new(gru_before()),
+        ),
+        (
             "Gru reset_before dropout",
             Box::new(gru_before().dropout(0.3).seed(4)),
             Box::new(gru_before()),
@@ -263,10 +273,6 @@ fn bad_rates_are_typed_errors_and_round_trip_in_files() {
             "{err}"
         );
     }
-    let err = Sequential::<f64>::new(&[3, 2])
-        .push(GruConfig::new(2).recurrent_dropout(0.2))
-        .unwrap_err();
-    assert!(err.to_string().contains("recurrent_dropout"), "{err}");
     let m = Sequential::<f64>::new(&[3, 2])
         .push(
             LstmConfig::new(2)
@@ -285,4 +291,20 @@ fn bad_rates_are_typed_errors_and_round_trip_in_files() {
         serde_json::to_string(&loaded.spec().unwrap()).unwrap(),
         json
     );
+}
+
+#[test]
+fn gru_recurrent_dropout_masks_the_products_not_the_state() {
+    // z ≈ 1 (a large update-gate bias, no other weight): h_t ≈ h_{t−1}. The state must
+    // pass through whole, though half its units are dropped from the products.
+    let mut m = Sequential::<f64>::new(&[3, 2])
+        .push(GruConfig::new(4).recurrent_dropout(0.5).seed(1))
+        .unwrap();
+    let mut w: Vec<ArrayD<f64>> = m.get_weights().iter().map(|w| w.mapv(|_| 0.0)).collect();
+    w[2].slice_mut(ndarray::s![0, 0..4]).fill(30.0);
+    m.set_weights(&w).unwrap();
+    let x = ArrayD::<f64>::ones(IxDyn(&[8, 3, 2]));
+    let mut states = vec![vec![ndarray::Array2::<f64>::ones((8, 4))]];
+    let y = m.forward_with_states(&x, None, Mode::Train, &mut states).unwrap().output;
+    assert!(y.iter().all(|v| (v - 1.0).abs() < 1e-9), "{y}");
 }

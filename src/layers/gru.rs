@@ -149,57 +149,24 @@ pub struct GruCell<F: Float> {
 }
 
 impl<F: Float> GruCell<F> {
-    /// The recurrent bias row (`reset_after` with bias only).
-    fn recurrent_bias(&self) -> Option<ArrayView1<'_, F>> {
-        self.w
-            .bias
-            .as_ref()
-            .filter(|b| b.value.ndim() == 2)
-            .map(|b| {
-                b.value
-                    .slice(s![1, ..])
-                    .into_dimensionality()
-                    .expect("2-D bias")
-            })
-    }
-}
-
-impl<F: Float> Sealed for GruCell<F> {}
-
-impl<F: Float> Cell for GruCell<F> {
-    type F = F;
-    type Config = GruOptions;
-    const GATES: usize = 3;
-    const STATE_BLOCKS: usize = 1;
-
-    fn weights(&self) -> &CellWeights<F> {
-        &self.w
-    }
-    fn weights_mut(&mut self) -> &mut CellWeights<F> {
-        &mut self.w
-    }
-    fn cache_width(&self) -> usize {
-        4 * self.units()
-    }
-    fn separate_recurrent_grad(&self) -> bool {
-        self.reset_after
-    }
-
-    fn step(
+    /// A step whose recurrent products see `seen` and whose update mixes in `prev`.
+    fn step_impl(
         &self,
         xw: ArrayView2<'_, F>,
         prev: ArrayView2<'_, F>,
+        seen: ArrayView2<'_, F>,
         next: ArrayViewMut2<'_, F>,
         mut cache: ArrayViewMut2<'_, F>,
         scratch: &mut Array2<F>,
     ) {
         let u = self.units();
+
         let (act, ract) = (self.activation, self.recurrent_activation);
         let r_all = self.w.recurrent_kernel.v2();
         let rows = prev.nrows();
         if self.reset_after {
             // mh = h_{t-1}·R + b_rec, all three blocks in one product.
-            self.w.times_r(&prev, F::zero(), &mut scratch.view_mut());
+            self.w.times_r(&seen, F::zero(), &mut scratch.view_mut());
             let rb = self.recurrent_bias();
             let br = rb.as_ref().map_or(&self.zeros[..], |b| {
                 b.as_slice().expect("contiguous bias row")
@@ -233,7 +200,7 @@ impl<F: Float> Cell for GruCell<F> {
         } else {
             // z and r from h_{t-1}·R_zr, then ĥ from (r⊙h_{t-1})·R_h.
             step_mm(
-                &prev,
+                &seen,
                 &r_all.slice(s![.., ..2 * u]),
                 F::zero(),
                 &mut scratch.slice_mut(s![.., ..2 * u]),
@@ -242,7 +209,7 @@ impl<F: Float> Cell for GruCell<F> {
                 let (xw, sc, p, ca) = (
                     sl(xw),
                     sl(scratch.view()),
-                    sl(prev),
+                    sl(seen),
                     sl_mut(cache.view_mut()),
                 );
                 for b in 0..rows {
@@ -287,7 +254,16 @@ impl<F: Float> Cell for GruCell<F> {
         }
     }
 
-    fn step_backward(&self, s: BackwardStep<'_, F>, scratch: &mut Array2<F>) {
+    /// The backward of [`GruCell::step_impl`]: `s.prev` the true previous state, `seen` what
+    /// the products saw, `mask` the recurrent dropout mask (the products' part of the
+    /// gradient is multiplied by it; the update's part is not).
+    fn backward_impl(
+        &self,
+        s: BackwardStep<'_, F>,
+        seen: ArrayView2<'_, F>,
+        mask: Option<ArrayView2<'_, F>>,
+        scratch: &mut Array2<F>,
+    ) {
         let BackwardStep {
             prev,
             next: _,
@@ -330,8 +306,16 @@ impl<F: Float> Cell for GruCell<F> {
                     }
                 });
             }
-            // dh_{t-1} += d_mh·Rᵀ
-            self.w.times_rt(&d_rw.view(), F::one(), &mut d_prev);
+            // dh_{t-1} += d_mh·Rᵀ (⊙ the mask: the product saw h_{t-1}⊙m).
+            match mask {
+                None => self.w.times_rt(&d_rw.view(), F::one(), &mut d_prev),
+                Some(m) => {
+                    let mut part = scratch.slice_mut(s![.., ..u]);
+                    self.w.times_rt(&d_rw.view(), F::zero(), &mut part);
+                    part *= &m;
+                    d_prev += &part;
+                }
+            }
         } else {
             {
                 let (p, ca, ds) = (sl(prev), sl(cache), sl(d_state));
@@ -356,28 +340,125 @@ impl<F: Float> Cell for GruCell<F> {
                 F::zero(),
                 &mut scratch.slice_mut(s![.., ..u]),
             );
+            // The products' part of dh_{t-1}: into d_prev directly, or (with a mask) into
+            // scratch columns u..2u, masked, then added.
+            let g = 3 * u;
             {
-                let (p, ca, sc) = (sl(prev), sl(cache), sl(scratch.view()));
-                let (dx, dp) = (sl_mut(d_xw.view_mut()), sl_mut(d_prev.view_mut()));
-                let g = 3 * u;
+                let (p, ca) = (sl(seen), sl(cache));
+                let dx = sl_mut(d_xw.view_mut());
+                let sc = scratch
+                    .as_slice_mut()
+                    .expect("invariant: contiguous scratch");
+                let dp = sl_mut(d_prev.view_mut());
                 with_derivatives!(act, ract, |_dact, dract| for b in 0..rows {
                     for j in 0..u {
                         let r = ca[b * 4 * u + u + j];
                         let d_rh = sc[b * g + j];
                         dx[b * g + u + j] = d_rh * p[b * u + j] * dract.d(r);
-                        dp[b * u + j] += d_rh * r;
+                        match mask {
+                            None => dp[b * u + j] += d_rh * r,
+                            Some(_) => sc[b * g + u + j] = d_rh * r,
+                        }
                     }
                 });
             }
-            step_mm(
-                &d_xw.slice(s![.., ..2 * u]),
-                &r_all.slice(s![.., ..2 * u]).t(),
-                F::one(),
-                &mut d_prev,
-            );
+            match mask {
+                None => step_mm(
+                    &d_xw.slice(s![.., ..2 * u]),
+                    &r_all.slice(s![.., ..2 * u]).t(),
+                    F::one(),
+                    &mut d_prev,
+                ),
+                Some(m) => {
+                    let mut part = scratch.slice_mut(s![.., u..2 * u]);
+                    step_mm(
+                        &d_xw.slice(s![.., ..2 * u]),
+                        &r_all.slice(s![.., ..2 * u]).t(),
+                        F::one(),
+                        &mut part,
+                    );
+                    part *= &m;
+                    d_prev += &part;
+                }
+            }
         }
     }
 
+    /// The recurrent bias row (`reset_after` with bias only).
+    fn recurrent_bias(&self) -> Option<ArrayView1<'_, F>> {
+        self.w
+            .bias
+            .as_ref()
+            .filter(|b| b.value.ndim() == 2)
+            .map(|b| {
+                b.value
+                    .slice(s![1, ..])
+                    .into_dimensionality()
+                    .expect("2-D bias")
+            })
+    }
+}
+
+impl<F: Float> Sealed for GruCell<F> {}
+
+impl<F: Float> Cell for GruCell<F> {
+    type F = F;
+    type Config = GruOptions;
+    const GATES: usize = 3;
+    const STATE_BLOCKS: usize = 1;
+
+    fn weights(&self) -> &CellWeights<F> {
+        &self.w
+    }
+    fn weights_mut(&mut self) -> &mut CellWeights<F> {
+        &mut self.w
+    }
+    fn cache_width(&self) -> usize {
+        4 * self.units()
+    }
+    fn separate_recurrent_grad(&self) -> bool {
+        self.reset_after
+    }
+
+    fn step(
+        &self,
+        xw: ArrayView2<'_, F>,
+        prev: ArrayView2<'_, F>,
+        next: ArrayViewMut2<'_, F>,
+        cache: ArrayViewMut2<'_, F>,
+        scratch: &mut Array2<F>,
+    ) {
+        self.step_impl(xw, prev, prev, next, cache, scratch);
+    }
+
+    /// The products see `seen` (h_{t−1}⊙m); the update `z⊙h_{t−1} + (1−z)⊙ĥ` keeps the
+    /// true `h_{t−1}`.
+    fn step_dropped(
+        &self,
+        xw: ArrayView2<'_, F>,
+        prev: ArrayView2<'_, F>,
+        seen: ArrayView2<'_, F>,
+        next: ArrayViewMut2<'_, F>,
+        cache: ArrayViewMut2<'_, F>,
+        scratch: &mut Array2<F>,
+    ) {
+        self.step_impl(xw, prev, seen, next, cache, scratch);
+    }
+
+    fn step_backward(&self, s: BackwardStep<'_, F>, scratch: &mut Array2<F>) {
+        let prev = s.prev;
+        self.backward_impl(s, prev, None, scratch);
+    }
+
+    fn step_backward_dropped(
+        &self,
+        s: BackwardStep<'_, F>,
+        seen: ArrayView2<'_, F>,
+        mask: ArrayView2<'_, F>,
+        scratch: &mut Array2<F>,
+    ) {
+        self.backward_impl(s, seen, Some(mask), scratch);
+    }
     fn accumulate_grads(&mut self, g: SequenceGrads<'_, F>) {
         let SequenceGrads {
             x,

@@ -68,6 +68,60 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static + sealed::Sealed {
     /// One backward step (see [`BackwardStep`]).
     fn step_backward(&self, s: BackwardStep<'_, Self::F>, scratch: &mut Array2<Self::F>);
 
+    /// [`Cell::step`] under recurrent dropout: the recurrent products see `seen` (`prev`
+    /// with its `h` block masked) while the state's own update uses `prev`. The default
+    /// steps on `seen`, right for cells whose `h_{t−1}` enters only the products (SimpleRNN,
+    /// LSTM, whose `c` is not masked).
+    fn step_dropped(
+        &self,
+        xw: ArrayView2<'_, Self::F>,
+        prev: ArrayView2<'_, Self::F>,
+        seen: ArrayView2<'_, Self::F>,
+        next: ArrayViewMut2<'_, Self::F>,
+        cache: ArrayViewMut2<'_, Self::F>,
+        scratch: &mut Array2<Self::F>,
+    ) {
+        let _ = prev;
+        self.step(xw, seen, next, cache, scratch);
+    }
+
+    /// The backward of [`Cell::step_dropped`]: `s.prev` is the true previous state, `seen`
+    /// what the products saw, `mask` `[B, units]` the recurrent mask; writes `s.d_prev`
+    /// with respect to the true state. The default backpropagates through the step on
+    /// `seen` and multiplies the `h` gradient by the mask.
+    fn step_backward_dropped(
+        &self,
+        s: BackwardStep<'_, Self::F>,
+        seen: ArrayView2<'_, Self::F>,
+        mask: ArrayView2<'_, Self::F>,
+        scratch: &mut Array2<Self::F>,
+    ) {
+        let u = self.units();
+        let BackwardStep {
+            next,
+            cache,
+            d_state,
+            d_xw,
+            d_rw,
+            mut d_prev,
+            ..
+        } = s;
+        self.step_backward(
+            BackwardStep {
+                prev: seen,
+                next,
+                cache,
+                d_state,
+                d_xw,
+                d_rw,
+                d_prev: d_prev.view_mut(),
+            },
+            scratch,
+        );
+        let mut dh = d_prev.slice_mut(ndarray::s![.., ..u]);
+        dh *= &mask;
+    }
+
     /// Adds the weight gradients of the whole sequence (see [`SequenceGrads`]). The default
     /// is `dK += Xᵀ·d_xw`, `dR += H_prevᵀ·d_rw`, and the bias from the column sums.
     fn accumulate_grads(&mut self, g: SequenceGrads<'_, Self::F>) {

@@ -208,15 +208,6 @@ impl<K: CellConfig> RecurrentConfig<K> {
                 });
             }
         }
-        if self.recurrent_dropout > 0.0 && K::TYPE_NAME == "GRU" {
-            return Err(Error::Config {
-                layer: name,
-                field: "recurrent_dropout",
-                reason: "GRU does not support recurrent dropout yet (its update mixes in \
-                         h_{t-1} outside the recurrent product); use dropout"
-                    .into(),
-            });
-        }
         let (u, gates) = (self.cell.units(), <K::Cell<F> as Cell>::GATES);
         let width = u.saturating_mul(gates);
         check_weight_size(&name, "kernel", &[input_dim, width])?;
@@ -283,8 +274,8 @@ macro_rules! recurrent_layer_config {
                 self
             }
             /// Sets `recurrent_dropout`: the fraction of `h_{t−1}` dropped where it enters
-            /// the recurrent product in training (one mask per sample, fixed across the
-            /// steps). SimpleRNN and LSTM.
+            /// the recurrent products in training (one mask per sample, fixed across the
+            /// steps; GRU's update `z⊙h_{t−1} + (1−z)⊙ĥ` keeps the whole state).
             pub fn recurrent_dropout(mut self, rate: f64) -> Self {
                 self.0.recurrent_dropout = rate;
                 self

@@ -29,20 +29,26 @@ pub(super) fn forward_loop<C: Cell>(
         let (done, mut todo) = states.view_mut().split_at(Axis(0), k + 1);
         let prev = done.index_axis(Axis(0), k);
         let mut next = todo.index_axis_mut(Axis(0), 0);
-        let seen = match (&mut masked, &rec_mask) {
+        match (&mut masked, &rec_mask) {
             (Some(buf), Some(m)) => {
                 mask_h(buf, prev.view(), m.view(), u);
-                buf.view()
+                cell.step_dropped(
+                    xw.index_axis(Axis(0), k),
+                    prev.view(),
+                    buf.view(),
+                    next.view_mut(),
+                    cache.index_axis_mut(Axis(0), k),
+                    scratch,
+                );
             }
-            _ => prev.view(),
-        };
-        cell.step(
-            xw.index_axis(Axis(0), k),
-            seen,
-            next.view_mut(),
-            cache.index_axis_mut(Axis(0), k),
-            scratch,
-        );
+            _ => cell.step(
+                xw.index_axis(Axis(0), k),
+                prev.view(),
+                next.view_mut(),
+                cache.index_axis_mut(Axis(0), k),
+                scratch,
+            ),
+        }
         if let Some(m) = &mask {
             // Masked rows carry the previous state unchanged.
             for (bi, &keep) in m.row(k).iter().enumerate() {
@@ -141,29 +147,21 @@ pub(super) fn backward_loop<C: Cell>(
                 }
             }
         }
-        let prev = match (&mut masked, &rec_mask) {
+        let step = BackwardStep {
+            prev: states.index_axis(Axis(0), k),
+            next: states.index_axis(Axis(0), k + 1),
+            cache: cache.index_axis(Axis(0), k),
+            d_state: d_state.view(),
+            d_xw: d_xw.index_axis_mut(Axis(0), k),
+            d_rw: d_rw.index_axis_mut(Axis(0), k), // zero columns unless `sep`
+            d_prev: d_prev.view_mut(),
+        };
+        match (&mut masked, &rec_mask) {
             (Some(buf), Some(m)) => {
                 mask_h(buf, states.index_axis(Axis(0), k), m.view(), u);
-                buf.view()
+                cell.step_backward_dropped(step, buf.view(), m.view(), scratch);
             }
-            _ => states.index_axis(Axis(0), k),
-        };
-        cell.step_backward(
-            BackwardStep {
-                prev,
-                next: states.index_axis(Axis(0), k + 1),
-                cache: cache.index_axis(Axis(0), k),
-                d_state: d_state.view(),
-                d_xw: d_xw.index_axis_mut(Axis(0), k),
-                d_rw: d_rw.index_axis_mut(Axis(0), k), // zero columns unless `sep`
-                d_prev: d_prev.view_mut(),
-            },
-            scratch,
-        );
-        if let Some(m) = &rec_mask {
-            // The step saw h_{t−1}⊙m: the chain rule multiplies by m again.
-            let mut dh = d_prev.slice_mut(s![.., ..u]);
-            dh *= m;
+            _ => cell.step_backward(step, scratch),
         }
         if let Some(m) = &mask {
             // A masked step copied its state: the gradient passes through untouched
