@@ -180,7 +180,7 @@ pub(crate) fn packed_mm<F: Float>(
 
 /// The panels × row-blocks driver of one micro-kernel, written once for each float type.
 macro_rules! packed_driver {
-    ($(#[$doc:meta])* $name:ident, $t:ty, $mr:expr, $kernel:ident) => {
+    ($(#[$doc:meta])* $name:ident, $t:ty, $mr:expr, $kernel:ident, $row:ident) => {
         $(#[$doc])*
         ///
         /// # Safety
@@ -201,6 +201,9 @@ macro_rules! packed_driver {
             ldc: usize,
             accumulate: bool,
         ) {
+            if m == 1 {
+                return $row(k, a, b, n, c, accumulate);
+            }
             for p in 0..n.div_ceil(NR) {
                 let cols = (n - p * NR).min(NR);
                 let panel = b.add(p * k * NR);
@@ -227,8 +230,114 @@ macro_rules! packed_driver {
 
 packed_driver!(
     /// `C (+)= A·B` in f32 from the packed panels of `B`, [`MR`] rows at a time.
-    packed_f32, f32, MR, kernel_6x16
+    packed_f32, f32, MR, kernel_6x16, row_f32
 );
+
+/// Writes (or adds) the first `cols` values of `v` to `c`.
+///
+/// # Safety
+/// `c` valid for `cols ≤ v.len()` values.
+#[inline(always)]
+unsafe fn put<T: Copy + std::ops::Add<Output = T>>(c: *mut T, v: &[T], cols: usize, add: bool) {
+    for (q, &x) in v.iter().enumerate().take(cols) {
+        *c.add(q) = if add { *c.add(q) + x } else { x };
+    }
+}
+
+/// `c[..n] (+)= a[..k]·B` for a single row (streaming, batch 1): four panels (64 columns)
+/// at a time in eight independent accumulators. The 6-row kernel on one row would do six
+/// times the multiply-adds, each waiting on the last.
+///
+/// # Safety
+/// As [`packed_f32`] with `m = 1`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_f32(k: usize, a: *const f32, b: *const f32, n: usize, c: *mut f32, accumulate: bool) {
+    use std::arch::x86_64::*;
+    const G: usize = 4;
+    let panels = n.div_ceil(NR);
+    let mut tmp = [0f32; NR];
+    let mut flush = |p: usize, acc: &[__m256; 2]| {
+        _mm256_storeu_ps(tmp.as_mut_ptr(), acc[0]);
+        _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc[1]);
+        put(c.add(p * NR), &tmp, (n - p * NR).min(NR), accumulate);
+    };
+    let mut p = 0;
+    while p + G <= panels {
+        let mut acc = [[_mm256_setzero_ps(); 2]; G];
+        let base = b.add(p * k * NR);
+        for kk in 0..k {
+            let x = _mm256_broadcast_ss(&*a.add(kk));
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let pk = base.add(j * k * NR + kk * NR);
+                acc[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(pk), acc[0]);
+                acc[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(pk.add(8)), acc[1]);
+            }
+        }
+        for (j, acc) in acc.iter().enumerate() {
+            flush(p + j, acc);
+        }
+        p += G;
+    }
+    for p in p..panels {
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let base = b.add(p * k * NR);
+        for kk in 0..k {
+            let x = _mm256_broadcast_ss(&*a.add(kk));
+            acc[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(base.add(kk * NR)), acc[0]);
+            acc[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(base.add(kk * NR + 8)), acc[1]);
+        }
+        flush(p, &acc);
+    }
+}
+
+/// [`row_f32`] in f64: two panels (32 columns) at a time in eight accumulators.
+///
+/// # Safety
+/// As [`packed_f64`] with `m = 1`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_f64(k: usize, a: *const f64, b: *const f64, n: usize, c: *mut f64, accumulate: bool) {
+    use std::arch::x86_64::*;
+    const G: usize = 2;
+    let panels = n.div_ceil(NR);
+    let mut tmp = [0f64; NR];
+    let mut flush = |p: usize, acc: &[__m256d; 4]| {
+        for (q, &v) in acc.iter().enumerate() {
+            _mm256_storeu_pd(tmp.as_mut_ptr().add(4 * q), v);
+        }
+        put(c.add(p * NR), &tmp, (n - p * NR).min(NR), accumulate);
+    };
+    let mut p = 0;
+    while p + G <= panels {
+        let mut acc = [[_mm256_setzero_pd(); 4]; G];
+        let base = b.add(p * k * NR);
+        for kk in 0..k {
+            let x = _mm256_broadcast_sd(&*a.add(kk));
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let pk = base.add(j * k * NR + kk * NR);
+                for (q, v) in acc.iter_mut().enumerate() {
+                    *v = _mm256_fmadd_pd(x, _mm256_loadu_pd(pk.add(4 * q)), *v);
+                }
+            }
+        }
+        for (j, acc) in acc.iter().enumerate() {
+            flush(p + j, acc);
+        }
+        p += G;
+    }
+    for p in p..panels {
+        let mut acc = [_mm256_setzero_pd(); 4];
+        let base = b.add(p * k * NR);
+        for kk in 0..k {
+            let x = _mm256_broadcast_sd(&*a.add(kk));
+            for (q, v) in acc.iter_mut().enumerate() {
+                *v = _mm256_fmadd_pd(x, _mm256_loadu_pd(base.add(kk * NR + 4 * q)), *v);
+            }
+        }
+        flush(p, &acc);
+    }
+}
 
 /// `C[rows, cols] (+)= A[rows, k]·P[k, 16]` for one panel: 12 accumulators, two panel loads
 /// and six broadcasts per `k`.
@@ -292,7 +401,7 @@ const MR64: usize = 3;
 
 packed_driver!(
     /// `C (+)= A·B` in f64 from the packed panels of `B`, [`MR64`] rows at a time.
-    packed_f64, f64, MR64, kernel_3x16_f64
+    packed_f64, f64, MR64, kernel_3x16_f64, row_f64
 );
 
 /// `C[rows, cols] (+)= A[rows, k]·P[k, 16]` in f64: 12 accumulators, four panel loads and
@@ -441,6 +550,9 @@ mod tests {
             fn $name() {
                 for &(m, k, n) in &[
                     (1, 1, 1),
+                    (1, 7, 80),
+                    (1, 33, 50),
+                    (1, 128, 512),
                     (6, 16, 16),
                     (7, 5, 17),
                     (32, 10, 40),

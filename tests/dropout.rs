@@ -305,6 +305,9 @@ fn gru_recurrent_dropout_masks_the_products_not_the_state() {
     m.set_weights(&w).unwrap();
     let x = ArrayD::<f64>::ones(IxDyn(&[8, 3, 2]));
     let mut states = vec![vec![ndarray::Array2::<f64>::ones((8, 4))]];
-    let y = m.forward_with_states(&x, None, Mode::Train, &mut states).unwrap().output;
+    let y = m
+        .forward_with_states(&x, None, Mode::Train, &mut states)
+        .unwrap()
+        .output;
     assert!(y.iter().all(|v| (v - 1.0).abs() < 1e-9), "{y}");
 }
