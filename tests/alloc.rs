@@ -8,29 +8,10 @@
 use ndarray::{ArrayD, IxDyn};
 use rnnkit::prelude::*;
 use rnnkit::LayerConfig;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
+mod counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use counting::allocations;
 
 /// Allocations made by one forward + backward pass over `steps` steps, after a warm-up
 /// pass at the same shape.
@@ -57,9 +38,9 @@ fn allocations_per_pass(
         model.backward(&y).unwrap();
     };
     pass();
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     pass();
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+    allocations() - before
 }
 
 #[test]

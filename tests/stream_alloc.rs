@@ -7,29 +7,10 @@
 use ndarray::Array2;
 use rnnkit::prelude::*;
 use rnnkit::LayerConfig;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
+mod counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use counting::allocations;
 
 fn packed() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -48,11 +29,11 @@ fn steps_allocate<F: rnnkit::Float>(cell: Box<dyn LayerConfig<F>>, batch: usize)
     let mut state = model.stream_state(batch);
     let x = Array2::from_shape_fn((batch, 3), |(b, f)| F::c(0.1 * (b + f) as f64 + 0.3));
     model.step(x.view(), &mut state).unwrap();
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     for _ in 0..50 {
         model.step(x.view(), &mut state).unwrap();
     }
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+    allocations() - before
 }
 
 #[test]

@@ -458,15 +458,30 @@ impl<F: Float> Sequential<F> {
     ) -> Result<Forward<F>> {
         self.check_batch(x, mask)?;
         let mut work = self.checked_states(states)?;
+        let out = self.infer_from(x, mask, Some(&mut work))?;
+        *states = work;
+        Ok(out)
+    }
+
+    /// The inference pass through `&self`, from explicit states (one list per layer,
+    /// checked) when given, which it moves on.
+    fn infer_from(
+        &self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mut states: Option<&mut [Vec<Array2<F>>]>,
+    ) -> Result<Forward<F>> {
         let mut mask = mask.cloned();
         let mut cur: Option<ArrayD<F>> = None;
-        for (layer, st) in self.layers.iter().zip(work.iter_mut()) {
+        for (i, layer) in self.layers.iter().enumerate() {
             let input = cur.as_ref().unwrap_or(x);
-            let y = layer.infer_with_states(input, mask.as_ref(), st)?;
+            let y = match states.as_deref_mut() {
+                Some(st) => layer.infer_with_states(input, mask.as_ref(), &mut st[i])?,
+                None => layer.infer(input, mask.as_ref())?,
+            };
             mask = layer.compute_mask(input, mask.as_ref());
             cur = Some(y);
         }
-        *states = work;
         Ok(Forward {
             output: cur.unwrap_or_else(|| x.clone()),
             mask,
@@ -515,19 +530,7 @@ impl<F: Float> Sequential<F> {
     /// ```
     pub fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Forward<F>> {
         self.check_batch(x, mask)?;
-        let mut mask = mask.cloned();
-        let mut cur: Option<ArrayD<F>> = None;
-        for layer in &self.layers {
-            let input = cur.as_ref().unwrap_or(x);
-            let y = layer.infer(input, mask.as_ref())?;
-            mask = layer.compute_mask(input, mask.as_ref());
-            cur = Some(y);
-        }
-        Ok(Forward {
-            output: cur.unwrap_or_else(|| x.clone()),
-            mask,
-            logits: None,
-        })
+        self.infer_from(x, mask, None)
     }
 
     /// Backward pass through every layer: takes dL/d output, returns dL/d input and adds
