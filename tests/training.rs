@@ -986,4 +986,11 @@ fn truncated_bptt_refuses_bad_settings_and_data() {
         .fit(&mut m, &x, &Array2::<f64>::zeros((2, 2)).into_dyn())
         .unwrap_err();
     assert!(err.to_string().contains("per-step"), "{err}");
+    // No steps at all: nothing to train, said so.
+    let empty = Array3::<f64>::zeros((2, 0, 1)).into_dyn();
+    let err = Trainer::new(Adam::new(0.01), Loss::Mse)
+        .truncated_bptt(TruncatedBptt::new(4))
+        .fit(&mut model(), &empty, &empty)
+        .unwrap_err();
+    assert!(err.to_string().contains("steps ≥ 1"), "{err}");
 }
