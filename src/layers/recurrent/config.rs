@@ -133,7 +133,8 @@ pub struct RecurrentConfig<K> {
     /// `stateful`): the first call fixes the batch size; `reset_states` zeroes the state.
     pub stateful: bool,
     /// Fraction of input features dropped in training: one mask per sample and call,
-    /// shared by the gates and fixed across the steps (Keras's variational dropout); kept
+    /// shared by the gates and fixed across the steps (Keras's variational dropout; Keras
+    /// draws one per gate when `recurrent_dropout > 0`, rnnkit shares it still); kept
     /// values are scaled by `1/(1 − rate)`.
     pub dropout: f64,
     /// Fraction of `h_{t−1}` dropped where it enters the recurrent product, in training;
