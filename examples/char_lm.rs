@@ -3,8 +3,8 @@
 //!
 //! The text (`--text FILE`, default a paragraph of the notes) is cut into `--streams`
 //! contiguous parts read side by side (one batch row each, as a stateful Keras model reads
-//! them); one-hot characters → LSTM (or `--cell rnn|gru`) with return_sequences → Dense
-//! softmax, categorical cross-entropy on the next character at every step. Training runs in
+//! them); character ids → Embedding(16) → LSTM (or `--cell rnn|gru`) with return_sequences
+//! → Dense softmax, categorical cross-entropy on the next character at every step. Training runs in
 //! windows of `--window` steps that carry the state forward ([`TruncatedBptt`]), so memory
 //! grows with the window, not with the text. Generation feeds one character at a time
 //! through [`Sequential::step`]: the cost per character is flat in the length generated
@@ -56,10 +56,9 @@ fn generate(
     mut temperature: Option<(f32, &mut rnnkit::StdRng)>,
 ) -> Result<(Vec<usize>, f64), rnnkit::Error> {
     let mut state = model.stream_state(1);
-    let mut x = Array2::<f32>::zeros((1, vocab));
+    let mut x = Array2::<f32>::zeros((1, 1));
     let mut feed = |id: usize, state: &mut StreamState<f32>| {
-        x.fill(0.0);
-        x[[0, id]] = 1.0;
+        x[[0, 0]] = id as f32;
         model.step(x.view(), state).map(|p| p.row(0).to_vec())
     };
     let mut p = Vec::new();
@@ -109,18 +108,20 @@ fn main() -> Result<(), rnnkit::Error> {
     let window = args.num("window", 25).max(1);
     let streams = args.num("streams", 8).min((ids.len() - 1) / window).max(1);
     let len = (ids.len() - 1) / streams;
-    let mut x = Array3::<f32>::zeros((streams, len, vocab));
+    let mut x = Array2::<f32>::zeros((streams, len));
     let mut y = Array3::<f32>::zeros((streams, len, vocab));
     for b in 0..streams {
         for t in 0..len {
-            x[[b, t, ids[b * len + t]]] = 1.0;
+            x[[b, t]] = ids[b * len + t] as f32;
             y[[b, t, ids[b * len + t + 1]]] = 1.0;
         }
     }
     let (x, y): (ArrayD<f32>, ArrayD<f32>) = (x.into_dyn(), y.into_dyn());
 
     let units = args.num("units", if args.quick { 16 } else { 64 });
-    let model = Sequential::<f32>::with_input_shape(vec![None, Some(vocab)]).seed(args.seed);
+    let model = Sequential::<f32>::with_input_shape(vec![None])
+        .seed(args.seed)
+        .push(EmbeddingConfig::new(vocab, 16))?;
     let mut model = match args.get("cell").unwrap_or("lstm") {
         "rnn" => model.push(SimpleRnnConfig::new(units).return_sequences(true))?,
         "gru" => model.push(GruConfig::new(units).return_sequences(true))?,

@@ -58,6 +58,7 @@ pub use init::{seeded_rng, Init, StdRng};
 pub use layers::bidirectional::BidirectionalSpec;
 pub use layers::bidirectional::{Bidirectional, BidirectionalConfig, MergeMode};
 pub use layers::dense::{Dense, DenseConfig};
+pub use layers::embedding::{Embedding, EmbeddingConfig};
 pub use layers::gru::{Gru, GruCell, GruConfig, GruOptions};
 pub use layers::lstm::{Lstm, LstmCell, LstmConfig, LstmOptions};
 pub use layers::masking::{Masking, MaskingConfig};

@@ -2,8 +2,8 @@
 
 pub use crate::{
     mask_from_lengths, seeded_rng, Activation, Adam, AdamW, Bidirectional, BidirectionalConfig,
-    Dense, DenseConfig, EarlyStopping, Error, Float, Gru, GruConfig, History, Layer, LayerConfig,
-    Loss, Lstm, LstmConfig, Mask, Masking, MaskingConfig, MergeMode, Metric, Mode, Model,
-    Optimizer, RmsProp, Sequential, Sgd, SimpleRnn, SimpleRnnConfig, StreamState, Trainer,
-    TruncatedBptt,
+    Dense, DenseConfig, EarlyStopping, Embedding, EmbeddingConfig, Error, Float, Gru, GruConfig,
+    History, Layer, LayerConfig, Loss, Lstm, LstmConfig, Mask, Masking, MaskingConfig, MergeMode,
+    Metric, Mode, Model, Optimizer, RmsProp, Sequential, Sgd, SimpleRnn, SimpleRnnConfig,
+    StreamState, Trainer, TruncatedBptt,
 };

@@ -620,25 +620,9 @@ pub(crate) fn build_checked<F: Float>(
     let mut model = Sequential::<F>::with_input_shape(spec.input_shape.clone()).named(&spec.name);
     let mut left = budget;
     for layer in &spec.layers {
-        if let Some((units, recurrent)) = layer.size() {
+        if let Some((units, _)) = layer.size() {
             let inputs = model.output_shape().last().copied().flatten().unwrap_or(1);
-            let copies = if matches!(layer, LayerSpec::Bidirectional(_)) {
-                2
-            } else {
-                1
-            };
-            let need = units
-                .checked_mul(inputs)
-                .and_then(|k| {
-                    let r = if recurrent {
-                        units.checked_mul(units)?
-                    } else {
-                        0
-                    };
-                    k.checked_add(r)?.checked_mul(copies)
-                })
-                .filter(|&n| n <= left);
-            match need {
+            match layer.min_weights(inputs).filter(|&n| n <= left) {
                 Some(n) => left -= n,
                 None => {
                     return Err(FileError::TooLarge {

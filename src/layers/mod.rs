@@ -2,6 +2,7 @@
 
 pub mod bidirectional;
 pub mod dense;
+pub mod embedding;
 pub mod gru;
 pub mod lstm;
 pub mod masking;

@@ -3,6 +3,7 @@
 
 use super::bidirectional::BidirectionalSpec;
 use super::dense::DenseConfig;
+use super::embedding::EmbeddingConfig;
 use super::gru::GruConfig;
 use super::lstm::LstmConfig;
 use super::masking::MaskingConfig;
@@ -15,7 +16,7 @@ use serde::de::{self, DeserializeOwned};
 use serde::{Deserialize, Serialize};
 
 /// The Keras class names of the built-in layers.
-pub const LAYER_TYPES: &str = "SimpleRNN, LSTM, GRU, Dense, Masking, Bidirectional";
+pub const LAYER_TYPES: &str = "SimpleRNN, LSTM, GRU, Dense, Masking, Bidirectional, Embedding";
 
 /// One built-in layer's configuration, tagged with its Keras class name: the JSON form is
 /// `{"layer": "LSTM", "config": {"units": 8, ...}}` with Keras's config keys.
@@ -48,6 +49,8 @@ pub enum LayerSpec {
     Masking(MaskingConfig),
     /// `Bidirectional` around one of the recurrent layers.
     Bidirectional(BidirectionalSpec),
+    /// `Embedding`.
+    Embedding(EmbeddingConfig),
 }
 
 impl LayerSpec {
@@ -60,6 +63,7 @@ impl LayerSpec {
             LayerSpec::Dense(_) => "Dense",
             LayerSpec::Masking(_) => "Masking",
             LayerSpec::Bidirectional(_) => "Bidirectional",
+            LayerSpec::Embedding(_) => "Embedding",
         }
     }
 
@@ -72,6 +76,7 @@ impl LayerSpec {
             LayerSpec::Dense(c) => c.name.as_deref(),
             LayerSpec::Masking(c) => c.name.as_deref(),
             LayerSpec::Bidirectional(b) => b.name(),
+            LayerSpec::Embedding(c) => c.name.as_deref(),
         }
     }
 
@@ -84,6 +89,7 @@ impl LayerSpec {
             LayerSpec::Dense(c) => c,
             LayerSpec::Masking(c) => c,
             LayerSpec::Bidirectional(c) => c.config(),
+            LayerSpec::Embedding(c) => c,
         }
     }
 
@@ -98,7 +104,30 @@ impl LayerSpec {
             LayerSpec::Dense(c) => Some((c.units, false)),
             LayerSpec::Masking(_) => None,
             LayerSpec::Bidirectional(b) => Some((b.units(), true)),
+            LayerSpec::Embedding(c) => Some((c.output_dim, false)),
         }
+    }
+
+    /// The fewest weights the layer can have on `inputs` input features: what a loader
+    /// checks against the data a file holds before allocating anything.
+    pub(crate) fn min_weights(&self, inputs: usize) -> Option<usize> {
+        if let LayerSpec::Embedding(c) = self {
+            return c.input_dim.checked_mul(c.output_dim);
+        }
+        let (units, recurrent) = self.size()?;
+        let copies = if matches!(self, LayerSpec::Bidirectional(_)) {
+            2
+        } else {
+            1
+        };
+        units.checked_mul(inputs).and_then(|k| {
+            let r = if recurrent {
+                units.checked_mul(units)?
+            } else {
+                0
+            };
+            k.checked_add(r)?.checked_mul(copies)
+        })
     }
 }
 

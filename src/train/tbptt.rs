@@ -124,9 +124,9 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         t: TruncatedBptt,
     ) -> Result<()> {
         t.check()?;
-        if x.ndim() != 3 || y.ndim() < 2 || y.shape()[..2] != x.shape()[..2] || x.shape()[1] == 0 {
+        if x.ndim() < 2 || y.ndim() < 2 || y.shape()[..2] != x.shape()[..2] || x.shape()[1] == 0 {
             return Err(Error::Data(format!(
-                "truncated BPTT needs sequences x [samples, steps ≥ 1, features] and per-step \
+                "truncated BPTT needs sequences x [samples, steps ≥ 1, ...] and per-step \
                  targets y [samples, steps, ...], got x {:?} and y {:?}",
                 x.shape(),
                 y.shape()
