@@ -58,10 +58,14 @@ pub use init::{seeded_rng, Init, StdRng};
 pub use layers::bidirectional::BidirectionalSpec;
 pub use layers::bidirectional::{Bidirectional, BidirectionalConfig, MergeMode};
 pub use layers::dense::{Dense, DenseConfig};
+pub use layers::dropout::{Dropout, DropoutConfig};
 pub use layers::embedding::{Embedding, EmbeddingConfig};
 pub use layers::gru::{Gru, GruCell, GruConfig, GruOptions};
 pub use layers::lstm::{Lstm, LstmCell, LstmConfig, LstmOptions};
 pub use layers::masking::{Masking, MaskingConfig};
+pub use layers::pooling::{
+    GlobalAveragePooling1D, GlobalAveragePooling1DConfig, RepeatVector, RepeatVectorConfig,
+};
 pub use layers::recurrent::{BackwardStep, CellWeights, SequenceGrads};
 pub use layers::recurrent::{
     Cell, CellConfig, CellOptions, Recurrent, RecurrentConfig, RecurrentLayer, RecurrentLayerConfig,

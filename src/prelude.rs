@@ -2,8 +2,9 @@
 
 pub use crate::{
     mask_from_lengths, seeded_rng, Activation, Adam, AdamW, Bidirectional, BidirectionalConfig,
-    Dense, DenseConfig, EarlyStopping, Embedding, EmbeddingConfig, Error, Float, Gru, GruConfig,
-    History, Layer, LayerConfig, Loss, Lstm, LstmConfig, Mask, Masking, MaskingConfig, MergeMode,
-    Metric, Mode, Model, Optimizer, RmsProp, Sequential, Sgd, SimpleRnn, SimpleRnnConfig,
-    StreamState, Trainer, TruncatedBptt,
+    Dense, DenseConfig, DropoutConfig, EarlyStopping, Embedding, EmbeddingConfig, Error, Float,
+    GlobalAveragePooling1DConfig, Gru, GruConfig, History, Layer, LayerConfig, Loss, Lstm,
+    LstmConfig, Mask, Masking, MaskingConfig, MergeMode, Metric, Mode, Model, Optimizer,
+    RepeatVectorConfig, RmsProp, Sequential, Sgd, SimpleRnn, SimpleRnnConfig, StreamState, Trainer,
+    TruncatedBptt,
 };

@@ -311,3 +311,27 @@ fn gru_recurrent_dropout_masks_the_products_not_the_state() {
         .output;
     assert!(y.iter().all(|v| (v - 1.0).abs() < 1e-9), "{y}");
 }
+
+#[test]
+fn the_dropout_layer_scales_kept_values_and_routes_the_gradient_through_its_mask() {
+    let mut m = Sequential::<f64>::new(&[4, 3])
+        .push(rnnkit::DropoutConfig::new(0.25).seed(2))
+        .unwrap();
+    let x = ArrayD::<f64>::from_shape_fn(IxDyn(&[50, 4, 3]), |i| 1.0 + (i[0] + i[1] + i[2]) as f64);
+    let y = m.forward(&x, Mode::Train).unwrap();
+    let keep = 1.0 / 0.75;
+    for (a, b) in y.iter().zip(x.iter()) {
+        assert!(*a == 0.0 || (a - b * keep).abs() < 1e-12);
+    }
+    let dy = ArrayD::<f64>::ones(IxDyn(&[50, 4, 3]));
+    let dx = m.backward(&dy).unwrap();
+    for ((g, a), b) in dx.iter().zip(y.iter()).zip(x.iter()) {
+        assert!((g * b - a).abs() < 1e-12, "the gradient is the mask");
+    }
+    let dropped = y.iter().filter(|&&v| v == 0.0).count() as f64 / y.len() as f64;
+    assert!((dropped - 0.25).abs() < 0.05, "{dropped}");
+    assert_eq!(m.forward(&x, Mode::Infer).unwrap(), x);
+    assert!(Sequential::<f64>::new(&[4, 3])
+        .push(rnnkit::DropoutConfig::new(1.0))
+        .is_err());
+}

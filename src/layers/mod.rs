@@ -2,10 +2,12 @@
 
 pub mod bidirectional;
 pub mod dense;
+pub mod dropout;
 pub mod embedding;
 pub mod gru;
 pub mod lstm;
 pub mod masking;
+pub mod pooling;
 pub mod recurrent;
 pub mod simple_rnn;
 pub mod spec;

@@ -3,10 +3,12 @@
 
 use super::bidirectional::BidirectionalSpec;
 use super::dense::DenseConfig;
+use super::dropout::DropoutConfig;
 use super::embedding::EmbeddingConfig;
 use super::gru::GruConfig;
 use super::lstm::LstmConfig;
 use super::masking::MaskingConfig;
+use super::pooling::{GlobalAveragePooling1DConfig, RepeatVectorConfig};
 use super::simple_rnn::SimpleRnnConfig;
 use super::{Dim, Layer, LayerConfig};
 use crate::error::Result;
@@ -16,7 +18,7 @@ use serde::de::{self, DeserializeOwned};
 use serde::{Deserialize, Serialize};
 
 /// The Keras class names of the built-in layers.
-pub const LAYER_TYPES: &str = "SimpleRNN, LSTM, GRU, Dense, Masking, Bidirectional, Embedding";
+pub const LAYER_TYPES: &str = "SimpleRNN, LSTM, GRU, Dense, Masking, Bidirectional, Embedding, Dropout, RepeatVector, GlobalAveragePooling1D";
 
 /// One built-in layer's configuration, tagged with its Keras class name: the JSON form is
 /// `{"layer": "LSTM", "config": {"units": 8, ...}}` with Keras's config keys.
@@ -51,6 +53,12 @@ pub enum LayerSpec {
     Bidirectional(BidirectionalSpec),
     /// `Embedding`.
     Embedding(EmbeddingConfig),
+    /// `Dropout`.
+    Dropout(DropoutConfig),
+    /// `RepeatVector`.
+    RepeatVector(RepeatVectorConfig),
+    /// `GlobalAveragePooling1D`.
+    GlobalAveragePooling1D(GlobalAveragePooling1DConfig),
 }
 
 impl LayerSpec {
@@ -64,6 +72,9 @@ impl LayerSpec {
             LayerSpec::Masking(_) => "Masking",
             LayerSpec::Bidirectional(_) => "Bidirectional",
             LayerSpec::Embedding(_) => "Embedding",
+            LayerSpec::Dropout(_) => "Dropout",
+            LayerSpec::RepeatVector(_) => "RepeatVector",
+            LayerSpec::GlobalAveragePooling1D(_) => "GlobalAveragePooling1D",
         }
     }
 
@@ -77,6 +88,9 @@ impl LayerSpec {
             LayerSpec::Masking(c) => c.name.as_deref(),
             LayerSpec::Bidirectional(b) => b.name(),
             LayerSpec::Embedding(c) => c.name.as_deref(),
+            LayerSpec::Dropout(c) => c.name.as_deref(),
+            LayerSpec::RepeatVector(c) => c.name.as_deref(),
+            LayerSpec::GlobalAveragePooling1D(c) => c.name.as_deref(),
         }
     }
 
@@ -90,6 +104,9 @@ impl LayerSpec {
             LayerSpec::Masking(c) => c,
             LayerSpec::Bidirectional(c) => c.config(),
             LayerSpec::Embedding(c) => c,
+            LayerSpec::Dropout(c) => c,
+            LayerSpec::RepeatVector(c) => c,
+            LayerSpec::GlobalAveragePooling1D(c) => c,
         }
     }
 
@@ -105,6 +122,9 @@ impl LayerSpec {
             LayerSpec::Masking(_) => None,
             LayerSpec::Bidirectional(b) => Some((b.units(), true)),
             LayerSpec::Embedding(c) => Some((c.output_dim, false)),
+            LayerSpec::Dropout(_)
+            | LayerSpec::RepeatVector(_)
+            | LayerSpec::GlobalAveragePooling1D(_) => None,
         }
     }
 

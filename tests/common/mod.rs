@@ -208,7 +208,7 @@ pub fn weight_list<F: Float>(w: &Value) -> Vec<ArrayD<F>> {
         v.extend(weight_list(&w["backward"]));
         return v;
     }
-    ["kernel", "recurrent_kernel", "bias"]
+    ["embeddings", "kernel", "recurrent_kernel", "bias"]
         .iter()
         .filter_map(|k| obj.get(*k).map(tensor))
         .collect()
