@@ -28,6 +28,7 @@
 pub mod activation;
 mod eigen;
 pub mod error;
+mod fast64;
 pub mod float;
 pub mod init;
 pub mod io;

@@ -76,7 +76,10 @@ fn a_format_v1_file_still_loads_and_predicts_the_same() {
         serde_json::from_str(&std::fs::read_to_string(data("format_v1_predictions.json")).unwrap())
             .unwrap();
     let y = m.predict(&input(), 8).unwrap();
-    close(&y, &common::tensor(&expected), 0.0, 0.0).unwrap();
+    // The same numbers to a few ulp: the files are unchanged, but since the f64 gate
+    // activations became vectorised (accurate to 1e-15 relative, `src/fast64.rs`) the
+    // predictions are no longer bit-identical to those of libm's tanh and exp.
+    close(&y, &common::tensor(&expected), 1e-14, 1e-16).unwrap();
     assert_eq!(m.summary().to_string(), model().summary().to_string());
     // Saving again writes the same architecture.
     let again = rnnkit::io::FileInfo::from_bytes(&m.to_bytes().unwrap()).unwrap();
