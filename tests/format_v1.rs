@@ -80,6 +80,9 @@ fn a_format_v1_file_still_loads_and_predicts_the_same() {
     // activations became vectorised (accurate to 1e-15 relative, `src/fast64.rs`) the
     // predictions are no longer bit-identical to those of libm's tanh and exp.
     close(&y, &common::tensor(&expected), 1e-14, 1e-16).unwrap();
+    // Bit for bit what the same model built by today's code predicts: the file gives back
+    // exactly its weights and architecture.
+    assert_eq!(y, model().predict(&input(), 8).unwrap());
     assert_eq!(m.summary().to_string(), model().summary().to_string());
     // Saving again writes the same architecture.
     let again = rnnkit::io::FileInfo::from_bytes(&m.to_bytes().unwrap()).unwrap();

@@ -330,6 +330,11 @@ fn streaming_errors_are_typed_and_leave_the_state() {
     assert!(model
         .stream_state_from(vec![vec![ndarray::Array2::zeros((2, 3))]])
         .is_err());
+    let nan = ndarray::Array2::from_elem((2, 3), f64::NAN);
+    assert!(matches!(
+        model.stream_state_from(vec![vec![nan.clone(), nan]]),
+        Err(rnnkit::Error::Data(_))
+    ));
     // A Bidirectional layer cannot stream.
     let bi = stream_model(false);
     let mut st = bi.stream_state(2);

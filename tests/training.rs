@@ -59,60 +59,45 @@ fn optimizer_from<F: Float>(o: &Value) -> Box<dyn Optimizer<F>> {
     let lr = learning_rate_from(&o["learning_rate"]);
     let f = |k: &str| o[k].as_f64().unwrap();
     let clip = |k: &str| o[k].as_f64();
+    // Keras's clipping options, the same for every optimizer.
+    macro_rules! clipped {
+        ($opt:expr) => {{
+            let mut opt = $opt;
+            if let Some(c) = clip("clipnorm") {
+                opt = opt.clipnorm(c);
+            }
+            if let Some(c) = clip("global_clipnorm") {
+                opt = opt.global_clipnorm(c);
+            }
+            Box::new(opt)
+        }};
+    }
     let amsgrad = o["amsgrad"].as_bool().unwrap_or(false);
     match o["name"].as_str().unwrap() {
         "adam" => {
-            let mut a = Adam::new(lr)
+            clipped!(Adam::new(lr)
                 .betas(f("beta_1"), f("beta_2"))
                 .epsilon(f("epsilon"))
-                .amsgrad(amsgrad);
-            if let Some(c) = clip("clipnorm") {
-                a = a.clipnorm(c);
-            }
-            if let Some(c) = clip("global_clipnorm") {
-                a = a.global_clipnorm(c);
-            }
-            Box::new(a)
+                .amsgrad(amsgrad))
         }
         "adamw" => {
-            let mut a = AdamW::new(lr)
+            clipped!(AdamW::new(lr)
                 .weight_decay(f("weight_decay"))
                 .betas(f("beta_1"), f("beta_2"))
                 .epsilon(f("epsilon"))
-                .amsgrad(amsgrad);
-            if let Some(c) = clip("clipnorm") {
-                a = a.clipnorm(c);
-            }
-            if let Some(c) = clip("global_clipnorm") {
-                a = a.global_clipnorm(c);
-            }
-            Box::new(a)
+                .amsgrad(amsgrad))
         }
         "sgd" => {
-            let mut s = Sgd::new(lr)
+            clipped!(Sgd::new(lr)
                 .momentum(f("momentum"))
-                .nesterov(o["nesterov"].as_bool().unwrap());
-            if let Some(c) = clip("clipnorm") {
-                s = s.clipnorm(c);
-            }
-            if let Some(c) = clip("global_clipnorm") {
-                s = s.global_clipnorm(c);
-            }
-            Box::new(s)
+                .nesterov(o["nesterov"].as_bool().unwrap()))
         }
         "rmsprop" => {
-            let mut r = RmsProp::new(lr)
+            clipped!(RmsProp::new(lr)
                 .rho(f("rho"))
                 .momentum(f("momentum"))
                 .epsilon(f("epsilon"))
-                .centered(o["centered"].as_bool().unwrap());
-            if let Some(c) = clip("clipnorm") {
-                r = r.clipnorm(c);
-            }
-            if let Some(c) = clip("global_clipnorm") {
-                r = r.global_clipnorm(c);
-            }
-            Box::new(r)
+                .centered(o["centered"].as_bool().unwrap()))
         }
         other => panic!("unsupported optimizer {other}"),
     }

@@ -126,14 +126,11 @@ impl<F: Float> LayerConfig<F> for DenseConfig {
         let name = self.name.clone().unwrap_or_else(|| "dense".into());
         match input.last() {
             Some(Some(f)) if input.len() <= 2 => Ok(Box::new(self.init::<F>(*f, rng)?)),
-            _ => Err(Error::Incompatible {
-                layer: name,
-                previous: "its input".into(),
-                reason: format!(
-                    "Dense needs [batch, features] or [batch, steps, features] with known features, got {}",
-                    super::format_shape(input)
-                ),
-            }),
+            _ => Err(super::wrong_input(
+                &name,
+                "Dense needs [batch, features] or [batch, steps, features] with known features",
+                input,
+            )),
         }
     }
     fn name(&self) -> Option<&str> {
@@ -302,6 +299,9 @@ impl<F: Float> Layer<F> for Dense<F> {
             self.cache = Some((pass.x, pass.y, pass.logits));
         }
         Ok(y.expect("sized by pass"))
+    }
+    fn streams(&self) -> bool {
+        true
     }
     fn step(
         &self,

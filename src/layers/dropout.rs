@@ -140,6 +140,9 @@ impl<F: Float> Layer<F> for Dropout<F> {
     fn infer(&self, x: &ArrayD<F>, _mask: Option<&Mask>) -> Result<ArrayD<F>> {
         Ok(x.clone())
     }
+    fn streams(&self) -> bool {
+        true
+    }
     fn step(
         &self,
         x: ArrayView2<'_, F>,

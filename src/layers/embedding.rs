@@ -8,6 +8,9 @@ use crate::param::Param;
 use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn};
 use ndarray_rand::rand::Rng;
 
+/// What an Embedding takes, for shape errors.
+const READS: &str = "an Embedding reads token ids [batch, steps]";
+
 /// Turns token ids into vectors, numerically equal to `keras.layers.Embedding`: row `id` of
 /// the `embeddings` matrix for each id. Ids are given as floats holding whole numbers in
 /// `0..input_dim` (so they travel in the model's arrays); anything else is a typed error
@@ -115,14 +118,8 @@ impl EmbeddingConfig {
 impl<F: Float> LayerConfig<F> for EmbeddingConfig {
     fn build(&self, input: &[Dim], rng: &mut StdRng) -> Result<Box<dyn Layer<F>>> {
         if input.len() != 1 {
-            return Err(Error::Incompatible {
-                layer: self.name.clone().unwrap_or_else(|| "embedding".into()),
-                previous: "its input".into(),
-                reason: format!(
-                    "an Embedding reads token ids [batch, steps], got {}",
-                    super::format_shape(input)
-                ),
-            });
+            let name = self.name.clone().unwrap_or_else(|| "embedding".into());
+            return Err(super::wrong_input(&name, READS, input));
         }
         Ok(Box::new(self.init::<F>(rng)?))
     }
@@ -197,14 +194,7 @@ impl<F: Float> Layer<F> for Embedding<F> {
     fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
         match input {
             [steps] => Ok(vec![*steps, Some(self.output_dim)]),
-            _ => Err(Error::Incompatible {
-                layer: self.name.clone(),
-                previous: "its input".into(),
-                reason: format!(
-                    "an Embedding reads token ids [batch, steps], got {}",
-                    super::format_shape(input)
-                ),
-            }),
+            _ => Err(super::wrong_input(&self.name, READS, input)),
         }
     }
     fn forward_masked(
@@ -256,6 +246,9 @@ impl<F: Float> Layer<F> for Embedding<F> {
             gr += &row;
         }
         Ok(ArrayD::zeros(IxDyn(shape)))
+    }
+    fn streams(&self) -> bool {
+        true
     }
     /// One streamed step: `x` `[batch, 1]` ids → `[batch, output_dim]`.
     fn step(

@@ -98,14 +98,12 @@ impl<F: Float> LayerConfig<F> for MaskingConfig {
         match input {
             [_, Some(f)] => m.features = Some(*f),
             _ => {
-                return Err(Error::Incompatible {
-                    layer: self.name.clone().unwrap_or_else(|| "masking".into()),
-                    previous: "its input".into(),
-                    reason: format!(
-                        "Masking needs [batch, steps, features], got {}",
-                        super::format_shape(input)
-                    ),
-                })
+                let name = self.name.clone().unwrap_or_else(|| "masking".into());
+                return Err(super::wrong_input(
+                    &name,
+                    "Masking needs [batch, steps, features]",
+                    input,
+                ));
             }
         }
         if let Some(n) = &self.name {
@@ -170,6 +168,9 @@ impl<F: Float> Layer<F> for Masking<F> {
             self.cache = Some((m, x.shape().to_vec()));
         }
         Ok(y)
+    }
+    fn streams(&self) -> bool {
+        true
     }
     /// Streaming passes the step through: a stream is fed its real steps only, so there
     /// is nothing to mask.

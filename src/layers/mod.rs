@@ -159,6 +159,13 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
         self.forward_masked(x, mask, mode)
     }
 
+    /// Whether the layer runs one step at a time ([`Layer::step`]). A model streams only
+    /// when every layer does; it asks once, when a stream starts. Default `false`; layers
+    /// that implement `step` return `true`.
+    fn streams(&self) -> bool {
+        false
+    }
+
     /// One step of streaming inference without allocating (after the first call at a
     /// batch size): `x` `[batch, features]` → `out` `[batch, output features]` (resized on
     /// the first call only), from `states` (as [`Layer::infer_with_states`]), which are
@@ -338,6 +345,16 @@ pub trait LayerConfig<F: Float>: Debug {
 #[derive(Debug, Clone, Default)]
 pub struct StepWork<F> {
     pub(crate) bufs: [Array2<F>; 6],
+}
+
+/// The error of a layer given an input shape it cannot take: `needs` says what it reads
+/// (`"RepeatVector needs [batch, features]"`); the shape it got is appended.
+pub(crate) fn wrong_input(layer: &str, needs: &str, input: &[Dim]) -> Error {
+    Error::Incompatible {
+        layer: layer.to_string(),
+        previous: "its input".into(),
+        reason: format!("{needs}, got {}", format_shape(input)),
+    }
 }
 
 /// `a`, reallocated only when its shape is not `shape`.

@@ -1,7 +1,7 @@
 //! Weightless sequence layers: `GlobalAveragePooling1D` (mask-aware mean over time) and
 //! `RepeatVector` (one vector at every step).
 
-use super::{check_dy, check_seq, format_shape, positive, Dim, Layer, LayerConfig, Mask, Mode};
+use super::{check_dy, check_seq, positive, wrong_input, Dim, Layer, LayerConfig, Mask, Mode};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
@@ -122,14 +122,11 @@ impl<F: Float> Layer<F> for GlobalAveragePooling1D {
     fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
         match input {
             [_, f] => Ok(vec![*f]),
-            _ => Err(Error::Incompatible {
-                layer: self.name.clone(),
-                previous: "its input".into(),
-                reason: format!(
-                    "pooling over time needs [batch, steps, features], got {}",
-                    format_shape(input)
-                ),
-            }),
+            _ => Err(wrong_input(
+                &self.name,
+                "pooling over time needs [batch, steps, features]",
+                input,
+            )),
         }
     }
     fn forward_masked(
@@ -256,14 +253,11 @@ impl<F: Float> Layer<F> for RepeatVector {
     fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
         match input {
             [f] => Ok(vec![Some(self.n), *f]),
-            _ => Err(Error::Incompatible {
-                layer: self.name.clone(),
-                previous: "its input".into(),
-                reason: format!(
-                    "RepeatVector needs [batch, features], got {}",
-                    format_shape(input)
-                ),
-            }),
+            _ => Err(wrong_input(
+                &self.name,
+                "RepeatVector needs [batch, features]",
+                input,
+            )),
         }
     }
     fn forward_masked(

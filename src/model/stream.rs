@@ -14,6 +14,8 @@ use ndarray::{Array2, ArrayView2};
 #[derive(Debug, Clone)]
 pub struct StreamState<F> {
     batch: usize,
+    /// The first layer that cannot run one step at a time, if any (asked once, here).
+    refused: Option<String>,
     states: Vec<Vec<Array2<F>>>,
     work: Vec<StepWork<F>>,
     outs: Vec<Array2<F>>,
@@ -36,6 +38,11 @@ impl<F: Float> Sequential<F> {
     pub fn stream_state(&self, batch: usize) -> StreamState<F> {
         StreamState {
             batch,
+            refused: self
+                .layers()
+                .iter()
+                .find(|l| !l.streams())
+                .map(|l| format!("{} ({})", l.name(), l.type_name())),
             states: self.zero_states(batch),
             work: vec![StepWork::default(); self.layers().len()],
             outs: vec![Array2::zeros((0, 0)); self.layers().len()],
@@ -46,7 +53,8 @@ impl<F: Float> Sequential<F> {
     /// [`StreamState::states`] gives them).
     ///
     /// # Errors
-    /// [`Error::Shape`] when the states do not fit the model's layers.
+    /// [`Error::Shape`] when the states do not fit the model's layers, [`Error::Data`] for a
+    /// non-finite value.
     pub fn stream_state_from(&self, states: Vec<Vec<Array2<F>>>) -> Result<StreamState<F>> {
         let batch = states
             .iter()
@@ -69,6 +77,16 @@ impl<F: Float> Sequential<F> {
                     .flat_map(|s| s.shape().to_vec())
                     .collect(),
             });
+        }
+        if let Some(i) = states
+            .iter()
+            .flatten()
+            .position(|s| s.iter().any(|v| !v.is_finite()))
+        {
+            return Err(Error::Data(format!(
+                "{}: stream state {i} has a non-finite value",
+                self.name()
+            )));
         }
         let mut st = self.stream_state(batch);
         st.states = states;
@@ -124,14 +142,12 @@ impl<F: Float> Sequential<F> {
                 reason: "the stream state is not this model's (or the model has no layers)".into(),
             });
         }
-        if let Some(bad) = self
-            .layers()
-            .iter()
-            .find(|l| l.type_name() == "Bidirectional")
-        {
+        if let Some(layer) = &state.refused {
             return Err(Error::Unsupported {
-                layer: bad.name().to_string(),
-                reason: "a Bidirectional layer needs the whole sequence: it cannot stream".into(),
+                layer: layer.clone(),
+                reason: "this layer cannot run one step at a time (a Bidirectional layer \
+                         needs the steps to come), so the model cannot stream"
+                    .into(),
             });
         }
         let layers = self.layers();

@@ -3,7 +3,7 @@
 
 use super::config::EsnConfig;
 use super::kernel::Kernel;
-use super::run::{states, Step};
+use super::run::{advance, states, Step};
 use crate::eigen::spectral_radius;
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -422,25 +422,52 @@ impl<F: Float> EchoStateNetwork<F> {
         let x0 = first.view().insert_axis(Axis(0)).to_owned();
         self.check_series(x0.view(), "first")?;
         let mut out = Array2::<F>::zeros((steps, f));
-        let mut x = x0;
-        let mut h = self.state.clone();
-        // The readout in f64 once, not once per generated step.
+        let mut x = x0.row(0).to_vec();
+        let mut h = self.state.to_vec();
+        // Buffers and the readout in f64 made once: nothing is allocated per step.
         let w_out64 = w_out.mapv(|v| v.to_f64().unwrap_or(f64::NAN));
+        let n = self.units();
+        let mut row = vec![F::zero(); n];
+        let mut y = vec![0.0f64; f];
+        let step = Step {
+            kernel: &self.kernel,
+            leak: self.config.leak_rate,
+        };
         for k in 0..steps {
-            let hk = self.run_reservoir(x.view(), h.view());
-            h = hk.row(0).to_owned();
-            let phi = Self::design(x.view(), hk.view());
-            let y = phi.dot(&w_out64).mapv(F::c);
+            // The input term x·W_in + b, then the reservoir step.
+            for (r, &bv) in row.iter_mut().zip(self.b.iter()) {
+                *r = bv;
+            }
+            for (xi, wr) in x.iter().zip(self.w_in.rows()) {
+                for (r, &w) in row.iter_mut().zip(wr.iter()) {
+                    *r += *xi * w;
+                }
+            }
+            advance(&step, &mut row, &mut h);
+            // y = [1, x, h]·W_out in f64.
+            for (j, yj) in y.iter_mut().enumerate() {
+                let col = w_out64.column(j);
+                let mut s = col[0];
+                for (i, &xi) in x.iter().enumerate() {
+                    s += xi.to_f64().unwrap_or(f64::NAN) * col[1 + i];
+                }
+                for (i, &hi) in h.iter().enumerate() {
+                    s += hi.to_f64().unwrap_or(f64::NAN) * col[1 + f + i];
+                }
+                *yj = s;
+            }
             if y.iter().any(|v| !v.is_finite()) {
                 return Err(Error::Data(format!(
                     "{}: the generated series diverged at step {k}",
                     self.name()
                 )));
             }
-            out.row_mut(k).assign(&y.row(0));
-            x = y;
+            for (xi, (o, &yj)) in x.iter_mut().zip(out.row_mut(k).iter_mut().zip(&y)) {
+                *o = F::c(yj);
+                *xi = *o;
+            }
         }
-        self.state = h;
+        self.state = Array1::from(h);
         Ok(out)
     }
 }

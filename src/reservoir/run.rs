@@ -50,19 +50,25 @@ fn leaky<F: Float>(keep: F, a: F, pre: F, prev: F) -> F {
     keep * prev + a * pre.tanh()
 }
 
-fn serial<F: Float>(step: &Step<'_, F>, mut states: ArrayViewMut2<'_, F>, h0: &[F]) {
+/// One step on one thread: `row` holds the step's input term `x·W_in + b` and becomes the
+/// new state; `prev` (the previous state) becomes it too. Allocation-free.
+pub(crate) fn advance<F: Float>(step: &Step<'_, F>, row: &mut [F], prev: &mut [F]) {
     let a = F::c(step.leak);
     let keep = F::one() - a;
+    step.kernel.add_product_cols(prev, 0, row);
+    for (r, p) in row.iter_mut().zip(prev.iter_mut()) {
+        *r = leaky(keep, a, *r, *p);
+        *p = *r;
+    }
+}
+
+fn serial<F: Float>(step: &Step<'_, F>, mut states: ArrayViewMut2<'_, F>, h0: &[F]) {
     let mut prev = h0.to_vec();
     for mut row in states.rows_mut() {
         let row = row
             .as_slice_mut()
             .expect("invariant: rows of a fresh standard-layout array are contiguous");
-        step.kernel.add_product_cols(&prev, 0, row);
-        for (r, p) in row.iter_mut().zip(prev.iter_mut()) {
-            *r = leaky(keep, a, *r, *p);
-            *p = *r;
-        }
+        advance(step, row, &mut prev);
     }
 }
 

@@ -10,7 +10,7 @@ use crate::init::StdRng;
 use crate::layers::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use crate::layers::spec::take_key;
 use crate::layers::LayerSpec;
-use crate::layers::{check_weight_size, format_shape, positive, Dim};
+use crate::layers::{check_weight_size, positive, wrong_input, Dim};
 use ndarray_rand::rand::Rng;
 use serde::de;
 use serde::ser::SerializeMap;
@@ -368,14 +368,11 @@ fn gated<K: CellConfig>() -> bool {
 pub(crate) fn seq_input(layer: &str, input: &[Dim]) -> Result<(Dim, usize)> {
     match input {
         [steps, Some(f)] => Ok((*steps, *f)),
-        _ => Err(Error::Incompatible {
-            layer: layer.to_string(),
-            previous: "its input".into(),
-            reason: format!(
-                "a recurrent layer needs 3-D input [batch, steps, features], got {}",
-                format_shape(input)
-            ),
-        }),
+        _ => Err(wrong_input(
+            layer,
+            "a recurrent layer needs 3-D input [batch, steps, features]",
+            input,
+        )),
     }
 }
 

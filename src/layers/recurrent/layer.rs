@@ -102,7 +102,7 @@ impl<C: Cell> Recurrent<C> {
         let b = check_seq(self.lname(), x, self.cell.input_dim())?.dim().0;
         let (blocks, u) = (C::STATE_BLOCKS, self.cell.units());
         let mut init = Array2::zeros((b, blocks * u));
-        gather_states(self.lname(), states, blocks, u, b, init.view_mut())?;
+        gather_states(self.lname(), states, blocks, u, b, true, init.view_mut())?;
         Ok(init)
     }
 
@@ -511,6 +511,9 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         self.trained = mode == Mode::Train;
         Ok(out)
     }
+    fn streams(&self) -> bool {
+        true
+    }
     fn step(
         &self,
         x: ArrayView2<'_, C::F>,
@@ -539,6 +542,7 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
             blocks,
             u,
             b,
+            false, // a stream's own states: checked when they came in
             ensure(prev, (b, sw)).view_mut(),
         )?;
         let w = cell.weights();
@@ -591,7 +595,7 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         let (blocks, u) = (C::STATE_BLOCKS, self.cell.units());
         let b = states.first().map_or(0, |s| s.nrows());
         let mut block = Array2::zeros((b, blocks * u));
-        gather_states(self.lname(), states, blocks, u, b, block.view_mut())?;
+        gather_states(self.lname(), states, blocks, u, b, true, block.view_mut())?;
         self.carried.set(Some(block));
         Ok(())
     }

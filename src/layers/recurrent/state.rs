@@ -7,13 +7,16 @@ use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use std::sync::Mutex;
 
 /// Checks a layer's states in Keras order (`blocks` arrays of `[batch, units]`) and copies
-/// them into the loop's `[batch, blocks·units]` layout `into`.
+/// them into the loop's `[batch, blocks·units]` layout `into`. States that come from the
+/// user are also checked finite (`check_values`); a stream's own states need not be, on
+/// every step.
 pub(super) fn gather_states<F: Float>(
     layer: &str,
     states: &[Array2<F>],
     blocks: usize,
     units: usize,
     batch: usize,
+    check_values: bool,
     mut into: ArrayViewMut2<'_, F>,
 ) -> Result<()> {
     if states.len() != blocks {
@@ -33,7 +36,7 @@ pub(super) fn gather_states<F: Float>(
                 got: st.shape().to_vec(),
             });
         }
-        if st.iter().any(|v| !v.is_finite()) {
+        if check_values && st.iter().any(|v| !v.is_finite()) {
             return Err(Error::Data(format!(
                 "{layer}: state {i} has a non-finite value"
             )));
