@@ -124,6 +124,16 @@ fn gradients_with_the_masks_held_fixed() {
             Box::new(gru_before()),
         ),
         (
+            "Gru reset_before dropout + recurrent_dropout",
+            Box::new(gru_before().dropout(0.5).recurrent_dropout(0.3).seed(10)),
+            Box::new(gru_before()),
+        ),
+        (
+            "Lstm dropout",
+            Box::new(lstm().dropout(0.5).seed(11)),
+            Box::new(lstm()),
+        ),
+        (
             "Gru reset_before dropout",
             Box::new(gru_before().dropout(0.3).seed(4)),
             Box::new(gru_before()),
@@ -334,4 +344,147 @@ fn the_dropout_layer_scales_kept_values_and_routes_the_gradient_through_its_mask
     assert!(Sequential::<f64>::new(&[4, 3])
         .push(rnnkit::DropoutConfig::new(1.0))
         .is_err());
+}
+
+/// The outputs of a one-unit, one-feature layer's training pass over `rows` copies of the
+/// sequence `xs` (weights `[kernel, recurrent_kernel]`, no bias), one value per row.
+fn outputs(cfg: &dyn LayerConfig<f64>, k: &[f64], r: &[f64], xs: &[f64], rows: usize) -> Vec<f64> {
+    let t = xs.len();
+    let mut m = model_1(cfg, t);
+    let g = k.len();
+    m.set_weights(&[
+        ArrayD::from_shape_vec(IxDyn(&[1, g]), k.to_vec()).unwrap(),
+        ArrayD::from_shape_vec(IxDyn(&[1, g]), r.to_vec()).unwrap(),
+    ])
+    .unwrap();
+    let x = ArrayD::from_shape_fn(IxDyn(&[rows, t, 1]), |i| xs[i[1]]);
+    m.forward(&x, Mode::Train)
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
+}
+
+fn model_1(layer: &dyn LayerConfig<f64>, steps: usize) -> Sequential<f64> {
+    let mut m = Sequential::<f64>::new(&[steps, 1]);
+    m.add(layer).unwrap();
+    m
+}
+
+/// Every output is one of `expected` (a value per combination of the gates' masks), and
+/// every combination occurs: the gates draw their masks independently.
+fn assert_combinations(label: &str, ys: &[f64], expected: &[(String, f64)]) {
+    let mut seen = vec![0usize; expected.len()];
+    for &y in ys {
+        // Combinations that give the same output (a gate that cannot matter) count together.
+        let mut hit = false;
+        for (n, (_, e)) in seen.iter_mut().zip(expected) {
+            if (y - e).abs() < 1e-12 {
+                *n += 1;
+                hit = true;
+            }
+        }
+        assert!(hit, "{label}: output {y} matches no combination of masks");
+    }
+    for ((combo, _), n) in expected.iter().zip(&seen) {
+        assert!(
+            *n > 0,
+            "{label}: masks {combo} never drawn in {} rows",
+            ys.len()
+        );
+    }
+}
+
+fn sig(a: f64) -> f64 {
+    1.0 / (1.0 + (-a).exp())
+}
+
+/// The 2^n combinations of n gate masks of rate 0.5 (kept values scaled by 2).
+fn combos(n: usize) -> impl Iterator<Item = Vec<f64>> {
+    (0..1usize << n).map(move |c| (0..n).map(|k| 2.0 * ((c >> k) & 1) as f64).collect())
+}
+
+#[test]
+fn with_recurrent_dropout_each_gate_draws_its_own_masks_as_keras_implementation_1() {
+    // Keras 3 switches LSTM and GRU to implementation 1 when recurrent_dropout > 0 and
+    // then draws one mask per gate, for the inputs and for h_{t−1}. One unit and one
+    // feature make every combination of the gates' masks give its own output; an
+    // independent formula per combination is the reference.
+    let (ki, kf, kg, ko) = (1.0, -0.3, 0.7_f64, -0.4);
+    let k = [ki, kf, kg, ko];
+    let zero = [0.0; 4];
+    let rows = 3000;
+    // LSTM, input masks, one step (h_0 = 0, so only the input masks matter).
+    let lstm = LstmConfig::new(1).use_bias(false).seed(21);
+    let expected: Vec<_> = combos(4)
+        .map(|d| {
+            let c = sig(d[0] * ki) * (d[2] * kg).tanh();
+            (format!("{d:?}"), sig(d[3] * ko) * c.tanh())
+        })
+        .collect();
+    let ys = outputs(
+        &lstm.clone().dropout(0.5).recurrent_dropout(0.5),
+        &k,
+        &zero,
+        &[1.0],
+        rows,
+    );
+    assert_combinations("LSTM input masks", &ys, &expected);
+    // Without recurrent dropout (Keras's implementation 2) one input mask serves all gates.
+    let ys = outputs(&lstm.clone().dropout(0.5), &k, &zero, &[1.0], rows);
+    assert_combinations(
+        "LSTM shared input mask",
+        &ys,
+        &[expected[0].clone(), expected[15].clone()],
+    );
+
+    // LSTM, recurrent masks: step 1 from x = 1 without dropout of h_0 = 0, step 2 from
+    // x = 0 through each gate's masked h_1.
+    let r = [0.9, -1.1, 1.3, 0.6];
+    let c1 = sig(ki) * kg.tanh();
+    let h1 = sig(ko) * c1.tanh();
+    let expected: Vec<_> = combos(4)
+        .map(|m| {
+            let a: Vec<f64> = (0..4).map(|g| m[g] * h1 * r[g]).collect();
+            let c2 = sig(a[1]) * c1 + sig(a[0]) * a[2].tanh();
+            (format!("{m:?}"), sig(a[3]) * c2.tanh())
+        })
+        .collect();
+    let ys = outputs(&lstm.recurrent_dropout(0.5), &k, &r, &[1.0, 0.0], rows);
+    assert_combinations("LSTM recurrent masks", &ys, &expected);
+
+    // GRU (reset_after, Keras's default), recurrent masks: z, r and the candidate's
+    // product see h_1 under three masks; the update keeps h_1 whole.
+    let (kz, kr, kh) = (0.8, -0.5, 1.2_f64);
+    let (rz, rr, rh) = (0.7, -0.9, 1.1);
+    let h1 = (1.0 - sig(kz)) * kh.tanh();
+    let expected: Vec<_> = combos(3)
+        .map(|m| {
+            let (mz, mr, mh) = (m[0] * h1 * rz, m[1] * h1 * rr, m[2] * h1 * rh);
+            let (z, rg) = (sig(mz), sig(mr));
+            let hh = (rg * mh).tanh();
+            (format!("{m:?}"), z * h1 + (1.0 - z) * hh)
+        })
+        .collect();
+    let gru = GruConfig::new(1)
+        .use_bias(false)
+        .recurrent_dropout(0.5)
+        .seed(22);
+    let ys = outputs(&gru, &[kz, kr, kh], &[rz, rr, rh], &[1.0, 0.0], rows);
+    assert_combinations("GRU recurrent masks", &ys, &expected);
+    // GRU reset_before: ĥ = tanh((r ⊙ h_1⊙m_h)·R_h).
+    let expected: Vec<_> = combos(3)
+        .map(|m| {
+            let (z, rg) = (sig(m[0] * h1 * rz), sig(m[1] * h1 * rr));
+            let hh = (rg * m[2] * h1 * rh).tanh();
+            (format!("{m:?}"), z * h1 + (1.0 - z) * hh)
+        })
+        .collect();
+    let gru = GruConfig::new(1)
+        .use_bias(false)
+        .reset_after(false)
+        .recurrent_dropout(0.5)
+        .seed(23);
+    let ys = outputs(&gru, &[kz, kr, kh], &[rz, rr, rh], &[1.0, 0.0], rows);
+    assert_combinations("GRU reset_before recurrent masks", &ys, &expected);
 }

@@ -149,12 +149,13 @@ pub struct GruCell<F: Float> {
 }
 
 impl<F: Float> GruCell<F> {
-    /// A step whose recurrent products see `seen` and whose update mixes in `prev`.
+    /// A step whose update mixes in `prev` and whose recurrent products see `prev`, or
+    /// under recurrent dropout block `k` of `seen` `[B, 3u]` (`h_{t−1}⊙m_k`) for gate `k`.
     fn step_impl(
         &self,
         xw: ArrayView2<'_, F>,
         prev: ArrayView2<'_, F>,
-        seen: ArrayView2<'_, F>,
+        seen: Option<ArrayView2<'_, F>>,
         next: ArrayViewMut2<'_, F>,
         mut cache: ArrayViewMut2<'_, F>,
         scratch: &mut Array2<F>,
@@ -165,8 +166,12 @@ impl<F: Float> GruCell<F> {
         let r_all = self.w.recurrent_kernel.v2();
         let rows = prev.nrows();
         if self.reset_after {
-            // mh = h_{t-1}·R + b_rec, all three blocks in one product.
-            self.w.times_r(&seen, F::zero(), &mut scratch.view_mut());
+            // mh = h_{t-1}·R + b_rec, all three blocks in one product (one per gate under
+            // per-gate masks).
+            match seen {
+                None => self.w.times_r(&prev, F::zero(), &mut scratch.view_mut()),
+                Some(sn) => self.w.times_r_gates(&sn, 3, &mut scratch.view_mut()),
+            }
             let rb = self.recurrent_bias();
             let br = rb.as_ref().map_or(&self.zeros[..], |b| {
                 b.as_slice().expect("contiguous bias row")
@@ -199,19 +204,22 @@ impl<F: Float> GruCell<F> {
             }
         } else {
             // z and r from h_{t-1}·R_zr, then ĥ from (r⊙h_{t-1})·R_h.
-            step_mm(
-                &seen,
-                &r_all.slice(s![.., ..2 * u]),
-                F::zero(),
-                &mut scratch.slice_mut(s![.., ..2 * u]),
-            );
+            match seen {
+                None => step_mm(
+                    &prev,
+                    &r_all.slice(s![.., ..2 * u]),
+                    F::zero(),
+                    &mut scratch.slice_mut(s![.., ..2 * u]),
+                ),
+                Some(sn) => self.w.times_r_gates(&sn, 2, &mut scratch.view_mut()),
+            }
+            // What ĥ's product sees of h_{t−1}: row b, column j at `p[b * stride + off + j]`.
+            let (p, stride, off) = match &seen {
+                None => (sl(prev), u, 0),
+                Some(sn) => (sl(sn.view()), 3 * u, 2 * u),
+            };
             {
-                let (xw, sc, p, ca) = (
-                    sl(xw),
-                    sl(scratch.view()),
-                    sl(seen),
-                    sl_mut(cache.view_mut()),
-                );
+                let (xw, sc, ca) = (sl(xw), sl(scratch.view()), sl_mut(cache.view_mut()));
                 for b in 0..rows {
                     let a = &xw[b * 3 * u..(b + 1) * 3 * u];
                     let m = &sc[b * 3 * u..(b + 1) * 3 * u];
@@ -221,7 +229,7 @@ impl<F: Float> GruCell<F> {
                     }
                     ract.apply_slice(&mut ca[..2 * u]); // z, r
                     for j in 0..u {
-                        ca[3 * u + j] = ca[u + j] * p[b * u + j]; // r⊙h_{t-1}
+                        ca[3 * u + j] = ca[u + j] * p[b * stride + off + j]; // r⊙h_{t-1}
                     }
                 }
             }
@@ -254,14 +262,14 @@ impl<F: Float> GruCell<F> {
         }
     }
 
-    /// The backward of [`GruCell::step_impl`]: `s.prev` the true previous state, `seen` what
-    /// the products saw, `mask` the recurrent dropout mask (the products' part of the
-    /// gradient is multiplied by it; the update's part is not).
+    /// The backward of [`GruCell::step_impl`]: `s.prev` the true previous state; under
+    /// recurrent dropout `dropped` holds `seen` (what the products saw) and the masks
+    /// `[B, 3u]` (each product's part of the gradient is multiplied by its gate's mask; the
+    /// update's part is not).
     fn backward_impl(
         &self,
         s: BackwardStep<'_, F>,
-        seen: ArrayView2<'_, F>,
-        mask: Option<ArrayView2<'_, F>>,
+        dropped: Option<(ArrayView2<'_, F>, ArrayView2<'_, F>)>,
         scratch: &mut Array2<F>,
     ) {
         let BackwardStep {
@@ -306,15 +314,16 @@ impl<F: Float> GruCell<F> {
                     }
                 });
             }
-            // dh_{t-1} += d_mh·Rᵀ (⊙ the mask: the product saw h_{t-1}⊙m).
-            match mask {
+            // dh_{t-1} += d_mh·Rᵀ (per gate ⊙ its mask: gate k's product saw h_{t-1}⊙m_k).
+            match dropped {
                 None => self.w.times_rt(&d_rw.view(), F::one(), &mut d_prev),
-                Some(m) => {
-                    let mut part = scratch.slice_mut(s![.., ..u]);
-                    self.w.times_rt(&d_rw.view(), F::zero(), &mut part);
-                    part *= &m;
-                    d_prev += &part;
-                }
+                Some((_, m)) => self.w.times_rt_gates_masked(
+                    &d_rw.view(),
+                    &m,
+                    3,
+                    &mut scratch.view_mut(),
+                    &mut d_prev,
+                ),
             }
         } else {
             {
@@ -340,46 +349,43 @@ impl<F: Float> GruCell<F> {
                 F::zero(),
                 &mut scratch.slice_mut(s![.., ..u]),
             );
-            // The products' part of dh_{t-1}: into d_prev directly, or (with a mask) into
-            // scratch columns u..2u, masked, then added.
+            // The products' part of dh_{t-1}, each times its gate's mask under dropout.
             let g = 3 * u;
             {
-                let (p, ca) = (sl(seen), sl(cache));
+                let ca = sl(cache);
+                // What ĥ's product saw of h_{t−1}, and its mask (row b, column j at
+                // `[b * stride + off + j]`).
+                let (p, m, stride, off) = match &dropped {
+                    None => (sl(prev), None, u, 0),
+                    Some((sn, m)) => (sl(sn.view()), Some(sl(m.view())), g, 2 * u),
+                };
                 let dx = sl_mut(d_xw.view_mut());
-                let sc = scratch
-                    .as_slice_mut()
-                    .expect("invariant: contiguous scratch");
+                let sc = sl(scratch.view());
                 let dp = sl_mut(d_prev.view_mut());
                 with_derivatives!(act, ract, |_dact, dract| for b in 0..rows {
                     for j in 0..u {
                         let r = ca[b * 4 * u + u + j];
                         let d_rh = sc[b * g + j];
-                        dx[b * g + u + j] = d_rh * p[b * u + j] * dract.d(r);
-                        match mask {
-                            None => dp[b * u + j] += d_rh * r,
-                            Some(_) => sc[b * g + u + j] = d_rh * r,
-                        }
+                        let at = b * stride + off + j;
+                        dx[b * g + u + j] = d_rh * p[at] * dract.d(r);
+                        dp[b * u + j] += d_rh * r * m.map_or(F::one(), |m| m[at]);
                     }
                 });
             }
-            match mask {
+            match dropped {
                 None => step_mm(
                     &d_xw.slice(s![.., ..2 * u]),
                     &r_all.slice(s![.., ..2 * u]).t(),
                     F::one(),
                     &mut d_prev,
                 ),
-                Some(m) => {
-                    let mut part = scratch.slice_mut(s![.., u..2 * u]);
-                    step_mm(
-                        &d_xw.slice(s![.., ..2 * u]),
-                        &r_all.slice(s![.., ..2 * u]).t(),
-                        F::one(),
-                        &mut part,
-                    );
-                    part *= &m;
-                    d_prev += &part;
-                }
+                Some((_, m)) => self.w.times_rt_gates_masked(
+                    &d_xw.view(),
+                    &m,
+                    2,
+                    &mut scratch.view_mut(),
+                    &mut d_prev,
+                ),
             }
         }
     }
@@ -428,11 +434,11 @@ impl<F: Float> Cell for GruCell<F> {
         cache: ArrayViewMut2<'_, F>,
         scratch: &mut Array2<F>,
     ) {
-        self.step_impl(xw, prev, prev, next, cache, scratch);
+        self.step_impl(xw, prev, None, next, cache, scratch);
     }
 
-    /// The products see `seen` (h_{t−1}⊙m); the update `z⊙h_{t−1} + (1−z)⊙ĥ` keeps the
-    /// true `h_{t−1}`.
+    /// Gate k's product sees block k of `seen` (h_{t−1}⊙m_k); the update
+    /// `z⊙h_{t−1} + (1−z)⊙ĥ` keeps the true `h_{t−1}`.
     fn step_dropped(
         &self,
         xw: ArrayView2<'_, F>,
@@ -442,12 +448,11 @@ impl<F: Float> Cell for GruCell<F> {
         cache: ArrayViewMut2<'_, F>,
         scratch: &mut Array2<F>,
     ) {
-        self.step_impl(xw, prev, seen, next, cache, scratch);
+        self.step_impl(xw, prev, Some(seen), next, cache, scratch);
     }
 
     fn step_backward(&self, s: BackwardStep<'_, F>, scratch: &mut Array2<F>) {
-        let prev = s.prev;
-        self.backward_impl(s, prev, None, scratch);
+        self.backward_impl(s, None, scratch);
     }
 
     fn step_backward_dropped(
@@ -457,7 +462,7 @@ impl<F: Float> Cell for GruCell<F> {
         mask: ArrayView2<'_, F>,
         scratch: &mut Array2<F>,
     ) {
-        self.backward_impl(s, seen, Some(mask), scratch);
+        self.backward_impl(s, Some((seen, mask)), scratch);
     }
     fn accumulate_grads(&mut self, g: SequenceGrads<'_, F>) {
         let SequenceGrads {
@@ -466,13 +471,14 @@ impl<F: Float> Cell for GruCell<F> {
             cache,
             d_xw,
             d_rw,
+            per_gate,
         } = g;
         let u = self.units();
         if self.reset_after {
-            self.w.accumulate(x, prev, d_xw, d_rw, u, 3 * u);
+            self.w.accumulate(x, prev, d_xw, d_rw, u, 3 * u, per_gate);
         } else {
             // z and r blocks from h_{t-1}; the h block from r⊙h_{t-1} (cached).
-            self.w.accumulate(x, prev, d_xw, d_rw, u, 2 * u);
+            self.w.accumulate(x, prev, d_xw, d_rw, u, 2 * u, per_gate);
             let mut dr = self.w.recurrent_kernel.g2();
             crate::parallel::gemm(
                 F::one(),

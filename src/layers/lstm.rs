@@ -160,10 +160,65 @@ impl<F: Float> Cell for LstmCell<F> {
         cache: ArrayViewMut2<'_, F>,
         scratch: &mut Array2<F>,
     ) {
-        let u = self.units();
         // One fused product for all four gates.
+        self.w.times_r(
+            &prev.slice(s![.., ..self.units()]),
+            F::zero(),
+            &mut scratch.view_mut(),
+        );
+        self.gates(xw, prev, next, cache, scratch);
+    }
+
+    /// Each gate's product sees its own masked `h_{t−1}`; `c_{t−1}` is whole.
+    fn step_dropped(
+        &self,
+        xw: ArrayView2<'_, F>,
+        prev: ArrayView2<'_, F>,
+        seen: ArrayView2<'_, F>,
+        next: ArrayViewMut2<'_, F>,
+        cache: ArrayViewMut2<'_, F>,
+        scratch: &mut Array2<F>,
+    ) {
+        self.w.times_r_gates(&seen, 4, &mut scratch.view_mut());
+        self.gates(xw, prev, next, cache, scratch);
+    }
+
+    fn step_backward(&self, s: BackwardStep<'_, F>, _scratch: &mut Array2<F>) {
+        let u = self.units();
+        let (d_xw, mut d_prev) = self.gates_backward(s);
+        // dh_{t-1} = d_a·Rᵀ (all gates in one product).
         self.w
-            .times_r(&prev.slice(s![.., ..u]), F::zero(), &mut scratch.view_mut());
+            .times_rt(&d_xw.view(), F::zero(), &mut d_prev.slice_mut(s![.., ..u]));
+    }
+
+    fn step_backward_dropped(
+        &self,
+        s: BackwardStep<'_, F>,
+        _seen: ArrayView2<'_, F>,
+        mask: ArrayView2<'_, F>,
+        scratch: &mut Array2<F>,
+    ) {
+        let u = self.units();
+        let (d_xw, mut d_prev) = self.gates_backward(s);
+        // dh_{t-1} = Σ_k (d_a_k·R_kᵀ)⊙m_k.
+        let mut dh = d_prev.slice_mut(s![.., ..u]);
+        dh.fill(F::zero());
+        self.w
+            .times_rt_gates_masked(&d_xw.view(), &mask, 4, &mut scratch.view_mut(), &mut dh);
+    }
+}
+
+impl<F: Float> LstmCell<F> {
+    /// The step after the recurrent products (in `scratch`): gates, `c_t` and `h_t`.
+    fn gates(
+        &self,
+        xw: ArrayView2<'_, F>,
+        prev: ArrayView2<'_, F>,
+        next: ArrayViewMut2<'_, F>,
+        cache: ArrayViewMut2<'_, F>,
+        scratch: &Array2<F>,
+    ) {
+        let u = self.units();
         let (act, ract) = (self.activation, self.recurrent_activation);
         let (xw, sc, prev, next, cache) = (
             sl(xw),
@@ -219,7 +274,12 @@ impl<F: Float> Cell for LstmCell<F> {
         }
     }
 
-    fn step_backward(&self, s: BackwardStep<'_, F>, _scratch: &mut Array2<F>) {
+    /// The backward of [`LstmCell::gates`]: writes `d_xw` (the pre-activation gradients)
+    /// and the `c` part of `d_prev`, and returns them for the product into `dh_{t−1}`.
+    fn gates_backward<'a>(
+        &self,
+        s: BackwardStep<'a, F>,
+    ) -> (ArrayViewMut2<'a, F>, ArrayViewMut2<'a, F>) {
         let BackwardStep {
             prev,
             next: _,
@@ -262,8 +322,6 @@ impl<F: Float> Cell for LstmCell<F> {
                 }
             });
         }
-        // dh_{t-1} = d_a·Rᵀ (all gates in one product).
-        self.w
-            .times_rt(&d_xw.view(), F::zero(), &mut d_prev.slice_mut(s![.., ..u]));
+        (d_xw, d_prev)
     }
 }

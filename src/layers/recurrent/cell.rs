@@ -68,10 +68,11 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static + sealed::Sealed {
     /// One backward step (see [`BackwardStep`]).
     fn step_backward(&self, s: BackwardStep<'_, Self::F>, scratch: &mut Array2<Self::F>);
 
-    /// [`Cell::step`] under recurrent dropout: the recurrent products see `seen` (`prev`
-    /// with its `h` block masked) while the state's own update uses `prev`. The default
-    /// steps on `seen`, right for cells whose `h_{t−1}` enters only the products (SimpleRNN,
-    /// LSTM, whose `c` is not masked).
+    /// [`Cell::step`] under recurrent dropout, Keras's per-gate form: gate `k`'s recurrent
+    /// product sees block `k` of `seen` `[B, G·u]` (`h_{t−1}⊙m_k`, one mask per gate, as
+    /// Keras's `implementation=1` draws them), while the state's own update uses `prev`.
+    /// The default steps on `seen`, right only for a one-gate cell whose state is `h`
+    /// (SimpleRNN); LSTM and GRU override it.
     fn step_dropped(
         &self,
         xw: ArrayView2<'_, Self::F>,
@@ -86,9 +87,9 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static + sealed::Sealed {
     }
 
     /// The backward of [`Cell::step_dropped`]: `s.prev` is the true previous state, `seen`
-    /// what the products saw, `mask` `[B, units]` the recurrent mask; writes `s.d_prev`
-    /// with respect to the true state. The default backpropagates through the step on
-    /// `seen` and multiplies the `h` gradient by the mask.
+    /// what the products saw `[B, G·u]`, `mask` `[B, G·u]` the per-gate recurrent masks;
+    /// writes `s.d_prev` with respect to the true state. The default (one gate, state `h`)
+    /// backpropagates through the step on `seen` and multiplies the gradient by the mask.
     fn step_backward_dropped(
         &self,
         s: BackwardStep<'_, Self::F>,
@@ -127,7 +128,7 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static + sealed::Sealed {
     fn accumulate_grads(&mut self, g: SequenceGrads<'_, Self::F>) {
         let (u, gw) = (self.units(), self.gate_width());
         self.weights_mut()
-            .accumulate(g.x, g.prev, g.d_xw, g.d_rw, u, gw);
+            .accumulate(g.x, g.prev, g.d_xw, g.d_rw, u, gw, g.per_gate);
     }
 
     /// Called before each pass (`backward` false for forward, true for backward) with the
@@ -177,9 +178,11 @@ pub struct BackwardStep<'a, F> {
 /// The whole sequence's rows (steps × batch) from which the weight gradients are formed.
 #[derive(Debug)]
 pub struct SequenceGrads<'a, F> {
-    /// Inputs `[N, F]`.
+    /// Inputs `[N, F]` (`[N, G·F]` when `per_gate`: gate `k`'s block is the input as its
+    /// product saw it, under its own dropout mask).
     pub x: ArrayView2<'a, F>,
-    /// Previous states `[N, S]`.
+    /// Previous states `[N, S]` (`[N, G·u]` when `per_gate`: gate `k`'s block is
+    /// `h_{t−1}⊙m_k`, what its recurrent product saw).
     pub prev: ArrayView2<'a, F>,
     /// Caches `[N, C]`.
     pub cache: ArrayView2<'a, F>,
@@ -187,6 +190,8 @@ pub struct SequenceGrads<'a, F> {
     pub d_xw: ArrayView2<'a, F>,
     /// Gradients w.r.t. the recurrent product `[N, G]` (`d_xw` unless separate).
     pub d_rw: ArrayView2<'a, F>,
+    /// True under recurrent dropout: `x` and `prev` hold one block per gate.
+    pub per_gate: bool,
 }
 
 /// Flat contiguous slice of a standard-layout view (all loop buffers are).

@@ -132,13 +132,13 @@ pub struct RecurrentConfig<K> {
     /// Carry the final state of each call into the next, sample by sample (Keras
     /// `stateful`): the first call fixes the batch size; `reset_states` zeroes the state.
     pub stateful: bool,
-    /// Fraction of input features dropped in training: one mask per sample and call,
-    /// shared by the gates and fixed across the steps (Keras's variational dropout; Keras
-    /// draws one per gate when `recurrent_dropout > 0`, rnnkit shares it still); kept
-    /// values are scaled by `1/(1 − rate)`.
+    /// Fraction of input features dropped in training: masks per sample and call, fixed
+    /// across the steps (Keras's variational dropout). As in Keras, one mask is shared by
+    /// the gates, unless `recurrent_dropout > 0`: then each gate draws its own (Keras's
+    /// `implementation=1`). Kept values are scaled by `1/(1 − rate)`.
     pub dropout: f64,
-    /// Fraction of `h_{t−1}` dropped where it enters the recurrent product, in training;
-    /// one mask per sample and call, fixed across the steps.
+    /// Fraction of `h_{t−1}` dropped where it enters the recurrent products, in training:
+    /// one mask per sample, gate and call, fixed across the steps.
     pub recurrent_dropout: f64,
     /// Seed of the dropout masks (`None`: drawn from the model's seed when the layer is
     /// built).
@@ -269,14 +269,17 @@ macro_rules! recurrent_layer_config {
                 self
             }
             /// Sets `dropout`: the fraction of input features dropped in training (one
-            /// mask per sample, fixed across the steps; identity at inference).
+            /// mask per sample, fixed across the steps, shared by the gates unless
+            /// `recurrent_dropout > 0`, then one per gate as in Keras; identity at
+            /// inference).
             pub fn dropout(mut self, rate: f64) -> Self {
                 self.0.dropout = rate;
                 self
             }
             /// Sets `recurrent_dropout`: the fraction of `h_{t−1}` dropped where it enters
-            /// the recurrent products in training (one mask per sample, fixed across the
-            /// steps; GRU's update `z⊙h_{t−1} + (1−z)⊙ĥ` keeps the whole state).
+            /// the recurrent products in training (one mask per sample and gate, fixed
+            /// across the steps; GRU's update `z⊙h_{t−1} + (1−z)⊙ĥ` keeps the whole
+            /// state).
             pub fn recurrent_dropout(mut self, rate: f64) -> Self {
                 self.0.recurrent_dropout = rate;
                 self

@@ -5,7 +5,7 @@ use super::cell::Cell;
 use super::cell::SequenceGrads;
 use super::config::{seq_input, CellConfig, RecurrentConfig};
 use super::state::{carried_initial, gather_states, scatter_states, Carried};
-use super::time_loop::{backward_loop, forward_loop, BackwardBuffers, OutGrad};
+use super::time_loop::{backward_loop, forward_loop, mask_h, BackwardBuffers, OutGrad};
 use super::workspace::{
     ensure2, ensure3, ensure_scratch, loop_threads, rows, Buffers, SpareBuffers,
 };
@@ -150,7 +150,9 @@ impl<C: Cell> Recurrent<C> {
                 .index_axis_mut(Axis(0), k)
                 .assign(&xv.index_axis(Axis(1), ti));
         }
-        // Dropout (training only): one mask per sample for the whole sequence.
+        // Dropout (training only): masks per sample, fixed for the whole sequence. With
+        // recurrent dropout Keras (`implementation=1`) draws one mask per gate, for the
+        // inputs and for h_{t−1}; without it, one input mask shared by the gates.
         let keep = |rate: f64| C::F::c(1.0 / (1.0 - rate));
         let draw = |rng: &mut StdRng, rate: f64, cols: usize| {
             Array2::from_shape_simple_fn((b, cols), || {
@@ -161,14 +163,39 @@ impl<C: Cell> Recurrent<C> {
                 }
             })
         };
+        let gates = C::GATES;
         (buf.in_mask, buf.rec_mask) = match drop {
-            Some(rng) => (
-                (config.dropout > 0.0).then(|| draw(rng, config.dropout, f)),
-                (config.recurrent_dropout > 0.0).then(|| draw(rng, config.recurrent_dropout, u)),
-            ),
+            Some(rng) => {
+                let per = if config.recurrent_dropout > 0.0 {
+                    gates
+                } else {
+                    1
+                };
+                (
+                    (config.dropout > 0.0).then(|| draw(rng, config.dropout, per * f)),
+                    (config.recurrent_dropout > 0.0)
+                        .then(|| draw(rng, config.recurrent_dropout, gates * u)),
+                )
+            }
             None => (None, None),
         };
-        if let Some(m) = &buf.in_mask {
+        let per_gate = buf.rec_mask.is_some();
+        if per_gate {
+            // Gate k's product sees x⊙d_k (or x when there is no input dropout).
+            ensure2(&mut buf.x_gates, (t * b, gates * f));
+            let x2 = rows(&buf.x);
+            for k in 0..gates {
+                let mut block = buf.x_gates.slice_mut(s![.., k * f..(k + 1) * f]);
+                block.assign(&x2);
+                if let Some(m) = &buf.in_mask {
+                    let dk = m.slice(s![.., k * f..(k + 1) * f]);
+                    // Rows are (step, sample) pairs: row i is sample i % b.
+                    for (i, mut row) in block.rows_mut().into_iter().enumerate() {
+                        row *= &dk.row(i % b);
+                    }
+                }
+            }
+        } else if let Some(m) = &buf.in_mask {
             for mut xk in buf.x.outer_iter_mut() {
                 xk *= m;
             }
@@ -179,22 +206,30 @@ impl<C: Cell> Recurrent<C> {
             })
         });
 
-        // The input projection of all steps: one matrix product.
+        // The input projection of all steps: one matrix product (one per gate block under
+        // per-gate masks).
         {
-            let x2 = rows(&buf.x);
             let (p, q, r) = buf.xw.dim();
             let mut xw2 = buf
                 .xw
                 .view_mut()
                 .into_shape_with_order((p * q, r))
                 .expect("standard layout");
-            parallel::gemm(
-                C::F::one(),
-                &x2,
-                &cell.weights().kernel.v2(),
-                C::F::zero(),
-                &mut xw2,
-            );
+            let kernel = cell.weights().kernel.v2();
+            if per_gate {
+                for k in 0..gates {
+                    let cols = k * u..(k + 1) * u;
+                    parallel::gemm(
+                        C::F::one(),
+                        &buf.x_gates.slice(s![.., k * f..(k + 1) * f]),
+                        &kernel.slice(s![.., cols.clone()]),
+                        C::F::zero(),
+                        &mut xw2.slice_mut(s![.., cols]),
+                    );
+                }
+            } else {
+                parallel::gemm(C::F::one(), &rows(&buf.x), &kernel, C::F::zero(), &mut xw2);
+            }
             if let Some(bias) = cell.weights().input_bias() {
                 xw2 += &bias;
             }
@@ -326,44 +361,80 @@ impl<C: Cell> Recurrent<C> {
             },
         );
 
-        // Weight gradients with whole-sequence products, against the previous states as
-        // the recurrent products saw them.
+        // Weight gradients with whole-sequence products, against the inputs and previous
+        // states as the products saw them.
+        let per_gate = buf.rec_mask.is_some();
         if let Some(m) = &buf.rec_mask {
             let u = self.cell.units();
-            ensure3(&mut buf.masked_prev, (t, b, sw));
-            buf.masked_prev.assign(&buf.states.slice(s![..t, .., ..]));
-            for mut k in buf.masked_prev.outer_iter_mut() {
-                let mut h = k.slice_mut(s![.., ..u]);
-                h *= m;
+            ensure3(&mut buf.masked_prev, (t, b, m.ncols()));
+            for (seen, prev) in buf
+                .masked_prev
+                .outer_iter_mut()
+                .zip(buf.states.outer_iter())
+            {
+                mask_h(seen, prev, m.view(), u);
             }
         }
-        let prev_states = if buf.rec_mask.is_some() {
-            buf.masked_prev.view()
+        let prev_states = if per_gate {
+            rows(&buf.masked_prev)
         } else {
-            buf.states.slice(s![..t, .., ..])
+            buf.states
+                .slice(s![..t, .., ..])
+                .into_shape_with_order((t * b, sw))
+                .expect("standard layout")
         };
-        let prev2 = prev_states
-            .into_shape_with_order((t * b, sw))
-            .expect("standard layout");
         let d_xw2 = rows(&buf.d_xw);
         let d_rw2 = if sep { rows(&buf.d_rw) } else { d_xw2.view() };
         self.cell.accumulate_grads(SequenceGrads {
-            x: rows(&buf.x),
-            prev: prev2,
+            x: if per_gate {
+                buf.x_gates.view()
+            } else {
+                rows(&buf.x)
+            },
+            prev: prev_states,
             cache: rows(&buf.cache),
             d_xw: d_xw2.view(),
             d_rw: d_rw2,
+            per_gate,
         });
 
-        // dL/dx of all steps: one product, then back to [batch, steps, features].
+        // dL/dx of all steps: one product (one per gate, under its mask, with per-gate
+        // masks), then back to [batch, steps, features].
+        let kernel = self.cell.weights().kernel.v2();
         let mut dxp = Array2::<C::F>::zeros((t * b, f));
-        parallel::gemm(
-            C::F::one(),
-            &d_xw2,
-            &self.cell.weights().kernel.v2().t(),
-            C::F::zero(),
-            &mut dxp.view_mut(),
-        );
+        if per_gate {
+            let u = self.cell.units();
+            let mut part = Array2::<C::F>::zeros((t * b, f));
+            for k in 0..C::GATES {
+                parallel::gemm(
+                    C::F::one(),
+                    &d_xw2.slice(s![.., k * u..(k + 1) * u]),
+                    &kernel.slice(s![.., k * u..(k + 1) * u]).t(),
+                    C::F::zero(),
+                    &mut part.view_mut(),
+                );
+                if let Some(m) = &buf.in_mask {
+                    let dk = m.slice(s![.., k * f..(k + 1) * f]);
+                    for mut step in part
+                        .view_mut()
+                        .into_shape_with_order((t, b, f))
+                        .expect("sized above")
+                        .outer_iter_mut()
+                    {
+                        step *= &dk;
+                    }
+                }
+                dxp += &part;
+            }
+        } else {
+            parallel::gemm(
+                C::F::one(),
+                &d_xw2,
+                &kernel.t(),
+                C::F::zero(),
+                &mut dxp.view_mut(),
+            );
+        }
         let dxp = dxp.into_shape_with_order((t, b, f)).expect("sized above");
         let mut dx = Array3::<C::F>::zeros((b, t, f));
         for k in 0..t {
@@ -375,7 +446,7 @@ impl<C: Cell> Recurrent<C> {
             dx.index_axis_mut(Axis(1), ti)
                 .assign(&dxp.index_axis(Axis(0), k));
         }
-        if let Some(m) = &self.buf.in_mask {
+        if let (Some(m), false) = (&self.buf.in_mask, per_gate) {
             for mut dk in dx.axis_iter_mut(Axis(1)) {
                 dk *= m;
             }

@@ -11,8 +11,8 @@ use std::ops::Range;
 /// (`states[0]` holds the initial state), `cache` `[T, b, C]`, `mask` `[T, b]`.
 /// Allocation-free: every step works in the given views.
 ///
-/// With a recurrent dropout mask `rec_mask` `[b, u]` the cell sees `h_{t−1}` masked (the
-/// state itself, and `c`, are kept whole).
+/// With recurrent dropout masks `rec_mask` `[b, G·u]` (one per gate) each gate's product
+/// sees `h_{t−1}` under its own mask (the state itself, and `c`, are kept whole).
 pub(super) fn forward_loop<C: Cell>(
     cell: &C,
     xw: ArrayView3<'_, C::F>,
@@ -23,15 +23,15 @@ pub(super) fn forward_loop<C: Cell>(
     scratch: &mut Array2<C::F>,
 ) {
     let u = cell.units();
-    // One buffer per call for the masked previous state.
-    let mut masked = rec_mask.map(|_| Array2::zeros((states.len_of(Axis(1)), cell.state_width())));
+    // One buffer per call for what the gates' products see.
+    let mut masked = rec_mask.map(|m| Array2::zeros(m.dim()));
     for k in 0..xw.len_of(Axis(0)) {
         let (done, mut todo) = states.view_mut().split_at(Axis(0), k + 1);
         let prev = done.index_axis(Axis(0), k);
         let mut next = todo.index_axis_mut(Axis(0), 0);
         match (&mut masked, &rec_mask) {
             (Some(buf), Some(m)) => {
-                mask_h(buf, prev.view(), m.view(), u);
+                mask_h(buf.view_mut(), prev.view(), m.view(), u);
                 cell.step_dropped(
                     xw.index_axis(Axis(0), k),
                     prev.view(),
@@ -60,16 +60,21 @@ pub(super) fn forward_loop<C: Cell>(
     }
 }
 
-/// `buf = prev` with its `h` block (the first `u` columns) multiplied by `m`.
+/// `seen[:, k] = h⊙m[:, k]` for every gate block `k`: what each gate's recurrent product
+/// sees under per-gate recurrent dropout (`h` the first `u` columns of `prev`).
 pub(super) fn mask_h<F: Float>(
-    buf: &mut Array2<F>,
+    mut seen: ArrayViewMut2<'_, F>,
     prev: ArrayView2<'_, F>,
     m: ArrayView2<'_, F>,
     u: usize,
 ) {
-    buf.assign(&prev);
-    let mut h = buf.slice_mut(s![.., ..u]);
-    h *= &m;
+    let h = prev.slice(s![.., ..u]);
+    for k in 0..m.ncols() / u {
+        let cols = k * u..(k + 1) * u;
+        let mut block = seen.slice_mut(s![.., cols.clone()]);
+        block.assign(&h);
+        block *= &m.slice(s![.., cols]);
+    }
 }
 
 /// The gradient arriving at the layer's output, for some batch rows.
@@ -92,7 +97,7 @@ impl<'a, F> OutGrad<'a, F> {
 
 /// The backward loop's working views for some batch rows.
 pub(super) struct BackwardBuffers<'a, F> {
-    /// The recurrent dropout mask `[b, u]`, if any.
+    /// The recurrent dropout masks `[b, G·u]`, if any.
     pub(super) rec_mask: Option<ArrayView2<'a, F>>,
     pub(super) d_xw: ArrayViewMut3<'a, F>,
     pub(super) d_rw: ArrayViewMut3<'a, F>,
@@ -124,7 +129,7 @@ pub(super) fn backward_loop<C: Cell>(
     let u = cell.units();
     let sep = cell.separate_recurrent_grad();
     d_state.fill(C::F::zero());
-    let mut masked = rec_mask.map(|_| Array2::zeros((d_state.nrows(), cell.state_width())));
+    let mut masked = rec_mask.map(|m| Array2::zeros(m.dim()));
     for k in (0..t).rev() {
         // This step's output gradient joins the state gradient (h part).
         let out_grad = match &dy {
@@ -158,7 +163,7 @@ pub(super) fn backward_loop<C: Cell>(
         };
         match (&mut masked, &rec_mask) {
             (Some(buf), Some(m)) => {
-                mask_h(buf, states.index_axis(Axis(0), k), m.view(), u);
+                mask_h(buf.view_mut(), states.index_axis(Axis(0), k), m.view(), u);
                 cell.step_backward_dropped(step, buf.view(), m.view(), scratch);
             }
             _ => cell.step_backward(step, scratch),

@@ -3,7 +3,7 @@
 
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::linalg::{packed_mm, PackedB};
+use crate::linalg::{packed_mm, step_mm, PackedB};
 use crate::parallel;
 use crate::param::Param;
 use ndarray::{s, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
@@ -113,9 +113,61 @@ impl<F: Float> CellWeights<F> {
         })
     }
 
+    /// `c[:, k] = seen[:, k]·R[:, k]` for the first `n` gate blocks of `u` columns: the
+    /// recurrent products under Keras's per-gate recurrent dropout, where gate `k` sees
+    /// `h_{t−1}⊙m_k` (block `k` of `seen`). Allocation-free.
+    pub(crate) fn times_r_gates(
+        &self,
+        seen: &ArrayView2<'_, F>,
+        n: usize,
+        c: &mut ArrayViewMut2<'_, F>,
+    ) {
+        let (u, r) = (self.units(), self.recurrent_kernel.v2());
+        for k in 0..n {
+            let cols = k * u..(k + 1) * u;
+            step_mm(
+                &seen.slice(s![.., cols.clone()]),
+                &r.slice(s![.., cols.clone()]),
+                F::zero(),
+                &mut c.slice_mut(s![.., cols]),
+            );
+        }
+    }
+
+    /// The backward of [`CellWeights::times_r_gates`]: `out += Σ_k (d[:, k]·R[:, k]ᵀ)⊙m[:, k]`
+    /// over the first `n` gate blocks, the gradient reaching `h_{t−1}` through the masked
+    /// products. `scratch` (at least `[B, u]`) is overwritten. Allocation-free.
+    pub(crate) fn times_rt_gates_masked(
+        &self,
+        d: &ArrayView2<'_, F>,
+        mask: &ArrayView2<'_, F>,
+        n: usize,
+        scratch: &mut ArrayViewMut2<'_, F>,
+        out: &mut ArrayViewMut2<'_, F>,
+    ) {
+        let (u, r) = (self.units(), self.recurrent_kernel.v2());
+        let mut part = scratch.slice_mut(s![.., ..u]);
+        for k in 0..n {
+            let cols = k * u..(k + 1) * u;
+            step_mm(
+                &d.slice(s![.., cols.clone()]),
+                &r.slice(s![.., cols.clone()]).t(),
+                F::zero(),
+                &mut part,
+            );
+            part *= &mask.slice(s![.., cols]);
+            *out += &part;
+        }
+    }
+
     /// Whole-sequence weight gradients: `dK += Xᵀ·d_xw`, `dR += H_prevᵀ·d_rw` (over the
     /// first `units` state columns, for the first `rec_cols` columns of R), and the bias:
     /// column sums of `d_xw` (and of `d_rw` into the recurrent row of a `[2, k*u]` bias).
+    ///
+    /// With `per_gate` (recurrent dropout, see [`SequenceGrads`](super::SequenceGrads)) `x`
+    /// is `[N, G·F]` and `prev` `[N, G·u]`, one block per gate, each gate's block against
+    /// its own columns of the gradients.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn accumulate(
         &mut self,
         x: ArrayView2<'_, F>,
@@ -124,17 +176,44 @@ impl<F: Float> CellWeights<F> {
         d_rw: ArrayView2<'_, F>,
         units: usize,
         rec_cols: usize,
+        per_gate: bool,
     ) {
-        parallel::gemm(F::one(), &x.t(), &d_xw, F::one(), &mut self.kernel.g2());
-        let h_prev = prev.slice(s![.., ..units]);
-        let mut dr = self.recurrent_kernel.g2();
-        parallel::gemm(
-            F::one(),
-            &h_prev.t(),
-            &d_rw.slice(s![.., ..rec_cols]),
-            F::one(),
-            &mut dr.slice_mut(s![.., ..rec_cols]),
-        );
+        if per_gate {
+            let (fi, gates) = (self.input_dim(), d_xw.ncols() / units);
+            let mut dk = self.kernel.g2();
+            for k in 0..gates {
+                let cols = k * units..(k + 1) * units;
+                parallel::gemm(
+                    F::one(),
+                    &x.slice(s![.., k * fi..(k + 1) * fi]).t(),
+                    &d_xw.slice(s![.., cols.clone()]),
+                    F::one(),
+                    &mut dk.slice_mut(s![.., cols]),
+                );
+            }
+            let mut dr = self.recurrent_kernel.g2();
+            for k in 0..rec_cols / units {
+                let cols = k * units..(k + 1) * units;
+                parallel::gemm(
+                    F::one(),
+                    &prev.slice(s![.., cols.clone()]).t(),
+                    &d_rw.slice(s![.., cols.clone()]),
+                    F::one(),
+                    &mut dr.slice_mut(s![.., cols]),
+                );
+            }
+        } else {
+            parallel::gemm(F::one(), &x.t(), &d_xw, F::one(), &mut self.kernel.g2());
+            let h_prev = prev.slice(s![.., ..units]);
+            let mut dr = self.recurrent_kernel.g2();
+            parallel::gemm(
+                F::one(),
+                &h_prev.t(),
+                &d_rw.slice(s![.., ..rec_cols]),
+                F::one(),
+                &mut dr.slice_mut(s![.., ..rec_cols]),
+            );
+        }
         if let Some(b) = &mut self.bias {
             if b.grad.ndim() == 2 {
                 let mut g = b.g2();

@@ -35,12 +35,15 @@ pub(super) struct Buffers<F> {
     pub(super) d_prev: Array2<F>,
     /// Output shape of the last forward.
     pub(super) out_shape: Vec<usize>,
-    /// The input dropout mask `[B, F]` of the last training forward (scaled keep values).
+    /// The input dropout mask of the last training forward (scaled keep values): `[B, F]`,
+    /// or `[B, G·F]` (one per gate) with recurrent dropout.
     pub(super) in_mask: Option<Array2<F>>,
-    /// The recurrent dropout mask `[B, u]` of the last training forward.
+    /// The recurrent dropout masks `[B, G·u]` (one per gate) of the last training forward.
     pub(super) rec_mask: Option<Array2<F>>,
-    /// Backward with recurrent dropout: the previous states as the products saw them
-    /// (`h` masked) `[T, B, S]`.
+    /// With recurrent dropout, the inputs as each gate's product saw them `[T·B, G·F]`.
+    pub(super) x_gates: Array2<F>,
+    /// Backward with recurrent dropout: the previous `h` as each gate's product saw it
+    /// `[T, B, G·u]`.
     pub(super) masked_prev: Array3<F>,
 }
 
@@ -61,6 +64,7 @@ impl<F: Float> Default for Buffers<F> {
             out_shape: Vec::new(),
             in_mask: None,
             rec_mask: None,
+            x_gates: Array2::zeros((0, 0)),
             masked_prev: Array3::zeros((0, 0, 0)),
         }
     }
