@@ -159,6 +159,50 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
         self.forward_masked(x, mask, mode)
     }
 
+    /// [`Layer::backward`] of a training pass made by [`Layer::forward_with_states`], with
+    /// gradients flowing through the states: `d_states` holds dL/d(final states) (the
+    /// states that call returned, same order and shapes; empty for none), and the result
+    /// is dL/dx with dL/d(initial states) in state order. Layers without state return no
+    /// state gradients. How a graph model trains an encoder through the decoder's initial
+    /// state.
+    ///
+    /// # Example
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// use ndarray::{Array2, Array3};
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let mut gru = GruConfig::new(3).init::<f64>(2, &mut seeded_rng(0))?;
+    /// let x = Array3::from_elem((1, 4, 2), 0.5).into_dyn();
+    /// let mut states = vec![Array2::from_elem((1, 3), 0.1)];
+    /// let y = gru.forward_with_states(&x, None, Mode::Train, &mut states)?;
+    /// // L = sum(y) + sum(h_T): both the output and the returned state carry gradient.
+    /// let dy = y.mapv(|_| 1.0);
+    /// let (dx, d_init) = gru.backward_with_states(&dy, &[Array2::ones((1, 3))])?;
+    /// assert_eq!((dx.shape(), d_init.len(), d_init[0].dim()), (&[1, 4, 2][..], 1, (1, 3)));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Layer::backward`]; [`Error::Shape`] for state gradients that do not fit the
+    /// layer's states; the default ([`Error::Unsupported`]) when a stateless layer is given
+    /// state gradients.
+    fn backward_with_states(
+        &mut self,
+        dy: &ArrayD<F>,
+        d_states: &[Array2<F>],
+    ) -> Result<(ArrayD<F>, Vec<Array2<F>>)> {
+        if !d_states.is_empty() {
+            return Err(Error::Unsupported {
+                layer: self.name().to_string(),
+                reason: format!(
+                    "a {} layer has no states to take gradients",
+                    self.type_name()
+                ),
+            });
+        }
+        Ok((self.backward(dy)?, Vec::new()))
+    }
+
     /// Whether the layer runs one step at a time ([`Layer::step`]). A model streams only
     /// when every layer does; it asks once, when a stream starts. Default `false`; layers
     /// that implement `step` return `true`.

@@ -205,6 +205,22 @@ impl<C: Cell> Recurrent<C> {
                 m[[bi, if config.go_backwards { t - 1 - k } else { k }]]
             })
         });
+        // Outputs that are a constant zero: masked steps with `zero_output_for_mask`, else
+        // the masked steps before a sample's first real step (Keras's "previous output"
+        // starts at zero, whatever the initial state).
+        buf.quiet = buf.mask.as_ref().map(|m| {
+            let mut q = m.mapv(|keep| !keep);
+            if !config.zero_output_for_mask {
+                for mut col in q.columns_mut() {
+                    let mut leading = true;
+                    for z in col.iter_mut() {
+                        leading &= *z;
+                        *z = leading;
+                    }
+                }
+            }
+            q
+        });
 
         // The input projection of all steps: one matrix product (one per gate block under
         // per-gate masks).
@@ -264,30 +280,21 @@ impl<C: Cell> Recurrent<C> {
             )
         });
 
-        let zero_masked = config.zero_output_for_mask;
-        let masked = |k: usize, bi: usize| buf.mask.as_ref().is_some_and(|m| !m[[k, bi]]);
+        let quiet = |k: usize, bi: usize| buf.quiet.as_ref().is_some_and(|q| q[[k, bi]]);
         let out = if config.return_sequences {
             let mut out = Array3::<C::F>::zeros((b, t, u));
             for k in 0..t {
                 let h = buf.states.slice(s![k + 1, .., ..u]);
                 out.index_axis_mut(Axis(1), k).assign(&h);
-                if zero_masked {
-                    for bi in 0..b {
-                        if masked(k, bi) {
-                            out.slice_mut(s![bi, k, ..]).fill(C::F::zero());
-                        }
-                    }
+                for bi in (0..b).filter(|&bi| quiet(k, bi)) {
+                    out.slice_mut(s![bi, k, ..]).fill(C::F::zero());
                 }
             }
             out.into_dyn()
         } else {
             let mut out = buf.states.slice(s![t, .., ..u]).to_owned();
-            if zero_masked {
-                for bi in 0..b {
-                    if masked(t - 1, bi) {
-                        out.row_mut(bi).fill(C::F::zero());
-                    }
-                }
+            for bi in (0..b).filter(|&bi| quiet(t - 1, bi)) {
+                out.row_mut(bi).fill(C::F::zero());
             }
             out.into_dyn()
         };
@@ -295,7 +302,13 @@ impl<C: Cell> Recurrent<C> {
         Ok(out)
     }
 
-    fn run_backward(&mut self, dy: &ArrayD<C::F>) -> Result<ArrayD<C::F>> {
+    /// Backward through the last training pass from `dy` and, when given, dL/d(final
+    /// state) `[b, S]`; returns dL/dx and dL/d(initial state) `[b, S]`.
+    fn run_backward(
+        &mut self,
+        dy: &ArrayD<C::F>,
+        d_final: Option<ArrayView2<'_, C::F>>,
+    ) -> Result<InputAndStateGrads<C::F>> {
         if !self.trained {
             return Err(Error::NoCache {
                 layer: self.lname().to_string(),
@@ -311,6 +324,10 @@ impl<C: Cell> Recurrent<C> {
         ensure3(&mut buf.d_rw, (t, b, if sep { g } else { 0 }));
         ensure2(&mut buf.d_state, (b, sw));
         ensure2(&mut buf.d_prev, (b, sw));
+        match d_final {
+            Some(d) => buf.d_state.assign(&d),
+            None => buf.d_state.fill(C::F::zero()),
+        }
 
         let dy = if self.config.as_ref().return_sequences {
             OutGrad::Sequence(
@@ -325,7 +342,6 @@ impl<C: Cell> Recurrent<C> {
                     .expect("shape checked"),
             )
         };
-        let zero_masked = self.config.as_ref().zero_output_for_mask;
         let chunks = &buf.chunks;
         ensure_scratch(&mut buf.scratch, chunks, g);
         let tasks: Vec<_> = parallel::split_mut(buf.d_xw.view_mut(), Axis(1), chunks)
@@ -337,7 +353,7 @@ impl<C: Cell> Recurrent<C> {
             .zip(chunks.iter().cloned())
             .collect();
         let (cell, states, cache, mask) = (&self.cell, &buf.states, &buf.cache, &buf.mask);
-        let rec_mask = &buf.rec_mask;
+        let (rec_mask, quiet) = (&buf.rec_mask, &buf.quiet);
         parallel::run(
             tasks,
             |(((((d_xw, d_rw), d_state), d_prev), scratch), r)| {
@@ -348,7 +364,7 @@ impl<C: Cell> Recurrent<C> {
                     cache.slice(s![.., r.clone(), ..]),
                     dy,
                     mask.as_ref().map(|m| m.slice(s![.., r.clone()])),
-                    zero_masked,
+                    quiet.as_ref().map(|q| q.slice(s![.., r.clone()])),
                     BackwardBuffers {
                         rec_mask: rec_mask.as_ref().map(|m| m.slice(s![r, ..])),
                         d_xw,
@@ -360,6 +376,13 @@ impl<C: Cell> Recurrent<C> {
                 )
             },
         );
+
+        // The loop swapped its two state-gradient buffers once per step.
+        let d_init = if t % 2 == 0 {
+            buf.d_state.clone()
+        } else {
+            buf.d_prev.clone()
+        };
 
         // Weight gradients with whole-sequence products, against the inputs and previous
         // states as the products saw them.
@@ -451,9 +474,12 @@ impl<C: Cell> Recurrent<C> {
                 dk *= m;
             }
         }
-        Ok(dx.into_dyn())
+        Ok((dx.into_dyn(), d_init))
     }
 }
+
+/// dL/dx and dL/d(initial state block).
+type InputAndStateGrads<F> = (ArrayD<F>, Array2<F>);
 
 /// The state after the last step of the last run, `[batch, h | c]`.
 fn last_state<F: Float>(buf: &Buffers<F>) -> ArrayView2<'_, F> {
@@ -678,7 +704,34 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         }
     }
     fn backward(&mut self, dy: &ArrayD<C::F>) -> Result<ArrayD<C::F>> {
-        self.run_backward(dy)
+        self.run_backward(dy, None).map(|(dx, _)| dx)
+    }
+    fn backward_with_states(
+        &mut self,
+        dy: &ArrayD<C::F>,
+        d_states: &[Array2<C::F>],
+    ) -> Result<(ArrayD<C::F>, Vec<Array2<C::F>>)> {
+        let (blocks, u) = (C::STATE_BLOCKS, self.cell.units());
+        let d_final = if d_states.is_empty() {
+            None
+        } else {
+            let b = self.buf.x.dim().1;
+            let mut block = Array2::zeros((b, blocks * u));
+            gather_states(
+                self.lname(),
+                d_states,
+                blocks,
+                u,
+                b,
+                false,
+                block.view_mut(),
+            )?;
+            Some(block)
+        };
+        let (dx, d_init) = self.run_backward(dy, d_final.as_ref().map(|d| d.view()))?;
+        let mut d_states = Vec::new();
+        scatter_states(d_init.view(), blocks, u, &mut d_states);
+        Ok((dx, d_states))
     }
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<C::F>)) {
         self.cell.weights().visit(f)

@@ -107,14 +107,18 @@ pub(super) struct BackwardBuffers<'a, F> {
 }
 
 /// Backpropagation through time over some batch rows: writes the pre-activation gradients
-/// `d_xw` (and `d_rw`) of every step. Allocation-free.
+/// `d_xw` (and `d_rw`) of every step. `bufs.d_state` comes in holding dL/d(final state)
+/// (zeros when the final state is not used); when `t` is even it leaves holding dL/d
+/// (initial state), else `bufs.d_prev` does. `quiet` `[T, b]` marks the outputs that are a
+/// constant zero (masked steps: all of them with `zero_output_for_mask`, else those before
+/// the first real step). Allocation-free.
 pub(super) fn backward_loop<C: Cell>(
     cell: &C,
     states: ArrayView3<'_, C::F>,
     cache: ArrayView3<'_, C::F>,
     dy: OutGrad<'_, C::F>,
     mask: Option<ArrayView2<'_, bool>>,
-    zero_masked: bool,
+    quiet: Option<ArrayView2<'_, bool>>,
     bufs: BackwardBuffers<'_, C::F>,
 ) {
     let BackwardBuffers {
@@ -128,7 +132,6 @@ pub(super) fn backward_loop<C: Cell>(
     let t = cache.len_of(Axis(0));
     let u = cell.units();
     let sep = cell.separate_recurrent_grad();
-    d_state.fill(C::F::zero());
     let mut masked = rec_mask.map(|m| Array2::zeros(m.dim()));
     for k in (0..t).rev() {
         // This step's output gradient joins the state gradient (h part).
@@ -138,15 +141,15 @@ pub(super) fn backward_loop<C: Cell>(
             OutGrad::Last(_) => None,
         };
         if let Some(d) = out_grad {
-            match (&mask, zero_masked) {
-                // Zeroed outputs at masked steps take no gradient.
-                (Some(m), true) => {
-                    for (bi, _) in m.row(k).iter().enumerate().filter(|(_, &keep)| keep) {
+            match &quiet {
+                // Outputs that are a constant zero (masked steps) take no gradient.
+                Some(q) => {
+                    for (bi, _) in q.row(k).iter().enumerate().filter(|(_, &z)| !z) {
                         let mut row = d_state.slice_mut(s![bi, ..u]);
                         row += &d.row(bi);
                     }
                 }
-                _ => {
+                None => {
                     let mut dh = d_state.slice_mut(s![.., ..u]);
                     dh += &d;
                 }

@@ -21,6 +21,8 @@ pub(super) struct Buffers<F> {
     pub(super) cache: Array3<F>,
     /// Mask in processing order `[T, B]`, when a mask was given.
     pub(super) mask: Option<Array2<bool>>,
+    /// Outputs that are a constant zero `[T, B]` (see the loop), when a mask was given.
+    pub(super) quiet: Option<Array2<bool>>,
     /// `[rows, G]` scratch for the per-step products, one per batch chunk.
     pub(super) scratch: Vec<Array2<F>>,
     /// The batch chunks of the last forward (backward must use the same ones: a step's
@@ -55,6 +57,7 @@ impl<F: Float> Default for Buffers<F> {
             states: Array3::zeros((0, 0, 0)),
             cache: Array3::zeros((0, 0, 0)),
             mask: None,
+            quiet: None,
             scratch: Vec::new(),
             chunks: Vec::new(),
             d_xw: Array3::zeros((0, 0, 0)),
