@@ -73,7 +73,10 @@ pub use layers::recurrent::{
 };
 pub use layers::simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig, SimpleRnnOptions};
 pub use layers::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode, StepWork};
-pub use model::{Forward, Model, ModelSpec, Sequential, StreamState, Summary, SummaryRow};
+pub use model::{
+    Forward, Functional, Graph, LayerId, Merge, Model, ModelSpec, RnnCall, RnnOutputs, Sequential,
+    StreamState, Summary, SummaryRow, Tensor,
+};
 pub use parallel::{num_threads, set_num_threads};
 pub use param::Param;
 pub use reservoir::{EchoStateNetwork, EsnConfig, Reservoir};

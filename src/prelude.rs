@@ -3,8 +3,8 @@
 pub use crate::{
     mask_from_lengths, seeded_rng, Activation, Adam, AdamW, Bidirectional, BidirectionalConfig,
     Dense, DenseConfig, DropoutConfig, EarlyStopping, Embedding, EmbeddingConfig, Error, Float,
-    GlobalAveragePooling1DConfig, Gru, GruConfig, History, Layer, LayerConfig, Loss, Lstm,
-    LstmConfig, Mask, Masking, MaskingConfig, MergeMode, Metric, Mode, Model, Optimizer,
-    RepeatVectorConfig, RmsProp, Sequential, Sgd, SimpleRnn, SimpleRnnConfig, StreamState, Trainer,
-    TruncatedBptt,
+    Functional, GlobalAveragePooling1DConfig, Graph, Gru, GruConfig, History, Layer, LayerConfig,
+    Loss, Lstm, LstmConfig, Mask, Masking, MaskingConfig, Merge, MergeMode, Metric, Mode, Model,
+    Optimizer, RepeatVectorConfig, RmsProp, Sequential, Sgd, SimpleRnn, SimpleRnnConfig,
+    StreamState, Trainer, TruncatedBptt,
 };

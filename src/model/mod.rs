@@ -1,12 +1,14 @@
-//! Models: [`Sequential`], its architecture as data ([`ModelSpec`]), its [`Summary`], and
+//! Models: [`Sequential`], graph models ([`Graph`] builds a [`Functional`]), the architecture as data ([`ModelSpec`]), its [`Summary`], and
 //! streaming one step at a time ([`StreamState`]).
 
+mod graph;
 mod interface;
 mod sequential;
 mod spec;
 mod stream;
 mod summary;
 
+pub use graph::{Functional, Graph, LayerId, Merge, RnnCall, RnnOutputs, Tensor};
 pub use interface::{Forward, Model};
 pub use sequential::Sequential;
 pub use spec::ModelSpec;

@@ -1,0 +1,539 @@
+//! [`Graph`]: wiring a functional model from typed handles, every shape checked as it is
+//! wired.
+
+use super::functional::Functional;
+use super::{reads, Layers, Merge, Node, Op};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::init::{seeded_rng, StdRng};
+use crate::layers::{format_shape, Dim, LayerConfig};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Distinguishes the handles of different graphs.
+static NEXT_GRAPH: AtomicU64 = AtomicU64::new(1);
+
+/// A symbolic tensor of a [`Graph`]: a model input or one output of a layer call or merge
+/// (Keras's `KerasTensor`). A plain copyable handle; using it in another graph is a typed
+/// error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tensor {
+    graph: u64,
+    pub(crate) node: usize,
+    pub(crate) out: usize,
+}
+
+/// A layer of a [`Graph`], to call again with the same weights ([`Graph::reuse`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LayerId {
+    graph: u64,
+    pub(crate) index: usize,
+}
+
+/// What a recurrent call returns: the output and the final states (Keras's
+/// `return_state=True` list `[out, h]` or `[out, h, c]`), and the layer called.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RnnOutputs {
+    /// The layer's output (the sequence, or the last step).
+    pub out: Tensor,
+    /// The final states in Keras's order: `[h]`, or `[h, c]` for LSTM.
+    pub states: Vec<Tensor>,
+    /// The layer, for calling it again.
+    pub layer: LayerId,
+}
+
+/// Builds a graph model, Keras's Functional API with typed handles:
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// // The lecture's encoder-decoder: the encoder's final state starts the decoder.
+/// let mut g = Graph::<f64>::new(0);
+/// let enc_in = g.input("enc_in", &[None, Some(3)])?;
+/// let dec_in = g.input("dec_in", &[None, Some(2)])?;
+/// let enc = g.rnn(&LstmConfig::new(8), enc_in).call()?;
+/// let dec = g
+///     .rnn(&LstmConfig::new(8).return_sequences(true), dec_in)
+///     .initial_state(&enc.states)
+///     .call()?;
+/// let y = g.apply(&DenseConfig::new(2).activation(Activation::Softmax), dec.out)?;
+/// let model = g.build(&[enc_in, dec_in], &[y])?;
+/// assert_eq!(model.param_count(), (4 * 8 * (3 + 8 + 1)) + (4 * 8 * (2 + 8 + 1)) + 18);
+/// # Ok(()) }
+/// ```
+///
+/// Every call checks its wiring at once: a tensor of another graph, shapes that do not
+/// fit the layer, states of the wrong count or size give a typed error naming the layer,
+/// and the graph is left as it was. Handles only point backwards, so a graph cannot have
+/// a cycle.
+#[derive(Debug)]
+pub struct Graph<F: Float> {
+    id: u64,
+    rng: StdRng,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) layers: Layers<F>,
+    names: HashSet<String>,
+}
+
+/// A recurrent call being set up: [`RnnCall::initial_state`], [`RnnCall::mask_of`], then
+/// [`RnnCall::call`].
+#[derive(Debug)]
+pub struct RnnCall<'g, F: Float> {
+    graph: &'g mut Graph<F>,
+    layer: std::result::Result<LayerId, Error>,
+    x: Tensor,
+    initial: Vec<Tensor>,
+    mask_of: Option<Tensor>,
+}
+
+impl<F: Float> RnnCall<'_, F> {
+    /// Starts from these states (Keras's `initial_state`, `[h]` or `[h, c]`) instead of
+    /// zeros; gradients flow into them. As in Keras, a layer called with initial states
+    /// does not take its input's mask (pass one with [`RnnCall::mask_of`]).
+    pub fn initial_state(mut self, states: &[Tensor]) -> Self {
+        self.initial = states.to_vec();
+        self
+    }
+
+    /// Passes the mask carried by `t` to the layer explicitly (Keras's `mask=` argument);
+    /// the output then carries that mask.
+    pub fn mask_of(mut self, t: Tensor) -> Self {
+        self.mask_of = Some(t);
+        self
+    }
+
+    /// Wires the call.
+    ///
+    /// # Errors
+    /// As [`Graph::apply`]; [`Error::Shape`] for initial states of the wrong count or
+    /// size; [`Error::Mask`] when `mask_of` names a tensor without a mask of the input's
+    /// steps; [`Error::Unsupported`] for a layer without states.
+    pub fn call(self) -> Result<RnnOutputs> {
+        let RnnCall {
+            graph,
+            layer,
+            x,
+            initial,
+            mask_of,
+        } = self;
+        let layer = layer?;
+        graph.call_node(layer, x, true, initial, mask_of)
+    }
+}
+
+impl<F: Float> Graph<F> {
+    /// An empty graph whose layers draw their initial weights from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Graph {
+            id: NEXT_GRAPH.fetch_add(1, Ordering::Relaxed),
+            rng: seeded_rng(seed),
+            nodes: Vec::new(),
+            layers: Vec::new(),
+            names: HashSet::new(),
+        }
+    }
+
+    /// A model input of this shape without the batch axis (`None` = any length), Keras's
+    /// `keras.Input(shape, name)`. Token ids for an `Embedding` are given as floats.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a name already used in the graph or an empty shape.
+    pub fn input(&mut self, name: &str, shape: &[Dim]) -> Result<Tensor> {
+        if shape.is_empty() {
+            return Err(Error::Config {
+                layer: name.to_string(),
+                field: "shape",
+                reason: "an input needs at least one axis besides the batch".into(),
+            });
+        }
+        self.claim(name)?;
+        Ok(self.push(Node {
+            name: name.to_string(),
+            op: Op::Input,
+            inputs: Vec::new(),
+            shapes: vec![shape.to_vec()],
+        }))
+    }
+
+    /// Builds a layer from `config` for `x` and calls it (Keras's `layer(x)`); returns its
+    /// output. A recurrent layer called this way uses its input's mask and starts from
+    /// zero states; [`Graph::rnn`] passes states.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a tensor of another graph or a layer name already used; the
+    /// layer's own error when `x`'s shape does not fit it ([`Error::Incompatible`]).
+    pub fn apply(&mut self, config: &dyn LayerConfig<F>, x: Tensor) -> Result<Tensor> {
+        let layer = self.new_layer(config, x)?;
+        self.call_node(layer, x, false, Vec::new(), None)
+            .map(|o| o.out)
+            .inspect_err(|_| self.drop_unused(layer))
+    }
+
+    /// A recurrent call with states: `g.rnn(&config, x).initial_state(&[h, c]).call()?`
+    /// returns the output and the final states (Keras's `return_state=True`).
+    pub fn rnn(&mut self, config: &dyn LayerConfig<F>, x: Tensor) -> RnnCall<'_, F> {
+        let layer = self.new_layer(config, x);
+        RnnCall {
+            graph: self,
+            layer,
+            x,
+            initial: Vec::new(),
+            mask_of: None,
+        }
+    }
+
+    /// Calls an existing layer again, with the same weights (gradients from every call add
+    /// up): Keras's shared layers.
+    ///
+    /// # Errors
+    /// As [`Graph::apply`].
+    pub fn reuse(&mut self, layer: LayerId, x: Tensor) -> Result<Tensor> {
+        self.own_layer(layer)?;
+        self.call_node(layer, x, false, Vec::new(), None)
+            .map(|o| o.out)
+    }
+
+    /// [`Graph::rnn`] for an existing layer (shared weights).
+    pub fn reuse_rnn(&mut self, layer: LayerId, x: Tensor) -> RnnCall<'_, F> {
+        let layer = self.own_layer(layer).map(|_| layer);
+        RnnCall {
+            graph: self,
+            layer,
+            x,
+            initial: Vec::new(),
+            mask_of: None,
+        }
+    }
+
+    /// The layer whose call produced `t`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `t` is an input or a merge, or belongs to another graph.
+    pub fn layer_of(&self, t: Tensor) -> Result<LayerId> {
+        self.own(t)?;
+        match &self.nodes[t.node].op {
+            Op::Call { layer, .. } => Ok(LayerId {
+                graph: self.id,
+                index: *layer,
+            }),
+            _ => Err(Error::Config {
+                layer: self.nodes[t.node].name.clone(),
+                field: "tensor",
+                reason: "not the output of a layer call".into(),
+            }),
+        }
+    }
+
+    /// Merges tensors (Keras's `Concatenate`, `Add`, `Multiply`, `Average`).
+    ///
+    /// # Errors
+    /// [`Error::Incompatible`] for shapes that cannot merge, naming every input's shape;
+    /// [`Error::Config`] for a tensor of another graph or a bad axis.
+    pub fn merge(&mut self, kind: Merge, xs: &[Tensor]) -> Result<Tensor> {
+        let name = self.auto_name(kind.default_name());
+        for &t in xs {
+            self.own(t)?;
+        }
+        let shapes: Vec<Vec<Dim>> = xs.iter().map(|t| self.shape_of(*t)).collect();
+        let shape = kind.output_shape(&name, &shapes)?;
+        self.claim(&name)?;
+        Ok(self.push(Node {
+            name,
+            op: Op::Merge(kind),
+            inputs: xs.to_vec(),
+            shapes: vec![shape],
+        }))
+    }
+
+    /// The shape of `t` without the batch axis.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a tensor of another graph.
+    pub fn shape(&self, t: Tensor) -> Result<Vec<Dim>> {
+        self.own(t)?;
+        Ok(self.shape_of(t))
+    }
+
+    /// The model from these inputs to these outputs (Keras's `keras.Model(inputs,
+    /// outputs)`). Only what the outputs need is kept.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for no output, a tensor of another graph, an input listed twice
+    /// or missing, or an input the outputs do not use (naming it).
+    pub fn build(self, inputs: &[Tensor], outputs: &[Tensor]) -> Result<Functional<F>> {
+        let bad = |name: &str, reason: String| Error::Config {
+            layer: name.to_string(),
+            field: "inputs",
+            reason,
+        };
+        if outputs.is_empty() {
+            return Err(bad("model", "a model needs at least one output".into()));
+        }
+        for &t in inputs.iter().chain(outputs) {
+            self.own(t)?;
+        }
+        // What the outputs need, walking back from them.
+        let mut needed = vec![false; self.nodes.len()];
+        for t in outputs {
+            needed[t.node] = true;
+        }
+        for n in (0..self.nodes.len()).rev() {
+            if needed[n] {
+                for t in reads(&self.nodes[n]) {
+                    needed[t.node] = true;
+                }
+            }
+        }
+        let mut order = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Op::Input = node.op {
+                let listed = inputs.iter().filter(|t| t.node == i).count();
+                match (listed, needed[i]) {
+                    (0, true) => {
+                        return Err(bad(
+                            &node.name,
+                            "the outputs need this input but it is not among the model's inputs"
+                                .into(),
+                        ))
+                    }
+                    (0, false) => {}
+                    (1, true) => order.push(i),
+                    (1, false) => {
+                        return Err(bad(
+                            &node.name,
+                            "an input no output depends on (unused input)".into(),
+                        ))
+                    }
+                    _ => return Err(bad(&node.name, "listed more than once".into())),
+                }
+            }
+        }
+        // The model's inputs in the order given.
+        let input_nodes: Vec<usize> = inputs.iter().map(|t| t.node).collect();
+        if inputs
+            .iter()
+            .any(|t| !matches!(self.nodes[t.node].op, Op::Input))
+        {
+            return Err(bad("model", "a model input must be a graph input".into()));
+        }
+        Ok(Functional::new(
+            self.nodes,
+            self.layers,
+            needed,
+            input_nodes,
+            outputs.iter().map(|t| (t.node, t.out)).collect(),
+        ))
+    }
+
+    fn push(&mut self, node: Node) -> Tensor {
+        self.nodes.push(node);
+        Tensor {
+            graph: self.id,
+            node: self.nodes.len() - 1,
+            out: 0,
+        }
+    }
+
+    fn claim(&mut self, name: &str) -> Result<()> {
+        if !self.names.insert(name.to_string()) {
+            return Err(Error::Config {
+                layer: name.to_string(),
+                field: "name",
+                reason: "already used in this graph (names are unique, as in Keras)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `base`, or `base_1`, `base_2`, … (Keras's automatic names).
+    fn auto_name(&self, base: &str) -> String {
+        if !self.names.contains(base) {
+            return base.to_string();
+        }
+        (1..)
+            .map(|k| format!("{base}_{k}"))
+            .find(|n| !self.names.contains(n))
+            .expect("a free name")
+    }
+
+    pub(crate) fn shape_of(&self, t: Tensor) -> Vec<Dim> {
+        self.nodes[t.node].shapes[t.out].clone()
+    }
+
+    fn own(&self, t: Tensor) -> Result<()> {
+        if t.graph != self.id || t.node >= self.nodes.len() {
+            return Err(Error::Config {
+                layer: "graph".into(),
+                field: "tensor",
+                reason: format!(
+                    "a tensor of another graph (node {} output {}) cannot be used here",
+                    t.node, t.out
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn own_layer(&self, l: LayerId) -> Result<()> {
+        if l.graph != self.id || l.index >= self.layers.len() {
+            return Err(Error::Config {
+                layer: "graph".into(),
+                field: "layer",
+                reason: "a layer of another graph cannot be called here".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Builds a layer for `x`'s shape, named from its config (or automatically).
+    fn new_layer(&mut self, config: &dyn LayerConfig<F>, x: Tensor) -> Result<LayerId> {
+        self.own(x)?;
+        let name = match config.name() {
+            Some(n) => n.to_string(),
+            None => self.auto_name(config.default_name()),
+        };
+        if self.names.contains(&name) {
+            return Err(Error::Config {
+                layer: name,
+                field: "name",
+                reason: "already used in this graph (names are unique, as in Keras)".into(),
+            });
+        }
+        let mut layer = config.build(&self.shape_of(x), &mut self.rng)?;
+        layer.set_name(&name);
+        self.names.insert(name);
+        self.layers.push(layer);
+        Ok(LayerId {
+            graph: self.id,
+            index: self.layers.len() - 1,
+        })
+    }
+
+    /// Forgets a layer built for a call that then failed (it was the last one built).
+    fn drop_unused(&mut self, layer: LayerId) {
+        let called = self
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, Op::Call { layer: l, .. } if l == layer.index));
+        if !called && layer.index + 1 == self.layers.len() {
+            let l = self.layers.pop().expect("just built");
+            self.names.remove(l.name());
+        }
+    }
+
+    fn call_node(
+        &mut self,
+        layer: LayerId,
+        x: Tensor,
+        states: bool,
+        initial: Vec<Tensor>,
+        mask_of: Option<Tensor>,
+    ) -> Result<RnnOutputs> {
+        let result = self.wire_call(layer, x, states, initial, mask_of);
+        if result.is_err() {
+            self.drop_unused(layer);
+        }
+        result
+    }
+
+    fn wire_call(
+        &mut self,
+        layer: LayerId,
+        x: Tensor,
+        states: bool,
+        initial: Vec<Tensor>,
+        mask_of: Option<Tensor>,
+    ) -> Result<RnnOutputs> {
+        self.own(x)?;
+        for &t in initial.iter().chain(&mask_of) {
+            self.own(t)?;
+        }
+        let l = &self.layers[layer.index];
+        let lname = l.name().to_string();
+        let in_shape = self.shape_of(x);
+        let out_shape = l.output_shape(&in_shape)?;
+        let mut shapes = vec![out_shape];
+        if states {
+            if l.type_name() == "Bidirectional" {
+                return Err(Error::Unsupported {
+                    layer: lname,
+                    reason: "states in and out of a Bidirectional layer are not wired yet".into(),
+                });
+            }
+            let zero = l.zero_states(1);
+            if zero.is_empty() {
+                return Err(Error::Unsupported {
+                    layer: lname,
+                    reason: format!("a {} layer has no states to pass", l.type_name()),
+                });
+            }
+            if !initial.is_empty() {
+                if initial.len() != zero.len() {
+                    return Err(Error::Shape {
+                        layer: lname,
+                        what: "initial_state",
+                        expected: format!("{} state tensors", zero.len()),
+                        got: vec![initial.len()],
+                    });
+                }
+                for (t, z) in initial.iter().zip(&zero) {
+                    let s = self.shape_of(*t);
+                    if s != [Some(z.ncols())] {
+                        return Err(Error::Shape {
+                            layer: lname,
+                            what: "initial state",
+                            expected: format!("(None, {})", z.ncols()),
+                            got: s.iter().map(|d| d.unwrap_or(0)).collect(),
+                        });
+                    }
+                }
+            }
+            shapes.extend(zero.iter().map(|z| vec![Some(z.ncols())]));
+        }
+        if let Some(m) = mask_of {
+            let ms = self.shape_of(m);
+            if in_shape.len() != 2
+                || ms.len() < 2
+                || (ms[0].is_some() && in_shape[0].is_some() && ms[0] != in_shape[0])
+            {
+                return Err(Error::Mask {
+                    layer: lname,
+                    reason: format!(
+                        "the mask of a {} tensor cannot mask an input of shape {}",
+                        format_shape(&ms),
+                        format_shape(&in_shape)
+                    ),
+                });
+            }
+        }
+        let first = !self
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, Op::Call { layer: l, .. } if l == layer.index));
+        let name = if first {
+            lname
+        } else {
+            let n = self.auto_name(&lname);
+            self.names.insert(n.clone());
+            n
+        };
+        let node_states = shapes.len() - 1;
+        let t = self.push(Node {
+            name,
+            op: Op::Call {
+                layer: layer.index,
+                first,
+                states,
+                initial,
+                mask_of,
+            },
+            inputs: vec![x],
+            shapes,
+        });
+        Ok(RnnOutputs {
+            out: t,
+            states: (1..=node_states).map(|out| Tensor { out, ..t }).collect(),
+            layer,
+        })
+    }
+}

@@ -1,0 +1,662 @@
+//! [`Functional`]: a built graph model, run forwards and backwards over its nodes.
+
+use super::{Layers, Node, Op};
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::layers::{format_shape, Dim, Layer, Mask, Mode};
+use crate::model::{Forward, Model};
+use crate::param::Param;
+use ndarray::{Array2, ArrayD, Ix2};
+
+/// A graph model (Keras's `keras.Model(inputs, outputs)`, class `Functional`), built by
+/// [`Graph::build`](crate::Graph::build): several inputs and outputs, recurrent states
+/// passed between layers, shared layers, merges and Keras's masks.
+///
+/// [`Functional::forward_many`], [`Functional::infer_many`] and
+/// [`Functional::backward_many`] take one array per input and output; with one input and
+/// one output it is also a [`Model`], trained by the [`Trainer`](crate::Trainer) like a
+/// `Sequential`.
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// use ndarray::{Array3, ArrayD};
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// // A residual RNN: two LSTMs with a skip connection.
+/// let mut g = Graph::<f64>::new(1);
+/// let x = g.input("x", &[None, Some(4)])?;
+/// let a = g.apply(&LstmConfig::new(4).return_sequences(true), x)?;
+/// let b = g.apply(&LstmConfig::new(4).return_sequences(true), a)?;
+/// let skip = g.merge(Merge::Add, &[a, b])?;
+/// let y = g.apply(&DenseConfig::new(1), skip)?;
+/// let mut model = g.build(&[x], &[y])?;
+/// let xs = Array3::from_elem((2, 5, 4), 0.1).into_dyn();
+/// let out = model.forward_many(&[xs.clone()], Mode::Train)?;
+/// assert_eq!(out[0].output.shape(), &[2, 5, 1]);
+/// let dx = model.backward_many(&[ArrayD::ones(out[0].output.raw_dim())])?;
+/// assert_eq!(dx[0].shape(), xs.shape());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Functional<F: Float> {
+    name: String,
+    nodes: Vec<Node>,
+    layers: Layers<F>,
+    needed: Vec<bool>,
+    inputs: Vec<usize>,
+    outputs: Vec<(usize, usize)>,
+    /// Per node: the copy of a shared layer its call trained with (later calls only).
+    instances: Vec<Option<Box<dyn Layer<F>>>>,
+    cache: Option<Cache<F>>,
+}
+
+/// A merge node's inputs and their masks, kept for backward.
+type MergeInputs<F> = Option<(Vec<ArrayD<F>>, Vec<Option<Mask>>)>;
+
+/// What a training pass keeps for backward besides the layers' own caches.
+#[derive(Debug, Clone)]
+struct Cache<F> {
+    /// Per node and output, the actual shape.
+    shapes: Vec<Vec<Vec<usize>>>,
+    /// Per merge node, its inputs and their masks.
+    merge_in: Vec<MergeInputs<F>>,
+}
+
+impl<F: Float> Clone for Functional<F> {
+    fn clone(&self) -> Self {
+        Functional {
+            name: self.name.clone(),
+            nodes: self.nodes.clone(),
+            layers: self.layers.iter().map(|l| l.box_clone()).collect(),
+            needed: self.needed.clone(),
+            inputs: self.inputs.clone(),
+            outputs: self.outputs.clone(),
+            instances: (0..self.nodes.len()).map(|_| None).collect(),
+            cache: None,
+        }
+    }
+}
+
+/// How the pass reaches the layers: training through `&mut`, inference through `&`.
+enum Access<'a, F: Float> {
+    Train {
+        layers: &'a mut Layers<F>,
+        instances: &'a mut Vec<Option<Box<dyn Layer<F>>>>,
+    },
+    Infer(&'a Layers<F>),
+}
+
+impl<F: Float> Access<'_, F> {
+    fn layer(&self, l: usize) -> &dyn Layer<F> {
+        match self {
+            Access::Train { layers, .. } => layers[l].as_ref(),
+            Access::Infer(layers) => layers[l].as_ref(),
+        }
+    }
+
+    fn call(
+        &mut self,
+        node: usize,
+        l: usize,
+        first: bool,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        states: Option<&mut Vec<Array2<F>>>,
+    ) -> Result<ArrayD<F>> {
+        match self {
+            Access::Infer(layers) => match states {
+                Some(s) => layers[l].infer_with_states(x, mask, s),
+                None => layers[l].infer(x, mask),
+            },
+            Access::Train { layers, instances } => {
+                let layer: &mut dyn Layer<F> = if first {
+                    layers[l].as_mut()
+                } else {
+                    let mut copy = layers[l].box_clone();
+                    copy.zero_grad();
+                    instances[node].insert(copy).as_mut()
+                };
+                match states {
+                    Some(s) => layer.forward_with_states(x, mask, Mode::Train, s),
+                    None => layer.forward_masked(x, mask, Mode::Train),
+                }
+            }
+        }
+    }
+}
+
+/// Values and masks of every node output in one pass.
+struct Pass<F> {
+    values: Vec<Vec<Option<ArrayD<F>>>>,
+    masks: Vec<Vec<Option<Mask>>>,
+}
+
+impl<F: Float> Functional<F> {
+    pub(crate) fn new(
+        nodes: Vec<Node>,
+        layers: Layers<F>,
+        needed: Vec<bool>,
+        inputs: Vec<usize>,
+        outputs: Vec<(usize, usize)>,
+    ) -> Self {
+        let n = nodes.len();
+        Functional {
+            name: "functional".into(),
+            nodes,
+            layers,
+            needed,
+            inputs,
+            outputs,
+            instances: (0..n).map(|_| None).collect(),
+            cache: None,
+        }
+    }
+
+    /// Sets the model's name.
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
+
+    /// The model's input names and shapes (without batch), in input order.
+    pub fn inputs(&self) -> Vec<(&str, &[Dim])> {
+        self.inputs
+            .iter()
+            .map(|&n| (self.nodes[n].name.as_str(), &self.nodes[n].shapes[0][..]))
+            .collect()
+    }
+
+    /// The shapes of the outputs (without batch), in output order.
+    pub fn output_shapes(&self) -> Vec<&[Dim]> {
+        self.outputs
+            .iter()
+            .map(|&(n, o)| &self.nodes[n].shapes[o][..])
+            .collect()
+    }
+
+    /// The layers, in the order they were added (each once, however often it is called).
+    pub fn layers(&self) -> impl Iterator<Item = &dyn Layer<F>> {
+        self.layers.iter().map(|l| l.as_ref())
+    }
+
+    /// The layer of this name.
+    pub fn layer(&self, name: &str) -> Option<&dyn Layer<F>> {
+        self.layers().find(|l| l.name() == name)
+    }
+
+    /// The layer of this name, mutably (to set its weights).
+    pub fn layer_mut(&mut self, name: &str) -> Option<&mut (dyn Layer<F> + 'static)> {
+        self.layers
+            .iter_mut()
+            .find(|l| l.name() == name)
+            .map(|l| l.as_mut())
+    }
+
+    /// One forward pass over a batch: one array per input (in the order given to
+    /// [`Graph::build`](crate::Graph::build)), one [`Forward`] per output with the mask it
+    /// carries. In [`Mode::Train`] the model keeps what
+    /// [`Functional::backward_many`] needs.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for the wrong number of inputs, or an input whose shape does not
+    /// fit its declared one or whose batch differs from the first input's; any layer's
+    /// error, naming it. The model is unchanged then, but for a training cache cleared.
+    pub fn forward_many(&mut self, xs: &[ArrayD<F>], mode: Mode) -> Result<Vec<Forward<F>>> {
+        self.forward_with_masks(xs, &[], mode)
+    }
+
+    /// [`Functional::forward_many`] through a shared reference, for inference.
+    ///
+    /// # Errors
+    /// As [`Functional::forward_many`].
+    pub fn infer_many(&self, xs: &[ArrayD<F>]) -> Result<Vec<Forward<F>>> {
+        let pass = self.execute(&mut Access::Infer(&self.layers), xs, &[], None)?;
+        Ok(self.collect(pass, false))
+    }
+
+    fn forward_with_masks(
+        &mut self,
+        xs: &[ArrayD<F>],
+        masks: &[Option<&Mask>],
+        mode: Mode,
+    ) -> Result<Vec<Forward<F>>> {
+        self.cache = None;
+        if mode == Mode::Infer {
+            let pass = self.execute(&mut Access::Infer(&self.layers), xs, masks, None)?;
+            return Ok(self.collect(pass, false));
+        }
+        let mut merge_in = vec![None; self.nodes.len()];
+        let (mut layers, mut instances) = (
+            std::mem::take(&mut self.layers),
+            std::mem::take(&mut self.instances),
+        );
+        let pass = self.execute(
+            &mut Access::Train {
+                layers: &mut layers,
+                instances: &mut instances,
+            },
+            xs,
+            masks,
+            Some(&mut merge_in),
+        );
+        self.layers = layers;
+        self.instances = instances;
+        let pass = pass?;
+        let shapes = pass
+            .values
+            .iter()
+            .map(|outs| {
+                outs.iter()
+                    .map(|v| v.as_ref().map_or(Vec::new(), |a| a.shape().to_vec()))
+                    .collect()
+            })
+            .collect();
+        self.cache = Some(Cache { shapes, merge_in });
+        Ok(self.collect(pass, true))
+    }
+
+    fn collect(&self, mut pass: Pass<F>, train: bool) -> Vec<Forward<F>> {
+        self.outputs
+            .iter()
+            .map(|&(n, o)| {
+                let logits = match (&self.nodes[n].op, train, o) {
+                    (Op::Call { layer, .. }, true, 0) => {
+                        let l = &self.layers[*layer];
+                        matches!(
+                            l.output_activation(),
+                            Activation::Softmax | Activation::Sigmoid
+                        )
+                        .then(|| l.logits())
+                        .flatten()
+                    }
+                    _ => None,
+                };
+                let output = pass.values[n][o].clone().expect("outputs are computed");
+                Forward {
+                    output,
+                    mask: pass.masks[n][o].take(),
+                    logits,
+                }
+            })
+            .collect()
+    }
+
+    /// Checks the inputs against the declared shapes.
+    fn check_inputs(&self, xs: &[ArrayD<F>]) -> Result<()> {
+        if xs.len() != self.inputs.len() {
+            return Err(Error::Shape {
+                layer: self.name.clone(),
+                what: "list of inputs",
+                expected: format!("{} arrays", self.inputs.len()),
+                got: vec![xs.len()],
+            });
+        }
+        let batch = xs[0].shape().first().copied();
+        for (x, &n) in xs.iter().zip(&self.inputs) {
+            let (name, want) = (&self.nodes[n].name, &self.nodes[n].shapes[0]);
+            let fits = x.ndim() == want.len() + 1
+                && x.shape().first().copied() == batch
+                && x.shape()[1..]
+                    .iter()
+                    .zip(want)
+                    .all(|(&d, w)| w.is_none_or(|w| w == d));
+            if !fits {
+                return Err(Error::Shape {
+                    layer: name.clone(),
+                    what: "input",
+                    expected: format!(
+                        "(batch {}, {})",
+                        batch.unwrap_or(0),
+                        format_shape(want).trim_matches(|c| c == '(' || c == ')')
+                    ),
+                    got: x.shape().to_vec(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn execute(
+        &self,
+        access: &mut Access<'_, F>,
+        xs: &[ArrayD<F>],
+        in_masks: &[Option<&Mask>],
+        mut merge_in: Option<&mut Vec<MergeInputs<F>>>,
+    ) -> Result<Pass<F>> {
+        self.check_inputs(xs)?;
+        let n = self.nodes.len();
+        let mut pass = Pass {
+            values: self
+                .nodes
+                .iter()
+                .map(|nd| vec![None; nd.shapes.len()])
+                .collect(),
+            masks: self
+                .nodes
+                .iter()
+                .map(|nd| vec![None; nd.shapes.len()])
+                .collect(),
+        };
+        for (i, &node) in self.inputs.iter().enumerate() {
+            pass.values[node][0] = Some(xs[i].clone());
+            pass.masks[node][0] = in_masks.get(i).copied().flatten().cloned();
+        }
+        for k in 0..n {
+            if !self.needed[k] {
+                continue;
+            }
+            let node = &self.nodes[k];
+            let value = |pass: &Pass<F>, t: &super::Tensor| {
+                pass.values[t.node][t.out]
+                    .clone()
+                    .expect("nodes run in order")
+            };
+            match &node.op {
+                Op::Input => {}
+                Op::Merge(kind) => {
+                    let vals: Vec<ArrayD<F>> =
+                        node.inputs.iter().map(|t| value(&pass, t)).collect();
+                    let masks: Vec<Option<Mask>> = node
+                        .inputs
+                        .iter()
+                        .map(|t| pass.masks[t.node][t.out].clone())
+                        .collect();
+                    let refs: Vec<&ArrayD<F>> = vals.iter().collect();
+                    let mrefs: Vec<Option<&Mask>> = masks.iter().map(|m| m.as_ref()).collect();
+                    let (y, m) = kind.forward(&node.name, &refs, &mrefs)?;
+                    if let Some(cache) = merge_in.as_deref_mut() {
+                        cache[k] = Some((vals, masks));
+                    }
+                    pass.values[k][0] = Some(y);
+                    pass.masks[k][0] = m;
+                }
+                Op::Call {
+                    layer,
+                    first,
+                    states,
+                    initial,
+                    mask_of,
+                } => {
+                    let xt = &node.inputs[0];
+                    let x = pass.values[xt.node][xt.out]
+                        .as_ref()
+                        .expect("nodes run in order");
+                    let in_mask = pass.masks[xt.node][xt.out].clone();
+                    let explicit =
+                        match mask_of {
+                            Some(t) => {
+                                Some(pass.masks[t.node][t.out].clone().ok_or_else(|| {
+                                    Error::Mask {
+                                        layer: node.name.clone(),
+                                        reason: format!(
+                                            "the tensor from {} given as its mask carries no mask",
+                                            self.nodes[t.node].name
+                                        ),
+                                    }
+                                })?)
+                            }
+                            None => None,
+                        };
+                    // Keras: a call with initial states takes no input mask of its own.
+                    let layer_mask = match (&explicit, initial.is_empty()) {
+                        (Some(m), _) => Some(m.clone()),
+                        (None, true) => in_mask.clone(),
+                        (None, false) => None,
+                    };
+                    let out_mask = access
+                        .layer(*layer)
+                        .compute_mask(x, explicit.as_ref().or(in_mask.as_ref()));
+                    if *states {
+                        let mut st = if initial.is_empty() {
+                            access.layer(*layer).zero_states(x.shape()[0])
+                        } else {
+                            initial
+                                .iter()
+                                .map(|t| {
+                                    value(&pass, t).into_dimensionality::<Ix2>().map_err(|_| {
+                                        Error::Shape {
+                                            layer: node.name.clone(),
+                                            what: "initial state",
+                                            expected: "[batch, units]".into(),
+                                            got: vec![],
+                                        }
+                                    })
+                                })
+                                .collect::<Result<_>>()?
+                        };
+                        let y = access.call(
+                            k,
+                            *layer,
+                            *first,
+                            x,
+                            layer_mask.as_ref(),
+                            Some(&mut st),
+                        )?;
+                        pass.values[k][0] = Some(y);
+                        for (i, s) in st.into_iter().enumerate() {
+                            pass.values[k][i + 1] = Some(s.into_dyn());
+                        }
+                    } else {
+                        let y = access.call(k, *layer, *first, x, layer_mask.as_ref(), None)?;
+                        pass.values[k][0] = Some(y);
+                    }
+                    pass.masks[k][0] = out_mask;
+                }
+            }
+        }
+        Ok(pass)
+    }
+
+    /// Backward pass of the last training [`Functional::forward_many`]: one dL/d(output)
+    /// per output; returns dL/d(input) per input (zeros for token ids) and **adds** every
+    /// weight gradient into its [`Param`] (a shared layer's from all its calls).
+    ///
+    /// # Errors
+    /// [`Error::NoCache`] without a training pass before; [`Error::Shape`] for the wrong
+    /// number of gradients or one of the wrong shape.
+    pub fn backward_many(&mut self, d_outputs: &[ArrayD<F>]) -> Result<Vec<ArrayD<F>>> {
+        self.backward_inner(d_outputs, false)
+    }
+
+    fn backward_inner(
+        &mut self,
+        d_outputs: &[ArrayD<F>],
+        from_logits: bool,
+    ) -> Result<Vec<ArrayD<F>>> {
+        let Some(cache) = self.cache.take() else {
+            return Err(Error::NoCache {
+                layer: self.name.clone(),
+            });
+        };
+        let result = self.backward_cached(&cache, d_outputs, from_logits);
+        self.cache = Some(cache);
+        result
+    }
+
+    fn backward_cached(
+        &mut self,
+        cache: &Cache<F>,
+        d_outputs: &[ArrayD<F>],
+        from_logits: bool,
+    ) -> Result<Vec<ArrayD<F>>> {
+        if d_outputs.len() != self.outputs.len() {
+            return Err(Error::Shape {
+                layer: self.name.clone(),
+                what: "list of output gradients",
+                expected: format!("{} arrays", self.outputs.len()),
+                got: vec![d_outputs.len()],
+            });
+        }
+        let mut grads: Vec<Vec<Option<ArrayD<F>>>> = self
+            .nodes
+            .iter()
+            .map(|nd| vec![None; nd.shapes.len()])
+            .collect();
+        let add =
+            |grads: &mut Vec<Vec<Option<ArrayD<F>>>>, (n, o): (usize, usize), g: ArrayD<F>| {
+                let slot = &mut grads[n][o];
+                match slot {
+                    Some(acc) => *acc += &g,
+                    None => *slot = Some(g),
+                }
+            };
+        for (&(n, o), d) in self.outputs.iter().zip(d_outputs) {
+            let want = &cache.shapes[n][o];
+            if d.shape() != &want[..] {
+                return Err(Error::Shape {
+                    layer: self.nodes[n].name.clone(),
+                    what: "dL/d(output)",
+                    expected: format!("{want:?}"),
+                    got: d.shape().to_vec(),
+                });
+            }
+        }
+        // The logits path applies to the one output's layer only.
+        let logits_node = from_logits.then(|| self.outputs[0].0);
+        for (&(n, o), d) in self.outputs.iter().zip(d_outputs) {
+            add(&mut grads, (n, o), d.clone());
+        }
+        let zeros = |n: usize, o: usize| ArrayD::<F>::zeros(cache.shapes[n][o].clone());
+        for k in (0..self.nodes.len()).rev() {
+            if !self.needed[k] {
+                continue;
+            }
+            let node = self.nodes[k].clone();
+            let mut g_out: Vec<ArrayD<F>> = grads[k]
+                .iter_mut()
+                .enumerate()
+                .map(|(o, g)| g.take().unwrap_or_else(|| zeros(k, o)))
+                .collect();
+            match &node.op {
+                Op::Input => grads[k][0] = Some(g_out.swap_remove(0)),
+                Op::Merge(kind) => {
+                    let (vals, masks) = cache.merge_in[k].as_ref().expect("cached in training");
+                    let dxs = kind.backward(&node.name, vals, masks, &g_out[0])?;
+                    for (t, dx) in node.inputs.iter().zip(dxs) {
+                        add(&mut grads, (t.node, t.out), dx);
+                    }
+                }
+                Op::Call {
+                    layer,
+                    first,
+                    states,
+                    initial,
+                    ..
+                } => {
+                    let dy = g_out.remove(0);
+                    let inst: &mut dyn Layer<F> = if *first {
+                        self.layers[*layer].as_mut()
+                    } else {
+                        self.instances[k]
+                            .as_deref_mut()
+                            .ok_or_else(|| Error::NoCache {
+                                layer: node.name.clone(),
+                            })?
+                    };
+                    let (dx, d_init) = if *states {
+                        let d_states: Vec<Array2<F>> = g_out
+                            .into_iter()
+                            .map(|g| g.into_dimensionality::<Ix2>().expect("states are 2-D"))
+                            .collect();
+                        inst.backward_with_states(&dy, &d_states)?
+                    } else if logits_node == Some(k) {
+                        (inst.backward_from_logits(&dy)?, Vec::new())
+                    } else {
+                        (inst.backward(&dy)?, Vec::new())
+                    };
+                    if !*first {
+                        let mut g = Vec::new();
+                        inst.visit_params(&mut |_, p| g.push(p.grad().clone()));
+                        let mut it = g.into_iter();
+                        let mut res = Ok(());
+                        self.layers[*layer].visit_params_mut(&mut |_, p| {
+                            if let (Some(gi), true) = (it.next(), res.is_ok()) {
+                                res = p.add_grad(&gi);
+                            }
+                        });
+                        res?;
+                    }
+                    let xt = node.inputs[0];
+                    add(&mut grads, (xt.node, xt.out), dx);
+                    for (t, d) in initial.iter().zip(d_init) {
+                        add(&mut grads, (t.node, t.out), d.into_dyn());
+                    }
+                }
+            }
+        }
+        Ok(self
+            .inputs
+            .iter()
+            .map(|&n| grads[n][0].take().unwrap_or_else(|| zeros(n, 0)))
+            .collect())
+    }
+}
+
+impl<F: Float> Model<F> for Functional<F> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn input_shape(&self) -> &[Dim] {
+        &self.nodes[self.inputs[0]].shapes[0]
+    }
+    fn output_shape(&self) -> &[Dim] {
+        let (n, o) = self.outputs[0];
+        &self.nodes[n].shapes[o]
+    }
+    fn output_activation(&self) -> Activation {
+        match (&self.nodes[self.outputs[0].0].op, self.outputs[0].1) {
+            (Op::Call { layer, .. }, 0) => self.layers[*layer].output_activation(),
+            _ => Activation::Linear,
+        }
+    }
+    fn forward(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<Forward<F>> {
+        self.single()?;
+        let mut out = self.forward_with_masks(std::slice::from_ref(x), &[mask], mode)?;
+        Ok(out.remove(0))
+    }
+    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Forward<F>> {
+        self.single()?;
+        let pass = self.execute(
+            &mut Access::Infer(&self.layers),
+            std::slice::from_ref(x),
+            &[mask],
+            None,
+        )?;
+        Ok(self.collect(pass, false).remove(0))
+    }
+    fn backward(&mut self, dy: &ArrayD<F>, from_logits: bool) -> Result<ArrayD<F>> {
+        self.single()?;
+        let mut dx = self.backward_inner(std::slice::from_ref(dy), from_logits)?;
+        Ok(dx.remove(0))
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
+        for l in &self.layers {
+            let name = l.name().to_string();
+            l.visit_params(&mut |p, param| f(&format!("{name}/{p}"), param));
+        }
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
+        for l in &mut self.layers {
+            let name = l.name().to_string();
+            l.visit_params_mut(&mut |p, param| f(&format!("{name}/{p}"), param));
+        }
+    }
+}
+
+impl<F: Float> Functional<F> {
+    /// The error of the one-array [`Model`] methods on a model with several inputs or
+    /// outputs.
+    fn single(&self) -> Result<()> {
+        if self.inputs.len() == 1 && self.outputs.len() == 1 {
+            return Ok(());
+        }
+        Err(Error::Unsupported {
+            layer: self.name.clone(),
+            reason: format!(
+                "{} inputs and {} outputs: use forward_many, infer_many and backward_many",
+                self.inputs.len(),
+                self.outputs.len()
+            ),
+        })
+    }
+}
