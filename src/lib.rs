@@ -56,6 +56,7 @@ pub use activation::Activation;
 pub use error::{Error, FileError, Result};
 pub use float::Float;
 pub use init::{seeded_rng, Init, StdRng};
+pub use layers::attention::{AdditiveAttentionConfig, Attention, AttentionConfig, ScoreMode};
 pub use layers::bidirectional::BidirectionalSpec;
 pub use layers::bidirectional::{Bidirectional, BidirectionalConfig, MergeMode};
 pub use layers::dense::{Dense, DenseConfig};

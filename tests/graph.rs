@@ -3,12 +3,9 @@
 //! input) and every weight gradient (shared layers: the sum over calls), in f64 (1e-9
 //! relative) and f32 (1e-4).
 //!
-//! Reads `$RNNKIT_FIXTURES` when set, else `tests/fixtures`. Cases with a layer the
-//! functional API does not have yet (`Attention`, `AdditiveAttention`, states out of a
-//! `Bidirectional`) are listed as not yet supported and counted apart; the closing lines
-//! are `graph without attention: N passed, M failed` (f64) and
-//! `graph without attention [f32]: N passed, M failed`, until the last ones land and the
-//! runner closes with `graph: N passed, M failed`.
+//! Reads `$RNNKIT_FIXTURES` when set, else `tests/fixtures` (every `kind: "graph"` file
+//! below it, subfolders included), and closes with `graph: N passed, M failed` (f64) and
+//! `graph [f32]: N passed, M failed`. A directory without graph cases says so and passes.
 
 mod common;
 
@@ -19,9 +16,8 @@ use rnnkit::{LayerSpec, Tensor};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-/// Why a case cannot be built yet, or the error that stopped it.
+/// The error that stopped a case.
 enum Outcome {
-    NotYet(String),
     Failed(String),
 }
 
@@ -48,6 +44,14 @@ fn merge_kind(entry: &Value) -> Option<Merge> {
         "Average" => Merge::Average,
         _ => return None,
     })
+}
+
+/// An attention layer's weights in Keras's order.
+fn attention_weights<F: Float>(w: &Value) -> Vec<ArrayD<F>> {
+    ["scale", "concat_score_weight"]
+        .iter()
+        .filter_map(|k| w.get(*k).map(tensor))
+        .collect()
 }
 
 /// The graph of the case, with the fixture's weights.
@@ -92,7 +96,16 @@ fn build<F: Float>(case: &Value) -> Result<Functional<F>, Outcome> {
             continue;
         }
         if kind == "Attention" || kind == "AdditiveAttention" {
-            return Err(Outcome::NotYet(format!("{name}: {kind}")));
+            let mut config = entry["config"].clone();
+            config["name"] = json!(name);
+            let spec: LayerSpec = serde_json::from_value(json!({"layer": kind, "config": config}))
+                .map_err(|e| Outcome::Failed(format!("{name}: {e}")))?;
+            let out = g.apply_list(&spec, &ins).map_err(|e| fail(&name, e))?;
+            tensors.insert(name.clone(), vec![out]);
+            if let Some(w) = entry.get("weights") {
+                weights.push((name, attention_weights::<F>(w)));
+            }
+            continue;
         }
         let mut config = entry["config"].clone();
         let return_state = config
@@ -105,11 +118,7 @@ fn build<F: Float>(case: &Value) -> Result<Functional<F>, Outcome> {
             .and_then(|c| c.as_object_mut())
             .and_then(|c| c.remove("return_state"))
             .is_some_and(|v| v == json!(true));
-        if nested_state {
-            return Err(Outcome::NotYet(format!(
-                "{name}: states out of Bidirectional"
-            )));
-        }
+        let return_state = return_state || nested_state;
         if kind == "Dropout" {
             // The cases run at inference, where Dropout is the identity; a training pass
             // with nothing dropped has the same numbers and gradients.
@@ -203,7 +212,11 @@ fn run<F: Float>(case: &Value) -> Result<(), Outcome> {
     }
     let grads = case["grads"]["layers"].as_object().unwrap();
     for (name, w) in grads {
-        let want = weight_list::<F>(w);
+        let want = if w.get("scale").is_some() || w.get("concat_score_weight").is_some() {
+            attention_weights::<F>(w)
+        } else {
+            weight_list::<F>(w)
+        };
         let layer = m
             .layer(name)
             .ok_or_else(|| failed(format!("no layer {name}")))?;
@@ -223,38 +236,31 @@ fn run<F: Float>(case: &Value) -> Result<(), Outcome> {
     Ok(())
 }
 
-fn run_all<F: Float>(label: &str) -> (usize, Vec<String>, Vec<String>) {
-    let (mut passed, mut failed, mut not_yet) = (0, Vec::new(), Vec::new());
+fn run_all<F: Float>(label: &str) -> (usize, Vec<String>) {
+    let (mut passed, mut failed) = (0, Vec::new());
     for (name, case) in fixtures("graph") {
         match run::<F>(&case) {
             Ok(()) => passed += 1,
-            Err(Outcome::NotYet(why)) => not_yet.push(format!("{name} ({why})")),
             Err(Outcome::Failed(e)) => failed.push(format!("{name}: {e}")),
         }
     }
     for f in &failed {
         eprintln!("FAILED [{label}] {f}");
     }
-    (passed, failed, not_yet)
+    (passed, failed)
 }
 
 #[test]
 fn keras_functional_models() {
-    let (passed, failed, not_yet) = run_all::<f64>("graph");
-    let (passed32, failed32, _) = run_all::<f32>("graph f32");
-    if passed + failed.len() + not_yet.len() == 0 {
+    let (passed, failed) = run_all::<f64>("graph");
+    if passed + failed.len() == 0 {
         report("graph: no cases found");
         return;
     }
-    for n in &not_yet {
-        report(&format!("not yet supported: {n}"));
-    }
+    let (passed32, failed32) = run_all::<f32>("graph f32");
+    report(&format!("graph: {passed} passed, {} failed", failed.len()));
     report(&format!(
-        "graph without attention: {passed} passed, {} failed",
-        failed.len()
-    ));
-    report(&format!(
-        "graph without attention [f32]: {passed32} passed, {} failed",
+        "graph [f32]: {passed32} passed, {} failed",
         failed32.len()
     ));
     assert!(failed.is_empty() && failed32.is_empty());

@@ -310,6 +310,33 @@ impl<F: Float, L: RecurrentLayer<F>> Bidirectional<F, L> {
         }
     }
 
+    /// The merged output's shape, from the forward direction's output.
+    fn out_shape(&self, yf: &ArrayD<F>) -> Vec<usize> {
+        let mut out_shape = yf.shape().to_vec();
+        if self.merge_mode == MergeMode::Concat {
+            *out_shape.last_mut().expect("rank >= 2") *= 2;
+        }
+        out_shape
+    }
+
+    /// Each direction's output gradient from the merged output's.
+    fn split_dy(&self, dy: &ArrayD<F>, yf: &ArrayD<F>, yb: &ArrayD<F>) -> (ArrayD<F>, ArrayD<F>) {
+        let half = F::c(0.5);
+        match self.merge_mode {
+            MergeMode::Concat => {
+                let u = yf.shape()[yf.ndim() - 1];
+                let last = Axis(dy.ndim() - 1);
+                (
+                    dy.slice_axis(last, Slice::from(..u)).to_owned(),
+                    dy.slice_axis(last, Slice::from(u..)).to_owned(),
+                )
+            }
+            MergeMode::Sum => (dy.clone(), dy.clone()),
+            MergeMode::Mul => (dy * yb, dy * yf),
+            MergeMode::Ave | MergeMode::None => (dy * half, dy * half),
+        }
+    }
+
     /// Backward pass from both directions' output gradients (the counterpart of
     /// [`Bidirectional::forward_both`]).
     ///
@@ -456,26 +483,33 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
                 layer: self.name.clone(),
             });
         };
-        let mut out_shape = yf.shape().to_vec();
-        if self.merge_mode == MergeMode::Concat {
-            *out_shape.last_mut().expect("rank >= 2") *= 2;
-        }
-        super::check_dy(&self.name, dy, &out_shape)?;
-        let half = F::c(0.5);
-        let (dyf, dyb) = match self.merge_mode {
-            MergeMode::Concat => {
-                let u = yf.shape()[yf.ndim() - 1];
-                let last = Axis(dy.ndim() - 1);
-                (
-                    dy.slice_axis(last, Slice::from(..u)).to_owned(),
-                    dy.slice_axis(last, Slice::from(u..)).to_owned(),
-                )
-            }
-            MergeMode::Sum => (dy.clone(), dy.clone()),
-            MergeMode::Mul => (dy * yb, dy * yf),
-            MergeMode::Ave | MergeMode::None => (dy * half, dy * half),
-        };
+        super::check_dy(&self.name, dy, &self.out_shape(yf))?;
+        let (dyf, dyb) = self.split_dy(dy, yf, yb);
         self.backward_both(&dyf, &dyb)
+    }
+    fn backward_with_states(
+        &mut self,
+        dy: &ArrayD<F>,
+        d_states: &[Array2<F>],
+    ) -> Result<(ArrayD<F>, Vec<Array2<F>>)> {
+        let Some((yf, yb)) = &self.cache else {
+            return Err(Error::NoCache {
+                layer: self.name.clone(),
+            });
+        };
+        super::check_dy(&self.name, dy, &self.out_shape(yf))?;
+        let (dfwd, dbwd) = split_states(&self.name, d_states)?;
+        let (dyf, dyb) = self.split_dy(dy, yf, yb);
+        let dyb = if self.forward.return_sequences() {
+            flip_time(&dyb)
+        } else {
+            dyb
+        };
+        let (mut dx, mut d_init) = self.forward.backward_with_states(&dyf, &dfwd)?;
+        let (dxb, d_init_b) = self.backward.backward_with_states(&dyb, &dbwd)?;
+        dx += &dxb;
+        d_init.extend(d_init_b);
+        Ok((dx, d_init))
     }
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
         for layer in [&self.forward, &self.backward] {

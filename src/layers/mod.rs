@@ -1,5 +1,6 @@
 //! Layers: the [`Layer`] trait, the recurrent time loop and every layer type.
 
+pub mod attention;
 pub mod bidirectional;
 pub mod dense;
 pub mod dropout;
@@ -201,6 +202,72 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
             });
         }
         Ok((self.backward(dy)?, Vec::new()))
+    }
+
+    /// The output shape (without batch) of a call on a list of tensors (Keras's
+    /// `layer([a, b])`, as `Attention([query, value])`). The default accepts one tensor.
+    ///
+    /// # Errors
+    /// [`Error::Incompatible`] for inputs the layer cannot take; the default, for more
+    /// than one.
+    fn output_shape_list(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+        match inputs {
+            [one] => self.output_shape(one),
+            _ => Err(self.takes_one(inputs.len())),
+        }
+    }
+
+    /// [`Layer::forward_masked`] on a list of tensors, each with its mask. The default
+    /// takes one tensor.
+    ///
+    /// # Errors
+    /// As [`Layer::forward_masked`]; the default, [`Error::Unsupported`] for several.
+    fn forward_list(
+        &mut self,
+        xs: &[&ArrayD<F>],
+        masks: &[Option<&Mask>],
+        mode: Mode,
+    ) -> Result<ArrayD<F>> {
+        match xs {
+            [x] => self.forward_masked(x, masks.first().copied().flatten(), mode),
+            _ => Err(self.takes_one(xs.len())),
+        }
+    }
+
+    /// [`Layer::infer`] on a list of tensors.
+    ///
+    /// # Errors
+    /// As [`Layer::forward_list`].
+    fn infer_list(&self, xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Result<ArrayD<F>> {
+        match xs {
+            [x] => self.infer(x, masks.first().copied().flatten()),
+            _ => Err(self.takes_one(xs.len())),
+        }
+    }
+
+    /// The mask the output of a call on a list carries (Keras's `compute_mask`).
+    fn compute_mask_list(&self, xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Option<Mask> {
+        match xs {
+            [x] => self.compute_mask(x, masks.first().copied().flatten()),
+            _ => None,
+        }
+    }
+
+    /// [`Layer::backward`] of a [`Layer::forward_list`] pass: one gradient per input.
+    ///
+    /// # Errors
+    /// As [`Layer::backward`].
+    fn backward_list(&mut self, dy: &ArrayD<F>) -> Result<Vec<ArrayD<F>>> {
+        Ok(vec![self.backward(dy)?])
+    }
+
+    /// The error of the list defaults: this layer takes one tensor.
+    #[doc(hidden)]
+    fn takes_one(&self, got: usize) -> Error {
+        Error::Unsupported {
+            layer: self.name().to_string(),
+            reason: format!("a {} layer takes one tensor, not {got}", self.type_name()),
+        }
     }
 
     /// Whether the layer runs one step at a time ([`Layer::step`]). A model streams only

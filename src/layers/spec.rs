@@ -1,6 +1,7 @@
 //! [`LayerSpec`]: any built-in layer's configuration, tagged with its Keras class name. This
 //! is what a model's architecture lists and what a model file stores.
 
+use super::attention::{AdditiveAttentionConfig, AttentionConfig};
 use super::bidirectional::BidirectionalSpec;
 use super::dense::DenseConfig;
 use super::dropout::DropoutConfig;
@@ -18,7 +19,7 @@ use serde::de::{self, DeserializeOwned};
 use serde::{Deserialize, Serialize};
 
 /// The Keras class names of the built-in layers.
-pub const LAYER_TYPES: &str = "SimpleRNN, LSTM, GRU, Dense, Masking, Bidirectional, Embedding, Dropout, RepeatVector, GlobalAveragePooling1D";
+pub const LAYER_TYPES: &str = "SimpleRNN, LSTM, GRU, Dense, Masking, Bidirectional, Embedding, Dropout, RepeatVector, GlobalAveragePooling1D, Attention, AdditiveAttention";
 
 /// One built-in layer's configuration, tagged with its Keras class name: the JSON form is
 /// `{"layer": "LSTM", "config": {"units": 8, ...}}` with Keras's config keys.
@@ -59,6 +60,10 @@ pub enum LayerSpec {
     RepeatVector(RepeatVectorConfig),
     /// `GlobalAveragePooling1D`.
     GlobalAveragePooling1D(GlobalAveragePooling1DConfig),
+    /// `Attention` (Luong), called on a list of tensors in a graph model.
+    Attention(AttentionConfig),
+    /// `AdditiveAttention` (Bahdanau), called on a list of tensors in a graph model.
+    AdditiveAttention(AdditiveAttentionConfig),
 }
 
 impl LayerSpec {
@@ -75,6 +80,8 @@ impl LayerSpec {
             LayerSpec::Dropout(_) => "Dropout",
             LayerSpec::RepeatVector(_) => "RepeatVector",
             LayerSpec::GlobalAveragePooling1D(_) => "GlobalAveragePooling1D",
+            LayerSpec::Attention(_) => "Attention",
+            LayerSpec::AdditiveAttention(_) => "AdditiveAttention",
         }
     }
 
@@ -91,6 +98,8 @@ impl LayerSpec {
             LayerSpec::Dropout(c) => c.name.as_deref(),
             LayerSpec::RepeatVector(c) => c.name.as_deref(),
             LayerSpec::GlobalAveragePooling1D(c) => c.name.as_deref(),
+            LayerSpec::Attention(c) => c.name.as_deref(),
+            LayerSpec::AdditiveAttention(c) => c.name.as_deref(),
         }
     }
 
@@ -107,6 +116,8 @@ impl LayerSpec {
             LayerSpec::Dropout(c) => c,
             LayerSpec::RepeatVector(c) => c,
             LayerSpec::GlobalAveragePooling1D(c) => c,
+            LayerSpec::Attention(c) => c,
+            LayerSpec::AdditiveAttention(c) => c,
         }
     }
 
@@ -124,7 +135,9 @@ impl LayerSpec {
             LayerSpec::Embedding(c) => Some((c.output_dim, false)),
             LayerSpec::Dropout(_)
             | LayerSpec::RepeatVector(_)
-            | LayerSpec::GlobalAveragePooling1D(_) => None,
+            | LayerSpec::GlobalAveragePooling1D(_)
+            | LayerSpec::Attention(_)
+            | LayerSpec::AdditiveAttention(_) => None,
         }
     }
 

@@ -117,7 +117,7 @@ impl<F: Float> RnnCall<'_, F> {
             mask_of,
         } = self;
         let layer = layer?;
-        graph.call_node(layer, x, true, initial, mask_of)
+        graph.call_node(layer, vec![x], true, initial, mask_of)
     }
 }
 
@@ -164,9 +164,36 @@ impl<F: Float> Graph<F> {
     /// layer's own error when `x`'s shape does not fit it ([`Error::Incompatible`]).
     pub fn apply(&mut self, config: &dyn LayerConfig<F>, x: Tensor) -> Result<Tensor> {
         let layer = self.new_layer(config, x)?;
-        self.call_node(layer, x, false, Vec::new(), None)
+        self.call_node(layer, vec![x], false, Vec::new(), None)
             .map(|o| o.out)
-            .inspect_err(|_| self.drop_unused(layer))
+    }
+
+    /// Builds a layer that takes a list of tensors (Keras's `layer([a, b])`: `Attention`
+    /// on `[query, value]` or `[query, value, key]`) and calls it; the layer is built for
+    /// the first tensor's shape.
+    ///
+    /// # Errors
+    /// As [`Graph::apply`]; [`Error::Incompatible`] naming every input's shape when they do
+    /// not fit together.
+    pub fn apply_list(&mut self, config: &dyn LayerConfig<F>, xs: &[Tensor]) -> Result<Tensor> {
+        let first = *xs.first().ok_or_else(|| Error::Config {
+            layer: config.name().unwrap_or(config.default_name()).to_string(),
+            field: "inputs",
+            reason: "a call needs at least one tensor".into(),
+        })?;
+        let layer = self.new_layer(config, first)?;
+        self.call_node(layer, xs.to_vec(), false, Vec::new(), None)
+            .map(|o| o.out)
+    }
+
+    /// [`Graph::reuse`] for a layer called on a list of tensors.
+    ///
+    /// # Errors
+    /// As [`Graph::apply_list`].
+    pub fn reuse_list(&mut self, layer: LayerId, xs: &[Tensor]) -> Result<Tensor> {
+        self.own_layer(layer)?;
+        self.call_node(layer, xs.to_vec(), false, Vec::new(), None)
+            .map(|o| o.out)
     }
 
     /// A recurrent call with states: `g.rnn(&config, x).initial_state(&[h, c]).call()?`
@@ -189,7 +216,7 @@ impl<F: Float> Graph<F> {
     /// As [`Graph::apply`].
     pub fn reuse(&mut self, layer: LayerId, x: Tensor) -> Result<Tensor> {
         self.own_layer(layer)?;
-        self.call_node(layer, x, false, Vec::new(), None)
+        self.call_node(layer, vec![x], false, Vec::new(), None)
             .map(|o| o.out)
     }
 
@@ -424,12 +451,12 @@ impl<F: Float> Graph<F> {
     fn call_node(
         &mut self,
         layer: LayerId,
-        x: Tensor,
+        xs: Vec<Tensor>,
         states: bool,
         initial: Vec<Tensor>,
         mask_of: Option<Tensor>,
     ) -> Result<RnnOutputs> {
-        let result = self.wire_call(layer, x, states, initial, mask_of);
+        let result = self.wire_call(layer, xs, states, initial, mask_of);
         if result.is_err() {
             self.drop_unused(layer);
         }
@@ -439,27 +466,21 @@ impl<F: Float> Graph<F> {
     fn wire_call(
         &mut self,
         layer: LayerId,
-        x: Tensor,
+        xs: Vec<Tensor>,
         states: bool,
         initial: Vec<Tensor>,
         mask_of: Option<Tensor>,
     ) -> Result<RnnOutputs> {
-        self.own(x)?;
-        for &t in initial.iter().chain(&mask_of) {
+        for &t in xs.iter().chain(&initial).chain(&mask_of) {
             self.own(t)?;
         }
         let l = &self.layers[layer.index];
         let lname = l.name().to_string();
-        let in_shape = self.shape_of(x);
-        let out_shape = l.output_shape(&in_shape)?;
+        let shapes_in: Vec<Vec<Dim>> = xs.iter().map(|t| self.shape_of(*t)).collect();
+        let out_shape = l.output_shape_list(&shapes_in)?;
+        let in_shape = shapes_in[0].clone();
         let mut shapes = vec![out_shape];
         if states {
-            if l.type_name() == "Bidirectional" {
-                return Err(Error::Unsupported {
-                    layer: lname,
-                    reason: "states in and out of a Bidirectional layer are not wired yet".into(),
-                });
-            }
             let zero = l.zero_states(1);
             if zero.is_empty() {
                 return Err(Error::Unsupported {
@@ -527,7 +548,7 @@ impl<F: Float> Graph<F> {
                 initial,
                 mask_of,
             },
-            inputs: vec![x],
+            inputs: xs,
             shapes,
         });
         Ok(RnnOutputs {

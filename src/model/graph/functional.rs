@@ -125,6 +125,31 @@ impl<F: Float> Access<'_, F> {
     }
 }
 
+impl<F: Float> Access<'_, F> {
+    fn call_list(
+        &mut self,
+        node: usize,
+        l: usize,
+        first: bool,
+        xs: &[&ArrayD<F>],
+        masks: &[Option<&Mask>],
+    ) -> Result<ArrayD<F>> {
+        match self {
+            Access::Infer(layers) => layers[l].infer_list(xs, masks),
+            Access::Train { layers, instances } => {
+                let layer: &mut dyn Layer<F> = if first {
+                    layers[l].as_mut()
+                } else {
+                    let mut copy = layers[l].box_clone();
+                    copy.zero_grad();
+                    instances[node].insert(copy).as_mut()
+                };
+                layer.forward_list(xs, masks, Mode::Train)
+            }
+        }
+    }
+}
+
 /// Values and masks of every node output in one pass.
 struct Pass<F> {
     values: Vec<Vec<Option<ArrayD<F>>>>,
@@ -370,6 +395,26 @@ impl<F: Float> Functional<F> {
                     pass.values[k][0] = Some(y);
                     pass.masks[k][0] = m;
                 }
+                Op::Call { layer, first, .. } if node.inputs.len() > 1 => {
+                    let vals: Vec<&ArrayD<F>> = node
+                        .inputs
+                        .iter()
+                        .map(|t| {
+                            pass.values[t.node][t.out]
+                                .as_ref()
+                                .expect("nodes run in order")
+                        })
+                        .collect();
+                    let masks: Vec<Option<&Mask>> = node
+                        .inputs
+                        .iter()
+                        .map(|t| pass.masks[t.node][t.out].as_ref())
+                        .collect();
+                    let y = access.call_list(k, *layer, *first, &vals, &masks)?;
+                    let m = access.layer(*layer).compute_mask_list(&vals, &masks);
+                    pass.values[k][0] = Some(y);
+                    pass.masks[k][0] = m;
+                }
                 Op::Call {
                     layer,
                     first,
@@ -553,6 +598,16 @@ impl<F: Float> Functional<F> {
                                 layer: node.name.clone(),
                             })?
                     };
+                    if node.inputs.len() > 1 {
+                        let dxs = inst.backward_list(&dy)?;
+                        if !*first {
+                            self.add_shared_grads(*layer, k)?;
+                        }
+                        for (t, dx) in node.inputs.iter().zip(dxs) {
+                            add(&mut grads, (t.node, t.out), dx);
+                        }
+                        continue;
+                    }
                     let (dx, d_init) = if *states {
                         let d_states: Vec<Array2<F>> = g_out
                             .into_iter()
@@ -565,16 +620,7 @@ impl<F: Float> Functional<F> {
                         (inst.backward(&dy)?, Vec::new())
                     };
                     if !*first {
-                        let mut g = Vec::new();
-                        inst.visit_params(&mut |_, p| g.push(p.grad().clone()));
-                        let mut it = g.into_iter();
-                        let mut res = Ok(());
-                        self.layers[*layer].visit_params_mut(&mut |_, p| {
-                            if let (Some(gi), true) = (it.next(), res.is_ok()) {
-                                res = p.add_grad(&gi);
-                            }
-                        });
-                        res?;
+                        self.add_shared_grads(*layer, k)?;
                     }
                     let xt = node.inputs[0];
                     add(&mut grads, (xt.node, xt.out), dx);
@@ -589,6 +635,24 @@ impl<F: Float> Functional<F> {
             .iter()
             .map(|&n| grads[n][0].take().unwrap_or_else(|| zeros(n, 0)))
             .collect())
+    }
+}
+
+impl<F: Float> Functional<F> {
+    /// Adds the gradients of node `k`'s copy of a shared layer into the layer's own.
+    fn add_shared_grads(&mut self, layer: usize, k: usize) -> Result<()> {
+        let mut g = Vec::new();
+        if let Some(inst) = &self.instances[k] {
+            inst.visit_params(&mut |_, p| g.push(p.grad().clone()));
+        }
+        let mut it = g.into_iter();
+        let mut res = Ok(());
+        self.layers[layer].visit_params_mut(&mut |_, p| {
+            if let (Some(gi), true) = (it.next(), res.is_ok()) {
+                res = p.add_grad(&gi);
+            }
+        });
+        res
     }
 }
 
