@@ -1,0 +1,183 @@
+//! Wiring mistakes and bad inputs of graph models: typed errors naming the layer, what was
+//! expected and what was received; the graph and the model unchanged, no panic.
+
+use ndarray::{Array2, Array3, ArrayD, IxDyn};
+use rnnkit::prelude::*;
+use rnnkit::AttentionConfig;
+
+fn msg<T: std::fmt::Debug>(r: Result<T, Error>) -> String {
+    r.expect_err("must be refused").to_string()
+}
+
+#[test]
+fn a_tensor_or_layer_of_another_graph_is_refused() -> Result<(), Error> {
+    let mut g1 = Graph::<f64>::new(0);
+    let mut g2 = Graph::<f64>::new(0);
+    let x1 = g1.input("x", &[Some(2), Some(3)])?;
+    let x2 = g2.input("x", &[Some(2), Some(3)])?;
+    let y1 = g1.apply(&DenseConfig::new(2), x1)?;
+    let e = msg(g2.apply(&DenseConfig::new(2), y1));
+    assert!(e.contains("another graph"), "{e}");
+    let e = msg(g2.reuse(g1.layer_of(y1)?, x2));
+    assert!(e.contains("another graph"), "{e}");
+    let e = msg(g2.merge(Merge::Add, &[x2, x1]));
+    assert!(e.contains("another graph"), "{e}");
+    // The failed calls left g2 as it was: a Dense named "dense" can still be added.
+    let y2 = g2.apply(&DenseConfig::new(2), x2)?;
+    assert_eq!(g2.shape(y2)?, vec![Some(2), Some(2)]);
+    let e = msg(g1.build(&[x1], &[y2]));
+    assert!(e.contains("another graph"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn shapes_that_do_not_fit_name_both_ends() -> Result<(), Error> {
+    let mut g = Graph::<f64>::new(0);
+    let a = g.input("a", &[None, Some(3)])?;
+    let b = g.input("b", &[None, Some(4)])?;
+    let e = msg(g.merge(Merge::Add, &[a, b]));
+    assert!(
+        e.contains("add") && e.contains("(None, None, 3)") && e.contains("(None, None, 4)"),
+        "{e}"
+    );
+    let e = msg(g.merge(Merge::Concatenate { axis: 1 }, &[a, b]));
+    assert!(
+        e.contains("concatenate") && e.contains("off the concatenation axis"),
+        "{e}"
+    );
+    let e = msg(g.merge(Merge::Concatenate { axis: 0 }, &[a, a]));
+    assert!(e.contains("axis"), "{e}");
+    let d = g.apply(&DenseConfig::new(2), a)?;
+    let dense = g.layer_of(d)?;
+    let e = msg(g.reuse(dense, b));
+    assert!(e.contains("dense") && e.contains("(None, steps, 3)"), "{e}");
+    let e = msg(g.apply_list(&AttentionConfig::new(), &[a, b]));
+    assert!(
+        e.contains("attention") && e.contains("same features"),
+        "{e}"
+    );
+    let e = msg(g.apply_list(&AttentionConfig::new(), &[a]));
+    assert!(e.contains("attention"), "{e}");
+    // Attention called on one tensor through the single-input path.
+    let e = msg(g.apply(&AttentionConfig::new(), a));
+    assert!(e.contains("[query, value(, key)]"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn states_of_the_wrong_count_or_size_are_refused() -> Result<(), Error> {
+    let mut g = Graph::<f64>::new(0);
+    let x = g.input("x", &[None, Some(3)])?;
+    let enc = g.rnn(&LstmConfig::new(4), x).call()?;
+    assert_eq!(enc.states.len(), 2);
+    let e = msg(g
+        .rnn(&LstmConfig::new(4), x)
+        .initial_state(&enc.states[..1])
+        .call());
+    assert!(
+        e.contains("initial_state") && e.contains("2 state tensors"),
+        "{e}"
+    );
+    let e = msg(g
+        .rnn(&GruConfig::new(5), x)
+        .initial_state(&enc.states[..1])
+        .call());
+    assert!(e.contains("(None, 5)") && e.contains("[4]"), "{e}");
+    let e = msg(g.rnn(&DenseConfig::new(2), x).call());
+    assert!(e.contains("no states"), "{e}");
+    // Nothing of the failed calls stayed: the names are free.
+    let ok = g.rnn(&GruConfig::new(4).name("gru"), x).call()?;
+    assert_eq!(ok.states.len(), 1);
+    Ok(())
+}
+
+#[test]
+fn unused_missing_and_repeated_inputs_are_refused() -> Result<(), Error> {
+    let mut g = Graph::<f64>::new(0);
+    let a = g.input("a", &[Some(3)])?;
+    let b = g.input("b", &[Some(3)])?;
+    let e = msg(g.input("a", &[Some(2)]));
+    assert!(e.contains("already used"), "{e}");
+    let y = g.apply(&DenseConfig::new(1), a)?;
+    let e = msg(Graph::<f64>::new(0).input("empty", &[]));
+    assert!(e.contains("at least one axis"), "{e}");
+    let g2 = |f: &dyn Fn(
+        &mut Graph<f64>,
+    ) -> Result<(Vec<rnnkit::Tensor>, Vec<rnnkit::Tensor>), Error>| {
+        let mut g = Graph::<f64>::new(0);
+        let (i, o) = f(&mut g).unwrap();
+        g.build(&i, &o).map(|_| ())
+    };
+    let e = msg(g2(&|g| {
+        let a = g.input("a", &[Some(3)])?;
+        let b = g.input("b", &[Some(3)])?;
+        let y = g.apply(&DenseConfig::new(1), a)?;
+        Ok((vec![a, b], vec![y]))
+    }));
+    assert!(e.contains("b") && e.contains("unused input"), "{e}");
+    let e = msg(g2(&|g| {
+        let a = g.input("a", &[Some(3)])?;
+        let y = g.apply(&DenseConfig::new(1), a)?;
+        Ok((vec![], vec![y]))
+    }));
+    assert!(
+        e.contains("a") && e.contains("not among the model's inputs"),
+        "{e}"
+    );
+    let e = msg(g2(&|g| {
+        let a = g.input("a", &[Some(3)])?;
+        let y = g.apply(&DenseConfig::new(1), a)?;
+        Ok((vec![a, a], vec![y]))
+    }));
+    assert!(e.contains("more than once"), "{e}");
+    let e = msg(g2(&|g| {
+        let a = g.input("a", &[Some(3)])?;
+        Ok((vec![a], vec![]))
+    }));
+    assert!(e.contains("at least one output"), "{e}");
+    let _ = (b, y);
+    Ok(())
+}
+
+#[test]
+fn bad_inputs_at_run_time_are_typed_errors() -> Result<(), Error> {
+    let mut g = Graph::<f64>::new(0);
+    let ids = g.input("ids", &[None])?;
+    let x = g.input("x", &[None, Some(2)])?;
+    let e = g.apply(&EmbeddingConfig::new(5, 2), ids)?;
+    let both = g.merge(Merge::Add, &[e, x])?;
+    let y = g.apply(&LstmConfig::new(3), both)?;
+    let mut m = g.build(&[ids, x], &[y])?;
+    let good_ids = ArrayD::from_shape_vec(IxDyn(&[1, 3]), vec![1.0, 2.0, 4.0]).unwrap();
+    let good_x = Array3::<f64>::zeros((1, 3, 2)).into_dyn();
+    m.forward_many(&[good_ids.clone(), good_x.clone()], Mode::Train)?;
+    let before = m.get_weights();
+    // Wrong number of inputs, wrong feature count, different batch, ids out of range,
+    // negative or fractional: errors naming what was expected.
+    let e = msg(m.forward_many(std::slice::from_ref(&good_ids), Mode::Train));
+    assert!(e.contains("2 arrays"), "{e}");
+    let e = msg(m.infer_many(&[good_ids.clone(), Array3::<f64>::zeros((1, 3, 4)).into_dyn()]));
+    assert!(e.contains("x") && e.contains("[1, 3, 4]"), "{e}");
+    let e = msg(m.infer_many(&[good_ids.clone(), Array3::<f64>::zeros((2, 3, 2)).into_dyn()]));
+    assert!(e.contains("x") && e.contains("batch 1"), "{e}");
+    for bad in [5.0, -1.0, 1.5, f64::NAN] {
+        let ids = ArrayD::from_shape_vec(IxDyn(&[1, 3]), vec![1.0, bad, 2.0]).unwrap();
+        let e = msg(m.infer_many(&[ids, good_x.clone()]));
+        assert!(e.contains("embedding"), "{bad}: {e}");
+    }
+    // Merged tensors whose steps differ at run time.
+    let e = msg(m.infer_many(&[good_ids.clone(), Array3::<f64>::zeros((1, 4, 2)).into_dyn()]));
+    assert!(e.contains("add"), "{e}");
+    // Gradients: wrong count or shape (after a training pass: a failed forward clears the
+    // training cache).
+    m.forward_many(&[good_ids.clone(), good_x.clone()], Mode::Train)?;
+    let e = msg(m.backward_many(&[]));
+    assert!(e.contains("1 arrays"), "{e}");
+    let e = msg(m.backward_many(&[Array2::<f64>::zeros((1, 4)).into_dyn()]));
+    assert!(e.contains("dL/d(output)"), "{e}");
+    assert_eq!(m.get_weights(), before);
+    // A model with two inputs is not a one-array Model.
+    let e = msg(Model::infer(&m, &good_x, None));
+    assert!(e.contains("forward_many"), "{e}");
+    Ok(())
+}
