@@ -91,6 +91,9 @@ fn states_of_the_wrong_count_or_size_are_refused() -> Result<(), Error> {
     Ok(())
 }
 
+/// Wires a graph: its inputs and outputs.
+type Wiring = dyn Fn(&mut Graph<f64>) -> Result<(Vec<rnnkit::Tensor>, Vec<rnnkit::Tensor>), Error>;
+
 #[test]
 fn unused_missing_and_repeated_inputs_are_refused() -> Result<(), Error> {
     let mut g = Graph::<f64>::new(0);
@@ -101,9 +104,7 @@ fn unused_missing_and_repeated_inputs_are_refused() -> Result<(), Error> {
     let y = g.apply(&DenseConfig::new(1), a)?;
     let e = msg(Graph::<f64>::new(0).input("empty", &[]));
     assert!(e.contains("at least one axis"), "{e}");
-    let g2 = |f: &dyn Fn(
-        &mut Graph<f64>,
-    ) -> Result<(Vec<rnnkit::Tensor>, Vec<rnnkit::Tensor>), Error>| {
+    let g2 = |f: &Wiring| {
         let mut g = Graph::<f64>::new(0);
         let (i, o) = f(&mut g).unwrap();
         g.build(&i, &o).map(|_| ())

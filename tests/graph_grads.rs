@@ -73,11 +73,11 @@ fn ids(rows: &[&[usize]]) -> ArrayD<f64> {
     ArrayD::from_shape_fn(IxDyn(&[rows.len(), t]), |i| rows[i[0]][i[1]] as f64)
 }
 
+/// A model, its inputs, and which inputs take gradients.
+type Case = (Functional<f64>, Vec<ArrayD<f64>>, Vec<bool>);
+
 /// Query and value sequences, the value masked through an Embedding with `mask_zero`.
-fn attention_graph(
-    layer: &dyn LayerConfig<f64>,
-    with_key: bool,
-) -> Result<(Functional<f64>, Vec<ArrayD<f64>>, Vec<bool>), Error> {
+fn attention_graph(layer: &dyn LayerConfig<f64>, with_key: bool) -> Result<Case, Error> {
     let mut rng = seeded_rng(9);
     let mut g = Graph::<f64>::new(3);
     let q = g.input("q", &[Some(3), Some(4)])?;
