@@ -65,6 +65,9 @@ pub use layers::embedding::{Embedding, EmbeddingConfig};
 pub use layers::gru::{Gru, GruCell, GruConfig, GruOptions};
 pub use layers::lstm::{Lstm, LstmCell, LstmConfig, LstmOptions};
 pub use layers::masking::{Masking, MaskingConfig};
+pub use layers::merge::{
+    AddConfig, AverageConfig, ConcatenateConfig, Merge, MergeLayer, MultiplyConfig,
+};
 pub use layers::pooling::{
     GlobalAveragePooling1D, GlobalAveragePooling1DConfig, RepeatVector, RepeatVectorConfig,
 };
@@ -75,7 +78,7 @@ pub use layers::recurrent::{
 pub use layers::simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig, SimpleRnnOptions};
 pub use layers::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode, StepWork};
 pub use model::{
-    Forward, Functional, Graph, LayerId, Merge, Model, ModelSpec, RnnCall, RnnOutputs, Sequential,
+    Forward, Functional, Graph, LayerId, Model, ModelSpec, RnnCall, RnnOutputs, Sequential,
     StreamState, Summary, SummaryRow, Tensor,
 };
 pub use parallel::{num_threads, set_num_threads};

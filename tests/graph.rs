@@ -34,26 +34,6 @@ fn tensor_ref(tensors: &HashMap<String, Vec<Tensor>>, r: &Value) -> Result<Tenso
         .ok_or_else(|| Outcome::Failed(format!("unknown tensor {r}")))
 }
 
-fn merge_kind(entry: &Value) -> Option<Merge> {
-    Some(match entry["layer"].as_str()? {
-        "Concatenate" => Merge::Concatenate {
-            axis: entry["config"]["axis"].as_i64().unwrap_or(-1) as isize,
-        },
-        "Add" => Merge::Add,
-        "Multiply" => Merge::Multiply,
-        "Average" => Merge::Average,
-        _ => return None,
-    })
-}
-
-/// An attention layer's weights in Keras's order.
-fn attention_weights<F: Float>(w: &Value) -> Vec<ArrayD<F>> {
-    ["scale", "concat_score_weight"]
-        .iter()
-        .filter_map(|k| w.get(*k).map(tensor))
-        .collect()
-}
-
 /// The graph of the case, with the fixture's weights.
 fn build<F: Float>(case: &Value) -> Result<Functional<F>, Outcome> {
     let model = &case["model"];
@@ -90,23 +70,6 @@ fn build<F: Float>(case: &Value) -> Result<Functional<F>, Outcome> {
             continue;
         }
         let kind = entry["layer"].as_str().unwrap();
-        if let Some(m) = merge_kind(entry) {
-            let out = g.merge(m, &ins).map_err(|e| fail(&name, e))?;
-            tensors.insert(name, vec![out]);
-            continue;
-        }
-        if kind == "Attention" || kind == "AdditiveAttention" {
-            let mut config = entry["config"].clone();
-            config["name"] = json!(name);
-            let spec: LayerSpec = serde_json::from_value(json!({"layer": kind, "config": config}))
-                .map_err(|e| Outcome::Failed(format!("{name}: {e}")))?;
-            let out = g.apply_list(&spec, &ins).map_err(|e| fail(&name, e))?;
-            tensors.insert(name.clone(), vec![out]);
-            if let Some(w) = entry.get("weights") {
-                weights.push((name, attention_weights::<F>(w)));
-            }
-            continue;
-        }
         let mut config = entry["config"].clone();
         let return_state = config
             .as_object_mut()
@@ -140,7 +103,10 @@ fn build<F: Float>(case: &Value) -> Result<Functional<F>, Outcome> {
             .get("mask")
             .map(|r| tensor_ref(&tensors, r))
             .transpose()?;
-        let outs = if return_state || !initial.is_empty() || mask_of.is_some() {
+        let outs = if ins.len() > 1 || kind.contains("Attention") {
+            // Merges and attention: layers called on a list.
+            vec![g.apply_list(&spec, &ins).map_err(|e| fail(&name, e))?]
+        } else if return_state || !initial.is_empty() || mask_of.is_some() {
             let mut call = g.rnn(&spec, ins[0]).initial_state(&initial);
             if let Some(m) = mask_of {
                 call = call.mask_of(m);
@@ -212,11 +178,7 @@ fn run<F: Float>(case: &Value) -> Result<(), Outcome> {
     }
     let grads = case["grads"]["layers"].as_object().unwrap();
     for (name, w) in grads {
-        let want = if w.get("scale").is_some() || w.get("concat_score_weight").is_some() {
-            attention_weights::<F>(w)
-        } else {
-            weight_list::<F>(w)
-        };
+        let want = weight_list::<F>(w);
         let layer = m
             .layer(name)
             .ok_or_else(|| failed(format!("no layer {name}")))?;

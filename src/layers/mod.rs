@@ -8,6 +8,7 @@ pub mod embedding;
 pub mod gru;
 pub mod lstm;
 pub mod masking;
+pub mod merge;
 pub mod pooling;
 pub mod recurrent;
 pub mod simple_rnn;

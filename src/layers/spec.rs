@@ -9,6 +9,7 @@ use super::embedding::EmbeddingConfig;
 use super::gru::GruConfig;
 use super::lstm::LstmConfig;
 use super::masking::MaskingConfig;
+use super::merge::{AddConfig, AverageConfig, ConcatenateConfig, MultiplyConfig};
 use super::pooling::{GlobalAveragePooling1DConfig, RepeatVectorConfig};
 use super::simple_rnn::SimpleRnnConfig;
 use super::{Dim, Layer, LayerConfig};
@@ -19,7 +20,7 @@ use serde::de::{self, DeserializeOwned};
 use serde::{Deserialize, Serialize};
 
 /// The Keras class names of the built-in layers.
-pub const LAYER_TYPES: &str = "SimpleRNN, LSTM, GRU, Dense, Masking, Bidirectional, Embedding, Dropout, RepeatVector, GlobalAveragePooling1D, Attention, AdditiveAttention";
+pub const LAYER_TYPES: &str = "SimpleRNN, LSTM, GRU, Dense, Masking, Bidirectional, Embedding, Dropout, RepeatVector, GlobalAveragePooling1D, Attention, AdditiveAttention, Concatenate, Add, Multiply, Average";
 
 /// One built-in layer's configuration, tagged with its Keras class name: the JSON form is
 /// `{"layer": "LSTM", "config": {"units": 8, ...}}` with Keras's config keys.
@@ -64,6 +65,14 @@ pub enum LayerSpec {
     Attention(AttentionConfig),
     /// `AdditiveAttention` (Bahdanau), called on a list of tensors in a graph model.
     AdditiveAttention(AdditiveAttentionConfig),
+    /// `Concatenate`, called on a list of tensors in a graph model.
+    Concatenate(ConcatenateConfig),
+    /// `Add`, called on a list of tensors in a graph model.
+    Add(AddConfig),
+    /// `Multiply`, called on a list of tensors in a graph model.
+    Multiply(MultiplyConfig),
+    /// `Average`, called on a list of tensors in a graph model.
+    Average(AverageConfig),
 }
 
 impl LayerSpec {
@@ -82,6 +91,10 @@ impl LayerSpec {
             LayerSpec::GlobalAveragePooling1D(_) => "GlobalAveragePooling1D",
             LayerSpec::Attention(_) => "Attention",
             LayerSpec::AdditiveAttention(_) => "AdditiveAttention",
+            LayerSpec::Concatenate(_) => "Concatenate",
+            LayerSpec::Add(_) => "Add",
+            LayerSpec::Multiply(_) => "Multiply",
+            LayerSpec::Average(_) => "Average",
         }
     }
 
@@ -100,6 +113,10 @@ impl LayerSpec {
             LayerSpec::GlobalAveragePooling1D(c) => c.name.as_deref(),
             LayerSpec::Attention(c) => c.name.as_deref(),
             LayerSpec::AdditiveAttention(c) => c.name.as_deref(),
+            LayerSpec::Concatenate(c) => c.name.as_deref(),
+            LayerSpec::Add(c) => c.name.as_deref(),
+            LayerSpec::Multiply(c) => c.name.as_deref(),
+            LayerSpec::Average(c) => c.name.as_deref(),
         }
     }
 
@@ -118,6 +135,10 @@ impl LayerSpec {
             LayerSpec::GlobalAveragePooling1D(c) => c,
             LayerSpec::Attention(c) => c,
             LayerSpec::AdditiveAttention(c) => c,
+            LayerSpec::Concatenate(c) => c,
+            LayerSpec::Add(c) => c,
+            LayerSpec::Multiply(c) => c,
+            LayerSpec::Average(c) => c,
         }
     }
 
@@ -137,7 +158,11 @@ impl LayerSpec {
             | LayerSpec::RepeatVector(_)
             | LayerSpec::GlobalAveragePooling1D(_)
             | LayerSpec::Attention(_)
-            | LayerSpec::AdditiveAttention(_) => None,
+            | LayerSpec::AdditiveAttention(_)
+            | LayerSpec::Concatenate(_)
+            | LayerSpec::Add(_)
+            | LayerSpec::Multiply(_)
+            | LayerSpec::Average(_) => None,
         }
     }
 

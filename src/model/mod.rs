@@ -8,7 +8,7 @@ mod spec;
 mod stream;
 mod summary;
 
-pub use graph::{Functional, Graph, LayerId, Merge, RnnCall, RnnOutputs, Tensor};
+pub use graph::{Functional, Graph, LayerId, RnnCall, RnnOutputs, Tensor};
 pub use interface::{Forward, Model};
 pub use sequential::Sequential;
 pub use spec::ModelSpec;

@@ -208,10 +208,17 @@ pub fn weight_list<F: Float>(w: &Value) -> Vec<ArrayD<F>> {
         v.extend(weight_list(&w["backward"]));
         return v;
     }
-    ["embeddings", "kernel", "recurrent_kernel", "bias"]
-        .iter()
-        .filter_map(|k| obj.get(*k).map(tensor))
-        .collect()
+    [
+        "embeddings",
+        "kernel",
+        "recurrent_kernel",
+        "bias",
+        "scale",
+        "concat_score_weight",
+    ]
+    .iter()
+    .filter_map(|k| obj.get(*k).map(tensor))
+    .collect()
 }
 
 /// Builds the fixture's model with its weights, for inputs shaped like `input_shape`

@@ -2,10 +2,11 @@
 //! wired.
 
 use super::functional::Functional;
-use super::{reads, Layers, Merge, Node, Op};
+use super::{reads, Layers, Node, Op};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{seeded_rng, StdRng};
+use crate::layers::merge::{AddConfig, AverageConfig, ConcatenateConfig, Merge, MultiplyConfig};
 use crate::layers::{format_shape, Dim, LayerConfig};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -251,25 +252,21 @@ impl<F: Float> Graph<F> {
         }
     }
 
-    /// Merges tensors (Keras's `Concatenate`, `Add`, `Multiply`, `Average`).
+    /// Merges tensors (Keras's `Concatenate`, `Add`, `Multiply`, `Average`): a new merge
+    /// layer called on `xs`, as `g.apply_list(&AddConfig::new(), xs)`.
     ///
     /// # Errors
     /// [`Error::Incompatible`] for shapes that cannot merge, naming every input's shape;
     /// [`Error::Config`] for a tensor of another graph or a bad axis.
     pub fn merge(&mut self, kind: Merge, xs: &[Tensor]) -> Result<Tensor> {
-        let name = self.auto_name(kind.default_name());
-        for &t in xs {
-            self.own(t)?;
+        match kind {
+            Merge::Concatenate { axis } => {
+                self.apply_list(&ConcatenateConfig::new().axis(axis), xs)
+            }
+            Merge::Add => self.apply_list(&AddConfig::new(), xs),
+            Merge::Multiply => self.apply_list(&MultiplyConfig::new(), xs),
+            Merge::Average => self.apply_list(&AverageConfig::new(), xs),
         }
-        let shapes: Vec<Vec<Dim>> = xs.iter().map(|t| self.shape_of(*t)).collect();
-        let shape = kind.output_shape(&name, &shapes)?;
-        self.claim(&name)?;
-        Ok(self.push(Node {
-            name,
-            op: Op::Merge(kind),
-            inputs: xs.to_vec(),
-            shapes: vec![shape],
-        }))
     }
 
     /// The shape of `t` without the batch axis.

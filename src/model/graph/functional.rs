@@ -47,19 +47,14 @@ pub struct Functional<F: Float> {
     outputs: Vec<(usize, usize)>,
     /// Per node: the copy of a shared layer its call trained with (later calls only).
     instances: Vec<Option<Box<dyn Layer<F>>>>,
-    cache: Option<Cache<F>>,
+    cache: Option<Cache>,
 }
-
-/// A merge node's inputs and their masks, kept for backward.
-type MergeInputs<F> = Option<(Vec<ArrayD<F>>, Vec<Option<Mask>>)>;
 
 /// What a training pass keeps for backward besides the layers' own caches.
 #[derive(Debug, Clone)]
-struct Cache<F> {
+struct Cache {
     /// Per node and output, the actual shape.
     shapes: Vec<Vec<Vec<usize>>>,
-    /// Per merge node, its inputs and their masks.
-    merge_in: Vec<MergeInputs<F>>,
 }
 
 impl<F: Float> Clone for Functional<F> {
@@ -235,7 +230,7 @@ impl<F: Float> Functional<F> {
     /// # Errors
     /// As [`Functional::forward_many`].
     pub fn infer_many(&self, xs: &[ArrayD<F>]) -> Result<Vec<Forward<F>>> {
-        let pass = self.execute(&mut Access::Infer(&self.layers), xs, &[], None)?;
+        let pass = self.execute(&mut Access::Infer(&self.layers), xs, &[])?;
         Ok(self.collect(pass, false))
     }
 
@@ -247,10 +242,9 @@ impl<F: Float> Functional<F> {
     ) -> Result<Vec<Forward<F>>> {
         self.cache = None;
         if mode == Mode::Infer {
-            let pass = self.execute(&mut Access::Infer(&self.layers), xs, masks, None)?;
+            let pass = self.execute(&mut Access::Infer(&self.layers), xs, masks)?;
             return Ok(self.collect(pass, false));
         }
-        let mut merge_in = vec![None; self.nodes.len()];
         let (mut layers, mut instances) = (
             std::mem::take(&mut self.layers),
             std::mem::take(&mut self.instances),
@@ -262,7 +256,6 @@ impl<F: Float> Functional<F> {
             },
             xs,
             masks,
-            Some(&mut merge_in),
         );
         self.layers = layers;
         self.instances = instances;
@@ -276,7 +269,7 @@ impl<F: Float> Functional<F> {
                     .collect()
             })
             .collect();
-        self.cache = Some(Cache { shapes, merge_in });
+        self.cache = Some(Cache { shapes });
         Ok(self.collect(pass, true))
     }
 
@@ -346,7 +339,6 @@ impl<F: Float> Functional<F> {
         access: &mut Access<'_, F>,
         xs: &[ArrayD<F>],
         in_masks: &[Option<&Mask>],
-        mut merge_in: Option<&mut Vec<MergeInputs<F>>>,
     ) -> Result<Pass<F>> {
         self.check_inputs(xs)?;
         let n = self.nodes.len();
@@ -378,23 +370,6 @@ impl<F: Float> Functional<F> {
             };
             match &node.op {
                 Op::Input => {}
-                Op::Merge(kind) => {
-                    let vals: Vec<ArrayD<F>> =
-                        node.inputs.iter().map(|t| value(&pass, t)).collect();
-                    let masks: Vec<Option<Mask>> = node
-                        .inputs
-                        .iter()
-                        .map(|t| pass.masks[t.node][t.out].clone())
-                        .collect();
-                    let refs: Vec<&ArrayD<F>> = vals.iter().collect();
-                    let mrefs: Vec<Option<&Mask>> = masks.iter().map(|m| m.as_ref()).collect();
-                    let (y, m) = kind.forward(&node.name, &refs, &mrefs)?;
-                    if let Some(cache) = merge_in.as_deref_mut() {
-                        cache[k] = Some((vals, masks));
-                    }
-                    pass.values[k][0] = Some(y);
-                    pass.masks[k][0] = m;
-                }
                 Op::Call { layer, first, .. } if node.inputs.len() > 1 => {
                     let vals: Vec<&ArrayD<F>> = node
                         .inputs
@@ -520,7 +495,7 @@ impl<F: Float> Functional<F> {
 
     fn backward_cached(
         &mut self,
-        cache: &Cache<F>,
+        cache: &Cache,
         d_outputs: &[ArrayD<F>],
         from_logits: bool,
     ) -> Result<Vec<ArrayD<F>>> {
@@ -574,13 +549,6 @@ impl<F: Float> Functional<F> {
                 .collect();
             match &node.op {
                 Op::Input => grads[k][0] = Some(g_out.swap_remove(0)),
-                Op::Merge(kind) => {
-                    let (vals, masks) = cache.merge_in[k].as_ref().expect("cached in training");
-                    let dxs = kind.backward(&node.name, vals, masks, &g_out[0])?;
-                    for (t, dx) in node.inputs.iter().zip(dxs) {
-                        add(&mut grads, (t.node, t.out), dx);
-                    }
-                }
                 Op::Call {
                     layer,
                     first,
@@ -684,7 +652,6 @@ impl<F: Float> Model<F> for Functional<F> {
             &mut Access::Infer(&self.layers),
             std::slice::from_ref(x),
             &[mask],
-            None,
         )?;
         Ok(self.collect(pass, false).remove(0))
     }

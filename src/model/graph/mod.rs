@@ -1,18 +1,15 @@
 //! Graph models, Keras's Functional API: named inputs, layer calls wired by typed handles
 //! ([`Tensor`]), several inputs and outputs, recurrent states in and out, shared layers,
-//! merges, masks that flow as Keras's do. [`Graph`] builds; [`Functional`] runs.
+//! merges (layers called on lists), masks that flow as Keras's do. [`Graph`] builds; [`Functional`] runs.
 //!
 //! - `builder`: [`Graph`], its handles and the shape checks made while wiring;
-//! - `merge`: [`Merge`] (Concatenate, Add, Multiply, Average);
 //! - `functional`: [`Functional`], forward and backward over the wired graph.
 
 mod builder;
 mod functional;
-mod merge;
 
 pub use builder::{Graph, LayerId, RnnCall, RnnOutputs, Tensor};
 pub use functional::Functional;
-pub use merge::Merge;
 
 use crate::layers::{Dim, Layer};
 
@@ -34,8 +31,6 @@ pub(crate) enum Op {
         /// The tensor whose mask the layer receives explicitly.
         mask_of: Option<Tensor>,
     },
-    /// A merge of `inputs`.
-    Merge(Merge),
 }
 
 /// One node: an input, a layer call or a merge, with its outputs' shapes (no batch).

@@ -1,9 +1,12 @@
-//! Keras's merge layers (`Concatenate`, `Add`, `Multiply`, `Average`): values, masks and
-//! gradients, as pure functions of their inputs.
+//! Keras's merge layers (`Concatenate`, `Add`, `Multiply`, `Average`), called on a list of
+//! tensors in a graph model: values, masks and gradients.
 
+use super::{Layer, LayerConfig, LayerSpec, Mode};
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::init::StdRng;
 use crate::layers::{format_shape, Dim, Mask};
+use crate::param::Param;
 use ndarray::{concatenate, ArrayD, ArrayView2, Axis, Slice};
 
 /// How a graph merges several tensors, with Keras's names and mask rules.
@@ -154,32 +157,23 @@ impl Merge {
         self.output_shape(name, &no_batch).map(|_| ())
     }
 
-    /// The merged value and the mask it carries.
-    pub(crate) fn forward<F: Float>(
+    /// The mask the merged output carries (Keras's `compute_mask` of each merge layer).
+    pub(crate) fn output_mask(
         &self,
-        name: &str,
-        xs: &[&ArrayD<F>],
+        xs: &[&ArrayD<impl Float>],
         masks: &[Option<&Mask>],
-    ) -> Result<(ArrayD<F>, Option<Mask>)> {
-        self.check(name, xs)?;
-        let rank = xs[0].ndim();
-        let n = F::from(xs.len()).expect("small count");
+    ) -> Option<Mask> {
+        let rank = xs.first()?.ndim();
         let all_masked = masks.iter().all(|m| m.is_some());
         let or_mask = || -> Option<Mask> {
             let mut it = masks.iter().flatten();
             let first = (*it.next()?).clone();
             Some(it.fold(first, |acc, m| &acc | *m))
         };
-        Ok(match self {
+        match self {
             Merge::Concatenate { .. } => {
-                let a = self.axis(name, rank)?;
-                let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
-                let y = concatenate(Axis(a), &views).map_err(|e| Error::Incompatible {
-                    layer: name.to_string(),
-                    previous: "its inputs".into(),
-                    reason: e.to_string(),
-                })?;
-                let mask = if rank != 3 || masks.iter().all(|m| m.is_none()) {
+                let a = self.axis("concatenate", rank).ok()?;
+                if rank != 3 || masks.iter().all(|m| m.is_none()) {
                     None
                 } else if a == 1 {
                     let parts: Vec<Mask> = xs
@@ -197,8 +191,31 @@ impl Merge {
                     or_mask()
                 } else {
                     Some(Mask::from_elem((xs[0].shape()[0], xs[0].shape()[1]), true))
-                };
-                (y, mask)
+                }
+            }
+            _ if all_masked => or_mask(),
+            _ => None,
+        }
+    }
+
+    /// The merged value.
+    pub(crate) fn forward<F: Float>(
+        &self,
+        name: &str,
+        xs: &[&ArrayD<F>],
+        masks: &[Option<&Mask>],
+    ) -> Result<ArrayD<F>> {
+        self.check(name, xs)?;
+        let n = F::from(xs.len()).expect("small count");
+        Ok(match self {
+            Merge::Concatenate { .. } => {
+                let a = self.axis(name, xs[0].ndim())?;
+                let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
+                concatenate(Axis(a), &views).map_err(|e| Error::Incompatible {
+                    layer: name.to_string(),
+                    previous: "its inputs".into(),
+                    reason: e.to_string(),
+                })?
             }
             Merge::Add | Merge::Average => {
                 let mut y = xs[0].clone();
@@ -208,7 +225,7 @@ impl Merge {
                 if *self == Merge::Average {
                     y.mapv_inplace(|v| v / n);
                 }
-                (y, if all_masked { or_mask() } else { None })
+                y
             }
             Merge::Multiply => {
                 let ws = mask_ones(xs, masks);
@@ -216,11 +233,12 @@ impl Merge {
                 for w in &ws[1..] {
                     y *= w;
                 }
-                let mask = if all_masked { or_mask() } else { None };
-                if let Some(m) = &mask {
-                    zero_where_masked(&mut y, m);
+                if masks.iter().all(|m| m.is_some()) {
+                    if let Some(m) = self.output_mask(xs, masks) {
+                        zero_where_masked(&mut y, &m);
+                    }
                 }
-                (y, mask)
+                y
             }
         })
     }
@@ -323,3 +341,261 @@ fn zero_where_masked<F: Float>(y: &mut ArrayD<F>, m: &Mask) {
         }
     }
 }
+
+/// A call's inputs and their masks.
+type Inputs<F> = (Vec<ArrayD<F>>, Vec<Option<Mask>>);
+
+/// A merge layer: [`Merge`] as a [`Layer`] called on a list of tensors (built by
+/// [`ConcatenateConfig`], [`AddConfig`], [`MultiplyConfig`], [`AverageConfig`], or
+/// [`Graph::merge`](crate::Graph::merge)).
+#[derive(Debug, Clone)]
+pub struct MergeLayer<F: Float> {
+    name: String,
+    kind: Merge,
+    /// The inputs and their masks of the last training pass.
+    cache: Option<Inputs<F>>,
+}
+
+impl<F: Float> Layer<F> for MergeLayer<F> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
+    fn type_name(&self) -> &'static str {
+        self.kind.type_name()
+    }
+    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
+        self.output_shape_list(&[input.to_vec()])
+    }
+    fn output_shape_list(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+        self.kind.output_shape(&self.name, inputs)
+    }
+    fn forward_masked(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+    ) -> Result<ArrayD<F>> {
+        self.forward_list(&[x], &[mask], mode)
+    }
+    fn forward_list(
+        &mut self,
+        xs: &[&ArrayD<F>],
+        masks: &[Option<&Mask>],
+        mode: Mode,
+    ) -> Result<ArrayD<F>> {
+        self.cache = None;
+        let y = self.infer_list(xs, masks)?;
+        if mode == Mode::Train {
+            self.cache = Some((
+                xs.iter().map(|x| (*x).clone()).collect(),
+                masks.iter().map(|m| m.cloned()).collect(),
+            ));
+        }
+        Ok(y)
+    }
+    fn infer_list(&self, xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Result<ArrayD<F>> {
+        let masks: Vec<Option<&Mask>> = (0..xs.len())
+            .map(|i| masks.get(i).copied().flatten())
+            .collect();
+        self.kind.forward(&self.name, xs, &masks)
+    }
+    fn compute_mask_list(&self, xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Option<Mask> {
+        let masks: Vec<Option<&Mask>> = (0..xs.len())
+            .map(|i| masks.get(i).copied().flatten())
+            .collect();
+        self.kind.output_mask(xs, &masks)
+    }
+    fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+        Ok(self.backward_list(dy)?.remove(0))
+    }
+    fn backward_list(&mut self, dy: &ArrayD<F>) -> Result<Vec<ArrayD<F>>> {
+        let Some((xs, masks)) = &self.cache else {
+            return Err(Error::NoCache {
+                layer: self.name.clone(),
+            });
+        };
+        let mut out = xs[0].shape().to_vec();
+        if let Merge::Concatenate { .. } = self.kind {
+            let a = self.kind.axis(&self.name, out.len())?;
+            out[a] = xs.iter().map(|x| x.shape()[a]).sum();
+        }
+        super::check_dy(&self.name, dy, &out)?;
+        self.kind.backward(&self.name, xs, masks, dy)
+    }
+    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param<F>)) {}
+    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param<F>)) {}
+    fn box_clone(&self) -> Box<dyn Layer<F>> {
+        Box::new(self.clone())
+    }
+    fn spec(&self) -> Option<LayerSpec> {
+        let name = Some(self.name.clone());
+        Some(match self.kind {
+            Merge::Concatenate { axis } => LayerSpec::Concatenate(ConcatenateConfig { name, axis }),
+            Merge::Add => LayerSpec::Add(AddConfig { name }),
+            Merge::Multiply => LayerSpec::Multiply(MultiplyConfig { name }),
+            Merge::Average => LayerSpec::Average(AverageConfig { name }),
+        })
+    }
+}
+
+/// Builds the merge layer of `kind`.
+fn build_merge<F: Float>(kind: Merge, name: &Option<String>) -> Box<dyn Layer<F>> {
+    Box::new(MergeLayer::<F> {
+        name: name.clone().unwrap_or_else(|| kind.default_name().into()),
+        kind,
+        cache: None,
+    })
+}
+
+fn minus_one() -> isize {
+    -1
+}
+
+/// Configuration of a `Concatenate` layer (Keras's `keras.layers.Concatenate(axis)`).
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// use rnnkit::ConcatenateConfig;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let mut g = Graph::<f64>::new(0);
+/// let a = g.input("a", &[Some(5), Some(2)])?;
+/// let b = g.input("b", &[Some(3), Some(2)])?;
+/// let ab = g.apply_list(&ConcatenateConfig::new().axis(1), &[a, b])?;
+/// assert_eq!(g.shape(ab)?, vec![Some(8), Some(2)]);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcatenateConfig {
+    /// Layer name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The axis, batch counted as 0 (Keras default −1, the features).
+    #[serde(default = "minus_one")]
+    pub axis: isize,
+}
+
+impl Default for ConcatenateConfig {
+    fn default() -> Self {
+        ConcatenateConfig {
+            name: None,
+            axis: -1,
+        }
+    }
+}
+
+impl ConcatenateConfig {
+    /// Keras's default: the last axis.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the axis (batch counted as 0; negative from the end).
+    pub fn axis(mut self, axis: isize) -> Self {
+        self.axis = axis;
+        self
+    }
+    /// Sets the layer name.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+}
+
+impl<F: Float> LayerConfig<F> for ConcatenateConfig {
+    fn build(&self, _input: &[Dim], _rng: &mut StdRng) -> Result<Box<dyn Layer<F>>> {
+        Ok(build_merge(
+            Merge::Concatenate { axis: self.axis },
+            &self.name,
+        ))
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn default_name(&self) -> &'static str {
+        "concatenate"
+    }
+}
+
+/// Defines the configuration of a merge layer without options.
+macro_rules! merge_config {
+    ($(#[$doc:meta])* $name:ident, $kind:expr, $default:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            /// Layer name.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub name: Option<String>,
+        }
+
+        impl $name {
+            /// The layer (it has no options).
+            pub fn new() -> Self {
+                Self::default()
+            }
+            /// Sets the layer name.
+            pub fn name(mut self, name: &str) -> Self {
+                self.name = Some(name.to_string());
+                self
+            }
+        }
+
+        impl<F: Float> LayerConfig<F> for $name {
+            fn build(&self, _input: &[Dim], _rng: &mut StdRng) -> Result<Box<dyn Layer<F>>> {
+                Ok(build_merge($kind, &self.name))
+            }
+            fn name(&self) -> Option<&str> {
+                self.name.as_deref()
+            }
+            fn default_name(&self) -> &'static str {
+                $default
+            }
+        }
+    };
+}
+
+merge_config!(
+    /// Configuration of an `Add` layer (Keras's `keras.layers.Add`): `Σ x_i`.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// use rnnkit::AddConfig;
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let mut g = Graph::<f64>::new(0);
+    /// let a = g.input("a", &[Some(2)])?;
+    /// let sum = g.apply_list(&AddConfig::new(), &[a, a])?;
+    /// let m = g.build(&[a], &[sum])?;
+    /// let y = m.infer_many(&[ndarray::array![[1.0, 2.0]].into_dyn()])?;
+    /// assert_eq!(y[0].output, ndarray::array![[2.0, 4.0]].into_dyn());
+    /// # Ok(()) }
+    /// ```
+    AddConfig,
+    Merge::Add,
+    "add"
+);
+merge_config!(
+    /// Configuration of a `Multiply` layer (Keras's `keras.layers.Multiply`): `Π x_i`,
+    /// masked entries of a masked input taken as 1.
+    ///
+    /// ```
+    /// use rnnkit::MultiplyConfig;
+    /// assert_eq!(MultiplyConfig::new().name("gate").name.as_deref(), Some("gate"));
+    /// ```
+    MultiplyConfig,
+    Merge::Multiply,
+    "multiply"
+);
+merge_config!(
+    /// Configuration of an `Average` layer (Keras's `keras.layers.Average`): `(Σ x_i)/n`.
+    ///
+    /// ```
+    /// use rnnkit::AverageConfig;
+    /// assert_eq!(AverageConfig::new().name, None);
+    /// ```
+    AverageConfig,
+    Merge::Average,
+    "average"
+);
