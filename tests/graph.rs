@@ -1,7 +1,7 @@
 //! Keras's functional models (`kind: "graph"` fixtures, schema in
 //! tests/fixtures/graph/README.md) rebuilt with [`Graph`]: every case's outputs, dL/d(float
 //! input) and every weight gradient (shared layers: the sum over calls), in f64 (1e-9
-//! relative) and f32 (1e-4).
+//! relative) and f32 (1e-4); each model also saved and loaded, computing the same.
 //!
 //! Reads `$RNNKIT_FIXTURES` when set, else `tests/fixtures` (every `kind: "graph"` file
 //! below it, subfolders included), and closes with `graph: N passed, M failed` (f64) and
@@ -160,6 +160,15 @@ fn run<F: Float>(case: &Value) -> Result<(), Outcome> {
         .map_err(|e| failed(format!("infer: {e}")))?;
     for (k, (o, w)) in inferred.iter().zip(want).enumerate() {
         close(&o.output, &tensor(w), rtol, atol).map_err(|e| failed(format!("infer {k}: {e}")))?;
+    }
+    // Saved and loaded (architecture and weights), the model computes the same.
+    let bytes = m.to_bytes().map_err(|e| failed(format!("save: {e}")))?;
+    let loaded = Functional::<F>::from_bytes(&bytes).map_err(|e| failed(format!("load: {e}")))?;
+    let again = loaded
+        .infer_many(&xs)
+        .map_err(|e| failed(format!("loaded: {e}")))?;
+    for (k, (a, o)) in again.iter().zip(&inferred).enumerate() {
+        close(&a.output, &o.output, 0.0, 0.0).map_err(|e| failed(format!("loaded {k}: {e}")))?;
     }
     let upstream: Vec<ArrayD<F>> = case["upstream"]
         .as_array()

@@ -182,3 +182,102 @@ fn bad_inputs_at_run_time_are_typed_errors() -> Result<(), Error> {
     assert!(e.contains("forward_many"), "{e}");
     Ok(())
 }
+
+/// A small graph with an encoder's states into a decoder and a shared Dense.
+fn seq2seq() -> Result<Functional<f64>, Error> {
+    let mut g = Graph::<f64>::new(1);
+    let a = g.input("a", &[None, Some(2)])?;
+    let b = g.input("b", &[None, Some(2)])?;
+    let enc = g.rnn(&LstmConfig::new(3).name("enc"), a).call()?;
+    let dec = g
+        .rnn(&LstmConfig::new(3).return_sequences(true).name("dec"), b)
+        .initial_state(&enc.states)
+        .call()?;
+    let y = g.apply(&DenseConfig::new(2).name("proj"), dec.out)?;
+    let z = g.reuse(g.layer_of(y)?, enc.out)?;
+    g.build(&[a, b], &[y, z])
+}
+
+/// An edit of an architecture's JSON.
+type Edit = dyn Fn(&mut serde_json::Value);
+
+/// Rewrites the file's `architecture` metadata.
+fn with_architecture(bytes: &[u8], f: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let arch = header["__metadata__"]["architecture"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut a: serde_json::Value = serde_json::from_str(&arch).unwrap();
+    f(&mut a);
+    header["__metadata__"]["architecture"] = serde_json::json!(a.to_string());
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend(&bytes[8 + n..]);
+    out
+}
+
+#[test]
+fn graph_files_are_checked_like_sequential_ones() -> Result<(), Error> {
+    let m = seq2seq()?;
+    let bytes = m.to_bytes()?;
+    let loaded = Functional::<f64>::from_bytes(&bytes)?;
+    assert_eq!(loaded.get_weights(), m.get_weights());
+    let spec = loaded.spec_graph()?;
+    assert_eq!(spec, m.spec_graph()?);
+    assert!(matches!(spec.nodes[3].layer, rnnkit::NodeLayer::Shares(ref o) if o == "proj"));
+    // The other model types' loaders name the right one.
+    let e = msg(Sequential::<f64>::from_bytes(&bytes));
+    assert!(e.contains("Functional"), "{e}");
+    let seq = Sequential::<f64>::new(&[2]).push(DenseConfig::new(1))?;
+    let e = msg(Functional::<f64>::from_bytes(&seq.to_bytes()?));
+    assert!(e.contains("Sequential"), "{e}");
+    let e = msg(Functional::<f32>::from_bytes(&bytes));
+    assert!(e.contains("f64"), "{e}");
+    // Corrupt architectures: unknown layer, a ref to nothing, a shares of nothing, a huge
+    // layer, wiring that does not fit.
+    let cases: Vec<(&str, Box<Edit>)> = vec![
+        (
+            "Transformer",
+            Box::new(|a| a["nodes"][0]["layer"] = "Transformer".into()),
+        ),
+        (
+            "nowhere",
+            Box::new(|a| a["nodes"][1]["inputs"][0] = "nowhere".into()),
+        ),
+        (
+            "ghost",
+            Box::new(|a| a["nodes"][3]["shares"] = "ghost".into()),
+        ),
+        (
+            "scalars",
+            Box::new(|a| a["nodes"][0]["config"]["units"] = 100_000.into()),
+        ),
+        (
+            "initial_state",
+            Box::new(|a| a["nodes"][1]["initial_state"] = serde_json::json!(["enc:1"])),
+        ),
+        (
+            "unknown field",
+            Box::new(|a| a["nodes"][0]["colour"] = "red".into()),
+        ),
+    ];
+    for (want, f) in &cases {
+        let e = msg(Functional::<f64>::from_bytes(&with_architecture(&bytes, f)));
+        assert!(e.contains(want), "{want}: {e}");
+    }
+    // A missing and an extra tensor.
+    let e = msg(Functional::<f64>::from_bytes(&with_architecture(
+        &bytes,
+        |a| {
+            a["nodes"][2]["config"]["use_bias"] = false.into();
+        },
+    )));
+    assert!(e.contains("proj/bias"), "{e}");
+    Ok(())
+}

@@ -25,6 +25,7 @@
 //! Saving is atomic: the bytes go to a temporary file in the target's directory, which is
 //! flushed, synced and renamed over the target, so a failed save leaves the old file intact.
 
+mod graph;
 mod keras;
 mod reservoir;
 mod spec;
@@ -572,41 +573,49 @@ impl<'a> Header<'a> {
     ) -> std::result::Result<Sequential<F>, FileError> {
         self.c.check_dtype::<F>(convert)?;
         let mut model = build_checked::<F>(&self.spec, self.c.scalars())?;
-        let mut expected = Vec::new();
-        for layer in model.layers() {
-            let prefix = layer.name().to_string();
-            layer.visit_params(&mut |n, p| {
-                expected.push((format!("{prefix}/{n}"), p.value.shape().to_vec()));
-            });
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (name, _) in &expected {
-            if !seen.insert(name.as_str()) {
-                return Err(FileError::Architecture(format!(
-                    "two weights named `{name}` (duplicate layer names)"
-                )));
-            }
-        }
-        let arrays = expected
-            .iter()
-            .map(|(n, s)| self.c.array::<F>(n, s))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        if let Some(name) = self
-            .c
-            .names()
-            .into_iter()
-            .find(|n| !seen.contains(n) && !extra(n))
-        {
-            return Err(FileError::UnexpectedTensor(name.to_string()));
-        }
-        let mut values = arrays.into_iter();
-        model.visit_params_mut(&mut |_, p| {
-            if let Some(v) = values.next() {
-                p.value = v;
-            }
-        });
+        load_weights(&self.c, &mut model, extra)?;
         Ok(model)
     }
+}
+
+/// Loads every weight of `model` from the file's tensors named `<layer>/<weight>`
+/// (checked: present, shape, dtype, finite), refusing duplicate names and tensors the model
+/// does not have (unless `extra` accepts them).
+pub(crate) fn load_weights<F: Float>(
+    c: &Container<'_>,
+    model: &mut dyn Model<F>,
+    extra: &dyn Fn(&str) -> bool,
+) -> std::result::Result<(), FileError> {
+    let mut expected = Vec::new();
+    model.visit_params(&mut |path, p| {
+        expected.push((path.to_string(), p.value.shape().to_vec()));
+    });
+    let mut seen = std::collections::HashSet::new();
+    for (name, _) in &expected {
+        if !seen.insert(name.as_str()) {
+            return Err(FileError::Architecture(format!(
+                "two weights named `{name}` (duplicate layer names)"
+            )));
+        }
+    }
+    let arrays = expected
+        .iter()
+        .map(|(n, s)| c.array::<F>(n, s))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    if let Some(name) = c
+        .names()
+        .into_iter()
+        .find(|n| !seen.contains(n) && !extra(n))
+    {
+        return Err(FileError::UnexpectedTensor(name.to_string()));
+    }
+    let mut values = arrays.into_iter();
+    model.visit_params_mut(&mut |_, p| {
+        if let Some(v) = values.next() {
+            p.value = v;
+        }
+    });
+    Ok(())
 }
 
 /// Builds the model `spec` describes, refusing before any allocation a layer whose

@@ -31,7 +31,7 @@ pub(crate) fn parse_layer_spec(
 }
 
 /// Refuses a layer type rnnkit does not have, also inside a Bidirectional.
-fn check_layer_type(spec: &serde_json::Value) -> std::result::Result<(), FileError> {
+pub(crate) fn check_layer_type(spec: &serde_json::Value) -> std::result::Result<(), FileError> {
     let known: Vec<&str> = LAYER_TYPES.split(", ").collect();
     let mut cur = Some(spec);
     // Iterative, so the depth is bounded by the JSON parser's own limit.

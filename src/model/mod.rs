@@ -8,7 +8,10 @@ mod spec;
 mod stream;
 mod summary;
 
-pub use graph::{Functional, Graph, LayerId, RnnCall, RnnOutputs, Tensor};
+pub use graph::{
+    Functional, Graph, GraphInput, GraphNode, GraphSpec, LayerId, NodeLayer, RnnCall, RnnOutputs,
+    Tensor,
+};
 pub use interface::{Forward, Model};
 pub use sequential::Sequential;
 pub use spec::ModelSpec;

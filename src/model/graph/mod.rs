@@ -3,13 +3,16 @@
 //! merges (layers called on lists), masks that flow as Keras's do. [`Graph`] builds; [`Functional`] runs.
 //!
 //! - `builder`: [`Graph`], its handles and the shape checks made while wiring;
-//! - `functional`: [`Functional`], forward and backward over the wired graph.
+//! - `functional`: [`Functional`], forward and backward over the wired graph;
+//! - `spec`: [`GraphSpec`], the architecture as data.
 
 mod builder;
 mod functional;
+mod spec;
 
 pub use builder::{Graph, LayerId, RnnCall, RnnOutputs, Tensor};
 pub use functional::Functional;
+pub use spec::{GraphInput, GraphNode, GraphSpec, NodeLayer};
 
 use crate::layers::{Dim, Layer};
 

@@ -1,0 +1,117 @@
+//! Graph models in the model-file format: the same container and metadata as a
+//! `Sequential` file, with `model_type: Functional`, `architecture` = the [`GraphSpec`] as
+//! JSON, and every weight as `<layer>/<weight>` (a shared layer's once).
+
+use super::spec::check_layer_type;
+use super::{bytes_error, file_error, load_weights, read_file, write_atomic, Container, Writer};
+use crate::error::{Error, FileError, Result};
+use crate::float::Float;
+use crate::model::{Functional, GraphSpec, Model};
+use std::path::Path;
+
+/// The `model_type` metadata value of a graph model file.
+const MODEL_TYPE: &str = "Functional";
+
+impl<F: Float> Functional<F> {
+    /// The model as a model file's bytes (see the [format](crate::io)).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a layer without a saved form; [`Error::File`] when a
+    /// weight is not finite.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let spec = self.spec_graph()?;
+        let mut w = Writer::<F>::new();
+        w.meta("model_type", MODEL_TYPE.into());
+        w.meta(
+            "architecture",
+            serde_json::to_string(&spec).map_err(|e| Error::Data(e.to_string()))?,
+        );
+        let mut err = None;
+        self.visit_params(&mut |path, p| {
+            if err.is_none() {
+                err = w.tensor(path.to_string(), &p.value).err();
+            }
+        });
+        match err {
+            Some(e) => Err(e),
+            None => w.finish(),
+        }
+    }
+
+    /// Saves the model (architecture and weights) to one safetensors file, atomically.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let mut g = Graph::<f32>::new(0);
+    /// let x = g.input("x", &[None, Some(2)])?;
+    /// let enc = g.rnn(&GruConfig::new(4), x).call()?;
+    /// let y = g.apply(&DenseConfig::new(1), enc.states[0])?;
+    /// let model = g.build(&[x], &[y])?;
+    /// let path = std::env::temp_dir().join("rnnkit-doc-graph.safetensors");
+    /// model.save(&path)?;
+    /// let loaded = Functional::<f32>::load(&path)?;
+    /// assert_eq!(loaded.get_weights(), model.get_weights());
+    /// # std::fs::remove_file(&path).ok();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Functional::to_bytes`]; [`Error::Io`] when the file cannot be written (a
+    /// previous file at `path` is then left as it was).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_atomic(path.as_ref(), &self.to_bytes()?)
+    }
+
+    /// Loads a model saved by [`Functional::save`] (the float type must match).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read; [`Error::File`] naming what is wrong
+    /// otherwise (another model type, an unknown layer, a wiring error, a missing,
+    /// misshapen, extra or non-finite tensor).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = read_file(path)?;
+        Self::decode(&bytes).map_err(|e| file_error(path, e))
+    }
+
+    /// [`Functional::load`] from bytes in memory; never panics, whatever the bytes.
+    ///
+    /// # Errors
+    /// [`Error::File`] naming what is wrong.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::decode(bytes).map_err(bytes_error)
+    }
+
+    fn decode(bytes: &[u8]) -> std::result::Result<Self, FileError> {
+        let c = Container::open(bytes)?;
+        if c.model_type() != MODEL_TYPE {
+            return Err(FileError::Architecture(format!(
+                "the file holds a {}, not a {MODEL_TYPE} model: load it with {}::load",
+                c.model_type(),
+                c.model_type()
+            )));
+        }
+        c.check_dtype::<F>(false)?;
+        let json = c.meta.get("architecture").ok_or(FileError::Metadata {
+            key: "architecture",
+            reason: "missing".into(),
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| FileError::Architecture(e.to_string()))?;
+        for node in value
+            .get("nodes")
+            .and_then(|n| n.as_array())
+            .into_iter()
+            .flatten()
+        {
+            check_layer_type(node)?;
+        }
+        let spec: GraphSpec =
+            serde_json::from_value(value).map_err(|e| FileError::Architecture(e.to_string()))?;
+        let mut model = Functional::<F>::from_spec_within(&spec, 0, c.scalars())
+            .map_err(|e| FileError::Architecture(e.to_string()))?;
+        load_weights(&c, &mut model, &|_| false)?;
+        Ok(model)
+    }
+}
