@@ -669,6 +669,7 @@ impl<F: Float> Sequential<F> {
                     type_name: l.type_name().to_string(),
                     output_shape: format_shape(s),
                     params: l.param_count(),
+                    connected_to: None,
                 })
                 .collect(),
             bytes_per_param: std::mem::size_of::<F>(),

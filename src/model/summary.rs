@@ -11,9 +11,14 @@ pub struct SummaryRow {
     pub output_shape: String,
     /// Parameter count.
     pub params: usize,
+    /// Graph models: the tensors the layer is called on, Keras style
+    /// (`enc[0][1]`: output 1 of the layer `enc`'s first call); `None` in a `Sequential`.
+    pub connected_to: Option<String>,
 }
 
-/// A model summary, printed in the layout of Keras's `model.summary()` (76 columns).
+/// A model summary, printed in the layout of Keras's `model.summary()`: 76 columns for a
+/// `Sequential`, 108 with the "Connected to" column for a graph model (long cells wrap at
+/// spaces, as Keras's do).
 ///
 /// ```
 /// use rnnkit::prelude::*;
@@ -66,8 +71,98 @@ fn memory(bytes: f64) -> String {
     format!("{v:.2} PB")
 }
 
+/// `s` wrapped at spaces into lines of at most `w` characters (a longer word is cut).
+fn wrap(s: &str, w: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in s.split(' ') {
+        let word: Vec<char> = word.chars().collect();
+        for piece in word.chunks(w.max(1)) {
+            let piece: String = piece.iter().collect();
+            let len = cur.chars().count();
+            if len == 0 {
+                cur = piece;
+            } else if len + 1 + piece.chars().count() <= w {
+                cur.push(' ');
+                cur.push_str(&piece);
+            } else {
+                lines.push(std::mem::take(&mut cur));
+                cur = piece;
+            }
+        }
+    }
+    lines.push(cur);
+    lines
+}
+
+impl Summary {
+    /// The graph model layout: four columns, cells wrapped.
+    fn fmt_graph(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const W: [usize; 4] = [31, 27, 17, 28];
+        let line = |l: &str, m: &str, r: &str, fill: &str| {
+            let cols: Vec<String> = W.iter().map(|&w| fill.repeat(w)).collect();
+            format!("{l}{}{r}", cols.join(m))
+        };
+        let row = |f: &mut fmt::Formatter<'_>, cells: [&str; 4], bar: &str| -> fmt::Result {
+            let wrapped: Vec<Vec<String>> =
+                cells.iter().zip(W).map(|(c, w)| wrap(c, w - 2)).collect();
+            let height = wrapped.iter().map(Vec::len).max().unwrap_or(1);
+            for i in 0..height {
+                let mut out = String::from(bar);
+                for (k, (lines, w)) in wrapped.iter().zip(W).enumerate() {
+                    let text = lines.get(i).map_or("", String::as_str);
+                    if k == 2 {
+                        out.push_str(&format!(" {text:>width$} ", width = w - 2));
+                    } else {
+                        out.push_str(&format!(" {text:<width$} ", width = w - 2));
+                    }
+                    out.push_str(bar);
+                }
+                writeln!(f, "{out}")?;
+            }
+            Ok(())
+        };
+        writeln!(f, "Model: \"{}\"", self.name)?;
+        writeln!(f, "{}", line("┏", "┳", "┓", "━"))?;
+        row(
+            f,
+            ["Layer (type)", "Output Shape", "Param #", "Connected to"],
+            "┃",
+        )?;
+        writeln!(f, "{}", line("┡", "╇", "┩", "━"))?;
+        for (i, r) in self.rows.iter().enumerate() {
+            if i > 0 {
+                writeln!(f, "{}", line("├", "┼", "┤", "─"))?;
+            }
+            row(
+                f,
+                [
+                    &format!("{} ({})", r.name, r.type_name),
+                    &r.output_shape,
+                    &thousands(r.params),
+                    r.connected_to.as_deref().unwrap_or("-"),
+                ],
+                "│",
+            )?;
+        }
+        writeln!(f, "{}", line("└", "┴", "┘", "─"))?;
+        self.fmt_totals(f)
+    }
+
+    fn fmt_totals(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total = self.total_params();
+        let mem = memory((total * self.bytes_per_param) as f64);
+        writeln!(f, " Total params: {} ({mem})", thousands(total))?;
+        writeln!(f, " Trainable params: {} ({mem})", thousands(total))?;
+        write!(f, " Non-trainable params: 0 (0.00 B)")
+    }
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.rows.iter().any(|r| r.connected_to.is_some()) {
+            return self.fmt_graph(f);
+        }
         const W: [usize; 3] = [33, 24, 15];
         let line = |l: &str, m: &str, r: &str, fill: &str| {
             format!(
@@ -106,10 +201,6 @@ impl fmt::Display for Summary {
             )?;
         }
         writeln!(f, "{}", line("└", "┴", "┘", "─"))?;
-        let total = self.total_params();
-        let mem = memory((total * self.bytes_per_param) as f64);
-        writeln!(f, " Total params: {} ({mem})", thousands(total))?;
-        writeln!(f, " Trainable params: {} ({mem})", thousands(total))?;
-        write!(f, " Non-trainable params: 0 (0.00 B)")
+        self.fmt_totals(f)
     }
 }
