@@ -178,7 +178,7 @@ fn run<F: Float>(case: &Value) -> Result<(), Outcome> {
         .collect();
     Model::zero_grad(&mut m);
     let dxs = m
-        .backward_many(&upstream)
+        .backward_many(&upstream, &[])
         .map_err(|e| failed(format!("backward: {e}")))?;
     for (n, dx) in names.iter().zip(&dxs) {
         if let Some(w) = case["grads"]["inputs"].get(n) {

@@ -172,9 +172,9 @@ fn bad_inputs_at_run_time_are_typed_errors() -> Result<(), Error> {
     // Gradients: wrong count or shape (after a training pass: a failed forward clears the
     // training cache).
     m.forward_many(&[good_ids.clone(), good_x.clone()], Mode::Train)?;
-    let e = msg(m.backward_many(&[]));
+    let e = msg(m.backward_many(&[], &[]));
     assert!(e.contains("1 arrays"), "{e}");
-    let e = msg(m.backward_many(&[Array2::<f64>::zeros((1, 4)).into_dyn()]));
+    let e = msg(m.backward_many(&[Array2::<f64>::zeros((1, 4)).into_dyn()], &[]));
     assert!(e.contains("dL/d(output)"), "{e}");
     assert_eq!(m.get_weights(), before);
     // A model with two inputs is not a one-array Model.

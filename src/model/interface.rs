@@ -32,9 +32,10 @@ pub struct Forward<F: Float> {
 /// update what the visitors show; prediction goes through `infer`, which takes `&self` so
 /// that a trained model can serve several threads at once (hence `Send + Sync`).
 ///
-/// The trait speaks of one input and one output. Models with several (graph models) will
-/// get default-implemented methods next to these, so implementations written against this
-/// trait keep compiling.
+/// The one-array methods speak of one input and one output; models with several (graph
+/// models, [`Functional`](crate::Functional)) also implement [`Model::forward_many`],
+/// [`Model::infer_many`] and [`Model::backward_many`], whose defaults wrap the one-array
+/// methods, so implementations written for one input keep compiling.
 ///
 /// # Example
 /// A hand-written model, `y = w·x` summed over the features, trained by the
@@ -116,6 +117,78 @@ pub trait Model<F: Float>: Debug + Send + Sync {
     /// [`Error::NoCache`] without a preceding `Mode::Train` forward; a gradient of the
     /// wrong shape.
     fn backward(&mut self, dy: &ArrayD<F>, from_logits: bool) -> Result<ArrayD<F>>;
+
+    /// Number of inputs (one array each). Default 1.
+    fn input_count(&self) -> usize {
+        1
+    }
+
+    /// Number of outputs. Default 1.
+    fn output_count(&self) -> usize {
+        1
+    }
+
+    /// The activation each output applies last (see [`Model::output_activation`]).
+    fn output_activations(&self) -> Vec<Activation> {
+        vec![self.output_activation()]
+    }
+
+    /// [`Model::forward`] over one array per input, one [`Forward`] per output: how the
+    /// [`Trainer`](crate::Trainer) runs a model with several inputs or outputs. The
+    /// default takes one input.
+    ///
+    /// # Errors
+    /// As [`Model::forward`]; the default, [`Error::Shape`] for other than one input.
+    fn forward_many(&mut self, xs: &[ArrayD<F>], mode: Mode) -> Result<Vec<Forward<F>>> {
+        match xs {
+            [x] => Ok(vec![self.forward(x, None, mode)?]),
+            _ => Err(self.one_input(xs.len())),
+        }
+    }
+
+    /// [`Model::forward_many`] through a shared reference (inference).
+    ///
+    /// # Errors
+    /// As [`Model::forward_many`].
+    fn infer_many(&self, xs: &[ArrayD<F>]) -> Result<Vec<Forward<F>>> {
+        match xs {
+            [x] => Ok(vec![self.infer(x, None)?]),
+            _ => Err(self.one_input(xs.len())),
+        }
+    }
+
+    /// [`Model::backward`] from one gradient per output (`from_logits[k]`: output `k`'s
+    /// gradient is with respect to its logits); returns one gradient per input.
+    ///
+    /// # Errors
+    /// As [`Model::backward`]; the default, [`Error::Shape`] for other than one output.
+    fn backward_many(&mut self, dys: &[ArrayD<F>], from_logits: &[bool]) -> Result<Vec<ArrayD<F>>> {
+        match dys {
+            [dy] => {
+                Ok(vec![self.backward(
+                    dy,
+                    from_logits.first().copied().unwrap_or(false),
+                )?])
+            }
+            _ => Err(Error::Shape {
+                layer: self.name().to_string(),
+                what: "list of output gradients",
+                expected: "1 array".into(),
+                got: vec![dys.len()],
+            }),
+        }
+    }
+
+    /// The error of the one-input defaults.
+    #[doc(hidden)]
+    fn one_input(&self, got: usize) -> Error {
+        Error::Shape {
+            layer: self.name().to_string(),
+            what: "list of inputs",
+            expected: "1 array".into(),
+            got: vec![got],
+        }
+    }
 
     /// Visits every parameter with a unique path, in a fixed order.
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>));

@@ -3,6 +3,7 @@
 mod callbacks;
 mod checkpoint;
 mod data;
+mod epochs;
 mod logs;
 mod loss;
 mod objective;

@@ -1,23 +1,19 @@
 //! `Trainer`: Keras's `compile` + `fit` / `evaluate` / `predict` for any [`Model`] ([`Sequential`](crate::Sequential) or your own).
 
-use super::callbacks::{Callback, Context, Control, Logs};
+use super::callbacks::{Callback, Logs};
 use super::checkpoint::ModelCheckpoint;
 use super::data::{check_data, check_sample_weight, class_weights};
-use super::logs::{epoch_line, progress_line, Running};
+use super::logs::Running;
 use super::loss::Metric;
 use super::objective::{LossFunction, MetricFunction};
 use super::optim::Optimizer;
 use super::tbptt::TruncatedBptt;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::init::seeded_rng;
 use crate::layers::{Mask, Mode};
 use crate::model::Model;
 use ndarray::{Array2, ArrayD, Axis};
-use ndarray_rand::rand::Rng;
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
-use std::time::Instant;
 
 /// Validation inputs, targets, mask and sample weights.
 type ValidationData<F> = (ArrayD<F>, ArrayD<F>, Option<Mask>, Option<ArrayD<F>>);
@@ -82,21 +78,21 @@ impl History {
 pub struct Trainer<F: Float, O: Optimizer<F>> {
     /// The optimizer (its state persists across `fit` calls).
     pub optimizer: O,
-    loss: Box<dyn LossFunction<F>>,
-    metrics: Vec<Box<dyn MetricFunction<F>>>,
-    epochs: usize,
-    batch_size: usize,
-    shuffle: bool,
+    pub(super) loss: Box<dyn LossFunction<F>>,
+    pub(super) metrics: Vec<Box<dyn MetricFunction<F>>>,
+    pub(super) epochs: usize,
+    pub(super) batch_size: usize,
+    pub(super) shuffle: bool,
     pub(super) seed: u64,
-    validation_split: f64,
-    validation_data: Option<ValidationData<F>>,
-    class_weight: Option<BTreeMap<usize, f64>>,
-    verbose: u8,
-    callbacks: Vec<Box<dyn Callback<F>>>,
-    checkpoint: Option<ModelCheckpoint>,
+    pub(super) validation_split: f64,
+    pub(super) validation_data: Option<ValidationData<F>>,
+    pub(super) class_weight: Option<BTreeMap<usize, f64>>,
+    pub(super) verbose: u8,
+    pub(super) callbacks: Vec<Box<dyn Callback<F>>>,
+    pub(super) checkpoint: Option<ModelCheckpoint>,
     pub(super) epoch: usize,
     /// The weights before the last update (reused buffers).
-    snapshot: Vec<ArrayD<F>>,
+    pub(super) snapshot: Vec<ArrayD<F>>,
     /// Truncated BPTT settings, when set.
     pub(super) tbptt: Option<TruncatedBptt>,
     /// The parameter paths and shapes of the model this trainer's state belongs to.
@@ -585,107 +581,25 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         } else {
             (n, None)
         };
-        let steps = n_train.div_ceil(self.batch_size);
-        let mut history = History::default();
-        let mut callbacks = std::mem::take(&mut self.callbacks);
-        // Keras's live bar for verbose 1 when stdout is a terminal; plain lines otherwise.
-        let live = self.verbose == 1 && std::io::stdout().is_terminal();
-        let result = (|| {
-            for cb in callbacks.iter_mut() {
-                cb.on_train_begin(&mut Context::new(model, &mut self.optimizer))?;
+        let tbptt = self.tbptt;
+        let mut batch = |t: &mut Self, model: &mut dyn Model<F>, idx: &[usize], at| {
+            let xb = x.select(Axis(0), idx);
+            let yb = y.select(Axis(0), idx);
+            let mb = mask.map(|m| m.select(Axis(0), idx));
+            let wb = weights.as_ref().map(|w| w.select(Axis(0), idx));
+            let (mb, wb) = (mb.as_ref(), wb.as_ref());
+            match tbptt {
+                Some(tb) => t.step_windows(model, &xb, &yb, mb, wb, at, tb),
+                None => t.step(model, &xb, &yb, mb, wb, at, None),
             }
-            for e in 0..self.epochs {
-                let epoch = self.epoch;
-                for cb in callbacks.iter_mut() {
-                    cb.on_epoch_begin(epoch, &mut Context::new(model, &mut self.optimizer))?;
-                }
-                let start = Instant::now();
-                if self.verbose > 0 && self.epochs > 1 {
-                    println!("Epoch {}/{}", e + 1, self.epochs);
-                }
-                let mut order: Vec<usize> = (0..n_train).collect();
-                if self.shuffle {
-                    let mut rng = seeded_rng(self.seed ^ (epoch as u64).rotate_left(32));
-                    for i in (1..order.len()).rev() {
-                        order.swap(i, rng.random_range(0..=i));
-                    }
-                }
-                let mut running = Running::new(self.metrics.len());
-                for (bi, idx) in order.chunks(self.batch_size).enumerate() {
-                    for cb in callbacks.iter_mut() {
-                        let mut ctx = Context::new(model, &mut self.optimizer);
-                        cb.on_train_batch_begin(bi, &mut ctx)?;
-                    }
-                    let xb = x.select(Axis(0), idx);
-                    let yb = y.select(Axis(0), idx);
-                    let mb = mask.map(|m| m.select(Axis(0), idx));
-                    let wb = weights.as_ref().map(|w| w.select(Axis(0), idx));
-                    let at = (epoch + 1, bi + 1);
-                    let (mb, wb) = (mb.as_ref(), wb.as_ref());
-                    let (l, ms) = match self.tbptt {
-                        Some(t) => self.step_windows(model, &xb, &yb, mb, wb, at, t)?,
-                        None => self.step(model, &xb, &yb, mb, wb, at, None)?,
-                    };
-                    running.add(l, idx.len(), ms);
-                    if live {
-                        let so_far = running.logs(&self.metrics);
-                        let secs = start.elapsed().as_secs_f64();
-                        print!("\r{}", progress_line(bi + 1, steps, secs, &so_far));
-                        let _ = std::io::stdout().flush();
-                    }
-                    if !callbacks.is_empty() {
-                        let so_far = running.logs(&self.metrics);
-                        for cb in callbacks.iter_mut() {
-                            let mut ctx = Context::new(model, &mut self.optimizer);
-                            cb.on_train_batch_end(bi, &so_far, &mut ctx)?;
-                        }
-                    }
-                }
-                let mut logs = running.logs(&self.metrics);
-                if let Some((vx, vy, vm, vw)) = &val {
-                    for (k, v) in self.evaluate_weighted(model, vx, vy, vm.as_ref(), vw.as_ref())? {
-                        logs.insert(format!("val_{k}"), v);
-                    }
-                }
-                self.epoch += 1;
-                history.epoch.push(epoch);
-                for (k, v) in &logs {
-                    history.history.entry(k.clone()).or_default().push(*v);
-                }
-                if self.verbose > 0 {
-                    // On a terminal the live bar's line is replaced by the epoch's.
-                    let clear = if live { "\r\x1b[2K" } else { "" };
-                    println!(
-                        "{clear}{}",
-                        epoch_line(self.verbose, steps, start.elapsed().as_secs_f64(), &logs)
-                    );
-                }
-                let mut stop = false;
-                for cb in callbacks.iter_mut() {
-                    let mut ctx = Context::new(model, &mut self.optimizer);
-                    stop |= cb.on_epoch_end(epoch, &logs, &mut ctx)? == Control::Stop;
-                }
-                if let Some(mut ck) = self.checkpoint.take() {
-                    let saved = match ck.due(epoch, &logs) {
-                        Some(path) => self.save_checkpoint(model, &path).map(|()| ck.record(path)),
-                        None => Ok(()),
-                    };
-                    self.checkpoint = Some(ck);
-                    saved?;
-                }
-                if stop {
-                    break;
-                }
-            }
-            Ok(())
-        })();
-        // Every callback ends, even after an error; the first error is returned.
-        let ended = callbacks
-            .iter_mut()
-            .map(|cb| cb.on_train_end(&mut Context::new(model, &mut self.optimizer)))
-            .fold(Ok(()), Result::and);
-        self.callbacks = callbacks;
-        result.and(ended).map(|()| history)
+        };
+        let mut validate = |t: &Self, model: &mut dyn Model<F>| match &val {
+            Some((vx, vy, vm, vw)) => t
+                .evaluate_weighted(model, vx, vy, vm.as_ref(), vw.as_ref())
+                .map(Some),
+            None => Ok(None),
+        };
+        self.run_epochs(model, n_train, &mut batch, &mut validate)
     }
 
     /// Loss and metrics over `x`, in batches (Keras's `evaluate`, `return_dict=True`).

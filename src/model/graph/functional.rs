@@ -13,10 +13,13 @@ use ndarray::{Array2, ArrayD, Ix2};
 /// [`Graph::build`](crate::Graph::build): several inputs and outputs, recurrent states
 /// passed between layers, shared layers, merges and Keras's masks.
 ///
-/// [`Functional::forward_many`], [`Functional::infer_many`] and
-/// [`Functional::backward_many`] take one array per input and output; with one input and
-/// one output it is also a [`Model`], trained by the [`Trainer`](crate::Trainer) like a
-/// `Sequential`.
+/// A [`Model`]: [`Model::forward_many`], [`Model::infer_many`] and
+/// [`Model::backward_many`] take one array per input (in the order given to
+/// [`Graph::build`](crate::Graph::build)) and output, and the [`Trainer`](crate::Trainer)
+/// trains it through them (`fit_many`); with one input and one output the one-array
+/// methods work too, so it trains like a `Sequential`. A forward pass that fails (an input
+/// that does not fit its declared shape, a batch that differs between inputs, any layer's
+/// error, naming it) leaves the model unchanged but for its training cache, cleared.
 ///
 /// ```
 /// use rnnkit::prelude::*;
@@ -33,7 +36,7 @@ use ndarray::{Array2, ArrayD, Ix2};
 /// let xs = Array3::from_elem((2, 5, 4), 0.1).into_dyn();
 /// let out = model.forward_many(&[xs.clone()], Mode::Train)?;
 /// assert_eq!(out[0].output.shape(), &[2, 5, 1]);
-/// let dx = model.backward_many(&[ArrayD::ones(out[0].output.raw_dim())])?;
+/// let dx = model.backward_many(&[ArrayD::ones(out[0].output.raw_dim())], &[false])?;
 /// assert_eq!(dx[0].shape(), xs.shape());
 /// # Ok(()) }
 /// ```
@@ -231,22 +234,16 @@ impl<F: Float> Functional<F> {
 
     /// One forward pass over a batch: one array per input (in the order given to
     /// [`Graph::build`](crate::Graph::build)), one [`Forward`] per output with the mask it
-    /// carries. In [`Mode::Train`] the model keeps what
-    /// [`Functional::backward_many`] needs.
-    ///
-    /// # Errors
-    /// [`Error::Shape`] for the wrong number of inputs, or an input whose shape does not
-    /// fit its declared one or whose batch differs from the first input's; any layer's
-    /// error, naming it. The model is unchanged then, but for a training cache cleared.
-    pub fn forward_many(&mut self, xs: &[ArrayD<F>], mode: Mode) -> Result<Vec<Forward<F>>> {
+    /// carries. Errors: [`Error::Shape`] for the wrong number of inputs, or an input
+    /// whose shape does not fit its declared one or whose batch differs from the first
+    /// input's; any layer's error, naming it. The model is unchanged then, but for a
+    /// training cache cleared.
+    fn forward_all(&mut self, xs: &[ArrayD<F>], mode: Mode) -> Result<Vec<Forward<F>>> {
         self.forward_with_masks(xs, &[], mode)
     }
 
-    /// [`Functional::forward_many`] through a shared reference, for inference.
-    ///
-    /// # Errors
-    /// As [`Functional::forward_many`].
-    pub fn infer_many(&self, xs: &[ArrayD<F>]) -> Result<Vec<Forward<F>>> {
+    /// `forward_all` through a shared reference, for inference.
+    fn infer_all(&self, xs: &[ArrayD<F>]) -> Result<Vec<Forward<F>>> {
         let pass = self.execute(&mut Access::Infer(&self.layers), xs, &[])?;
         Ok(self.collect(pass, false))
     }
@@ -484,21 +481,16 @@ impl<F: Float> Functional<F> {
         Ok(pass)
     }
 
-    /// Backward pass of the last training [`Functional::forward_many`]: one dL/d(output)
-    /// per output; returns dL/d(input) per input (zeros for token ids) and **adds** every
-    /// weight gradient into its [`Param`] (a shared layer's from all its calls).
-    ///
-    /// # Errors
-    /// [`Error::NoCache`] without a training pass before; [`Error::Shape`] for the wrong
-    /// number of gradients or one of the wrong shape.
-    pub fn backward_many(&mut self, d_outputs: &[ArrayD<F>]) -> Result<Vec<ArrayD<F>>> {
-        self.backward_inner(d_outputs, false)
-    }
-
+    /// The backward of the last training pass: one dL/d(output) per output (with respect
+    /// to the logits where `from_logits` says so); returns dL/d(input) per input (zeros
+    /// for token ids) and **adds** every weight gradient into its [`Param`] (a shared
+    /// layer's from all its calls). Errors: [`Error::NoCache`] without a training pass
+    /// before; [`Error::Shape`] for the wrong number of gradients or one of the wrong
+    /// shape.
     fn backward_inner(
         &mut self,
         d_outputs: &[ArrayD<F>],
-        from_logits: bool,
+        from_logits: &[bool],
     ) -> Result<Vec<ArrayD<F>>> {
         let Some(cache) = self.cache.take() else {
             return Err(Error::NoCache {
@@ -514,7 +506,7 @@ impl<F: Float> Functional<F> {
         &mut self,
         cache: &Cache,
         d_outputs: &[ArrayD<F>],
-        from_logits: bool,
+        from_logits: &[bool],
     ) -> Result<Vec<ArrayD<F>>> {
         if d_outputs.len() != self.outputs.len() {
             return Err(Error::Shape {
@@ -548,8 +540,14 @@ impl<F: Float> Functional<F> {
                 });
             }
         }
-        // The logits path applies to the one output's layer only.
-        let logits_node = from_logits.then(|| self.outputs[0].0);
+        // Outputs whose gradient is with respect to their layer's logits.
+        let logits_nodes: Vec<usize> = self
+            .outputs
+            .iter()
+            .zip(from_logits.iter().chain(std::iter::repeat(&false)))
+            .filter(|((_, o), &l)| l && *o == 0)
+            .map(|((n, _), _)| *n)
+            .collect();
         for (&(n, o), d) in self.outputs.iter().zip(d_outputs) {
             add(&mut grads, (n, o), d.clone());
         }
@@ -599,7 +597,7 @@ impl<F: Float> Functional<F> {
                             .map(|g| g.into_dimensionality::<Ix2>().expect("states are 2-D"))
                             .collect();
                         inst.backward_with_states(&dy, &d_states)?
-                    } else if logits_node == Some(k) {
+                    } else if logits_nodes.contains(&k) {
                         (inst.backward_from_logits(&dy)?, Vec::new())
                     } else {
                         (inst.backward(&dy)?, Vec::new())
@@ -785,8 +783,32 @@ impl<F: Float> Model<F> for Functional<F> {
     }
     fn backward(&mut self, dy: &ArrayD<F>, from_logits: bool) -> Result<ArrayD<F>> {
         self.single()?;
-        let mut dx = self.backward_inner(std::slice::from_ref(dy), from_logits)?;
+        let mut dx = self.backward_inner(std::slice::from_ref(dy), &[from_logits])?;
         Ok(dx.remove(0))
+    }
+    fn input_count(&self) -> usize {
+        self.inputs.len()
+    }
+    fn output_count(&self) -> usize {
+        self.outputs.len()
+    }
+    fn output_activations(&self) -> Vec<Activation> {
+        self.outputs
+            .iter()
+            .map(|&(n, o)| match (&self.nodes[n].op, o) {
+                (Op::Call { layer, .. }, 0) => self.layers[*layer].output_activation(),
+                _ => Activation::Linear,
+            })
+            .collect()
+    }
+    fn forward_many(&mut self, xs: &[ArrayD<F>], mode: Mode) -> Result<Vec<Forward<F>>> {
+        self.forward_all(xs, mode)
+    }
+    fn infer_many(&self, xs: &[ArrayD<F>]) -> Result<Vec<Forward<F>>> {
+        self.infer_all(xs)
+    }
+    fn backward_many(&mut self, dys: &[ArrayD<F>], from_logits: &[bool]) -> Result<Vec<ArrayD<F>>> {
+        self.backward_inner(dys, from_logits)
     }
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
         for l in &self.layers {
