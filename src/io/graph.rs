@@ -4,38 +4,22 @@
 
 use super::spec::check_layer_type;
 use super::{bytes_error, file_error, load_weights, read_file, write_atomic, Container, Writer};
-use crate::error::{Error, FileError, Result};
+use crate::error::{FileError, Result};
 use crate::float::Float;
-use crate::model::{Functional, GraphSpec, Model};
+use crate::model::{Functional, GraphSpec};
 use std::path::Path;
 
 /// The `model_type` metadata value of a graph model file.
-const MODEL_TYPE: &str = "Functional";
+pub(crate) const MODEL_TYPE: &str = "Functional";
 
 impl<F: Float> Functional<F> {
     /// The model as a model file's bytes (see the [format](crate::io)).
     ///
     /// # Errors
-    /// [`Error::Unsupported`] for a layer without a saved form; [`Error::File`] when a
+    /// [`Error::Unsupported`](crate::Error::Unsupported) for a layer without a saved form; [`Error::File`](crate::Error::File) when a
     /// weight is not finite.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let spec = self.spec_graph()?;
-        let mut w = Writer::<F>::new();
-        w.meta("model_type", MODEL_TYPE.into());
-        w.meta(
-            "architecture",
-            serde_json::to_string(&spec).map_err(|e| Error::Data(e.to_string()))?,
-        );
-        let mut err = None;
-        self.visit_params(&mut |path, p| {
-            if err.is_none() {
-                err = w.tensor(path.to_string(), &p.value).err();
-            }
-        });
-        match err {
-            Some(e) => Err(e),
-            None => w.finish(),
-        }
+        Writer::model(self)?.finish()
     }
 
     /// Saves the model (architecture and weights) to one safetensors file, atomically.
@@ -57,7 +41,7 @@ impl<F: Float> Functional<F> {
     /// ```
     ///
     /// # Errors
-    /// As [`Functional::to_bytes`]; [`Error::Io`] when the file cannot be written (a
+    /// As [`Functional::to_bytes`]; [`Error::Io`](crate::Error::Io) when the file cannot be written (a
     /// previous file at `path` is then left as it was).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         write_atomic(path.as_ref(), &self.to_bytes()?)
@@ -66,7 +50,7 @@ impl<F: Float> Functional<F> {
     /// Loads a model saved by [`Functional::save`] (the float type must match).
     ///
     /// # Errors
-    /// [`Error::Io`] when the file cannot be read; [`Error::File`] naming what is wrong
+    /// [`Error::Io`](crate::Error::Io) when the file cannot be read; [`Error::File`](crate::Error::File) naming what is wrong
     /// otherwise (another model type, an unknown layer, a wiring error, a missing,
     /// misshapen, extra or non-finite tensor).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
@@ -78,13 +62,25 @@ impl<F: Float> Functional<F> {
     /// [`Functional::load`] from bytes in memory; never panics, whatever the bytes.
     ///
     /// # Errors
-    /// [`Error::File`] naming what is wrong.
+    /// [`Error::File`](crate::Error::File) naming what is wrong.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         Self::decode(bytes).map_err(bytes_error)
     }
 
     fn decode(bytes: &[u8]) -> std::result::Result<Self, FileError> {
         let c = Container::open(bytes)?;
+        if c.meta.contains_key("checkpoint") {
+            // A checkpoint loads as its model; the optimizer state is for the trainer.
+            return Self::from_container(&c, &|n| n.starts_with(super::OPTIMIZER_PREFIX));
+        }
+        Self::from_container(&c, &|_| false)
+    }
+
+    /// The model a checked container holds; `extra` accepts tensors outside the model.
+    pub(crate) fn from_container(
+        c: &Container<'_>,
+        extra: &dyn Fn(&str) -> bool,
+    ) -> std::result::Result<Self, FileError> {
         if c.model_type() != MODEL_TYPE {
             return Err(FileError::Architecture(format!(
                 "the file holds a {}, not a {MODEL_TYPE} model: load it with {}::load",
@@ -111,7 +107,7 @@ impl<F: Float> Functional<F> {
             serde_json::from_value(value).map_err(|e| FileError::Architecture(e.to_string()))?;
         let mut model = Functional::<F>::from_spec_within(&spec, 0, c.scalars())
             .map_err(|e| FileError::Architecture(e.to_string()))?;
-        load_weights(&c, &mut model, &|_| false)?;
+        load_weights(c, &mut model, extra)?;
         Ok(model)
     }
 }

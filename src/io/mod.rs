@@ -269,8 +269,20 @@ impl<F: Float> Writer<F> {
 
     /// A writer holding the model's weights and architecture.
     pub(crate) fn model(model: &dyn Model<F>) -> Result<Self> {
-        let spec = model.spec()?;
         let mut w = Self::new();
+        let unsupported = |e: serde_json::Error| Error::Unsupported {
+            layer: model.name().to_string(),
+            reason: e.to_string(),
+        };
+        let arch = match model.architecture()? {
+            crate::model::Architecture::Sequential(spec) => {
+                serde_json::to_string(&spec).map_err(unsupported)?
+            }
+            crate::model::Architecture::Graph(spec) => {
+                w.meta.insert("model_type".into(), graph::MODEL_TYPE.into());
+                serde_json::to_string(&spec).map_err(unsupported)?
+            }
+        };
         let mut err = None;
         model.visit_params(&mut |path, p| {
             if err.is_none() {
@@ -280,10 +292,6 @@ impl<F: Float> Writer<F> {
         if let Some(e) = err {
             return Err(e);
         }
-        let arch = serde_json::to_string(&spec).map_err(|e| Error::Unsupported {
-            layer: model.name().to_string(),
-            reason: e.to_string(),
-        })?;
         w.meta.insert("architecture".into(), arch);
         Ok(w)
     }

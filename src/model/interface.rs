@@ -10,6 +10,15 @@ use crate::param::Param;
 use ndarray::{concatenate, Array2, ArrayD, Axis, Slice};
 use std::fmt::Debug;
 
+/// A model's architecture as data: a [`Sequential`](crate::Sequential) stack or a graph.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Architecture {
+    /// A stack of layers.
+    Sequential(ModelSpec),
+    /// A graph model.
+    Graph(crate::model::GraphSpec),
+}
+
 /// What one forward pass of a model returns: nothing is parked in the model for the caller
 /// to fetch afterwards.
 #[derive(Debug, Clone, PartialEq)]
@@ -255,6 +264,16 @@ pub trait Model<F: Float>: Debug + Send + Sync {
             layer: self.name().to_string(),
             reason: "cannot be saved: this model type has no saved form (Model::spec)".into(),
         })
+    }
+
+    /// The architecture as data, of whichever kind the model is: what model files and
+    /// checkpoints store. The default is [`Model::spec`]'s `Sequential` form; a graph model
+    /// gives its [`GraphSpec`](crate::GraphSpec).
+    ///
+    /// # Errors
+    /// As [`Model::spec`].
+    fn architecture(&self) -> Result<Architecture> {
+        self.spec().map(Architecture::Sequential)
     }
 
     /// Sets every gradient to zero.

@@ -12,7 +12,7 @@ pub use graph::{
     Functional, Graph, GraphInput, GraphNode, GraphSpec, LayerId, NodeLayer, RnnCall, RnnOutputs,
     Tensor,
 };
-pub use interface::{Forward, Model};
+pub use interface::{Architecture, Forward, Model};
 pub use sequential::Sequential;
 pub use spec::ModelSpec;
 pub use stream::StreamState;

@@ -6,7 +6,7 @@ use super::trainer::{fingerprint, Trainer};
 use crate::error::{FileError, Result};
 use crate::float::Float;
 use crate::io::{self, CheckpointInfo, Header, Writer, OPTIMIZER_PREFIX};
-use crate::model::{Model, Sequential};
+use crate::model::{Functional, Model, Sequential};
 use std::path::{Path, PathBuf};
 
 /// Saves training checkpoints during [`Trainer::fit`](crate::Trainer::fit): the model, the
@@ -165,7 +165,45 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
 
     fn restore(&mut self, bytes: &[u8]) -> std::result::Result<Sequential<F>, FileError> {
         let header = Header::parse(bytes)?;
-        let info = header.checkpoint.clone().ok_or_else(|| {
+        let info = self.check_info(header.checkpoint.clone())?;
+        let model = header.model::<F>(false, &|n| n.starts_with(OPTIMIZER_PREFIX))?;
+        self.restore_state(&header.c, info, &model)?;
+        Ok(model)
+    }
+
+    /// [`Trainer::resume`] for a checkpoint of a graph model
+    /// ([`Functional`](crate::Functional)), trained with `fit_many`.
+    ///
+    /// # Errors
+    /// As [`Trainer::resume`].
+    pub fn resume_graph(&mut self, path: impl AsRef<std::path::Path>) -> Result<Functional<F>> {
+        let path = path.as_ref();
+        let bytes = io::read_file(path)?;
+        self.restore_graph(&bytes)
+            .map_err(|e| io::file_error(path, e))
+    }
+
+    fn restore_graph(&mut self, bytes: &[u8]) -> std::result::Result<Functional<F>, FileError> {
+        let c = io::Container::open(bytes)?;
+        let info = match c.meta.get("checkpoint") {
+            None => None,
+            Some(s) => Some(
+                serde_json::from_str(s)
+                    .map_err(|e| FileError::Checkpoint(format!("metadata: {e}")))?,
+            ),
+        };
+        let info = self.check_info(info)?;
+        let model = Functional::from_container(&c, &|n| n.starts_with(OPTIMIZER_PREFIX))?;
+        self.restore_state(&c, info, &model)?;
+        Ok(model)
+    }
+
+    /// The checkpoint's training state, checked against this trainer.
+    fn check_info(
+        &self,
+        info: Option<CheckpointInfo>,
+    ) -> std::result::Result<CheckpointInfo, FileError> {
+        let info = info.ok_or_else(|| {
             FileError::Checkpoint(
                 "a model file without training state; use Sequential::load".into(),
             )
@@ -191,11 +229,20 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                 info.state
             )));
         }
-        let model = header.model::<F>(false, &|n| n.starts_with(OPTIMIZER_PREFIX))?;
+        Ok(info)
+    }
+
+    /// Loads the optimizer state, epoch count and seed of a checkpoint for `model`.
+    fn restore_state(
+        &mut self,
+        c: &io::Container<'_>,
+        info: CheckpointInfo,
+        model: &dyn Model<F>,
+    ) -> std::result::Result<(), FileError> {
+        let names = self.optimizer.state_names();
         let mut shapes = Vec::new();
         model.visit_params(&mut |_, p| shapes.push(p.value.shape().to_vec()));
-        let present: Vec<&str> = header
-            .c
+        let present: Vec<&str> = c
             .names()
             .into_iter()
             .filter(|n| n.starts_with(OPTIMIZER_PREFIX))
@@ -214,7 +261,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             let arrays = shapes[..count]
                 .iter()
                 .enumerate()
-                .map(|(slot, shape)| header.c.array::<F>(&format!("{prefix}{slot}"), shape))
+                .map(|(slot, shape)| c.array::<F>(&format!("{prefix}{slot}"), shape))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             used += count;
             state.push(arrays);
@@ -235,7 +282,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             .map_err(|e| FileError::Checkpoint(e.to_string()))?;
         self.epoch = info.epoch;
         self.seed = info.seed;
-        self.bound = Some(fingerprint(&model));
-        Ok(model)
+        self.bound = Some(fingerprint(model));
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@ mod data;
 mod epochs;
 mod logs;
 mod loss;
+mod many;
 mod objective;
 mod optim;
 mod tbptt;

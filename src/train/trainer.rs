@@ -93,6 +93,8 @@ pub struct Trainer<F: Float, O: Optimizer<F>> {
     pub(super) epoch: usize,
     /// The weights before the last update (reused buffers).
     pub(super) snapshot: Vec<ArrayD<F>>,
+    /// Per-output loss weights for `fit_many`.
+    pub(super) loss_weights: Option<Vec<f64>>,
     /// Truncated BPTT settings, when set.
     pub(super) tbptt: Option<TruncatedBptt>,
     /// The parameter paths and shapes of the model this trainer's state belongs to.
@@ -130,6 +132,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             checkpoint: None,
             epoch: 0,
             snapshot: Vec::new(),
+            loss_weights: None,
             tbptt: None,
             bound: None,
         }
@@ -280,22 +283,6 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         sample_weight: Option<&ArrayD<F>>,
     ) -> Result<()> {
         self.optimizer.validate()?;
-        // Compared in place: train_on_batch validates on every step.
-        if let Some(bound) = &self.bound {
-            if !same_params(bound, model) {
-                let mut count = 0;
-                model.visit_params(&mut |_, _| count += 1);
-                return Err(Error::Config {
-                    layer: "trainer".into(),
-                    field: "model",
-                    reason: format!(
-                        "this trainer holds optimizer state for another model ({} weights; {} has {count}): use a new Trainer for it",
-                        bound.len(),
-                        model.name(),
-                    ),
-                });
-            }
-        }
         if self.batch_size == 0 {
             return Err(Error::Config {
                 layer: "trainer".into(),
@@ -339,6 +326,28 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                      be scored; give the mask with validation_data_masked"
                         .into(),
                 ));
+            }
+        }
+        self.bind(model)
+    }
+
+    /// Binds the trainer's optimizer state to `model` on first use; refuses another model
+    /// (other weight paths or shapes) afterwards.
+    pub(super) fn bind(&mut self, model: &dyn Model<F>) -> Result<()> {
+        // Compared in place: train_on_batch validates on every step.
+        if let Some(bound) = &self.bound {
+            if !same_params(bound, model) {
+                let mut count = 0;
+                model.visit_params(&mut |_, _| count += 1);
+                return Err(Error::Config {
+                    layer: "trainer".into(),
+                    field: "model",
+                    reason: format!(
+                        "this trainer holds optimizer state for another model ({} weights; {} has {count}): use a new Trainer for it",
+                        bound.len(),
+                        model.name(),
+                    ),
+                });
             }
         }
         if self.bound.is_none() {
@@ -399,6 +408,18 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     ) -> Result<(f64, Vec<(f64, f64)>)> {
         let (loss, metrics) =
             self.loss_and_grads(model, x, y, mask, sample_weight, Mode::Train, states)?;
+        self.apply_update(model, loss, at)?;
+        Ok((loss, metrics))
+    }
+
+    /// After a training pass: refuses a non-finite loss or gradient, applies the optimizer
+    /// and undoes an update that makes a weight non-finite ([`Error::NonFinite`] at `at`).
+    pub(super) fn apply_update(
+        &mut self,
+        model: &mut dyn Model<F>,
+        loss: f64,
+        at: (usize, usize),
+    ) -> Result<()> {
         let diverged = |what: String| Error::NonFinite {
             epoch: at.0,
             batch: at.1,
@@ -440,7 +461,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                 "{loss} but the update made a weight non-finite"
             )));
         }
-        Ok((loss, metrics))
+        Ok(())
     }
 
     /// The batch loss (and metrics); in `Mode::Train` also the gradients.

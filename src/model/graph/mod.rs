@@ -4,11 +4,13 @@
 //!
 //! - `builder`: [`Graph`], its handles and the shape checks made while wiring;
 //! - `functional`: [`Functional`], forward and backward over the wired graph;
-//! - `spec`: [`GraphSpec`], the architecture as data.
+//! - `spec`: [`GraphSpec`], the architecture as data;
+//! - `summary`: Keras's functional summary.
 
 mod builder;
 mod functional;
 mod spec;
+mod summary;
 
 pub use builder::{Graph, LayerId, RnnCall, RnnOutputs, Tensor};
 pub use functional::Functional;
