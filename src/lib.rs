@@ -78,9 +78,9 @@ pub use layers::recurrent::{
 pub use layers::simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig, SimpleRnnOptions};
 pub use layers::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode, StepWork};
 pub use model::{
-    Architecture, Forward, Functional, Graph, GraphInput, GraphNode, GraphSpec, LayerId, Model,
-    ModelSpec, NodeLayer, RnnCall, RnnOutputs, Sequential, StreamState, Summary, SummaryRow,
-    Tensor,
+    Architecture, DecodeState, Forward, Functional, Graph, GraphInput, GraphNode, GraphSpec,
+    LayerId, Model, ModelSpec, NodeLayer, RnnCall, RnnOutputs, Sequential, StepDecoder,
+    StreamState, Summary, SummaryRow, Tensor,
 };
 pub use parallel::{num_threads, set_num_threads};
 pub use param::Param;

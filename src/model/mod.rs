@@ -1,6 +1,7 @@
 //! Models: [`Sequential`], graph models ([`Graph`] builds a [`Functional`]), the architecture as data ([`ModelSpec`]), its [`Summary`], and
 //! streaming one step at a time ([`StreamState`]).
 
+mod decode;
 mod graph;
 mod interface;
 mod sequential;
@@ -8,6 +9,7 @@ mod spec;
 mod stream;
 mod summary;
 
+pub use decode::{DecodeState, StepDecoder};
 pub use graph::{
     Functional, Graph, GraphInput, GraphNode, GraphSpec, LayerId, NodeLayer, RnnCall, RnnOutputs,
     Tensor,

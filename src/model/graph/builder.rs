@@ -233,6 +233,43 @@ impl<F: Float> Graph<F> {
         }
     }
 
+    /// Adds a copy of a trained model's layer (same weights), to call in this graph: how
+    /// an inference model for step-by-step decoding is wired from a trained seq2seq model
+    /// (Keras reuses the layer objects; here the graph gets its own copy).
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let mut g = Graph::<f64>::new(0);
+    /// let x = g.input("x", &[None, Some(2)])?;
+    /// let y = g.apply(&GruConfig::new(3).name("gru"), x)?;
+    /// let trained = g.build(&[x], &[y])?;
+    /// let mut step = Graph::<f64>::new(0);
+    /// let x1 = step.input("x", &[Some(1), Some(2)])?;
+    /// let gru = step.import(&trained, "gru")?;
+    /// let out = step.reuse_rnn(gru, x1).call()?;
+    /// let stepper = step.build(&[x1], &[out.out, out.states[0]])?;
+    /// assert_eq!(stepper.get_weights(), trained.get_weights());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `from` has no layer of that name, or this graph already has a
+    /// layer or tensor of that name.
+    pub fn import(&mut self, from: &Functional<F>, layer: &str) -> Result<LayerId> {
+        let l = from.layer(layer).ok_or_else(|| Error::Config {
+            layer: layer.to_string(),
+            field: "layer",
+            reason: format!("the model {} has no layer of this name", from.name_str()),
+        })?;
+        self.claim(layer)?;
+        self.layers.push(l.box_clone());
+        Ok(LayerId {
+            graph: self.id,
+            index: self.layers.len() - 1,
+        })
+    }
+
     /// The layer whose call produced `t`.
     ///
     /// # Errors

@@ -244,7 +244,35 @@ impl<F: Float> Functional<F> {
 
     /// `forward_all` through a shared reference, for inference.
     fn infer_all(&self, xs: &[ArrayD<F>]) -> Result<Vec<Forward<F>>> {
-        let pass = self.execute(&mut Access::Infer(&self.layers), xs, &[])?;
+        self.infer_masked(xs, &[])
+    }
+
+    /// Inference with masks attached to the inputs (`masks[k]` `[batch, steps]` on input
+    /// `k`; missing entries: none), as if each input came from a masking layer: how a
+    /// step-by-step decoder's attention sees the encoder's padding.
+    ///
+    /// # Errors
+    /// As [`Model::infer_many`]; [`Error::Mask`] for a mask that does not fit its input.
+    pub fn infer_masked(
+        &self,
+        xs: &[ArrayD<F>],
+        masks: &[Option<&Mask>],
+    ) -> Result<Vec<Forward<F>>> {
+        for (k, (x, m)) in xs.iter().zip(masks).enumerate() {
+            if let Some(m) = m {
+                if x.ndim() < 2 || m.dim() != (x.shape()[0], x.shape()[1]) {
+                    return Err(Error::Mask {
+                        layer: self.nodes[self.inputs[k.min(self.inputs.len() - 1)]].name.clone(),
+                        reason: format!(
+                            "mask of shape {:?} for an input of shape {:?}: expected [batch, steps]",
+                            m.shape(),
+                            x.shape()
+                        ),
+                    });
+                }
+            }
+        }
+        let pass = self.execute(&mut Access::Infer(&self.layers), xs, masks)?;
         Ok(self.collect(pass, false))
     }
 
