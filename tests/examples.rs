@@ -59,7 +59,7 @@ fn assert_svgs(out: &std::path::Path, files: &[&str]) {
 
 #[test]
 fn every_example_runs_quick_and_writes_its_plots() {
-    let plots: [(&str, &[&str]); 10] = [
+    let plots: [(&str, &[&str]); 11] = [
         ("linear_sequence", &["loss.svg", "scatter.svg"]),
         ("deep_rnn", &["loss.svg", "scatter.svg"]),
         ("compare_cells", &["loss.svg"]),
@@ -69,6 +69,7 @@ fn every_example_runs_quick_and_writes_its_plots() {
         ("long_series", &["forecast.svg"]),
         ("text_classifier", &["accuracy.svg"]),
         ("residual_rnn", &["loss.svg"]),
+        ("seq2seq", &["accuracy_by_length.svg"]),
         (
             "echo_state",
             &["mackey_glass_forecast.svg", "sine_forecast.svg", "rho.svg"],
