@@ -1,7 +1,8 @@
 //! Graph models against five-point finite differences in f64: every float input and every
 //! weight of small graphs using each new piece — Attention (dot, scaled, concat),
 //! AdditiveAttention (with and without scale, with a key), the four merges under masks,
-//! shared layers, states passed from an encoder into a decoder and out as outputs.
+//! masked GlobalAveragePooling1D, RepeatVector, shared layers, states passed from an encoder
+//! into a decoder and out as outputs.
 
 use ndarray::{ArrayD, IxDyn};
 use ndarray_rand::rand::Rng;
@@ -170,7 +171,9 @@ fn merges_masks_shared_layers_and_states_match_finite_differences() -> Result<()
         .initial_state(&enc.states)
         .call()?;
     let y = g.apply(&DenseConfig::new(2), dec.out)?;
-    let m = g.build(&[a_ids, b], &[y, dec.states[1]])?;
+    // Mask-aware mean over time of a masked sequence (the mask of both Average inputs).
+    let pooled = g.apply(&GlobalAveragePooling1DConfig::new(), ave)?;
+    let m = g.build(&[a_ids, b], &[y, dec.states[1], pooled])?;
     let xs = vec![
         ids(&[&[1, 2, 0, 0], &[0, 3, 4, 1]]),
         uniform(&[2, 4, 3], &mut rng),
