@@ -92,58 +92,50 @@ impl<F: Float> Access<'_, F> {
         }
     }
 
-    fn call(
-        &mut self,
+    /// The layer a training call runs: the layer itself at its first call, a fresh copy
+    /// (gradients zeroed, kept for backward) at later calls of a shared layer.
+    fn trained<'b>(
+        layers: &'b mut Layers<F>,
+        instances: &'b mut [Option<Box<dyn Layer<F>>>],
         node: usize,
         l: usize,
         first: bool,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        states: Option<&mut Vec<Array2<F>>>,
-    ) -> Result<ArrayD<F>> {
-        match self {
-            Access::Infer(layers) => match states {
-                Some(s) => layers[l].infer_with_states(x, mask, s),
-                None => layers[l].infer(x, mask),
-            },
-            Access::Train { layers, instances } => {
-                let layer: &mut dyn Layer<F> = if first {
-                    layers[l].as_mut()
-                } else {
-                    let mut copy = layers[l].box_clone();
-                    copy.zero_grad();
-                    instances[node].insert(copy).as_mut()
-                };
-                match states {
-                    Some(s) => layer.forward_with_states(x, mask, Mode::Train, s),
-                    None => layer.forward_masked(x, mask, Mode::Train),
-                }
-            }
+    ) -> &'b mut dyn Layer<F> {
+        if first {
+            layers[l].as_mut()
+        } else {
+            let mut copy = layers[l].box_clone();
+            copy.zero_grad();
+            instances[node].insert(copy).as_mut()
         }
     }
-}
 
-impl<F: Float> Access<'_, F> {
+    /// A recurrent call from `states`, which it replaces by the final states.
+    fn call_states(
+        &mut self,
+        (node, l, first): (usize, usize, bool),
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        states: &mut Vec<Array2<F>>,
+    ) -> Result<ArrayD<F>> {
+        match self {
+            Access::Infer(layers) => layers[l].infer_with_states(x, mask, states),
+            Access::Train { layers, instances } => Self::trained(layers, instances, node, l, first)
+                .forward_with_states(x, mask, Mode::Train, states),
+        }
+    }
+
+    /// A call on one tensor or a list, each with its mask.
     fn call_list(
         &mut self,
-        node: usize,
-        l: usize,
-        first: bool,
+        (node, l, first): (usize, usize, bool),
         xs: &[&ArrayD<F>],
         masks: &[Option<&Mask>],
     ) -> Result<ArrayD<F>> {
         match self {
             Access::Infer(layers) => layers[l].infer_list(xs, masks),
-            Access::Train { layers, instances } => {
-                let layer: &mut dyn Layer<F> = if first {
-                    layers[l].as_mut()
-                } else {
-                    let mut copy = layers[l].box_clone();
-                    copy.zero_grad();
-                    instances[node].insert(copy).as_mut()
-                };
-                layer.forward_list(xs, masks, Mode::Train)
-            }
+            Access::Train { layers, instances } => Self::trained(layers, instances, node, l, first)
+                .forward_list(xs, masks, Mode::Train),
         }
     }
 }
@@ -412,7 +404,13 @@ impl<F: Float> Functional<F> {
             };
             match &node.op {
                 Op::Input => {}
-                Op::Call { layer, first, .. } if node.inputs.len() > 1 => {
+                // Calls without states: one tensor or a list, each with its own mask.
+                Op::Call {
+                    layer,
+                    first,
+                    states: false,
+                    ..
+                } => {
                     let vals: Vec<&ArrayD<F>> = node
                         .inputs
                         .iter()
@@ -427,17 +425,18 @@ impl<F: Float> Functional<F> {
                         .iter()
                         .map(|t| pass.masks[t.node][t.out].as_ref())
                         .collect();
-                    let y = access.call_list(k, *layer, *first, &vals, &masks)?;
+                    let y = access.call_list((k, *layer, *first), &vals, &masks)?;
                     let m = access.layer(*layer).compute_mask_list(&vals, &masks);
                     pass.values[k][0] = Some(y);
                     pass.masks[k][0] = m;
                 }
+                // Recurrent calls passing states (initial states in, final states out).
                 Op::Call {
                     layer,
                     first,
-                    states,
                     initial,
                     mask_of,
+                    ..
                 } => {
                     let xt = &node.inputs[0];
                     let x = pass.values[xt.node][xt.out]
@@ -468,39 +467,28 @@ impl<F: Float> Functional<F> {
                     let out_mask = access
                         .layer(*layer)
                         .compute_mask(x, explicit.as_ref().or(in_mask.as_ref()));
-                    if *states {
-                        let mut st = if initial.is_empty() {
-                            access.layer(*layer).zero_states(x.shape()[0])
-                        } else {
-                            initial
-                                .iter()
-                                .map(|t| {
-                                    value(&pass, t).into_dimensionality::<Ix2>().map_err(|_| {
-                                        Error::Shape {
-                                            layer: node.name.clone(),
-                                            what: "initial state",
-                                            expected: "[batch, units]".into(),
-                                            got: vec![],
-                                        }
-                                    })
-                                })
-                                .collect::<Result<_>>()?
-                        };
-                        let y = access.call(
-                            k,
-                            *layer,
-                            *first,
-                            x,
-                            layer_mask.as_ref(),
-                            Some(&mut st),
-                        )?;
-                        pass.values[k][0] = Some(y);
-                        for (i, s) in st.into_iter().enumerate() {
-                            pass.values[k][i + 1] = Some(s.into_dyn());
-                        }
+                    let mut st = if initial.is_empty() {
+                        access.layer(*layer).zero_states(x.shape()[0])
                     } else {
-                        let y = access.call(k, *layer, *first, x, layer_mask.as_ref(), None)?;
-                        pass.values[k][0] = Some(y);
+                        initial
+                            .iter()
+                            .map(|t| {
+                                value(&pass, t).into_dimensionality::<Ix2>().map_err(|_| {
+                                    Error::Shape {
+                                        layer: node.name.clone(),
+                                        what: "initial state",
+                                        expected: "[batch, units]".into(),
+                                        got: vec![],
+                                    }
+                                })
+                            })
+                            .collect::<Result<_>>()?
+                    };
+                    let y =
+                        access.call_states((k, *layer, *first), x, layer_mask.as_ref(), &mut st)?;
+                    pass.values[k][0] = Some(y);
+                    for (i, s) in st.into_iter().enumerate() {
+                        pass.values[k][i + 1] = Some(s.into_dyn());
                     }
                     pass.masks[k][0] = out_mask;
                 }
@@ -609,32 +597,25 @@ impl<F: Float> Functional<F> {
                                 layer: node.name.clone(),
                             })?
                     };
-                    if node.inputs.len() > 1 {
-                        let dxs = inst.backward_list(&dy)?;
-                        if !*first {
-                            self.add_shared_grads(*layer, k)?;
-                        }
-                        for (t, dx) in node.inputs.iter().zip(dxs) {
-                            add(&mut grads, (t.node, t.out), dx);
-                        }
-                        continue;
-                    }
-                    let (dx, d_init) = if *states {
+                    // One gradient per input tensor, then the initial states'.
+                    let (dxs, d_init) = if *states {
                         let d_states: Vec<Array2<F>> = g_out
                             .into_iter()
                             .map(|g| g.into_dimensionality::<Ix2>().expect("states are 2-D"))
                             .collect();
-                        inst.backward_with_states(&dy, &d_states)?
+                        let (dx, d_init) = inst.backward_with_states(&dy, &d_states)?;
+                        (vec![dx], d_init)
                     } else if logits_nodes.contains(&k) {
-                        (inst.backward_from_logits(&dy)?, Vec::new())
+                        (vec![inst.backward_from_logits(&dy)?], Vec::new())
                     } else {
-                        (inst.backward(&dy)?, Vec::new())
+                        (inst.backward_list(&dy)?, Vec::new())
                     };
                     if !*first {
                         self.add_shared_grads(*layer, k)?;
                     }
-                    let xt = node.inputs[0];
-                    add(&mut grads, (xt.node, xt.out), dx);
+                    for (t, dx) in node.inputs.iter().zip(dxs) {
+                        add(&mut grads, (t.node, t.out), dx);
+                    }
                     for (t, d) in initial.iter().zip(d_init) {
                         add(&mut grads, (t.node, t.out), d.into_dyn());
                     }
