@@ -6,6 +6,11 @@
 //! `model.get_weights()` from Keras loads unchanged, and forward outputs and every BPTT
 //! gradient are tested against Keras (float64) to `1e-9`.
 //!
+//! Beyond a stack, [`Graph`] wires Keras-style functional models ([`Functional`]): several
+//! inputs and outputs, recurrent states passed between layers, shared layers, merges,
+//! [`Attention`], and step-by-step decoding with [`StepDecoder`] (greedy, sampling, beam
+//! search); the [`Trainer`] trains both kinds through the one [`Model`] trait.
+//!
 //! Generic over `f32` and `f64`; initialisation is seeded and reproducible.
 //!
 //! ```
