@@ -281,3 +281,39 @@ fn graph_files_are_checked_like_sequential_ones() -> Result<(), Error> {
     assert!(e.contains("proj/bias"), "{e}");
     Ok(())
 }
+
+#[test]
+fn layers_the_outputs_do_not_reach_are_not_the_model_s() -> Result<(), Error> {
+    let mut g = Graph::<f64>::new(0);
+    let a = g.input("a", &[Some(3)])?;
+    let b = g.input("b", &[Some(3)])?;
+    // A Dense first called on a branch no output needs, then again on the one kept.
+    let unused = g.apply(&DenseConfig::new(2).name("shared"), a)?;
+    let shared = g.layer_of(unused)?;
+    let kept = g.reuse(shared, b)?;
+    let _dead = g.apply(&DenseConfig::new(7).name("dead"), b)?;
+    let y = g.apply(&DenseConfig::new(1).name("out"), kept)?;
+    // `a` feeds only the pruned call: it is an unused input.
+    let e = msg(Graph::<f64>::new(0).build(&[], &[]));
+    assert!(e.contains("output"), "{e}");
+    let m = g.build(&[b], &[y])?;
+    let names: Vec<&str> = m.layers().map(|l| l.name()).collect();
+    assert_eq!(names, ["shared", "out"]);
+    assert_eq!(m.param_count(), 3 * 2 + 2 + 2 + 1);
+    // The kept call owns the layer now: it saves, loads and trains.
+    let again = Functional::<f64>::from_bytes(&m.to_bytes()?)?;
+    let x = ndarray::Array2::<f64>::ones((2, 3)).into_dyn();
+    assert_eq!(
+        again.infer_many(std::slice::from_ref(&x))?,
+        m.infer_many(std::slice::from_ref(&x))?
+    );
+    let mut m = m;
+    m.forward_many(std::slice::from_ref(&x), Mode::Train)?;
+    Model::zero_grad(&mut m);
+    m.backward_many(&[ndarray::Array2::<f64>::ones((2, 1)).into_dyn()], &[])?;
+    let mut any = false;
+    m.visit_params(&mut |_, p| any |= p.grad().iter().any(|&g| g != 0.0));
+    assert!(any);
+    let _ = a;
+    Ok(())
+}

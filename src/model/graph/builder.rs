@@ -377,9 +377,33 @@ impl<F: Float> Graph<F> {
         {
             return Err(bad("model", "a model input must be a graph input".into()));
         }
+        // Only the layers the outputs call are the model's (as in Keras): the others, and
+        // the calls the outputs do not need, are left out.
+        let mut nodes = self.nodes;
+        let mut keep: Vec<Option<usize>> = vec![None; self.layers.len()];
+        let mut layers = Vec::new();
+        let mut pool: Vec<Option<Box<dyn crate::layers::Layer<F>>>> =
+            self.layers.into_iter().map(Some).collect();
+        for (k, node) in nodes.iter_mut().enumerate() {
+            if let Op::Call { layer, first, .. } = &mut node.op {
+                // A layer's first needed call owns it and bears its name (an earlier call
+                // may be left out).
+                (*layer, *first) = match (needed[k], keep[*layer]) {
+                    (false, _) => (usize::MAX, false),
+                    (true, Some(i)) => (i, false),
+                    (true, None) => {
+                        let l = pool[*layer].take().expect("each layer moved once");
+                        node.name = l.name().to_string();
+                        layers.push(l);
+                        keep[*layer] = Some(layers.len() - 1);
+                        (layers.len() - 1, true)
+                    }
+                };
+            }
+        }
         Ok(Functional::new(
-            self.nodes,
-            self.layers,
+            nodes,
+            layers,
             needed,
             input_nodes,
             outputs.iter().map(|t| (t.node, t.out)).collect(),
