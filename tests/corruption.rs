@@ -194,10 +194,23 @@ fn unknown_layer_types_and_options() {
     assert!(matches!(load_err(&b), FileError::UnknownLayer { found, .. } if found == "Conv1D"));
     let b = edited(|h, _| {
         let mut a = arch(h);
+        a["layers"][1]["config"]["layer"]["layer"] = json!("Transformer");
+        set_arch(h, &a);
+    });
+    assert!(
+        matches!(load_err(&b), FileError::UnknownLayer { found, .. } if found == "Transformer")
+    );
+    // A known layer that Bidirectional cannot wrap.
+    let b = edited(|h, _| {
+        let mut a = arch(h);
         a["layers"][1]["config"]["layer"]["layer"] = json!("Attention");
         set_arch(h, &a);
     });
-    assert!(matches!(load_err(&b), FileError::UnknownLayer { found, .. } if found == "Attention"));
+    let e = load_err(&b);
+    assert!(
+        matches!(&e, FileError::Architecture(m) if m.contains("Attention")),
+        "{e:?}"
+    );
     let b = edited(|h, _| {
         let mut a = arch(h);
         a["layers"][2]["config"]["unroll"] = json!(true);
