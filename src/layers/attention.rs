@@ -9,6 +9,12 @@ use crate::param::Param;
 use ndarray::{Array2, Array3, ArrayD, ArrayView3, Axis, Ix3, IxDyn};
 
 /// How `Attention` scores a query against a key.
+///
+/// ```
+/// use rnnkit::{AttentionConfig, ScoreMode};
+/// let c: AttentionConfig = serde_json::from_str(r#"{"score_mode": "concat"}"#).unwrap();
+/// assert_eq!(c.score_mode, ScoreMode::Concat);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScoreMode {
@@ -133,6 +139,21 @@ enum Score {
 /// query's mask is false; the output carries the query's mask. Called on a list:
 /// `[query, value]` (key = value) or `[query, value, key]`, through
 /// [`Graph::apply_list`](crate::Graph::apply_list).
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// use rnnkit::{AttentionConfig, LayerConfig};
+/// use ndarray::Array3;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let config = AttentionConfig::new();
+/// let mut att = LayerConfig::<f64>::build(&config, &[None, Some(2)], &mut seeded_rng(0))?;
+/// let q = Array3::from_elem((1, 1, 2), 1.0).into_dyn();
+/// let v = ndarray::array![[[1.0, 0.0], [0.0, 1.0]]].into_dyn();
+/// // Equal scores: the mean of the two values.
+/// let o = att.forward_list(&[&q, &v], &[None, None], Mode::Infer)?;
+/// assert_eq!(o, ndarray::array![[[0.5, 0.5]]].into_dyn());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Attention<F: Float> {
     name: String,

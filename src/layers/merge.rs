@@ -348,6 +348,16 @@ type Inputs<F> = (Vec<ArrayD<F>>, Vec<Option<Mask>>);
 /// A merge layer: [`Merge`] as a [`Layer`] called on a list of tensors (built by
 /// [`ConcatenateConfig`], [`AddConfig`], [`MultiplyConfig`], [`AverageConfig`], or
 /// [`Graph::merge`](crate::Graph::merge)).
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// use rnnkit::{LayerConfig, MultiplyConfig};
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let mut m = LayerConfig::<f64>::build(&MultiplyConfig::new(), &[Some(2)], &mut seeded_rng(0))?;
+/// let (a, b) = (ndarray::array![[2.0, 3.0]].into_dyn(), ndarray::array![[4.0, 5.0]].into_dyn());
+/// assert_eq!(m.forward_list(&[&a, &b], &[], Mode::Infer)?, ndarray::array![[8.0, 15.0]].into_dyn());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct MergeLayer<F: Float> {
     name: String,

@@ -50,6 +50,20 @@ pub struct StepDecoder<F: Float> {
 }
 
 /// Where a batch of decodes stands: each row's recurrent states and its context.
+///
+/// ```
+/// use rnnkit::DecodeState;
+/// use ndarray::{Array2, Array3};
+/// // Two rows: h and c of 8 units, and encoder outputs of 5 steps to attend to, the second
+/// // row's last two steps padding.
+/// let mask = Array2::from_shape_fn((2, 5), |(r, t)| r == 0 || t < 3);
+/// let s = DecodeState::new(
+///     vec![Array2::<f32>::zeros((2, 8)).into_dyn(), Array2::<f32>::zeros((2, 8)).into_dyn()],
+///     vec![Array3::<f32>::zeros((2, 5, 8)).into_dyn()],
+/// )
+/// .with_mask(0, mask);
+/// # let _ = s;
+/// ```
 #[derive(Debug, Clone)]
 pub struct DecodeState<F: Float> {
     states: Vec<ArrayD<F>>,

@@ -11,6 +11,19 @@ use ndarray::{concatenate, Array2, ArrayD, Axis, Slice};
 use std::fmt::Debug;
 
 /// A model's architecture as data: a [`Sequential`](crate::Sequential) stack or a graph.
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// use rnnkit::Architecture;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let seq = Sequential::<f32>::new(&[3, 1]).push(GruConfig::new(4))?;
+/// assert!(matches!(seq.architecture()?, Architecture::Sequential(_)));
+/// let mut g = Graph::<f32>::new(0);
+/// let x = g.input("x", &[Some(3), Some(1)])?;
+/// let y = g.apply(&GruConfig::new(4), x)?;
+/// assert!(matches!(g.build(&[x], &[y])?.architecture()?, Architecture::Graph(_)));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum Architecture {
     /// A stack of layers.

@@ -17,6 +17,18 @@ static NEXT_GRAPH: AtomicU64 = AtomicU64::new(1);
 /// A symbolic tensor of a [`Graph`]: a model input or one output of a layer call or merge
 /// (Keras's `KerasTensor`). A plain copyable handle; using it in another graph is a typed
 /// error.
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let mut g = Graph::<f64>::new(0);
+/// let x = g.input("x", &[None, Some(2)])?;
+/// let y = g.apply(&LstmConfig::new(3).return_sequences(true), x)?;
+/// assert_eq!(g.shape(y)?, vec![None, Some(3)]);
+/// let other = Graph::<f64>::new(0);
+/// assert!(other.shape(y).is_err()); // a handle of another graph
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tensor {
     graph: u64,
@@ -25,6 +37,20 @@ pub struct Tensor {
 }
 
 /// A layer of a [`Graph`], to call again with the same weights ([`Graph::reuse`]).
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let mut g = Graph::<f64>::new(0);
+/// let a = g.input("a", &[Some(4)])?;
+/// let b = g.input("b", &[Some(4)])?;
+/// let ya = g.apply(&DenseConfig::new(2), a)?;
+/// let dense: rnnkit::LayerId = g.layer_of(ya)?;
+/// let yb = g.reuse(dense, b)?; // the same weights
+/// let model = g.build(&[a, b], &[ya, yb])?;
+/// assert_eq!(model.param_count(), 10);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LayerId {
     graph: u64,
@@ -33,6 +59,17 @@ pub struct LayerId {
 
 /// What a recurrent call returns: the output and the final states (Keras's
 /// `return_state=True` list `[out, h]` or `[out, h, c]`), and the layer called.
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let mut g = Graph::<f64>::new(0);
+/// let x = g.input("x", &[None, Some(2)])?;
+/// let lstm = g.rnn(&LstmConfig::new(5), x).call()?;
+/// assert_eq!(lstm.states.len(), 2); // h, c
+/// assert_eq!(g.shape(lstm.states[1])?, vec![Some(5)]);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RnnOutputs {
     /// The layer's output (the sequence, or the last step).
@@ -78,6 +115,19 @@ pub struct Graph<F: Float> {
 
 /// A recurrent call being set up: [`RnnCall::initial_state`], [`RnnCall::mask_of`], then
 /// [`RnnCall::call`].
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let mut g = Graph::<f64>::new(0);
+/// let ids = g.input("ids", &[None])?;
+/// let h0 = g.input("h0", &[Some(4)])?;
+/// let e = g.apply(&EmbeddingConfig::new(10, 3).mask_zero(true), ids)?;
+/// // With initial states Keras passes no mask: give the Embedding's explicitly.
+/// let gru = g.rnn(&GruConfig::new(4), e).initial_state(&[h0]).mask_of(e).call()?;
+/// assert_eq!(gru.states.len(), 1);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct RnnCall<'g, F: Float> {
     graph: &'g mut Graph<F>,

@@ -43,6 +43,11 @@ pub struct GraphSpec {
 }
 
 /// One input of a [`GraphSpec`].
+///
+/// ```
+/// let i: rnnkit::GraphInput = serde_json::from_str(r#"{"name": "ids", "shape": [null]}"#).unwrap();
+/// assert_eq!((i.name.as_str(), i.shape), ("ids", vec![None]));
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GraphInput {
@@ -53,6 +58,18 @@ pub struct GraphInput {
 }
 
 /// One layer call of a [`GraphSpec`].
+///
+/// ```
+/// use rnnkit::{GraphNode, NodeLayer};
+/// let n: GraphNode = serde_json::from_str(
+///     r#"{"name": "dec", "layer": "LSTM", "config": {"units": 8}, "inputs": ["emb"],
+///         "initial_state": ["enc:1", "enc:2"], "return_state": true}"#,
+/// ).unwrap();
+/// assert!(matches!(n.layer, NodeLayer::New(_)) && n.initial_state.len() == 2);
+/// let shared: GraphNode =
+///     serde_json::from_str(r#"{"name": "dec_2", "shares": "dec", "inputs": ["x"]}"#).unwrap();
+/// assert_eq!(shared.layer, NodeLayer::Shares("dec".into()));
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawNode", into = "RawNode")]
 pub struct GraphNode {
@@ -70,7 +87,7 @@ pub struct GraphNode {
     pub return_state: bool,
 }
 
-/// The layer of a [`GraphNode`].
+/// The layer of a [`GraphNode`] (see its example).
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeLayer {
     /// A new layer, called here first.
