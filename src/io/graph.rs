@@ -81,13 +81,7 @@ impl<F: Float> Functional<F> {
         c: &Container<'_>,
         extra: &dyn Fn(&str) -> bool,
     ) -> std::result::Result<Self, FileError> {
-        if c.model_type() != MODEL_TYPE {
-            return Err(FileError::Architecture(format!(
-                "the file holds a {}, not a {MODEL_TYPE} model: load it with {}::load",
-                c.model_type(),
-                c.model_type()
-            )));
-        }
+        c.expect_model(MODEL_TYPE)?;
         c.check_dtype::<F>(false)?;
         let json = c.meta.get("architecture").ok_or(FileError::Metadata {
             key: "architecture",

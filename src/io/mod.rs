@@ -425,6 +425,17 @@ impl<'a> Container<'a> {
             .map_or("Sequential", String::as_str)
     }
 
+    /// Refuses a file holding another model type, naming the loader to use.
+    pub(crate) fn expect_model(&self, want: &str) -> std::result::Result<(), FileError> {
+        let found = self.model_type();
+        if found != want {
+            return Err(FileError::Architecture(format!(
+                "the file holds a {found} model, not a {want} one: load it with {found}::load"
+            )));
+        }
+        Ok(())
+    }
+
     /// Refuses a file of another float type unless converting.
     pub(crate) fn check_dtype<F: Float>(
         &self,

@@ -93,13 +93,7 @@ impl<F: Float> EchoStateNetwork<F> {
 
     fn decode(bytes: &[u8]) -> std::result::Result<Self, FileError> {
         let c = Container::open(bytes)?;
-        if c.model_type() != MODEL_TYPE {
-            return Err(FileError::Architecture(format!(
-                "the file holds a {}, not an {MODEL_TYPE}: load it with {}::load",
-                c.model_type(),
-                c.model_type()
-            )));
-        }
+        c.expect_model(MODEL_TYPE)?;
         c.check_dtype::<F>(false)?;
         let arch: Architecture = c
             .meta
