@@ -317,3 +317,29 @@ fn layers_the_outputs_do_not_reach_are_not_the_model_s() -> Result<(), Error> {
     let _ = a;
     Ok(())
 }
+
+#[test]
+fn layers_called_by_hand_on_bad_lists_are_typed_errors() -> Result<(), Error> {
+    use rnnkit::{AddConfig, AttentionConfig, ConcatenateConfig, LayerConfig};
+    let mut rng = seeded_rng(0);
+    let x = ndarray::Array2::<f64>::ones((2, 3)).into_dyn();
+    let scalar = ndarray::arr0(1.0).into_dyn();
+    for cfg in [
+        Box::new(AddConfig::new()) as Box<dyn LayerConfig<f64>>,
+        Box::new(ConcatenateConfig::new()),
+    ] {
+        let mut l = cfg.build(&[Some(3)], &mut rng)?;
+        assert!(l.forward_list(&[], &[], Mode::Infer).is_err());
+        assert!(l.infer_list(&[&scalar, &scalar], &[]).is_err());
+        assert!(l.forward_list(&[&x], &[], Mode::Infer).is_ok());
+        let wide = ndarray::Array2::<f64>::ones((3, 3)).into_dyn();
+        assert!(l.infer_list(&[&x, &wide], &[]).is_err()); // batch 2 and 3
+    }
+    let mut att = LayerConfig::<f64>::build(&AttentionConfig::new(), &[None, Some(3)], &mut rng)?;
+    assert!(att
+        .forward_list(&[&x, &x], &[None, None], Mode::Infer)
+        .is_err()); // rank 2
+    assert!(att.forward_masked(&x, None, Mode::Infer).is_err());
+    assert!(att.backward_list(&x).is_err()); // no training pass
+    Ok(())
+}

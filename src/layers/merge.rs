@@ -134,6 +134,16 @@ impl Merge {
 
     /// Checks the actual batch shapes of a call.
     fn check(&self, name: &str, xs: &[&ArrayD<impl Float>]) -> Result<()> {
+        if xs.is_empty() || xs.iter().any(|x| x.ndim() < 2) {
+            return Err(Error::Incompatible {
+                layer: name.to_string(),
+                previous: "its inputs".into(),
+                reason: format!(
+                    "a merge takes one or more [batch, ...] tensors, got shapes {:?}",
+                    xs.iter().map(|x| x.shape().to_vec()).collect::<Vec<_>>()
+                ),
+            });
+        }
         let shapes: Vec<Vec<Dim>> = xs
             .iter()
             .map(|x| x.shape().iter().map(|&d| Some(d)).collect())
