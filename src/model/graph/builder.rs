@@ -310,7 +310,7 @@ impl<F: Float> Graph<F> {
         let l = from.layer(layer).ok_or_else(|| Error::Config {
             layer: layer.to_string(),
             field: "layer",
-            reason: format!("the model {} has no layer of this name", from.name_str()),
+            reason: format!("the model {} has no layer of this name", from.name),
         })?;
         self.claim(layer)?;
         self.layers.push(l.box_clone());

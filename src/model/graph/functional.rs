@@ -167,23 +167,6 @@ impl<F: Float> Functional<F> {
         }
     }
 
-    /// The wiring: nodes, layers, which nodes the outputs need, input nodes, outputs.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn parts(&self) -> (&[Node], &Layers<F>, &[bool], &[usize], &[(usize, usize)]) {
-        (
-            &self.nodes,
-            &self.layers,
-            &self.needed,
-            &self.inputs,
-            &self.outputs,
-        )
-    }
-
-    /// The model's name.
-    pub(crate) fn name_str(&self) -> &str {
-        &self.name
-    }
-
     /// Sets the model's name.
     pub fn with_name(mut self, name: &str) -> Self {
         self.name = name.to_string();

@@ -174,7 +174,8 @@ impl<F: Float> Functional<F> {
     /// # Errors
     /// [`Error::Unsupported`] for a layer without a saved form.
     pub fn spec_graph(&self) -> Result<GraphSpec> {
-        let (nodes, layers, needed, inputs, outputs) = self.parts();
+        let (nodes, layers, needed) = (&self.nodes, &self.layers, &self.needed);
+        let (inputs, outputs) = (&self.inputs, &self.outputs);
         let r = |t: &Tensor| -> String {
             let name = &nodes[t.node].name;
             if t.out == 0 {
@@ -223,7 +224,7 @@ impl<F: Float> Functional<F> {
             });
         }
         Ok(GraphSpec {
-            name: self.name_str().to_string(),
+            name: self.name.clone(),
             inputs: inputs
                 .iter()
                 .map(|&n| GraphInput {
