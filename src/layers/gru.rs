@@ -183,24 +183,36 @@ impl<F: Float> GruCell<F> {
                 sl_mut(next),
                 sl_mut(cache),
             );
+            // Gate-major cache: [z | r | ĥ | mh], each block [rows, u], so every activation
+            // runs once over a long contiguous block (vector code even for 10 units).
+            let nb = rows * u;
+            let (zr, rest) = ca.split_at_mut(2 * nb);
             for b in 0..rows {
-                let a = &xw[b * 3 * u..(b + 1) * 3 * u];
-                let m = &sc[b * 3 * u..(b + 1) * 3 * u];
-                let ca = &mut ca[b * 4 * u..(b + 1) * 4 * u];
-                for j in 0..2 * u {
-                    ca[j] = a[j] + m[j] + br[j];
+                for k in 0..2 {
+                    let at = b * 3 * u + k * u;
+                    let (a, m, br) = (&xw[at..at + u], &sc[at..at + u], &br[k * u..(k + 1) * u]);
+                    let z = &mut zr[k * nb + b * u..k * nb + (b + 1) * u];
+                    for (((z, &a), &m), &br) in z.iter_mut().zip(a).zip(m).zip(br) {
+                        *z = a + m + br;
+                    }
                 }
-                ract.apply_slice(&mut ca[..2 * u]); // z, r
+            }
+            ract.apply_slice(zr); // z, r
+            let (z, r) = zr.split_at(nb);
+            let (hh, mh) = rest.split_at_mut(nb);
+            for b in 0..rows {
+                let (at, row) = (b * 3 * u + 2 * u, b * u..(b + 1) * u);
+                let (a, m, br) = (&xw[at..at + u], &sc[at..at + u], &br[2 * u..3 * u]);
+                let (r, hh, mh) = (&r[row.clone()], &mut hh[row.clone()], &mut mh[row]);
                 for j in 0..u {
-                    let mh = m[2 * u + j] + br[2 * u + j];
-                    ca[3 * u + j] = mh;
-                    ca[2 * u + j] = a[2 * u + j] + ca[u + j] * mh; // x_h + r⊙mh
+                    let v = m[j] + br[j];
+                    mh[j] = v;
+                    hh[j] = a[j] + r[j] * v; // x_h + r⊙mh
                 }
-                act.apply_slice(&mut ca[2 * u..3 * u]); // ĥ
-                for j in 0..u {
-                    let (z, hh, hp) = (ca[j], ca[2 * u + j], p[b * u + j]);
-                    n[b * u + j] = z * hp + (F::one() - z) * hh;
-                }
+            }
+            act.apply_slice(hh); // ĥ
+            for (((n, &z), &hh), &hp) in n.iter_mut().zip(z).zip(&*hh).zip(p) {
+                *n = z * hp + (F::one() - z) * hh;
             }
         } else {
             // z and r from h_{t-1}·R_zr, then ĥ from (r⊙h_{t-1})·R_h.
@@ -293,12 +305,14 @@ impl<F: Float> GruCell<F> {
                     sl_mut(d_rw.view_mut()),
                     sl_mut(d_prev.view_mut()),
                 );
+                let nb = rows * u;
                 with_derivatives!(act, ract, |dact, dract| for b in 0..rows {
-                    let ca = &ca[b * 4 * u..(b + 1) * 4 * u];
                     let dx = &mut dx[b * 3 * u..(b + 1) * 3 * u];
                     let dr = &mut dr[b * 3 * u..(b + 1) * 3 * u];
                     for j in 0..u {
-                        let (z, r, hh, mh) = (ca[j], ca[u + j], ca[2 * u + j], ca[3 * u + j]);
+                        let at = b * u + j;
+                        let (z, r, hh, mh) =
+                            (ca[at], ca[nb + at], ca[2 * nb + at], ca[3 * nb + at]);
                         let dh = ds[b * u + j];
                         let hp = p[b * u + j];
                         let dah = dh * (F::one() - z) * dact.d(hh);
@@ -419,6 +433,9 @@ impl<F: Float> Cell for GruCell<F> {
     fn weights_mut(&mut self) -> &mut CellWeights<F> {
         &mut self.w
     }
+    /// `reset_after`: gate-major `[z | r | ĥ | mh]` per step chunk (blocks of `[rows, u]`);
+    /// otherwise row-major `[z, r, ĥ, r⊙h_{t−1}]`, whose last block `accumulate_grads`
+    /// reads as a matrix.
     fn cache_width(&self) -> usize {
         4 * self.units()
     }
