@@ -87,6 +87,12 @@ impl Float for f32 {
     }
 }
 
+/// Whether this CPU has AVX2 and FMA (cached by std; two relaxed atomic loads).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn avx2_fma() -> bool {
+    simd::has_avx2_fma()
+}
+
 /// The same approximation written with AVX2 + FMA intrinsics, chosen at run time, so a
 /// default build (x86-64 baseline, SSE2) still runs its activations 8 lanes wide.
 #[cfg(target_arch = "x86_64")]

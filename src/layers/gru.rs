@@ -3,6 +3,7 @@
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
 use super::recurrent::recurrent_layer_config;
+use super::recurrent::{avx2_twin, zip_lanes};
 use super::recurrent::{
     sl, sl_mut, BackwardStep, Cell, CellConfig, CellOptions, CellWeights, Recurrent, SequenceGrads,
 };
@@ -149,9 +150,22 @@ pub struct GruCell<F: Float> {
 }
 
 impl<F: Float> GruCell<F> {
-    /// A step whose update mixes in `prev` and whose recurrent products see `prev`, or
-    /// under recurrent dropout block `k` of `seen` `[B, 3u]` (`h_{t−1}⊙m_k`) for gate `k`.
-    fn step_impl(
+    avx2_twin!(
+        /// A step whose update mixes in `prev` and whose recurrent products see `prev`, or
+        /// under recurrent dropout block `k` of `seen` `[B, 3u]` (`h_{t−1}⊙m_k`) for gate `k`.
+        fn step_impl / step_avx2 / step_body(
+            &self,
+            xw: ArrayView2<'_, F>,
+            prev: ArrayView2<'_, F>,
+            seen: Option<ArrayView2<'_, F>>,
+            next: ArrayViewMut2<'_, F>,
+            cache: ArrayViewMut2<'_, F>,
+            scratch: &mut Array2<F>,
+        )
+    );
+
+    #[inline(always)]
+    fn step_body(
         &self,
         xw: ArrayView2<'_, F>,
         prev: ArrayView2<'_, F>,
@@ -192,9 +206,7 @@ impl<F: Float> GruCell<F> {
                     let at = b * 3 * u + k * u;
                     let (a, m, br) = (&xw[at..at + u], &sc[at..at + u], &br[k * u..(k + 1) * u]);
                     let z = &mut zr[k * nb + b * u..k * nb + (b + 1) * u];
-                    for (((z, &a), &m), &br) in z.iter_mut().zip(a).zip(m).zip(br) {
-                        *z = a + m + br;
-                    }
+                    zip_lanes(u, [a, m, br], [z], |[a, m, br]| [a + m + br]);
                 }
             }
             ract.apply_slice(zr); // z, r
@@ -204,16 +216,15 @@ impl<F: Float> GruCell<F> {
                 let (at, row) = (b * 3 * u + 2 * u, b * u..(b + 1) * u);
                 let (a, m, br) = (&xw[at..at + u], &sc[at..at + u], &br[2 * u..3 * u]);
                 let (r, hh, mh) = (&r[row.clone()], &mut hh[row.clone()], &mut mh[row]);
-                for j in 0..u {
-                    let v = m[j] + br[j];
-                    mh[j] = v;
-                    hh[j] = a[j] + r[j] * v; // x_h + r⊙mh
-                }
+                zip_lanes(u, [a, m, br, r], [hh, mh], |[a, m, br, r]| {
+                    let mh = m + br;
+                    [a + r * mh, mh] // x_h + r⊙mh
+                });
             }
             act.apply_slice(hh); // ĥ
-            for (((n, &z), &hh), &hp) in n.iter_mut().zip(z).zip(&*hh).zip(p) {
-                *n = z * hp + (F::one() - z) * hh;
-            }
+            zip_lanes(rows * u, [z, &*hh, p], [n], |[z, hh, hp]| {
+                [z * hp + (F::one() - z) * hh]
+            });
         } else {
             // z and r from h_{t-1}·R_zr, then ĥ from (r⊙h_{t-1})·R_h.
             match seen {
@@ -274,11 +285,21 @@ impl<F: Float> GruCell<F> {
         }
     }
 
-    /// The backward of [`GruCell::step_impl`]: `s.prev` the true previous state; under
-    /// recurrent dropout `dropped` holds `seen` (what the products saw) and the masks
-    /// `[B, 3u]` (each product's part of the gradient is multiplied by its gate's mask; the
-    /// update's part is not).
-    fn backward_impl(
+    avx2_twin!(
+        /// The backward of [`GruCell::step_impl`]: `s.prev` the true previous state; under
+        /// recurrent dropout `dropped` holds `seen` (what the products saw) and the masks
+        /// `[B, 3u]` (each product's part of the gradient is multiplied by its gate's mask; the
+        /// update's part is not).
+        fn backward_impl / backward_avx2 / backward_body(
+            &self,
+            s: BackwardStep<'_, F>,
+            dropped: Option<(ArrayView2<'_, F>, ArrayView2<'_, F>)>,
+            scratch: &mut Array2<F>,
+        )
+    );
+
+    #[inline(always)]
+    fn backward_body(
         &self,
         s: BackwardStep<'_, F>,
         dropped: Option<(ArrayView2<'_, F>, ArrayView2<'_, F>)>,
@@ -306,26 +327,27 @@ impl<F: Float> GruCell<F> {
                     sl_mut(d_prev.view_mut()),
                 );
                 let nb = rows * u;
+                let (z, rest) = ca.split_at(nb);
+                let (r, rest) = rest.split_at(nb);
+                let (hh, mh) = rest.split_at(nb);
                 with_derivatives!(act, ract, |dact, dract| for b in 0..rows {
-                    let dx = &mut dx[b * 3 * u..(b + 1) * 3 * u];
-                    let dr = &mut dr[b * 3 * u..(b + 1) * 3 * u];
-                    for j in 0..u {
-                        let at = b * u + j;
-                        let (z, r, hh, mh) =
-                            (ca[at], ca[nb + at], ca[2 * nb + at], ca[3 * nb + at]);
-                        let dh = ds[b * u + j];
-                        let hp = p[b * u + j];
-                        let dah = dh * (F::one() - z) * dact.d(hh);
-                        let daz = dh * (hp - hh) * dract.d(z);
-                        let dar = dah * mh * dract.d(r);
-                        dx[j] = daz;
-                        dx[u + j] = dar;
-                        dx[2 * u + j] = dah;
-                        dr[j] = daz;
-                        dr[u + j] = dar;
-                        dr[2 * u + j] = dah * r;
-                        dp[b * u + j] = dh * z;
-                    }
+                    let row = b * u..(b + 1) * u;
+                    let (dx_z, dx_rest) = dx[b * 3 * u..(b + 1) * 3 * u].split_at_mut(u);
+                    let (dx_r, dx_h) = dx_rest.split_at_mut(u);
+                    let (dr_z, dr_rest) = dr[b * 3 * u..(b + 1) * 3 * u].split_at_mut(u);
+                    let (dr_r, dr_h) = dr_rest.split_at_mut(u);
+                    let ins = [z, r, hh, mh, ds, p].map(|v| &v[row.clone()]);
+                    zip_lanes(
+                        u,
+                        ins,
+                        [dx_z, dx_r, dx_h, dr_z, dr_r, dr_h, &mut dp[row]],
+                        |[z, r, hh, mh, dh, hp]| {
+                            let dah = dh * (F::one() - z) * dact.d(hh);
+                            let daz = dh * (hp - hh) * dract.d(z);
+                            let dar = dah * mh * dract.d(r);
+                            [daz, dar, dah, daz, dar, dah * r, dh * z]
+                        },
+                    );
                 });
             }
             // dh_{t-1} += d_mh·Rᵀ (per gate ⊙ its mask: gate k's product saw h_{t-1}⊙m_k).

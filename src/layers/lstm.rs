@@ -3,6 +3,7 @@
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
 use super::recurrent::recurrent_layer_config;
+use super::recurrent::{avx2_twin, zip_lanes};
 use super::recurrent::{
     sl, sl_mut, BackwardStep, Cell, CellConfig, CellOptions, CellWeights, Recurrent,
 };
@@ -209,8 +210,20 @@ impl<F: Float> Cell for LstmCell<F> {
 }
 
 impl<F: Float> LstmCell<F> {
-    /// The step after the recurrent products (in `scratch`): gates, `c_t` and `h_t`.
-    fn gates(
+    avx2_twin!(
+        /// The step after the recurrent products (in `scratch`): gates, `c_t` and `h_t`.
+        fn gates / gates_avx2 / gates_body(
+            &self,
+            xw: ArrayView2<'_, F>,
+            prev: ArrayView2<'_, F>,
+            next: ArrayViewMut2<'_, F>,
+            cache: ArrayViewMut2<'_, F>,
+            scratch: &Array2<F>,
+        )
+    );
+
+    #[inline(always)]
+    fn gates_body(
         &self,
         xw: ArrayView2<'_, F>,
         prev: ArrayView2<'_, F>,
@@ -239,9 +252,7 @@ impl<F: Float> LstmCell<F> {
             for k in 0..4 {
                 let z = &mut cache[k * n + b * u..k * n + (b + 1) * u];
                 let (a, r) = (&a[k * u..(k + 1) * u], &r[k * u..(k + 1) * u]);
-                for ((z, &a), &r) in z.iter_mut().zip(a).zip(r) {
-                    *z = a + r;
-                }
+                zip_lanes(u, [a, r], [z], |[a, r]| [a + r]);
             }
         }
         ract.apply_slice(&mut cache[..2 * n]); // i, f
@@ -257,26 +268,31 @@ impl<F: Float> LstmCell<F> {
             let c_prev = &prev[b * 2 * u + u..(b + 1) * 2 * u];
             let c_next = &mut next[b * 2 * u + u..(b + 1) * 2 * u];
             let ac = &mut ac[b * u..(b + 1) * u];
-            for j in 0..u {
-                // c_t = f⊙c_{t-1} + i⊙g
-                let c = f[j] * c_prev[j] + i[j] * g[j];
-                c_next[j] = c;
-                ac[j] = c;
-            }
+            // c_t = f⊙c_{t-1} + i⊙g
+            zip_lanes(u, [f, c_prev, i, g], [c_next, ac], |[f, c_prev, i, g]| {
+                let c = f * c_prev + i * g;
+                [c, c]
+            });
         }
         act.apply_slice(ac);
         for b in 0..rows {
             let (o, ac) = (&o[b * u..(b + 1) * u], &ac[b * u..(b + 1) * u]);
             let h = &mut next[b * 2 * u..b * 2 * u + u];
-            for ((h, &o), &ac) in h.iter_mut().zip(o).zip(ac) {
-                *h = o * ac; // h_t = o⊙act(c_t)
-            }
+            zip_lanes(u, [o, ac], [h], |[o, ac]| [o * ac]); // h_t = o⊙act(c_t)
         }
     }
 
-    /// The backward of [`LstmCell::gates`]: writes `d_xw` (the pre-activation gradients)
-    /// and the `c` part of `d_prev`, and returns them for the product into `dh_{t−1}`.
-    fn gates_backward<'a>(
+    avx2_twin!(
+        /// The backward of [`LstmCell::gates`]: writes `d_xw` (the pre-activation gradients)
+        /// and the `c` part of `d_prev`, and returns them for the product into `dh_{t−1}`.
+        fn gates_backward / gates_backward_avx2 / gates_backward_body<'a>(
+            &self,
+            s: BackwardStep<'a, F>,
+        ) -> (ArrayViewMut2<'a, F>, ArrayViewMut2<'a, F>)
+    );
+
+    #[inline(always)]
+    fn gates_backward_body<'a>(
         &self,
         s: BackwardStep<'a, F>,
     ) -> (ArrayViewMut2<'a, F>, ArrayViewMut2<'a, F>) {
@@ -312,14 +328,21 @@ impl<F: Float> LstmCell<F> {
                 let (da_f, rest) = rest.split_at_mut(u);
                 let (da_g, da_o) = rest.split_at_mut(u);
                 let dc_prev = &mut dp[b * 2 * u + u..(b + 1) * 2 * u];
-                for j in 0..u {
-                    let dc = dc_next[j] + dh[j] * o[j] * dact.d(ac[j]);
-                    da_i[j] = dc * g[j] * dract.d(i[j]);
-                    da_f[j] = dc * c_prev[j] * dract.d(f[j]);
-                    da_g[j] = dc * i[j] * dact.d(g[j]);
-                    da_o[j] = dh[j] * ac[j] * dract.d(o[j]);
-                    dc_prev[j] = dc * f[j];
-                }
+                zip_lanes(
+                    u,
+                    [i, f, g, o, ac, c_prev, dh, dc_next],
+                    [da_i, da_f, da_g, da_o, dc_prev],
+                    |[i, f, g, o, ac, c_prev, dh, dc_next]| {
+                        let dc = dc_next + dh * o * dact.d(ac);
+                        [
+                            dc * g * dract.d(i),
+                            dc * c_prev * dract.d(f),
+                            dc * i * dact.d(g),
+                            dh * ac * dract.d(o),
+                            dc * f,
+                        ]
+                    },
+                );
             });
         }
         (d_xw, d_prev)

@@ -12,6 +12,7 @@
 
 mod cell;
 mod config;
+mod lanes;
 mod layer;
 mod state;
 mod time_loop;
@@ -25,5 +26,6 @@ pub use cell::{BackwardStep, SequenceGrads};
 pub(crate) use config::recurrent_layer_config;
 pub(crate) use config::seq_input;
 pub use config::{CellConfig, CellOptions, RecurrentConfig, RecurrentLayerConfig};
+pub(crate) use lanes::{avx2_twin, zip_lanes};
 pub use layer::{Recurrent, RecurrentLayer};
 pub use weights::CellWeights;
