@@ -144,11 +144,13 @@ pub(crate) fn packed_mm<F: Float>(
         let (lda, ldc) = (a.strides()[0] as usize, c.strides()[0] as usize);
         // SAFETY: `packed` exists only where `available()` held, i.e. F is f32 or f64 (the
         // pointer casts are identity casts for the type checked) and the CPU has AVX2 and
-        // FMA. Every row index passed is below `m`, every column below `n`, with the strides
-        // of these views.
+        // FMA (and AVX-512F where `avx512::available()` chose those kernels). Every row index
+        // passed is below `m`, every column below `n`, with the strides of these views.
         unsafe {
+            let wide = avx512::available();
             if std::mem::size_of::<F>() == 4 {
-                packed_f32(
+                let driver = if wide { avx512::packed_f32 } else { packed_f32 };
+                driver(
                     m,
                     k,
                     n,
@@ -160,7 +162,8 @@ pub(crate) fn packed_mm<F: Float>(
                     beta == F::one(),
                 );
             } else {
-                packed_f64(
+                let driver = if wide { avx512::packed_f64 } else { packed_f64 };
+                driver(
                     m,
                     k,
                     n,
@@ -179,18 +182,23 @@ pub(crate) fn packed_mm<F: Float>(
 }
 
 /// The panels × row-blocks driver of one micro-kernel, written once for each float type.
+/// The kernel gets `panels` adjacent panels (the next one `k·NR` further) and the number
+/// of valid columns among them, at most `panels·NR`.
 macro_rules! packed_driver {
-    ($(#[$doc:meta])* $name:ident, $t:ty, $mr:expr, $kernel:ident, $row:ident) => {
+    (
+        $(#[$doc:meta])* $vis:vis $name:ident, $t:ty, $mr:expr, $panels:expr, $features:literal,
+        $kernel:ident, $row:ident
+    ) => {
         $(#[$doc])*
         ///
         /// # Safety
-        /// AVX2 and FMA available; `a` valid for `m` rows of stride `lda` and `k` contiguous
-        /// values; `b` holds `ceil(n/NR)` panels of `k·NR`; `c` valid for `m` rows of stride
-        /// `ldc` and `n` contiguous values.
+        /// The CPU features named in its `target_feature`; `a` valid for `m` rows of stride
+        /// `lda` and `k` contiguous values; `b` holds `ceil(n/NR)` panels of `k·NR`; `c`
+        /// valid for `m` rows of stride `ldc` and `n` contiguous values.
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
+        #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
-        unsafe fn $name(
+        $vis unsafe fn $name(
             m: usize,
             k: usize,
             n: usize,
@@ -204,8 +212,8 @@ macro_rules! packed_driver {
             if m == 1 {
                 return $row(k, a, b, n, c, accumulate);
             }
-            for p in 0..n.div_ceil(NR) {
-                let cols = (n - p * NR).min(NR);
+            for p in (0..n.div_ceil(NR)).step_by($panels) {
+                let cols = (n - p * NR).min($panels * NR);
                 let panel = b.add(p * k * NR);
                 let mut i = 0;
                 while i < m {
@@ -230,8 +238,11 @@ macro_rules! packed_driver {
 
 packed_driver!(
     /// `C (+)= A·B` in f32 from the packed panels of `B`, [`MR`] rows at a time.
-    packed_f32, f32, MR, kernel_6x16, row_f32
+    packed_f32, f32, MR, 1, "avx2,fma", kernel_6x16, row_f32
 );
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// Writes (or adds) the first `cols` values of `v` to `c`.
 ///
@@ -401,7 +412,7 @@ const MR64: usize = 3;
 
 packed_driver!(
     /// `C (+)= A·B` in f64 from the packed panels of `B`, [`MR64`] rows at a time.
-    packed_f64, f64, MR64, kernel_3x16_f64, row_f64
+    packed_f64, f64, MR64, 1, "avx2,fma", kernel_3x16_f64, row_f64
 );
 
 /// `C[rows, cols] (+)= A[rows, k]·P[k, 16]` in f64: 12 accumulators, four panel loads and

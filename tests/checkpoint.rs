@@ -150,7 +150,7 @@ fn resume_refuses_what_does_not_fit() {
     let shape = header["optimizer/m/0"]["shape"].clone();
     header["optimizer/m/0"]["shape"] = serde_json::json!([shape[1], shape[0]]);
     let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut damaged = (h.len() as u64).to_le_bytes().to_vec();

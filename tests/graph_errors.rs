@@ -213,7 +213,7 @@ fn with_architecture(bytes: &[u8], f: impl Fn(&mut serde_json::Value)) -> Vec<u8
     f(&mut a);
     header["__metadata__"]["architecture"] = serde_json::json!(a.to_string());
     let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();

@@ -191,7 +191,7 @@ type StatePair<F> = (Vec<Array2<F>>, Vec<Array2<F>>);
 
 /// Splits `[forward states, backward states]` into the two directions' lists.
 fn split_states<F: Float>(name: &str, states: &[Array2<F>]) -> Result<StatePair<F>> {
-    if states.len() % 2 != 0 {
+    if !states.len().is_multiple_of(2) {
         return Err(Error::Shape {
             layer: name.to_string(),
             what: "states (both directions' states, forward first)",

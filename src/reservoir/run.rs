@@ -116,7 +116,7 @@ fn parallel<F: Float>(step: &Step<'_, F>, states: ArrayViewMut2<'_, F>, h0: &[F]
             let mut spins = 0u32;
             while arrived.load(Ordering::Acquire) < target {
                 spins = spins.wrapping_add(1);
-                if spins % 4096 == 0 {
+                if spins.is_multiple_of(4096) {
                     std::thread::yield_now();
                 } else {
                     std::hint::spin_loop();

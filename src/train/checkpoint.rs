@@ -67,7 +67,7 @@ impl ModelCheckpoint {
 
     /// Where to save after 0-based `epoch`, or `None` when this epoch is not saved.
     pub(crate) fn due(&mut self, epoch: usize, logs: &Logs) -> Option<PathBuf> {
-        if (epoch + 1) % self.every != 0 {
+        if !(epoch + 1).is_multiple_of(self.every) {
             return None;
         }
         if let Some(m) = &mut self.best {

@@ -290,7 +290,7 @@ pub fn split_file(bytes: &[u8]) -> (Value, Vec<u8>) {
 /// A safetensors file from a header (padded to 8 bytes, as the format asks) and data.
 pub fn join_file(header: &Value, data: &[u8]) -> Vec<u8> {
     let mut h = serde_json::to_vec(header).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Checks the logic of rnnkit's AVX-512 kernels on any x86-64 host, AVX-512 or not.
+
+Copies the packed driver (src/linalg.rs) and the AVX-512 kernels (src/linalg/avx512.rs)
+into a scratch crate where every `_mm512_*` intrinsic is a scalar stand-in with the
+semantics Intel documents (masked lanes neither read nor written), strips the
+`target_feature` attributes, and runs the kernels on every tile, panel-pair and mask
+tail shape against a plain triple loop. On an AVX-512 host the unit tests in
+src/linalg/avx512.rs run the real instructions as well; this script is what checks
+the tiling, masks and panel offsets where they cannot run (CI runs it).
+
+    python3 tools/avx512_emulated.py
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+EMU = r"""
+#![allow(non_camel_case_types, dead_code, unused)]
+const NR: usize = 16;
+mod emu {
+    pub type __m512 = [f32; 16];
+    pub type __m512d = [f64; 8];
+    pub type __mmask16 = u16;
+    pub type __mmask8 = u8;
+    pub unsafe fn _mm512_setzero_ps() -> __m512 { [0.0; 16] }
+    pub unsafe fn _mm512_setzero_pd() -> __m512d { [0.0; 8] }
+    pub unsafe fn _mm512_loadu_ps(p: *const f32) -> __m512 { std::array::from_fn(|i| *p.add(i)) }
+    pub unsafe fn _mm512_loadu_pd(p: *const f64) -> __m512d { std::array::from_fn(|i| *p.add(i)) }
+    pub unsafe fn _mm512_set1_ps(x: f32) -> __m512 { [x; 16] }
+    pub unsafe fn _mm512_set1_pd(x: f64) -> __m512d { [x; 8] }
+    pub unsafe fn _mm512_fmadd_ps(a: __m512, b: __m512, c: __m512) -> __m512 {
+        std::array::from_fn(|i| a[i].mul_add(b[i], c[i]))
+    }
+    pub unsafe fn _mm512_fmadd_pd(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
+        std::array::from_fn(|i| a[i].mul_add(b[i], c[i]))
+    }
+    pub unsafe fn _mm512_add_ps(a: __m512, b: __m512) -> __m512 { std::array::from_fn(|i| a[i] + b[i]) }
+    pub unsafe fn _mm512_add_pd(a: __m512d, b: __m512d) -> __m512d { std::array::from_fn(|i| a[i] + b[i]) }
+    // Masked-off lanes are not read (they may lie past the end of the row).
+    pub unsafe fn _mm512_maskz_loadu_ps(k: __mmask16, p: *const f32) -> __m512 {
+        std::array::from_fn(|i| if k >> i & 1 == 1 { *p.add(i) } else { 0.0 })
+    }
+    pub unsafe fn _mm512_maskz_loadu_pd(k: __mmask8, p: *const f64) -> __m512d {
+        std::array::from_fn(|i| if k >> i & 1 == 1 { *p.add(i) } else { 0.0 })
+    }
+    pub unsafe fn _mm512_mask_storeu_ps(p: *mut f32, k: __mmask16, a: __m512) {
+        for i in 0..16 { if k >> i & 1 == 1 { *p.add(i) = a[i]; } }
+    }
+    pub unsafe fn _mm512_mask_storeu_pd(p: *mut f64, k: __mmask8, a: __m512d) {
+        for i in 0..8 { if k >> i & 1 == 1 { *p.add(i) = a[i]; } }
+    }
+}
+use emu::*;
+// The one-row products stay on the AVX2 row kernels; a scalar stand-in here.
+unsafe fn row_f32(k: usize, a: *const f32, b: *const f32, n: usize, c: *mut f32, acc: bool) { row(k, a, b, n, c, acc) }
+unsafe fn row_f64(k: usize, a: *const f64, b: *const f64, n: usize, c: *mut f64, acc: bool) { row(k, a, b, n, c, acc) }
+unsafe fn row<T: Copy + Default + std::ops::Add<Output = T> + std::ops::Mul<Output = T>>(
+    k: usize, a: *const T, b: *const T, n: usize, c: *mut T, acc: bool,
+) {
+    for j in 0..n {
+        let mut s = T::default();
+        for kk in 0..k { s = s + *a.add(kk) * *b.add(((j / NR) * k + kk) * NR + j % NR); }
+        *c.add(j) = if acc { *c.add(j) + s } else { s };
+    }
+}
+/// The layout of `PackedB::pack`: panels of NR columns, k rows each, zero-padded.
+fn pack<T: Copy + Default>(b: &[T], k: usize, n: usize) -> Vec<T> {
+    let mut d = vec![T::default(); n.div_ceil(NR) * k * NR];
+    for kk in 0..k { for j in 0..n { d[((j / NR) * k + kk) * NR + j % NR] = b[kk * n + j]; } }
+    d
+}
+"""
+
+MAIN = r"""
+macro_rules! check { ($t:ty, $f:ident) => {{
+    let mut shapes = vec![(1usize, 7usize, 80usize), (64, 128, 512), (13, 33, 50)];
+    for m in 1..=19 { for n in [1, 15, 16, 17, 31, 32, 33, 47, 48, 49, 64, 65] { shapes.push((m, 3, n)); } }
+    for &(m, k, n) in &shapes {
+        let (lda, ldc) = (k + 3, n + 2);
+        let a: Vec<$t> = (0..m * lda).map(|x| ((x * 7) % 11) as $t - 5.0).collect();
+        let b: Vec<$t> = (0..k * n).map(|x| ((x * 5) % 13) as $t * 0.25 - 1.0).collect();
+        let p = pack(&b, k, n);
+        for acc in [false, true] {
+            let c0: Vec<$t> = (0..m * ldc).map(|x| (x % 17) as $t).collect();
+            let mut c = c0.clone();
+            unsafe { $f(m, k, n, a.as_ptr().add(1), lda, p.as_ptr(), c.as_mut_ptr(), ldc, acc) };
+            for i in 0..m { for j in 0..ldc {
+                let want = if j < n {
+                    let mut s: $t = 0.0;
+                    for kk in 0..k { s += a[i * lda + 1 + kk] * b[kk * n + j]; }
+                    if acc { c0[i * ldc + j] + s } else { s }
+                } else { c0[i * ldc + j] };
+                assert_eq!(c[i * ldc + j], want, "{} {m}x{k}x{n} accumulate {acc} at ({i}, {j})", stringify!($t));
+            } }
+        }
+    }
+    println!("{}: {} shapes match", stringify!($f), shapes.len());
+}}; }
+fn main() {
+    check!(f32, packed_f32);
+    check!(f64, packed_f64);
+}
+"""
+
+
+def main():
+    lin = open(os.path.join(ROOT, "src/linalg.rs")).read()
+    k512 = open(os.path.join(ROOT, "src/linalg/avx512.rs")).read()
+    start = lin.index("macro_rules! packed_driver {")
+    driver = lin[start:lin.index("\n}\n", start) + 3]
+    driver = driver.replace("#[target_feature(enable = $features)]", "")
+    driver = driver.replace('#[cfg(target_arch = "x86_64")]', "")
+    kernels = k512[k512.index("/// Rows per micro-kernel call"):k512.index("#[cfg(test)]")]
+    kernels = re.sub(r'#\[target_feature\(enable = "[^"]*"\)\]', "", kernels)
+    kernels = re.sub(r"pub\(super\) fn available\(\) -> bool \{.*?\n\}\n", "", kernels, flags=re.S)
+    kernels = kernels.replace("pub(super) packed_f", "pub(crate) packed_f")
+    if "_mm512" not in kernels or "macro_rules" not in driver:
+        sys.exit("avx512_emulated: could not find the kernels or the driver")
+    with tempfile.TemporaryDirectory() as d:
+        os.makedirs(os.path.join(d, "src"))
+        with open(os.path.join(d, "Cargo.toml"), "w") as f:
+            f.write('[package]\nname = "avx512-emulated"\nversion = "0.0.0"\nedition = "2021"\n'
+                    "publish = false\n\n[workspace]\n")
+        with open(os.path.join(d, "src/main.rs"), "w") as f:
+            f.write(EMU + driver + kernels + MAIN)
+        env = dict(os.environ)
+        env.setdefault("CARGO_TARGET_DIR", os.path.join(d, "target"))
+        subprocess.run(["cargo", "run", "-q", "--release", "--manifest-path",
+                        os.path.join(d, "Cargo.toml")], check=True, env=env)
+
+
+if __name__ == "__main__":
+    main()
