@@ -17,7 +17,8 @@ pub(crate) mod sealed {
 /// The loop in [`Recurrent`](crate::Recurrent) owns everything else. Sealed: only rnnkit's
 /// cells implement it. The contract:
 /// - the input projection `xw = x_t·kernel + input_bias` of every step is computed by the
-///   loop in one matrix product before the first step;
+///   loop (just before the step where the packed kernel runs, else for all steps in one
+///   matrix product before the first);
 /// - the state is one `[batch, state_width]` block whose first `units` columns are the
 ///   hidden state `h` (the output); LSTM appends `c`;
 /// - `step` and `step_backward` never allocate: they get preallocated views and a scratch

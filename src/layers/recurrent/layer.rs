@@ -5,7 +5,7 @@ use super::cell::Cell;
 use super::cell::SequenceGrads;
 use super::config::{seq_input, CellConfig, RecurrentConfig};
 use super::state::{carried_initial, gather_states, scatter_states, Carried};
-use super::time_loop::{backward_loop, forward_loop, mask_h, BackwardBuffers, OutGrad};
+use super::time_loop::{backward_loop, forward_loop, mask_h, BackwardBuffers, OutGrad, Projection};
 use super::workspace::{
     ensure2, ensure3, ensure_scratch, loop_threads, rows, Buffers, SpareBuffers,
 };
@@ -15,7 +15,7 @@ use crate::init::{seeded_rng, StdRng};
 use crate::layers::{
     check_dy, check_mask, check_seq, ensure, Dim, Layer, LayerSpec, Mask, Mode, StepWork,
 };
-use crate::linalg::few_rows_mm;
+use crate::linalg::{few_rows_mm, PackedB};
 use crate::parallel;
 use crate::param::Param;
 use ndarray::{s, Array2, Array3, ArrayD, ArrayView2, Axis, Ix2, Ix3};
@@ -222,9 +222,11 @@ impl<C: Cell> Recurrent<C> {
             q
         });
 
-        // The input projection of all steps: one matrix product (one per gate block under
-        // per-gate masks).
-        {
+        // The input projection: step by step inside the loop where the packed kernel runs
+        // (each step's projection is then still in cache when the step reads it), else of
+        // all steps in one matrix product (one per gate block under per-gate masks).
+        let per_step = !per_gate && PackedB::<C::F>::available();
+        if !per_step {
             let (p, q, r) = buf.xw.dim();
             let mut xw2 = buf
                 .xw
@@ -265,13 +267,17 @@ impl<C: Cell> Recurrent<C> {
             .into_iter()
             .zip(parallel::split_mut(buf.cache.view_mut(), Axis(1), chunks))
             .zip(buf.scratch.iter_mut())
+            .zip(parallel::split_mut(buf.xw.view_mut(), Axis(1), chunks))
             .zip(chunks.iter().cloned())
             .collect();
-        let (xw, mask, rec_mask) = (&buf.xw, &buf.mask, &buf.rec_mask);
-        parallel::run(tasks, |(((states, cache), scratch), r)| {
+        let (x, mask, rec_mask) = (&buf.x, &buf.mask, &buf.rec_mask);
+        parallel::run(tasks, |((((states, cache), scratch), xw), r)| {
             forward_loop(
                 cell,
-                xw.slice(s![.., r.clone(), ..]),
+                Projection {
+                    xw,
+                    x: per_step.then(|| x.slice(s![.., r.clone(), ..])),
+                },
                 states,
                 cache,
                 mask.as_ref().map(|m| m.slice(s![.., r.clone()])),

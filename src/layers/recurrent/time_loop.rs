@@ -7,15 +7,27 @@ use ndarray::{s, Array2, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, A
 use num_traits::Zero;
 use std::ops::Range;
 
+/// The input projections of the steps `[T, b, G]` for the forward loop.
+pub(super) struct Projection<'a, F> {
+    /// The projections: computed for all steps before the loop (`x` is `None`), or written
+    /// here step by step.
+    pub(super) xw: ArrayViewMut3<'a, F>,
+    /// The inputs `[T, b, F]` when the loop projects each step just before it (with
+    /// [`CellWeights::times_k`](super::CellWeights), where the packed kernel runs).
+    pub(super) x: Option<ArrayView3<'a, F>>,
+}
+
 /// The forward time loop over some batch rows: `xw` `[T, b, G]`, `states` `[T + 1, b, S]`
 /// (`states[0]` holds the initial state), `cache` `[T, b, C]`, `mask` `[T, b]`.
 /// Allocation-free: every step works in the given views.
+///
+/// Each step's input projection comes from `inputs` (see [`Projection`]).
 ///
 /// With recurrent dropout masks `rec_mask` `[b, G·u]` (one per gate) each gate's product
 /// sees `h_{t−1}` under its own mask (the state itself, and `c`, are kept whole).
 pub(super) fn forward_loop<C: Cell>(
     cell: &C,
-    xw: ArrayView3<'_, C::F>,
+    inputs: Projection<'_, C::F>,
     mut states: ArrayViewMut3<'_, C::F>,
     mut cache: ArrayViewMut3<'_, C::F>,
     mask: Option<ArrayView2<'_, bool>>,
@@ -23,9 +35,16 @@ pub(super) fn forward_loop<C: Cell>(
     scratch: &mut Array2<C::F>,
 ) {
     let u = cell.units();
+    let Projection { mut xw, x } = inputs;
     // One buffer per call for what the gates' products see.
     let mut masked = rec_mask.map(|m| Array2::zeros(m.dim()));
     for k in 0..xw.len_of(Axis(0)) {
+        if let Some(x) = &x {
+            cell.weights().times_k(
+                &x.index_axis(Axis(0), k),
+                &mut xw.index_axis_mut(Axis(0), k),
+            );
+        }
         let (done, mut todo) = states.view_mut().split_at(Axis(0), k + 1);
         let prev = done.index_axis(Axis(0), k);
         let mut next = todo.index_axis_mut(Axis(0), 0);

@@ -26,6 +26,8 @@ pub struct CellWeights<F: Float> {
     packed_r: OnceLock<PackedB<F>>,
     /// The same for `Rᵀ`, used by backward passes.
     packed_rt: OnceLock<PackedB<F>>,
+    /// The input kernel packed for the per-step input projections ([`CellWeights::times_k`]).
+    packed_k: OnceLock<PackedB<F>>,
 }
 
 impl<F: Float> CellWeights<F> {
@@ -47,6 +49,7 @@ impl<F: Float> CellWeights<F> {
             bias: bias.map(Param::new),
             packed_r: OnceLock::new(),
             packed_rt: OnceLock::new(),
+            packed_k: OnceLock::new(),
         }
     }
 
@@ -69,6 +72,33 @@ impl<F: Float> CellWeights<F> {
             }
             p
         })
+    }
+
+    /// `c = x·K + b`, the input projection of one step with the input part of the bias.
+    /// Where the packed kernel runs the loop projects each step just before the step (so
+    /// the projection is still in cache when the step reads it, rather than written for the
+    /// whole sequence and read back from memory); `K` is packed once per weight update.
+    pub(crate) fn times_k(&self, x: &ArrayView2<'_, F>, c: &mut ArrayViewMut2<'_, F>) {
+        let packed = self.packed_k.get_or_init(|| {
+            let mut p = PackedB::default();
+            p.pack(&self.kernel.v2(), false);
+            p
+        });
+        let beta = match (self.input_bias(), c.as_slice_mut()) {
+            (Some(b), Some(rows)) if !rows.is_empty() => {
+                // Row copies (memcpy), not a broadcasting assign: this runs every step.
+                let b = b.to_slice().expect("contiguous bias");
+                rows.chunks_exact_mut(b.len())
+                    .for_each(|r| r.copy_from_slice(b));
+                F::one()
+            }
+            (Some(b), _) => {
+                c.assign(&b);
+                F::one()
+            }
+            (None, _) => F::zero(),
+        };
+        packed_mm(x, &self.kernel.v2(), packed, false, beta, c);
     }
 
     /// `c = a·R + beta·c`, the recurrent product of one step.
@@ -239,6 +269,7 @@ impl<F: Float> CellWeights<F> {
     pub(crate) fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
         self.packed_r.take();
         self.packed_rt.take();
+        self.packed_k.take();
         f("kernel", &mut self.kernel);
         f("recurrent_kernel", &mut self.recurrent_kernel);
         if let Some(b) = &mut self.bias {
