@@ -34,12 +34,12 @@ pub(super) fn available() -> bool {
 
 packed_driver!(
     /// `C (+)= A·B` in f32 from the packed panels of `B`, 8 rows × 2 panels at a time.
-    pub(super) packed_f32, f32, MR, 2, "avx512f,avx2,fma", kernel_8x32, row_f32
+    pub(super) packed_f32, f32, |left: usize| left.min(MR), 2, "avx512f,avx2,fma", kernel_8x32, row_f32
 );
 
 packed_driver!(
     /// `C (+)= A·B` in f64 from the packed panels of `B`, 8 rows × 1 panel at a time.
-    pub(super) packed_f64, f64, MR, 1, "avx512f,avx2,fma", kernel_8x16_f64, row_f64
+    pub(super) packed_f64, f64, |left: usize| left.min(MR), 1, "avx512f,avx2,fma", kernel_8x16_f64, row_f64
 );
 
 /// The lanes `q·lanes ..` of a row of `cols` valid values, as a write mask.
