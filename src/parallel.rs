@@ -1,9 +1,9 @@
 //! Using more than one core where it pays: large matrix products and the time loop over
 //! independent batch rows.
 //!
-//! Work is split with scoped standard-library threads, only above a size at which the
-//! split saves more than starting a thread costs (about 20 µs), so the lecture's tiny
-//! models stay single-threaded and allocation-free.
+//! Work is split over rayon's thread pool, only above a size at which the split saves more
+//! than handing work to another thread costs, so the lecture's tiny models stay
+//! single-threaded and allocation-free.
 
 use crate::float::Float;
 use ndarray::linalg::general_mat_mul;
@@ -110,8 +110,27 @@ pub(crate) fn split_mut<'a, A, D: ndarray::Dimension>(
     out
 }
 
-/// Runs `f` on every task, the first on this thread and the others on scoped threads.
+/// Runs `f` on every task, the first on this thread and the others on rayon's pool of
+/// parked workers (waking one costs a few microseconds, where starting a thread cost
+/// 20–50: a W2-sized inference pass, three steps, paid it on every call). The tasks may run
+/// one after another when the pool is busy: tasks that wait for each other use
+/// [`run_concurrently`].
 pub(crate) fn run<T: Send, G: Fn(T) + Sync>(tasks: Vec<T>, f: G) {
+    let mut tasks = tasks.into_iter();
+    let Some(first) = tasks.next() else { return };
+    rayon::in_place_scope(|s| {
+        for task in tasks {
+            let f = &f;
+            s.spawn(move |_| f(task));
+        }
+        f(first);
+    });
+}
+
+/// Runs `f` on every task at the same time, the first on this thread and the others on
+/// their own scoped threads: for tasks that meet at a barrier (the reservoir's steps),
+/// which a pool might run one after another and so deadlock.
+pub(crate) fn run_concurrently<T: Send, G: Fn(T) + Sync>(tasks: Vec<T>, f: G) {
     let mut tasks = tasks.into_iter();
     let Some(first) = tasks.next() else { return };
     std::thread::scope(|s| {

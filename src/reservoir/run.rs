@@ -7,7 +7,7 @@
 
 use super::kernel::Kernel;
 use crate::float::Float;
-use crate::parallel::{num_threads, ranges, run, split_mut};
+use crate::parallel::{num_threads, ranges, run_concurrently, split_mut};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -94,7 +94,7 @@ fn parallel<F: Float>(step: &Step<'_, F>, states: ArrayViewMut2<'_, F>, h0: &[F]
         .collect();
     let (a, buffers, arrived) = (F::c(step.leak), &buffers, &arrived);
     let keep = F::one() - a;
-    run(tasks, |(mut mine, cols)| {
+    run_concurrently(tasks, |(mut mine, cols)| {
         let mut prev = vec![F::zero(); n];
         for (k, mut row) in mine.rows_mut().into_iter().enumerate() {
             let (src, dst) = (&buffers[k % 2], &buffers[(k + 1) % 2]);
