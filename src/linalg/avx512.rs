@@ -42,10 +42,10 @@ packed_driver!(
     pub(super) packed_f64, f64, |left: usize| left.min(MR), 1, "avx512f,avx2,fma", kernel_8x16_f64, row_f64
 );
 
-/// The lanes `q·lanes ..` of a row of `cols` valid values, as a write mask.
+/// Register `q` (of `width` lanes) of a row of `cols` valid values, as a write mask.
 #[inline(always)]
-fn lanes(cols: usize, q: usize, lanes: usize) -> u32 {
-    let w = cols.saturating_sub(q * lanes).min(lanes);
+fn lanes(cols: usize, q: usize, width: usize) -> u32 {
+    let w = cols.saturating_sub(q * width).min(width);
     ((1u64 << w) - 1) as u32
 }
 

@@ -84,19 +84,19 @@ impl<F: Float> CellWeights<F> {
             p.pack(&self.kernel.v2(), false);
             p
         });
-        let beta = match (self.input_bias(), c.as_slice_mut()) {
-            (Some(b), Some(rows)) if !rows.is_empty() => {
-                // Row copies (memcpy), not a broadcasting assign: this runs every step.
-                let b = b.to_slice().expect("contiguous bias");
-                rows.chunks_exact_mut(b.len())
-                    .for_each(|r| r.copy_from_slice(b));
+        let beta = match self.input_bias() {
+            Some(b) => {
+                match (b.as_slice(), c.as_slice_mut()) {
+                    // Row copies (memcpy), not a broadcasting assign: this runs every step.
+                    (Some(b), Some(rows)) if !b.is_empty() => {
+                        rows.chunks_exact_mut(b.len())
+                            .for_each(|r| r.copy_from_slice(b));
+                    }
+                    _ => c.assign(&b),
+                }
                 F::one()
             }
-            (Some(b), _) => {
-                c.assign(&b);
-                F::one()
-            }
-            (None, _) => F::zero(),
+            None => F::zero(),
         };
         packed_mm(x, &self.kernel.v2(), packed, false, beta, c);
     }
