@@ -125,17 +125,10 @@ unsafe fn sigmoid_avx2(v: &mut [f64]) {
     sigmoid_portable(v)
 }
 
-fn avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 /// `tanh` of every element, in place.
 pub(crate) fn tanh_slice(v: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if avx2_fma() {
+    if crate::float::avx2_fma() {
         // SAFETY: AVX2 and FMA checked just above.
         return unsafe { tanh_avx2(v) };
     }
@@ -145,7 +138,7 @@ pub(crate) fn tanh_slice(v: &mut [f64]) {
 /// The logistic function of every element, in place.
 pub(crate) fn sigmoid_slice(v: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if avx2_fma() {
+    if crate::float::avx2_fma() {
         // SAFETY: AVX2 and FMA checked just above.
         return unsafe { sigmoid_avx2(v) };
     }

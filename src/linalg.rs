@@ -73,8 +73,7 @@ impl<F: Float> PackedB<F> {
         {
             let ty = std::any::TypeId::of::<F>();
             (ty == std::any::TypeId::of::<f32>() || ty == std::any::TypeId::of::<f64>())
-                && std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("fma")
+                && crate::float::avx2_fma()
         }
         #[cfg(not(target_arch = "x86_64"))]
         false
@@ -245,6 +244,7 @@ packed_driver!(
 /// Rows of the next f32 block: [`MR`]-row tiles, and 4-row ones where those waste less. A
 /// half batch of 32 rows is then 4×6 + 2×4 rows, where 6-row tiles alone would compute 36
 /// (a 4-row tile costs two thirds of a 6-row one).
+#[cfg(target_arch = "x86_64")]
 fn f32_rows(left: usize) -> usize {
     if left >= 10 || matches!(left, 5 | 6 | 9) {
         left.min(MR)

@@ -26,8 +26,7 @@ pub(super) fn available() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
         std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
+            && crate::float::avx2_fma()
             && std::env::var_os("RNNKIT_NO_AVX512").is_none()
     })
 }

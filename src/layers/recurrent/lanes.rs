@@ -31,11 +31,10 @@ pub(crate) fn zip_lanes<F: Copy + Default, const I: usize, const O: usize>(
         }
         return;
     }
-    let mut j = 0;
+    // The last block overlaps the one before it instead of leaving a scalar tail: the
+    // outputs are not inputs, so computing a lane twice writes the same value twice.
+    let mut at = 0;
     loop {
-        // The last block overlaps the one before it instead of leaving a scalar tail: the
-        // outputs are not inputs, so computing a lane twice writes the same value twice.
-        let at = j.min(u - W);
         let x: [[F; W]; I] =
             std::array::from_fn(|q| ins[q][at..at + W].try_into().expect("a block of W lanes"));
         let mut y = [[F::default(); W]; O];
@@ -51,7 +50,7 @@ pub(crate) fn zip_lanes<F: Copy + Default, const I: usize, const O: usize>(
         if at + W == u {
             return;
         }
-        j += W;
+        at = (at + W).min(u - W);
     }
 }
 
