@@ -6,7 +6,11 @@
 //! column of `W`:
 //! - sparse reservoirs (the usual ones, density 0.1 or less) keep only the non-zeros of each
 //!   column (compressed sparse columns) and gather the state entries they need: work and
-//!   memory in proportion to the non-zeros;
+//!   memory in proportion to the non-zeros. The gathered loads skip bounds checks (every
+//!   row index is below `n`, checked when the layout is built) and, on AVX2 + FMA CPUs,
+//!   multiply-add in one fused instruction: a 1,000-unit reservoir's 10,000 steps on one
+//!   thread 0.57 → 0.52 s, about 1.3 cycles per non-zero (AVX2's vector gather was tried
+//!   and measured slower: 0.61 s against 0.47 s on two threads);
 //! - dense reservoirs keep `Wᵀ` row-major, so each column is contiguous, and the dot product
 //!   runs in eight independent accumulators that the compiler turns into vector lanes.
 
@@ -17,16 +21,21 @@ use ndarray::Array2;
 /// Above this density the dense layout is faster (the sparse one pays an index per entry).
 const DENSE_ABOVE: f64 = 0.3;
 
+/// Compressed sparse columns: column `j`'s non-zeros are `vals[ptr[j]..ptr[j+1]]` at rows
+/// `rows[..]`. Built only by [`Kernel::new`] (the fields are private to this module), so
+/// every row index is below `n = ptr.len() − 1`: the product's unchecked gathers rely on it.
+#[derive(Debug, Clone)]
+pub(crate) struct Csc<F> {
+    ptr: Vec<usize>,
+    rows: Vec<u32>,
+    vals: Vec<F>,
+}
+
 /// `W` laid out for `y = h·W`.
 #[derive(Debug, Clone)]
 pub(crate) enum Kernel<F> {
-    /// Compressed sparse columns: column `j`'s non-zeros are `vals[ptr[j]..ptr[j+1]]` at
-    /// rows `rows[..]`.
-    Sparse {
-        ptr: Vec<usize>,
-        rows: Vec<u32>,
-        vals: Vec<F>,
-    },
+    /// Compressed sparse columns.
+    Sparse(Csc<F>),
     /// `Wᵀ` row-major `[n, n]`.
     Dense(Vec<F>),
 }
@@ -52,13 +61,13 @@ impl<F: Float> Kernel<F> {
             }
             ptr.push(rows.len());
         }
-        Kernel::Sparse { ptr, rows, vals }
+        Kernel::Sparse(Csc { ptr, rows, vals })
     }
 
     /// Non-zero weights (every weight of a dense layout): the work of one product.
     pub(crate) fn work(&self) -> usize {
         match self {
-            Kernel::Sparse { vals, .. } => vals.len(),
+            Kernel::Sparse(c) => c.vals.len(),
             Kernel::Dense(wt) => wt.len(),
         }
     }
@@ -73,11 +82,23 @@ impl<F: Float> Kernel<F> {
     /// can each compute their own columns.
     pub(crate) fn add_product_cols(&self, h: &[F], from: usize, y: &mut [F]) {
         match self {
-            Kernel::Sparse { ptr, rows, vals } => {
-                for (j, yj) in (from..).zip(y.iter_mut()) {
-                    let (a, b) = (ptr[j], ptr[j + 1]);
-                    *yj += gather_dot(h, &rows[a..b], &vals[a..b]);
+            Kernel::Sparse(Csc { ptr, rows, vals }) => {
+                // The layout's invariant (every row index below `n`) makes the gathers from
+                // `h` in bounds once `h` has `n` entries.
+                assert!(
+                    h.len() + 1 == ptr.len() && from + y.len() < ptr.len(),
+                    "invariant: a state of {} units and columns {from}..{} of a {}-unit \
+                     reservoir",
+                    h.len(),
+                    from + y.len(),
+                    ptr.len() - 1
+                );
+                #[cfg(target_arch = "x86_64")]
+                if crate::float::avx2_fma() {
+                    // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                    return unsafe { sparse_cols_fma(h, ptr, rows, vals, from, y) };
                 }
+                sparse_cols::<F, false>(h, ptr, rows, vals, from, y);
             }
             Kernel::Dense(wt) => {
                 let n = h.len().max(1);
@@ -89,22 +110,66 @@ impl<F: Float> Kernel<F> {
     }
 }
 
-/// `Σ h[rows[k]]·vals[k]` in four independent accumulators: one accumulator would wait for
-/// each multiply-add to finish before the next (measured 1.8 ns per entry against 0.6).
-fn gather_dot<F: Float>(h: &[F], rows: &[u32], vals: &[F]) -> F {
-    let mut acc = [F::zero(); 4];
-    let (r4, v4) = (rows.chunks_exact(4), vals.chunks_exact(4));
-    let (rr, rv) = (r4.remainder(), v4.remainder());
-    for (r, v) in r4.zip(v4) {
-        for k in 0..4 {
-            acc[k] += h[r[k] as usize] * v[k];
+/// [`sparse_cols`] compiled for AVX2 + FMA, its multiply-adds fused.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; the arguments as [`sparse_cols`]'s.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sparse_cols_fma<F: Float>(
+    h: &[F],
+    ptr: &[usize],
+    rows: &[u32],
+    vals: &[F],
+    from: usize,
+    y: &mut [F],
+) {
+    sparse_cols::<F, true>(h, ptr, rows, vals, from, y);
+}
+
+/// `y[i] += Σ_k h[rows[k]]·vals[k]` over column `from + i`'s non-zeros `ptr[j]..ptr[j+1]`,
+/// in eight independent accumulators (one would wait for each multiply-add to finish before
+/// the next: measured 1.8 ns per entry against 0.6 with four); `FUSED` rounds each
+/// multiply-add once (only where the CPU has FMA: elsewhere `mul_add` is a library call).
+///
+/// The caller guarantees what [`Kernel::new`] builds: `h.len() == ptr.len() − 1`, every
+/// `rows[k] < h.len()`, `ptr` non-decreasing up to `rows.len() == vals.len()`, and
+/// `from + y.len() < ptr.len()`.
+#[inline(always)]
+fn sparse_cols<F: Float, const FUSED: bool>(
+    h: &[F],
+    ptr: &[usize],
+    rows: &[u32],
+    vals: &[F],
+    from: usize,
+    y: &mut [F],
+) {
+    let madd = |x: F, v: F, acc: F| {
+        if FUSED {
+            x.mul_add(v, acc)
+        } else {
+            acc + x * v
         }
+    };
+    for (j, yj) in (from..).zip(y.iter_mut()) {
+        let (rows, vals) = (&rows[ptr[j]..ptr[j + 1]], &vals[ptr[j]..ptr[j + 1]]);
+        // SAFETY: every row index is below `h.len()` (the layout's invariant, above).
+        let at = |r: u32| unsafe { *h.get_unchecked(r as usize) };
+        let mut acc = [F::zero(); 8];
+        let (r8, v8) = (rows.chunks_exact(8), vals.chunks_exact(8));
+        let (rr, rv) = (r8.remainder(), v8.remainder());
+        for (r, v) in r8.zip(v8) {
+            for k in 0..8 {
+                acc[k] = madd(at(r[k]), v[k], acc[k]);
+            }
+        }
+        let mut s =
+            ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for (&r, &v) in rr.iter().zip(rv) {
+            s = madd(at(r), v, s);
+        }
+        *yj += s;
     }
-    let mut s = (acc[0] + acc[2]) + (acc[1] + acc[3]);
-    for (&r, &v) in rr.iter().zip(rv) {
-        s += h[r as usize] * v;
-    }
-    s
 }
 
 #[cfg(test)]
@@ -113,8 +178,9 @@ mod tests {
 
     #[test]
     fn both_layouts_equal_a_plain_product() {
-        for density in [0.05, 0.2, 0.9] {
-            let n = 37;
+        // 37 units: columns of a few non-zeros (the tail loop); 401: dozens per column
+        // (the eight-accumulator loop).
+        for (n, density) in [(37, 0.05), (37, 0.2), (37, 0.9), (401, 0.1), (401, 0.25)] {
             let w = Array2::from_shape_fn((n, n), |(i, j)| {
                 let u = ((i * 31 + j * 17) % 101) as f64 / 101.0;
                 if u < density {
@@ -128,7 +194,11 @@ mod tests {
             Kernel::new(&w).add_product(&h, &mut y);
             for j in 0..n {
                 let want = 1.0 + (0..n).map(|i| h[i] * w[[i, j]]).sum::<f64>();
-                assert!((y[j] - want).abs() < 1e-13, "density {density}, column {j}");
+                assert!(
+                    (y[j] - want).abs() < 1e-13,
+                    "{n} units, density {density}, column {j}: {} against {want}",
+                    y[j]
+                );
             }
         }
     }
