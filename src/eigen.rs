@@ -42,6 +42,18 @@ pub(crate) fn dense_spectral_radius(a: ArrayView2<'_, f64>) -> Option<f64> {
 
 /// Every eigenvalue `(re, im)` of a square matrix (in no particular order).
 pub(crate) fn eigenvalues(a: ArrayView2<'_, f64>) -> Option<Vec<(f64, f64)>> {
+    eigenvalues_of(a, true)
+}
+
+/// [`eigenvalues`] of a matrix already in upper Hessenberg form (as Arnoldi's `H`): the
+/// reduction is skipped (balancing only rescales, so the form is kept). Entries below the
+/// subdiagonal must be zero.
+pub(crate) fn hessenberg_eigenvalues(h: ArrayView2<'_, f64>) -> Option<Vec<(f64, f64)>> {
+    debug_assert!(h.indexed_iter().all(|((r, c), &v)| r <= c + 1 || v == 0.0));
+    eigenvalues_of(h, false)
+}
+
+fn eigenvalues_of(a: ArrayView2<'_, f64>, reduce: bool) -> Option<Vec<(f64, f64)>> {
     let n = a.nrows();
     if n != a.ncols() || a.iter().any(|v| !v.is_finite()) {
         return None;
@@ -53,7 +65,9 @@ pub(crate) fn eigenvalues(a: ArrayView2<'_, f64>) -> Option<Vec<(f64, f64)>> {
     let mut m = Array2::<f64>::zeros((n + 1, n + 1));
     m.slice_mut(ndarray::s![1.., 1..]).assign(&a);
     balance(&mut m, n);
-    hessenberg(&mut m, n);
+    if reduce {
+        hessenberg(&mut m, n);
+    }
     hqr(&mut m, n)
 }
 
@@ -349,6 +363,31 @@ mod tests {
     fn sorted(mut v: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
         v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
         v
+    }
+
+    #[test]
+    fn a_hessenberg_matrix_needs_no_reduction() {
+        let n = 40;
+        let h = Array2::from_shape_fn((n, n), |(r, c)| {
+            if r <= c + 1 {
+                ((r * 7 + c * 3) as f64 * 0.61).sin()
+            } else {
+                0.0
+            }
+        });
+        let (mut a, mut b) = (
+            eigenvalues(h.view()).unwrap(),
+            hessenberg_eigenvalues(h.view()).unwrap(),
+        );
+        for v in [&mut a, &mut b] {
+            v.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.total_cmp(&y.1)));
+        }
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                (x.0 - y.0).abs() < 1e-10 && (x.1 - y.1).abs() < 1e-10,
+                "{x:?} {y:?}"
+            );
+        }
     }
 
     #[test]

@@ -280,6 +280,7 @@ unsafe fn kernel_f32(
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub(crate) mod matvec;
 
 /// Writes (or adds) the first `cols` values of `v` to `c`.
 ///

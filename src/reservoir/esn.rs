@@ -2,11 +2,11 @@
 //! trained by ridge regression in one solve.
 
 use super::config::EsnConfig;
-use super::kernel::Kernel;
 use super::run::{advance, states, Step};
 use crate::eigen::spectral_radius;
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::linalg::matvec::FixedMatrix;
 use crate::solve::ridge_blocks;
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
 
@@ -57,7 +57,7 @@ pub struct EchoStateNetwork<F: Float> {
     state: Array1<F>,
     raw_radius: Option<f64>,
     /// `W` laid out for the per-step product.
-    kernel: Kernel<F>,
+    kernel: FixedMatrix<F>,
     /// Shapes without the batch axis, for the `Model` interface: `[None, F]`, and
     /// `[None, O]` once fitted (`[None, None]` before).
     pub(super) shapes: [[crate::layers::Dim; 2]; 2],
@@ -121,7 +121,7 @@ impl<F: Float> EchoStateNetwork<F> {
             (w, None)
         };
         Ok(EchoStateNetwork {
-            kernel: Kernel::new(&w),
+            kernel: FixedMatrix::new(w.view()),
             state: Array1::zeros(n),
             config,
             w_in,

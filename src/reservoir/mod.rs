@@ -6,13 +6,10 @@
 //! - `esn`: [`EchoStateNetwork`], the ridge readout, open-loop prediction and closed-loop
 //!   generation;
 //! - `run`: the reservoir's time loop, its units split over threads when large;
-//! - `kernel`: the reservoir matrix laid out for its per-step product (sparse columns, or
-//!   dense `Wᵀ`);
 //! - `model`: the network as a [`Model`](crate::Model), for batches of sequences.
 
 pub mod config;
 pub mod esn;
-mod kernel;
 mod model;
 mod run;
 

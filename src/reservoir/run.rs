@@ -5,8 +5,8 @@
 //! state. The split changes no arithmetic: every unit is computed by the same operations in
 //! the same order on any number of threads.
 
-use super::kernel::Kernel;
 use crate::float::Float;
+use crate::linalg::matvec::FixedMatrix;
 use crate::parallel::{num_threads, ranges, run_concurrently, split_mut};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
@@ -18,7 +18,7 @@ const MIN_PARALLEL_WORK: usize = 20_000;
 
 /// What a reservoir step needs: `W` laid out for the product, the leak rate.
 pub(crate) struct Step<'a, F> {
-    pub(crate) kernel: &'a Kernel<F>,
+    pub(crate) kernel: &'a FixedMatrix<F>,
     pub(crate) leak: f64,
 }
 
@@ -147,7 +147,7 @@ mod tests {
                     0.0
                 })
             });
-            let kernel = Kernel::new(&w);
+            let kernel = FixedMatrix::new(w.view());
             let step = Step {
                 kernel: &kernel,
                 leak: 0.3,

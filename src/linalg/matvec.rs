@@ -1,8 +1,8 @@
-//! The reservoir's per-step product `h·W`, laid out for it once when the network is built.
+//! A fixed matrix multiplied by one vector at a time, thousands of times (`h·W`: a
+//! reservoir's per-step product, an Arnoldi step), laid out for it once.
 //!
-//! A reservoir is a fixed matrix multiplied by one state vector per step, thousands of times:
-//! a matrix-vector product, which a general matrix multiply (packing its operands on every
-//! call) does badly. Both layouts here compute each output as one dot product over a
+//! A matrix-vector product is what a general matrix multiply (packing its operands on
+//! every call) does badly. Both layouts here compute each output as one dot product over a
 //! column of `W`:
 //! - sparse reservoirs (the usual ones, density 0.1 or less) keep only the non-zeros of each
 //!   column (compressed sparse columns) and gather the state entries they need: work and
@@ -16,13 +16,15 @@
 
 use crate::float::Float;
 use crate::linalg::dot;
+#[cfg(test)]
 use ndarray::Array2;
+use ndarray::ArrayView2;
 
 /// Above this density the dense layout is faster (the sparse one pays an index per entry).
 const DENSE_ABOVE: f64 = 0.3;
 
 /// Compressed sparse columns: column `j`'s non-zeros are `vals[ptr[j]..ptr[j+1]]` at rows
-/// `rows[..]`. Built only by [`Kernel::new`] (the fields are private to this module), so
+/// `rows[..]`. Built only by [`FixedMatrix::new`] (the fields are private to this module), so
 /// every row index is below `n = ptr.len() − 1`: the product's unchecked gathers rely on it.
 #[derive(Debug, Clone)]
 pub(crate) struct Csc<F> {
@@ -33,20 +35,20 @@ pub(crate) struct Csc<F> {
 
 /// `W` laid out for `y = h·W`.
 #[derive(Debug, Clone)]
-pub(crate) enum Kernel<F> {
+pub(crate) enum FixedMatrix<F> {
     /// Compressed sparse columns.
     Sparse(Csc<F>),
     /// `Wᵀ` row-major `[n, n]`.
     Dense(Vec<F>),
 }
 
-impl<F: Float> Kernel<F> {
+impl<F: Float> FixedMatrix<F> {
     /// The layout for `w` `[n, n]` (n < 2^32, which the size cap guarantees).
-    pub(crate) fn new(w: &Array2<F>) -> Self {
+    pub(crate) fn new(w: ArrayView2<'_, F>) -> Self {
         let n = w.nrows();
         let nnz = w.iter().filter(|v| **v != F::zero()).count();
         if n == 0 || nnz as f64 > DENSE_ABOVE * (n * n) as f64 {
-            return Kernel::Dense(w.t().iter().copied().collect());
+            return FixedMatrix::Dense(w.t().iter().copied().collect());
         }
         let mut ptr = Vec::with_capacity(n + 1);
         let mut rows = Vec::with_capacity(nnz);
@@ -61,14 +63,14 @@ impl<F: Float> Kernel<F> {
             }
             ptr.push(rows.len());
         }
-        Kernel::Sparse(Csc { ptr, rows, vals })
+        FixedMatrix::Sparse(Csc { ptr, rows, vals })
     }
 
     /// Non-zero weights (every weight of a dense layout): the work of one product.
     pub(crate) fn work(&self) -> usize {
         match self {
-            Kernel::Sparse(c) => c.vals.len(),
-            Kernel::Dense(wt) => wt.len(),
+            FixedMatrix::Sparse(c) => c.vals.len(),
+            FixedMatrix::Dense(wt) => wt.len(),
         }
     }
 
@@ -82,7 +84,7 @@ impl<F: Float> Kernel<F> {
     /// can each compute their own columns.
     pub(crate) fn add_product_cols(&self, h: &[F], from: usize, y: &mut [F]) {
         match self {
-            Kernel::Sparse(Csc { ptr, rows, vals }) => {
+            FixedMatrix::Sparse(Csc { ptr, rows, vals }) => {
                 // The layout's invariant (every row index below `n`) makes the gathers from
                 // `h` in bounds once `h` has `n` entries.
                 assert!(
@@ -100,7 +102,7 @@ impl<F: Float> Kernel<F> {
                 }
                 sparse_cols::<F, false>(h, ptr, rows, vals, from, y);
             }
-            Kernel::Dense(wt) => {
+            FixedMatrix::Dense(wt) => {
                 let n = h.len().max(1);
                 for (yj, col) in y.iter_mut().zip(wt.chunks_exact(n).skip(from)) {
                     *yj += dot(h, col);
@@ -132,7 +134,7 @@ unsafe fn sparse_cols_fma<F: Float>(
 /// the next: measured 1.8 ns per entry against 0.6 with four); `FUSED` rounds each
 /// multiply-add once (only where the CPU has FMA: elsewhere `mul_add` is a library call).
 ///
-/// The caller guarantees what [`Kernel::new`] builds: `h.len() == ptr.len() − 1`, every
+/// The caller guarantees what [`FixedMatrix::new`] builds: `h.len() == ptr.len() − 1`, every
 /// `rows[k] < h.len()`, `ptr` non-decreasing up to `rows.len() == vals.len()`, and
 /// `from + y.len() < ptr.len()`.
 #[inline(always)]
@@ -191,7 +193,7 @@ mod tests {
             });
             let h: Vec<f64> = (0..n).map(|i| (i as f64 * 0.3).cos()).collect();
             let mut y = vec![1.0; n];
-            Kernel::new(&w).add_product(&h, &mut y);
+            FixedMatrix::new(w.view()).add_product(&h, &mut y);
             for j in 0..n {
                 let want = 1.0 + (0..n).map(|i| h[i] * w[[i, j]]).sum::<f64>();
                 assert!(
