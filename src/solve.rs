@@ -8,9 +8,9 @@
 //! matrix-multiply backend, which dominates for long series (`T·p²`). All in `f64`.
 
 use crate::linalg::dot;
-use crate::parallel::{gemm, num_threads, run, split_mut};
+use crate::parallel::{gemm, num_threads, ranges, run, split_mut};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayViewMut2, Axis};
 
 /// The ridge solution `W` `[p, o]` of `min ‖ΦW − Y‖² + λ‖W‖²` for `Φ` `[T, p]` and `Y`
 /// `[T, o]`; `None` when `ΦᵀΦ + λI` is not positive definite (numerically).
@@ -45,18 +45,17 @@ pub(crate) fn ridge_blocks(
     let mut rhs = Array2::<f64>::zeros((p, y.ncols()));
     for (i, bi) in blocks.iter().enumerate() {
         let ri = starts[i]..starts[i] + widths[i];
-        symmetric_gram(bi.view(), gram.slice_mut(s![ri.clone(), ri.clone()]));
+        symmetric_gram(
+            bi.view(),
+            1.0,
+            0.0,
+            gram.slice_mut(s![ri.clone(), ri.clone()]),
+        );
         for (j, bj) in blocks.iter().enumerate().take(i) {
             let rj = starts[j]..starts[j] + widths[j];
-            gemm(
-                1.0,
-                &bi.t(),
-                bj,
-                0.0,
-                &mut gram.slice_mut(s![ri.clone(), rj]),
-            );
+            product_t(bi.view(), bj.view(), gram.slice_mut(s![ri.clone(), rj]));
         }
-        general_mat_mul(1.0, &bi.t(), &y, 0.0, &mut rhs.slice_mut(s![ri, ..]));
+        product_t(bi.view(), y.view(), rhs.slice_mut(s![ri, ..]));
     }
     // Only the lower triangle was formed; the factorisation reads no more.
     for i in 0..p {
@@ -66,13 +65,66 @@ pub(crate) fn ridge_blocks(
     Some(cholesky_solve(&l, rhs))
 }
 
+/// Blocks at most this wide (a bias column, a few inputs, the targets) meet the others in
+/// one streaming pass ([`narrow_t_wide`]).
+const NARROW: usize = 8;
+
+/// `c = aᵀ·b` (`a` `[T, p]`, `b` `[T, q]`). When either side is narrow, one streaming
+/// pass over the rows of the other: a general product would first copy the wide block
+/// into packed panels, for every narrow partner (for an ESN of 1,000 units over 10,000
+/// steps, three copies of 80 MB of states: the bias, the input and the target columns).
+fn product_t(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, mut c: ArrayViewMut2<'_, f64>) {
+    if b.ncols() <= NARROW {
+        c.assign(&narrow_t_wide(b, a).t());
+    } else if a.ncols() <= NARROW {
+        c.assign(&narrow_t_wide(a, b));
+    } else {
+        gemm(1.0, &a.t(), &b, 0.0, &mut c);
+    }
+}
+
+/// Rows of `w` below which [`narrow_t_wide`] runs on one thread.
+const MIN_PARALLEL_ROWS: usize = 512;
+
+/// `nᵀ·w` `[c, p]` for a narrow `n` `[T, c]` and `w` `[T, p]`: each row of `w` is added,
+/// scaled by the row's `c` values of `n`, to `c` accumulators of length `p` (contiguous,
+/// vectorised, in L1 for any reasonable `p`); the rows are split over the threads, and
+/// their partial sums added in a fixed order (the same result on any number of threads
+/// for a given split).
+fn narrow_t_wide(n: ArrayView2<'_, f64>, w: ArrayView2<'_, f64>) -> Array2<f64> {
+    let (t, c, p) = (w.nrows(), n.ncols(), w.ncols());
+    let parts = if t < MIN_PARALLEL_ROWS {
+        1
+    } else {
+        num_threads()
+    };
+    let spans = ranges(t, parts);
+    let mut partial = Array3::<f64>::zeros((spans.len(), c, p));
+    let tasks: Vec<_> = partial.outer_iter_mut().zip(spans).collect();
+    run(tasks, |(mut acc, rows)| {
+        for k in rows {
+            let wk = w.row(k);
+            for (q, mut acc_q) in acc.outer_iter_mut().enumerate() {
+                let a = n[[k, q]];
+                match (acc_q.as_slice_mut(), wk.as_slice()) {
+                    (Some(dst), Some(src)) => {
+                        dst.iter_mut().zip(src).for_each(|(d, &v)| *d += a * v);
+                    }
+                    _ => acc_q.scaled_add(a, &wk),
+                }
+            }
+        }
+    });
+    partial.sum_axis(Axis(0))
+}
+
 /// Column panels of the symmetric product, each one matrix product.
 const PANEL: usize = 128;
 
-/// The lower triangle (and diagonal) of `bᵀb` into `g` `[p, p]`, by row panels: panel `I`
-/// is `b[:, I]ᵀ · b[:, ..end of I]`, so the upper triangle is (almost) never computed;
-/// panels are dealt to the threads so each gets about the same work.
-fn symmetric_gram(b: ArrayView2<'_, f64>, mut g: ArrayViewMut2<'_, f64>) {
+/// The lower triangle (and diagonal) of `g ← alpha·bᵀb + beta·g` (`g` `[p, p]`), by row
+/// panels: panel `I` is `b[:, I]ᵀ · b[:, ..end of I]`, so the upper triangle is (almost)
+/// never computed; panels are dealt to the threads so each gets about the same work.
+fn symmetric_gram(b: ArrayView2<'_, f64>, alpha: f64, beta: f64, mut g: ArrayViewMut2<'_, f64>) {
     let p = b.ncols();
     let bounds: Vec<std::ops::Range<usize>> = (0..p.div_ceil(PANEL))
         .map(|k| k * PANEL..((k + 1) * PANEL).min(p))
@@ -93,37 +145,97 @@ fn symmetric_gram(b: ArrayView2<'_, f64>, mut g: ArrayViewMut2<'_, f64>) {
         for (mut panel, r) in panels {
             let end = r.end;
             general_mat_mul(
-                1.0,
+                alpha,
                 &b.slice(s![.., r]).t(),
                 &b.slice(s![.., ..end]),
-                0.0,
+                beta,
                 &mut panel.slice_mut(s![.., ..end]),
             );
         }
     });
 }
 
+/// Columns per block of the factorisation.
+const BLOCK: usize = 96;
+
 /// The lower Cholesky factor `L` (`A = LLᵀ`) of a symmetric matrix whose lower triangle is
-/// given, in place of its lower triangle (row by row, each entry one dot product of two
-/// contiguous rows); `None` when a pivot is not positive.
+/// given, in place of its lower triangle; `None` when a pivot is not positive.
+///
+/// By blocks of [`BLOCK`] columns (right-looking): the block's rows and the rows below it
+/// are factored one entry at a time (one dot product of two contiguous rows each, the rows
+/// below split over the threads), then the rest of the matrix is updated by the block in
+/// one symmetric product (`A₂₂ −= L₂₁L₂₁ᵀ`, lower triangle only). The unblocked
+/// factorisation reads the whole factor once per row, from memory once the matrix
+/// outgrows the cache: 1,002 features, 0.07 s against 0.03 s this way.
 fn cholesky(mut a: Array2<f64>) -> Option<Array2<f64>> {
     let n = a.nrows();
-    let data = a.as_slice_mut()?;
-    for i in 0..n {
-        let (done, rest) = data.split_at_mut(i * n);
-        let row_i = &mut rest[..n];
-        for j in 0..i {
-            let row_j = &done[j * n..j * n + j + 1];
-            let s = row_i[j] - dot(&row_i[..j], &row_j[..j]);
-            row_i[j] = s / row_j[j];
+    let mut k0 = 0;
+    while k0 < n {
+        let k1 = (k0 + BLOCK).min(n);
+        let data = a.as_slice_mut()?;
+        let (head, below) = data.split_at_mut(k1 * n);
+        // The diagonal block, row by row (each row reads the block's rows above it).
+        for i in k0..k1 {
+            let (done, rest) = head.split_at_mut(i * n);
+            factor_row(done, &mut rest[..n], n, k0, i, Some(i))?;
         }
-        let d = row_i[i] - dot(&row_i[..i], &row_i[..i]);
+        // The rows below, independent of each other given the block.
+        let head = &*head;
+        let parts = if (n - k1) * (k1 - k0) < MIN_PARALLEL_PANEL {
+            1
+        } else {
+            num_threads()
+        };
+        let spans = ranges(n - k1, parts);
+        let mut chunks = Vec::with_capacity(spans.len());
+        let mut rest = below;
+        for r in &spans {
+            let (chunk, tail) = rest.split_at_mut(r.len() * n);
+            chunks.push(chunk);
+            rest = tail;
+        }
+        run(chunks, |chunk| {
+            for row in chunk.chunks_exact_mut(n) {
+                factor_row(head, row, n, k0, k1, None);
+            }
+        });
+        if k1 < n {
+            let panel = a.slice(s![k1.., k0..k1]).to_owned();
+            symmetric_gram(panel.t(), -1.0, 1.0, a.slice_mut(s![k1.., k1..]));
+        }
+        k0 = k1;
+    }
+    Some(a)
+}
+
+/// Entries below which the rows under a block are factored on one thread.
+const MIN_PARALLEL_PANEL: usize = 32_768;
+
+/// Entries `k0..end` of one row of the factor: `l_ij = (a_ij − Σ_{k0≤m<j} l_im·l_jm) / l_jj`
+/// (the columns before `k0` were subtracted already), `rows` holding the factor's rows
+/// `0..end` (at least); with `diagonal = Some(i)`, also the row's diagonal
+/// `l_ii = √(a_ii − Σ l_im²)`, `None` when that is not a positive number.
+fn factor_row(
+    rows: &[f64],
+    row: &mut [f64],
+    n: usize,
+    k0: usize,
+    end: usize,
+    diagonal: Option<usize>,
+) -> Option<()> {
+    for j in k0..end {
+        let row_j = &rows[j * n..j * n + j + 1];
+        let s = row[j] - dot(&row[k0..j], &row_j[k0..j]);
+        row[j] = s / row_j[j];
+    }
+    if let Some(i) = diagonal {
+        let d = row[i] - dot(&row[k0..i], &row[k0..i]);
         if d.is_nan() || d <= 0.0 || d.is_infinite() {
             return None;
         }
-        row_i[i] = d.sqrt();
+        row[i] = d.sqrt();
     }
-    Some(a)
+    Some(())
 }
 
 /// Solves `LLᵀX = B` for every column of `B`.
@@ -171,6 +283,30 @@ mod tests {
         // λ = 0 with collinear columns: singular, refused.
         let phi = array![[1.0, 2.0], [2.0, 4.0]];
         assert!(ridge(phi.view(), y.slice(ndarray::s![..2, ..]), 0.0).is_none());
+    }
+
+    #[test]
+    fn the_blocked_factor_reproduces_its_matrix() {
+        // 250 features: two full blocks and a partial one, rows below split over threads.
+        let (t, p) = (400, 250);
+        let b = Array2::from_shape_fn((t, p), |(i, j)| {
+            ((i * 7 + j * 13) as f64 * 0.37).sin() + if (i + 3 * j) % 11 == 0 { 1.0 } else { 0.0 }
+        });
+        let a = b.t().dot(&b) + Array2::<f64>::eye(p) * 0.5;
+        let l = cholesky(a.clone()).unwrap();
+        let l = Array2::from_shape_fn((p, p), |(i, j)| if j <= i { l[[i, j]] } else { 0.0 });
+        let worst = (l.dot(&l.t()) - &a)
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(
+            worst <= 1e-13 * scale,
+            "‖LLᵀ − A‖ = {worst:e} (‖A‖ = {scale})"
+        );
+        // Not positive definite past the first block: refused there.
+        let mut bad = a.clone();
+        bad[[150, 150]] = -1.0;
+        assert!(cholesky(bad).is_none());
     }
 
     #[test]
