@@ -181,9 +181,30 @@ fn sign(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Eigenvalues of an upper Hessenberg matrix by the Francis double-shift QR iteration.
-#[allow(clippy::many_single_char_names)]
+/// Eigenvalues of an upper Hessenberg matrix by the Francis double-shift QR iteration;
+/// on AVX2 CPUs compiled for them (its row updates then run four lanes wide).
 fn hqr(a: &mut Array2<f64>, n: usize) -> Option<Vec<(f64, f64)>> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::float::avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        return unsafe { hqr_avx2(a, n) };
+    }
+    hqr_in(a, n)
+}
+
+/// [`hqr_in`] compiled for AVX2 + FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn hqr_avx2(a: &mut Array2<f64>, n: usize) -> Option<Vec<(f64, f64)>> {
+    hqr_in(a, n)
+}
+
+#[allow(clippy::many_single_char_names)]
+#[inline(always)]
+fn hqr_in(a: &mut Array2<f64>, n: usize) -> Option<Vec<(f64, f64)>> {
     let ld = n + 1;
     let d = a
         .as_slice_mut()
@@ -326,24 +347,39 @@ fn hqr(a: &mut Array2<f64>, n: usize) -> Option<Vec<(f64, f64)>> {
                     z = r / s;
                     q /= p;
                     r /= p;
-                    for j in k..=nn {
-                        p = d[k * ld + j] + q * d[(k + 1) * ld + j];
-                        if k != nn - 1 {
-                            p += r * d[(k + 2) * ld + j];
-                            d[(k + 2) * ld + j] -= p * z;
+                    // Rows k, k+1 (and k+2) over columns k..=nn: contiguous slices, so
+                    // the loop runs in vector lanes.
+                    let three = k != nn - 1;
+                    let (upper, lower) = d.split_at_mut((k + 1) * ld);
+                    let row0 = &mut upper[k * ld + k..=k * ld + nn];
+                    let (row1, row2) = lower.split_at_mut(ld);
+                    let row1 = &mut row1[k..=nn];
+                    if three {
+                        let row2 = &mut row2[k..=nn];
+                        for ((a0, a1), a2) in row0.iter_mut().zip(row1).zip(row2) {
+                            let p = *a0 + q * *a1 + r * *a2;
+                            *a2 -= p * z;
+                            *a1 -= p * y;
+                            *a0 -= p * x;
                         }
-                        d[(k + 1) * ld + j] -= p * y;
-                        d[k * ld + j] -= p * x;
+                    } else {
+                        for (a0, a1) in row0.iter_mut().zip(row1) {
+                            let p = *a0 + q * *a1;
+                            *a1 -= p * y;
+                            *a0 -= p * x;
+                        }
                     }
+                    // Columns k, k+1 (and k+2) over rows l..=min(nn, k+3).
                     let mmin = if nn < k + 3 { nn } else { k + 3 };
-                    for i in l..=mmin {
-                        p = x * d[i * ld + k] + y * d[i * ld + k + 1];
-                        if k != nn - 1 {
-                            p += z * d[i * ld + k + 2];
-                            d[i * ld + k + 2] -= p * r;
+                    for row in d[l * ld..(mmin + 1) * ld].chunks_exact_mut(ld) {
+                        let c = &mut row[k..if three { k + 3 } else { k + 2 }];
+                        p = x * c[0] + y * c[1];
+                        if three {
+                            p += z * c[2];
+                            c[2] -= p * r;
                         }
-                        d[i * ld + k + 1] -= p * q;
-                        d[i * ld + k] -= p;
+                        c[1] -= p * q;
+                        c[0] -= p;
                     }
                 }
             }
