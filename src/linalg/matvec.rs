@@ -126,7 +126,77 @@ unsafe fn sparse_cols_fma<F: Float>(
     from: usize,
     y: &mut [F],
 ) {
+    if std::any::TypeId::of::<F>() == std::any::TypeId::of::<f64>() {
+        // SAFETY: F is f64 (the casts are identity casts); the CPU has AVX2 and FMA (this
+        // function's contract); the arguments as `sparse_cols` wants them.
+        return unsafe {
+            gathered_f64(
+                &*(h as *const [F] as *const [f64]),
+                ptr,
+                rows,
+                &*(vals as *const [F] as *const [f64]),
+                from,
+                &mut *(y as *mut [F] as *mut [f64]),
+            )
+        };
+    }
     sparse_cols::<F, true>(h, ptr, rows, vals, from, y);
+}
+
+/// [`sparse_cols`] for f64 with its eight accumulators as two 4-lane registers, each
+/// register's four entries loaded one by one (two indices per 64-bit load) and combined:
+/// a third fewer loads than one multiply-add per entry, and the same sums in the same
+/// order (so the same bits). AVX2's own gather instruction was measured slower on this
+/// project's machine (0.61 s against 0.47 s for an ESN(1000) run); this is 10–12 % faster
+/// than the scalar loop (one thread, 0.51 → 0.45 s; four registers instead of two: no
+/// faster).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; the arguments as [`sparse_cols`]'s.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gathered_f64(
+    h: &[f64],
+    ptr: &[usize],
+    rows: &[u32],
+    vals: &[f64],
+    from: usize,
+    y: &mut [f64],
+) {
+    use std::arch::x86_64::*;
+    let hp = h.as_ptr();
+    for (j, yj) in (from..).zip(y.iter_mut()) {
+        let (rows, vals) = (&rows[ptr[j]..ptr[j + 1]], &vals[ptr[j]..ptr[j + 1]]);
+        // SAFETY (all loads below): every row index is below `h.len()` (the layout's
+        // invariant); the chunks hold 8 indices and 8 values.
+        // Two indices per 64-bit load (x86-64 is little-endian: the first is the low half).
+        let four = |r: &[u32]| unsafe {
+            let pair = |at: usize| {
+                let v = (r.as_ptr().add(at) as *const u64).read_unaligned();
+                (hp.add(v as u32 as usize), hp.add((v >> 32) as usize))
+            };
+            let ((a, b), (c, d)) = (pair(0), pair(2));
+            let lo = _mm_loadh_pd(_mm_load_sd(a), b);
+            let hi = _mm_loadh_pd(_mm_load_sd(c), d);
+            _mm256_insertf128_pd::<1>(_mm256_castpd128_pd256(lo), hi)
+        };
+        let mut acc = [_mm256_setzero_pd(); 2];
+        let (r8, v8) = (rows.chunks_exact(8), vals.chunks_exact(8));
+        let (rr, rv) = (r8.remainder(), v8.remainder());
+        for (r, v) in r8.zip(v8) {
+            for q in 0..2 {
+                let x = unsafe { _mm256_loadu_pd(v.as_ptr().add(4 * q)) };
+                acc[q] = _mm256_fmadd_pd(four(&r[4 * q..]), x, acc[q]);
+            }
+        }
+        let mut lanes = [0.0f64; 4];
+        unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), _mm256_add_pd(acc[0], acc[1])) };
+        let mut s = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
+        for (&r, &v) in rr.iter().zip(rv) {
+            s = unsafe { *h.get_unchecked(r as usize) }.mul_add(v, s);
+        }
+        *yj += s;
+    }
 }
 
 /// `y[i] += Σ_k h[rows[k]]·vals[k]` over column `from + i`'s non-zeros `ptr[j]..ptr[j+1]`,
@@ -165,8 +235,9 @@ fn sparse_cols<F: Float, const FUSED: bool>(
                 acc[k] = madd(at(r[k]), v[k], acc[k]);
             }
         }
+        // Paired as two 4-lane registers would be (see `gathered_f64`).
         let mut s =
-            ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
         for (&r, &v) in rr.iter().zip(rv) {
             s = madd(at(r), v, s);
         }
@@ -203,5 +274,39 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The four-lane f64 loop gives the scalar loop's bits (same sums, same order), on
+    /// columns of every length around the 8-entry chunks.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_gathered_loop_equals_the_scalar_one() {
+        if !crate::float::avx2_fma() {
+            return;
+        }
+        let n = 300;
+        let mut ptr = vec![0];
+        let mut rows = Vec::new();
+        for j in 0..n {
+            let len = (j * 7) % 41; // 0..40 non-zeros: empty, tails only, chunks + tails
+            rows.extend((0..len).map(|k| ((j * 31 + k * 97) % n) as u32));
+            ptr.push(rows.len());
+        }
+        let vals: Vec<f64> = (0..rows.len()).map(|k| (k as f64 * 0.37).sin()).collect();
+        let h: Vec<f64> = (0..n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let (mut fast, mut plain) = (vec![0.5; n - 3], vec![0.5; n - 3]);
+        // SAFETY: AVX2 and FMA checked above; every index below n; columns 3..n exist.
+        unsafe { gathered_f64(&h, &ptr, &rows, &vals, 3, &mut fast) };
+        unsafe { sparse_cols_fma::<f64>(&h, &ptr, &rows, &vals, 3, &mut plain) };
+        let mut scalar = vec![0.5; n - 3];
+        // The generic loop compiled for FMA, without the f64 dispatch.
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn generic(h: &[f64], p: &[usize], r: &[u32], v: &[f64], y: &mut [f64]) {
+            sparse_cols::<f64, true>(h, p, r, v, 3, y);
+        }
+        unsafe { generic(&h, &ptr, &rows, &vals, &mut scalar) };
+        assert_eq!(fast, scalar);
+        assert_eq!(plain, scalar);
+        assert!(fast.iter().filter(|&&v| v != 0.5).count() > n / 2);
     }
 }
