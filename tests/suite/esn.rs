@@ -4,7 +4,7 @@
 //! the largest entry), and the test series continuing from the last training state. Also the
 //! options' checks and closed-loop generation against a slow reference written here.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ndarray::{s, Array1, Array2, Ix1, Ix2};

@@ -7,7 +7,7 @@
 //! Reads `$RNNKIT_FIXTURES` when set, else `tests/fixtures`. Closes with
 //! `stateful: N passed, M failed` (f64) and `stateful [f32]: N passed, M failed`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ndarray::{Array2, ArrayD};

@@ -1,7 +1,7 @@
 //! Model files: round trips of every layer kind in f32 and f64, the Keras-JSON import of
 //! every fixture, conversion between float types, and atomic saves.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ndarray::{Array3, ArrayD};

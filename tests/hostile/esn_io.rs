@@ -1,7 +1,7 @@
 //! Echo state networks in model files: round trips, and a loader as strict as the
 //! `Sequential` one (damaged, tampered or foreign files are typed errors, never panics).
 
-mod common;
+use crate::common;
 
 use common::{join_file, split_file};
 use ndarray::{Array1, Array2};

@@ -2,7 +2,7 @@
 //! layers) still load and predict the same numbers. `tests/data/format_v1_*` were written by
 //! `regenerate_format_v1_files` at commit 0f3f4fd; they are never rewritten.
 
-mod common;
+use crate::common;
 
 use common::close;
 use ndarray::{Array3, ArrayD};

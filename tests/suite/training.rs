@@ -1,6 +1,6 @@
 //! Training: Keras trajectories replayed exactly, Keras's fit semantics, callbacks, guards.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ndarray::{Array2, Array3, ArrayD, IxDyn};

@@ -7,7 +7,7 @@
 //! below it, subfolders included), and closes with `graph: N passed, M failed` (f64) and
 //! `graph [f32]: N passed, M failed`. A directory without graph cases says so and passes.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ndarray::ArrayD;

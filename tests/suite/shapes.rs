@@ -1,6 +1,6 @@
 //! Output shapes, parameter counts and `summary()` against Keras.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ndarray::{Array3, ArrayD};

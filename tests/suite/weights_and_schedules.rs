@@ -1,6 +1,6 @@
 //! Keras's sample and class weights, weight decay and learning-rate schedules: the
 //! arithmetic by hand, the class → sample conversion, and bad settings as typed errors that
-//! change nothing. (The Keras trajectories replay in tests/training.rs.)
+//! change nothing. (The Keras trajectories replay in tests/suite/training.rs.)
 
 use ndarray::{array, Array2, Array3, ArrayD};
 use rnnkit::prelude::*;

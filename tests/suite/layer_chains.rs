@@ -7,7 +7,7 @@
 //! This is not the graph runner (the functional API has not landed); it closes with
 //! `sequential chains of graph fixtures: N passed, M failed`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ndarray::ArrayD;

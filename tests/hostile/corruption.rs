@@ -1,7 +1,7 @@
 //! The loader against hostile bytes: every kind of damage is a typed error, and no byte
 //! string makes it panic.
 
-mod common;
+use crate::common;
 
 use common::{join_file, split_file};
 use rnnkit::prelude::*;

@@ -4,7 +4,7 @@
 //! with its subfolders), else `tests/fixtures`. Closes with `layer: N passed, M failed` (f64)
 //! and `layer [f32]: N passed, M failed`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use ndarray::ArrayD;
