@@ -13,9 +13,9 @@
 //! 16 steps, later every quarter of the basis size, and once two residuals are known, at
 //! the step where their trend (linear in its logarithm; the convergence is faster than
 //! that, so the estimate is late rather than early) reaches the tolerance. Each step costs
-//! one matrix-vector product with the non-zeros only ([`FixedMatrix`]), plus the orthogonalisation
-//! (`O(k·n)`), so a sparse reservoir of 1,000 units (about 250 steps) takes a fraction of
-//! the dense QR's seconds.
+//! one matrix-vector product with the non-zeros only ([`FixedMatrix`]), plus the
+//! orthogonalisation (`O(k·n)`), so a sparse reservoir of 1,000 units (about 250 steps)
+//! takes a fraction of the dense QR's seconds.
 //! A matrix for which the basis would grow past three quarters of its size returns `None`:
 //! the caller then uses the dense QR iteration, which always answers.
 
