@@ -12,10 +12,10 @@
 //! eigenproblem again (`O(k³)`, the larger part of the work), so checks are spaced: every
 //! 16 steps at first, then, once two residuals are known, at the step where their trend
 //! (linear in its logarithm; the convergence is faster than that, so the estimate is late
-//! rather than early) reaches the tolerance, but at most half the basis size ahead. Each step costs
-//! one matrix-vector product with the non-zeros only ([`FixedMatrix`]), plus the
-//! orthogonalisation (`O(k·n)`), so a sparse reservoir of 1,000 units (about 250 steps)
-//! takes a fraction of the dense QR's seconds.
+//! rather than early) reaches the tolerance, but at most half the basis size ahead. Each
+//! step costs one matrix-vector product with the non-zeros only ([`FixedMatrix`]), plus
+//! the orthogonalisation (`O(k·n)`), so a sparse reservoir of 1,000 units (about 250
+//! steps) takes a fraction of the dense QR's seconds.
 //! A matrix for which the basis would grow past three quarters of its size returns `None`:
 //! the caller then uses the dense QR iteration, which always answers.
 
@@ -26,8 +26,9 @@ use ndarray::{Array2, ArrayView2};
 
 /// Accept a Ritz value whose residual is below this, relative to its modulus.
 const TOLERANCE: f64 = 1e-10;
-/// Check for convergence every this many steps at first (later every quarter of the
-/// basis size, since each check solves the small eigenproblem again).
+/// Check for convergence every this many steps at first, or every quarter of the basis
+/// size when that is more (each check solves the small eigenproblem again), until two
+/// residuals give a trend.
 const CHECK_EVERY: usize = 16;
 /// At least this many steps between checks, whatever the residuals' trend says.
 const MIN_GAP: usize = 4;
