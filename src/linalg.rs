@@ -532,22 +532,28 @@ pub(crate) fn dot<F: Float>(a: &[F], b: &[F]) -> F {
     s
 }
 
-/// `c = a·b + bias` (each row of `c`) for a few rows of `a` without allocating: every output
-/// row accumulates the rows of `b` scaled by its row of `a`, contiguous and vectorised.
-/// For one-step streaming products, where `a` has a row or a few (a general multiply
-/// would pack its operands, allocating, for a product this small).
+/// `c = a·b + bias` (each row of `c`) for a few rows of `a` without allocating: each row of
+/// `b`, read once, is added to every output row scaled by that row's entry of `a`
+/// (contiguous and vectorised; zero entries skipped). For one-step streaming products,
+/// where `a` has a row or a few (a general multiply would pack its operands, allocating,
+/// for a product this small), and for a few columns against a long matrix (`nᵀ·w` with
+/// `a = nᵀ`: one pass over `w`, where a general multiply would copy it into packed panels).
 pub(crate) fn few_rows_mm<F: Float>(
     a: ArrayView2<'_, F>,
     b: ArrayView2<'_, F>,
     bias: Option<ndarray::ArrayView1<'_, F>>,
     mut c: ArrayViewMut2<'_, F>,
 ) {
-    for (ar, mut cr) in a.rows().into_iter().zip(c.rows_mut()) {
+    let m = a.nrows().min(c.nrows());
+    for mut cr in c.rows_mut().into_iter().take(m) {
         match bias {
             Some(bv) => cr.assign(&bv),
             None => cr.fill(F::zero()),
         }
-        for (&av, br) in ar.iter().zip(b.rows()) {
+    }
+    for (k, br) in b.rows().into_iter().enumerate().take(a.ncols()) {
+        for (q, mut cr) in c.rows_mut().into_iter().enumerate().take(m) {
+            let av = a[[q, k]];
             if av == F::zero() {
                 continue;
             }

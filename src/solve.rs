@@ -8,7 +8,7 @@
 //! matrix-multiply backend, which dominates for long series (`T·p²`); products with narrow
 //! blocks (`ΦᵀY`, the bias and input columns) in one streaming pass. All in `f64`.
 
-use crate::linalg::dot;
+use crate::linalg::{dot, few_rows_mm};
 use crate::parallel::{gemm, num_threads, ranges, run, split_mut};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayViewMut2, Axis};
@@ -87,11 +87,9 @@ fn product_t(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, mut c: ArrayViewMut
 /// Rows of `w` below which [`narrow_t_wide`] runs on one thread.
 const MIN_PARALLEL_ROWS: usize = 512;
 
-/// `nᵀ·w` `[c, p]` for a narrow `n` `[T, c]` and `w` `[T, p]`: each row of `w` is added,
-/// scaled by the row's `c` values of `n`, to `c` accumulators of length `p` (contiguous,
-/// vectorised, in L1 for any reasonable `p`); the rows are split over the threads, and
-/// their partial sums added in a fixed order (the same bits on every run with the same
-/// number of threads).
+/// `nᵀ·w` `[c, p]` for a narrow `n` `[T, c]` and `w` `[T, p]`: [`few_rows_mm`] (one pass
+/// over the rows of `w`) on each thread's span of rows, the partial sums added in a fixed
+/// order (the same bits on every run with the same number of threads).
 fn narrow_t_wide(n: ArrayView2<'_, f64>, w: ArrayView2<'_, f64>) -> Array2<f64> {
     let (t, c, p) = (w.nrows(), n.ncols(), w.ncols());
     let parts = if t < MIN_PARALLEL_ROWS {
@@ -102,19 +100,13 @@ fn narrow_t_wide(n: ArrayView2<'_, f64>, w: ArrayView2<'_, f64>) -> Array2<f64> 
     let spans = ranges(t, parts);
     let mut partial = Array3::<f64>::zeros((spans.len(), c, p));
     let tasks: Vec<_> = partial.outer_iter_mut().zip(spans).collect();
-    run(tasks, |(mut acc, rows)| {
-        for k in rows {
-            let wk = w.row(k);
-            for (q, mut acc_q) in acc.outer_iter_mut().enumerate() {
-                let a = n[[k, q]];
-                match (acc_q.as_slice_mut(), wk.as_slice()) {
-                    (Some(dst), Some(src)) => {
-                        dst.iter_mut().zip(src).for_each(|(d, &v)| *d += a * v);
-                    }
-                    _ => acc_q.scaled_add(a, &wk),
-                }
-            }
-        }
+    run(tasks, |(acc, rows)| {
+        few_rows_mm(
+            n.slice(s![rows.clone(), ..]).t(),
+            w.slice(s![rows, ..]),
+            None,
+            acc,
+        );
     });
     partial.sum_axis(Axis(0))
 }

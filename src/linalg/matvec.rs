@@ -282,6 +282,12 @@ mod tests {
     #[test]
     fn the_gathered_loop_equals_the_scalar_one() {
         if !crate::float::avx2_fma() {
+            // Through the uncaptured stdout handle, so a normal `cargo test` shows it.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "the_gathered_loop_equals_the_scalar_one: skipped, this CPU has no AVX2 + FMA"
+            );
             return;
         }
         let n = 300;
@@ -294,10 +300,9 @@ mod tests {
         }
         let vals: Vec<f64> = (0..rows.len()).map(|k| (k as f64 * 0.37).sin()).collect();
         let h: Vec<f64> = (0..n).map(|i| (i as f64 * 0.11).cos()).collect();
-        let (mut fast, mut plain) = (vec![0.5; n - 3], vec![0.5; n - 3]);
+        let mut fast = vec![0.5; n - 3];
         // SAFETY: AVX2 and FMA checked above; every index below n; columns 3..n exist.
         unsafe { gathered_f64(&h, &ptr, &rows, &vals, 3, &mut fast) };
-        unsafe { sparse_cols_fma::<f64>(&h, &ptr, &rows, &vals, 3, &mut plain) };
         let mut scalar = vec![0.5; n - 3];
         // The generic loop compiled for FMA, without the f64 dispatch.
         #[target_feature(enable = "avx2,fma")]
@@ -306,7 +311,6 @@ mod tests {
         }
         unsafe { generic(&h, &ptr, &rows, &vals, &mut scalar) };
         assert_eq!(fast, scalar);
-        assert_eq!(plain, scalar);
         assert!(fast.iter().filter(|&&v| v != 0.5).count() > n / 2);
     }
 }
