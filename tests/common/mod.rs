@@ -8,31 +8,123 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 /// The fixture directory: `$RNNKIT_FIXTURES` when set, `tests/fixtures` otherwise.
+///
+/// # Panics
+/// When `$RNNKIT_FIXTURES` names no directory (a mistyped path must not pass every
+/// runner with no case).
 pub fn fixture_dir() -> PathBuf {
-    std::env::var_os("RNNKIT_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
+    match std::env::var_os("RNNKIT_FIXTURES") {
+        Some(d) => {
+            let d = PathBuf::from(d);
+            assert!(
+                d.is_dir(),
+                "RNNKIT_FIXTURES={} names no directory",
+                d.display()
+            );
+            d
+        }
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+    }
 }
 
-/// Every fixture of `kind` below the fixture directory (subfolders included), sorted by
-/// path, as (case name, JSON). Files that are not JSON objects of that kind are skipped.
-pub fn fixtures(kind: &str) -> Vec<(String, Value)> {
-    let dir = fixture_dir();
+/// Whether the runners read the repository's own `tests/fixtures` (then its manifest is
+/// checked) rather than a directory given in `$RNNKIT_FIXTURES`.
+pub fn default_fixtures() -> bool {
+    std::env::var_os("RNNKIT_FIXTURES").is_none()
+}
+
+/// Every JSON file below `dir` (subfolders included) as (path, JSON object with a string
+/// `kind`), sorted by path.
+///
+/// # Panics
+/// On a JSON file that cannot be read, does not parse, or is not an object with a string
+/// `kind`: a damaged or truncated case fails the suite rather than vanishing from it.
+pub fn all_fixtures(dir: &std::path::Path) -> Vec<(PathBuf, Value)> {
     let mut files = Vec::new();
-    collect_json(&dir, &mut files);
+    collect_json(dir, &mut files);
     files.sort();
     files
         .into_iter()
-        .filter_map(|p| {
-            let text = std::fs::read_to_string(&p).ok()?;
-            let v: Value = serde_json::from_str(&text).ok()?;
-            let name = v["case"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| p.file_stem().unwrap().to_string_lossy().into_owned());
-            (v["kind"] == kind).then_some((name, v))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p)
+                .unwrap_or_else(|e| panic!("fixture {} unreadable: {e}", p.display()));
+            let v: Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("fixture {} does not parse: {e}", p.display()));
+            assert!(
+                v["kind"].is_string(),
+                "fixture {} has no string \"kind\"",
+                p.display()
+            );
+            (p, v)
         })
         .collect()
+}
+
+/// A case's name: its `case` field, else its file name without `.json`.
+fn case_name(p: &std::path::Path, v: &Value) -> String {
+    v["case"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+}
+
+/// The case names of `kind` in `tests/fixtures/MANIFEST`.
+fn manifest(kind: &str) -> Vec<String> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/MANIFEST");
+    let text =
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{} unreadable: {e}", p.display()));
+    let mut names: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (k, n) = l.split_once(' ')?;
+            (k == kind).then(|| n.trim().to_string())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every fixture of `kind` below the fixture directory (subfolders included), sorted by
+/// path, as (case name, JSON).
+///
+/// # Panics
+/// On any unreadable, unparsable or kind-less JSON file below the directory; on a
+/// `$RNNKIT_FIXTURES` that names no directory; and, when reading the repository's own
+/// `tests/fixtures`, unless the cases of `kind` are exactly those its `MANIFEST` lists.
+pub fn fixtures(kind: &str) -> Vec<(String, Value)> {
+    let dir = fixture_dir();
+    let cases: Vec<(String, Value)> = all_fixtures(&dir)
+        .into_iter()
+        .filter(|(_, v)| v["kind"] == kind)
+        .map(|(p, v)| (case_name(&p, &v), v))
+        .collect();
+    if default_fixtures() {
+        let mut found: Vec<String> = cases.iter().map(|(n, _)| n.clone()).collect();
+        found.sort();
+        let listed = manifest(kind);
+        let missing: Vec<&String> = listed.iter().filter(|n| !found.contains(n)).collect();
+        let extra: Vec<&String> = found.iter().filter(|n| !listed.contains(n)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty() && !listed.is_empty(),
+            "`{kind}` fixtures in tests/fixtures differ from its MANIFEST: missing {missing:?}, \
+             not listed {extra:?} ({} listed)",
+            listed.len()
+        );
+    }
+    cases
+}
+
+/// The one fixture named `name` of `kind` (see [`fixtures`]).
+///
+/// # Panics
+/// As [`fixtures`], and when no case of that name exists.
+pub fn fixture(kind: &str, name: &str) -> Value {
+    fixtures(kind)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no `{kind}` fixture named {name}"))
+        .1
 }
 
 /// Prints a line to the process's standard output directly, so that it shows in
@@ -60,22 +152,24 @@ fn collect_json(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
 /// Runs `check` on every fixture of `kind` and prints the closing line
 /// `<label>: N passed, M failed` (`label` is the kind, or the kind and a variant). A
 /// directory given in `$RNNKIT_FIXTURES` without such cases says so and passes; the
-/// repository's own `tests/fixtures` must hold at least `min_local` of them (a lost
-/// fixture there is a failure, not a silent pass). Any failed case fails the test.
-pub fn run_fixtures(
-    kind: &str,
+/// repository's own `tests/fixtures` must hold exactly the cases of its `MANIFEST` (a
+/// lost or damaged fixture there is a failure, not a silent pass). Any failed case fails
+/// the test.
+pub fn run_fixtures(kind: &str, label: &str, check: impl FnMut(&Value) -> Result<(), String>) {
+    run_cases(label, fixtures(kind), check)
+}
+
+/// [`run_fixtures`] over a chosen list of cases (a filtered subset of one kind).
+pub fn run_cases(
     label: &str,
-    min_local: usize,
+    cases: Vec<(String, Value)>,
     mut check: impl FnMut(&Value) -> Result<(), String>,
 ) {
-    let cases = fixtures(kind);
-    if std::env::var_os("RNNKIT_FIXTURES").is_none() {
-        assert!(
-            cases.len() >= min_local,
-            "{label}: {} `{kind}` fixtures in tests/fixtures, expected at least {min_local}",
-            cases.len()
-        );
-    }
+    let kind = label.split(' ').next().unwrap_or(label);
+    assert!(
+        !(cases.is_empty() && default_fixtures()),
+        "{label}: no case in tests/fixtures"
+    );
     if cases.is_empty() {
         report(&format!(
             "{label}: no `{kind}` fixtures in {}\n{label}: 0 passed, 0 failed",
@@ -105,11 +199,16 @@ pub fn run_fixtures(
     );
 }
 
+/// The repository's own fixture file `tests/fixtures/<name>.json`.
+///
+/// # Panics
+/// When the file is missing, unreadable or does not parse.
 pub fn load(name: &str) -> Value {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(format!("{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 /// A fixture tensor `{"shape", "data"}` as an array.

@@ -132,7 +132,7 @@ fn check_case(case: &Value) -> Result<(), String> {
 
 #[test]
 fn esn_fixtures() {
-    run_fixtures("esn", "esn", 2, check_case);
+    run_fixtures("esn", "esn", check_case);
 }
 
 /// A slow reference: the update written out per unit with explicit sums.

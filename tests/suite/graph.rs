@@ -207,32 +207,15 @@ fn run<F: Float>(case: &Value) -> Result<(), Outcome> {
     Ok(())
 }
 
-fn run_all<F: Float>(label: &str) -> (usize, Vec<String>) {
-    let (mut passed, mut failed) = (0, Vec::new());
-    for (name, case) in fixtures("graph") {
-        match run::<F>(&case) {
-            Ok(()) => passed += 1,
-            Err(Outcome::Failed(e)) => failed.push(format!("{name}: {e}")),
-        }
-    }
-    for f in &failed {
-        eprintln!("FAILED [{label}] {f}");
-    }
-    (passed, failed)
-}
-
 #[test]
 fn keras_functional_models() {
-    let (passed, failed) = run_all::<f64>("graph");
-    if passed + failed.len() == 0 {
-        report("graph: no cases found");
-        return;
-    }
-    let (passed32, failed32) = run_all::<f32>("graph f32");
-    report(&format!("graph: {passed} passed, {} failed", failed.len()));
-    report(&format!(
-        "graph [f32]: {passed32} passed, {} failed",
-        failed32.len()
-    ));
-    assert!(failed.is_empty() && failed32.is_empty());
+    let check = |case: &Value| match run::<f64>(case) {
+        Ok(()) => Ok(()),
+        Err(Outcome::Failed(e)) => Err(e),
+    };
+    run_fixtures("graph", "graph", check);
+    run_fixtures("graph", "graph [f32]", |case| match run::<f32>(case) {
+        Ok(()) => Ok(()),
+        Err(Outcome::Failed(e)) => Err(e),
+    });
 }

@@ -214,7 +214,7 @@ fn loading_the_other_float_type_converts_on_request() {
 
 #[test]
 fn every_keras_fixture_survives_the_json_import_and_a_save_load() {
-    run_fixtures("layer", "layer [import, save/load]", 50, |case| {
+    run_fixtures("layer", "layer [import, save/load]", |case| {
         let text = serde_json::to_string(case).unwrap();
         let model =
             Sequential::<f64>::from_keras_json(&text).map_err(|e| format!("import: {e}"))?;

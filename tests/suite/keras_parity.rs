@@ -52,12 +52,12 @@ fn run_case<F: Float>(case: &Value) -> Result<(), String> {
 
 #[test]
 fn every_layer_fixture_matches_keras_f64() {
-    run_fixtures("layer", "layer", 1, run_case::<f64>);
+    run_fixtures("layer", "layer", run_case::<f64>);
 }
 
 #[test]
 fn every_layer_fixture_matches_keras_f32() {
-    run_fixtures("layer", "layer [f32]", 1, run_case::<f32>);
+    run_fixtures("layer", "layer [f32]", run_case::<f32>);
 }
 
 #[test]

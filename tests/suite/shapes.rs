@@ -65,7 +65,13 @@ fn parameter_counts_match_keras_formulas() {
 #[test]
 fn every_param_counts_model_matches_keras_summary() {
     let case = load("param_counts");
-    for m in case["models"].as_array().unwrap() {
+    let models = case["models"].as_array().unwrap();
+    assert_eq!(
+        models.len(),
+        7,
+        "tests/fixtures/param_counts.json holds seven models"
+    );
+    for m in models {
         let input: Vec<usize> = m["input_shape"]
             .as_array()
             .unwrap()
@@ -78,6 +84,11 @@ fn every_param_counts_model_matches_keras_summary() {
         }
         let summary = model.summary();
         let name = m["name"].as_str().unwrap();
+        assert_eq!(
+            summary.rows.len(),
+            m["layers"].as_array().unwrap().len(),
+            "{name}"
+        );
         for (row, spec) in summary.rows.iter().zip(m["layers"].as_array().unwrap()) {
             assert_eq!(
                 row.params as u64,

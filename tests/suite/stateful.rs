@@ -92,14 +92,14 @@ fn run_case<F: Float>(case: &Value, path: Path) -> Result<(), String> {
 
 #[test]
 fn keras_stateful_fixtures_f64() {
-    run_fixtures("stateful", "stateful", 5, |c| {
+    run_fixtures("stateful", "stateful", |c| {
         run_case::<f64>(c, Path::Forward)
     });
 }
 
 #[test]
 fn keras_stateful_fixtures_f32() {
-    run_fixtures("stateful", "stateful [f32]", 5, |c| {
+    run_fixtures("stateful", "stateful [f32]", |c| {
         run_case::<f32>(c, Path::Infer)
     });
 }

@@ -306,7 +306,7 @@ fn replay(case: &Value) -> Result<(), String> {
 
 #[test]
 fn every_training_fixture_replays_keras_step_for_step() {
-    run_fixtures("training", "training", 1, replay);
+    run_fixtures("training", "training", replay);
 }
 
 #[test]
@@ -316,23 +316,9 @@ fn truncated_bptt_fixtures_replay_in_f32() {
         .into_iter()
         .filter(|(_, c)| c["stateful"] == true)
         .collect();
-    let failed: Vec<String> = cases
-        .iter()
-        .filter_map(|(name, c)| {
-            replay_stateful::<f32>(c, (1e-4, 1e-5))
-                .err()
-                .map(|e| format!("{name}: {e}"))
-        })
-        .collect();
-    for f in &failed {
-        eprintln!("FAILED [training f32] {f}");
-    }
-    report(&format!(
-        "training [stateful, f32]: {} passed, {} failed",
-        cases.len() - failed.len(),
-        failed.len()
-    ));
-    assert!(failed.is_empty());
+    run_cases("training [stateful, f32]", cases, |c| {
+        replay_stateful::<f32>(c, (1e-4, 1e-5))
+    });
 }
 
 /// A Dense(1) model computing ŷ = x exactly.
