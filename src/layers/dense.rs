@@ -38,12 +38,15 @@ pub struct Dense<F: Float> {
     kernel: Param<F>,
     bias: Option<Param<F>>,
     cache: Option<DenseCache<F>>,
+    /// The last forward's logits (softmax/sigmoid only), kept in either mode: evaluation
+    /// computes cross-entropy from them as training does, without training mode's dropout.
+    logits: Option<Array2<F>>,
     out_shape: Vec<usize>,
 }
 
-/// What the last Train forward keeps: input rows `[N, F]`, activated output rows
-/// `[N, units]` and, for softmax/sigmoid, the logits.
-type DenseCache<F> = (Array2<F>, Array2<F>, Option<Array2<F>>);
+/// What the last Train forward keeps: input rows `[N, F]` and activated output rows
+/// `[N, units]`.
+type DenseCache<F> = (Array2<F>, Array2<F>);
 
 /// Configuration of a [`Dense`] layer.
 ///
@@ -116,6 +119,7 @@ impl DenseConfig {
                 .use_bias
                 .then(|| Param::new(ArrayD::zeros(IxDyn(&[self.units])))),
             cache: None,
+            logits: None,
             out_shape: Vec::new(),
         })
     }
@@ -236,7 +240,7 @@ fn rows_of<F: Float>(d: &ArrayD<F>, n: usize, units: usize) -> Array2<F> {
 impl<F: Float> Dense<F> {
     /// Backward from the pre-activation gradient `dz` `[N, units]`.
     fn backward_dz(&mut self, dz: Array2<F>) -> Result<ArrayD<F>> {
-        let Some((x2, _, _)) = &self.cache else {
+        let Some((x2, _)) = &self.cache else {
             return Err(Error::NoCache {
                 layer: self.name.clone(),
             });
@@ -292,11 +296,13 @@ impl<F: Float> Layer<F> for Dense<F> {
         mode: Mode,
     ) -> Result<ArrayD<F>> {
         self.cache = None;
-        let pass = self.pass(x, mask, mode == Mode::Train)?;
+        self.logits = None;
+        let pass = self.pass(x, mask, true)?;
         self.out_shape = pass.shape.clone();
         let y = pass.y.clone().into_shape_with_order(IxDyn(&pass.shape));
+        self.logits = pass.logits;
         if mode == Mode::Train {
-            self.cache = Some((pass.x, pass.y, pass.logits));
+            self.cache = Some((pass.x, pass.y));
         }
         Ok(y.expect("sized by pass"))
     }
@@ -337,7 +343,7 @@ impl<F: Float> Layer<F> for Dense<F> {
             .expect("sized by pass"))
     }
     fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
-        let Some((_, y2, _)) = &self.cache else {
+        let Some((_, y2)) = &self.cache else {
             return Err(Error::NoCache {
                 layer: self.name.clone(),
             });
@@ -364,7 +370,7 @@ impl<F: Float> Layer<F> for Dense<F> {
         self.activation
     }
     fn logits(&self) -> Option<ArrayD<F>> {
-        let z = self.cache.as_ref()?.2.as_ref()?;
+        let z = self.logits.as_ref()?;
         Some(
             z.clone()
                 .into_shape_with_order(IxDyn(&self.out_shape))
@@ -372,7 +378,7 @@ impl<F: Float> Layer<F> for Dense<F> {
         )
     }
     fn backward_from_logits(&mut self, dz: &ArrayD<F>) -> Result<ArrayD<F>> {
-        let Some((_, y2, _)) = &self.cache else {
+        let Some((_, y2)) = &self.cache else {
             return Err(Error::NoCache {
                 layer: self.name.clone(),
             });
@@ -396,6 +402,7 @@ impl<F: Float> Layer<F> for Dense<F> {
     fn box_clone(&self) -> Box<dyn Layer<F>> {
         let mut c = self.clone();
         c.cache = None;
+        c.logits = None;
         Box::new(c)
     }
     fn spec(&self) -> Option<super::LayerSpec> {

@@ -401,8 +401,8 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
         crate::Activation::Linear
     }
 
-    /// The pre-activation output of the last `Mode::Train` forward, kept by layers whose
-    /// output activation is softmax or sigmoid.
+    /// The pre-activation output of the last forward (either [`Mode`]), kept by layers
+    /// whose output activation is softmax or sigmoid.
     fn logits(&self) -> Option<ArrayD<F>> {
         None
     }

@@ -40,8 +40,9 @@ pub struct Forward<F: Float> {
     pub output: ArrayD<F>,
     /// The `[batch, steps]` mask the output carries (what the loss averages over), if any.
     pub mask: Option<Mask>,
-    /// The pre-activation output, when the model ends in softmax or sigmoid and the pass
-    /// was [`Mode::Train`] (cross-entropy is computed from it, as Keras does).
+    /// The pre-activation output, when the model ends in softmax or sigmoid (cross-entropy
+    /// is computed from it, as Keras does). A model's `forward` returns it in either
+    /// [`Mode`]; `infer` need not.
     pub logits: Option<ArrayD<F>>,
 }
 

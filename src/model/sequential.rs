@@ -364,11 +364,7 @@ impl<F: Float> Sequential<F> {
         if let Some((work, s)) = explicit {
             *s = work;
         }
-        let logits = if mode == Mode::Train {
-            self.logits()
-        } else {
-            None
-        };
+        let logits = self.logits();
         Ok(Forward {
             output: cur.unwrap_or_else(|| x.clone()),
             mask,
@@ -554,7 +550,7 @@ impl<F: Float> Sequential<F> {
             .map_or(crate::Activation::Linear, |l| l.output_activation())
     }
 
-    /// The last layer's logits from the last `Mode::Train` forward, when it ends in
+    /// The last layer's logits from the last forward (either mode), when it ends in
     /// softmax or sigmoid.
     pub fn logits(&self) -> Option<ArrayD<F>> {
         self.layers.last()?.logits()

@@ -47,9 +47,10 @@ impl<'a, F: Float> Context<'a, F> {
     pub fn new(model: &'a mut dyn Model<F>, optimizer: &'a mut dyn Optimizer<F>) -> Self {
         Context { model, optimizer }
     }
-    /// The learning rate of the current (or last) step.
+    /// The learning rate of the next step, as Keras's `optimizer.learning_rate` reads
+    /// between steps (with a schedule: the schedule at the current iteration count).
     pub fn learning_rate(&self) -> f64 {
-        self.optimizer.learning_rate()
+        self.optimizer.next_learning_rate()
     }
     /// Replaces the learning rate (schedule included) by a constant from the next step on.
     ///
@@ -568,15 +569,16 @@ impl<F: Float> Callback<F> for ReduceLROnPlateau {
         let Some(&current) = logs.get(&self.monitor.key) else {
             return Ok(Control::Continue);
         };
-        let cooling = self.cooldown_counter > 0;
-        if cooling {
+        // Keras 3: the cooldown counts down first, and the wait resumes in the epoch the
+        // cooldown ends.
+        if self.cooldown_counter > 0 {
             self.cooldown_counter -= 1;
             self.wait = 0;
         }
         if self.monitor.improved(current) {
             self.monitor.best = current;
             self.wait = 0;
-        } else if !cooling {
+        } else if self.cooldown_counter == 0 {
             self.wait += 1;
             if self.wait >= self.patience {
                 let old = ctx.learning_rate();

@@ -125,12 +125,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             .iter()
             .map(|a| self.loss.fuses_with() == Some(*a))
             .collect();
-        let fwd_mode = if fused.iter().any(|f| *f) {
-            Mode::Train
-        } else {
-            mode
-        };
-        let outs = model.forward_many(xs, fwd_mode)?;
+        let outs = model.forward_many(xs, mode)?;
         let mut total = 0.0;
         let mut grads = Vec::with_capacity(outs.len());
         let mut metrics = Vec::new();

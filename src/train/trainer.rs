@@ -477,12 +477,11 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         states: Option<&mut Vec<Vec<Array2<F>>>>,
     ) -> Result<(f64, Vec<(f64, f64)>)> {
         // Keras evaluates cross-entropy from the logits of a softmax/sigmoid output; a
-        // Train forward keeps them.
+        // forward through `&mut` keeps them in either mode (evaluation without dropout).
         let fused = self.loss.fuses_with() == Some(model.output_activation());
-        let fwd_mode = if fused { Mode::Train } else { mode };
         let out = match states {
-            Some(s) => model.forward_with_states(x, mask, fwd_mode, s)?,
-            None => model.forward(x, mask, fwd_mode)?,
+            Some(s) => model.forward_with_states(x, mask, mode, s)?,
+            None => model.forward(x, mask, mode)?,
         };
         let (pred, out_mask) = (out.output, out.mask);
         let metrics = self
@@ -596,7 +595,9 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                     take(x),
                     take(y),
                     mask.map(|m| m.slice_axis(Axis(0), (n_train..).into()).to_owned()),
-                    weights.as_ref().map(take),
+                    // Keras weighs validation by `sample_weight` only: class weights are
+                    // for training.
+                    sample_weight.map(take),
                 )),
             )
         } else {

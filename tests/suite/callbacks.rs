@@ -122,11 +122,12 @@ fn reduce_lr_on_plateau_lowers_the_rate_as_keras_does() {
         .epochs(8)
         .callback(plateau.clone());
     t.fit(&mut m, &x, &x).unwrap();
-    // Epoch 0 improves on +inf; waits at 1, 2 → reduce at 2; cooldown epoch 3; waits at
-    // 4, 5 → reduce at 5; cooldown 6; wait at 7.
+    // Keras 3's schedule (keras/src/callbacks/reduce_lr_on_plateau.py): epoch 0 improves
+    // on +inf; waits at 1, 2 → reduce at 2; epoch 3 ends the cooldown and waits again
+    // (wait 1); 4 → reduce at 4; the same at 6.
     let r: Vec<(usize, f64)> = plateau.borrow().reductions().to_vec();
-    assert_eq!(r, vec![(2, 0.005), (5, 0.0025)]);
-    assert_eq!(t.optimizer.learning_rate(), 0.0025);
+    assert_eq!(r, vec![(2, 0.005), (4, 0.0025), (6, 0.00125)]);
+    assert_eq!(t.optimizer.learning_rate(), 0.00125);
 }
 
 #[test]

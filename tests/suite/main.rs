@@ -26,6 +26,7 @@ mod io;
 mod keras_parity;
 mod layer_chains;
 mod masking;
+mod regressions;
 mod shapes;
 mod sharing;
 mod state_grads;

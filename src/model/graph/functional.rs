@@ -80,6 +80,9 @@ enum Access<'a, F: Float> {
     Train {
         layers: &'a mut Layers<F>,
         instances: &'a mut Vec<Option<Box<dyn Layer<F>>>>,
+        /// `Mode::Infer` through `&mut self`: no dropout, no cache, but the output layers
+        /// keep their logits (evaluation computes cross-entropy from them).
+        mode: Mode,
     },
     Infer(&'a Layers<F>),
 }
@@ -120,8 +123,12 @@ impl<F: Float> Access<'_, F> {
     ) -> Result<ArrayD<F>> {
         match self {
             Access::Infer(layers) => layers[l].infer_with_states(x, mask, states),
-            Access::Train { layers, instances } => Self::trained(layers, instances, node, l, first)
-                .forward_with_states(x, mask, Mode::Train, states),
+            Access::Train {
+                layers,
+                instances,
+                mode,
+            } => Self::trained(layers, instances, node, l, first)
+                .forward_with_states(x, mask, *mode, states),
         }
     }
 
@@ -134,8 +141,11 @@ impl<F: Float> Access<'_, F> {
     ) -> Result<ArrayD<F>> {
         match self {
             Access::Infer(layers) => layers[l].infer_list(xs, masks),
-            Access::Train { layers, instances } => Self::trained(layers, instances, node, l, first)
-                .forward_list(xs, masks, Mode::Train),
+            Access::Train {
+                layers,
+                instances,
+                mode,
+            } => Self::trained(layers, instances, node, l, first).forward_list(xs, masks, *mode),
         }
     }
 }
@@ -258,10 +268,6 @@ impl<F: Float> Functional<F> {
         mode: Mode,
     ) -> Result<Vec<Forward<F>>> {
         self.cache = None;
-        if mode == Mode::Infer {
-            let pass = self.execute(&mut Access::Infer(&self.layers), xs, masks)?;
-            return Ok(self.collect(pass, false));
-        }
         let (mut layers, mut instances) = (
             std::mem::take(&mut self.layers),
             std::mem::take(&mut self.instances),
@@ -270,6 +276,7 @@ impl<F: Float> Functional<F> {
             &mut Access::Train {
                 layers: &mut layers,
                 instances: &mut instances,
+                mode,
             },
             xs,
             masks,
@@ -277,6 +284,9 @@ impl<F: Float> Functional<F> {
         self.layers = layers;
         self.instances = instances;
         let pass = pass?;
+        if mode == Mode::Infer {
+            return Ok(self.collect(pass, true));
+        }
         let shapes = pass
             .values
             .iter()
@@ -290,13 +300,17 @@ impl<F: Float> Functional<F> {
         Ok(self.collect(pass, true))
     }
 
-    fn collect(&self, mut pass: Pass<F>, train: bool) -> Vec<Forward<F>> {
+    /// The outputs of a pass; `with_logits`: the pass ran through `&mut self` and the
+    /// softmax/sigmoid output layers (or their call's copy) hold their logits.
+    fn collect(&self, mut pass: Pass<F>, with_logits: bool) -> Vec<Forward<F>> {
         self.outputs
             .iter()
             .map(|&(n, o)| {
-                let logits = match (&self.nodes[n].op, train, o) {
+                let logits = match (&self.nodes[n].op, with_logits, o) {
                     (Op::Call { layer, .. }, true, 0) => {
-                        let l = &self.layers[*layer];
+                        let l = self.instances[n]
+                            .as_deref()
+                            .unwrap_or(self.layers[*layer].as_ref());
                         matches!(
                             l.output_activation(),
                             Activation::Softmax | Activation::Sigmoid

@@ -251,6 +251,9 @@ impl<F: Float> Optimizer<F> for AdamW<F> {
     fn learning_rate(&self) -> f64 {
         self.0.lr
     }
+    fn next_learning_rate(&self) -> f64 {
+        self.0.learning_rate.at(self.0.t)
+    }
     fn weight_decay(&self) -> Option<f64> {
         self.0.weight_decay
     }

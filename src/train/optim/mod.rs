@@ -45,6 +45,9 @@ macro_rules! common_optimizer_methods {
         fn learning_rate(&self) -> f64 {
             self.lr
         }
+        fn next_learning_rate(&self) -> f64 {
+            self.learning_rate.at(self.t)
+        }
         fn weight_decay(&self) -> Option<f64> {
             self.weight_decay
         }
@@ -126,6 +129,12 @@ pub trait Optimizer<F: Float>: std::fmt::Debug + Send {
     /// The learning rate of the step being taken (between steps: of the last one taken,
     /// or of the first before any).
     fn learning_rate(&self) -> f64;
+    /// The learning rate of the next step (Keras's `optimizer.learning_rate` between
+    /// steps: the schedule at the current `iterations`). Defaults to
+    /// [`Optimizer::learning_rate`], right for a constant rate.
+    fn next_learning_rate(&self) -> f64 {
+        self.learning_rate()
+    }
     /// Keras's `weight_decay`: before each update every weight moves by `−w·wd·lr`
     /// (decoupled from the gradient; `wd` rounded through float32 as Keras does). `None`
     /// (the default) for none.
@@ -298,6 +307,9 @@ impl<F: Float> Optimizer<F> for Box<dyn Optimizer<F>> {
     }
     fn learning_rate(&self) -> f64 {
         (**self).learning_rate()
+    }
+    fn next_learning_rate(&self) -> f64 {
+        (**self).next_learning_rate()
     }
     fn weight_decay(&self) -> Option<f64> {
         (**self).weight_decay()
