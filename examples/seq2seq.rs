@@ -206,7 +206,7 @@ fn start_state(
         .expect("2-D ids");
     Ok(match v {
         Variant::Attention => {
-            DecodeState::new(states, vec![out[0].output.clone()]).with_mask(0, mask)
+            DecodeState::new(states, vec![out[0].output.clone()]).with_mask(0, mask)?
         }
         Variant::Input | Variant::Both => DecodeState::new(states, vec![out[1].output.clone()]),
         Variant::State => DecodeState::new(states, vec![]),

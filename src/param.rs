@@ -22,10 +22,40 @@ use ndarray::{
 /// assert!(p.grad().iter().all(|&g| g == 0.0));
 /// assert!(p.set_value(&ArrayD::ones(IxDyn(&[3, 2]))).is_err()); // shape kept
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Param<F: Float> {
     pub(crate) value: ArrayD<F>,
     pub(crate) grad: ArrayD<F>,
+    /// This weight's identity (a Keras variable's): unique in the process, new for every
+    /// parameter made or cloned, kept when values are replaced in place. An optimizer
+    /// serves the parameters it first stepped and refuses others.
+    id: u64,
+}
+
+/// A fresh parameter identity.
+fn next_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl<F: Float> Clone for Param<F> {
+    /// A copy with the same values and gradient, and an identity of its own (a copied
+    /// model is another model to an optimizer, as a cloned Keras model is).
+    fn clone(&self) -> Self {
+        Param {
+            value: self.value.clone(),
+            grad: self.grad.clone(),
+            id: next_id(),
+        }
+    }
+}
+
+impl<F: Float> PartialEq for Param<F> {
+    /// Equal values and gradients (identities aside).
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value && self.grad == other.grad
+    }
 }
 
 impl<F: Float> Param<F> {
@@ -38,7 +68,17 @@ impl<F: Float> Param<F> {
             value.as_standard_layout().into_owned()
         };
         let grad = ArrayD::zeros(value.raw_dim());
-        Param { value, grad }
+        Param {
+            value,
+            grad,
+            id: next_id(),
+        }
+    }
+
+    /// This parameter's identity: unique in the process, new for every parameter made or
+    /// cloned (what an optimizer binds to).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The weight values.

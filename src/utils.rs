@@ -121,12 +121,33 @@ pub fn pad_sequences<T: Clone, S: AsRef<[T]>>(sequences: &[S], value: T) -> Arra
 /// ```
 ///
 /// # Errors
-/// [`Error::Data`] for a label ≥ `num_classes`, naming it.
+/// [`Error::Data`] for a label ≥ `num_classes`, naming it, or a one-hot array larger
+/// than [`MAX_WEIGHT_LEN`](crate::layers::MAX_WEIGHT_LEN) scalars.
 pub fn to_categorical<F: Float>(labels: &[usize], num_classes: Option<usize>) -> Result<Array2<F>> {
-    let k = num_classes.unwrap_or_else(|| labels.iter().max().map_or(0, |m| m + 1));
+    let k = match num_classes {
+        Some(k) => k,
+        None => match labels.iter().max() {
+            None => 0,
+            Some(&m) => m.checked_add(1).ok_or_else(|| {
+                Error::Data(format!("label {m} leaves no room for a class count"))
+            })?,
+        },
+    };
     if let Some((i, l)) = labels.iter().enumerate().find(|(_, &l)| l >= k) {
         return Err(Error::Data(format!(
             "label {l} at index {i} is out of range: expected 0..{k}"
+        )));
+    }
+    if labels
+        .len()
+        .checked_mul(k)
+        .is_none_or(|n| n > crate::layers::MAX_WEIGHT_LEN)
+    {
+        return Err(Error::Data(format!(
+            "{} labels of {k} classes make a one-hot array beyond the {} scalars one array may \
+             hold",
+            labels.len(),
+            crate::layers::MAX_WEIGHT_LEN
         )));
     }
     let mut y = Array2::zeros((labels.len(), k));

@@ -365,6 +365,26 @@ pub(crate) struct Container<'a> {
 
 impl<'a> Container<'a> {
     pub(crate) fn open(bytes: &'a [u8]) -> std::result::Result<Self, FileError> {
+        // A file that is not safetensors at all (text, another format) most often fails on
+        // its first 8 bytes, read as the header length: say what they were read as.
+        if let Some(head) = bytes.get(..8) {
+            let n = u64::from_le_bytes(head.try_into().expect("8 bytes"));
+            let fits = usize::try_from(n).is_ok_and(|n| n <= bytes.len() - 8);
+            if !fits || bytes.get(8) != Some(&b'{') {
+                return Err(FileError::Container(format!(
+                    "not a safetensors file: its first 8 bytes ({:?}) give a header length of \
+                     {n} bytes, {} a JSON header of {} bytes left in the file",
+                    String::from_utf8_lossy(head),
+                    if fits { "but no" } else { "beyond" },
+                    bytes.len() - 8
+                )));
+            }
+        } else {
+            return Err(FileError::Container(format!(
+                "{} bytes: too short for a safetensors file (8-byte header length first)",
+                bytes.len()
+            )));
+        }
         let container = |e: safetensors::SafeTensorError| FileError::Container(e.to_string());
         let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(container)?;
         let tensors = SafeTensors::deserialize(bytes).map_err(container)?;

@@ -226,6 +226,7 @@ impl<F: Float> LayerConfig<F> for AdditiveAttentionConfig {
                 ))
             }
         };
+        super::check_weight_size(&name, "scale", &[d])?;
         Ok(Box::new(Attention {
             name,
             score: Score::Additive,

@@ -203,6 +203,28 @@ fn split_states<F: Float>(name: &str, states: &[Array2<F>]) -> Result<StatePair<
     Ok((states[..half].to_vec(), states[half..].to_vec()))
 }
 
+/// A recurrent layer's configuration without what may differ between the two directions
+/// of a Bidirectional (name, `go_backwards`, `zero_output_for_mask`, the dropout seed).
+fn plain_spec(spec: Option<LayerSpec>) -> Option<LayerSpec> {
+    let mut spec = spec?;
+    macro_rules! plain {
+        ($c:expr) => {{
+            let c = $c.as_mut();
+            c.name = None;
+            c.go_backwards = false;
+            c.zero_output_for_mask = false;
+            c.seed = None;
+        }};
+    }
+    match &mut spec {
+        LayerSpec::SimpleRnn(c) => plain!(c),
+        LayerSpec::Lstm(c) => plain!(c),
+        LayerSpec::Gru(c) => plain!(c),
+        _ => {}
+    }
+    Some(spec)
+}
+
 /// Flips a `[batch, steps, ..]` array along time.
 fn flip_time<F: Float>(a: &ArrayD<F>) -> ArrayD<F> {
     a.slice_axis(Axis(1), Slice::new(0, None, -1)).to_owned()
@@ -235,6 +257,20 @@ impl<F: Float, L: RecurrentLayer<F>> Bidirectional<F, L> {
                 previous: format!("forward layer {}", f.name()),
                 reason: format!(
                     "both directions need the same {what}: forward has {x}, backward {} has {y}",
+                    b.name()
+                ),
+            });
+        }
+        // The model file keeps one configuration for both directions (and Keras refuses a
+        // stateful/non-stateful pair): every other option must agree.
+        let (fs, bs) = (plain_spec(f.spec()), plain_spec(b.spec()));
+        if fs != bs {
+            return Err(Error::Incompatible {
+                layer: "bidirectional".into(),
+                previous: format!("forward layer {}", f.name()),
+                reason: format!(
+                    "both directions need the same options (all but name, go_backwards and \
+                     seed): forward has {fs:?}, backward {} has {bs:?}",
                     b.name()
                 ),
             });

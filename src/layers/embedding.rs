@@ -250,7 +250,10 @@ impl<F: Float> Layer<F> for Embedding<F> {
     fn streams(&self) -> bool {
         true
     }
-    /// One streamed step: `x` `[batch, 1]` ids → `[batch, output_dim]`.
+    /// One streamed step: `x` `[batch, 1]` ids → `[batch, output_dim]`. With `mask_zero`
+    /// the padding id 0 is refused: a masked step would have to carry the states of the
+    /// layers after it, which one step cannot tell them (feed real tokens, or run whole
+    /// padded sequences through `infer`).
     fn step(
         &self,
         x: ArrayView2<'_, F>,
@@ -267,7 +270,15 @@ impl<F: Float> Layer<F> for Embedding<F> {
         }
         // Check every id before writing anything.
         for (i, &v) in x.iter().enumerate() {
-            self.id(v, i)?;
+            if self.id(v, i)? == 0 && self.mask_zero {
+                return Err(Error::Mask {
+                    layer: self.name.clone(),
+                    reason: format!(
+                        "row {i} feeds the padding id 0 to a stream; with mask_zero a padded \
+                         step has no one-step form (run padded sequences through infer)"
+                    ),
+                });
+            }
         }
         let table = self.embeddings.v2();
         let out = ensure(out, (x.nrows(), self.output_dim));

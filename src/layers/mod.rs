@@ -579,9 +579,23 @@ pub(crate) fn positive(layer: &str, field: &'static str, v: usize) -> Result<()>
     Ok(())
 }
 
-/// The most scalars one weight tensor of a layer may hold (2^31: 8 GiB in f32). Larger
-/// sizes are refused before anything is allocated.
-pub const MAX_WEIGHT_LEN: usize = 1 << 31;
+/// The most scalars one weight tensor (or one layer output per call, or one generated
+/// array) may hold: 2^28, 1 GiB in f32 and 2 GiB in f64 (an embedding of a million
+/// tokens by 256). Larger sizes are refused before anything is allocated.
+pub const MAX_WEIGHT_LEN: usize = 1 << 28;
+
+/// Refuses an output of shape `dims` (batch included) that overflows or exceeds
+/// [`MAX_WEIGHT_LEN`].
+pub(crate) fn check_output_size(layer: &str, dims: &[usize]) -> Result<()> {
+    let len = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    match len {
+        Some(n) if n <= MAX_WEIGHT_LEN => Ok(()),
+        _ => Err(Error::Data(format!(
+            "{layer}: the output would be {dims:?}, more than the {MAX_WEIGHT_LEN} scalars one \
+             array may hold"
+        ))),
+    }
+}
 
 /// Refuses a weight of shape `dims` that overflows or exceeds [`MAX_WEIGHT_LEN`].
 pub(crate) fn check_weight_size(layer: &str, what: &str, dims: &[usize]) -> Result<()> {

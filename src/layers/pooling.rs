@@ -10,7 +10,8 @@ use ndarray::{Array2, Array3, ArrayD, Axis, Ix2};
 
 /// Mean over the time axis, numerically equal to `keras.layers.GlobalAveragePooling1D`:
 /// `[batch, steps, F]` → `[batch, F]`. With a mask, the mean over the real steps only
-/// (`Σ_t m·x / Σ_t m`); the output carries no mask.
+/// (`Σ_t m·x / Σ_t m`); the output carries no mask. A row whose steps are all masked
+/// pools to 0 with a zero gradient (Keras's 0/0 would make it NaN).
 ///
 /// ```
 /// use rnnkit::prelude::*;
@@ -71,7 +72,9 @@ impl<F: Float> LayerConfig<F> for GlobalAveragePooling1DConfig {
 }
 
 impl GlobalAveragePooling1D {
-    /// The weight of each step, `[batch, steps]`: `m / Σ m` (`1 / T` without a mask).
+    /// The weight of each step, `[batch, steps]`: `m / Σ m` (`1 / T` without a mask); a row
+    /// with every step masked has weight 0 everywhere (its output is 0, its gradient 0,
+    /// where Keras divides 0 by 0).
     fn weights<F: Float>(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Array2<f64>> {
         let (b, t, _) = check_seq(&self.name, x, x.shape().get(2).copied().unwrap_or(0))?.dim();
         super::check_mask(&self.name, mask, b, t)?;
@@ -81,7 +84,9 @@ impl GlobalAveragePooling1D {
         }
         for mut row in w.rows_mut() {
             let n = row.sum();
-            row.mapv_inplace(|v| v / n);
+            if n > 0.0 {
+                row.mapv_inplace(|v| v / n);
+            }
         }
         Ok(w)
     }
@@ -103,7 +108,9 @@ impl GlobalAveragePooling1D {
                     n += 1.0;
                 }
             }
-            yr.assign(&sum.mapv(|v| v / F::c(n)));
+            if n > 0.0 {
+                yr.assign(&sum.mapv(|v| v / F::c(n)));
+            }
         }
         y.into_dyn()
     }
@@ -224,6 +231,26 @@ impl<F: Float> LayerConfig<F> for RepeatVectorConfig {
     fn build(&self, input: &[Dim], _rng: &mut StdRng) -> Result<Box<dyn Layer<F>>> {
         let name = self.name.clone().unwrap_or_else(|| "repeat_vector".into());
         positive(&name, "n", self.n)?;
+        let f = match input {
+            [Some(f)] => *f,
+            _ => 1,
+        };
+        if self
+            .n
+            .checked_mul(f)
+            .is_none_or(|s| s > super::MAX_WEIGHT_LEN)
+        {
+            return Err(Error::Config {
+                layer: name,
+                field: "n",
+                reason: format!(
+                    "{} steps of {f} features are more than the {} scalars one sample's output \
+                     may hold",
+                    self.n,
+                    super::MAX_WEIGHT_LEN
+                ),
+            });
+        }
         let layer = RepeatVector {
             name,
             n: self.n,
@@ -283,6 +310,7 @@ impl<F: Float> Layer<F> for RepeatVector {
                 shape: x.shape().to_vec(),
             })?;
         let (b, f) = x2.dim();
+        super::check_output_size(&self.name, &[b, self.n, f])?;
         Ok(Array3::from_shape_fn((b, self.n, f), |(bi, _, fi)| x2[[bi, fi]]).into_dyn())
     }
     fn compute_mask(&self, _x: &ArrayD<F>, _mask: Option<&Mask>) -> Option<Mask> {

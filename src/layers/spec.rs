@@ -98,6 +98,20 @@ impl LayerSpec {
         }
     }
 
+    /// Whether the layer carries its state from call to call (`stateful`).
+    pub(crate) fn is_stateful(&self) -> bool {
+        use super::bidirectional::BidirectionalSpec as B;
+        match self {
+            LayerSpec::SimpleRnn(c) => c.as_ref().stateful,
+            LayerSpec::Lstm(c) => c.as_ref().stateful,
+            LayerSpec::Gru(c) => c.as_ref().stateful,
+            LayerSpec::Bidirectional(B::SimpleRnn(b)) => b.layer.as_ref().stateful,
+            LayerSpec::Bidirectional(B::Lstm(b)) => b.layer.as_ref().stateful,
+            LayerSpec::Bidirectional(B::Gru(b)) => b.layer.as_ref().stateful,
+            _ => false,
+        }
+    }
+
     /// The layer's name, if the configuration gives one.
     pub fn name(&self) -> Option<&str> {
         match self {

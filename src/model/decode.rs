@@ -52,6 +52,7 @@ pub struct StepDecoder<F: Float> {
 /// Where a batch of decodes stands: each row's recurrent states and its context.
 ///
 /// ```
+/// # fn main() -> Result<(), rnnkit::Error> {
 /// use rnnkit::DecodeState;
 /// use ndarray::{Array2, Array3};
 /// // Two rows: h and c of 8 units, and encoder outputs of 5 steps to attend to, the second
@@ -61,8 +62,9 @@ pub struct StepDecoder<F: Float> {
 ///     vec![Array2::<f32>::zeros((2, 8)).into_dyn(), Array2::<f32>::zeros((2, 8)).into_dyn()],
 ///     vec![Array3::<f32>::zeros((2, 5, 8)).into_dyn()],
 /// )
-/// .with_mask(0, mask);
+/// .with_mask(0, mask)?;
 /// # let _ = s;
+/// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 pub struct DecodeState<F: Float> {
@@ -84,11 +86,33 @@ impl<F: Float> DecodeState<F> {
 
     /// Gives context input `k` a `[batch, steps]` mask (the encoder's padding, for
     /// attention).
-    pub fn with_mask(mut self, k: usize, mask: Mask) -> Self {
-        if k < self.masks.len() {
-            self.masks[k] = Some(mask);
+    ///
+    /// # Errors
+    /// [`Error::Mask`] when there is no context input `k`, or the mask is not
+    /// `[batch, steps]` of that input.
+    pub fn with_mask(mut self, k: usize, mask: Mask) -> Result<Self> {
+        let Some(c) = self.context.get(k) else {
+            return Err(Error::Mask {
+                layer: "DecodeState".into(),
+                reason: format!(
+                    "a mask for context input {k}, but there are {} context inputs",
+                    self.context.len()
+                ),
+            });
+        };
+        if c.ndim() < 2 || mask.dim() != (c.shape()[0], c.shape()[1]) {
+            return Err(Error::Mask {
+                layer: "DecodeState".into(),
+                reason: format!(
+                    "mask of shape {:?} for context input {k} of shape {:?}: expected \
+                     [batch, steps]",
+                    mask.shape(),
+                    c.shape()
+                ),
+            });
         }
-        self
+        self.masks[k] = Some(mask);
+        Ok(self)
     }
 
     /// The rows `idx` of every array (beam search reorders and copies hypotheses).
@@ -130,7 +154,10 @@ impl<F: Float> StepDecoder<F> {
             field: "decoder",
             reason,
         };
-        if model.input_count() < 1 + states || model.output_count() != 1 + states {
+        let want = states
+            .checked_add(1)
+            .ok_or_else(|| bad(format!("{states} states")))?;
+        if model.input_count() < want || model.output_count() != want {
             return Err(bad(format!(
                 "a step decoder with {states} states takes [token, {states} states, context…] and \
                  gives [probabilities, {states} states]; this model takes {} inputs and gives {} outputs",
@@ -328,6 +355,10 @@ impl<F: Float> StepDecoder<F> {
         }
         // Live hypotheses: (tokens, log-probability); row i of `state` is hypothesis i's.
         let mut live: Vec<(Vec<usize>, f64)> = vec![(Vec::new(), 0.0)];
+        if max_len == 0 {
+            // No token may be taken: the one hypothesis is the empty sequence.
+            return Ok(live);
+        }
         let mut state = state;
         let mut finished: Vec<(Vec<usize>, f64)> = Vec::new();
         for step in 0..max_len {

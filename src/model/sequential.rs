@@ -36,6 +36,7 @@ pub struct Sequential<F: Float> {
     shapes: Vec<Vec<Dim>>,
     rng: StdRng,
     name_counts: HashMap<String, usize>,
+    serial: super::Serial,
 }
 
 impl<F: Float> Sequential<F> {
@@ -54,6 +55,7 @@ impl<F: Float> Sequential<F> {
             shapes: Vec::new(),
             rng: seeded_rng(0),
             name_counts: HashMap::new(),
+            serial: super::Serial::default(),
         }
     }
 
@@ -526,6 +528,31 @@ impl<F: Float> Sequential<F> {
     /// ```
     pub fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Forward<F>> {
         self.check_batch(x, mask)?;
+        if !self
+            .layers
+            .iter()
+            .any(|l| l.spec().is_some_and(|s| s.is_stateful()))
+        {
+            return self.infer_from(x, mask, None);
+        }
+        // Stateful layers move their carried states on: one call at a time through the
+        // whole model (each layer sees the calls in one order), and a call that would fail
+        // on a carried batch size is refused before any layer moves.
+        let _serial = self.serial.lock();
+        let batch = x.shape().first().copied().unwrap_or(0);
+        for layer in &self.layers {
+            if let Some(s) = layer.states().first() {
+                if s.nrows() != batch {
+                    return Err(Error::Shape {
+                        layer: layer.name().to_string(),
+                        what: "input batch (a stateful layer keeps one state per sample; \
+                               reset it with set_states(None) to change the batch size)",
+                        expected: format!("[{}, ...]", s.nrows()),
+                        got: vec![batch],
+                    });
+                }
+            }
+        }
         self.infer_from(x, mask, None)
     }
 

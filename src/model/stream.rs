@@ -145,8 +145,9 @@ impl<F: Float> Sequential<F> {
         if let Some(layer) = &state.refused {
             return Err(Error::Unsupported {
                 layer: layer.clone(),
-                reason: "this layer cannot run one step at a time (a Bidirectional layer \
-                         needs the steps to come), so the model cannot stream"
+                reason: "this layer cannot run one step at a time (a Bidirectional or \
+                         go_backwards layer needs the steps to come), so the model cannot \
+                         stream"
                     .into(),
             });
         }

@@ -421,6 +421,7 @@ impl<F: Float> EchoStateNetwork<F> {
         }
         let x0 = first.view().insert_axis(Axis(0)).to_owned();
         self.check_series(x0.view(), "first")?;
+        crate::layers::check_output_size(self.name(), &[steps, f])?;
         let mut out = Array2::<F>::zeros((steps, f));
         let mut x = x0.row(0).to_vec();
         let mut h = self.state.to_vec();

@@ -27,6 +27,28 @@ pub(crate) fn check_data<F: Float>(
     if x.shape()[0] == 0 {
         return Err(Error::Data("no samples".into()));
     }
+    // The array passed, against the model's input (not a batch of it, later).
+    let want: &[Dim] = model.input_shape();
+    let fits_input = want.is_empty()
+        || (x.ndim() == want.len() + 1
+            && x.shape()[1..]
+                .iter()
+                .zip(want)
+                .all(|(&g, w)| w.is_none_or(|w| w == g)));
+    if !fits_input {
+        return Err(Error::Shape {
+            layer: model.name().to_string(),
+            what: "x",
+            expected: format!(
+                "(samples, {})",
+                want.iter()
+                    .map(|d| d.map_or("None".to_string(), |d| d.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            got: x.shape().to_vec(),
+        });
+    }
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
         return Err(Error::Data(format!(
             "x has a non-finite value at flat index {i}"

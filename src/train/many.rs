@@ -290,7 +290,9 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// model with several inputs or outputs).
     ///
     /// # Errors
-    /// [`Error::Config`] for `batch_size` 0; the model's errors.
+    /// [`Error::Config`] for `batch_size` 0; [`Error::Data`] for another number of
+    /// arrays than the model's inputs, or arrays with different sample counts;
+    /// [`Error::Empty`] for no samples; the model's errors.
     pub fn predict_many(&self, model: &dyn Model<F>, xs: &[ArrayD<F>]) -> Result<Vec<ArrayD<F>>> {
         if self.batch_size == 0 {
             return Err(Error::Config {
@@ -299,9 +301,26 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                 reason: "expected a positive integer, got 0".into(),
             });
         }
-        let n = xs
-            .first()
-            .map_or(0, |x| x.shape().first().copied().unwrap_or(0));
+        if xs.is_empty() || xs.len() != model.input_count() {
+            return Err(Error::Data(format!(
+                "{} takes {} inputs; got {} input arrays",
+                model.name(),
+                model.input_count(),
+                xs.len()
+            )));
+        }
+        let n = xs[0].shape().first().copied().unwrap_or(0);
+        for (k, a) in xs.iter().enumerate() {
+            if a.ndim() == 0 || a.shape()[0] != n {
+                return Err(Error::Data(format!(
+                    "input {k} has shape {:?}: every input needs the {n} samples of input 0",
+                    a.shape()
+                )));
+            }
+        }
+        if n == 0 {
+            return Err(crate::layers::empty(model.name(), "batch", xs[0].shape()));
+        }
         let mut parts: Vec<Vec<ArrayD<F>>> = Vec::new();
         for start in (0..n).step_by(self.batch_size) {
             let r: ndarray::Slice = (start..(start + self.batch_size).min(n)).into();

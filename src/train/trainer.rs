@@ -350,6 +350,11 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                 });
             }
         }
+        // The same architecture is not the same model: the optimizer's slots belong to
+        // the parameters it stepped (Keras refuses another model's variables).
+        let mut ids = Vec::new();
+        model.visit_params(&mut |_, p| ids.push(p.id()));
+        self.optimizer.bind(&ids)?;
         if self.bound.is_none() {
             self.bound = Some(fingerprint(model));
         }

@@ -123,7 +123,7 @@ fn tampered_files_are_typed_errors() {
     // More units than the file holds: refused before allocating.
     let b = edited(|h, _| {
         let mut a = arch(h);
-        a["config"]["units"] = serde_json::json!(40_000);
+        a["config"]["units"] = serde_json::json!(10_000);
         set(h, &a);
     });
     assert!(matches!(load_err(&b), FileError::TooLarge { .. }));

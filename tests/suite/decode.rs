@@ -85,11 +85,11 @@ fn start(encoder: &Functional<f64>, src: &ArrayD<f64>) -> Result<DecodeState<f64
         .mapv(|v| v != 0.0)
         .into_dimensionality::<ndarray::Ix2>()
         .unwrap();
-    Ok(DecodeState::new(
+    DecodeState::new(
         vec![out[1].output.clone(), out[2].output.clone()],
         vec![out[0].output.clone()],
     )
-    .with_mask(0, mask))
+    .with_mask(0, mask)
 }
 
 #[test]
@@ -162,6 +162,12 @@ fn beam_search_is_greedy_at_width_1_and_exact_when_wide() -> Result<(), Error> {
     let exact = brute_force(&decoder, &st, 4);
     let wide = decoder.beam_search(st.clone(), START, END, 5, 2000)?;
     let finished: Vec<_> = wide.iter().filter(|(s, _)| s.len() <= 4).take(5).collect();
+    assert_eq!(
+        finished.len(),
+        5,
+        "the wide beam's five best of up to 4 tokens"
+    );
+    assert!(exact.len() >= 5, "{} brute-force sequences", exact.len());
     for ((s, lp), (es, elp)) in finished.iter().zip(&exact) {
         assert_eq!(s, es);
         assert!((lp - elp).abs() < 1e-9, "{lp} vs {elp}");
@@ -175,6 +181,39 @@ fn beam_search_is_greedy_at_width_1_and_exact_when_wide() -> Result<(), Error> {
     assert!(decoder
         .sample(st, START, END, 6, 0.0, &mut seeded_rng(3))
         .is_err());
+    Ok(())
+}
+
+#[test]
+fn zero_tokens_and_bad_masks_are_answered_not_ignored() -> Result<(), Error> {
+    let (train, encoder) = models()?;
+    let decoder = step_decoder(&train)?;
+    let st = start(&encoder, &ids(&[&[4, 3, 3]]))?;
+    // max_len 0: the one hypothesis is the empty sequence (was an empty list).
+    assert_eq!(
+        decoder.beam_search(st.clone(), START, END, 0, 3)?,
+        vec![(Vec::new(), 0.0)]
+    );
+    assert_eq!(
+        decoder.greedy(st.clone(), START, END, 0)?,
+        vec![Vec::<usize>::new()]
+    );
+    // A mask for a context input that does not exist, or of the wrong shape.
+    let mask = ndarray::Array2::from_elem((1, 3), true);
+    let e = st.clone().with_mask(1, mask.clone()).unwrap_err();
+    assert!(e.to_string().contains("context input 1"), "{e}");
+    let e = st
+        .clone()
+        .with_mask(0, ndarray::Array2::from_elem((1, 4), true))
+        .unwrap_err();
+    assert!(e.to_string().contains("[batch, steps]"), "{e}");
+    assert!(st.with_mask(0, mask).is_ok());
+    // A state count that overflows `1 + states`.
+    let mut g = Graph::<f64>::new(0);
+    let x = g.input("x", &[Some(1)])?;
+    let y = g.apply(&DenseConfig::new(2), x)?;
+    let e = StepDecoder::new(g.build(&[x], &[y])?, usize::MAX).unwrap_err();
+    assert!(e.to_string().contains("states"), "{e}");
     Ok(())
 }
 

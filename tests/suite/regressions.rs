@@ -3,7 +3,11 @@
 
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
 use rnnkit::prelude::*;
-use rnnkit::{Context, Control, EpochEnd, ExponentialDecay, Logs, ReduceLROnPlateau};
+use rnnkit::{
+    Bidirectional, Context, Control, EpochEnd, EsnConfig, ExponentialDecay,
+    GlobalAveragePooling1DConfig, Logs, MergeMode, Optimizer, ReduceLROnPlateau,
+    RepeatVectorConfig,
+};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -172,4 +176,297 @@ fn a_callback_reads_the_next_steps_learning_rate() {
     ];
     assert_eq!(*seen.borrow(), want);
     assert!(want[0] < 0.1 * 0.25 + 1e-9 && want[0] > 0.1 * 0.25 - 1e-9);
+}
+
+/// A one-input, two-output graph: `h` (sequences, masked by Masking) twice, and Dense.
+fn graph_with_repeated_output() -> Result<Functional<f64>, Error> {
+    let mut g = Graph::<f64>::new(0);
+    let x = g.input("x", &[Some(4), Some(3)])?;
+    let m = g.apply(&MaskingConfig::new(0.0), x)?;
+    let h = g.apply(&SimpleRnnConfig::new(2).return_sequences(true), m)?;
+    g.build(&[x], &[h, h])
+}
+
+#[test]
+fn a_graph_output_listed_twice_keeps_its_mask_both_times() -> Result<(), Error> {
+    let model = graph_with_repeated_output()?;
+    let mut x = xs(2);
+    x.slice_mut(ndarray::s![0, 3, ..]).fill(0.0);
+    let out = model.infer_many(&[x])?;
+    assert!(out[0].mask.is_some());
+    assert_eq!(out[0].mask, out[1].mask);
+    assert_eq!(out[0].output, out[1].output);
+    Ok(())
+}
+
+#[test]
+fn predict_many_refuses_ragged_missing_or_empty_inputs() -> Result<(), Error> {
+    let mut g = Graph::<f64>::new(0);
+    let a = g.input("a", &[Some(3)])?;
+    let b = g.input("b", &[Some(3)])?;
+    let s = g.merge(Merge::Add, &[a, b])?;
+    let y = g.apply(&DenseConfig::new(1), s)?;
+    let model = g.build(&[a, b], &[y])?;
+    let t = Trainer::new(Adam::new(0.01), Loss::Mse).batch_size(2);
+    let (x5, x3) = (
+        ArrayD::<f64>::ones(IxDyn(&[5, 3])),
+        ArrayD::<f64>::ones(IxDyn(&[3, 3])),
+    );
+    let e = t
+        .predict_many(&model, &[x5.clone(), x3.clone()])
+        .unwrap_err();
+    assert!(e.to_string().contains("samples of input 0"), "{e}");
+    let e = t.predict_many(&model, &[x3, x5.clone()]).unwrap_err();
+    assert!(e.to_string().contains("samples of input 0"), "{e}");
+    let e = t.predict_many(&model, &[]).unwrap_err();
+    assert!(e.to_string().contains("takes 2 inputs"), "{e}");
+    let empty = ArrayD::<f64>::zeros(IxDyn(&[0, 3]));
+    assert!(matches!(
+        t.predict_many(&model, &[empty.clone(), empty]),
+        Err(Error::Empty { .. })
+    ));
+    assert_eq!(
+        t.predict_many(&model, &[x5.clone(), x5])?[0].shape(),
+        &[5, 1]
+    );
+    Ok(())
+}
+
+/// A stateful SimpleRNN(1) that counts its steps: h ← h + 1 (linear, kernel 1 on a
+/// constant input of 1, recurrent weight 1).
+fn counter() -> Sequential<f64> {
+    let mut m = Sequential::<f64>::with_input_shape(vec![Some(1), Some(1)]);
+    m.add(
+        &SimpleRnnConfig::new(1)
+            .activation(Activation::Linear)
+            .stateful(true),
+    )
+    .unwrap();
+    m.add(&DenseConfig::new(1)).unwrap();
+    let one = ArrayD::ones(IxDyn(&[1, 1]));
+    m.set_weights(&[
+        one.clone(),
+        one.clone(),
+        ArrayD::zeros(IxDyn(&[1])),
+        one,
+        ArrayD::zeros(IxDyn(&[1])),
+    ])
+    .unwrap();
+    m
+}
+
+#[test]
+fn stateful_inference_from_several_threads_loses_no_step() {
+    let m = counter();
+    let x = ArrayD::<f64>::ones(IxDyn(&[1, 1, 1]));
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..2_000 {
+                    m.infer(&x, None).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(m.states()[0][0][[0, 0]], 8_000.0);
+}
+
+#[test]
+fn a_refused_inference_moves_no_carried_state() {
+    // Two stateful layers; the second's carried batch is changed by hand, so a call with
+    // the first's batch fails at the second: the first must not have moved.
+    let mut m = Sequential::<f64>::with_input_shape(vec![Some(2), Some(1)]);
+    m.add(
+        &SimpleRnnConfig::new(2)
+            .return_sequences(true)
+            .stateful(true),
+    )
+    .unwrap();
+    m.add(&SimpleRnnConfig::new(2).stateful(true)).unwrap();
+    let x = ArrayD::<f64>::ones(IxDyn(&[1, 2, 1]));
+    m.infer(&x, None).unwrap();
+    m.layers_mut()[1]
+        .set_states(Some(&[Array2::zeros((3, 2))]))
+        .unwrap();
+    let before = m.states();
+    assert!(m.infer(&x, None).is_err());
+    assert_eq!(m.states(), before);
+}
+
+#[test]
+fn reset_states_reaches_a_graphs_stateful_layers() -> Result<(), Error> {
+    let mut g = Graph::<f64>::new(0);
+    let x = g.input("x", &[Some(2), Some(1)])?;
+    let h = g.apply(&SimpleRnnConfig::new(2).stateful(true), x)?;
+    let mut model = g.build(&[x], &[h])?;
+    let input = ArrayD::<f64>::ones(IxDyn(&[1, 2, 1]));
+    let first = model.infer(&input, None)?.output;
+    assert_ne!(model.infer(&input, None)?.output, first);
+    Model::reset_states(&mut model);
+    assert_eq!(model.infer(&input, None)?.output, first);
+    Ok(())
+}
+
+#[test]
+fn streaming_refuses_what_one_step_cannot_mean() {
+    // go_backwards reads the last step first.
+    let m = Sequential::<f64>::new(&[4, 3])
+        .push(LstmConfig::new(3).go_backwards(true))
+        .unwrap();
+    let mut st = m.stream_state(1);
+    let x = Array2::<f64>::ones((1, 3));
+    let e = m.step(x.view(), &mut st).unwrap_err();
+    assert!(e.to_string().contains("go_backwards"), "{e}");
+    // Embedding(mask_zero) fed the padding id.
+    let m = Sequential::<f64>::new(&[4])
+        .push(EmbeddingConfig::new(5, 2).mask_zero(true))
+        .unwrap()
+        .push(GruConfig::new(2))
+        .unwrap();
+    let mut st = m.stream_state(2);
+    let ids = ndarray::array![[3.0], [0.0]];
+    let e = m.step(ids.view(), &mut st).unwrap_err();
+    assert!(e.to_string().contains("padding id 0"), "{e}");
+    assert!(m
+        .step(ndarray::array![[3.0], [1.0]].view(), &mut st)
+        .is_ok());
+}
+
+#[test]
+fn pooling_an_all_padding_row_gives_zero_and_a_finite_gradient() {
+    let mut m = Sequential::<f64>::new(&[3, 2])
+        .push(GlobalAveragePooling1DConfig::new())
+        .unwrap();
+    let x = xs(2).slice(ndarray::s![.., ..3, ..2]).to_owned().into_dyn();
+    let mask = Array2::from_shape_fn((2, 3), |(r, _)| r == 0);
+    let y = m.forward_masked(&x, Some(&mask), Mode::Train).unwrap();
+    assert_eq!(y.slice(ndarray::s![1, ..]).to_vec(), vec![0.0, 0.0]);
+    let dx = m.backward(&ArrayD::ones(IxDyn(&[2, 2]))).unwrap();
+    assert!(dx.iter().all(|v| v.is_finite()));
+    assert!(dx.slice(ndarray::s![1, .., ..]).iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn an_optimizer_serves_one_model_not_its_twin() {
+    let x = ArrayD::<f64>::ones(IxDyn(&[4, 2]));
+    let y = ArrayD::<f64>::zeros(IxDyn(&[4, 1]));
+    let twin = || {
+        Sequential::<f64>::new(&[2])
+            .push(DenseConfig::new(1))
+            .unwrap()
+    };
+    let (mut a, mut b) = (twin(), twin());
+    let mut t = Trainer::new(Adam::new(0.01), Loss::Mse).epochs(1);
+    t.fit(&mut a, &x, &y).unwrap();
+    let before = b.get_weights();
+    let e = t.fit(&mut b, &x, &y).unwrap_err();
+    assert!(e.to_string().contains("another model"), "{e}");
+    assert_eq!(b.get_weights(), before);
+    // A copy is another model too (as a cloned Keras model is).
+    let mut c = a.clone();
+    assert!(t.fit(&mut c, &x, &y).is_err());
+    assert!(t.fit(&mut a, &x, &y).is_ok());
+    // Through Optimizer::apply.
+    let mut opt = Sgd::<f64>::new(0.1);
+    a.forward(&x, Mode::Train).unwrap();
+    a.backward(&ArrayD::ones(IxDyn(&[4, 1]))).unwrap();
+    opt.apply(&mut a).unwrap();
+    let before = b.get_weights();
+    b.forward(&x, Mode::Train).unwrap();
+    b.backward(&ArrayD::ones(IxDyn(&[4, 1]))).unwrap();
+    assert!(opt.apply(&mut b).is_err());
+    assert_eq!(b.get_weights(), before);
+}
+
+#[test]
+fn a_bidirectional_pair_must_agree_on_every_saved_option() {
+    let mut rng = seeded_rng(0);
+    let f = GruConfig::new(3).init::<f64>(2, &mut rng).unwrap();
+    for b in [
+        GruConfig::new(3).activation(Activation::Relu),
+        GruConfig::new(3).reset_after(false),
+        GruConfig::new(3).stateful(true),
+        GruConfig::new(3).use_bias(false),
+    ] {
+        let b = b.init::<f64>(2, &mut rng).unwrap();
+        assert!(matches!(
+            Bidirectional::from_pair(f.clone(), b, MergeMode::Concat),
+            Err(Error::Incompatible { .. })
+        ));
+    }
+    // Name, go_backwards and seed may differ (they are not the saved configuration's).
+    let b = GruConfig::new(3)
+        .name("other")
+        .go_backwards(true)
+        .seed(9)
+        .init::<f64>(2, &mut rng)
+        .unwrap();
+    assert!(Bidirectional::from_pair(f, b, MergeMode::Concat).is_ok());
+}
+
+#[test]
+fn sizes_past_the_limit_are_typed_errors() {
+    let big = rnnkit::layers::MAX_WEIGHT_LEN;
+    assert!(Sequential::<f32>::new(&[4])
+        .push(EmbeddingConfig::new(1 << 31, 1))
+        .is_err());
+    assert!(EsnConfig::new(46_340).build::<f32>(1).is_err());
+    assert!(rnnkit::utils::to_categorical::<f32>(&[usize::MAX], None).is_err());
+    assert!(rnnkit::utils::to_categorical::<f32>(&[0, big], None).is_err());
+    // RepeatVector past the limit: refused at build, and at a call with a large batch.
+    assert!(Sequential::<f32>::new(&[2])
+        .push(RepeatVectorConfig::new(1 << 62))
+        .is_err());
+    let m = Sequential::<f32>::new(&[1 << 10])
+        .push(RepeatVectorConfig::new(1 << 17))
+        .unwrap();
+    let x = ArrayD::<f32>::zeros(IxDyn(&[4, 1 << 10]));
+    assert!(matches!(m.infer(&x, None), Err(Error::Data(_))));
+    // AdditiveAttention over features past the limit.
+    let mut g = Graph::<f32>::new(0);
+    let q = g.input("q", &[None, Some(1 << 40)]).unwrap();
+    assert!(g
+        .apply_list(&rnnkit::AdditiveAttentionConfig::new(), &[q, q])
+        .is_err());
+    // ESN generation past the limit.
+    let mut esn = EsnConfig::new(10).seed(1).build::<f64>(1).unwrap();
+    let s = Array2::from_shape_fn((60, 1), |(t, _)| (t as f64 * 0.3).sin());
+    esn.fit(&s, &s).unwrap();
+    assert!(esn
+        .generate(&ndarray::Array1::zeros(1), usize::MAX / 2)
+        .is_err());
+}
+
+#[test]
+fn messages_name_what_was_passed() -> Result<(), Error> {
+    // A graph input's expected shape, without a phantom time axis.
+    let mut g = Graph::<f64>::new(0);
+    let a = g.input("a", &[Some(5)])?;
+    let y = g.apply(&DenseConfig::new(1), a)?;
+    let model = g.build(&[a], &[y])?;
+    let e = model
+        .infer(&ArrayD::zeros(IxDyn(&[8, 4])), None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("(batch 8, 5)"), "{e}");
+    // fit names the array it was given, not its first batch.
+    let mut m = Sequential::<f64>::new(&[4, 3])
+        .push(LstmConfig::new(2))?
+        .push(DenseConfig::new(1))?;
+    let x = ArrayD::<f64>::zeros(IxDyn(&[100, 4, 5]));
+    let y = ArrayD::<f64>::zeros(IxDyn(&[100, 1]));
+    let e = Trainer::new(Adam::new(0.01), Loss::Mse)
+        .fit(&mut m, &x, &y)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("[100, 4, 5]") && e.contains("(samples, 4, 3)"),
+        "{e}"
+    );
+    // A file that is not a model file at all.
+    let e = Sequential::<f64>::from_bytes(b"hello, this is a text file\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a safetensors file"), "{e}");
+    Ok(())
 }

@@ -109,12 +109,21 @@ impl<C: Cell> Recurrent<C> {
     /// The initial state of a call on `x` when `stateful` (checked against the carried
     /// batch size), `None` otherwise.
     fn carried_initial(&self, x: &ArrayD<C::F>) -> Result<Option<Array2<C::F>>> {
+        self.initial_from(x, self.carried.get().as_ref())
+    }
+
+    /// [`Self::carried_initial`] from a carried state already read (under its lock).
+    fn initial_from(
+        &self,
+        x: &ArrayD<C::F>,
+        carried: Option<&Array2<C::F>>,
+    ) -> Result<Option<Array2<C::F>>> {
         if !self.cfg().stateful {
             return Ok(None);
         }
         let b = check_seq(self.lname(), x, self.cell.input_dim())?.dim().0;
         let width = self.cell.state_width();
-        carried_initial(self.lname(), &self.carried, b, width).map(Some)
+        carried_initial(self.lname(), carried, b, width).map(Some)
     }
 
     /// The forward pass over `buf`: the layer's own buffers (training, `&mut self`) or a
@@ -549,7 +558,10 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         Ok(out)
     }
     fn infer(&self, x: &ArrayD<C::F>, mask: Option<&Mask>) -> Result<ArrayD<C::F>> {
-        let init = self.carried_initial(x)?;
+        // A stateful call holds the slot from reading to writing it: concurrent calls each
+        // advance the state once (in some order) instead of overwriting each other.
+        let mut slot = self.cfg().stateful.then(|| self.carried.lock());
+        let init = self.initial_from(x, slot.as_deref().and_then(Option::as_ref))?;
         self.spare.with(|buf| {
             let out = Self::run(
                 &self.cell,
@@ -560,8 +572,8 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
                 init.as_ref().map(|s| s.view()),
                 None,
             )?;
-            if init.is_some() {
-                self.carried.set(Some(last_state(buf).to_owned()));
+            if let Some(slot) = slot.as_deref_mut() {
+                *slot = Some(last_state(buf).to_owned());
             }
             Ok(out)
         })
@@ -615,7 +627,8 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         Ok(out)
     }
     fn streams(&self) -> bool {
-        true
+        // A layer going backwards reads the last step first: it needs the whole sequence.
+        !self.cfg().go_backwards
     }
     fn step(
         &self,

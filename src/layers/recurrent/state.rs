@@ -94,7 +94,9 @@ impl<F: Float> Carried<F> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Array2<F>>> {
+    /// The slot itself, locked: a stateful call through `&self` holds it from reading the
+    /// state to writing the next one, so calls from several threads each advance it once.
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Option<Array2<F>>> {
         // A panic elsewhere while holding the lock leaves a whole array: keep using it.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -110,11 +112,11 @@ impl<F: Float> Clone for Carried<F> {
 /// call, an error when the batch size changed.
 pub(super) fn carried_initial<F: Float>(
     layer: &str,
-    carried: &Carried<F>,
+    carried: Option<&Array2<F>>,
     b: usize,
     width: usize,
 ) -> Result<Array2<F>> {
-    match carried.get() {
+    match carried {
         Some(s) if s.nrows() != b => Err(Error::Shape {
             layer: layer.to_string(),
             what: "input batch (a stateful layer keeps one state per sample; reset it \
@@ -122,7 +124,7 @@ pub(super) fn carried_initial<F: Float>(
             expected: format!("[{}, steps, features]", s.nrows()),
             got: vec![b],
         }),
-        Some(s) => Ok(s),
+        Some(s) => Ok(s.clone()),
         None => Ok(Array2::zeros((b, width))),
     }
 }

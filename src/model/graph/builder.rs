@@ -598,11 +598,16 @@ impl<F: Float> Graph<F> {
             }
             if !initial.is_empty() {
                 if initial.len() != zero.len() {
-                    return Err(Error::Shape {
+                    return Err(Error::Config {
                         layer: lname,
-                        what: "initial_state",
-                        expected: format!("{} state tensors", zero.len()),
-                        got: vec![initial.len()],
+                        field: "initial_state",
+                        reason: format!(
+                            "a {} layer takes {} state tensors ({}), got {}",
+                            l.type_name(),
+                            zero.len(),
+                            if zero.len() == 2 { "h and c" } else { "h" },
+                            initial.len()
+                        ),
                     });
                 }
                 for (t, z) in initial.iter().zip(&zero) {

@@ -4,7 +4,7 @@ use super::{Layers, Node, Op};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::{format_shape, Dim, Layer, Mask, Mode};
+use crate::layers::{Dim, Layer, Mask, Mode};
 use crate::model::{Forward, Model};
 use crate::param::Param;
 use ndarray::{Array2, ArrayD, Ix2};
@@ -51,6 +51,8 @@ pub struct Functional<F: Float> {
     /// Per node: the copy of a shared layer its call trained with (later calls only).
     instances: Vec<Option<Box<dyn Layer<F>>>>,
     cache: Option<Cache>,
+    /// One inference at a time through `&self` when a layer is stateful.
+    serial: crate::model::Serial,
 }
 
 /// What a training pass keeps for backward besides the layers' own caches.
@@ -71,6 +73,7 @@ impl<F: Float> Clone for Functional<F> {
             outputs: self.outputs.clone(),
             instances: (0..self.nodes.len()).map(|_| None).collect(),
             cache: None,
+            serial: crate::model::Serial::default(),
         }
     }
 }
@@ -174,6 +177,7 @@ impl<F: Float> Functional<F> {
             outputs,
             instances: (0..n).map(|_| None).collect(),
             cache: None,
+            serial: crate::model::Serial::default(),
         }
     }
 
@@ -302,7 +306,7 @@ impl<F: Float> Functional<F> {
 
     /// The outputs of a pass; `with_logits`: the pass ran through `&mut self` and the
     /// softmax/sigmoid output layers (or their call's copy) hold their logits.
-    fn collect(&self, mut pass: Pass<F>, with_logits: bool) -> Vec<Forward<F>> {
+    fn collect(&self, pass: Pass<F>, with_logits: bool) -> Vec<Forward<F>> {
         self.outputs
             .iter()
             .map(|&(n, o)| {
@@ -323,7 +327,7 @@ impl<F: Float> Functional<F> {
                 let output = pass.values[n][o].clone().expect("outputs are computed");
                 Forward {
                     output,
-                    mask: pass.masks[n][o].take(),
+                    mask: pass.masks[n][o].clone(),
                     logits,
                 }
             })
@@ -354,9 +358,14 @@ impl<F: Float> Functional<F> {
                     layer: name.clone(),
                     what: "input",
                     expected: format!(
-                        "(batch {}, {})",
-                        batch.unwrap_or(0),
-                        format_shape(want).trim_matches(|c| c == '(' || c == ')')
+                        "({})",
+                        std::iter::once(format!("batch {}", batch.unwrap_or(0)))
+                            .chain(
+                                want.iter()
+                                    .map(|d| d.map_or("None".to_string(), |d| d.to_string()))
+                            )
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     got: x.shape().to_vec(),
                 });
@@ -372,6 +381,13 @@ impl<F: Float> Functional<F> {
         in_masks: &[Option<&Mask>],
     ) -> Result<Pass<F>> {
         self.check_inputs(xs)?;
+        // Stateful layers move their carried states on: through `&self`, one call at a time.
+        let _serial = (matches!(access, Access::Infer(_))
+            && self
+                .layers
+                .iter()
+                .any(|l| l.spec().is_some_and(|s| s.is_stateful())))
+        .then(|| self.serial.lock());
         let n = self.nodes.len();
         let mut pass = Pass {
             values: self
@@ -648,6 +664,11 @@ impl<F: Float> Functional<F> {
 impl<F: Float> Model<F> for Functional<F> {
     fn name(&self) -> &str {
         &self.name
+    }
+    fn reset_states(&mut self) {
+        for layer in &mut self.layers {
+            layer.reset_states();
+        }
     }
     fn input_shape(&self) -> &[Dim] {
         &self.nodes[self.inputs[0]].shapes[0]

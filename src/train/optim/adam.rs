@@ -49,6 +49,8 @@ pub struct Adam<F: Float = f64> {
     pub clip: Clip,
     t: u64,
     lr: f64,
+    /// The identities of the parameters this optimizer steps (empty until the first).
+    bound: Vec<u64>,
     alpha: f64,
     m: Vec<ArrayD<F>>,
     v: Vec<ArrayD<F>>,
@@ -76,6 +78,7 @@ impl<F: Float> Adam<F> {
             weight_decay: None,
             clip: Clip::default(),
             t: 0,
+            bound: Vec::new(),
             alpha: 0.0,
             m: Vec::new(),
             v: Vec::new(),
@@ -169,6 +172,7 @@ impl<F: Float> Optimizer<F> for Adam<F> {
     }
     fn set_state(&mut self, iterations: u64, state: Vec<Vec<ArrayD<F>>>) -> Result<()> {
         self.t = iterations;
+        self.bound.clear();
         self.lr = self.learning_rate.at(iterations.saturating_sub(1));
         if self.amsgrad {
             restore("adam", state, [&mut self.m, &mut self.v, &mut self.v_hat])
@@ -280,5 +284,8 @@ impl<F: Float> Optimizer<F> for AdamW<F> {
     }
     fn set_state(&mut self, iterations: u64, state: Vec<Vec<ArrayD<F>>>) -> Result<()> {
         self.0.set_state(iterations, state)
+    }
+    fn bind(&mut self, params: &[u64]) -> Result<()> {
+        self.0.bind(params)
     }
 }

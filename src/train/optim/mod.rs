@@ -51,6 +51,9 @@ macro_rules! common_optimizer_methods {
         fn weight_decay(&self) -> Option<f64> {
             self.weight_decay
         }
+        fn bind(&mut self, params: &[u64]) -> Result<()> {
+            super::bind_ids(&mut self.bound, params, $name)
+        }
         fn set_learning_rate(&mut self, lr: LearningRate) -> Result<()> {
             lr.validate($name)?;
             self.learning_rate = lr;
@@ -177,14 +180,30 @@ pub trait Optimizer<F: Float>: std::fmt::Debug + Send {
     /// [`Error::Config`] when the number of groups is not the number of state names.
     fn set_state(&mut self, iterations: u64, state: Vec<Vec<ArrayD<F>>>) -> Result<()>;
 
+    /// Ties the optimizer's slots to the parameters it steps, by their
+    /// [`Param::id`](crate::Param::id): the first call binds, a later call with other
+    /// parameters (another model, a copy of it) is refused, as Keras refuses a variable
+    /// its optimizer was not built for. [`Optimizer::set_state`] unbinds (a resumed run
+    /// binds to the model it resumes). The default binds nothing.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for parameters other than the bound ones.
+    fn bind(&mut self, params: &[u64]) -> Result<()> {
+        let _ = params;
+        Ok(())
+    }
+
     /// Applies one step to every weight of `model` from the gradients in its parameters,
     /// clipping as configured. Slots are the model's parameters in visiting order, so one
     /// optimizer serves one model.
     ///
     /// # Errors
-    /// [`Optimizer::validate`]'s errors; nothing is changed then.
+    /// [`Optimizer::validate`]'s and [`Optimizer::bind`]'s errors; nothing is changed then.
     fn apply(&mut self, model: &mut dyn Model<F>) -> Result<()> {
         self.validate()?;
+        let mut ids = Vec::new();
+        model.visit_params(&mut |_, p| ids.push(p.id()));
+        self.bind(&ids)?;
         let mut norms = 0.0;
         if self.clip().global_clipnorm.is_some() {
             model.visit_params(&mut |_, p| norms += norm2(&p.grad));
@@ -192,6 +211,27 @@ pub trait Optimizer<F: Float>: std::fmt::Debug + Send {
         step(self, norms, &mut |f| model.visit_params_mut(f));
         Ok(())
     }
+}
+
+/// [`Optimizer::bind`] over an optimizer's `bound` identities.
+pub(super) fn bind_ids(bound: &mut Vec<u64>, params: &[u64], name: &str) -> Result<()> {
+    if bound.is_empty() {
+        bound.extend_from_slice(params);
+        return Ok(());
+    }
+    if bound != params {
+        return Err(Error::Config {
+            layer: name.into(),
+            field: "model",
+            reason: format!(
+                "this optimizer holds state for another model's {} weights (got {} weights \
+                 that are not those): use a new optimizer for this model",
+                bound.len(),
+                params.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 type Visitor<'a, F> = dyn FnMut(&mut dyn FnMut(&str, &mut Param<F>)) + 'a;
@@ -337,6 +377,9 @@ impl<F: Float> Optimizer<F> for Box<dyn Optimizer<F>> {
     }
     fn set_state(&mut self, iterations: u64, state: Vec<Vec<ArrayD<F>>>) -> Result<()> {
         (**self).set_state(iterations, state)
+    }
+    fn bind(&mut self, params: &[u64]) -> Result<()> {
+        (**self).bind(params)
     }
 }
 

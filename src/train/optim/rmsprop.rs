@@ -45,6 +45,8 @@ pub struct RmsProp<F: Float = f64> {
     pub clip: Clip,
     t: u64,
     lr: f64,
+    /// The identities of the parameters this optimizer steps (empty until the first).
+    bound: Vec<u64>,
     velocity: Vec<ArrayD<F>>,
     average: Vec<ArrayD<F>>,
     moment: Vec<ArrayD<F>>,
@@ -71,6 +73,7 @@ impl<F: Float> RmsProp<F> {
             weight_decay: None,
             clip: Clip::default(),
             t: 0,
+            bound: Vec::new(),
             velocity: Vec::new(),
             average: Vec::new(),
             moment: Vec::new(),
@@ -160,6 +163,7 @@ impl<F: Float> Optimizer<F> for RmsProp<F> {
     }
     fn set_state(&mut self, iterations: u64, state: Vec<Vec<ArrayD<F>>>) -> Result<()> {
         self.t = iterations;
+        self.bound.clear();
         self.lr = self.learning_rate.at(iterations.saturating_sub(1));
         restore(
             "rmsprop",

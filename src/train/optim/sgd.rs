@@ -38,6 +38,8 @@ pub struct Sgd<F: Float = f64> {
     pub clip: Clip,
     t: u64,
     lr: f64,
+    /// The identities of the parameters this optimizer steps (empty until the first).
+    bound: Vec<u64>,
     velocity: Vec<ArrayD<F>>,
 }
 
@@ -60,6 +62,7 @@ impl<F: Float> Sgd<F> {
             weight_decay: None,
             clip: Clip::default(),
             t: 0,
+            bound: Vec::new(),
             velocity: Vec::new(),
         }
     }
@@ -119,6 +122,7 @@ impl<F: Float> Optimizer<F> for Sgd<F> {
     }
     fn set_state(&mut self, iterations: u64, state: Vec<Vec<ArrayD<F>>>) -> Result<()> {
         self.t = iterations;
+        self.bound.clear();
         self.lr = self.learning_rate.at(iterations.saturating_sub(1));
         restore("sgd", state, [&mut self.velocity])
     }
