@@ -21,6 +21,56 @@ pub fn seeded_rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
 
+/// The stream a layer draws its dropout masks from: one seeded generator per training
+/// pass, derived from the layer's seed and the number of passes drawn so far, so that its
+/// state is two numbers (checkpoints store them, and a resumed run draws the masks an
+/// uninterrupted one would). The first pass draws from `seeded_rng(seed)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MaskStream {
+    seed: u64,
+    draws: u64,
+}
+
+impl MaskStream {
+    /// A stream at its start.
+    pub(crate) fn new(seed: u64) -> Self {
+        MaskStream { seed, draws: 0 }
+    }
+
+    /// The generator of the next pass; the stream moves on only with [`Self::advance`]
+    /// (a pass that fails draws its masks again next time).
+    pub(crate) fn current(&self) -> StdRng {
+        if self.draws == 0 {
+            return seeded_rng(self.seed);
+        }
+        seeded_rng(splitmix64(self.seed ^ splitmix64(self.draws)))
+    }
+
+    /// Moves past the pass [`Self::current`] served.
+    pub(crate) fn advance(&mut self) {
+        self.draws = self.draws.wrapping_add(1);
+    }
+
+    /// The stream's seed and the passes drawn so far.
+    pub(crate) fn state(&self) -> [u64; 2] {
+        [self.seed, self.draws]
+    }
+
+    /// Restores [`Self::state`] (from a checkpoint).
+    pub(crate) fn set_state(&mut self, [seed, draws]: [u64; 2]) {
+        self.seed = seed;
+        self.draws = draws;
+    }
+}
+
+/// SplitMix64's finaliser: a bijective mix of 64 bits.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// A weight initialiser, as Keras names them.
 ///
 /// ```

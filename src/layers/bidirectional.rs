@@ -559,6 +559,24 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
             layer.visit_params_mut(&mut |n, p| f(&format!("{prefix}/{n}"), p));
         }
     }
+    fn rng_state(&self) -> Vec<u64> {
+        let mut p = self.forward.rng_state();
+        p.extend(self.backward.rng_state());
+        p
+    }
+    fn set_rng_state(&mut self, state: &[u64]) -> Result<()> {
+        let n = self.forward.rng_state().len();
+        if state.len() != n + self.backward.rng_state().len() {
+            return Err(Error::Shape {
+                layer: self.name.clone(),
+                what: "random stream state (both directions')",
+                expected: format!("{} numbers", 2 * n),
+                got: vec![state.len()],
+            });
+        }
+        self.forward.set_rng_state(&state[..n])?;
+        self.backward.set_rng_state(&state[n..])
+    }
     fn box_clone(&self) -> Box<dyn Layer<F>> {
         let mut c = self.clone();
         c.cache = None;

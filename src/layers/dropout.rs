@@ -3,7 +3,7 @@
 use super::{check_dy, ensure, Dim, Layer, LayerConfig, Mask, Mode, StepWork};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::init::{seeded_rng, StdRng};
+use crate::init::{MaskStream, StdRng};
 use crate::param::Param;
 use ndarray::{Array2, ArrayD, ArrayView2};
 use ndarray_rand::rand::Rng;
@@ -29,7 +29,7 @@ pub struct Dropout<F> {
     name: String,
     rate: f64,
     seed: Option<u64>,
-    rng: StdRng,
+    rng: MaskStream,
     /// The mask of the last Train forward (scaled keep values), or `None` at inference.
     cache: Option<ArrayD<F>>,
     trained: bool,
@@ -85,7 +85,7 @@ impl<F: Float> LayerConfig<F> for DropoutConfig {
             name,
             rate: self.rate,
             seed: self.seed,
-            rng: seeded_rng(seed),
+            rng: MaskStream::new(seed),
             cache: None,
             trained: false,
         }))
@@ -121,7 +121,8 @@ impl<F: Float> Layer<F> for Dropout<F> {
         self.cache = None;
         if mode == Mode::Train && self.rate > 0.0 {
             let keep = F::c(1.0 / (1.0 - self.rate));
-            let rng = &mut self.rng;
+            let rng = &mut self.rng.current();
+            self.rng.advance();
             let m = x.mapv(|_| {
                 if rng.random::<f64>() < self.rate {
                     F::zero()
@@ -169,6 +170,23 @@ impl<F: Float> Layer<F> for Dropout<F> {
     }
     fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param<F>)) {}
     fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param<F>)) {}
+    fn rng_state(&self) -> Vec<u64> {
+        self.rng.state().to_vec()
+    }
+    fn set_rng_state(&mut self, state: &[u64]) -> Result<()> {
+        match state {
+            [seed, draws] => {
+                self.rng.set_state([*seed, *draws]);
+                Ok(())
+            }
+            _ => Err(Error::Shape {
+                layer: self.name.clone(),
+                what: "random stream state (seed, passes drawn)",
+                expected: "2 numbers".into(),
+                got: vec![state.len()],
+            }),
+        }
+    }
     fn box_clone(&self) -> Box<dyn Layer<F>> {
         let mut c = self.clone();
         c.cache = None;

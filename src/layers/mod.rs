@@ -335,6 +335,31 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
         })
     }
 
+    /// Where this layer's random streams stand (dropout masks): each stream's seed and the
+    /// training passes it has drawn. Checkpoints store them, so a resumed run draws the
+    /// masks an uninterrupted one would. Empty (the default) for layers without randomness.
+    fn rng_state(&self) -> Vec<u64> {
+        Vec::new()
+    }
+
+    /// Restores [`Layer::rng_state`].
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for another count of numbers than [`Layer::rng_state`] gives
+    /// (nothing changes then).
+    fn set_rng_state(&mut self, state: &[u64]) -> Result<()> {
+        let have = self.rng_state().len();
+        if state.len() != have {
+            return Err(Error::Shape {
+                layer: self.name().to_string(),
+                what: "random stream state",
+                expected: format!("{have} numbers"),
+                got: vec![state.len()],
+            });
+        }
+        Ok(())
+    }
+
     /// The mask this layer's output carries, given its input and input mask (Keras's
     /// `compute_mask`). The default passes the mask through.
     fn compute_mask(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {
@@ -553,6 +578,43 @@ pub(crate) fn empty(layer: &str, what: &'static str, shape: &[usize]) -> Error {
         what,
         shape: shape.to_vec(),
     }
+}
+
+/// Every layer's [`Layer::rng_state`], one list per layer.
+pub(crate) fn rng_state_of<F: Float>(layers: &[Box<dyn Layer<F>>]) -> Vec<Vec<u64>> {
+    layers.iter().map(|l| l.rng_state()).collect()
+}
+
+/// Sets every layer's [`Layer::rng_state`] from one list per layer, all checked first
+/// (nothing changes on an error).
+pub(crate) fn set_rng_state_of<F: Float>(
+    model: &str,
+    layers: &mut [Box<dyn Layer<F>>],
+    state: &[Vec<u64>],
+) -> Result<()> {
+    let fits = state.len() == layers.len()
+        && layers
+            .iter()
+            .zip(state)
+            .all(|(l, p)| l.rng_state().len() == p.len());
+    if !fits {
+        return Err(Error::Shape {
+            layer: model.to_string(),
+            what: "random stream state (one list per layer)",
+            expected: format!(
+                "{:?} numbers per layer",
+                rng_state_of(layers)
+                    .iter()
+                    .map(Vec::len)
+                    .collect::<Vec<_>>()
+            ),
+            got: state.iter().map(Vec::len).collect(),
+        });
+    }
+    for (l, p) in layers.iter_mut().zip(state) {
+        l.set_rng_state(p)?;
+    }
+    Ok(())
 }
 
 /// Checks that `dy` has the shape of the last output.

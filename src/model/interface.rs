@@ -222,6 +222,28 @@ pub trait Model<F: Float>: Debug + Send + Sync {
     /// Zeroes the carried states of every stateful layer. The default does nothing.
     fn reset_states(&mut self) {}
 
+    /// Where every layer's random streams (dropout masks) stand, one list per layer (see
+    /// [`Layer::rng_state`](crate::Layer::rng_state)). The default has none.
+    fn rng_state(&self) -> Vec<Vec<u64>> {
+        Vec::new()
+    }
+
+    /// Restores [`Model::rng_state`].
+    ///
+    /// # Errors
+    /// [`Error::Shape`] when the lists do not fit the layers' streams; nothing changes then.
+    fn set_rng_state(&mut self, state: &[Vec<u64>]) -> Result<()> {
+        if state.iter().all(Vec::is_empty) {
+            return Ok(());
+        }
+        Err(Error::Shape {
+            layer: self.name().to_string(),
+            what: "random stream state",
+            expected: "none (this model has no random streams)".into(),
+            got: vec![state.len()],
+        })
+    }
+
     /// Zero states for streaming `batch` sequences (one list per layer, see
     /// [`Sequential::infer_with_states`](crate::Sequential::infer_with_states)). The
     /// default has none.

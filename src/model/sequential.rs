@@ -722,6 +722,12 @@ impl<F: Float> Model<F> for Sequential<F> {
     fn reset_states(&mut self) {
         Sequential::reset_states(self)
     }
+    fn rng_state(&self) -> Vec<Vec<u64>> {
+        crate::layers::rng_state_of(&self.layers)
+    }
+    fn set_rng_state(&mut self, state: &[Vec<u64>]) -> Result<()> {
+        crate::layers::set_rng_state_of(&self.name, &mut self.layers, state)
+    }
     fn zero_states(&self, batch: usize) -> Vec<Vec<Array2<F>>> {
         Sequential::zero_states(self, batch)
     }

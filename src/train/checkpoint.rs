@@ -119,6 +119,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             iterations: self.optimizer.iterations(),
             seed: self.seed,
             state: names.iter().map(|s| s.to_string()).collect(),
+            rng: model.rng_state(),
         };
         w.meta(
             "checkpoint",
@@ -166,7 +167,8 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     fn restore(&mut self, bytes: &[u8]) -> std::result::Result<Sequential<F>, FileError> {
         let header = Header::parse(bytes)?;
         let info = self.check_info(header.checkpoint.clone())?;
-        let model = header.model::<F>(false, &|n| n.starts_with(OPTIMIZER_PREFIX))?;
+        let mut model = header.model::<F>(false, &|n| n.starts_with(OPTIMIZER_PREFIX))?;
+        restore_streams(&mut model, &info)?;
         self.restore_state(&header.c, info, &model)?;
         Ok(model)
     }
@@ -193,7 +195,8 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             ),
         };
         let info = self.check_info(info)?;
-        let model = Functional::from_container(&c, &|n| n.starts_with(OPTIMIZER_PREFIX))?;
+        let mut model = Functional::from_container(&c, &|n| n.starts_with(OPTIMIZER_PREFIX))?;
+        restore_streams(&mut model, &info)?;
         self.restore_state(&c, info, &model)?;
         Ok(model)
     }
@@ -285,4 +288,18 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         self.bound = Some(fingerprint(model));
         Ok(())
     }
+}
+
+/// Puts a checkpoint's random stream state into the model it holds (none recorded: fresh
+/// streams, as files before 0.2 resume).
+fn restore_streams<F: Float>(
+    model: &mut dyn Model<F>,
+    info: &CheckpointInfo,
+) -> std::result::Result<(), FileError> {
+    if info.rng.is_empty() {
+        return Ok(());
+    }
+    model
+        .set_rng_state(&info.rng)
+        .map_err(|e| FileError::Checkpoint(format!("random streams: {e}")))
 }

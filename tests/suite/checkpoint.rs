@@ -26,6 +26,26 @@ fn model() -> Sequential<f32> {
         .unwrap()
 }
 
+/// The same model with every kind of dropout: `dropout` and `recurrent_dropout` in both
+/// directions of a Bidirectional and in a GRU, and a Dropout layer.
+fn dropout_model() -> Sequential<f32> {
+    Sequential::<f32>::new(&[4, 2])
+        .seed(11)
+        .push(BidirectionalConfig::new(
+            LstmConfig::new(5)
+                .return_sequences(true)
+                .dropout(0.3)
+                .recurrent_dropout(0.2),
+        ))
+        .unwrap()
+        .push(rnnkit::DropoutConfig::new(0.25))
+        .unwrap()
+        .push(GruConfig::new(3).dropout(0.1).recurrent_dropout(0.3))
+        .unwrap()
+        .push(DenseConfig::new(1))
+        .unwrap()
+}
+
 fn bits(w: &[ArrayD<f32>]) -> Vec<u32> {
     w.iter()
         .flat_map(|a| a.iter().map(|v| v.to_bits()))
@@ -33,6 +53,14 @@ fn bits(w: &[ArrayD<f32>]) -> Vec<u32> {
 }
 
 fn resumes_exactly<O: Optimizer<f32>>(make: impl Fn() -> O, label: &str) {
+    resumes_exactly_with(make, model, label);
+}
+
+fn resumes_exactly_with<O: Optimizer<f32>>(
+    make: impl Fn() -> O,
+    model: fn() -> Sequential<f32>,
+    label: &str,
+) {
     let (x, y) = data();
     let dir = std::env::temp_dir().join(format!("rnnkit-ckpt-{label}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -75,6 +103,56 @@ fn adam_resumes_bit_for_bit() {
 }
 
 #[test]
+fn a_model_with_dropout_resumes_bit_for_bit() {
+    // The mask streams' state (seed, passes drawn) is in the checkpoint: the resumed run
+    // draws epoch 4's masks, not epoch 1's again.
+    resumes_exactly_with(Adam::default, dropout_model, "dropout");
+    // And the masks matter: restarted streams make another run.
+    let (x, y) = data();
+    let path = std::env::temp_dir().join(format!("rnnkit-drop-{}.safetensors", std::process::id()));
+    let mut m = dropout_model();
+    let mut t = Trainer::new(Adam::default(), Loss::Mse)
+        .batch_size(6)
+        .seed(5)
+        .epochs(2);
+    t.fit(&mut m, &x, &y).unwrap();
+    t.save_checkpoint(&m, &path).unwrap();
+    let state = m.rng_state();
+    let draws: Vec<Vec<u64>> = state
+        .iter()
+        .map(|l| l.chunks(2).map(|s| s[1]).collect())
+        .collect();
+    assert_eq!(
+        draws,
+        vec![vec![8, 8], vec![8], vec![8], vec![]],
+        "4 steps an epoch"
+    );
+    let mut t2 = Trainer::new(Adam::default(), Loss::Mse)
+        .batch_size(6)
+        .seed(5)
+        .epochs(1);
+    let mut resumed = t2.resume(&path).unwrap();
+    assert_eq!(resumed.rng_state(), state);
+    let mut fresh = resumed.clone();
+    let restarted: Vec<Vec<u64>> = state
+        .iter()
+        .map(|l| l.chunks(2).flat_map(|s| [s[0], 0]).collect())
+        .collect();
+    fresh.set_rng_state(&restarted).unwrap();
+    assert!(fresh.set_rng_state(&[vec![1]]).is_err());
+    assert_eq!(fresh.rng_state(), restarted);
+    let mut t3 = Trainer::new(Adam::default(), Loss::Mse)
+        .batch_size(6)
+        .seed(5)
+        .epochs(1);
+    let _ = t3.resume(&path).unwrap();
+    t2.fit(&mut resumed, &x, &y).unwrap();
+    t3.fit(&mut fresh, &x, &y).unwrap();
+    assert_ne!(bits(&resumed.get_weights()), bits(&fresh.get_weights()));
+    std::fs::remove_file(&path).ok();
+}
+
+#[test]
 fn sgd_with_momentum_resumes_bit_for_bit() {
     resumes_exactly(|| Sgd::new(0.05).momentum(0.9).nesterov(true), "sgd");
 }
@@ -95,9 +173,17 @@ fn save_best_only_keeps_the_best_epoch() {
     let best = dir.join("best.safetensors");
     let mut m = model();
     // A learning rate that makes the loss jump around, so some epochs are not saved.
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = seen.clone();
     let mut t = Trainer::new(Adam::new(0.3), Loss::Mse)
         .epochs(8)
-        .checkpoint(ModelCheckpoint::new(&best).save_best_only("loss"));
+        .checkpoint(ModelCheckpoint::new(&best).save_best_only("loss"))
+        .callback(rnnkit::EpochEnd::new(
+            move |_: usize, _: &rnnkit::Logs, ctx: &mut rnnkit::Context<'_, f32>| {
+                log.borrow_mut().push(ctx.model.get_weights());
+                Ok(rnnkit::Control::Continue)
+            },
+        ));
     let h = t.fit(&mut m, &x, &y).unwrap();
     let lowest = h.loss().iter().copied().fold(f64::INFINITY, f64::min);
     assert_eq!(
@@ -114,6 +200,12 @@ fn save_best_only_keeps_the_best_epoch() {
     assert!(best_epoch + 1 < h.loss().len(), "losses {:?}", h.loss());
     let saved = Sequential::<f32>::load(&best).unwrap();
     assert_ne!(saved.get_weights(), m.get_weights());
+    // ... and exactly the weights the model had at the end of the best epoch.
+    assert_eq!(
+        bits(&saved.get_weights()),
+        bits(&seen.borrow()[best_epoch]),
+        "the saved weights are the best epoch's"
+    );
     assert_eq!(c.optimizer, "adam");
     assert_eq!(c.state, ["m", "v"]);
     // (A checkpoint loads as a plain model too: `saved` above.)

@@ -11,7 +11,7 @@ use super::workspace::{
 };
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::init::{seeded_rng, StdRng};
+use crate::init::{MaskStream, StdRng};
 use crate::layers::{
     check_dy, check_mask, check_seq, ensure, Dim, Layer, LayerSpec, Mask, Mode, StepWork,
 };
@@ -44,7 +44,7 @@ pub struct Recurrent<C: Cell> {
     /// The state carried between calls when `stateful`.
     carried: Carried<C::F>,
     /// The stream the dropout masks are drawn from (training passes only).
-    masks: StdRng,
+    masks: MaskStream,
     trained: bool,
 }
 
@@ -73,7 +73,7 @@ impl<C: Cell> Recurrent<C> {
             buf: Buffers::default(),
             spare: SpareBuffers::default(),
             carried: Carried::default(),
-            masks: seeded_rng(seed),
+            masks: MaskStream::new(seed),
             trained: false,
         }
     }
@@ -541,7 +541,8 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
     ) -> Result<ArrayD<C::F>> {
         self.trained = false;
         let init = self.carried_initial(x)?;
-        let drop = (mode == Mode::Train).then_some(&mut self.masks);
+        let mut rng = self.masks.current();
+        let drop = (mode == Mode::Train).then_some(&mut rng);
         let out = Self::run(
             &self.cell,
             self.config.as_ref(),
@@ -551,6 +552,9 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
             init.as_ref().map(|s| s.view()),
             drop,
         )?;
+        if mode == Mode::Train {
+            self.masks.advance();
+        }
         if init.is_some() {
             self.carried.set(Some(last_state(&self.buf).to_owned()));
         }
@@ -615,8 +619,11 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
             x,
             mask,
             Some(init.view()),
-            (mode == Mode::Train).then_some(&mut self.masks),
+            (mode == Mode::Train).then_some(&mut self.masks.current()),
         )?;
+        if mode == Mode::Train {
+            self.masks.advance();
+        }
         scatter_states(
             last_state(&self.buf),
             C::STATE_BLOCKS,
@@ -757,6 +764,23 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
     }
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<C::F>)) {
         self.cell.weights_mut().visit_mut(f)
+    }
+    fn rng_state(&self) -> Vec<u64> {
+        self.masks.state().to_vec()
+    }
+    fn set_rng_state(&mut self, state: &[u64]) -> Result<()> {
+        match state {
+            [seed, draws] => {
+                self.masks.set_state([*seed, *draws]);
+                Ok(())
+            }
+            _ => Err(Error::Shape {
+                layer: self.lname().to_string(),
+                what: "random stream state (seed, passes drawn)",
+                expected: "2 numbers".into(),
+                got: vec![state.len()],
+            }),
+        }
     }
     fn box_clone(&self) -> Box<dyn Layer<C::F>> {
         let mut c = self.clone();

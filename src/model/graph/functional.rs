@@ -670,6 +670,12 @@ impl<F: Float> Model<F> for Functional<F> {
             layer.reset_states();
         }
     }
+    fn rng_state(&self) -> Vec<Vec<u64>> {
+        crate::layers::rng_state_of(&self.layers)
+    }
+    fn set_rng_state(&mut self, state: &[Vec<u64>]) -> Result<()> {
+        crate::layers::set_rng_state_of(&self.name, &mut self.layers, state)
+    }
     fn input_shape(&self) -> &[Dim] {
         &self.nodes[self.inputs[0]].shapes[0]
     }
