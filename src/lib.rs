@@ -87,6 +87,8 @@ pub use model::{
     LayerId, Model, ModelSpec, NodeLayer, RnnCall, RnnOutputs, Sequential, StepDecoder,
     StreamState, Summary, SummaryRow, Tensor,
 };
+#[doc(hidden)]
+pub use parallel::time_loop_splits;
 pub use parallel::{num_threads, set_num_threads};
 pub use param::Param;
 pub use reservoir::{EchoStateNetwork, EsnConfig, Reservoir};

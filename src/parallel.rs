@@ -15,6 +15,24 @@ use std::sync::OnceLock;
 /// 0 means "not set": use every core.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
+/// Recurrent time loops (forward or backward) split over more than one task so far.
+static LOOP_SPLITS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many recurrent time loops (forward or backward passes) this process has split over
+/// more than one thread: lets a test check that the work it compares really was split.
+/// Not part of the API's promises.
+#[doc(hidden)]
+pub fn time_loop_splits() -> usize {
+    LOOP_SPLITS.load(Ordering::Relaxed)
+}
+
+/// Counts a time loop about to run over `chunks` row ranges (see [`time_loop_splits`]).
+pub(crate) fn note_loop(chunks: usize) {
+    if chunks > 1 {
+        LOOP_SPLITS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Sets how many threads rnnkit may use (`0` restores the default: every core the
 /// process may run on). Takes effect on the next forward or backward pass.
 ///
@@ -123,6 +141,7 @@ pub(crate) fn run<T: Send, G: Fn(T) + Sync>(tasks: Vec<T>, f: G) {
         // (the pool's bookkeeping allocates now and then, which tests/alloc.rs would see).
         return f(first);
     }
+
     rayon::in_place_scope(|s| {
         for task in tasks {
             let f = &f;

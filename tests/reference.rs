@@ -8,6 +8,29 @@
 //! and its gradients must not depend on how many threads ran the loop.
 
 use ndarray::{ArrayD, IxDyn};
+use std::sync::Mutex;
+
+/// The thread count is process-wide and the harness runs tests concurrently: every test
+/// that sets it holds this lock, so each runs with the count it claims.
+static THREAD_COUNT: Mutex<()> = Mutex::new(());
+
+/// Sets the thread count and checks it took.
+fn threads(n: usize) {
+    rnnkit::set_num_threads(n);
+    assert_eq!(
+        rnnkit::num_threads(),
+        n,
+        "the thread count this test claims"
+    );
+}
+
+/// The bit patterns of arrays, for exact comparisons.
+fn bits(arrays: &[ArrayD<f64>]) -> Vec<u64> {
+    arrays
+        .iter()
+        .flat_map(|a| a.iter().map(|v| v.to_bits()))
+        .collect()
+}
 use ndarray_rand::rand::Rng;
 use rnnkit::prelude::*;
 use rnnkit::LayerConfig;
@@ -166,6 +189,7 @@ const SHAPES: [(usize, usize, usize, usize); 7] = [
 
 #[test]
 fn fast_path_equals_the_plain_reference() {
+    let _serial = THREAD_COUNT.lock().unwrap_or_else(|e| e.into_inner());
     for kind in KINDS {
         for (si, &(b, t, f, u)) in SHAPES.iter().enumerate() {
             let mut rng = seeded_rng(si as u64 + 7);
@@ -178,15 +202,15 @@ fn fast_path_equals_the_plain_reference() {
             model.set_weights(&weights).unwrap();
             let x = random(&[b, t, f], &mut rng);
             let want = reference(kind, &weights, &x, u);
-            for threads in [1, 2] {
-                rnnkit::set_num_threads(threads);
+            for n in [1, 2] {
+                threads(n);
                 let got = model.predict(&x, b).unwrap();
                 let err = (&got - &want)
                     .mapv(f64::abs)
                     .fold(0.0, |m: f64, &v| m.max(v));
                 assert!(
                     err < 1e-12,
-                    "{kind:?} {:?} threads={threads}: max error {err}",
+                    "{kind:?} {:?} threads={n}: max error {err}",
                     (b, t, f, u)
                 );
             }
@@ -215,29 +239,32 @@ fn fast_path_equals_the_plain_reference() {
 }
 
 #[test]
-fn gradients_do_not_depend_on_the_thread_count() {
+fn outputs_and_gradients_do_not_depend_on_the_thread_count() {
+    let _serial = THREAD_COUNT.lock().unwrap_or_else(|e| e.into_inner());
     for kind in KINDS {
         let (b, t, f, u) = (48, 4, 5, 200); // split over threads for every cell
         let mut rng = seeded_rng(3);
         let x = random(&[b, t, f], &mut rng);
         let mut results = Vec::new();
-        for threads in [1, 2] {
-            rnnkit::set_num_threads(threads);
-            let mut model = build::<f64>(kind, t, f, u, false);
+        for n in [1, 2] {
+            threads(n);
+            let mut model = build::<f64>(kind, t, f, u, true);
+            let before = rnnkit::time_loop_splits();
             let y = model.forward(&x, Mode::Train).unwrap();
             let dy = y.mapv(|v| v * 0.3 + 0.1);
             let dx = model.backward(&dy).unwrap();
-            let mut grads = vec![dx];
-            model.visit_params(&mut |_, p| grads.push(p.grad().clone()));
-            results.push(grads);
+            let split = rnnkit::time_loop_splits() - before;
+            // One thread never splits; two split both the forward and the backward loop.
+            assert_eq!(split, if n == 1 { 0 } else { 2 }, "{kind:?}: threads={n}");
+            let mut out = vec![y, dx];
+            model.visit_params(&mut |_, p| out.push(p.grad().clone()));
+            results.push(out);
         }
-        for (g1, g2) in results[0].iter().zip(&results[1]) {
-            let err = (g1 - g2).mapv(f64::abs).fold(0.0, |m: f64, &v| m.max(v));
-            assert!(
-                err < 1e-12,
-                "{kind:?}: gradients differ by {err} between 1 and 2 threads"
-            );
-        }
+        assert_eq!(results[0].len(), results[1].len());
+        assert!(
+            bits(&results[0]) == bits(&results[1]),
+            "{kind:?}: outputs or gradients differ between 1 and 2 threads"
+        );
     }
     rnnkit::set_num_threads(0);
 }

@@ -280,6 +280,7 @@ impl<C: Cell> Recurrent<C> {
             .zip(chunks.iter().cloned())
             .collect();
         let (x, mask, rec_mask) = (&buf.x, &buf.mask, &buf.rec_mask);
+        parallel::note_loop(chunks.len());
         parallel::run(tasks, |((((states, cache), scratch), xw), r)| {
             forward_loop(
                 cell,
@@ -369,6 +370,7 @@ impl<C: Cell> Recurrent<C> {
             .collect();
         let (cell, states, cache, mask) = (&self.cell, &buf.states, &buf.cache, &buf.mask);
         let (rec_mask, quiet) = (&buf.rec_mask, &buf.quiet);
+        parallel::note_loop(chunks.len());
         parallel::run(
             tasks,
             |(((((d_xw, d_rw), d_state), d_prev), scratch), r)| {
