@@ -8,7 +8,7 @@
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
 use rnnkit::prelude::*;
-use rnnkit::{Dim, LayerConfig};
+use rnnkit::{Dim, Error, LayerConfig};
 
 /// A random layer description (kept as data so failures print readably).
 #[derive(Debug, Clone)]
@@ -180,71 +180,143 @@ fn dims(shape: &[usize], open: bool) -> Vec<Dim> {
         .collect()
 }
 
+/// Counts of generated layer calls: (valid ones, all).
+static LAYER_CALLS: [std::sync::atomic::AtomicUsize; 2] = [
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+];
+
+#[test]
+fn layers_succeed_when_valid_and_name_the_fault_when_not() {
+    use proptest::test_runner::{Config, TestRunner};
+    use std::sync::atomic::Ordering::Relaxed;
+    let strategy = (
+        layer_spec(),
+        shape(),
+        prop_oneof![6 => Just(None), 1 => (0usize..5).prop_map(Some)],
+        prop::collection::vec(value(), 1..40),
+        0u8..4,
+        prop::collection::vec(prop::bool::weighted(0.8), 1..30),
+        0u8..3,
+        any::<bool>(),
+    );
+    let mut runner = TestRunner::new(Config::with_cases(512));
+    runner
+        .run(
+            &strategy,
+            |(spec, x_shape, build_features, values, mask_kind, bits, dy_kind, open)| {
+                let config = config(&spec);
+                // Build for the input's own shape, or for another feature count.
+                let mut build_shape = dims(&x_shape, open);
+                if let (Some(f), Some(last)) = (build_features, build_shape.last_mut()) {
+                    *last = Some(f);
+                }
+                let Ok(mut layer) = config.build(&build_shape, &mut seeded_rng(1)) else {
+                    return Ok(());
+                };
+                let x = array(&x_shape, &values);
+                let mask = mask_for(&x_shape, mask_kind, &bits);
+                let w0 = weights_of(&*layer);
+                // The faults of this call, each with the error kinds that name it; none: it must
+                // succeed.
+                let mut faults: Vec<&[&str]> = Vec::new();
+                if build_features.is_some_and(|f| Some(&f) != x_shape.last()) {
+                    faults.push(&["Features", "Shape", "Rank"]);
+                }
+                if x_shape.iter().take(2).any(|&d| d == 0) {
+                    faults.push(&["Empty", "Shape", "Rank", "Mask"]);
+                }
+                if mask.is_some() && (mask_kind == 3 || x_shape.len() != 3) {
+                    faults.push(&["Mask", "Shape", "Rank"]);
+                }
+                let allowed = |e: &Error| faults.iter().any(|f| f.contains(&kind(e)));
+
+                let shared = layer.infer(&x, mask.as_ref());
+                let owned = layer.forward_masked(&x, mask.as_ref(), Mode::Infer);
+                match (&shared, &owned) {
+                    (Ok(a), Ok(b)) => prop_assert!(same(a, b), "infer differs from forward(Infer)"),
+                    (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+                    _ => prop_assert!(
+                        false,
+                        "infer {:?} but forward {:?}",
+                        shared.is_ok(),
+                        owned.is_ok()
+                    ),
+                }
+                LAYER_CALLS[1].fetch_add(1, Relaxed);
+                if faults.is_empty() {
+                    LAYER_CALLS[0].fetch_add(1, Relaxed);
+                }
+                match &shared {
+                    Ok(_) => prop_assert!(
+                        faults.is_empty(),
+                        "accepted a call with faults {:?}",
+                        faults
+                    ),
+                    Err(e) => prop_assert!(
+                        allowed(e),
+                        "{} ({}) names none of the faults {:?}",
+                        kind(e),
+                        e,
+                        faults
+                    ),
+                }
+                match layer.forward_masked(&x, mask.as_ref(), Mode::Train) {
+                    Ok(y) => {
+                        // The promised output shape.
+                        let expected = layer.output_shape(&dims(&x_shape, false));
+                        prop_assert!(expected.is_ok());
+                        let expected: Vec<usize> = std::iter::once(x_shape[0])
+                            .chain(expected.unwrap().into_iter().map(|d| d.unwrap_or(0)))
+                            .collect();
+                        prop_assert_eq!(y.shape(), &expected[..]);
+                        let dy = match dy_kind {
+                            0 => ArrayD::ones(y.raw_dim()),
+                            1 => array(y.shape(), &values),
+                            _ => ArrayD::ones(IxDyn(&[y.shape()[0] + 1])),
+                        };
+                        layer.zero_grad();
+                        match layer.backward(&dy) {
+                            Ok(dx) => prop_assert_eq!(dx.shape(), x.shape()),
+                            Err(e) => {
+                                prop_assert!(
+                                    dy_kind == 2,
+                                    "backward refused a fitting gradient: {}",
+                                    e
+                                );
+                                let mut grads_zero = true;
+                                layer.visit_params(&mut |_, p| {
+                                    grads_zero &= p.grad().iter().all(|g| *g == 0.0)
+                                });
+                                prop_assert!(grads_zero, "a refused backward added gradients");
+                            }
+                        }
+                    }
+                    Err(e) => prop_assert!(
+                        allowed(&e),
+                        "{} ({}) names none of the faults {:?}",
+                        kind(&e),
+                        e,
+                        faults
+                    ),
+                }
+                prop_assert!(
+                    unchanged(&w0, &weights_of(&*layer)),
+                    "a pass changed the weights"
+                );
+                Ok(())
+            },
+        )
+        .unwrap();
+    let (valid, all) = (LAYER_CALLS[0].load(Relaxed), LAYER_CALLS[1].load(Relaxed));
+    assert!(
+        valid * 3 >= all && all >= 256,
+        "only {valid} of {all} generated layer calls were valid"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
-
-    #[test]
-    fn layers_return_ok_or_a_typed_error(
-        spec in layer_spec(),
-        x_shape in shape(),
-        build_features in prop_oneof![6 => Just(None), 1 => (0usize..5).prop_map(Some)],
-        values in prop::collection::vec(value(), 1..40),
-        mask_kind in 0u8..4,
-        bits in prop::collection::vec(prop::bool::weighted(0.8), 1..30),
-        dy_kind in 0u8..3,
-        open in any::<bool>(),
-    ) {
-        let config = config(&spec);
-        // Build for the input's own shape, or for another feature count.
-        let mut build_shape = dims(&x_shape, open);
-        if let (Some(f), Some(last)) = (build_features, build_shape.last_mut()) {
-            *last = Some(f);
-        }
-        let Ok(mut layer) = config.build(&build_shape, &mut seeded_rng(1)) else {
-            return Ok(());
-        };
-        let x = array(&x_shape, &values);
-        let mask = mask_for(&x_shape, mask_kind, &bits);
-        let w0 = weights_of(&*layer);
-
-        let shared = layer.infer(&x, mask.as_ref());
-        let owned = layer.forward_masked(&x, mask.as_ref(), Mode::Infer);
-        match (&shared, &owned) {
-            (Ok(a), Ok(b)) => prop_assert!(same(a, b), "infer differs from forward(Infer)"),
-            (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
-            _ => prop_assert!(false, "infer {:?} but forward {:?}", shared.is_ok(), owned.is_ok()),
-        }
-        match layer.forward_masked(&x, mask.as_ref(), Mode::Train) {
-            Ok(y) => {
-                // The promised output shape.
-                let expected = layer.output_shape(&dims(&x_shape, false));
-                prop_assert!(expected.is_ok());
-                let expected: Vec<usize> = std::iter::once(x_shape[0])
-                    .chain(expected.unwrap().into_iter().map(|d| d.unwrap_or(0)))
-                    .collect();
-                prop_assert_eq!(y.shape(), &expected[..]);
-                let dy = match dy_kind {
-                    0 => ArrayD::ones(y.raw_dim()),
-                    1 => array(y.shape(), &values),
-                    _ => ArrayD::ones(IxDyn(&[y.shape()[0] + 1])),
-                };
-                layer.zero_grad();
-                match layer.backward(&dy) {
-                    Ok(dx) => prop_assert_eq!(dx.shape(), x.shape()),
-                    Err(e) => {
-                        prop_assert!(dy_kind == 2, "backward refused a fitting gradient: {}", e);
-                        let mut grads_zero = true;
-                        layer.visit_params(&mut |_, p| {
-                            grads_zero &= p.grad().iter().all(|g| *g == 0.0)
-                        });
-                        prop_assert!(grads_zero, "a refused backward added gradients");
-                    }
-                }
-            }
-            Err(e) => prop_assert!(!e.to_string().is_empty()),
-        }
-        prop_assert!(unchanged(&w0, &weights_of(&*layer)), "a pass changed the weights");
-    }
 
     #[test]
     fn models_return_ok_or_a_typed_error(
@@ -273,6 +345,39 @@ proptest! {
         let mask = mask_for(&x_shape, mask_kind, &bits);
         let w0 = model.get_weights();
 
+        // The faults of the call (none: predict must succeed with the promised shape).
+        let mut faults: Vec<&[&str]> = Vec::new();
+        if x_shape.len() != 3 {
+            faults.push(&["Rank", "Shape"]);
+        } else {
+            if x_shape[2] != features || (!open && x_shape[1] != steps) {
+                faults.push(&["Features", "Shape", "Rank"]);
+            }
+            if x_shape[0] == 0 {
+                faults.push(&["Empty", "Shape"]);
+            }
+        }
+        if mask.is_some() && (mask_kind == 3 || x_shape.len() != 3) {
+            faults.push(&["Mask", "Shape", "Rank"]);
+        }
+        if batch_size == 0 {
+            faults.push(&["Config"]);
+        }
+        // Zero steps: a layer that needs steps refuses, a model without one passes them.
+        let no_steps = x_shape.get(1) == Some(&0);
+        match model.predict_masked(&x, mask.as_ref(), batch_size) {
+            Ok(_) => prop_assert!(faults.is_empty(), "accepted a call with faults {:?}", faults),
+            Err(e) if faults.is_empty() && no_steps => {
+                prop_assert_eq!(kind(&e), "Empty", "{}", e)
+            }
+            Err(e) => prop_assert!(
+                faults.iter().any(|f| f.contains(&kind(&e))),
+                "{} ({}) names none of the faults {:?}",
+                kind(&e),
+                e,
+                faults
+            ),
+        }
         if let Ok(y) = model.predict_masked(&x, mask.as_ref(), batch_size) {
             prop_assert_eq!(y.shape()[0], x_shape[0]);
             let whole = model.infer(&x, mask.as_ref());
@@ -295,92 +400,237 @@ proptest! {
             Err(_) => prop_assert!(unchanged(&w0, &model.get_weights())),
         }
     }
+}
 
-    #[test]
-    fn training_returns_ok_or_a_typed_error(
-        cell in 0u8..3,
-        units in 1usize..4,
-        out_units in 1usize..4,
-        out_activation in 0u8..5,
-        x_shape in (1usize..7, 1usize..5, 1usize..3).prop_map(|(b, t, f)| vec![b, t, f]),
-        y_extra in prop_oneof![4 => Just(0usize), 1 => 1usize..3],
-        values in prop_oneof![
-            4 => prop::collection::vec(-3.0..3.0f64, 1..40),
+/// The kind of an error, by the fault it names.
+fn kind(e: &Error) -> &'static str {
+    match e {
+        Error::Config { .. } => "Config",
+        Error::Data(_) => "Data",
+        Error::Shape { .. } => "Shape",
+        Error::Mask { .. } => "Mask",
+        Error::NonFinite { .. } => "NonFinite",
+        Error::Rank { .. } => "Rank",
+        Error::Features { .. } => "Features",
+        Error::Empty { .. } => "Empty",
+        _ => "other",
+    }
+}
+
+/// One generated `fit` call.
+#[derive(Debug, Clone)]
+struct FitCase {
+    cell: u8,
+    units: usize,
+    out_units: usize,
+    out_activation: u8,
+    x_shape: Vec<usize>,
+    y_extra: usize,
+    values: Vec<f64>,
+    targets: Vec<f64>,
+    mask_kind: u8,
+    bits: Vec<bool>,
+    loss: u8,
+    lr: f64,
+    epochs: usize,
+    batch_size: usize,
+    split: f64,
+}
+
+fn fit_case() -> impl Strategy<Value = FitCase> {
+    (
+        (0u8..3, 1usize..4, 1usize..4, 0u8..5),
+        (1usize..7, 1usize..5, 1usize..3).prop_map(|(b, t, f)| vec![b, t, f]),
+        prop_oneof![8 => Just(0usize), 1 => 1usize..3],
+        prop_oneof![
+            8 => prop::collection::vec(-3.0..3.0f64, 1..40),
             1 => prop::collection::vec(value(), 1..40)
         ],
-        targets in prop::collection::vec(prop_oneof![20 => 0.0..1.0f64, 1 => value()], 1..20),
-        mask_kind in 0u8..4,
-        bits in prop::collection::vec(prop::bool::weighted(0.8), 1..30),
-        loss in 0u8..6,
-        lr in prop_oneof![
+        prop::collection::vec(
+            prop_oneof![10 => 0.0..1.0f64, 10 => (0u8..3).prop_map(f64::from), 1 => value()],
+            1..20,
+        ),
+        (
+            prop_oneof![4 => Just(0u8), 4 => Just(1u8), 1 => Just(3u8)],
+            prop::collection::vec(prop::bool::weighted(0.8), 1..30),
+            0u8..6,
+        ),
+        prop_oneof![
             12 => Just(0.01),
             1 => Just(f64::NAN),
             1 => Just(-1.0),
             1 => Just(0.0),
             1 => Just(1e300)
         ],
-        epochs in prop_oneof![6 => 1usize..3, 1 => Just(0usize)],
-        batch_size in prop_oneof![8 => 1usize..4, 1 => Just(0usize)],
-        split in prop_oneof![
-            12 => Just(0.0),
-            3 => Just(0.5),
-            1 => Just(1.0),
-            1 => Just(-0.1),
-            1 => Just(f64::NAN)
-        ],
-    ) {
-        let (b, t, f) = (x_shape[0], x_shape[1], x_shape[2]);
-        let layer: Box<dyn LayerConfig<f64>> = match cell {
-            0 => Box::new(SimpleRnnConfig::new(units)),
-            1 => Box::new(LstmConfig::new(units)),
-            _ => Box::new(GruConfig::new(units)),
-        };
-        let mut model = Sequential::<f64>::new(&[t, f]);
-        model.add(&*layer).unwrap();
-        model
-            .add(&DenseConfig::new(out_units).activation(activation(out_activation)))
-            .unwrap();
-        let loss = match loss {
-            0 => Loss::Mse,
-            1 => Loss::Mae,
-            2 => Loss::binary_crossentropy(),
-            3 => Loss::categorical_crossentropy(),
-            4 => Loss::SparseCategoricalCrossentropy { from_logits: false },
-            _ => Loss::categorical_crossentropy().from_logits(true),
-        };
-        let x = array(&x_shape, &values);
-        let y_cols = if matches!(loss, Loss::SparseCategoricalCrossentropy { .. }) {
-            1
-        } else {
-            out_units
-        } + y_extra;
-        let y = array(&[b, y_cols], &targets);
-        let mask = mask_for(&x_shape, mask_kind, &bits);
-        let mut trainer = Trainer::new(Adam::new(lr), loss)
-            .epochs(epochs)
-            .batch_size(batch_size)
-            .validation_split(split)
-            .seed(3);
-        match trainer.fit_masked(&mut model, &x, &y, mask.as_ref()) {
-            Ok(history) => {
-                prop_assert!(history.loss().len() <= epochs);
-                let finite = model.get_weights().iter().all(|w| w.iter().all(|v| v.is_finite()));
-                prop_assert!(finite, "training left non-finite weights");
-            }
-            Err(e) => {
-                prop_assert!(!e.to_string().is_empty());
-                // Refused before any step, or stopped by the NaN guard: either way no
-                // weight is left non-finite.
-                let finite = model.get_weights().iter().all(|w| w.iter().all(|v| v.is_finite()));
-                prop_assert!(finite, "a failed fit left non-finite weights: {}", e);
-            }
-        }
-        let evaluated = trainer.evaluate_masked(&mut model, &x, &y, mask.as_ref());
-        if let Ok(logs) = evaluated {
-            prop_assert!(logs.contains_key("loss"));
-        }
-        if let Ok(p) = trainer.predict(&model, &x) {
-            prop_assert_eq!(p.shape(), &[b, out_units][..]);
+        (
+            prop_oneof![6 => 1usize..3, 1 => Just(0usize)],
+            prop_oneof![8 => 1usize..4, 1 => Just(0usize)],
+            prop_oneof![
+                12 => Just(0.0),
+                3 => Just(0.5),
+                1 => Just(1.0),
+                1 => Just(-0.1),
+                1 => Just(f64::NAN)
+            ],
+        ),
+    )
+        .prop_map(
+            |(
+                (cell, units, out_units, out_activation),
+                x_shape,
+                y_extra,
+                values,
+                targets,
+                (mask_kind, bits, loss),
+                lr,
+                (epochs, batch_size, split),
+            )| FitCase {
+                cell,
+                units,
+                out_units,
+                out_activation,
+                x_shape,
+                y_extra,
+                values,
+                targets,
+                mask_kind,
+                bits,
+                loss,
+                lr,
+                epochs,
+                batch_size,
+                split,
+            },
+        )
+}
+
+/// The error kinds a `fit` call may return, one per fault in it (empty: the call is valid
+/// and must succeed, or stop on a diverging loss).
+fn faults(c: &FitCase, x: &ArrayD<f64>, y: &ArrayD<f64>, mask: &Option<Mask>) -> Vec<&'static str> {
+    let mut f = Vec::new();
+    let b = c.x_shape[0];
+    if c.batch_size == 0 || !(c.lr.is_finite() && c.lr > 0.0) {
+        f.push("Config");
+    }
+    if !(0.0..1.0).contains(&c.split) {
+        f.push("Config");
+    } else if c.split > 0.0 {
+        let n_train = (b as f64 * (1.0 - c.split)).floor() as usize;
+        if n_train == 0 || n_train == b {
+            f.push("Data");
         }
     }
+    if x.iter().any(|v| !v.is_finite()) || y.iter().any(|v| !v.is_finite()) {
+        f.push("Data");
+    }
+    if c.y_extra > 0 {
+        f.push("Data");
+    }
+    let sparse = c.loss == 4;
+    if sparse
+        && y.iter()
+            .any(|&v| !(v >= 0.0 && v.fract() == 0.0 && v < c.out_units as f64))
+    {
+        f.push("Data");
+    }
+    if c.mask_kind == 3 || mask.as_ref().is_some_and(|m| m.dim() != (b, c.x_shape[1])) {
+        f.push("Shape");
+    }
+    f
+}
+
+#[test]
+fn training_succeeds_when_valid_and_names_the_fault_when_not() {
+    use proptest::test_runner::{Config, TestRunner};
+    let (valid, total) = (std::cell::Cell::new(0usize), std::cell::Cell::new(0usize));
+    let mut runner = TestRunner::new(Config::with_cases(512));
+    runner
+        .run(&fit_case(), |c| {
+            let (b, t, f) = (c.x_shape[0], c.x_shape[1], c.x_shape[2]);
+            let layer: Box<dyn LayerConfig<f64>> = match c.cell {
+                0 => Box::new(SimpleRnnConfig::new(c.units)),
+                1 => Box::new(LstmConfig::new(c.units)),
+                _ => Box::new(GruConfig::new(c.units)),
+            };
+            let mut model = Sequential::<f64>::new(&[t, f]);
+            model.add(&*layer).unwrap();
+            model
+                .add(&DenseConfig::new(c.out_units).activation(activation(c.out_activation)))
+                .unwrap();
+            let loss = match c.loss {
+                0 => Loss::Mse,
+                1 => Loss::Mae,
+                2 => Loss::binary_crossentropy(),
+                3 => Loss::categorical_crossentropy(),
+                4 => Loss::SparseCategoricalCrossentropy { from_logits: false },
+                _ => Loss::categorical_crossentropy().from_logits(true),
+            };
+            let x = array(&c.x_shape, &c.values);
+            let y_cols = if c.loss == 4 { 1 } else { c.out_units } + c.y_extra;
+            let y = array(&[b, y_cols], &c.targets);
+            let mask = mask_for(&c.x_shape, c.mask_kind, &c.bits);
+            let expected = faults(&c, &x, &y, &mask);
+            let mut trainer = Trainer::new(Adam::new(c.lr), loss)
+                .epochs(c.epochs)
+                .batch_size(c.batch_size)
+                .validation_split(c.split)
+                .seed(3);
+            let w0 = model.get_weights();
+            total.set(total.get() + 1);
+            match trainer.fit_masked(&mut model, &x, &y, mask.as_ref()) {
+                Ok(history) => {
+                    prop_assert!(
+                        expected.is_empty(),
+                        "accepted a call with faults {:?}",
+                        expected
+                    );
+                    valid.set(valid.get() + 1);
+                    prop_assert_eq!(history.loss().len(), c.epochs);
+                    let finite = model
+                        .get_weights()
+                        .iter()
+                        .all(|w| w.iter().all(|v| v.is_finite()));
+                    prop_assert!(finite, "training left non-finite weights");
+                    // A valid model evaluates and predicts with the promised shapes.
+                    let logs = trainer.evaluate_masked(&mut model, &x, &y, mask.as_ref());
+                    prop_assert!(logs.is_ok_and(|l| l.contains_key("loss")));
+                    let p = trainer.predict(&model, &x);
+                    prop_assert!(p.is_ok());
+                    let p = p.unwrap();
+                    prop_assert_eq!(p.shape(), &[b, c.out_units][..]);
+                }
+                Err(e) => {
+                    let k = kind(&e);
+                    if expected.is_empty() {
+                        // Valid input may still diverge (lr 1e300): the NaN guard's error.
+                        prop_assert_eq!(k, "NonFinite", "refused a valid call: {}", e);
+                        valid.set(valid.get() + 1);
+                    } else {
+                        prop_assert!(
+                            expected.contains(&k),
+                            "error {} ({}) names none of the faults {:?}",
+                            k,
+                            e,
+                            expected
+                        );
+                        prop_assert_eq!(&model.get_weights(), &w0, "a refused fit moved weights");
+                    }
+                    let finite = model
+                        .get_weights()
+                        .iter()
+                        .all(|w| w.iter().all(|v| v.is_finite()));
+                    prop_assert!(finite, "a failed fit left non-finite weights: {}", e);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    // The generator must mostly make valid calls, or the Ok branch tests little.
+    let share = valid.get() as f64 / total.get() as f64;
+    assert!(
+        share >= 0.3,
+        "only {} of {} generated fits were valid",
+        valid.get(),
+        total.get()
+    );
 }
