@@ -37,6 +37,8 @@ pub struct Sequential<F: Float> {
     rng: StdRng,
     name_counts: HashMap<String, usize>,
     serial: super::Serial,
+    /// The last forward was a successful `Mode::Train` one: backward may run.
+    trained: bool,
 }
 
 impl<F: Float> Sequential<F> {
@@ -56,6 +58,7 @@ impl<F: Float> Sequential<F> {
             rng: seeded_rng(0),
             name_counts: HashMap::new(),
             serial: super::Serial::default(),
+            trained: false,
         }
     }
 
@@ -337,6 +340,8 @@ impl<F: Float> Sequential<F> {
         mode: Mode,
         states: Option<&mut Vec<Vec<Array2<F>>>>,
     ) -> Result<Forward<F>> {
+        // A refused pass leaves nothing for backward to serve from an older one.
+        self.trained = false;
         self.check_batch(x, mask)?;
         let mut explicit = match states {
             Some(s) => Some((self.checked_states(s)?, s)),
@@ -366,6 +371,7 @@ impl<F: Float> Sequential<F> {
         if let Some((work, s)) = explicit {
             *s = work;
         }
+        self.trained = mode == Mode::Train;
         let logits = self.logits();
         Ok(Forward {
             output: cur.unwrap_or_else(|| x.clone()),
@@ -563,11 +569,23 @@ impl<F: Float> Sequential<F> {
     /// [`Error::NoCache`] without a preceding `Mode::Train` forward; [`Error::Shape`] for a
     /// gradient of the wrong shape.
     pub fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+        self.check_trained()?;
         let mut d = dy.clone();
         for layer in self.layers.iter_mut().rev() {
             d = layer.backward(&d)?;
         }
         Ok(d)
+    }
+
+    /// [`Error::NoCache`] unless the last forward was a successful `Mode::Train` one.
+    fn check_trained(&self) -> Result<()> {
+        if self.trained {
+            Ok(())
+        } else {
+            Err(Error::NoCache {
+                layer: self.name.clone(),
+            })
+        }
     }
 
     /// The activation the last layer applies (linear for an empty model).
@@ -588,6 +606,7 @@ impl<F: Float> Sequential<F> {
     /// # Errors
     /// As [`Sequential::backward`].
     pub fn backward_from_logits(&mut self, dz: &ArrayD<F>) -> Result<ArrayD<F>> {
+        self.check_trained()?;
         let Some((last, rest)) = self.layers.split_last_mut() else {
             return Ok(dz.clone());
         };

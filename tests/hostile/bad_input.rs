@@ -1,6 +1,7 @@
 //! The panics, aborts and silently wrong results a hostile-but-plausible user program found
 //! (the structure issue's list), each now a typed error or made impossible. One test per
-//! case; each asserts the error and that nothing changed.
+//! case, asserting the error; `unchanged.rs` checks bit for bit that refused calls move no
+//! weight, optimizer state, epoch count, dropout stream or carried state.
 
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
 use rnnkit::prelude::*;

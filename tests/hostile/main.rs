@@ -10,3 +10,4 @@ mod corruption;
 mod esn_io;
 mod graph_errors;
 mod properties;
+mod unchanged;
