@@ -54,11 +54,14 @@ fn generate(
     len: usize,
     vocab: usize,
     mut temperature: Option<(f32, &mut rnnkit::StdRng)>,
-) -> Result<(Vec<usize>, f64), rnnkit::Error> {
+) -> Result<(Vec<usize>, f64, usize), rnnkit::Error> {
     let mut state = model.stream_state(1);
     let mut x = Array2::<f32>::zeros((1, 1));
+    // Time steps the model is run over: one per character fed, however long the text.
+    let mut fed = 0;
     let mut feed = |id: usize, state: &mut StreamState<f32>| {
         x[[0, 0]] = id as f32;
+        fed += x.nrows() * x.ncols();
         model.step(x.view(), state).map(|p| p.row(0).to_vec())
     };
     let mut p = Vec::new();
@@ -77,7 +80,8 @@ fn generate(
         out.push(next);
         p = feed(next, &mut state)?;
     }
-    Ok((out, start.elapsed().as_secs_f64() / len.max(1) as f64))
+    let secs = start.elapsed().as_secs_f64() / len.max(1) as f64;
+    Ok((out, secs, fed))
 }
 
 fn main() -> Result<(), rnnkit::Error> {
@@ -152,7 +156,7 @@ fn main() -> Result<(), rnnkit::Error> {
 
     let to_text = |v: &[usize]| v.iter().map(|&i| vocab_chars[i]).collect::<String>();
     let shown = (chars.len() - 1).min(200);
-    let (greedy, _) = generate(&model, &ids[..1], shown, vocab, None)?;
+    let (greedy, _, _) = generate(&model, &ids[..1], shown, vocab, None)?;
     println!(
         "greedy from {:?}: {}{}",
         chars[0],
@@ -160,20 +164,30 @@ fn main() -> Result<(), rnnkit::Error> {
         to_text(&greedy)
     );
     let mut rng = seeded_rng(args.seed);
-    let (sampled, _) = generate(&model, &ids[..1], shown, vocab, Some((0.8, &mut rng)))?;
+    let (sampled, _, _) = generate(&model, &ids[..1], shown, vocab, Some((0.8, &mut rng)))?;
     println!(
         "sampled (temperature 0.8): {}{}",
         chars[0],
         to_text(&sampled)
     );
     // The streamed step costs the same however much has been generated.
+    let mut result = vec![(
+        "greedy",
+        format!("{}{}", chars[0], to_text(&greedy)).replace(' ', "_"),
+    )];
+    let mut steps = Vec::new();
     for n in [100, 1000, 10_000] {
-        let (_, per_char) = generate(&model, &ids[..1], n, vocab, Some((1.0, &mut rng)))?;
+        let (_, per_char, fed) = generate(&model, &ids[..1], n, vocab, Some((1.0, &mut rng)))?;
         println!(
             "generating {n:>6} characters: {:.1} µs per character",
             per_char * 1e6
         );
+        // Steps run per generated character (the priming character aside): 1 when each
+        // character is one streamed step, growing with n if the prefix were re-read.
+        steps.push(format!("{}", (fed - 1) as f64 / n as f64));
     }
+    result.push(("steps_per_char", steps.join("/")));
+    common::result(&result);
 
     common::line_plot(
         &args.path("loss.svg"),

@@ -44,12 +44,16 @@ fn main() -> Result<(), rnnkit::Error> {
     }
     println!("| cell | train loss | val loss | params | fit time |");
     println!("|---|---|---|---|---|");
+    let mut result = Vec::new();
     for (cell, train, val, params, secs) in rows {
         println!(
             "| {cell}(10) | {train:.5} | {val:.5} | {params} | {:.1} ms |",
             secs * 1e3
         );
+        result.push((cell, format!("{params}/{train:e}/{val:e}")));
     }
+    // cell=params/train loss/val loss
+    common::result(&result);
     common::line_plot(
         &args.path("loss.svg"),
         "SimpleRNN vs LSTM vs GRU (10 units): loss",

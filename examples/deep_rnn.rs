@@ -38,6 +38,17 @@ fn main() -> Result<(), rnnkit::Error> {
         losses.last().unwrap_or(&f64::NAN),
         losses.len()
     );
+    common::result(&[
+        ("params", model.param_count().to_string()),
+        (
+            "first_loss",
+            format!("{:e}", losses.first().unwrap_or(&f64::NAN)),
+        ),
+        (
+            "final_loss",
+            format!("{:e}", losses.last().unwrap_or(&f64::NAN)),
+        ),
+    ]);
 
     let y_hat = trainer.predict(&model, &x)?;
     common::line_plot(

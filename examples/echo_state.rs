@@ -186,6 +186,7 @@ fn main() -> Result<(), rnnkit::Error> {
 
     println!("| task | model | fit time | one-step NRMSE | closed-loop NRMSE ({horizon} steps) |");
     println!("|---|---|---|---|---|");
+    let mut results = Vec::new();
     for (task, series) in [("Mackey-Glass", &mg), ("sine", &sine)] {
         let esn = esn_task(series, train, test, horizon, &esn_config)?;
         let lstm = lstm_task(series, train, test, horizon, window, args.epochs, seed)?;
@@ -195,6 +196,15 @@ fn main() -> Result<(), rnnkit::Error> {
                 o.fit_s, o.one_step, o.closed
             );
         }
+        // one-step and closed-loop NRMSE of the ESN, then of the LSTM
+        results.push(format!(
+            "{}={:e}/{:e}/{:e}/{:e}",
+            task.replace('-', "_"),
+            esn.one_step,
+            esn.closed,
+            lstm.one_step,
+            lstm.closed
+        ));
         let at = |v: &[f64]| -> Vec<(f64, f64)> {
             v.iter()
                 .enumerate()
@@ -217,6 +227,7 @@ fn main() -> Result<(), rnnkit::Error> {
             false,
         );
     }
+    println!("result: {}", results.join(" "));
 
     // The edge of stability: one-step and closed-loop error against ρ (smaller reservoir).
     let (units_rho, train_rho) = if quick { (100, 1000) } else { (300, 3000) };

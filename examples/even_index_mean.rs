@@ -46,6 +46,7 @@ fn main() -> Result<(), rnnkit::Error> {
         seeds[0], seeds[1], seeds[2]
     );
     println!("|---|---|---|");
+    let mut result = Vec::new();
     for cell in common::CELLS {
         let mut vals = Vec::new();
         for &seed in &seeds {
@@ -68,7 +69,10 @@ fn main() -> Result<(), rnnkit::Error> {
             "| {cell}(32) | {:.4} / {:.4} / {:.4} | {mean:.4} |",
             vals[0], vals[1], vals[2]
         );
+        result.push((cell, format!("{mean:e}")));
     }
+    // cell=mean validation MSE over the seeds
+    common::result(&result);
     common::line_plot(
         &args.path("val_loss.svg"),
         "Mean of even-indexed values: validation loss",

@@ -49,6 +49,15 @@ fn main() -> Result<(), rnnkit::Error> {
         y_hat[[0, 0]],
         y_hat[[99, 0]]
     );
+    common::result(&[
+        ("params", model.param_count().to_string()),
+        (
+            "final_loss",
+            format!("{:e}", losses.last().unwrap_or(&f64::NAN)),
+        ),
+        ("y_hat_0", format!("{}", y_hat[[0, 0]])),
+        ("y_hat_99", format!("{}", y_hat[[99, 0]])),
+    ]);
 
     let title = format!("SimpleRNN({units}) + Dense(1): training loss");
     common::line_plot(

@@ -67,6 +67,7 @@ fn main() -> Result<(), rnnkit::Error> {
     let n = if args.quick { 128 } else { 1024 };
     let (x, y) = data(n, args.seed);
     let mut curves = Vec::new();
+    let mut result: Vec<(String, String)> = Vec::new();
     for skip in [false, true] {
         let mut m = model(depth, skip, simple, args.seed)?;
         if skip {
@@ -78,23 +79,40 @@ fn main() -> Result<(), rnnkit::Error> {
             .seed(args.seed);
         let start = std::time::Instant::now();
         let h = trainer.fit(&mut m, &x, &y)?;
-        let at = |e: usize| h.loss().get(e - 1).copied().unwrap_or(f64::NAN);
+        let losses = h.loss();
+        let marks: Vec<String> = [1, 5, 10]
+            .into_iter()
+            .filter(|&e| e < losses.len())
+            .chain([losses.len()])
+            .map(|e| format!("{e} {:.5}", losses[e - 1]))
+            .collect();
         println!(
-            "{:<8} {depth} × {kind}({UNITS}): loss after epoch 1 {:.5}, 5 {:.5}, 10 {:.5}, {} {:.5} ({:.1} s, {} params)",
+            "{:<8} {depth} × {kind}({UNITS}): loss after epoch {} ({:.1} s, {} params)",
             m.name(),
-            at(1),
-            at(5),
-            at(10),
-            h.loss().len(),
-            h.loss().last().unwrap_or(&f64::NAN),
+            marks.join(", "),
             start.elapsed().as_secs_f64(),
             m.param_count()
         );
+        result.push((
+            m.name().to_string(),
+            format!(
+                "{}/{:e}/{:e}",
+                m.param_count(),
+                losses.first().unwrap_or(&f64::NAN),
+                losses.last().unwrap_or(&f64::NAN)
+            ),
+        ));
         curves.push((
             format!("{} ({depth} × {kind})", m.name()),
             common::curve(h.loss()),
         ));
     }
+    // model=params/first loss/final loss
+    let pairs: Vec<(&str, String)> = result
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    common::result(&pairs);
     common::line_plot(
         &args.path("loss.svg"),
         &format!(

@@ -250,6 +250,7 @@ fn main() -> Result<(), rnnkit::Error> {
         .collect();
 
     let mut series = Vec::new();
+    let mut result: Vec<(&str, String)> = Vec::new();
     println!("| variant | params | train s | loss | sequence accuracy by length 1..{max_len} |");
     println!("|---|---|---|---|---|");
     for v in [
@@ -292,6 +293,18 @@ fn main() -> Result<(), rnnkit::Error> {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
+        // variant=params/first loss/final loss/accuracy at length 1/accuracy at max_len
+        result.push((
+            v.name(),
+            format!(
+                "{}/{:e}/{:e}/{}/{}",
+                model.param_count(),
+                h.loss().first().unwrap_or(&f64::NAN),
+                h.loss().last().unwrap_or(&f64::NAN),
+                accs[0],
+                accs[max_len - 1]
+            ),
+        ));
         if v == Variant::Attention {
             // Beam search on the longest inputs: the best of 3 hypotheses.
             let s = &tests[max_len - 1][0];
@@ -319,6 +332,7 @@ fn main() -> Result<(), rnnkit::Error> {
                 .collect(),
         ));
     }
+    common::result(&result);
     common::line_plot(
         &args.path("accuracy_by_length.svg"),
         "Reversing digit strings: sequence accuracy by input length",

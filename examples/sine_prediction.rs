@@ -26,6 +26,7 @@ fn main() -> Result<(), rnnkit::Error> {
     let mut plot = vec![("sin(0.1 t)".to_string(), truth)];
     println!("| cell | train loss | held-out MSE | fit time |");
     println!("|---|---|---|---|");
+    let mut result = Vec::new();
     for cell in common::CELLS {
         let mut model = common::cell_model(cell, 16, Some(window), 1, args.seed)?;
         let mut trainer = Trainer::new(Adam::new(0.01), Loss::Mse)
@@ -38,6 +39,7 @@ fn main() -> Result<(), rnnkit::Error> {
             h.loss().last().unwrap_or(&f64::NAN),
             secs
         );
+        result.push((cell, format!("{held:e}")));
         let pred = trainer.predict(&model, &hx)?;
         plot.push((
             format!("{cell} prediction"),
@@ -47,6 +49,8 @@ fn main() -> Result<(), rnnkit::Error> {
                 .collect(),
         ));
     }
+    // cell=held-out MSE
+    common::result(&result);
     common::line_plot(
         &args.path("prediction.svg"),
         "Next-value prediction on a held-out stretch of sin(0.1 t)",

@@ -77,6 +77,10 @@ fn main() -> Result<(), rnnkit::Error> {
         acc.last().unwrap_or(&f64::NAN),
         logs["accuracy"]
     );
+    common::result(&[
+        ("params", model.param_count().to_string()),
+        ("test_accuracy", format!("{}", logs["accuracy"])),
+    ]);
     common::line_plot(
         &args.path("accuracy.svg"),
         "Embedding(mask_zero) → Bidirectional(LSTM) → Dense(sigmoid): does 1 come before 2?",

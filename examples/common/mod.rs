@@ -304,3 +304,10 @@ pub fn cell_model(
 }
 
 pub const CELLS: [&str; 3] = ["SimpleRNN", "LSTM", "GRU"];
+
+/// Prints the example's outcome as one machine-readable line, `result: key=value ...`,
+/// which tests/suite/examples.rs reads to check what the README says.
+pub fn result(pairs: &[(&str, String)]) {
+    let kv: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("result: {}", kv.join(" "));
+}

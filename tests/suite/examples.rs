@@ -57,6 +57,107 @@ fn assert_svgs(out: &std::path::Path, files: &[&str]) {
     }
 }
 
+/// The example's `result: key=value ...` line, as a map.
+fn result(name: &str, stdout: &str) -> std::collections::HashMap<String, String> {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("result: "))
+        .unwrap_or_else(|| panic!("{name} printed no result line:\n{stdout}"));
+    line.split(' ')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').expect("key=value");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// The `/`-separated numbers of one result value.
+fn nums(r: &std::collections::HashMap<String, String>, key: &str) -> Vec<f64> {
+    r.get(key)
+        .unwrap_or_else(|| panic!("no {key} in {r:?}"))
+        .split('/')
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{key}: {v} is not a number"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_lecture_examples_print_what_the_readme_says() {
+    // deep_rnn: "model 3: SimpleRNN(34) ×4 + Dense(1), 8,297 params", and it learns.
+    let (out, dir) = run("deep_rnn", &["--quick"]);
+    let r = result("deep_rnn", &out);
+    assert_eq!(nums(&r, "params"), [8297.0]);
+    assert!(
+        nums(&r, "final_loss")[0] < nums(&r, "first_loss")[0],
+        "{r:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+
+    // compare_cells: "SimpleRNN / LSTM / GRU (10 units)": their parameter counts, finite
+    // train and validation losses.
+    let (out, dir) = run("compare_cells", &["--quick"]);
+    let r = result("compare_cells", &out);
+    for (cell, params) in [("SimpleRNN", 131.0), ("LSTM", 491.0), ("GRU", 401.0)] {
+        let v = nums(&r, cell);
+        assert_eq!(v[0], params, "{cell}");
+        assert!(v[1].is_finite() && v[2].is_finite(), "{cell}: {v:?}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+
+    // sine_prediction: every cell predicts the held-out curve (README, full run: 1e-6 to
+    // 1e-5; five quick epochs reach 1e-3).
+    let (out, dir) = run("sine_prediction", &["--quick"]);
+    let r = result("sine_prediction", &out);
+    for cell in ["SimpleRNN", "LSTM", "GRU"] {
+        let mse = nums(&r, cell)[0];
+        assert!(mse < 1e-2, "{cell}: held-out MSE {mse}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+
+    // even_index_mean: validation MSE near the README's 0.04 for every cell.
+    let (out, dir) = run("even_index_mean", &["--quick"]);
+    let r = result("even_index_mean", &out);
+    for cell in ["SimpleRNN", "LSTM", "GRU"] {
+        let mse = nums(&r, cell)[0];
+        assert!(mse < 0.08, "{cell}: mean validation MSE {mse}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+
+    // text_classifier: an order-dependent task where counting tokens gives chance (0.5);
+    // the README's full run reaches 1.00, five quick epochs already beat chance.
+    let (out, dir) = run("text_classifier", &["--quick"]);
+    let acc = nums(&result("text_classifier", &out), "test_accuracy")[0];
+    assert!(acc > 0.65, "test accuracy {acc}");
+    let _ = std::fs::remove_dir_all(dir);
+
+    // residual_rnn: the same stack with and without skip connections, both training.
+    let (out, dir) = run("residual_rnn", &["--quick"]);
+    let r = result("residual_rnn", &out);
+    let (plain, residual) = (nums(&r, "plain"), nums(&r, "residual"));
+    assert_eq!(plain[0], residual[0], "an Add has no weights");
+    assert!(plain[2] < plain[1] && residual[2] < residual[1], "{r:?}");
+    let _ = std::fs::remove_dir_all(dir);
+
+    // seq2seq at the README's sizes (LSTM(64), 1–12 digits), quick data and epochs: the
+    // table's parameter counts, and every variant's loss falls.
+    let (out, dir) = run("seq2seq", &["--quick", "--units", "64", "--max-len", "12"]);
+    let r = result("seq2seq", &out);
+    for (variant, params) in [
+        ("state", 42_733.0),
+        ("input", 59_117.0),
+        ("both", 59_117.0),
+        ("attention", 43_565.0),
+    ] {
+        let v = nums(&r, variant);
+        assert_eq!(v[0], params, "{variant}");
+        assert!(v[2] < v[1], "{variant}: loss {} -> {}", v[1], v[2]);
+        assert!((0.0..=1.0).contains(&v[3]) && (0.0..=1.0).contains(&v[4]));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn every_example_runs_quick_and_writes_its_plots() {
     let plots: [(&str, &[&str]); 11] = [
@@ -89,6 +190,7 @@ fn every_example_runs_quick_and_writes_its_plots() {
 fn linear_sequence_model_1_reaches_the_lecture_loss() {
     let (stdout, out) = run("linear_sequence", &["--seed", "0"]);
     assert!(stdout.contains("Total params: 461"), "{stdout}");
+    assert_eq!(nums(&result("linear_sequence", &stdout), "params"), [461.0]);
     let line = stdout
         .lines()
         .find(|l| l.starts_with("final loss"))
@@ -123,13 +225,11 @@ fn char_lm_learns_hello() {
         &["--seed", "0", "--text", path, "--epochs", "200"],
     );
     assert!(stdout.contains("greedy from 'h': hello"), "{stdout}");
-    // Streaming generation: the cost per character does not grow with the length.
-    let per_char: Vec<f64> = stdout
-        .lines()
-        .filter(|l| l.starts_with("generating"))
-        .filter_map(|l| l.split(": ").nth(1)?.split(' ').next()?.parse().ok())
-        .collect();
-    assert_eq!(per_char.len(), 3, "{stdout}");
+    let r = result("char_lm", &stdout);
+    assert_eq!(r["greedy"], "hello");
+    // Streaming generation: the work per character (model steps run) does not grow with
+    // the length generated (100, 1,000, 10,000): one step each.
+    assert_eq!(nums(&r, "steps_per_char"), [1.0, 1.0, 1.0], "{stdout}");
     let _ = std::fs::remove_file(text);
     let _ = std::fs::remove_dir_all(out);
 }
@@ -250,6 +350,14 @@ fn echo_state_beats_the_lstm_on_mackey_glass_in_the_quick_run() {
         (cells[4].parse().unwrap(), cells[5].parse().unwrap())
     };
     let (esn, lstm) = (row("ESN"), row("LSTM"));
+    let r = result("echo_state", &stdout);
+    for task in ["Mackey_Glass", "sine"] {
+        let v = nums(&r, task); // ESN one-step, closed loop; LSTM one-step, closed loop
+        assert!(
+            v[0] < v[2] && v[1] < v[3],
+            "{task}: ESN beats the LSTM: {v:?}"
+        );
+    }
     assert!(
         esn.0 < 0.01 && esn.0 < lstm.0,
         "one-step: ESN {esn:?}, LSTM {lstm:?}"
