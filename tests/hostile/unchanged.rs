@@ -45,12 +45,15 @@ fn snapshot(model: &Sequential<f64>, trainer: &Trainer<f64, Adam<f64>>) -> Snaps
 
 /// A stateful LSTM (batch 4) with dropout and recurrent dropout, a Dropout layer and a
 /// Dense head, trained for one epoch: every kind of state is non-trivial.
-fn trained() -> (
+/// A trained model, its trainer and data.
+type Trained = (
     Sequential<f64>,
     Trainer<f64, Adam<f64>>,
     ArrayD<f64>,
     ArrayD<f64>,
-) {
+);
+
+fn trained() -> Trained {
     let x = Array3::from_shape_fn((8, 5, 3), |(i, t, f)| {
         ((i * 5 + t * 3 + f) as f64 * 0.21).sin()
     })
@@ -205,7 +208,9 @@ fn a_backward_after_a_refused_forward_is_refused() {
     let h = g.apply(&GruConfig::new(3), a).unwrap();
     let o = g.apply(&DenseConfig::new(1), h).unwrap();
     let mut model = g.build(&[a], &[o]).unwrap();
-    model.forward_many(&[x.clone()], Mode::Train).unwrap();
+    model
+        .forward_many(std::slice::from_ref(&x), Mode::Train)
+        .unwrap();
     assert!(model
         .forward_many(&[ArrayD::zeros(IxDyn(&[8, 5, 2]))], Mode::Train)
         .is_err());
