@@ -87,7 +87,7 @@ impl Float for f32 {
     }
 }
 
-/// Whether this CPU has AVX2 and FMA (cached by std; two relaxed atomic loads).
+/// Whether this CPU has AVX2 and FMA and `RNNKIT_NO_AVX2` is unset (asked once).
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn avx2_fma() -> bool {
     simd::has_avx2_fma()
@@ -101,8 +101,14 @@ mod simd {
     use std::arch::x86_64::*;
 
     pub(super) fn has_avx2_fma() -> bool {
-        // std caches the CPUID result; this is two relaxed atomic loads.
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        // Asked once: CPUID, and `RNNKIT_NO_AVX2=1`, which runs the portable code on an
+        // AVX2 machine (what CPUs without AVX2 run; the tests use it to check that path).
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| {
+            std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::env::var_os("RNNKIT_NO_AVX2").is_none()
+        })
     }
 
     /// tanh of 8 lanes: same coefficients and saturation as the portable `tanh_f32`.

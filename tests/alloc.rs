@@ -88,9 +88,12 @@ fn allocations_do_not_grow_with_sequence_length() {
     }
 }
 
+/// Whether rnnkit runs its AVX2 kernels here (`RNNKIT_NO_AVX2=1` turns them off).
 fn avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    return std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::env::var_os("RNNKIT_NO_AVX2").is_none();
     #[cfg(not(target_arch = "x86_64"))]
     false
 }
