@@ -357,3 +357,151 @@ fn random_mutations_never_panic() {
     }
     assert!(err > 3000, "{ok} loaded, {err} refused");
 }
+
+/// One random mutation of `bytes`: a few random bytes, a JSON-significant character in the
+/// header, or a truncation or extension.
+fn mutate(bytes: &[u8], round: usize, rng: &mut rnnkit::StdRng) -> Vec<u8> {
+    use ndarray_rand::rand::Rng;
+    let mut b = bytes.to_vec();
+    match round % 4 {
+        0 | 1 => {
+            for _ in 0..rng.random_range(1..4) {
+                let i = rng.random_range(0..b.len());
+                b[i] = rng.random();
+            }
+        }
+        2 => {
+            let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+            let i = rng.random_range(8..8 + n);
+            let chars = b"{}[]\",:0123456789-e.";
+            b[i] = chars[rng.random_range(0..chars.len())];
+        }
+        _ => {
+            let len = rng.random_range(0..b.len() + 16);
+            b.resize(len, rng.random());
+        }
+    }
+    b
+}
+
+/// A graph model with every kind of node: Embedding(mask_zero), an encoder LSTM whose
+/// states start a decoder, Attention, RepeatVector, a merge and two outputs.
+fn graph_sample() -> Functional<f32> {
+    let mut g = Graph::<f32>::new(3);
+    let ids = g.input("ids", &[Some(5)]).unwrap();
+    let dec_in = g.input("dec_in", &[Some(3), Some(2)]).unwrap();
+    let e = g
+        .apply(&rnnkit::EmbeddingConfig::new(7, 3).mask_zero(true), ids)
+        .unwrap();
+    let enc = g
+        .rnn(&LstmConfig::new(4).return_sequences(true), e)
+        .call()
+        .unwrap();
+    let dec = g
+        .rnn(&LstmConfig::new(4).return_sequences(true), dec_in)
+        .initial_state(&enc.states)
+        .call()
+        .unwrap();
+    let ctx = g
+        .apply_list(&rnnkit::AttentionConfig::new(), &[dec.out, enc.out])
+        .unwrap();
+    let both = g
+        .merge(Merge::Concatenate { axis: -1 }, &[dec.out, ctx])
+        .unwrap();
+    let y = g.apply(&DenseConfig::new(2), both).unwrap();
+    let last = g.apply(&GruConfig::new(2), e).unwrap();
+    let rep = g.apply(&rnnkit::RepeatVectorConfig::new(3), last).unwrap();
+    g.build(&[ids, dec_in], &[y, rep]).unwrap()
+}
+
+/// Thousands of random mutations of a graph model file: load returns, never panics, and
+/// what loads also runs.
+#[test]
+fn random_mutations_of_a_graph_file_never_panic() {
+    let bytes = graph_sample().to_bytes().unwrap();
+    assert!(Functional::<f32>::from_bytes(&bytes).is_ok());
+    let mut rng = rnnkit::seeded_rng(43);
+    let ids = ndarray::Array2::from_shape_fn((2, 5), |(r, t)| ((r + t) % 7) as f32).into_dyn();
+    let dec = ndarray::Array3::<f32>::ones((2, 3, 2)).into_dyn();
+    let mut refused = 0;
+    for round in 0..3000 {
+        let b = mutate(&bytes, round, &mut rng);
+        match Functional::<f32>::from_bytes(&b) {
+            Ok(m) => {
+                let _ = m.infer_many(&[ids.clone(), dec.clone()]);
+            }
+            Err(_) => refused += 1,
+        }
+        let _ = rnnkit::io::FileInfo::from_bytes(&b);
+    }
+    assert!(refused > 2000, "{refused} of 3000 refused");
+}
+
+/// Random mutations of training checkpoints (a Sequential one and a graph one): resume
+/// returns, never panics, and a refused resume leaves the trainer as it was.
+#[test]
+fn random_mutations_of_a_checkpoint_never_panic() {
+    use rnnkit::{Optimizer, Trainer};
+    let dir = std::env::temp_dir().join(format!("rnnkit-ckpt-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ckpt.safetensors");
+    let x = ndarray::Array3::from_shape_fn((6, 4, 2), |(i, t, f)| ((i + t + f) as f32 * 0.3).sin())
+        .into_dyn();
+    let y = ndarray::Array2::from_shape_fn((6, 1), |(i, _)| i as f32 * 0.1).into_dyn();
+    let mut model = Sequential::<f32>::new(&[4, 2])
+        .push(LstmConfig::new(3).dropout(0.2))
+        .unwrap()
+        .push(DenseConfig::new(1))
+        .unwrap();
+    let mut t = Trainer::new(Adam::default(), Loss::Mse)
+        .epochs(1)
+        .batch_size(3);
+    t.fit(&mut model, &x, &y).unwrap();
+    t.save_checkpoint(&model, &path).unwrap();
+    let seq = std::fs::read(&path).unwrap();
+    let mut g = graph_sample();
+    let mut tg = Trainer::new(Adam::default(), Loss::Mse).epochs(1);
+    let ids = ndarray::Array2::from_shape_fn((4, 5), |(r, t)| ((r + t) % 7) as f32).into_dyn();
+    let dec = ndarray::Array3::<f32>::ones((4, 3, 2)).into_dyn();
+    let ys = [
+        ndarray::Array3::<f32>::zeros((4, 3, 2)).into_dyn(),
+        ndarray::Array3::<f32>::zeros((4, 3, 2)).into_dyn(),
+    ];
+    tg.fit_many(&mut g, &[ids.clone(), dec.clone()], &ys)
+        .unwrap();
+    tg.save_checkpoint(&g, &path).unwrap();
+    let graph = std::fs::read(&path).unwrap();
+
+    let mut rng = rnnkit::seeded_rng(44);
+    let mut refused = 0;
+    for round in 0..1500 {
+        for (which, bytes) in [("sequential", &seq), ("graph", &graph)] {
+            std::fs::write(&path, mutate(bytes, round, &mut rng)).unwrap();
+            let mut fresh = Trainer::new(Adam::<f32>::default(), Loss::Mse).epochs(1);
+            let r = if which == "sequential" {
+                fresh.resume(&path).map(|m| {
+                    let _ = m.predict(&x, 4);
+                })
+            } else {
+                fresh.resume_graph(&path).map(|m| {
+                    let _ = m.infer_many(&[ids.clone(), dec.clone()]);
+                })
+            };
+            if r.is_err() {
+                refused += 1;
+                assert_eq!(
+                    fresh.epochs_done(),
+                    0,
+                    "{which}: a refused resume moved epochs"
+                );
+                assert_eq!(
+                    fresh.optimizer.iterations(),
+                    0,
+                    "{which}: ... or the optimizer"
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(refused > 2000, "{refused} of 3000 refused");
+}
