@@ -40,6 +40,10 @@ fn steps_allocate<F: rnnkit::Float>(cell: Box<dyn LayerConfig<F>>, batch: usize)
     allocations() - before
 }
 
+/// A cell to stream: name, configuration, recurrent products per step, and whether the
+/// packed kernel serves them.
+type Cell = (&'static str, Box<dyn LayerConfig<f32>>, usize, bool);
+
 /// The thread count is process-wide: the two tests do not run side by side.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -48,7 +52,7 @@ fn no_allocation_per_step_after_the_first() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     rnnkit::set_num_threads(1);
     for batch in [1, 8] {
-        let cells: Vec<(&str, Box<dyn LayerConfig<f32>>, usize, bool)> = vec![
+        let cells: Vec<Cell> = vec![
             ("SimpleRnn", Box::new(SimpleRnnConfig::new(6)), 1, true),
             ("Lstm", Box::new(LstmConfig::new(6)), 1, true),
             ("Gru", Box::new(GruConfig::new(6)), 1, true),
