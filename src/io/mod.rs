@@ -92,7 +92,7 @@ pub struct CheckpointInfo {
     /// The optimizer's state groups (`["m", "v"]`).
     pub state: Vec<String>,
     /// Every layer's random stream state (dropout masks: seed and passes drawn), one list
-    /// per layer ([`Model::rng_state`](crate::Model::rng_state)); empty in files written
+    /// per layer ([`Model::rng_state`]); empty in files written
     /// before 0.2, which resume with fresh streams.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rng: Vec<Vec<u64>>,
