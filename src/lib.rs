@@ -108,9 +108,16 @@ pub struct ReadmeDoctests;
 /// `t < lengths[b]` (right padding).
 ///
 /// ```
-/// let m = rnnkit::mask_from_lengths(&[2, 0, 3], 3);
+/// let m = rnnkit::mask_from_lengths(&[2, 0, 3], 3)?;
 /// assert_eq!(m, ndarray::array![[true, true, false], [false, false, false], [true, true, true]]);
+/// # Ok::<(), rnnkit::Error>(())
 /// ```
-pub fn mask_from_lengths(lengths: &[usize], steps: usize) -> Mask {
-    Mask::from_shape_fn((lengths.len(), steps), |(b, t)| t < lengths[b])
+///
+/// # Errors
+/// [`Error::Data`] for a mask of more than [`layers::MAX_WEIGHT_LEN`] entries.
+pub fn mask_from_lengths(lengths: &[usize], steps: usize) -> Result<Mask> {
+    layers::check_output_size("mask_from_lengths", &[lengths.len(), steps])?;
+    Ok(Mask::from_shape_fn((lengths.len(), steps), |(b, t)| {
+        t < lengths[b]
+    }))
 }

@@ -25,9 +25,10 @@ pub enum Side {
 /// let (padded, mask) = PadSequences::new()
 ///     .maxlen(4)
 ///     .padding(Side::Post)
-///     .apply_with_mask(&seqs, 0);
+///     .apply_with_mask(&seqs, 0)?;
 /// assert_eq!(padded, ndarray::array![[1, 2, 3, 0], [4, 0, 0, 0], [6, 7, 8, 9]]);
 /// assert_eq!(mask.row(1).to_vec(), [true, false, false, false]);
+/// # Ok::<(), rnnkit::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PadSequences {
@@ -61,17 +62,24 @@ impl PadSequences {
     }
 
     /// The sequences as one `[n, maxlen]` array, padded with `value`.
-    pub fn apply<T: Clone, S: AsRef<[T]>>(&self, sequences: &[S], value: T) -> Array2<T> {
-        self.apply_with_mask(sequences, value).0
+    ///
+    /// # Errors
+    /// [`Error::Data`] for an array of more than
+    /// [`MAX_WEIGHT_LEN`](crate::layers::MAX_WEIGHT_LEN) entries.
+    pub fn apply<T: Clone, S: AsRef<[T]>>(&self, sequences: &[S], value: T) -> Result<Array2<T>> {
+        Ok(self.apply_with_mask(sequences, value)?.0)
     }
 
     /// [`PadSequences::apply`] and the `[n, maxlen]` mask of the real entries (for
     /// `fit_masked`, `predict_masked`).
+    ///
+    /// # Errors
+    /// As [`PadSequences::apply`].
     pub fn apply_with_mask<T: Clone, S: AsRef<[T]>>(
         &self,
         sequences: &[S],
         value: T,
-    ) -> (Array2<T>, Mask) {
+    ) -> Result<(Array2<T>, Mask)> {
         let len = self.maxlen.unwrap_or_else(|| {
             sequences
                 .iter()
@@ -79,6 +87,7 @@ impl PadSequences {
                 .max()
                 .unwrap_or(0)
         });
+        crate::layers::check_output_size("pad_sequences", &[sequences.len(), len])?;
         let mut out = Array2::from_elem((sequences.len(), len), value);
         let mut mask = Mask::from_elem((sequences.len(), len), false);
         for (i, s) in sequences.iter().enumerate() {
@@ -96,7 +105,7 @@ impl PadSequences {
                 mask[[i, start + k]] = true;
             }
         }
-        (out, mask)
+        Ok((out, mask))
     }
 }
 
@@ -104,10 +113,14 @@ impl PadSequences {
 /// longest sequence): `pad_sequences(&seqs, 0)`.
 ///
 /// ```
-/// let x = rnnkit::utils::pad_sequences(&[vec![1.0f32, 2.0], vec![3.0]], 0.0);
+/// let x = rnnkit::utils::pad_sequences(&[vec![1.0f32, 2.0], vec![3.0]], 0.0)?;
 /// assert_eq!(x, ndarray::array![[1.0, 2.0], [0.0, 3.0]]);
+/// # Ok::<(), rnnkit::Error>(())
 /// ```
-pub fn pad_sequences<T: Clone, S: AsRef<[T]>>(sequences: &[S], value: T) -> Array2<T> {
+///
+/// # Errors
+/// As [`PadSequences::apply`].
+pub fn pad_sequences<T: Clone, S: AsRef<[T]>>(sequences: &[S], value: T) -> Result<Array2<T>> {
     PadSequences::new().apply(sequences, value)
 }
 

@@ -30,7 +30,7 @@ fn allocations_per_pass(
         .take(batch)
         .copied()
         .collect();
-    let mask = masked.then(|| rnnkit::mask_from_lengths(&lengths, steps));
+    let mask = masked.then(|| rnnkit::mask_from_lengths(&lengths, steps).unwrap());
     let mut pass = || {
         let y = model
             .forward_masked(&x, mask.as_ref(), Mode::Train)

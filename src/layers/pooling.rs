@@ -19,7 +19,7 @@ use ndarray::{Array2, Array3, ArrayD, Axis, Ix2};
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut m = Sequential::<f64>::new(&[3, 1]).push(GlobalAveragePooling1DConfig::new())?;
 /// let x = ndarray::array![[[1.0], [2.0], [6.0]]].into_dyn();
-/// let mask = mask_from_lengths(&[2], 3);
+/// let mask = mask_from_lengths(&[2], 3)?;
 /// assert_eq!(m.forward_masked(&x, Some(&mask), Mode::Infer)?, ndarray::array![[1.5]].into_dyn());
 /// # Ok(()) }
 /// ```

@@ -15,7 +15,8 @@ use ndarray::{Array2, ArrayView2};
 pub struct StreamState<F> {
     batch: usize,
     /// The first layer that cannot run one step at a time, if any (asked once, here).
-    refused: Option<String>,
+    /// (layer, why) when this stream cannot step.
+    refused: Option<(String, String)>,
     states: Vec<Vec<Array2<F>>>,
     work: Vec<StepWork<F>>,
     outs: Vec<Array2<F>>,
@@ -36,13 +37,40 @@ impl<F: Float> StreamState<F> {
 impl<F: Float> Sequential<F> {
     /// The start of a stream of `batch` sequences: zero states.
     pub fn stream_state(&self, batch: usize) -> StreamState<F> {
+        // A batch whose states would pass the size limit: a stream that refuses to step
+        // (this returns no Result), instead of an allocation that aborts.
+        let too_large = self.layers().iter().find(|l| {
+            l.zero_states(1)
+                .iter()
+                .any(|s| crate::layers::check_output_size(l.name(), &[batch, s.ncols()]).is_err())
+        });
+        if let Some(l) = too_large {
+            return StreamState {
+                batch,
+                refused: Some((
+                    format!("{} ({})", l.name(), l.type_name()),
+                    format!(
+                        "the states of {batch} sequences would pass the size limit of {} \
+                         scalars",
+                        crate::layers::MAX_WEIGHT_LEN
+                    ),
+                )),
+                states: Vec::new(),
+                work: Vec::new(),
+                outs: Vec::new(),
+            };
+        }
         StreamState {
             batch,
-            refused: self
-                .layers()
-                .iter()
-                .find(|l| !l.streams())
-                .map(|l| format!("{} ({})", l.name(), l.type_name())),
+            refused: self.layers().iter().find(|l| !l.streams()).map(|l| {
+                (
+                    format!("{} ({})", l.name(), l.type_name()),
+                    "this layer cannot run one step at a time (a Bidirectional or \
+                         go_backwards layer needs the steps to come), so the model cannot \
+                         stream"
+                        .to_string(),
+                )
+            }),
             states: self.zero_states(batch),
             work: vec![StepWork::default(); self.layers().len()],
             outs: vec![Array2::zeros((0, 0)); self.layers().len()],
@@ -136,19 +164,16 @@ impl<F: Float> Sequential<F> {
                 got: x.shape().to_vec(),
             });
         }
+        if let Some((layer, reason)) = &state.refused {
+            return Err(Error::Unsupported {
+                layer: layer.clone(),
+                reason: reason.clone(),
+            });
+        }
         if self.layers().is_empty() || state.outs.len() != self.layers().len() {
             return Err(Error::Unsupported {
                 layer: self.name().to_string(),
                 reason: "the stream state is not this model's (or the model has no layers)".into(),
-            });
-        }
-        if let Some(layer) = &state.refused {
-            return Err(Error::Unsupported {
-                layer: layer.clone(),
-                reason: "this layer cannot run one step at a time (a Bidirectional or \
-                         go_backwards layer needs the steps to come), so the model cannot \
-                         stream"
-                    .into(),
             });
         }
         let layers = self.layers();

@@ -142,7 +142,7 @@ impl<F: Float> LossFunction<F> for Loss {
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let x = ndarray::Array3::from_shape_fn((6, 4, 1), |(i, t, _)| (i + t) as f64 * 0.1).into_dyn();
 /// let y = ndarray::Array3::from_shape_fn((6, 4, 1), |(i, t, _)| (i * t) as f64 * 0.1).into_dyn();
-/// let mask = mask_from_lengths(&[4, 2, 3, 1, 4, 2], 4);
+/// let mask = mask_from_lengths(&[4, 2, 3, 1, 4, 2], 4)?;
 /// let mut model = Sequential::<f64>::new(&[4, 1]).push(GruConfig::new(3).return_sequences(true))?
 ///     .push(DenseConfig::new(1))?;
 /// let mut trainer = Trainer::new(Adam::new(0.01), PerRow(Huber)).epochs(3);

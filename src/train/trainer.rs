@@ -178,7 +178,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// # fn main() -> Result<(), rnnkit::Error> {
     /// let x = Array3::<f64>::ones((4, 5, 1)).into_dyn();
     /// let y = Array2::<f64>::ones((4, 1)).into_dyn();
-    /// let mask = mask_from_lengths(&[5, 3, 2, 4], 5);
+    /// let mask = mask_from_lengths(&[5, 3, 2, 4], 5)?;
     /// let mut model = Sequential::<f64>::new(&[5, 1]).push(GruConfig::new(2))?.push(DenseConfig::new(1))?;
     /// let mut trainer = Trainer::new(Adam::default(), Loss::Mse)
     ///     .epochs(1)

@@ -71,7 +71,7 @@ fn padded_sample_equals_the_unpadded_sample_alone() {
                 });
                 let mut xp = ArrayD::zeros(IxDyn(&[1, len + pad, f]));
                 xp.slice_mut(s![.., ..len, ..]).assign(&x);
-                let mask = mask_from_lengths(&[len], len + pad);
+                let mask = mask_from_lengths(&[len], len + pad).unwrap();
 
                 let y = layer.forward(&x, Mode::Train).unwrap();
                 let dy = ArrayD::from_shape_simple_fn(y.raw_dim(), || rng.random_range(-1.0..1.0));
@@ -131,7 +131,7 @@ fn fully_masked_sample_outputs_zeros() {
         .init::<f64>(2, &mut seeded_rng(0))
         .unwrap();
     let x = ArrayD::from_elem(IxDyn(&[2, 4, 2]), 0.3);
-    let mask = mask_from_lengths(&[4, 0], 4);
+    let mask = mask_from_lengths(&[4, 0], 4).unwrap();
     let y = layer.forward_masked(&x, Some(&mask), Mode::Infer).unwrap();
     assert!(y.index_axis(Axis(0), 1).iter().all(|&v| v == 0.0));
     assert!(y.index_axis(Axis(0), 0).iter().any(|&v| v != 0.0));

@@ -317,6 +317,15 @@ fn streaming_refuses_what_one_step_cannot_mean() {
     let x = Array2::<f64>::ones((1, 3));
     let e = m.step(x.view(), &mut st).unwrap_err();
     assert!(e.to_string().contains("go_backwards"), "{e}");
+    // A stream whose states would pass the size limit refuses to step (no abort).
+    let mut huge = m.stream_state(usize::MAX / 4);
+    let e = m
+        .step(Array2::<f64>::ones((1, 3)).view(), &mut huge)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("batch size") || e.to_string().contains("size limit"),
+        "{e}"
+    );
     // Embedding(mask_zero) fed the padding id.
     let m = Sequential::<f64>::new(&[4])
         .push(EmbeddingConfig::new(5, 2).mask_zero(true))

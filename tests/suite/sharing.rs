@@ -81,7 +81,7 @@ fn stacks<F: Float>() -> Vec<(&'static str, Sequential<F>)> {
 
 fn ragged_mask(batch: usize, steps: usize) -> Mask {
     let lengths: Vec<usize> = (0..batch).map(|b| 1 + (b * 5) % steps).collect();
-    mask_from_lengths(&lengths, steps)
+    mask_from_lengths(&lengths, steps).unwrap()
 }
 
 fn infer_equals_forward<F: Float>() {

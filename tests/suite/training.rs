@@ -765,7 +765,7 @@ fn validation_data_is_scored_with_its_mask() {
     // Padded sequences whose padding is garbage: scored without the mask, the validation
     // loss would include it (the bug the Keras-habits issue reports: 0.305 for 0.0001).
     let lengths = [5, 2, 3, 1, 4, 5, 2, 3];
-    let mask = mask_from_lengths(&lengths, 5);
+    let mask = mask_from_lengths(&lengths, 5).unwrap();
     let x = Array3::from_shape_fn((8, 5, 1), |(i, t, _)| {
         if t < lengths[i] {
             0.1 * (i + t) as f64

@@ -9,7 +9,7 @@ fn pad_sequences_pads_and_truncates_at_either_end() {
     let seqs = vec![vec![1, 2, 3, 4], vec![5], vec![]];
     // Keras defaults: padding="pre", truncating="pre", maxlen = longest.
     assert_eq!(
-        pad_sequences(&seqs, 0),
+        pad_sequences(&seqs, 0).unwrap(),
         array![[1, 2, 3, 4], [0, 0, 0, 5], [0, 0, 0, 0]]
     );
     let p = |padding, truncating| {
@@ -18,6 +18,7 @@ fn pad_sequences_pads_and_truncates_at_either_end() {
             .padding(padding)
             .truncating(truncating)
             .apply(&seqs, -1)
+            .unwrap()
     };
     assert_eq!(
         p(Side::Pre, Side::Pre),
@@ -31,7 +32,13 @@ fn pad_sequences_pads_and_truncates_at_either_end() {
         p(Side::Pre, Side::Post),
         array![[1, 2, 3], [-1, -1, 5], [-1, -1, -1]]
     );
-    let (_, mask) = PadSequences::new().maxlen(3).apply_with_mask(&seqs, 0);
+    let (_, mask) = PadSequences::new()
+        .maxlen(3)
+        .apply_with_mask(&seqs, 0)
+        .unwrap();
+    // A padded array past the size limit is an error, not an abort.
+    assert!(PadSequences::new().maxlen(1 << 62).apply(&seqs, 0).is_err());
+    assert!(rnnkit::mask_from_lengths(&[1, 2], 1 << 62).is_err());
     assert_eq!(
         mask,
         array![

@@ -241,7 +241,7 @@ fn a_user_loss_per_row_is_masked_and_weighted_as_the_built_ins() {
     let x = Array3::from_shape_fn((6, 4, 2), |(i, t, f)| ((i + 2 * t + f) as f64 * 0.3).sin())
         .into_dyn();
     let y = Array3::from_shape_fn((6, 4, 1), |(i, t, _)| ((i * t) as f64 * 0.2).cos()).into_dyn();
-    let mask = mask_from_lengths(&[4, 1, 3, 2, 4, 3], 4);
+    let mask = mask_from_lengths(&[4, 1, 3, 2, 4, 3], 4).unwrap();
     let w = Array2::from_shape_fn((6, 4), |(i, t)| 0.5 + ((i + t) % 3) as f64).into_dyn();
     let model = || {
         Sequential::<f64>::new(&[4, 2])
