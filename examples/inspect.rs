@@ -61,6 +61,15 @@ fn inspect(path: &str) -> Result<(), rnnkit::Error> {
     for (name, shape) in &info.tensors {
         println!("  {name:<45} {shape:?}");
     }
+    println!(
+        "result: dtype={} tensors={} scalars={}",
+        info.dtype,
+        info.tensors.len(),
+        info.tensors
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum::<usize>()
+    );
     Ok(())
 }
 

@@ -82,6 +82,12 @@ fn main() -> Result<(), rnnkit::Error> {
         Some(mib) => println!("peak memory (VmHWM): {mib:.0} MiB"),
         None => println!("peak memory: not available on this system"),
     }
+    println!(
+        "result: first_loss={:e} final_loss={:e} peak_mib={}",
+        h.loss().first().unwrap_or(&f64::NAN),
+        h.loss().last().unwrap_or(&f64::NAN),
+        peak_rss_mib().map_or("NaN".to_string(), |m| m.to_string())
+    );
 
     // Read the series up to the forecast origin (the last stream's end), then forecast.
     let origin = streams * len;

@@ -144,6 +144,8 @@ fn main() -> Result<(), rnnkit::Error> {
     } else {
         run::<f32>(&o)?
     };
+    // The result line, then ref_rnn.py's line (last, as tools/bench_compare.sh reads it).
+    println!("result: ms_per_step={ms}");
     println!(
         "ms_per_step={ms:.4} framework=rnnkit cell={} B={} T={} F={} H={} mode={}",
         o.cell, o.b, o.t, o.f, o.h, o.mode

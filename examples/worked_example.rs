@@ -83,6 +83,7 @@ fn main() -> Result<(), rnnkit::Error> {
     model.zero_grad();
     model.backward(&de)?;
     println!("\nE = MSE(y, y') = {e:.6}");
+    println!("result: y1={}/{} E={e}", y3[[0, 0, 0]], y3[[0, 0, 1]]);
     let mut grads = Vec::new();
     model.visit_params(&mut |name, p| grads.push((name.to_string(), p.grad().clone())));
     let g2 = |i: usize| {

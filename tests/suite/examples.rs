@@ -213,6 +213,14 @@ fn worked_example_prints_the_lecture_numbers() {
     ] {
         assert!(stdout.contains(expected), "missing {expected:?} in\n{stdout}");
     }
+    // The notes' y'_1 = (0.5299, 0.4701), to their four decimals.
+    let r = result("worked_example", &stdout);
+    let y1 = nums(&r, "y1");
+    assert!(
+        (y1[0] - 0.5299).abs() < 5e-5 && (y1[1] - 0.4701).abs() < 5e-5,
+        "{y1:?}"
+    );
+    assert!(nums(&r, "E")[0] > 0.0);
 }
 
 #[test]
@@ -246,6 +254,8 @@ fn long_series_truncated_bptt_keeps_memory_flat() {
         let line = stdout
             .lines()
             .find(|l| l.starts_with("peak memory (VmHWM)"))?;
+        let r = result("long_series", &stdout);
+        assert!(nums(&r, "final_loss")[0].is_finite());
         line.split(": ").nth(1)?.split(' ').next()?.parse().ok()
     };
     if let (Some(short), Some(long), Some(full)) = (
@@ -277,6 +287,8 @@ fn throughput_prints_the_ref_rnn_result_line() {
             .expect("run throughput");
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "throughput failed: {stdout}");
+        let ms_result = nums(&result("throughput", &stdout), "ms_per_step")[0];
+        assert!(ms_result.is_finite() && ms_result > 0.0);
         let last = stdout.lines().last().expect("a result line");
         let ms: f64 = last
             .strip_prefix("ms_per_step=")
@@ -304,6 +316,17 @@ fn inspect_prints_a_sample_file_and_refuses_garbage_with_exit_1() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // "wrote PATH: N parameters"
+    let written: f64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_suffix(" parameters")?
+                .rsplit(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .expect("the parameter count written");
 
     let out = Command::new(example("inspect"))
         .arg(&sample)
@@ -324,6 +347,10 @@ fn inspect_prints_a_sample_file_and_refuses_garbage_with_exit_1() {
         stdout.contains("bidirectional/forward_lstm/recurrent_kernel"),
         "{stdout}"
     );
+    // The sample's tensors and parameters: the file says what `--write-sample` wrote.
+    let r = result("inspect", &stdout);
+    assert_eq!(r["dtype"], "F32");
+    assert_eq!(nums(&r, "scalars"), [written], "{r:?}");
 
     let garbage = dir.join("garbage.safetensors");
     std::fs::write(&garbage, b"\x10\0\0\0\0\0\0\0{\"a\": 1}        ").unwrap();
@@ -364,6 +391,22 @@ fn echo_state_beats_the_lstm_on_mackey_glass_in_the_quick_run() {
     );
     assert!(esn.1 < lstm.1, "closed loop: ESN {esn:?}, LSTM {lstm:?}");
     let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn build_time_prints_its_result_line() {
+    let out = Command::new(example("build_time"))
+        .args(["--units", "16", "--repeats", "1"])
+        .output()
+        .expect("run build_time");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let r = result("build_time", &stdout);
+    assert_eq!(nums(&r, "units"), [16.0]);
+    for cell in ["simple_rnn_s", "lstm_s", "gru_s"] {
+        let s = nums(&r, cell)[0];
+        assert!(s.is_finite() && s >= 0.0, "{cell}: {s}");
+    }
 }
 
 #[test]
