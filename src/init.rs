@@ -56,10 +56,23 @@ impl MaskStream {
         [self.seed, self.draws]
     }
 
-    /// Restores [`Self::state`] (from a checkpoint).
-    pub(crate) fn set_state(&mut self, [seed, draws]: [u64; 2]) {
-        self.seed = seed;
-        self.draws = draws;
+    /// Restores [`Self::state`] (from a checkpoint) given as a layer's list of numbers.
+    ///
+    /// # Errors
+    /// [`Error::Shape`](crate::Error::Shape) unless `state` is two numbers.
+    pub(crate) fn set_state(&mut self, layer: &str, state: &[u64]) -> crate::error::Result<()> {
+        match state {
+            [seed, draws] => {
+                (self.seed, self.draws) = (*seed, *draws);
+                Ok(())
+            }
+            _ => Err(crate::error::Error::Shape {
+                layer: layer.to_string(),
+                what: "random stream state (seed, passes drawn)",
+                expected: "2 numbers".into(),
+                got: vec![state.len()],
+            }),
+        }
     }
 }
 

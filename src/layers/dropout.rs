@@ -174,18 +174,7 @@ impl<F: Float> Layer<F> for Dropout<F> {
         self.rng.state().to_vec()
     }
     fn set_rng_state(&mut self, state: &[u64]) -> Result<()> {
-        match state {
-            [seed, draws] => {
-                self.rng.set_state([*seed, *draws]);
-                Ok(())
-            }
-            _ => Err(Error::Shape {
-                layer: self.name.clone(),
-                what: "random stream state (seed, passes drawn)",
-                expected: "2 numbers".into(),
-                got: vec![state.len()],
-            }),
-        }
+        self.rng.set_state(&self.name, state)
     }
     fn box_clone(&self) -> Box<dyn Layer<F>> {
         let mut c = self.clone();

@@ -1,9 +1,9 @@
 //! Keras's callback hooks: their order, results readable after `fit`, the learning rate in
 //! reach (ReduceLROnPlateau, closures), and a callback's error stopping training cleanly.
 
-use ndarray::{Array2, ArrayD, IxDyn};
+use ndarray::{Array2, ArrayD};
 use rnnkit::prelude::*;
-use rnnkit::{Callback, Context, Control, EpochEnd, Logs, Optimizer, ReduceLROnPlateau};
+use rnnkit::{Callback, Context, Control, EpochEnd, Logs};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -101,33 +101,6 @@ fn hooks_run_in_keras_order_and_results_are_readable_after_fit() {
     let h = t.fit(&mut m, &x, &y).unwrap();
     assert_eq!(es.borrow().stopped_epoch(), Some(1));
     assert_eq!(h.loss().len(), 2);
-}
-
-#[test]
-fn reduce_lr_on_plateau_lowers_the_rate_as_keras_does() {
-    // ŷ = x exactly: the loss is 0 every epoch, so nothing improves after epoch 0.
-    let x = Array2::from_shape_fn((4, 1), |(i, _)| i as f64).into_dyn();
-    let mut m = Sequential::<f64>::new(&[1])
-        .push(DenseConfig::new(1))
-        .unwrap();
-    m.set_weights(&[ArrayD::ones(IxDyn(&[1, 1])), ArrayD::zeros(IxDyn(&[1]))])
-        .unwrap();
-    let plateau = Rc::new(RefCell::new(
-        ReduceLROnPlateau::new("loss")
-            .factor(0.5)
-            .patience(2)
-            .cooldown(1),
-    ));
-    let mut t = Trainer::new(Adam::new(0.01), Loss::Mse)
-        .epochs(8)
-        .callback(plateau.clone());
-    t.fit(&mut m, &x, &x).unwrap();
-    // Keras 3's schedule (keras/src/callbacks/reduce_lr_on_plateau.py): epoch 0 improves
-    // on +inf; waits at 1, 2 → reduce at 2; epoch 3 ends the cooldown and waits again
-    // (wait 1); 4 → reduce at 4; the same at 6.
-    let r: Vec<(usize, f64)> = plateau.borrow().reductions().to_vec();
-    assert_eq!(r, vec![(2, 0.005), (4, 0.0025), (6, 0.00125)]);
-    assert_eq!(t.optimizer.learning_rate(), 0.00125);
 }
 
 #[test]

@@ -117,8 +117,9 @@ fn class_weight_stays_out_of_validation_split_loss() {
 }
 
 /// The epochs at which ReduceLROnPlateau lowers the rate when nothing improves after
-/// epoch 0.
-fn plateau_epochs(patience: usize, cooldown: usize, epochs: usize) -> Vec<usize> {
+/// epoch 0 (ŷ = x exactly: the loss is 0 every epoch), each with the rate it set, and the
+/// optimizer's rate at the end.
+fn plateau(patience: usize, cooldown: usize, epochs: usize) -> (Vec<(usize, f64)>, f64) {
     let x = Array2::from_shape_fn((4, 1), |(i, _)| i as f64).into_dyn();
     let mut m = Sequential::<f64>::new(&[1])
         .push(DenseConfig::new(1))
@@ -136,15 +137,25 @@ fn plateau_epochs(patience: usize, cooldown: usize, epochs: usize) -> Vec<usize>
         .epochs(epochs)
         .callback(plateau.clone());
     t.fit(&mut m, &x, &x).unwrap();
-    let r = plateau.borrow().reductions().iter().map(|r| r.0).collect();
-    r
+    let r = plateau.borrow().reductions().to_vec();
+    (r, t.optimizer.learning_rate())
+}
+
+fn plateau_epochs(patience: usize, cooldown: usize, epochs: usize) -> Vec<usize> {
+    plateau(patience, cooldown, epochs)
+        .0
+        .iter()
+        .map(|r| r.0)
+        .collect()
 }
 
 #[test]
 fn reduce_lr_on_plateau_cooldown_is_keras_3s() {
     // keras/src/callbacks/reduce_lr_on_plateau.py: the wait resumes in the epoch the
     // cooldown ends.
-    assert_eq!(plateau_epochs(2, 1, 8), vec![2, 4, 6]);
+    let (r, lr) = plateau(2, 1, 8);
+    assert_eq!(r, vec![(2, 0.005), (4, 0.0025), (6, 0.00125)]);
+    assert_eq!(lr, 0.00125);
     assert_eq!(plateau_epochs(1, 2, 10), vec![1, 3, 5, 7, 9]);
     assert_eq!(plateau_epochs(2, 0, 7), vec![2, 4, 6]);
 }

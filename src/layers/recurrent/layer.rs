@@ -771,18 +771,8 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         self.masks.state().to_vec()
     }
     fn set_rng_state(&mut self, state: &[u64]) -> Result<()> {
-        match state {
-            [seed, draws] => {
-                self.masks.set_state([*seed, *draws]);
-                Ok(())
-            }
-            _ => Err(Error::Shape {
-                layer: self.lname().to_string(),
-                what: "random stream state (seed, passes drawn)",
-                expected: "2 numbers".into(),
-                got: vec![state.len()],
-            }),
-        }
+        let name = self.lname().to_string();
+        self.masks.set_state(&name, state)
     }
     fn box_clone(&self) -> Box<dyn Layer<C::F>> {
         let mut c = self.clone();
