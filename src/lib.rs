@@ -28,16 +28,14 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod activation;
-mod eigen;
 pub mod error;
-mod fast64;
 pub mod float;
 pub mod init;
 pub mod io;
-mod krylov;
 pub mod layers;
 mod linalg;
 pub mod model;
@@ -45,7 +43,6 @@ mod parallel;
 pub mod param;
 pub mod prelude;
 pub mod reservoir;
-mod solve;
 pub mod train;
 pub mod utils;
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks the logic of rnnkit's AVX-512 kernels on any x86-64 host, AVX-512 or not.
 
-Copies the packed driver (src/linalg.rs) and the AVX-512 kernels (src/linalg/avx512.rs)
+Copies the packed driver (src/linalg/mod.rs) and the AVX-512 kernels (src/linalg/avx512.rs)
 into a scratch crate where every `_mm512_*` intrinsic is a scalar stand-in with the
 semantics Intel documents (masked lanes neither read nor written), strips the
 `target_feature` attributes, and runs the kernels on every tile, panel-pair and mask
@@ -109,7 +109,7 @@ fn main() {
 
 
 def main():
-    lin = open(os.path.join(ROOT, "src/linalg.rs")).read()
+    lin = open(os.path.join(ROOT, "src/linalg/mod.rs")).read()
     k512 = open(os.path.join(ROOT, "src/linalg/avx512.rs")).read()
     start = lin.index("macro_rules! packed_driver {")
     driver = lin[start:lin.index("\n}\n", start) + 3]

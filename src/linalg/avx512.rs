@@ -26,7 +26,7 @@ pub(super) fn available() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
         std::is_x86_feature_detected!("avx512f")
-            && crate::float::avx2_fma()
+            && crate::linalg::avx2_fma()
             && std::env::var_os("RNNKIT_NO_AVX512").is_none()
     })
 }
@@ -66,42 +66,46 @@ unsafe fn kernel_8x32(
     cols: usize,
     accumulate: bool,
 ) {
-    // Rows past `rows` re-read the last real row; their results are discarded.
-    let ar: [*const f32; MR] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    if cols > NR {
-        let next = panel.add(k * NR);
-        for kk in 0..k {
-            let b0 = _mm512_loadu_ps(panel.add(kk * NR));
-            let b1 = _mm512_loadu_ps(next.add(kk * NR));
-            for r in 0..MR {
-                let x = _mm512_set1_ps(*ar[r].add(kk));
-                acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+    // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
+    // features it is compiled for, and the slice lengths and pointers it names).
+    unsafe {
+        // Rows past `rows` re-read the last real row; their results are discarded.
+        let ar: [*const f32; MR] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        if cols > NR {
+            let next = panel.add(k * NR);
+            for kk in 0..k {
+                let b0 = _mm512_loadu_ps(panel.add(kk * NR));
+                let b1 = _mm512_loadu_ps(next.add(kk * NR));
+                for r in 0..MR {
+                    let x = _mm512_set1_ps(*ar[r].add(kk));
+                    acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
+                    acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
+                }
+            }
+        } else {
+            for kk in 0..k {
+                let b0 = _mm512_loadu_ps(panel.add(kk * NR));
+                for r in 0..MR {
+                    let x = _mm512_set1_ps(*ar[r].add(kk));
+                    acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
+                }
             }
         }
-    } else {
-        for kk in 0..k {
-            let b0 = _mm512_loadu_ps(panel.add(kk * NR));
-            for r in 0..MR {
-                let x = _mm512_set1_ps(*ar[r].add(kk));
-                acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            for (q, &v) in acc.iter().enumerate() {
+                let mask = lanes(cols, q, 16) as __mmask16;
+                if mask == 0 {
+                    continue;
+                }
+                let cr = c.add(r * ldc + q * 16);
+                let v = if accumulate {
+                    _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, cr))
+                } else {
+                    v
+                };
+                _mm512_mask_storeu_ps(cr, mask, v);
             }
-        }
-    }
-    for (r, acc) in acc.iter().enumerate().take(rows) {
-        for (q, &v) in acc.iter().enumerate() {
-            let mask = lanes(cols, q, 16) as __mmask16;
-            if mask == 0 {
-                continue;
-            }
-            let cr = c.add(r * ldc + q * 16);
-            let v = if accumulate {
-                _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, cr))
-            } else {
-                v
-            };
-            _mm512_mask_storeu_ps(cr, mask, v);
         }
     }
 }
@@ -124,30 +128,34 @@ unsafe fn kernel_8x16_f64(
     cols: usize,
     accumulate: bool,
 ) {
-    let ar: [*const f64; MR] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
-    let mut acc = [[_mm512_setzero_pd(); 2]; MR];
-    for kk in 0..k {
-        let b0 = _mm512_loadu_pd(panel.add(kk * NR));
-        let b1 = _mm512_loadu_pd(panel.add(kk * NR + 8));
-        for r in 0..MR {
-            let x = _mm512_set1_pd(*ar[r].add(kk));
-            acc[r][0] = _mm512_fmadd_pd(x, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_pd(x, b1, acc[r][1]);
-        }
-    }
-    for (r, acc) in acc.iter().enumerate().take(rows) {
-        for (q, &v) in acc.iter().enumerate() {
-            let mask = lanes(cols, q, 8) as __mmask8;
-            if mask == 0 {
-                continue;
+    // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
+    // features it is compiled for, and the slice lengths and pointers it names).
+    unsafe {
+        let ar: [*const f64; MR] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
+        let mut acc = [[_mm512_setzero_pd(); 2]; MR];
+        for kk in 0..k {
+            let b0 = _mm512_loadu_pd(panel.add(kk * NR));
+            let b1 = _mm512_loadu_pd(panel.add(kk * NR + 8));
+            for r in 0..MR {
+                let x = _mm512_set1_pd(*ar[r].add(kk));
+                acc[r][0] = _mm512_fmadd_pd(x, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_pd(x, b1, acc[r][1]);
             }
-            let cr = c.add(r * ldc + q * 8);
-            let v = if accumulate {
-                _mm512_add_pd(v, _mm512_maskz_loadu_pd(mask, cr))
-            } else {
-                v
-            };
-            _mm512_mask_storeu_pd(cr, mask, v);
+        }
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            for (q, &v) in acc.iter().enumerate() {
+                let mask = lanes(cols, q, 8) as __mmask8;
+                if mask == 0 {
+                    continue;
+                }
+                let cr = c.add(r * ldc + q * 8);
+                let v = if accumulate {
+                    _mm512_add_pd(v, _mm512_maskz_loadu_pd(mask, cr))
+                } else {
+                    v
+                };
+                _mm512_mask_storeu_pd(cr, mask, v);
+            }
         }
     }
 }

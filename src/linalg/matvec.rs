@@ -96,7 +96,7 @@ impl<F: Float> FixedMatrix<F> {
                     ptr.len() - 1
                 );
                 #[cfg(target_arch = "x86_64")]
-                if crate::float::avx2_fma() {
+                if crate::linalg::avx2_fma() {
                     // SAFETY: the CPU has AVX2 and FMA (checked just above).
                     return unsafe { sparse_cols_fma(h, ptr, rows, vals, from, y) };
                 }
@@ -185,14 +185,17 @@ unsafe fn gathered_f64(
         let (rr, rv) = (r8.remainder(), v8.remainder());
         for (r, v) in r8.zip(v8) {
             for q in 0..2 {
+                // SAFETY: `v` holds 8 values, so 4·q + 4 ≤ 8; an unaligned load.
                 let x = unsafe { _mm256_loadu_pd(v.as_ptr().add(4 * q)) };
                 acc[q] = _mm256_fmadd_pd(four(&r[4 * q..]), x, acc[q]);
             }
         }
         let mut lanes = [0.0f64; 4];
+        // SAFETY: `lanes` holds exactly 4 f64; an unaligned store.
         unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), _mm256_add_pd(acc[0], acc[1])) };
         let mut s = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
         for (&r, &v) in rr.iter().zip(rv) {
+            // SAFETY: every row index is below `h.len()` (the layout's invariant).
             s = unsafe { *h.get_unchecked(r as usize) }.mul_add(v, s);
         }
         *yj += s;
@@ -281,7 +284,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_gathered_loop_equals_the_scalar_one() {
-        if !crate::float::avx2_fma() {
+        if !crate::linalg::avx2_fma() {
             // Through the uncaptured stdout handle, so a normal `cargo test` shows it.
             use std::io::Write;
             let _ = writeln!(
@@ -309,6 +312,7 @@ mod tests {
         unsafe fn generic(h: &[f64], p: &[usize], r: &[u32], v: &[f64], y: &mut [f64]) {
             sparse_cols::<f64, true>(h, p, r, v, 3, y);
         }
+        // SAFETY: AVX2 and FMA checked above.
         unsafe { generic(&h, &ptr, &rows, &vals, &mut scalar) };
         assert_eq!(fast, scalar);
         assert!(fast.iter().filter(|&&v| v != 0.5).count() > n / 2);

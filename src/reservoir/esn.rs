@@ -3,11 +3,11 @@
 
 use super::config::EsnConfig;
 use super::run::{advance, states, Step};
-use crate::eigen::spectral_radius;
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::linalg::krylov::spectral_radius;
 use crate::linalg::matvec::FixedMatrix;
-use crate::solve::ridge_blocks;
+use crate::linalg::solve::ridge_blocks;
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 /// The reservoir matrix handed to [`EchoStateNetwork::from_weights`].

@@ -64,7 +64,7 @@ macro_rules! avx2_twin {
         $(#[$doc])*
         fn $name $(<$lt>)? (&self, $($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
-            if $crate::float::avx2_fma() {
+            if $crate::linalg::avx2_fma() {
                 // SAFETY: the CPU has AVX2 and FMA (checked just above).
                 return unsafe { self.$avx($($arg),*) };
             }

@@ -8,31 +8,16 @@
 //! that LAPACK's `dgeev` (numpy's `eigvals`) refines. It finds every eigenvalue, complex
 //! pairs included, so the radius is right for any matrix — unlike power iteration, which
 //! does not converge when the largest eigenvalues are a complex pair or differ little in
-//! modulus, as they do in random reservoirs. Cost `O(n³)`, all in `f64`; for matrices of
-//! more than 256 rows the Arnoldi method of [`crate::krylov`] is tried first.
+//! modulus, as they do in random reservoirs. Cost `O(n³)`, all in `f64`. (The Krylov
+//! module builds on this one: its Arnoldi method, tried first for large matrices, finds
+//! the eigenvalues of its small Hessenberg matrix here.)
 
-use crate::linalg::dot;
+use super::dot;
 use ndarray::{Array2, ArrayView2};
 
 /// Iterations allowed per eigenvalue before giving up (EISPACK uses 30; random matrices
 /// need fewer than 10).
 const MAX_ITERATIONS: usize = 60;
-
-/// Above this size the Arnoldi method ([`crate::krylov`]) is tried first.
-const KRYLOV_ABOVE: usize = 256;
-
-/// The spectral radius `max |λ|` of a square matrix; `None` when the QR iteration does not
-/// converge (it does for every finite matrix in practice) or the matrix has a non-finite
-/// entry. Large matrices go to the Arnoldi method first, and to the QR iteration if it
-/// does not converge.
-pub(crate) fn spectral_radius(a: ArrayView2<'_, f64>) -> Option<f64> {
-    if a.nrows() > KRYLOV_ABOVE && a.iter().all(|v| v.is_finite()) {
-        if let Some(r) = crate::krylov::spectral_radius(a) {
-            return Some(r);
-        }
-    }
-    dense_spectral_radius(a)
-}
 
 /// The spectral radius from every eigenvalue (the QR iteration).
 pub(crate) fn dense_spectral_radius(a: ArrayView2<'_, f64>) -> Option<f64> {
@@ -185,7 +170,7 @@ fn sign(a: f64, b: f64) -> f64 {
 /// on AVX2 CPUs compiled for them (its row updates then run four lanes wide).
 fn hqr(a: &mut Array2<f64>, n: usize) -> Option<Vec<(f64, f64)>> {
     #[cfg(target_arch = "x86_64")]
-    if crate::float::avx2_fma() {
+    if crate::linalg::avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA (checked just above).
         return unsafe { hqr_avx2(a, n) };
     }
@@ -430,7 +415,7 @@ mod tests {
     fn known_spectra() {
         // A rotation scaled by 2: eigenvalues ±2i, where power iteration never converges.
         let rot = array![[0.0, -2.0], [2.0, 0.0]];
-        assert!((spectral_radius(rot.view()).unwrap() - 2.0).abs() < 1e-15);
+        assert!((dense_spectral_radius(rot.view()).unwrap() - 2.0).abs() < 1e-15);
         // Triangular: the diagonal.
         let tri = array![[3.0, 1.0, 7.0], [0.0, -5.0, 2.0], [0.0, 0.0, 0.5]];
         let e = sorted(eigenvalues(tri.view()).unwrap());
@@ -456,7 +441,7 @@ mod tests {
                 "{e:?}"
             );
         }
-        assert!((spectral_radius(comp.view()).unwrap() - 3.0).abs() < 1e-9);
+        assert!((dense_spectral_radius(comp.view()).unwrap() - 3.0).abs() < 1e-9);
     }
 
     #[test]
@@ -491,20 +476,20 @@ mod tests {
             }
         }
         let a = s.dot(&d).dot(&s_inv);
-        let radius = spectral_radius(a.view()).unwrap();
+        let radius = dense_spectral_radius(a.view()).unwrap();
         assert!((radius - 0.95f64.hypot(0.4)).abs() < 1e-12, "{radius}");
     }
 
     #[test]
     fn non_finite_or_non_square_input_gives_none() {
-        assert!(spectral_radius(array![[f64::NAN]].view()).is_none());
+        assert!(dense_spectral_radius(array![[f64::NAN]].view()).is_none());
         assert!(eigenvalues(Array2::<f64>::zeros((2, 3)).view()).is_none());
         assert_eq!(
-            spectral_radius(Array2::<f64>::zeros((0, 0)).view()),
+            dense_spectral_radius(Array2::<f64>::zeros((0, 0)).view()),
             Some(0.0)
         );
         assert_eq!(
-            spectral_radius(Array2::<f64>::zeros((4, 4)).view()),
+            dense_spectral_radius(Array2::<f64>::zeros((4, 4)).view()),
             Some(0.0)
         );
     }

@@ -5,7 +5,7 @@
 //! pass only when the first cancelled much of the vector: the Daniel–Gragg–Kaufman–Stewart
 //! criterion, which keeps the basis orthogonal to working precision) turns `A` into a small
 //! upper Hessenberg matrix `H` whose eigenvalues (the Ritz values, found by the dense QR
-//! iteration of [`crate::eigen`], without its Hessenberg reduction) approach `A`'s
+//! iteration of [`super::eigen`], without its Hessenberg reduction) approach `A`'s
 //! outermost eigenvalues first. The largest-modulus Ritz value `θ` is checked by its
 //! residual `‖A·x − θ·x‖ = h_{k+1,k}·|y_k|` (`x = V·y`, `y` the eigenvector of `H` by
 //! inverse iteration); below `1e-10·|θ|` the value is accepted. Each check solves the small
@@ -19,9 +19,9 @@
 //! A matrix for which the basis would grow past three quarters of its size returns `None`:
 //! the caller then uses the dense QR iteration, which always answers.
 
-use crate::eigen::hessenberg_eigenvalues;
-use crate::linalg::dot;
-use crate::linalg::matvec::FixedMatrix;
+use super::dot;
+use super::eigen::{dense_spectral_radius, hessenberg_eigenvalues};
+use super::matvec::FixedMatrix;
 use ndarray::{Array2, ArrayView2};
 
 /// Accept a Ritz value whose residual is below this, relative to its modulus.
@@ -33,9 +33,25 @@ const CHECK_EVERY: usize = 16;
 /// At least this many steps between checks, whatever the residuals' trend says.
 const MIN_GAP: usize = 4;
 
+/// Above this size the Arnoldi method is tried first.
+const ARNOLDI_ABOVE: usize = 256;
+
+/// The spectral radius `max |λ|` of a square matrix; `None` when the QR iteration does not
+/// converge (it does for every finite matrix in practice) or the matrix has a non-finite
+/// entry. Large matrices go to the Arnoldi method first, and to the QR iteration of
+/// [`super::eigen`] if it does not converge.
+pub(crate) fn spectral_radius(a: ArrayView2<'_, f64>) -> Option<f64> {
+    if a.nrows() > ARNOLDI_ABOVE && a.iter().all(|v| v.is_finite()) {
+        if let Some(r) = arnoldi_spectral_radius(a) {
+            return Some(r);
+        }
+    }
+    dense_spectral_radius(a)
+}
+
 /// `max |λ(a)|` by Arnoldi, or `None` when it does not converge within `3n/4` steps
 /// (random reservoirs of 1,000 units converge in about 250).
-pub(crate) fn spectral_radius(a: ArrayView2<'_, f64>) -> Option<f64> {
+pub(crate) fn arnoldi_spectral_radius(a: ArrayView2<'_, f64>) -> Option<f64> {
     let n = a.nrows();
     if n < 2 * CHECK_EVERY || n != a.ncols() {
         return None;
@@ -244,8 +260,8 @@ mod tests {
                     0.0
                 }
             });
-            let dense = crate::eigen::dense_spectral_radius(a.view()).unwrap();
-            let fast = spectral_radius(a.view()).expect("converges on a random reservoir");
+            let dense = dense_spectral_radius(a.view()).unwrap();
+            let fast = arnoldi_spectral_radius(a.view()).expect("converges on a random reservoir");
             assert!(
                 (fast - dense).abs() <= 1e-9 * dense,
                 "n {n}: Arnoldi {fast}, QR {dense}"

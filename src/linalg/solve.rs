@@ -8,7 +8,7 @@
 //! matrix-multiply backend, which dominates for long series (`T·p²`); products with narrow
 //! blocks (`ΦᵀY`, the bias and input columns) in one streaming pass. All in `f64`.
 
-use crate::linalg::{dot, few_rows_mm};
+use super::{dot, few_rows_mm};
 use crate::parallel::{gemm, num_threads, ranges, run, split_mut};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayViewMut2, Axis};

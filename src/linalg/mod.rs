@@ -10,6 +10,8 @@
 //! output row.)
 
 use crate::float::Float;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use fast32::avx2_fma;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
@@ -73,7 +75,7 @@ impl<F: Float> PackedB<F> {
         {
             let ty = std::any::TypeId::of::<F>();
             (ty == std::any::TypeId::of::<f32>() || ty == std::any::TypeId::of::<f64>())
-                && crate::float::avx2_fma()
+                && crate::linalg::avx2_fma()
         }
         #[cfg(not(target_arch = "x86_64"))]
         false
@@ -209,6 +211,9 @@ macro_rules! packed_driver {
             ldc: usize,
             accumulate: bool,
         ) {
+            // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
+            // features it is compiled for, and the slice lengths and pointers it names).
+            unsafe {
             if m == 1 {
                 return $row(k, a, b, n, c, accumulate);
             }
@@ -231,6 +236,7 @@ macro_rules! packed_driver {
                     );
                     i += rows;
                 }
+            }
             }
         }
     };
@@ -271,16 +277,25 @@ unsafe fn kernel_f32(
     cols: usize,
     accumulate: bool,
 ) {
-    if rows > 4 {
-        kernel_tile::<MR>(k, a, lda, panel, c, ldc, rows, cols, accumulate)
-    } else {
-        kernel_tile::<4>(k, a, lda, panel, c, ldc, rows, cols, accumulate)
+    // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
+    // features it is compiled for, and the slice lengths and pointers it names).
+    unsafe {
+        if rows > 4 {
+            kernel_tile::<MR>(k, a, lda, panel, c, ldc, rows, cols, accumulate)
+        } else {
+            kernel_tile::<4>(k, a, lda, panel, c, ldc, rows, cols, accumulate)
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub(crate) mod eigen;
+pub(crate) mod fast32;
+pub(crate) mod fast64;
+pub(crate) mod krylov;
 pub(crate) mod matvec;
+pub(crate) mod solve;
 
 /// Writes (or adds) the first `cols` values of `v` to `c`.
 ///
@@ -288,8 +303,12 @@ pub(crate) mod matvec;
 /// `c` valid for `cols ≤ v.len()` values.
 #[inline(always)]
 unsafe fn put<T: Copy + std::ops::Add<Output = T>>(c: *mut T, v: &[T], cols: usize, add: bool) {
-    for (q, &x) in v.iter().enumerate().take(cols) {
-        *c.add(q) = if add { *c.add(q) + x } else { x };
+    // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
+    // features it is compiled for, and the slice lengths and pointers it names).
+    unsafe {
+        for (q, &x) in v.iter().enumerate().take(cols) {
+            *c.add(q) = if add { *c.add(q) + x } else { x };
+        }
     }
 }
 
@@ -302,41 +321,45 @@ unsafe fn put<T: Copy + std::ops::Add<Output = T>>(c: *mut T, v: &[T], cols: usi
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row_f32(k: usize, a: *const f32, b: *const f32, n: usize, c: *mut f32, accumulate: bool) {
-    use std::arch::x86_64::*;
-    const G: usize = 4;
-    let panels = n.div_ceil(NR);
-    let mut tmp = [0f32; NR];
-    let mut flush = |p: usize, acc: &[__m256; 2]| {
-        _mm256_storeu_ps(tmp.as_mut_ptr(), acc[0]);
-        _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc[1]);
-        put(c.add(p * NR), &tmp, (n - p * NR).min(NR), accumulate);
-    };
-    let mut p = 0;
-    while p + G <= panels {
-        let mut acc = [[_mm256_setzero_ps(); 2]; G];
-        let base = b.add(p * k * NR);
-        for kk in 0..k {
-            let x = _mm256_broadcast_ss(&*a.add(kk));
-            for (j, acc) in acc.iter_mut().enumerate() {
-                let pk = base.add(j * k * NR + kk * NR);
-                acc[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(pk), acc[0]);
-                acc[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(pk.add(8)), acc[1]);
+    // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
+    // features it is compiled for, and the slice lengths and pointers it names).
+    unsafe {
+        use std::arch::x86_64::*;
+        const G: usize = 4;
+        let panels = n.div_ceil(NR);
+        let mut tmp = [0f32; NR];
+        let mut flush = |p: usize, acc: &[__m256; 2]| {
+            _mm256_storeu_ps(tmp.as_mut_ptr(), acc[0]);
+            _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc[1]);
+            put(c.add(p * NR), &tmp, (n - p * NR).min(NR), accumulate);
+        };
+        let mut p = 0;
+        while p + G <= panels {
+            let mut acc = [[_mm256_setzero_ps(); 2]; G];
+            let base = b.add(p * k * NR);
+            for kk in 0..k {
+                let x = _mm256_broadcast_ss(&*a.add(kk));
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    let pk = base.add(j * k * NR + kk * NR);
+                    acc[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(pk), acc[0]);
+                    acc[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(pk.add(8)), acc[1]);
+                }
             }
+            for (j, acc) in acc.iter().enumerate() {
+                flush(p + j, acc);
+            }
+            p += G;
         }
-        for (j, acc) in acc.iter().enumerate() {
-            flush(p + j, acc);
+        for p in p..panels {
+            let mut acc = [_mm256_setzero_ps(); 2];
+            let base = b.add(p * k * NR);
+            for kk in 0..k {
+                let x = _mm256_broadcast_ss(&*a.add(kk));
+                acc[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(base.add(kk * NR)), acc[0]);
+                acc[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(base.add(kk * NR + 8)), acc[1]);
+            }
+            flush(p, &acc);
         }
-        p += G;
-    }
-    for p in p..panels {
-        let mut acc = [_mm256_setzero_ps(); 2];
-        let base = b.add(p * k * NR);
-        for kk in 0..k {
-            let x = _mm256_broadcast_ss(&*a.add(kk));
-            acc[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(base.add(kk * NR)), acc[0]);
-            acc[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(base.add(kk * NR + 8)), acc[1]);
-        }
-        flush(p, &acc);
     }
 }
 
@@ -347,44 +370,48 @@ unsafe fn row_f32(k: usize, a: *const f32, b: *const f32, n: usize, c: *mut f32,
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row_f64(k: usize, a: *const f64, b: *const f64, n: usize, c: *mut f64, accumulate: bool) {
-    use std::arch::x86_64::*;
-    const G: usize = 2;
-    let panels = n.div_ceil(NR);
-    let mut tmp = [0f64; NR];
-    let mut flush = |p: usize, acc: &[__m256d; 4]| {
-        for (q, &v) in acc.iter().enumerate() {
-            _mm256_storeu_pd(tmp.as_mut_ptr().add(4 * q), v);
-        }
-        put(c.add(p * NR), &tmp, (n - p * NR).min(NR), accumulate);
-    };
-    let mut p = 0;
-    while p + G <= panels {
-        let mut acc = [[_mm256_setzero_pd(); 4]; G];
-        let base = b.add(p * k * NR);
-        for kk in 0..k {
-            let x = _mm256_broadcast_sd(&*a.add(kk));
-            for (j, acc) in acc.iter_mut().enumerate() {
-                let pk = base.add(j * k * NR + kk * NR);
-                for (q, v) in acc.iter_mut().enumerate() {
-                    *v = _mm256_fmadd_pd(x, _mm256_loadu_pd(pk.add(4 * q)), *v);
+    // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
+    // features it is compiled for, and the slice lengths and pointers it names).
+    unsafe {
+        use std::arch::x86_64::*;
+        const G: usize = 2;
+        let panels = n.div_ceil(NR);
+        let mut tmp = [0f64; NR];
+        let mut flush = |p: usize, acc: &[__m256d; 4]| {
+            for (q, &v) in acc.iter().enumerate() {
+                _mm256_storeu_pd(tmp.as_mut_ptr().add(4 * q), v);
+            }
+            put(c.add(p * NR), &tmp, (n - p * NR).min(NR), accumulate);
+        };
+        let mut p = 0;
+        while p + G <= panels {
+            let mut acc = [[_mm256_setzero_pd(); 4]; G];
+            let base = b.add(p * k * NR);
+            for kk in 0..k {
+                let x = _mm256_broadcast_sd(&*a.add(kk));
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    let pk = base.add(j * k * NR + kk * NR);
+                    for (q, v) in acc.iter_mut().enumerate() {
+                        *v = _mm256_fmadd_pd(x, _mm256_loadu_pd(pk.add(4 * q)), *v);
+                    }
                 }
             }
-        }
-        for (j, acc) in acc.iter().enumerate() {
-            flush(p + j, acc);
-        }
-        p += G;
-    }
-    for p in p..panels {
-        let mut acc = [_mm256_setzero_pd(); 4];
-        let base = b.add(p * k * NR);
-        for kk in 0..k {
-            let x = _mm256_broadcast_sd(&*a.add(kk));
-            for (q, v) in acc.iter_mut().enumerate() {
-                *v = _mm256_fmadd_pd(x, _mm256_loadu_pd(base.add(kk * NR + 4 * q)), *v);
+            for (j, acc) in acc.iter().enumerate() {
+                flush(p + j, acc);
             }
+            p += G;
         }
-        flush(p, &acc);
+        for p in p..panels {
+            let mut acc = [_mm256_setzero_pd(); 4];
+            let base = b.add(p * k * NR);
+            for kk in 0..k {
+                let x = _mm256_broadcast_sd(&*a.add(kk));
+                for (q, v) in acc.iter_mut().enumerate() {
+                    *v = _mm256_fmadd_pd(x, _mm256_loadu_pd(base.add(kk * NR + 4 * q)), *v);
+                }
+            }
+            flush(p, &acc);
+        }
     }
 }
 
@@ -408,38 +435,42 @@ unsafe fn kernel_tile<const R: usize>(
     cols: usize,
     accumulate: bool,
 ) {
-    use std::arch::x86_64::*;
-    // Rows past `rows` re-read the last real row; their results are discarded.
-    let ar: [*const f32; R] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
-    let mut acc = [[_mm256_setzero_ps(); 2]; R];
-    for kk in 0..k {
-        let b0 = _mm256_loadu_ps(panel.add(kk * NR));
-        let b1 = _mm256_loadu_ps(panel.add(kk * NR + 8));
-        for r in 0..R {
-            let x = _mm256_broadcast_ss(&*ar[r].add(kk));
-            acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
-        }
-    }
-    if cols == NR {
-        for (r, acc) in acc.iter().enumerate().take(rows) {
-            let cr = c.add(r * ldc);
-            let (mut v0, mut v1) = (acc[0], acc[1]);
-            if accumulate {
-                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
-                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr.add(8)));
+    // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
+    // features it is compiled for, and the slice lengths and pointers it names).
+    unsafe {
+        use std::arch::x86_64::*;
+        // Rows past `rows` re-read the last real row; their results are discarded.
+        let ar: [*const f32; R] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for kk in 0..k {
+            let b0 = _mm256_loadu_ps(panel.add(kk * NR));
+            let b1 = _mm256_loadu_ps(panel.add(kk * NR + 8));
+            for r in 0..R {
+                let x = _mm256_broadcast_ss(&*ar[r].add(kk));
+                acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
             }
-            _mm256_storeu_ps(cr, v0);
-            _mm256_storeu_ps(cr.add(8), v1);
         }
-    } else {
-        let mut tmp = [0f32; NR];
-        for (r, acc) in acc.iter().enumerate().take(rows) {
-            _mm256_storeu_ps(tmp.as_mut_ptr(), acc[0]);
-            _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc[1]);
-            let cr = c.add(r * ldc);
-            for (j, &v) in tmp.iter().enumerate().take(cols) {
-                *cr.add(j) = if accumulate { *cr.add(j) + v } else { v };
+        if cols == NR {
+            for (r, acc) in acc.iter().enumerate().take(rows) {
+                let cr = c.add(r * ldc);
+                let (mut v0, mut v1) = (acc[0], acc[1]);
+                if accumulate {
+                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
+                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr.add(8)));
+                }
+                _mm256_storeu_ps(cr, v0);
+                _mm256_storeu_ps(cr.add(8), v1);
+            }
+        } else {
+            let mut tmp = [0f32; NR];
+            for (r, acc) in acc.iter().enumerate().take(rows) {
+                _mm256_storeu_ps(tmp.as_mut_ptr(), acc[0]);
+                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc[1]);
+                let cr = c.add(r * ldc);
+                for (j, &v) in tmp.iter().enumerate().take(cols) {
+                    *cr.add(j) = if accumulate { *cr.add(j) + v } else { v };
+                }
             }
         }
     }
@@ -473,43 +504,47 @@ unsafe fn kernel_3x16_f64(
     cols: usize,
     accumulate: bool,
 ) {
-    use std::arch::x86_64::*;
-    // Rows past `rows` re-read the last real row; their results are discarded.
-    let ar: [*const f64; MR64] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
-    let mut acc = [[_mm256_setzero_pd(); 4]; MR64];
-    for kk in 0..k {
-        let pk = panel.add(kk * NR);
-        let bv = [
-            _mm256_loadu_pd(pk),
-            _mm256_loadu_pd(pk.add(4)),
-            _mm256_loadu_pd(pk.add(8)),
-            _mm256_loadu_pd(pk.add(12)),
-        ];
-        for r in 0..MR64 {
-            let x = _mm256_broadcast_sd(&*ar[r].add(kk));
-            for q in 0..4 {
-                acc[r][q] = _mm256_fmadd_pd(x, bv[q], acc[r][q]);
+    // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
+    // features it is compiled for, and the slice lengths and pointers it names).
+    unsafe {
+        use std::arch::x86_64::*;
+        // Rows past `rows` re-read the last real row; their results are discarded.
+        let ar: [*const f64; MR64] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
+        let mut acc = [[_mm256_setzero_pd(); 4]; MR64];
+        for kk in 0..k {
+            let pk = panel.add(kk * NR);
+            let bv = [
+                _mm256_loadu_pd(pk),
+                _mm256_loadu_pd(pk.add(4)),
+                _mm256_loadu_pd(pk.add(8)),
+                _mm256_loadu_pd(pk.add(12)),
+            ];
+            for r in 0..MR64 {
+                let x = _mm256_broadcast_sd(&*ar[r].add(kk));
+                for q in 0..4 {
+                    acc[r][q] = _mm256_fmadd_pd(x, bv[q], acc[r][q]);
+                }
             }
         }
-    }
-    let mut tmp = [0f64; NR];
-    for (r, acc) in acc.iter().enumerate().take(rows) {
-        let cr = c.add(r * ldc);
-        if cols == NR {
-            for (q, &v) in acc.iter().enumerate() {
-                let v = if accumulate {
-                    _mm256_add_pd(v, _mm256_loadu_pd(cr.add(4 * q)))
-                } else {
-                    v
-                };
-                _mm256_storeu_pd(cr.add(4 * q), v);
-            }
-        } else {
-            for (q, &v) in acc.iter().enumerate() {
-                _mm256_storeu_pd(tmp.as_mut_ptr().add(4 * q), v);
-            }
-            for (j, &v) in tmp.iter().enumerate().take(cols) {
-                *cr.add(j) = if accumulate { *cr.add(j) + v } else { v };
+        let mut tmp = [0f64; NR];
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            let cr = c.add(r * ldc);
+            if cols == NR {
+                for (q, &v) in acc.iter().enumerate() {
+                    let v = if accumulate {
+                        _mm256_add_pd(v, _mm256_loadu_pd(cr.add(4 * q)))
+                    } else {
+                        v
+                    };
+                    _mm256_storeu_pd(cr.add(4 * q), v);
+                }
+            } else {
+                for (q, &v) in acc.iter().enumerate() {
+                    _mm256_storeu_pd(tmp.as_mut_ptr().add(4 * q), v);
+                }
+                for (j, &v) in tmp.iter().enumerate().take(cols) {
+                    *cr.add(j) = if accumulate { *cr.add(j) + v } else { v };
+                }
             }
         }
     }
