@@ -17,7 +17,6 @@ mod common;
 
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use rnnkit::prelude::*;
-use rnnkit::EsnConfig;
 use std::time::Instant;
 
 /// The Mackey–Glass series `dx/dt = 0.2·x(t−τ)/(1 + x(t−τ)^10) − 0.1·x(t)`, τ = 17,

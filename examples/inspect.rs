@@ -8,7 +8,6 @@
 //! A file that does not load prints the loader's error and exits with status 1.
 
 use ndarray::Array3;
-use rnnkit::io::FileInfo;
 use rnnkit::prelude::*;
 use std::process::ExitCode;
 

@@ -20,7 +20,6 @@ mod common;
 use ndarray::{Array2, ArrayD, Axis};
 use rnnkit::prelude::*;
 use rnnkit::rand::Rng;
-use rnnkit::{AttentionConfig, DecodeState, Mask, StepDecoder, Tensor};
 
 const PAD: usize = 0;
 const START: usize = 1;

@@ -17,7 +17,6 @@ use ndarray::ArrayD;
 use ndarray_rand::rand_distr::StandardNormal;
 use ndarray_rand::RandomExt;
 use rnnkit::prelude::*;
-use rnnkit::Float;
 use std::time::Instant;
 
 struct Opts {

@@ -116,7 +116,7 @@ impl Activation {
     /// Applies the activation in place to every row of `z` (softmax over each row).
     ///
     /// ```
-    /// use ndarray::array;
+    /// use rnnkit::ndarray::array;
     /// let mut z = array![[0.0f64, 0.0]];
     /// rnnkit::Activation::Softmax.apply_rows(z.view_mut());
     /// assert_eq!(z, array![[0.5, 0.5]]);

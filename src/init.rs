@@ -12,7 +12,7 @@ pub use ndarray_rand::rand::rngs::StdRng;
 ///
 /// ```
 /// use rnnkit::seeded_rng;
-/// use ndarray_rand::rand::Rng;
+/// use rnnkit::rand::Rng;
 /// let a: f64 = seeded_rng(7).random();
 /// let b: f64 = seeded_rng(7).random();
 /// assert_eq!(a, b);

@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use rnnkit::prelude::*;
-//! use ndarray::Array3;
+//! use rnnkit::ndarray::Array3;
 //! # fn main() -> Result<(), rnnkit::Error> {
 //! let mut model = Sequential::<f64>::new(&[3, 1])
 //!     .push(SimpleRnnConfig::new(20))?
@@ -23,7 +23,7 @@
 //! let x = Array3::from_shape_fn((4, 3, 1), |(i, t, _)| 0.1 * (i + t) as f64).into_dyn();
 //! let y = model.forward(&x, Mode::Train)?;
 //! assert_eq!(y.shape(), &[4, 1]);
-//! let dx = model.backward(&ndarray::ArrayD::ones(y.raw_dim()))?; // BPTT
+//! let dx = model.backward(&rnnkit::ndarray::ArrayD::ones(y.raw_dim()))?; // BPTT
 //! assert_eq!(dx.shape(), x.shape());
 //! # Ok(()) }
 //! ```
@@ -106,7 +106,7 @@ pub struct ReadmeDoctests;
 ///
 /// ```
 /// let m = rnnkit::mask_from_lengths(&[2, 0, 3], 3)?;
-/// assert_eq!(m, ndarray::array![[true, true, false], [false, false, false], [true, true, true]]);
+/// assert_eq!(m, rnnkit::ndarray::array![[true, true, false], [false, false, false], [true, true, true]]);
 /// # Ok::<(), rnnkit::Error>(())
 /// ```
 ///

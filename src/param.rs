@@ -15,7 +15,7 @@ use ndarray::{
 ///
 /// ```
 /// use rnnkit::Param;
-/// use ndarray::{ArrayD, IxDyn};
+/// use rnnkit::ndarray::{ArrayD, IxDyn};
 /// let mut p = Param::<f64>::new(ArrayD::zeros(IxDyn(&[2, 3])));
 /// p.grad_mut().fill(1.0);
 /// p.zero_grad();

@@ -26,7 +26,7 @@ pub enum Side {
 ///     .maxlen(4)
 ///     .padding(Side::Post)
 ///     .apply_with_mask(&seqs, 0)?;
-/// assert_eq!(padded, ndarray::array![[1, 2, 3, 0], [4, 0, 0, 0], [6, 7, 8, 9]]);
+/// assert_eq!(padded, rnnkit::ndarray::array![[1, 2, 3, 0], [4, 0, 0, 0], [6, 7, 8, 9]]);
 /// assert_eq!(mask.row(1).to_vec(), [true, false, false, false]);
 /// # Ok::<(), rnnkit::Error>(())
 /// ```
@@ -114,7 +114,7 @@ impl PadSequences {
 ///
 /// ```
 /// let x = rnnkit::utils::pad_sequences(&[vec![1.0f32, 2.0], vec![3.0]], 0.0)?;
-/// assert_eq!(x, ndarray::array![[1.0, 2.0], [0.0, 3.0]]);
+/// assert_eq!(x, rnnkit::ndarray::array![[1.0, 2.0], [0.0, 3.0]]);
 /// # Ok::<(), rnnkit::Error>(())
 /// ```
 ///
@@ -129,7 +129,7 @@ pub fn pad_sequences<T: Clone, S: AsRef<[T]>>(sequences: &[S], value: T) -> Resu
 ///
 /// ```
 /// let y = rnnkit::utils::to_categorical::<f32>(&[0, 2, 1], None)?;
-/// assert_eq!(y, ndarray::array![[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]);
+/// assert_eq!(y, rnnkit::ndarray::array![[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]);
 /// # Ok::<(), rnnkit::Error>(())
 /// ```
 ///
@@ -177,7 +177,7 @@ pub fn to_categorical<F: Float>(labels: &[usize], num_classes: Option<usize>) ->
 /// to predict the next value, pass `data[L..]`).
 ///
 /// ```
-/// use ndarray::{Array2, Axis, s};
+/// use rnnkit::ndarray::{Array2, Axis, s};
 /// let series = Array2::from_shape_fn((10, 1), |(t, _)| t as f64).into_dyn();
 /// let targets = series.slice(s![3.., ..]).to_owned().into_dyn(); // the value after each window
 /// let (x, y) = rnnkit::utils::timeseries_windows(&series, Some(&targets), 3, 1, 1)?;

@@ -52,7 +52,7 @@ impl<F: Float> EchoStateNetwork<F> {
     ///
     /// ```
     /// use rnnkit::{EchoStateNetwork, EsnConfig};
-    /// use ndarray::Array2;
+    /// use rnnkit::ndarray::Array2;
     /// # fn main() -> Result<(), rnnkit::Error> {
     /// let x = Array2::from_shape_fn((200, 1), |(t, _)| (t as f64 * 0.1).sin());
     /// let mut esn = EsnConfig::new(20).density(0.5).washout(20).build::<f64>(1)?;

@@ -143,15 +143,15 @@ enum Score {
 /// ```
 /// use rnnkit::prelude::*;
 /// use rnnkit::{AttentionConfig, LayerConfig};
-/// use ndarray::Array3;
+/// use rnnkit::ndarray::Array3;
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let config = AttentionConfig::new();
 /// let mut att = LayerConfig::<f64>::build(&config, &[None, Some(2)], &mut seeded_rng(0))?;
 /// let q = Array3::from_elem((1, 1, 2), 1.0).into_dyn();
-/// let v = ndarray::array![[[1.0, 0.0], [0.0, 1.0]]].into_dyn();
+/// let v = rnnkit::ndarray::array![[[1.0, 0.0], [0.0, 1.0]]].into_dyn();
 /// // Equal scores: the mean of the two values.
 /// let o = att.forward_list(&[&q, &v], &[None, None], Mode::Infer)?;
-/// assert_eq!(o, ndarray::array![[[0.5, 0.5]]].into_dyn());
+/// assert_eq!(o, rnnkit::ndarray::array![[[0.5, 0.5]]].into_dyn());
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]

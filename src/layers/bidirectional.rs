@@ -83,7 +83,7 @@ impl std::str::FromStr for MergeMode {
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut bi = BidirectionalConfig::new(LstmConfig::new(8)).init::<f64>(2, &mut seeded_rng(0))?;
 /// assert_eq!(bi.param_count(), 704);
-/// let y = bi.forward(&ndarray::Array3::<f64>::zeros((3, 5, 2)).into_dyn(), Mode::Infer)?;
+/// let y = bi.forward(&rnnkit::ndarray::Array3::<f64>::zeros((3, 5, 2)).into_dyn(), Mode::Infer)?;
 /// assert_eq!(y.shape(), &[3, 16]); // concat: forward then backward
 /// # Ok(()) }
 /// ```

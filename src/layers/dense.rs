@@ -25,7 +25,7 @@ use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn, Zip};
 /// use rnnkit::prelude::*;
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut d = DenseConfig::new(2).activation(Activation::Softmax).init::<f64>(3, &mut seeded_rng(0))?;
-/// let y = d.forward(&ndarray::Array2::<f64>::ones((4, 3)).into_dyn(), Mode::Infer)?;
+/// let y = d.forward(&rnnkit::ndarray::Array2::<f64>::ones((4, 3)).into_dyn(), Mode::Infer)?;
 /// assert!((y.sum() - 4.0).abs() < 1e-12); // each row sums to 1
 /// # Ok(()) }
 /// ```

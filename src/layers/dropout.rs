@@ -17,7 +17,7 @@ use ndarray_rand::rand::Rng;
 /// use rnnkit::DropoutConfig;
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut m = Sequential::<f64>::new(&[1000]).push(DropoutConfig::new(0.5).seed(1))?;
-/// let x = ndarray::Array2::<f64>::ones((1, 1000)).into_dyn();
+/// let x = rnnkit::ndarray::Array2::<f64>::ones((1, 1000)).into_dyn();
 /// assert_eq!(m.forward(&x, Mode::Infer)?, x);
 /// let y = m.forward(&x, Mode::Train)?;
 /// assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));

@@ -31,7 +31,7 @@ const READS: &str = "an Embedding reads token ids [batch, steps]";
 ///     .push(EmbeddingConfig::new(100, 8).mask_zero(true))?
 ///     .push(LstmConfig::new(16))?
 ///     .push(DenseConfig::new(1).activation(Activation::Sigmoid))?;
-/// let ids = ndarray::array![[5.0f32, 17.0, 3.0, 0.0, 0.0], [42.0, 9.0, 0.0, 0.0, 0.0]];
+/// let ids = rnnkit::ndarray::array![[5.0f32, 17.0, 3.0, 0.0, 0.0], [42.0, 9.0, 0.0, 0.0, 0.0]];
 /// let p = model.infer(&ids.into_dyn(), None)?.output; // [2, 1]
 /// assert_eq!(p.shape(), &[2, 1]);
 /// # Ok(()) }

@@ -15,7 +15,7 @@ use ndarray::{Array2, ArrayD, ArrayView2, Axis};
 /// # Example
 /// ```
 /// use rnnkit::prelude::*;
-/// use ndarray::array;
+/// use rnnkit::ndarray::array;
 /// let m = Masking::<f64>::new(0.0);
 /// let x = array![[[1.0], [0.0]]].into_dyn();
 /// assert_eq!(m.compute_mask(&x, None).unwrap(), array![[true, false]]);

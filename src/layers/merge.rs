@@ -364,8 +364,8 @@ type Inputs<F> = (Vec<ArrayD<F>>, Vec<Option<Mask>>);
 /// use rnnkit::{LayerConfig, MultiplyConfig};
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut m = LayerConfig::<f64>::build(&MultiplyConfig::new(), &[Some(2)], &mut seeded_rng(0))?;
-/// let (a, b) = (ndarray::array![[2.0, 3.0]].into_dyn(), ndarray::array![[4.0, 5.0]].into_dyn());
-/// assert_eq!(m.forward_list(&[&a, &b], &[], Mode::Infer)?, ndarray::array![[8.0, 15.0]].into_dyn());
+/// let (a, b) = (rnnkit::ndarray::array![[2.0, 3.0]].into_dyn(), rnnkit::ndarray::array![[4.0, 5.0]].into_dyn());
+/// assert_eq!(m.forward_list(&[&a, &b], &[], Mode::Infer)?, rnnkit::ndarray::array![[8.0, 15.0]].into_dyn());
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -588,8 +588,8 @@ merge_config!(
     /// let a = g.input("a", &[Some(2)])?;
     /// let sum = g.apply_list(&AddConfig::new(), &[a, a])?;
     /// let m = g.build(&[a], &[sum])?;
-    /// let y = m.infer_many(&[ndarray::array![[1.0, 2.0]].into_dyn()])?;
-    /// assert_eq!(y[0].output, ndarray::array![[2.0, 4.0]].into_dyn());
+    /// let y = m.infer_many(&[rnnkit::ndarray::array![[1.0, 2.0]].into_dyn()])?;
+    /// assert_eq!(y[0].output, rnnkit::ndarray::array![[2.0, 4.0]].into_dyn());
     /// # Ok(()) }
     /// ```
     AddConfig,

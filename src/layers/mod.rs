@@ -45,13 +45,13 @@ pub type Dim = Option<usize>;
 /// # Example
 /// ```
 /// use rnnkit::prelude::*;
-/// use ndarray::Array3;
+/// use rnnkit::ndarray::Array3;
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut lstm = LstmConfig::new(4).init::<f64>(3, &mut seeded_rng(0))?;
 /// let x = Array3::<f64>::zeros((2, 5, 3)).into_dyn();
 /// let y = lstm.forward(&x, Mode::Train)?;
 /// assert_eq!(y.shape(), &[2, 4]);
-/// let dx = lstm.backward(&ndarray::ArrayD::ones(y.raw_dim()))?;
+/// let dx = lstm.backward(&rnnkit::ndarray::ArrayD::ones(y.raw_dim()))?;
 /// assert_eq!(dx.shape(), x.shape());
 /// assert_eq!(lstm.param_count(), 4 * 4 * (3 + 4 + 1));
 /// # Ok(()) }
@@ -114,7 +114,7 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
     ///
     /// ```
     /// use rnnkit::prelude::*;
-    /// use ndarray::{Array3, Axis, Slice};
+    /// use rnnkit::ndarray::{Array3, Axis, Slice};
     /// # fn main() -> Result<(), rnnkit::Error> {
     /// let lstm = LstmConfig::new(3).init::<f64>(2, &mut seeded_rng(0))?;
     /// let x = Array3::from_shape_fn((1, 6, 2), |(_, t, f)| (t + f) as f64 * 0.1).into_dyn();
@@ -171,7 +171,7 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
     /// # Example
     /// ```
     /// use rnnkit::prelude::*;
-    /// use ndarray::{Array2, Array3};
+    /// use rnnkit::ndarray::{Array2, Array3};
     /// # fn main() -> Result<(), rnnkit::Error> {
     /// let mut gru = GruConfig::new(3).init::<f64>(2, &mut seeded_rng(0))?;
     /// let x = Array3::from_elem((1, 4, 2), 0.5).into_dyn();

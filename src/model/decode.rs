@@ -34,7 +34,7 @@ use ndarray_rand::rand::Rng;
 /// let out = g.rnn(&GruConfig::new(8), e).initial_state(&[h]).call()?;
 /// let p = g.apply(&DenseConfig::new(5).activation(Activation::Softmax), out.out)?;
 /// let decoder = StepDecoder::new(g.build(&[tok, h], &[p, out.states[0]])?, 1)?;
-/// let start = DecodeState::new(vec![ndarray::Array2::<f64>::zeros((1, 8)).into_dyn()], vec![]);
+/// let start = DecodeState::new(vec![rnnkit::ndarray::Array2::<f64>::zeros((1, 8)).into_dyn()], vec![]);
 /// let greedy = decoder.greedy(start.clone(), 0, 4, 6)?;
 /// assert!(greedy[0].len() <= 6);
 /// let beams = decoder.beam_search(start, 0, 4, 6, 3)?;
@@ -54,7 +54,7 @@ pub struct StepDecoder<F: Float> {
 /// ```
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// use rnnkit::DecodeState;
-/// use ndarray::{Array2, Array3};
+/// use rnnkit::ndarray::{Array2, Array3};
 /// // Two rows: h and c of 8 units, and encoder outputs of 5 steps to attend to, the second
 /// // row's last two steps padding.
 /// let mask = Array2::from_shape_fn((2, 5), |(r, t)| r == 0 || t < 3);

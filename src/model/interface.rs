@@ -66,7 +66,7 @@ pub struct Forward<F: Float> {
 /// ```
 /// use rnnkit::prelude::*;
 /// use rnnkit::{Dim, Forward, Model, Param};
-/// use ndarray::{Array2, ArrayD, Axis, IxDyn};
+/// use rnnkit::ndarray::{Array2, ArrayD, Axis, IxDyn};
 ///
 /// #[derive(Debug)]
 /// struct Linear { w: Param<f64>, x: Option<ArrayD<f64>> }

@@ -434,7 +434,7 @@ impl<F: Float> Sequential<F> {
     ///
     /// ```
     /// use rnnkit::prelude::*;
-    /// use ndarray::{Array3, Axis, Slice};
+    /// use rnnkit::ndarray::{Array3, Axis, Slice};
     /// # fn main() -> Result<(), rnnkit::Error> {
     /// let model = Sequential::<f64>::with_input_shape(vec![None, Some(2)])
     ///     .push(GruConfig::new(4).return_sequences(true))?
@@ -518,7 +518,7 @@ impl<F: Float> Sequential<F> {
     /// # Example
     /// ```
     /// use rnnkit::prelude::*;
-    /// use ndarray::Array3;
+    /// use rnnkit::ndarray::Array3;
     /// # fn main() -> Result<(), rnnkit::Error> {
     /// let model = Sequential::<f32>::new(&[5, 2])
     ///     .push(LstmConfig::new(8))?

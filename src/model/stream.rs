@@ -130,7 +130,7 @@ impl<F: Float> Sequential<F> {
     ///
     /// ```
     /// use rnnkit::prelude::*;
-    /// use ndarray::{s, Array3};
+    /// use rnnkit::ndarray::{s, Array3};
     /// # fn main() -> Result<(), rnnkit::Error> {
     /// let model = Sequential::<f64>::with_input_shape(vec![None, Some(2)])
     ///     .push(LstmConfig::new(8))?
@@ -140,7 +140,7 @@ impl<F: Float> Sequential<F> {
     /// let mut state = model.stream_state(1);
     /// let mut last = 0.0;
     /// for t in 0..10 {
-    ///     let xt = x.slice(s![.., t, ..]).into_dimensionality::<ndarray::Ix2>().unwrap();
+    ///     let xt = x.slice(s![.., t, ..]).into_dimensionality::<rnnkit::ndarray::Ix2>().unwrap();
     ///     last = model.step(xt, &mut state)?[[0, 0]];
     /// }
     /// assert!((last - whole[[0, 0]]).abs() < 1e-12);

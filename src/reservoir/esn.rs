@@ -36,14 +36,14 @@ pub enum Reservoir<F> {
 /// One-step-ahead prediction of a sine, as in the lecture:
 /// ```
 /// use rnnkit::EsnConfig;
-/// use ndarray::Array2;
+/// use rnnkit::ndarray::Array2;
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let s = Array2::from_shape_fn((600, 1), |(t, _)| (t as f64 * 0.1).sin());
-/// let (x, y) = (s.slice(ndarray::s![..599, ..]).to_owned(), s.slice(ndarray::s![1.., ..]).to_owned());
+/// let (x, y) = (s.slice(rnnkit::ndarray::s![..599, ..]).to_owned(), s.slice(rnnkit::ndarray::s![1.., ..]).to_owned());
 /// let mut esn = EsnConfig::new(50).spectral_radius(0.9).washout(50).build::<f64>(1)?;
-/// esn.fit(&x.slice(ndarray::s![..500, ..]).to_owned(), &y.slice(ndarray::s![..500, ..]).to_owned())?;
-/// let pred = esn.predict(&x.slice(ndarray::s![500.., ..]).to_owned())?;
-/// let err = (&pred - &y.slice(ndarray::s![500.., ..])).mapv(f64::abs).fold(0.0, |a: f64, &b| a.max(b));
+/// esn.fit(&x.slice(rnnkit::ndarray::s![..500, ..]).to_owned(), &y.slice(rnnkit::ndarray::s![..500, ..]).to_owned())?;
+/// let pred = esn.predict(&x.slice(rnnkit::ndarray::s![500.., ..]).to_owned())?;
+/// let err = (&pred - &y.slice(rnnkit::ndarray::s![500.., ..])).mapv(f64::abs).fold(0.0, |a: f64, &b| a.max(b));
 /// assert!(err < 1e-3);
 /// # Ok(()) }
 /// ```

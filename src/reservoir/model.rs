@@ -54,11 +54,11 @@ impl<F: Float> EchoStateNetwork<F> {
 /// ```
 /// use rnnkit::prelude::*;
 /// use rnnkit::EsnConfig;
-/// use ndarray::{Array2, Array3};
+/// use rnnkit::ndarray::{Array2, Array3};
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let s = Array2::from_shape_fn((300, 1), |(t, _)| (t as f64 * 0.1).sin());
 /// let mut esn = EsnConfig::new(30).density(0.3).washout(30).build::<f64>(1)?;
-/// esn.fit(&s.slice(ndarray::s![..299, ..]).to_owned(), &s.slice(ndarray::s![1.., ..]).to_owned())?;
+/// esn.fit(&s.slice(rnnkit::ndarray::s![..299, ..]).to_owned(), &s.slice(rnnkit::ndarray::s![1.., ..]).to_owned())?;
 /// let batch = Array3::from_shape_fn((4, 50, 1), |(i, t, _)| ((i * 7 + t) as f64 * 0.1).sin()).into_dyn();
 /// let y = Trainer::new(Adam::default(), Loss::Mse).predict(&esn, &batch)?;
 /// assert_eq!(y.shape(), &[4, 50, 1]);

@@ -92,8 +92,8 @@ impl<'a, F: Float> Context<'a, F> {
 /// }
 ///
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let x = ndarray::Array2::<f64>::zeros((10, 2)).into_dyn();
-/// let y = ndarray::Array2::<f64>::zeros((10, 1)).into_dyn();
+/// let x = rnnkit::ndarray::Array2::<f64>::zeros((10, 2)).into_dyn();
+/// let y = rnnkit::ndarray::Array2::<f64>::zeros((10, 1)).into_dyn();
 /// let mut model = Sequential::<f64>::new(&[2]).push(DenseConfig::new(1))?;
 /// let counter = Rc::new(RefCell::new(Batches::default()));
 /// let mut trainer = Trainer::new(Sgd::new(0.1), Loss::Mse).epochs(3).batch_size(4).callback(counter.clone());

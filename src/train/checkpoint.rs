@@ -135,7 +135,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     ///
     /// ```
     /// use rnnkit::prelude::*;
-    /// use ndarray::{Array2, Array3};
+    /// use rnnkit::ndarray::{Array2, Array3};
     /// # fn main() -> Result<(), rnnkit::Error> {
     /// let x = Array3::from_shape_fn((8, 3, 1), |(i, t, _)| 0.1 * (i + t) as f64).into_dyn();
     /// let y = Array2::from_shape_fn((8, 1), |(i, _)| 0.1 * i as f64).into_dyn();

@@ -20,7 +20,7 @@ const EPS: f64 = 1e-7;
 ///
 /// ```
 /// use rnnkit::Loss;
-/// use ndarray::array;
+/// use rnnkit::ndarray::array;
 /// let (l, grad) = Loss::Mse.compute(&array![[1.0f64], [3.0]].into_dyn(), &array![[0.0], [1.0]].into_dyn(), None).unwrap();
 /// assert_eq!(l, 2.5);                         // (1 + 4) / 2
 /// assert_eq!(grad, array![[1.0], [2.0]].into_dyn()); // 2(ŷ − y)/N
@@ -347,7 +347,7 @@ impl Loss {
     ///
     /// ```
     /// use rnnkit::Loss;
-    /// use ndarray::array;
+    /// use rnnkit::ndarray::array;
     /// // One-hot [1, 0] smoothed by 0.2 becomes [0.9, 0.1].
     /// let loss = Loss::categorical_crossentropy().from_logits(true).label_smoothing(0.2);
     /// let (l, _) = loss.compute(&array![[0.0f64, 0.0]].into_dyn(), &array![[1.0, 0.0]].into_dyn(), None).unwrap();
@@ -433,7 +433,7 @@ impl Loss {
     ///
     /// ```
     /// use rnnkit::Loss;
-    /// use ndarray::array;
+    /// use rnnkit::ndarray::array;
     /// let pred = array![[1.0f64], [3.0]].into_dyn();
     /// let y = array![[0.0], [1.0]].into_dyn();
     /// let w = array![2.0, 0.0].into_dyn();

@@ -181,7 +181,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     ///
     /// ```
     /// use rnnkit::prelude::*;
-    /// use ndarray::{Array2, Array3};
+    /// use rnnkit::ndarray::{Array2, Array3};
     /// # fn main() -> Result<(), rnnkit::Error> {
     /// // y = the sum of a sequence's last step and a side input.
     /// let mut g = Graph::<f64>::new(0);

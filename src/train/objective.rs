@@ -18,7 +18,7 @@ use std::fmt::Debug;
 /// ```
 /// use rnnkit::prelude::*;
 /// use rnnkit::{LossFunction, Mask};
-/// use ndarray::ArrayD;
+/// use rnnkit::ndarray::ArrayD;
 ///
 /// /// Mean of (ŷ − y)⁴: punishes large errors harder than MSE.
 /// #[derive(Debug)]
@@ -34,7 +34,7 @@ use std::fmt::Debug;
 /// }
 ///
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let x = ndarray::Array2::from_shape_fn((16, 1), |(i, _)| i as f64 / 16.0).into_dyn();
+/// let x = rnnkit::ndarray::Array2::from_shape_fn((16, 1), |(i, _)| i as f64 / 16.0).into_dyn();
 /// let y = x.mapv(|v| 2.0 * v);
 /// let mut model = Sequential::<f64>::new(&[1]).push(DenseConfig::new(1))?;
 /// let mut trainer = Trainer::new(Adam::new(0.05), Quartic).epochs(100);
@@ -120,7 +120,7 @@ impl<F: Float> LossFunction<F> for Loss {
 /// ```
 /// use rnnkit::prelude::*;
 /// use rnnkit::{PerRow, RowLoss};
-/// use ndarray::{ArrayView1, ArrayViewMut1};
+/// use rnnkit::ndarray::{ArrayView1, ArrayViewMut1};
 ///
 /// /// Huber loss with δ = 1, averaged over the features of a row.
 /// #[derive(Debug)]
@@ -140,8 +140,8 @@ impl<F: Float> LossFunction<F> for Loss {
 /// }
 ///
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let x = ndarray::Array3::from_shape_fn((6, 4, 1), |(i, t, _)| (i + t) as f64 * 0.1).into_dyn();
-/// let y = ndarray::Array3::from_shape_fn((6, 4, 1), |(i, t, _)| (i * t) as f64 * 0.1).into_dyn();
+/// let x = rnnkit::ndarray::Array3::from_shape_fn((6, 4, 1), |(i, t, _)| (i + t) as f64 * 0.1).into_dyn();
+/// let y = rnnkit::ndarray::Array3::from_shape_fn((6, 4, 1), |(i, t, _)| (i * t) as f64 * 0.1).into_dyn();
 /// let mask = mask_from_lengths(&[4, 2, 3, 1, 4, 2], 4)?;
 /// let mut model = Sequential::<f64>::new(&[4, 1]).push(GruConfig::new(3).return_sequences(true))?
 ///     .push(DenseConfig::new(1))?;
@@ -190,7 +190,7 @@ impl<F: Float, L: RowLoss<F>> LossFunction<F> for PerRow<L> {
 /// ```
 /// use rnnkit::prelude::*;
 /// use rnnkit::{Mask, MetricFunction};
-/// use ndarray::ArrayD;
+/// use rnnkit::ndarray::ArrayD;
 ///
 /// /// The largest absolute error of a batch, averaged over batches by entry count.
 /// #[derive(Debug)]
@@ -205,7 +205,7 @@ impl<F: Float, L: RowLoss<F>> LossFunction<F> for PerRow<L> {
 /// }
 ///
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let x = ndarray::Array2::from_shape_fn((8, 1), |(i, _)| i as f64).into_dyn();
+/// let x = rnnkit::ndarray::Array2::from_shape_fn((8, 1), |(i, _)| i as f64).into_dyn();
 /// let mut model = Sequential::<f64>::new(&[1]).push(DenseConfig::new(1))?;
 /// let mut trainer = Trainer::new(Sgd::new(0.001), Loss::Mse).metric(MaxError);
 /// let h = trainer.fit(&mut model, &x, &x)?;

@@ -27,7 +27,7 @@ use ndarray::{Array2, ArrayD, Axis, Slice};
 /// ```
 /// use rnnkit::prelude::*;
 /// use rnnkit::TruncatedBptt;
-/// use ndarray::Array3;
+/// use rnnkit::ndarray::Array3;
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// // One long series (batch 1, 400 steps): predict the next value.
 /// let s: Vec<f64> = (0..401).map(|t| (0.1 * t as f64).sin()).collect();

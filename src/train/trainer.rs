@@ -65,7 +65,7 @@ impl History {
 /// # Example
 /// ```
 /// use rnnkit::prelude::*;
-/// use ndarray::{Array2, Array3};
+/// use rnnkit::ndarray::{Array2, Array3};
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let x = Array3::from_shape_fn((100, 3, 1), |(i, t, _)| 0.1 * (i + t) as f64).into_dyn();
 /// let y = Array2::from_shape_fn((100, 1), |(i, _)| 0.1 * i as f64 + 0.3).into_dyn();
@@ -174,7 +174,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     ///
     /// ```
     /// use rnnkit::prelude::*;
-    /// use ndarray::{Array2, Array3};
+    /// use rnnkit::ndarray::{Array2, Array3};
     /// # fn main() -> Result<(), rnnkit::Error> {
     /// let x = Array3::<f64>::ones((4, 5, 1)).into_dyn();
     /// let y = Array2::<f64>::ones((4, 1)).into_dyn();
@@ -197,7 +197,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     ///
     /// ```
     /// use rnnkit::prelude::*;
-    /// use ndarray::{Array1, Array2};
+    /// use rnnkit::ndarray::{Array1, Array2};
     /// # fn main() -> Result<(), rnnkit::Error> {
     /// let x = Array2::from_shape_fn((4, 2), |(i, j)| (i + j) as f64).into_dyn();
     /// let y = Array2::from_shape_fn((4, 1), |(i, _)| i as f64).into_dyn();
@@ -551,7 +551,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     ///
     /// ```
     /// use rnnkit::prelude::*;
-    /// use ndarray::{Array1, Array2};
+    /// use rnnkit::ndarray::{Array1, Array2};
     /// # fn main() -> Result<(), rnnkit::Error> {
     /// let x = Array2::from_shape_fn((4, 2), |(i, j)| (i + j) as f64).into_dyn();
     /// let y = Array2::from_shape_fn((4, 1), |(i, _)| i as f64).into_dyn();

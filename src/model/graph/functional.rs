@@ -23,7 +23,7 @@ use ndarray::{Array2, ArrayD, Ix2};
 ///
 /// ```
 /// use rnnkit::prelude::*;
-/// use ndarray::{Array3, ArrayD};
+/// use rnnkit::ndarray::{Array3, ArrayD};
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// // A residual RNN: two LSTMs with a skip connection.
 /// let mut g = Graph::<f64>::new(1);
