@@ -56,7 +56,19 @@ impl<F: Float> Functional<F> {
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = read_file(path)?;
-        Self::decode(&bytes).map_err(|e| file_error(path, e))
+        Self::decode(&bytes, false).map_err(|e| file_error(path, e))
+    }
+
+    /// [`Functional::load`], converting an `f64` file to `f32` (rounding) or an `f32` file
+    /// to `f64` (exact) when the file holds the other float type, as
+    /// [`Sequential::load_converted`](crate::Sequential::load_converted) does.
+    ///
+    /// # Errors
+    /// As [`Functional::load`]; an `f64` weight beyond `f32`'s range is refused.
+    pub fn load_converted(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = read_file(path)?;
+        Self::decode(&bytes, true).map_err(|e| file_error(path, e))
     }
 
     /// [`Functional::load`] from bytes in memory; never panics, whatever the bytes.
@@ -64,16 +76,28 @@ impl<F: Float> Functional<F> {
     /// # Errors
     /// [`Error::File`](crate::Error::File) naming what is wrong.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        Self::decode(bytes).map_err(bytes_error)
+        Self::decode(bytes, false).map_err(bytes_error)
     }
 
-    fn decode(bytes: &[u8]) -> std::result::Result<Self, FileError> {
+    /// [`Functional::from_bytes`] converting the float type if needed.
+    ///
+    /// # Errors
+    /// As [`Functional::from_bytes`].
+    pub fn from_bytes_converted(bytes: &[u8]) -> Result<Self> {
+        Self::decode(bytes, true).map_err(bytes_error)
+    }
+
+    fn decode(bytes: &[u8], convert: bool) -> std::result::Result<Self, FileError> {
         let c = Container::open(bytes)?;
         if c.meta.contains_key("checkpoint") {
             // A checkpoint loads as its model; the optimizer state is for the trainer.
-            return Self::from_container(&c, &|n| n.starts_with(super::OPTIMIZER_PREFIX));
+            return Self::from_container_as(
+                &c,
+                &|n| n.starts_with(super::OPTIMIZER_PREFIX),
+                convert,
+            );
         }
-        Self::from_container(&c, &|_| false)
+        Self::from_container_as(&c, &|_| false, convert)
     }
 
     /// The model a checked container holds; `extra` accepts tensors outside the model.
@@ -81,8 +105,17 @@ impl<F: Float> Functional<F> {
         c: &Container<'_>,
         extra: &dyn Fn(&str) -> bool,
     ) -> std::result::Result<Self, FileError> {
+        Self::from_container_as(c, extra, false)
+    }
+
+    /// [`Self::from_container`], converting the float type when `convert`.
+    fn from_container_as(
+        c: &Container<'_>,
+        extra: &dyn Fn(&str) -> bool,
+        convert: bool,
+    ) -> std::result::Result<Self, FileError> {
         c.expect_model(MODEL_TYPE)?;
-        c.check_dtype::<F>(false)?;
+        c.check_dtype::<F>(convert)?;
         let json = c.meta.get("architecture").ok_or(FileError::Metadata {
             key: "architecture",
             reason: "missing".into(),

@@ -490,3 +490,30 @@ fn messages_name_what_was_passed() -> Result<(), Error> {
     assert!(e.contains("not a safetensors file"), "{e}");
     Ok(())
 }
+
+#[test]
+fn a_functional_file_converts_its_float_type_as_a_sequential_one_does() -> Result<(), Error> {
+    // The dtype error recommended a `load_converted` that Functional lacked.
+    let mut g = Graph::<f32>::new(2);
+    let x = g.input("x", &[Some(4), Some(3)])?;
+    let h = g.apply(&GruConfig::new(3), x)?;
+    let y = g.apply(&DenseConfig::new(2), h)?;
+    let m32 = g.build(&[x], &[y])?;
+    let bytes = m32.to_bytes()?;
+    let e = Functional::<f64>::from_bytes(&bytes).unwrap_err().to_string();
+    assert!(e.contains("load_converted"), "{e}");
+    let m64 = Functional::<f64>::from_bytes_converted(&bytes)?;
+    let input = Array3::from_shape_fn((2, 4, 3), |(b, t, f)| ((b + t + f) as f32 * 0.3).sin());
+    let want = m32.infer_many(&[input.clone().into_dyn()])?[0].output.clone();
+    let got = m64.infer_many(&[input.mapv(f64::from).into_dyn()])?[0].output.clone();
+    assert!(
+        want.iter()
+            .zip(got.iter())
+            .all(|(a, b)| (f64::from(*a) - b).abs() < 1e-6),
+        "{want} vs {got}"
+    );
+    // And back: f64 -> f32 rounds.
+    let back = Functional::<f32>::from_bytes_converted(&m64.to_bytes()?)?;
+    assert_eq!(back.get_weights(), m32.get_weights());
+    Ok(())
+}
