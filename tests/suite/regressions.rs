@@ -500,12 +500,18 @@ fn a_functional_file_converts_its_float_type_as_a_sequential_one_does() -> Resul
     let y = g.apply(&DenseConfig::new(2), h)?;
     let m32 = g.build(&[x], &[y])?;
     let bytes = m32.to_bytes()?;
-    let e = Functional::<f64>::from_bytes(&bytes).unwrap_err().to_string();
+    let e = Functional::<f64>::from_bytes(&bytes)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("load_converted"), "{e}");
     let m64 = Functional::<f64>::from_bytes_converted(&bytes)?;
     let input = Array3::from_shape_fn((2, 4, 3), |(b, t, f)| ((b + t + f) as f32 * 0.3).sin());
-    let want = m32.infer_many(&[input.clone().into_dyn()])?[0].output.clone();
-    let got = m64.infer_many(&[input.mapv(f64::from).into_dyn()])?[0].output.clone();
+    let want = m32.infer_many(&[input.clone().into_dyn()])?[0]
+        .output
+        .clone();
+    let got = m64.infer_many(&[input.mapv(f64::from).into_dyn()])?[0]
+        .output
+        .clone();
     assert!(
         want.iter()
             .zip(got.iter())

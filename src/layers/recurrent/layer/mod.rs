@@ -22,6 +22,9 @@ use ndarray::{s, Array2, Array3, ArrayD, ArrayView2, Axis, Ix2, Ix3};
 use ndarray_rand::rand::Rng;
 use num_traits::{One, Zero};
 
+mod wrapped;
+pub use wrapped::RecurrentLayer;
+
 /// A recurrent layer: one [`Cell`] run over time. [`SimpleRnn`](crate::SimpleRnn),
 /// [`Lstm`](crate::Lstm) and [`Gru`](crate::Gru) are this type with their cells.
 ///
@@ -46,22 +49,6 @@ pub struct Recurrent<C: Cell> {
     /// The stream the dropout masks are drawn from (training passes only).
     masks: MaskStream,
     trained: bool,
-}
-
-/// What [`Bidirectional`](crate::Bidirectional) needs of the layer it wraps.
-pub trait RecurrentLayer<F: Float>: Layer<F> + Clone + 'static {
-    /// Whether the layer returns every step.
-    fn return_sequences(&self) -> bool;
-    /// Whether the layer runs backwards in time.
-    fn go_backwards(&self) -> bool;
-    /// Sets `go_backwards`.
-    fn set_go_backwards(&mut self, v: bool);
-    /// Sets `zero_output_for_mask`.
-    fn set_zero_output_for_mask(&mut self, v: bool);
-    /// Output features per step.
-    fn units(&self) -> usize;
-    /// Input features.
-    fn input_dim(&self) -> usize;
 }
 
 impl<C: Cell> Recurrent<C> {
@@ -792,27 +779,5 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
             s.push_str(", go_backwards=True");
         }
         s
-    }
-}
-
-impl<C: Cell> RecurrentLayer<C::F> for Recurrent<C> {
-    fn return_sequences(&self) -> bool {
-        self.cfg().return_sequences
-    }
-    fn go_backwards(&self) -> bool {
-        self.cfg().go_backwards
-    }
-    fn set_go_backwards(&mut self, v: bool) {
-        self.config.as_mut().go_backwards = v;
-        self.trained = false;
-    }
-    fn set_zero_output_for_mask(&mut self, v: bool) {
-        self.config.as_mut().zero_output_for_mask = v;
-    }
-    fn units(&self) -> usize {
-        self.cell.units()
-    }
-    fn input_dim(&self) -> usize {
-        self.cell.input_dim()
     }
 }
