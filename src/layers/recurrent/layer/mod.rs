@@ -530,8 +530,9 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
     ) -> Result<ArrayD<C::F>> {
         self.trained = false;
         let init = self.carried_initial(x)?;
-        let mut rng = self.masks.current();
-        let drop = (mode == Mode::Train).then_some(&mut rng);
+        // Masks only in training; inference draws nothing and does not move the stream.
+        let mut rng = (mode == Mode::Train).then(|| self.masks.current());
+        let drop = rng.as_mut();
         let out = Self::run(
             &self.cell,
             self.config.as_ref(),
@@ -608,7 +609,7 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
             x,
             mask,
             Some(init.view()),
-            (mode == Mode::Train).then_some(&mut self.masks.current()),
+            (mode == Mode::Train).then(|| self.masks.current()).as_mut(),
         )?;
         if mode == Mode::Train {
             self.masks.advance();
