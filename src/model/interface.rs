@@ -372,6 +372,16 @@ pub trait Model<F: Float>: Debug + Send + Sync {
         }
         let steps = x.shape().get(1).copied().unwrap_or(0);
         check_mask(self.name(), mask, n, steps)?;
+        // A stateful model keeps one state per sample: a last, smaller batch would fail
+        // after the earlier ones moved the states. Refused before any moves.
+        if n > batch_size && n % batch_size != 0 && has_stateful_layer(self.architecture()) {
+            return Err(Error::Shape {
+                layer: self.name().to_string(),
+                what: "samples (a stateful model predicts in batches of one size)",
+                expected: format!("a multiple of batch_size {batch_size}"),
+                got: vec![n],
+            });
+        }
         let mut outs = Vec::new();
         for start in (0..n).step_by(batch_size) {
             let r = Slice::from(start..(start + batch_size).min(n));
@@ -384,5 +394,17 @@ pub trait Model<F: Float>: Debug + Send + Sync {
             layer: self.name().to_string(),
             reason: format!("batch outputs of different shapes: {e}"),
         })
+    }
+}
+
+/// Whether an architecture has a layer that carries its state between calls.
+fn has_stateful_layer(arch: Result<Architecture>) -> bool {
+    match arch {
+        Ok(Architecture::Sequential(s)) => s.layers.iter().any(|l| l.is_stateful()),
+        Ok(Architecture::Graph(g)) => g
+            .nodes
+            .iter()
+            .any(|n| matches!(&n.layer, crate::model::graph::NodeLayer::New(l) if l.is_stateful())),
+        Err(_) => false,
     }
 }

@@ -523,3 +523,15 @@ fn a_functional_file_converts_its_float_type_as_a_sequential_one_does() -> Resul
     assert_eq!(back.get_weights(), m32.get_weights());
     Ok(())
 }
+
+#[test]
+fn a_stateful_model_refuses_a_ragged_last_batch_before_moving_any_state() {
+    let m = Sequential::<f64>::with_input_shape(vec![Some(2), Some(1)])
+        .push(LstmConfig::new(2).stateful(true))
+        .unwrap();
+    let x = ArrayD::<f64>::ones(IxDyn(&[5, 2, 1]));
+    let e = m.predict(&x, 2).unwrap_err();
+    assert!(e.to_string().contains("multiple of batch_size 2"), "{e}");
+    assert!(m.states().concat().is_empty(), "no batch ran");
+    assert_eq!(m.predict(&x, 5).unwrap().shape(), &[5, 2]);
+}
