@@ -398,7 +398,7 @@ pub trait Model<F: Float>: Debug + Send + Sync {
 }
 
 /// Whether an architecture has a layer that carries its state between calls.
-fn has_stateful_layer(arch: Result<Architecture>) -> bool {
+pub(crate) fn has_stateful_layer(arch: Result<Architecture>) -> bool {
     match arch {
         Ok(Architecture::Sequential(s)) => s.layers.iter().any(|l| l.is_stateful()),
         Ok(Architecture::Graph(g)) => g

@@ -14,6 +14,7 @@ pub use graph::{
     Functional, Graph, GraphInput, GraphNode, GraphSpec, LayerId, NodeLayer, RnnCall, RnnOutputs,
     Tensor,
 };
+pub(crate) use interface::has_stateful_layer;
 pub use interface::{Architecture, Forward, Model};
 pub use sequential::Sequential;
 pub use spec::ModelSpec;

@@ -216,3 +216,25 @@ pub(crate) fn class_weights<F: Float>(
         .collect::<Vec<_>>();
     ArrayD::from_shape_vec(IxDyn(&[n]), weights).map_err(|e| Error::Data(e.to_string()))
 }
+
+/// A stateful model keeps one state per sample, so every batch must have the same size:
+/// refuses, before any batch runs, sample counts that are not a multiple of `batch_size`
+/// (each of `counts`: the training and the validation part).
+pub(crate) fn check_stateful_batches<F: Float>(
+    model: &dyn Model<F>,
+    counts: &[usize],
+    batch_size: usize,
+) -> Result<()> {
+    let ragged = counts
+        .iter()
+        .find(|&&n| batch_size > 0 && n > batch_size && n % batch_size != 0);
+    match ragged {
+        Some(&n) if crate::model::has_stateful_layer(model.architecture()) => Err(Error::Shape {
+            layer: model.name().to_string(),
+            what: "samples (a stateful model runs in batches of one size)",
+            expected: format!("a multiple of batch_size {batch_size}"),
+            got: vec![n],
+        }),
+        _ => Ok(()),
+    }
+}

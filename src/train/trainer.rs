@@ -2,7 +2,7 @@
 
 use super::callbacks::{Callback, Logs};
 use super::checkpoint::ModelCheckpoint;
-use super::data::{check_data, check_sample_weight, class_weights};
+use super::data::{check_data, check_sample_weight, check_stateful_batches, class_weights};
 use super::logs::Running;
 use super::loss::Metric;
 use super::objective::{LossFunction, MetricFunction};
@@ -301,6 +301,17 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             });
         }
         check_data(model, &*self.loss, x, y, mask)?;
+        let n = x.shape()[0];
+        let n_train = if self.validation_data.is_none() && self.validation_split > 0.0 {
+            (n as f64 * (1.0 - self.validation_split)).floor() as usize
+        } else {
+            n
+        };
+        let mut counts = vec![n_train, n - n_train];
+        if let Some((vx, ..)) = &self.validation_data {
+            counts.push(vx.shape().first().copied().unwrap_or(0));
+        }
+        check_stateful_batches(model, &counts, self.batch_size)?;
         if let Some(sw) = sample_weight {
             if self.class_weight.is_some() {
                 return Err(Error::Config {
@@ -676,6 +687,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             check_sample_weight(model, y, sw)?;
         }
         let n = x.shape()[0];
+        check_stateful_batches(model, &[n], self.batch_size)?;
         let mut running = Running::new(self.metrics.len());
         for start in (0..n).step_by(self.batch_size) {
             let r = (start..(start + self.batch_size).min(n)).into();

@@ -534,4 +534,23 @@ fn a_stateful_model_refuses_a_ragged_last_batch_before_moving_any_state() {
     assert!(e.to_string().contains("multiple of batch_size 2"), "{e}");
     assert!(m.states().concat().is_empty(), "no batch ran");
     assert_eq!(m.predict(&x, 5).unwrap().shape(), &[5, 2]);
+    // fit and evaluate too: refused before any batch, weights and states as they were.
+    let mut m = Sequential::<f64>::with_input_shape(vec![Some(2), Some(1)])
+        .push(LstmConfig::new(2).stateful(true))
+        .unwrap()
+        .push(DenseConfig::new(1))
+        .unwrap();
+    let y = ArrayD::<f64>::zeros(IxDyn(&[5, 1]));
+    let w = m.get_weights();
+    let mut t = Trainer::new(Adam::new(0.1), Loss::Mse)
+        .batch_size(2)
+        .shuffle(false);
+    let e = t.fit(&mut m, &x, &y).unwrap_err();
+    assert!(e.to_string().contains("multiple of batch_size 2"), "{e}");
+    assert!(t.evaluate(&mut m, &x, &y).is_err());
+    assert_eq!(m.get_weights(), w);
+    assert!(m.states().concat().is_empty());
+    let x4 = x.slice_axis(ndarray::Axis(0), (0..4).into()).to_owned();
+    let y4 = y.slice_axis(ndarray::Axis(0), (0..4).into()).to_owned();
+    assert!(t.fit(&mut m, &x4, &y4).is_ok());
 }
