@@ -681,7 +681,12 @@ pub(crate) fn yes() -> bool {
 
 /// Formats a shape without the batch axis as Keras does: `(None, 3, 20)`.
 pub fn format_shape(shape: &[Dim]) -> String {
-    let mut s = String::from("(None");
+    format_batched("None", shape)
+}
+
+/// A shape written with `batch` for the batch axis: `(batch 8, None, 5)`, `(samples, 3)`.
+pub(crate) fn format_batched(batch: &str, shape: &[Dim]) -> String {
+    let mut s = format!("({batch}");
     for d in shape {
         match d {
             Some(n) => s.push_str(&format!(", {n}")),
@@ -690,6 +695,15 @@ pub fn format_shape(shape: &[Dim]) -> String {
     }
     s.push(')');
     s
+}
+
+/// Whether an array of `shape` (batch first) fits the per-sample `want` (`None`: any).
+pub(crate) fn fits_batched(shape: &[usize], want: &[Dim]) -> bool {
+    shape.len() == want.len() + 1
+        && shape[1..]
+            .iter()
+            .zip(want)
+            .all(|(&d, w)| w.is_none_or(|w| w == d))
 }
 
 /// Checks a weight list against (name, shape) pairs.

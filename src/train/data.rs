@@ -29,23 +29,11 @@ pub(crate) fn check_data<F: Float>(
     }
     // The array passed, against the model's input (not a batch of it, later).
     let want: &[Dim] = model.input_shape();
-    let fits_input = want.is_empty()
-        || (x.ndim() == want.len() + 1
-            && x.shape()[1..]
-                .iter()
-                .zip(want)
-                .all(|(&g, w)| w.is_none_or(|w| w == g)));
-    if !fits_input {
+    if !want.is_empty() && !crate::layers::fits_batched(x.shape(), want) {
         return Err(Error::Shape {
             layer: model.name().to_string(),
             what: "x",
-            expected: format!(
-                "(samples, {})",
-                want.iter()
-                    .map(|d| d.map_or("None".to_string(), |d| d.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            expected: crate::layers::format_batched("samples", want),
             got: x.shape().to_vec(),
         });
     }

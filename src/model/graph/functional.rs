@@ -347,25 +347,15 @@ impl<F: Float> Functional<F> {
         let batch = xs[0].shape().first().copied();
         for (x, &n) in xs.iter().zip(&self.inputs) {
             let (name, want) = (&self.nodes[n].name, &self.nodes[n].shapes[0]);
-            let fits = x.ndim() == want.len() + 1
-                && x.shape().first().copied() == batch
-                && x.shape()[1..]
-                    .iter()
-                    .zip(want)
-                    .all(|(&d, w)| w.is_none_or(|w| w == d));
+            let fits =
+                x.shape().first().copied() == batch && crate::layers::fits_batched(x.shape(), want);
             if !fits {
                 return Err(Error::Shape {
                     layer: name.clone(),
                     what: "input",
-                    expected: format!(
-                        "({})",
-                        std::iter::once(format!("batch {}", batch.unwrap_or(0)))
-                            .chain(
-                                want.iter()
-                                    .map(|d| d.map_or("None".to_string(), |d| d.to_string()))
-                            )
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                    expected: crate::layers::format_batched(
+                        &format!("batch {}", batch.unwrap_or(0)),
+                        want,
                     ),
                     got: x.shape().to_vec(),
                 });
