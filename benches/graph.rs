@@ -123,7 +123,7 @@ fn training_pass(c: &mut Criterion) {
             model
                 .forward_many(&[src.clone(), dec_in.clone()], Mode::Train)
                 .unwrap();
-            Model::zero_grad(&mut model);
+            Module::zero_grad(&mut model);
             black_box(
                 model
                     .backward_many(std::slice::from_ref(&dy), &[false])

@@ -87,7 +87,7 @@ pub use model::{
 #[doc(hidden)]
 pub use parallel::time_loop_splits;
 pub use parallel::{num_threads, set_num_threads};
-pub use param::Param;
+pub use param::{Module, Param};
 pub use reservoir::{EchoStateNetwork, EsnConfig, Reservoir};
 pub use train::{
     Adam, AdamW, Callback, Clip, Context, Control, CosineDecay, EarlyStopping, EpochEnd,

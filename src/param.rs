@@ -138,11 +138,6 @@ impl<F: Float> Param<F> {
         Ok(())
     }
 
-    /// Assigns a value already checked to have this shape.
-    pub(crate) fn assign(&mut self, v: &ArrayD<F>) {
-        self.value.assign(v);
-    }
-
     /// Sets the gradient to zero.
     pub fn zero_grad(&mut self) {
         self.grad.fill(F::zero());
@@ -185,4 +180,97 @@ impl<F: Float> Param<F> {
             .into_dimensionality::<Ix1>()
             .expect("invariant: 1-D weight")
     }
+}
+
+/// Anything with a name and trainable parameters: every layer and every model (PyTorch's
+/// `nn.Module`, burn's `Module`). Implement the two visitors; the weight conveniences
+/// Keras has (`count_params`, `get_weights`, `set_weights`) come with them.
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let mut dense = DenseConfig::new(2).init::<f64>(3, &mut seeded_rng(0))?;
+/// assert_eq!(dense.param_count(), 3 * 2 + 2);
+/// let mut w = dense.get_weights();
+/// w[1].fill(0.5); // the bias
+/// dense.set_weights(&w)?;
+/// assert_eq!(dense.get_weights()[1][[0]], 0.5);
+/// # Ok(()) }
+/// ```
+pub trait Module<F: Float> {
+    /// Keras-style instance name (`"lstm"`, `"dense_1"`, `"sequential"`).
+    fn name(&self) -> &str;
+
+    /// Visits parameters in Keras `get_weights()` order with their names.
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>));
+
+    /// Visits parameters mutably, in the same order.
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>));
+
+    /// Number of scalar weights (Keras's `count_params`).
+    fn param_count(&self) -> usize {
+        let mut n = 0;
+        self.visit_params(&mut |_, p| n += p.len());
+        n
+    }
+
+    /// Copies of the weights in Keras `get_weights()` order.
+    fn get_weights(&self) -> Vec<ArrayD<F>> {
+        let mut w = Vec::new();
+        self.visit_params(&mut |_, p| w.push(p.value.clone()));
+        w
+    }
+
+    /// Sets the weights from arrays in Keras `get_weights()` order.
+    ///
+    /// # Errors
+    /// [`Error::WeightCount`], [`Error::WeightShape`], or [`Error::Data`] for a non-finite
+    /// value; nothing is changed then.
+    fn set_weights(&mut self, weights: &[ArrayD<F>]) -> Result<()> {
+        let mut expected = Vec::new();
+        self.visit_params(&mut |n, p| expected.push((n.to_string(), p.value.shape().to_vec())));
+        check_weights(self.name(), &expected, weights)?;
+        let mut i = 0;
+        self.visit_params_mut(&mut |_, p| {
+            p.value.assign(&weights[i]);
+            i += 1;
+        });
+        Ok(())
+    }
+
+    /// Sets every parameter gradient to zero.
+    fn zero_grad(&mut self) {
+        self.visit_params_mut(&mut |_, p| p.zero_grad());
+    }
+}
+
+/// Checks a weight list against (name, shape) pairs.
+pub(crate) fn check_weights<F: Float>(
+    layer: &str,
+    expected: &[(String, Vec<usize>)],
+    weights: &[ArrayD<F>],
+) -> Result<()> {
+    if expected.len() != weights.len() {
+        return Err(Error::WeightCount {
+            layer: layer.to_string(),
+            expected: expected.len(),
+            got: weights.len(),
+        });
+    }
+    for ((name, shape), w) in expected.iter().zip(weights) {
+        if w.shape() != shape.as_slice() {
+            return Err(Error::WeightShape {
+                layer: layer.to_string(),
+                name: name.clone(),
+                expected: shape.clone(),
+                got: w.shape().to_vec(),
+            });
+        }
+        if let Some(i) = w.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Data(format!(
+                "{layer}: weight `{name}` has a non-finite value at flat index {i}"
+            )));
+        }
+    }
+    Ok(())
 }

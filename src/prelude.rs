@@ -8,7 +8,7 @@ pub use crate::utils::{pad_sequences, to_categorical, PadSequences, Side};
 pub use crate::{
     mask_from_lengths, seeded_rng, Activation, Adam, AdamW, AdditiveAttentionConfig,
     AttentionConfig, Bidirectional, BidirectionalConfig, Callback, Context, Control, CosineDecay,
-    DecodeState, Dense, DenseConfig, DropoutConfig, EarlyStopping, EchoStateNetwork, Embedding,
+    DecodeState, Dense, DenseConfig, Module, DropoutConfig, EarlyStopping, EchoStateNetwork, Embedding,
     EmbeddingConfig, EpochEnd, Error, EsnConfig, ExponentialDecay, Float, Functional,
     GlobalAveragePooling1DConfig, Graph, Gru, GruConfig, History, Layer, LayerConfig, Logs, Loss,
     Lstm, LstmConfig, Mask, Masking, MaskingConfig, Merge, MergeMode, Metric, Mode, Model,

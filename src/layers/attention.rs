@@ -5,7 +5,7 @@ use super::{check_dy, wrong_input, Dim, Layer, LayerConfig, Mask, Mode};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{Init, StdRng};
-use crate::param::Param;
+use crate::param::{Module, Param};
 use ndarray::{Array2, Array3, ArrayD, ArrayView3, Axis, Ix3, IxDyn};
 
 /// How `Attention` scores a query against a key.
@@ -419,9 +419,6 @@ impl<F: Float> Attention<F> {
 }
 
 impl<F: Float> Layer<F> for Attention<F> {
-    fn name(&self) -> &str {
-        &self.name
-    }
     fn set_name(&mut self, name: &str) {
         self.name = name.to_string();
     }
@@ -617,22 +614,6 @@ impl<F: Float> Layer<F> for Attention<F> {
         }
         Ok(grads)
     }
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
-        if let Some(p) = &self.scale {
-            f("scale", p);
-        }
-        if let Some(p) = &self.concat {
-            f("concat_score_weight", p);
-        }
-    }
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
-        if let Some(p) = &mut self.scale {
-            f("scale", p);
-        }
-        if let Some(p) = &mut self.concat {
-            f("concat_score_weight", p);
-        }
-    }
     fn box_clone(&self) -> Box<dyn Layer<F>> {
         Box::new(self.clone())
     }
@@ -653,5 +634,27 @@ impl<F: Float> Layer<F> for Attention<F> {
                 },
             }),
         })
+    }
+}
+
+impl<F: Float> Module<F> for Attention<F> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
+        if let Some(p) = &self.scale {
+            f("scale", p);
+        }
+        if let Some(p) = &self.concat {
+            f("concat_score_weight", p);
+        }
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
+        if let Some(p) = &mut self.scale {
+            f("scale", p);
+        }
+        if let Some(p) = &mut self.concat {
+            f("concat_score_weight", p);
+        }
     }
 }

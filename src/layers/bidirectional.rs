@@ -11,7 +11,7 @@ use super::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::param::Param;
+use crate::param::{Module, Param};
 use ndarray::{concatenate, Array2, ArrayD, Axis, Slice};
 use serde::de;
 use serde::ser::SerializeMap;
@@ -391,9 +391,6 @@ impl<F: Float, L: RecurrentLayer<F>> Bidirectional<F, L> {
 }
 
 impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
-    fn name(&self) -> &str {
-        &self.name
-    }
     fn set_name(&mut self, name: &str) {
         self.name = name.to_string();
     }
@@ -547,18 +544,6 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
         d_init.extend(d_init_b);
         Ok((dx, d_init))
     }
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
-        for layer in [&self.forward, &self.backward] {
-            let prefix = layer.name().to_string();
-            layer.visit_params(&mut |n, p| f(&format!("{prefix}/{n}"), p));
-        }
-    }
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
-        for layer in [&mut self.forward, &mut self.backward] {
-            let prefix = layer.name().to_string();
-            layer.visit_params_mut(&mut |n, p| f(&format!("{prefix}/{n}"), p));
-        }
-    }
     fn rng_state(&self) -> Vec<u64> {
         let mut p = self.forward.rng_state();
         p.extend(self.backward.rng_state());
@@ -615,6 +600,23 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
     }
 }
 
+impl<F: Float, L: RecurrentLayer<F>> Module<F> for Bidirectional<F, L> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
+        for layer in [&self.forward, &self.backward] {
+            let prefix = layer.name().to_string();
+            layer.visit_params(&mut |n, p| f(&format!("{prefix}/{n}"), p));
+        }
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
+        for layer in [&mut self.forward, &mut self.backward] {
+            let prefix = layer.name().to_string();
+            layer.visit_params_mut(&mut |n, p| f(&format!("{prefix}/{n}"), p));
+        }
+    }
+}
 /// A [`BidirectionalConfig`] around any of the three recurrent layers: the saved form of a
 /// `Bidirectional` (`{"name", "merge_mode", "layer": {"layer": "LSTM", "config": {...}}}`).
 #[derive(Clone, Debug, PartialEq)]

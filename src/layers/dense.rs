@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{Init, StdRng};
 use crate::linalg::few_rows_mm;
-use crate::param::Param;
+use crate::param::{Module, Param};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn, Zip};
 
@@ -261,9 +261,6 @@ impl<F: Float> Dense<F> {
 }
 
 impl<F: Float> Layer<F> for Dense<F> {
-    fn name(&self) -> &str {
-        &self.name
-    }
     fn set_name(&mut self, name: &str) {
         self.name = name.to_string();
     }
@@ -387,18 +384,6 @@ impl<F: Float> Layer<F> for Dense<F> {
         let dz = rows_of(dz, y2.nrows(), self.units);
         self.backward_dz(dz)
     }
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
-        f("kernel", &self.kernel);
-        if let Some(b) = &self.bias {
-            f("bias", b);
-        }
-    }
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
-        f("kernel", &mut self.kernel);
-        if let Some(b) = &mut self.bias {
-            f("bias", b);
-        }
-    }
     fn box_clone(&self) -> Box<dyn Layer<F>> {
         let mut c = self.clone();
         c.cache = None;
@@ -415,5 +400,23 @@ impl<F: Float> Layer<F> for Dense<F> {
     }
     fn describe(&self) -> String {
         format!("units={}, activation={}", self.units, self.activation)
+    }
+}
+
+impl<F: Float> Module<F> for Dense<F> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
+        f("kernel", &self.kernel);
+        if let Some(b) = &self.bias {
+            f("bias", b);
+        }
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
+        f("kernel", &mut self.kernel);
+        if let Some(b) = &mut self.bias {
+            f("bias", b);
+        }
     }
 }

@@ -4,7 +4,7 @@ use super::{check_dy, ensure, Dim, Layer, LayerConfig, Mask, Mode, StepWork};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{MaskStream, StdRng};
-use crate::param::Param;
+use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD, ArrayView2};
 use ndarray_rand::rand::Rng;
 
@@ -99,9 +99,6 @@ impl<F: Float> LayerConfig<F> for DropoutConfig {
 }
 
 impl<F: Float> Layer<F> for Dropout<F> {
-    fn name(&self) -> &str {
-        &self.name
-    }
     fn set_name(&mut self, name: &str) {
         self.name = name.to_string();
     }
@@ -168,8 +165,6 @@ impl<F: Float> Layer<F> for Dropout<F> {
             None => Ok(dy.clone()),
         }
     }
-    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param<F>)) {}
-    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param<F>)) {}
     fn rng_state(&self) -> Vec<u64> {
         self.rng.state().to_vec()
     }
@@ -192,4 +187,12 @@ impl<F: Float> Layer<F> for Dropout<F> {
     fn describe(&self) -> String {
         format!("rate={}", self.rate)
     }
+}
+
+impl<F: Float> Module<F> for Dropout<F> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param<F>)) {}
+    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param<F>)) {}
 }

@@ -4,7 +4,7 @@ use super::{check_dy, ensure, positive, Dim, Layer, LayerConfig, Mask, Mode, Ste
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::param::Param;
+use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn};
 use ndarray_rand::rand::Rng;
 
@@ -182,9 +182,6 @@ impl<F: Float> Embedding<F> {
 }
 
 impl<F: Float> Layer<F> for Embedding<F> {
-    fn name(&self) -> &str {
-        &self.name
-    }
     fn set_name(&mut self, name: &str) {
         self.name = name.to_string();
     }
@@ -288,12 +285,6 @@ impl<F: Float> Layer<F> for Embedding<F> {
         }
         Ok(())
     }
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
-        f("embeddings", &self.embeddings);
-    }
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
-        f("embeddings", &mut self.embeddings);
-    }
     fn box_clone(&self) -> Box<dyn Layer<F>> {
         let mut c = self.clone();
         c.cache = None;
@@ -312,5 +303,17 @@ impl<F: Float> Layer<F> for Embedding<F> {
             "input_dim={}, output_dim={}, mask_zero={}",
             self.input_dim, self.output_dim, self.mask_zero
         )
+    }
+}
+
+impl<F: Float> Module<F> for Embedding<F> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
+        f("embeddings", &self.embeddings);
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
+        f("embeddings", &mut self.embeddings);
     }
 }

@@ -4,7 +4,7 @@ use super::{check_dy, check_seq, ensure, Dim, Layer, LayerConfig, Mask, Mode, St
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::param::Param;
+use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD, ArrayView2, Axis};
 
 /// Masks padding steps, as `keras.layers.Masking`.
@@ -144,9 +144,6 @@ impl<F: Float> Masking<F> {
 }
 
 impl<F: Float> Layer<F> for Masking<F> {
-    fn name(&self) -> &str {
-        &self.name
-    }
     fn set_name(&mut self, name: &str) {
         self.name = name.to_string();
     }
@@ -211,8 +208,6 @@ impl<F: Float> Layer<F> for Masking<F> {
         }
         Ok(dx)
     }
-    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param<F>)) {}
-    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param<F>)) {}
     fn box_clone(&self) -> Box<dyn Layer<F>> {
         let mut c = self.clone();
         c.cache = None;
@@ -227,4 +222,12 @@ impl<F: Float> Layer<F> for Masking<F> {
     fn describe(&self) -> String {
         format!("mask_value={}", self.mask_value)
     }
+}
+
+impl<F: Float> Module<F> for Masking<F> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param<F>)) {}
+    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param<F>)) {}
 }

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
 use crate::layers::{format_shape, Dim, Mask};
-use crate::param::Param;
+use crate::param::{Module, Param};
 use ndarray::{concatenate, ArrayD, ArrayView2, Axis, Slice};
 
 /// How a graph merges several tensors, with Keras's names and mask rules.
@@ -377,9 +377,6 @@ pub struct MergeLayer<F: Float> {
 }
 
 impl<F: Float> Layer<F> for MergeLayer<F> {
-    fn name(&self) -> &str {
-        &self.name
-    }
     fn set_name(&mut self, name: &str) {
         self.name = name.to_string();
     }
@@ -445,8 +442,6 @@ impl<F: Float> Layer<F> for MergeLayer<F> {
         super::check_dy(&self.name, dy, &out)?;
         self.kind.backward(&self.name, xs, masks, dy)
     }
-    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param<F>)) {}
-    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param<F>)) {}
     fn box_clone(&self) -> Box<dyn Layer<F>> {
         Box::new(self.clone())
     }
@@ -461,6 +456,13 @@ impl<F: Float> Layer<F> for MergeLayer<F> {
     }
 }
 
+impl<F: Float> Module<F> for MergeLayer<F> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param<F>)) {}
+    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param<F>)) {}
+}
 /// Builds the merge layer of `kind`.
 fn build_merge<F: Float>(kind: Merge, name: &Option<String>) -> Box<dyn Layer<F>> {
     Box::new(MergeLayer::<F> {

@@ -19,7 +19,7 @@ pub use spec::{LayerSpec, LAYER_TYPES};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::param::Param;
+use crate::param::Module;
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayView3, Ix3};
 use std::fmt::Debug;
 
@@ -56,9 +56,7 @@ pub type Dim = Option<usize>;
 /// assert_eq!(lstm.param_count(), 4 * 4 * (3 + 4 + 1));
 /// # Ok(()) }
 /// ```
-pub trait Layer<F: Float>: Debug + Send + Sync {
-    /// Keras-style instance name (`"lstm"`, `"dense_1"`).
-    fn name(&self) -> &str;
+pub trait Layer<F: Float>: Module<F> + Debug + Send + Sync {
 
     /// Renames the layer (models give unique names as Keras does).
     fn set_name(&mut self, name: &str);
@@ -375,50 +373,14 @@ pub trait Layer<F: Float>: Debug + Send + Sync {
     /// `dy` does not have the output's shape.
     fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>>;
 
-    /// Visits parameters in Keras `get_weights()` order with their names.
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>));
 
-    /// Visits parameters mutably, in the same order.
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>));
 
     /// A boxed copy of this layer (weights and configuration; caches need not be copied).
     fn box_clone(&self) -> Box<dyn Layer<F>>;
 
-    /// Number of scalar weights.
-    fn param_count(&self) -> usize {
-        let mut n = 0;
-        self.visit_params(&mut |_, p| n += p.len());
-        n
-    }
 
-    /// Copies of the weights in Keras `get_weights()` order.
-    fn get_weights(&self) -> Vec<ArrayD<F>> {
-        let mut w = Vec::new();
-        self.visit_params(&mut |_, p| w.push(p.value.clone()));
-        w
-    }
 
-    /// Sets the weights from arrays in Keras `get_weights()` order.
-    ///
-    /// # Errors
-    /// [`Error::WeightCount`], [`Error::WeightShape`], or [`Error::Data`] for a non-finite
-    /// value; nothing is changed then.
-    fn set_weights(&mut self, weights: &[ArrayD<F>]) -> Result<()> {
-        let mut expected = Vec::new();
-        self.visit_params(&mut |n, p| expected.push((n.to_string(), p.value.shape().to_vec())));
-        check_weights(self.name(), &expected, weights)?;
-        let mut i = 0;
-        self.visit_params_mut(&mut |_, p| {
-            p.value.assign(&weights[i]);
-            i += 1;
-        });
-        Ok(())
-    }
 
-    /// Sets every parameter gradient to zero.
-    fn zero_grad(&mut self) {
-        self.visit_params_mut(&mut |_, p| p.zero_grad());
-    }
 
     /// The activation this layer applies last (`Dense`: its activation; others: linear).
     /// Cross-entropy losses use it to work from logits, as Keras does.
@@ -706,33 +668,3 @@ pub(crate) fn fits_batched(shape: &[usize], want: &[Dim]) -> bool {
             .all(|(&d, w)| w.is_none_or(|w| w == d))
 }
 
-/// Checks a weight list against (name, shape) pairs.
-pub(crate) fn check_weights<F: Float>(
-    layer: &str,
-    expected: &[(String, Vec<usize>)],
-    weights: &[ArrayD<F>],
-) -> Result<()> {
-    if expected.len() != weights.len() {
-        return Err(Error::WeightCount {
-            layer: layer.to_string(),
-            expected: expected.len(),
-            got: weights.len(),
-        });
-    }
-    for ((name, shape), w) in expected.iter().zip(weights) {
-        if w.shape() != shape.as_slice() {
-            return Err(Error::WeightShape {
-                layer: layer.to_string(),
-                name: name.clone(),
-                expected: shape.clone(),
-                got: w.shape().to_vec(),
-            });
-        }
-        if let Some(i) = w.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Data(format!(
-                "{layer}: weight `{name}` has a non-finite value at flat index {i}"
-            )));
-        }
-    }
-    Ok(())
-}

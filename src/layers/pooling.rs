@@ -5,7 +5,7 @@ use super::{check_dy, check_seq, positive, wrong_input, Dim, Layer, LayerConfig,
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::param::Param;
+use crate::param::{Module, Param};
 use ndarray::{Array2, Array3, ArrayD, Axis, Ix2};
 
 /// Mean over the time axis, numerically equal to `keras.layers.GlobalAveragePooling1D`:
@@ -117,9 +117,6 @@ impl GlobalAveragePooling1D {
 }
 
 impl<F: Float> Layer<F> for GlobalAveragePooling1D {
-    fn name(&self) -> &str {
-        &self.name
-    }
     fn set_name(&mut self, name: &str) {
         self.name = name.to_string();
     }
@@ -169,8 +166,6 @@ impl<F: Float> Layer<F> for GlobalAveragePooling1D {
         let dx = Array3::from_shape_fn((b, t, f), |(bi, ti, fi)| dy2[[bi, fi]] * F::c(w[[bi, ti]]));
         Ok(dx.into_dyn())
     }
-    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param<F>)) {}
-    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param<F>)) {}
     fn box_clone(&self) -> Box<dyn Layer<F>> {
         let mut c = self.clone();
         c.cache = None;
@@ -185,6 +180,13 @@ impl<F: Float> Layer<F> for GlobalAveragePooling1D {
     }
 }
 
+impl<F: Float> Module<F> for GlobalAveragePooling1D {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param<F>)) {}
+    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param<F>)) {}
+}
 /// Repeats a vector at every step, numerically equal to `keras.layers.RepeatVector`:
 /// `[batch, F]` → `[batch, n, F]` (an encoder's summary as every decoder input).
 ///
@@ -268,9 +270,6 @@ impl<F: Float> LayerConfig<F> for RepeatVectorConfig {
 }
 
 impl<F: Float> Layer<F> for RepeatVector {
-    fn name(&self) -> &str {
-        &self.name
-    }
     fn set_name(&mut self, name: &str) {
         self.name = name.to_string();
     }
@@ -336,8 +335,6 @@ impl<F: Float> Layer<F> for RepeatVector {
         check_dy(&self.name, dy, &[b, self.n, f])?;
         Ok(dy.sum_axis(Axis(1)))
     }
-    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param<F>)) {}
-    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param<F>)) {}
     fn box_clone(&self) -> Box<dyn Layer<F>> {
         let mut c = self.clone();
         c.trained = false;
@@ -352,4 +349,12 @@ impl<F: Float> Layer<F> for RepeatVector {
     fn describe(&self) -> String {
         format!("n={}", self.n)
     }
+}
+
+impl<F: Float> Module<F> for RepeatVector {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn visit_params(&self, _f: &mut dyn FnMut(&str, &Param<F>)) {}
+    fn visit_params_mut(&mut self, _f: &mut dyn FnMut(&str, &mut Param<F>)) {}
 }

@@ -7,6 +7,7 @@ use crate::float::Float;
 use crate::init::StdRng;
 use crate::layers::Mask;
 use crate::model::{Functional, Model};
+use crate::param::Module;
 use ndarray::{Array2, Array3, ArrayD, Axis, IxDyn};
 use ndarray_rand::rand::Rng;
 

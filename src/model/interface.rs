@@ -5,8 +5,8 @@ use super::ModelSpec;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::{check_mask, check_weights, Dim, Mask, Mode};
-use crate::param::Param;
+use crate::layers::{check_mask, Dim, Mask, Mode};
+use crate::param::Module;
 use ndarray::{concatenate, Array2, ArrayD, Axis, Slice};
 use std::fmt::Debug;
 
@@ -71,8 +71,13 @@ pub struct Forward<F: Float> {
 /// #[derive(Debug)]
 /// struct Linear { w: Param<f64>, x: Option<ArrayD<f64>> }
 ///
-/// impl Model<f64> for Linear {
+/// impl Module<f64> for Linear {
 ///     fn name(&self) -> &str { "linear" }
+///     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<f64>)) { f("w", &self.w) }
+///     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f64>)) { f("w", &mut self.w) }
+/// }
+///
+/// impl Model<f64> for Linear {
 ///     fn input_shape(&self) -> &[Dim] { &[Some(2)] }
 ///     fn output_shape(&self) -> &[Dim] { &[Some(1)] }
 ///     fn forward(&mut self, x: &ArrayD<f64>, mask: Option<&Mask>, mode: Mode)
@@ -89,8 +94,6 @@ pub struct Forward<F: Float> {
 ///         self.w.add_grad(&(x * dy).sum_axis(Axis(0)))?;
 ///         Ok(dy * self.w.value())
 ///     }
-///     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<f64>)) { f("w", &self.w) }
-///     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f64>)) { f("w", &mut self.w) }
 /// }
 ///
 /// # fn main() -> Result<(), rnnkit::Error> {
@@ -103,9 +106,7 @@ pub struct Forward<F: Float> {
 /// assert!((model.get_weights()[0][0] - 2.0).abs() < 1e-2);
 /// # Ok(()) }
 /// ```
-pub trait Model<F: Float>: Debug + Send + Sync {
-    /// The model's name.
-    fn name(&self) -> &str;
+pub trait Model<F: Float>: Module<F> + Debug + Send + Sync {
 
     /// Input shape without the batch axis.
     fn input_shape(&self) -> &[Dim];
@@ -213,11 +214,7 @@ pub trait Model<F: Float>: Debug + Send + Sync {
         }
     }
 
-    /// Visits every parameter with a unique path, in a fixed order.
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>));
 
-    /// Visits every parameter mutably, in the same order.
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>));
 
     /// Zeroes the carried states of every stateful layer. The default does nothing.
     fn reset_states(&mut self) {}
@@ -312,41 +309,9 @@ pub trait Model<F: Float>: Debug + Send + Sync {
         self.spec().map(Architecture::Sequential)
     }
 
-    /// Sets every gradient to zero.
-    fn zero_grad(&mut self) {
-        self.visit_params_mut(&mut |_, p| p.zero_grad());
-    }
 
-    /// Number of scalar weights.
-    fn param_count(&self) -> usize {
-        let mut n = 0;
-        self.visit_params(&mut |_, p| n += p.len());
-        n
-    }
 
-    /// Copies of every weight, in [`Model::visit_params`] order.
-    fn get_weights(&self) -> Vec<ArrayD<F>> {
-        let mut w = Vec::new();
-        self.visit_params(&mut |_, p| w.push(p.value().clone()));
-        w
-    }
 
-    /// Sets every weight, in [`Model::visit_params`] order.
-    ///
-    /// # Errors
-    /// [`Error::WeightCount`], [`Error::WeightShape`], or [`Error::Data`] for a non-finite
-    /// value; nothing is changed then.
-    fn set_weights(&mut self, weights: &[ArrayD<F>]) -> Result<()> {
-        let mut expected = Vec::new();
-        self.visit_params(&mut |n, p| expected.push((n.to_string(), p.value().shape().to_vec())));
-        check_weights(self.name(), &expected, weights)?;
-        let mut i = 0;
-        self.visit_params_mut(&mut |_, p| {
-            p.assign(&weights[i]);
-            i += 1;
-        });
-        Ok(())
-    }
 
     /// Inference in batches of `batch_size`, with an optional mask.
     ///

@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{seeded_rng, StdRng};
 use crate::layers::{format_shape, Dim, Layer, LayerConfig, Mask, Mode};
-use crate::param::Param;
+use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD};
 use std::collections::HashMap;
 
@@ -720,9 +720,6 @@ impl<F: Float> Sequential<F> {
 }
 
 impl<F: Float> Model<F> for Sequential<F> {
-    fn name(&self) -> &str {
-        Sequential::name(self)
-    }
     fn input_shape(&self) -> &[Dim] {
         Sequential::input_shape(self)
     }
@@ -774,14 +771,20 @@ impl<F: Float> Model<F> for Sequential<F> {
             Sequential::backward(self, dy)
         }
     }
+    fn spec(&self) -> Result<ModelSpec> {
+        Sequential::spec(self)
+    }
+}
+
+impl<F: Float> Module<F> for Sequential<F> {
+    fn name(&self) -> &str {
+        Sequential::name(self)
+    }
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
         Sequential::visit_params(self, f)
     }
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
         Sequential::visit_params_mut(self, f)
-    }
-    fn spec(&self) -> Result<ModelSpec> {
-        Sequential::spec(self)
     }
     fn zero_grad(&mut self) {
         Sequential::zero_grad(self)

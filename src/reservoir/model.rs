@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::{Dim, Mask, Mode};
 use crate::model::{Forward, Model};
-use crate::param::Param;
+use crate::param::{Module, Param};
 use ndarray::{Array1, Array3, ArrayD, Axis, Ix3};
 
 impl<F: Float> EchoStateNetwork<F> {
@@ -65,9 +65,6 @@ impl<F: Float> EchoStateNetwork<F> {
 /// # Ok(()) }
 /// ```
 impl<F: Float> Model<F> for EchoStateNetwork<F> {
-    fn name(&self) -> &str {
-        self.config().model_name()
-    }
     fn input_shape(&self) -> &[Dim] {
         &self.shapes[0]
     }
@@ -91,6 +88,12 @@ impl<F: Float> Model<F> for EchoStateNetwork<F> {
                      not by gradients"
                 .into(),
         })
+    }
+}
+
+impl<F: Float> Module<F> for EchoStateNetwork<F> {
+    fn name(&self) -> &str {
+        self.config().model_name()
     }
     fn visit_params(&self, _: &mut dyn FnMut(&str, &Param<F>)) {}
     fn visit_params_mut(&mut self, _: &mut dyn FnMut(&str, &mut Param<F>)) {}

@@ -369,9 +369,6 @@ fn a_user_model_claiming_softmax_without_logits_is_an_error() {
     #[derive(Debug)]
     struct Liar(Param<f64>);
     impl Model<f64> for Liar {
-        fn name(&self) -> &str {
-            "liar"
-        }
         fn input_shape(&self) -> &[Dim] {
             &[Some(2)]
         }
@@ -398,6 +395,12 @@ fn a_user_model_claiming_softmax_without_logits_is_an_error() {
         }
         fn backward(&mut self, dy: &ArrayD<f64>, _: bool) -> Result<ArrayD<f64>, Error> {
             Ok(dy.clone())
+        }
+    }
+
+    impl Module<f64> for Liar {
+        fn name(&self) -> &str {
+            "liar"
         }
         fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<f64>)) {
             f("w", &self.0)

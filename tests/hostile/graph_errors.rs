@@ -309,7 +309,7 @@ fn layers_the_outputs_do_not_reach_are_not_the_model_s() -> Result<(), Error> {
     );
     let mut m = m;
     m.forward_many(std::slice::from_ref(&x), Mode::Train)?;
-    Model::zero_grad(&mut m);
+    Module::zero_grad(&mut m);
     m.backward_many(&[ndarray::Array2::<f64>::ones((2, 1)).into_dyn()], &[])?;
     let mut any = false;
     m.visit_params(&mut |_, p| any |= p.grad().iter().any(|&g| g != 0.0));

@@ -176,7 +176,7 @@ fn run<F: Float>(case: &Value) -> Result<(), Outcome> {
         .iter()
         .map(tensor)
         .collect();
-    Model::zero_grad(&mut m);
+    Module::zero_grad(&mut m);
     let dxs = m
         .backward_many(&upstream, &[])
         .map_err(|e| failed(format!("backward: {e}")))?;

@@ -35,7 +35,7 @@ fn check(label: &str, m: &Functional<f64>, xs: &[ArrayD<f64>], float: &[bool]) {
         .iter()
         .map(|o| uniform(o.output.shape(), &mut rng))
         .collect();
-    Model::zero_grad(&mut probe);
+    Module::zero_grad(&mut probe);
     let dxs = probe.backward_many(&rs, &[]).unwrap();
     let rel = |a: f64, n: f64| (a - n).abs() / (a.abs() + n.abs()).max(1e-4);
     for (k, x) in xs.iter().enumerate().filter(|(k, _)| float[*k]) {

@@ -177,9 +177,6 @@ fn inference_follows_every_weight_update() {
 struct Double;
 
 impl Layer<f64> for Double {
-    fn name(&self) -> &str {
-        "double"
-    }
     fn set_name(&mut self, _: &str) {}
     fn type_name(&self) -> &'static str {
         "Double"
@@ -198,13 +195,18 @@ impl Layer<f64> for Double {
     fn backward(&mut self, dy: &ArrayD<f64>) -> Result<ArrayD<f64>, Error> {
         Ok(dy * 2.0)
     }
-    fn visit_params(&self, _: &mut dyn FnMut(&str, &Param<f64>)) {}
-    fn visit_params_mut(&mut self, _: &mut dyn FnMut(&str, &mut Param<f64>)) {}
     fn box_clone(&self) -> Box<dyn Layer<f64>> {
         Box::new(self.clone())
     }
 }
 
+impl Module<f64> for Double {
+    fn name(&self) -> &str {
+        "double"
+    }
+    fn visit_params(&self, _: &mut dyn FnMut(&str, &Param<f64>)) {}
+    fn visit_params_mut(&mut self, _: &mut dyn FnMut(&str, &mut Param<f64>)) {}
+}
 #[test]
 fn a_user_layer_without_infer_still_infers() {
     let mut m = Sequential::<f64>::new(&[4, 3]);

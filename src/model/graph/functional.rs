@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::{Dim, Layer, Mask, Mode};
 use crate::model::{Forward, Model};
-use crate::param::Param;
+use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD, Ix2};
 
 /// A graph model (Keras's `keras.Model(inputs, outputs)`, class `Functional`), built by
@@ -652,9 +652,6 @@ impl<F: Float> Functional<F> {
 }
 
 impl<F: Float> Model<F> for Functional<F> {
-    fn name(&self) -> &str {
-        &self.name
-    }
     fn reset_states(&mut self) {
         for layer in &mut self.layers {
             layer.reset_states();
@@ -725,6 +722,12 @@ impl<F: Float> Model<F> for Functional<F> {
     fn backward_many(&mut self, dys: &[ArrayD<F>], from_logits: &[bool]) -> Result<Vec<ArrayD<F>>> {
         self.backward_inner(dys, from_logits)
     }
+}
+
+impl<F: Float> Module<F> for Functional<F> {
+    fn name(&self) -> &str {
+        &self.name
+    }
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
         for l in &self.layers {
             let name = l.name().to_string();
@@ -738,7 +741,6 @@ impl<F: Float> Model<F> for Functional<F> {
         }
     }
 }
-
 impl<F: Float> Functional<F> {
     /// The error of the one-array [`Model`] methods on a model with several inputs or
     /// outputs.

@@ -17,7 +17,7 @@ use crate::layers::{
 };
 use crate::linalg::{few_rows_mm, PackedB};
 use crate::parallel;
-use crate::param::Param;
+use crate::param::{Module, Param};
 use ndarray::{s, Array2, Array3, ArrayD, ArrayView2, Axis, Ix2, Ix3};
 use ndarray_rand::rand::Rng;
 use num_traits::{One, Zero};
@@ -497,9 +497,6 @@ fn name_of<K: CellConfig>(config: &RecurrentConfig<K>) -> &str {
 }
 
 impl<C: Cell> Layer<C::F> for Recurrent<C> {
-    fn name(&self) -> &str {
-        self.lname()
-    }
     fn set_name(&mut self, name: &str) {
         self.config.as_mut().name = Some(name.to_string());
     }
@@ -749,12 +746,6 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         scatter_states(d_init.view(), blocks, u, &mut d_states);
         Ok((dx, d_states))
     }
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<C::F>)) {
-        self.cell.weights().visit(f)
-    }
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<C::F>)) {
-        self.cell.weights_mut().visit_mut(f)
-    }
     fn rng_state(&self) -> Vec<u64> {
         self.masks.state().to_vec()
     }
@@ -780,5 +771,17 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
             s.push_str(", go_backwards=True");
         }
         s
+    }
+}
+
+impl<C: Cell> Module<C::F> for Recurrent<C> {
+    fn name(&self) -> &str {
+        self.lname()
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<C::F>)) {
+        self.cell.weights().visit(f)
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<C::F>)) {
+        self.cell.weights_mut().visit_mut(f)
     }
 }
