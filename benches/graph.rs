@@ -79,35 +79,88 @@ impl ByHand {
     /// One training pass: forward, backward from `dy`.
     fn pass(&mut self, src: &ArrayD<f32>, dec_in: &ArrayD<f32>, dy: &ArrayD<f32>) {
         let l = &mut self.layers;
-        let se = l[0].forward_masked(src, None, Mode::Train).unwrap();
-        let mut st = l[1].zero_states(B);
-        let enc_out = l[1]
-            .forward_with_states(&se, None, Mode::Train, &mut st)
+        let se = l[0]
+            .forward(Inputs::new(src).mask(None).mode(Mode::Train))
+            .map(|o| o.output)
             .unwrap();
-        let te = l[2].forward_masked(dec_in, None, Mode::Train).unwrap();
+        let mut st = l[1].state().unwrap().zero_states(B).unwrap();
+        let enc_out = l[1]
+            .forward(
+                Inputs::new(&se)
+                    .mask(None)
+                    .mode(Mode::Train)
+                    .states(&st.clone()),
+            )
+            .map(|o| {
+                st = o.states;
+                o.output
+            })
+            .unwrap();
+        let te = l[2]
+            .forward(Inputs::new(dec_in).mask(None).mode(Mode::Train))
+            .map(|o| o.output)
+            .unwrap();
         let dec_out = l[3]
-            .forward_with_states(&te, None, Mode::Train, &mut st)
+            .forward(
+                Inputs::new(&te)
+                    .mask(None)
+                    .mode(Mode::Train)
+                    .states(&st.clone()),
+            )
+            .map(|o| {
+                st = o.states;
+                o.output
+            })
             .unwrap();
         let ctx = l[4]
-            .forward_list(&[&dec_out, &enc_out], &[None, None], Mode::Train)
+            .forward(
+                Inputs::list(&[&dec_out, &enc_out])
+                    .masks(&[None, None])
+                    .mode(Mode::Train),
+            )
+            .map(|o| o.output)
             .unwrap();
         let both = l[5]
-            .forward_list(&[&dec_out, &ctx], &[None, None], Mode::Train)
+            .forward(
+                Inputs::list(&[&dec_out, &ctx])
+                    .masks(&[None, None])
+                    .mode(Mode::Train),
+            )
+            .map(|o| o.output)
             .unwrap();
-        let _p = l[6].forward_masked(&both, None, Mode::Train).unwrap();
+        let _p = l[6]
+            .forward(Inputs::new(&both).mask(None).mode(Mode::Train))
+            .map(|o| o.output)
+            .unwrap();
         for layer in l.iter_mut() {
             layer.zero_grad();
         }
-        let d_both = l[6].backward(dy).unwrap();
-        let d = l[5].backward_list(&d_both).unwrap();
+        let d_both = l[6].backward(OutputGrads::new(dy)).map(|g| g.dx()).unwrap();
+        let d = l[5]
+            .backward(OutputGrads::new(&d_both))
+            .map(|g| g.dxs)
+            .unwrap();
         let mut d_dec = d[0].clone();
-        let d_att = l[4].backward_list(&d[1]).unwrap();
+        let d_att = l[4]
+            .backward(OutputGrads::new(&d[1]))
+            .map(|g| g.dxs)
+            .unwrap();
         d_dec += &d_att[0];
         let zeros = vec![Array2::<f32>::zeros((B, H)); 2];
-        let (d_te, d_init) = l[3].backward_with_states(&d_dec, &zeros).unwrap();
-        l[2].backward(&d_te).unwrap();
-        let (d_se, _) = l[1].backward_with_states(&d_att[1], &d_init).unwrap();
-        l[0].backward(&d_se).unwrap();
+        let (d_te, d_init) = l[3]
+            .backward(OutputGrads::new(&d_dec).states(&zeros))
+            .map(|mut g| (g.dxs.remove(0), g.states))
+            .unwrap();
+        l[2].backward(OutputGrads::new(&d_te))
+            .map(|g| g.dx())
+            .unwrap();
+        let (d_se, _) = l[1]
+            .backward(OutputGrads::new(&d_att[1]).states(&d_init))
+            .map(|mut g| (g.dxs.remove(0), g.states))
+            .unwrap();
+        l[0].backward(OutputGrads::new(&d_se))
+            .map(|g| g.dx())
+            .unwrap();
     }
 }
 

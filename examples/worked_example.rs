@@ -49,7 +49,8 @@ fn main() -> Result<(), rnnkit::Error> {
     ])?;
 
     let h = model.layers_mut()[0]
-        .forward(&x, Mode::Infer)?
+        .forward(Inputs::new(&x).mode(Mode::Infer))
+        .map(|o| o.output)?
         .into_dimensionality::<Ix3>()
         .expect("[1, 4, 3]");
     let y_hat = model.forward(&x, Mode::Train)?;

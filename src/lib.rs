@@ -78,7 +78,10 @@ pub use layers::recurrent::{
     Cell, CellConfig, CellOptions, Recurrent, RecurrentConfig, RecurrentLayer, RecurrentLayerConfig,
 };
 pub use layers::simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig, SimpleRnnOptions};
-pub use layers::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode, StepWork};
+pub use layers::{
+    Dim, InputGrads, Inputs, Layer, LayerConfig, LayerSpec, LayerState, Mask, Mode, OutputGrads,
+    Outputs, StepWork,
+};
 pub use model::{
     Architecture, DecodeState, Forward, Functional, Graph, GraphInput, GraphNode, GraphSpec,
     LayerId, Model, ModelSpec, NodeLayer, RnnCall, RnnOutputs, Sequential, StepDecoder,

@@ -8,11 +8,11 @@ pub use crate::utils::{pad_sequences, to_categorical, PadSequences, Side};
 pub use crate::{
     mask_from_lengths, seeded_rng, Activation, Adam, AdamW, AdditiveAttentionConfig,
     AttentionConfig, Bidirectional, BidirectionalConfig, Callback, Context, Control, CosineDecay,
-    DecodeState, Dense, DenseConfig, Module, DropoutConfig, EarlyStopping, EchoStateNetwork, Embedding,
+    DecodeState, Dense, DenseConfig, DropoutConfig, EarlyStopping, EchoStateNetwork, Embedding,
     EmbeddingConfig, EpochEnd, Error, EsnConfig, ExponentialDecay, Float, Functional,
-    GlobalAveragePooling1DConfig, Graph, Gru, GruConfig, History, Layer, LayerConfig, Logs, Loss,
-    Lstm, LstmConfig, Mask, Masking, MaskingConfig, Merge, MergeMode, Metric, Mode, Model,
-    ModelCheckpoint, Optimizer, PiecewiseConstantDecay, ReduceLROnPlateau, RepeatVectorConfig,
-    RmsProp, Sequential, Sgd, SimpleRnn, SimpleRnnConfig, StepDecoder, StreamState, Tensor,
-    Trainer, TruncatedBptt,
+    GlobalAveragePooling1DConfig, Graph, Gru, GruConfig, History, InputGrads, Inputs, Layer,
+    LayerConfig, LayerState, Logs, Loss, Lstm, LstmConfig, Mask, Masking, MaskingConfig, Merge,
+    MergeMode, Metric, Mode, Model, ModelCheckpoint, Module, Optimizer, OutputGrads, Outputs,
+    PiecewiseConstantDecay, ReduceLROnPlateau, RepeatVectorConfig, RmsProp, Sequential, Sgd,
+    SimpleRnn, SimpleRnnConfig, StepDecoder, StreamState, Tensor, Trainer, TruncatedBptt,
 };

@@ -5,6 +5,7 @@ use super::{check_dy, wrong_input, Dim, Layer, LayerConfig, Mask, Mode};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{Init, StdRng};
+use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
 use crate::param::{Module, Param};
 use ndarray::{Array2, Array3, ArrayD, ArrayView3, Axis, Ix3, IxDyn};
 
@@ -150,7 +151,7 @@ enum Score {
 /// let q = Array3::from_elem((1, 1, 2), 1.0).into_dyn();
 /// let v = rnnkit::ndarray::array![[[1.0, 0.0], [0.0, 1.0]]].into_dyn();
 /// // Equal scores: the mean of the two values.
-/// let o = att.forward_list(&[&q, &v], &[None, None], Mode::Infer)?;
+/// let o = att.forward(Inputs::list(&[&q, &v]))?.output;
 /// assert_eq!(o, rnnkit::ndarray::array![[[0.5, 0.5]]].into_dyn());
 /// # Ok(()) }
 /// ```
@@ -428,10 +429,49 @@ impl<F: Float> Layer<F> for Attention<F> {
             _ => "Attention",
         }
     }
-    fn output_shape(&self, _input: &[Dim]) -> Result<Vec<Dim>> {
+    fn box_clone(&self) -> Box<dyn Layer<F>> {
+        Box::new(self.clone())
+    }
+    fn spec(&self) -> Option<super::LayerSpec> {
+        let name = Some(self.name.clone());
+        Some(match self.score {
+            Score::Additive => super::LayerSpec::AdditiveAttention(AdditiveAttentionConfig {
+                name,
+                use_scale: self.scale.is_some(),
+            }),
+            s => super::LayerSpec::Attention(AttentionConfig {
+                name,
+                use_scale: self.scale.is_some(),
+                score_mode: if s == Score::Concat {
+                    ScoreMode::Concat
+                } else {
+                    ScoreMode::Dot
+                },
+            }),
+        })
+    }
+    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+        call::shape_parts(self, inputs)
+    }
+    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::forward_parts(self, inputs)
+    }
+    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::infer_parts(self, inputs)
+    }
+    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
+        call::backward_parts(self, grads)
+    }
+}
+
+impl<F: Float> call::Parts<F> for Attention<F> {
+    fn takes_list(&self) -> bool {
+        true
+    }
+    fn shape_x(&self, _input: &[Dim]) -> Result<Vec<Dim>> {
         Err(self.single_input())
     }
-    fn output_shape_list(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+    fn shape_xs(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
         let ok = (2..=3).contains(&inputs.len()) && inputs.iter().all(|s| s.len() == 2);
         if !ok {
             return Err(Error::Incompatible {
@@ -464,15 +504,10 @@ impl<F: Float> Layer<F> for Attention<F> {
         }
         Ok(vec![q[0], v[1]])
     }
-    fn forward_masked(
-        &mut self,
-        _x: &ArrayD<F>,
-        _m: Option<&Mask>,
-        _mode: Mode,
-    ) -> Result<ArrayD<F>> {
+    fn forward_x(&mut self, _x: &ArrayD<F>, _m: Option<&Mask>, _mode: Mode) -> Result<ArrayD<F>> {
         Err(self.single_input())
     }
-    fn forward_list(
+    fn forward_xs(
         &mut self,
         xs: &[&ArrayD<F>],
         masks: &[Option<&Mask>],
@@ -485,16 +520,16 @@ impl<F: Float> Layer<F> for Attention<F> {
         }
         Ok(o)
     }
-    fn infer_list(&self, xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Result<ArrayD<F>> {
+    fn infer_xs(&self, xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Result<ArrayD<F>> {
         self.run(xs, masks).map(|(o, _)| o)
     }
-    fn compute_mask_list(&self, _xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Option<Mask> {
+    fn mask_xs(&self, _xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Option<Mask> {
         masks.first().copied().flatten().cloned()
     }
-    fn backward(&mut self, _dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+    fn backward_x(&mut self, _dy: &ArrayD<F>) -> Result<ArrayD<F>> {
         Err(self.single_input())
     }
-    fn backward_list(&mut self, dy: &ArrayD<F>) -> Result<Vec<ArrayD<F>>> {
+    fn backward_xs(&mut self, dy: &ArrayD<F>) -> Result<Vec<ArrayD<F>>> {
         let Some(c) = self.cache.as_ref() else {
             return Err(Error::NoCache {
                 layer: self.name.clone(),
@@ -613,27 +648,6 @@ impl<F: Float> Layer<F> for Attention<F> {
             grads.push(dv_.into_dyn());
         }
         Ok(grads)
-    }
-    fn box_clone(&self) -> Box<dyn Layer<F>> {
-        Box::new(self.clone())
-    }
-    fn spec(&self) -> Option<super::LayerSpec> {
-        let name = Some(self.name.clone());
-        Some(match self.score {
-            Score::Additive => super::LayerSpec::AdditiveAttention(AdditiveAttentionConfig {
-                name,
-                use_scale: self.scale.is_some(),
-            }),
-            s => super::LayerSpec::Attention(AttentionConfig {
-                name,
-                use_scale: self.scale.is_some(),
-                score_mode: if s == Score::Concat {
-                    ScoreMode::Concat
-                } else {
-                    ScoreMode::Dot
-                },
-            }),
-        })
     }
 }
 

@@ -11,6 +11,8 @@ use super::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
+use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
+use crate::layers::LayerState;
 use crate::param::{Module, Param};
 use ndarray::{concatenate, Array2, ArrayD, Axis, Slice};
 use serde::de;
@@ -83,7 +85,8 @@ impl std::str::FromStr for MergeMode {
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut bi = BidirectionalConfig::new(LstmConfig::new(8)).init::<f64>(2, &mut seeded_rng(0))?;
 /// assert_eq!(bi.param_count(), 704);
-/// let y = bi.forward(&rnnkit::ndarray::Array3::<f64>::zeros((3, 5, 2)).into_dyn(), Mode::Infer)?;
+/// let x = rnnkit::ndarray::Array3::<f64>::zeros((3, 5, 2)).into_dyn();
+/// let y = bi.forward(Inputs::new(&x))?.output;
 /// assert_eq!(y.shape(), &[3, 16]); // concat: forward then backward
 /// # Ok(()) }
 /// ```
@@ -303,8 +306,9 @@ impl<F: Float, L: RecurrentLayer<F>> Bidirectional<F, L> {
         mask: Option<&Mask>,
         mode: Mode,
     ) -> Result<(ArrayD<F>, ArrayD<F>)> {
-        let yf = self.forward.forward_masked(x, mask, mode)?;
-        let mut yb = self.backward.forward_masked(x, mask, mode)?;
+        let call = || Inputs::new(x).mask(mask).mode(mode);
+        let yf = self.forward.forward(call())?.output;
+        let mut yb = self.backward.forward(call())?.output;
         if self.forward.return_sequences() {
             yb = flip_time(&yb);
         }
@@ -316,8 +320,8 @@ impl<F: Float, L: RecurrentLayer<F>> Bidirectional<F, L> {
     /// # Errors
     /// As the wrapped layer's forward.
     pub fn infer_both(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<(ArrayD<F>, ArrayD<F>)> {
-        let yf = self.forward.infer(x, mask)?;
-        let mut yb = self.backward.infer(x, mask)?;
+        let yf = self.forward.infer(Inputs::new(x).mask(mask))?.output;
+        let mut yb = self.backward.infer(Inputs::new(x).mask(mask))?.output;
         if self.forward.return_sequences() {
             yb = flip_time(&yb);
         }
@@ -384,8 +388,8 @@ impl<F: Float, L: RecurrentLayer<F>> Bidirectional<F, L> {
         } else {
             dyb.clone()
         };
-        let mut dx = self.forward.backward(dyf)?;
-        dx += &self.backward.backward(&dyb)?;
+        let mut dx = self.forward.backward(OutputGrads::new(dyf))?.dx();
+        dx += &self.backward.backward(OutputGrads::new(&dyb))?.dx();
         Ok(dx)
     }
 }
@@ -396,171 +400,6 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
     }
     fn type_name(&self) -> &'static str {
         "Bidirectional"
-    }
-    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
-        let mut out = self.forward.output_shape(input)?;
-        if self.merge_mode == MergeMode::Concat {
-            let last = out.last_mut().expect("recurrent output has a feature axis");
-            *last = last.map(|u| 2 * u);
-        }
-        Ok(out)
-    }
-    fn forward_masked(
-        &mut self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        mode: Mode,
-    ) -> Result<ArrayD<F>> {
-        self.cache = None;
-        if self.merge_mode == MergeMode::None {
-            return Err(self.unmerged());
-        }
-        let (yf, yb) = self.forward_both(x, mask, mode)?;
-        let y = self.merge(&yf, &yb)?;
-        if mode == Mode::Train {
-            self.cache = Some((yf, yb));
-        }
-        Ok(y)
-    }
-    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
-        if self.merge_mode == MergeMode::None {
-            return Err(self.unmerged());
-        }
-        let (yf, yb) = self.infer_both(x, mask)?;
-        self.merge(&yf, &yb)
-    }
-    /// States `[fwd_h, (fwd_c,) bwd_h, (bwd_c)]`, Keras's order: each direction runs from
-    /// its own and leaves its final state there (the backward one reads the chunk from its
-    /// end, as a stateful Keras Bidirectional does).
-    fn infer_with_states(
-        &self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        states: &mut Vec<Array2<F>>,
-    ) -> Result<ArrayD<F>> {
-        if self.merge_mode == MergeMode::None {
-            return Err(self.unmerged());
-        }
-        let (mut fwd, mut bwd) = split_states(&self.name, states)?;
-        let yf = self.forward.infer_with_states(x, mask, &mut fwd)?;
-        let mut yb = self.backward.infer_with_states(x, mask, &mut bwd)?;
-        if self.forward.return_sequences() {
-            yb = flip_time(&yb);
-        }
-        let y = self.merge(&yf, &yb)?;
-        *states = fwd.into_iter().chain(bwd).collect();
-        Ok(y)
-    }
-    fn forward_with_states(
-        &mut self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        mode: Mode,
-        states: &mut Vec<Array2<F>>,
-    ) -> Result<ArrayD<F>> {
-        self.cache = None;
-        if self.merge_mode == MergeMode::None {
-            return Err(self.unmerged());
-        }
-        let (mut fwd, mut bwd) = split_states(&self.name, states)?;
-        let yf = self.forward.forward_with_states(x, mask, mode, &mut fwd)?;
-        let mut yb = self.backward.forward_with_states(x, mask, mode, &mut bwd)?;
-        if self.forward.return_sequences() {
-            yb = flip_time(&yb);
-        }
-        let y = self.merge(&yf, &yb)?;
-        if mode == Mode::Train {
-            self.cache = Some((yf, yb));
-        }
-        *states = fwd.into_iter().chain(bwd).collect();
-        Ok(y)
-    }
-    fn zero_states(&self, batch: usize) -> Vec<Array2<F>> {
-        let mut z = self.forward.zero_states(batch);
-        z.extend(self.backward.zero_states(batch));
-        z
-    }
-    fn reset_states(&mut self) {
-        self.forward.reset_states();
-        self.backward.reset_states();
-    }
-    fn states(&self) -> Vec<Array2<F>> {
-        let mut s = self.forward.states();
-        s.extend(self.backward.states());
-        s
-    }
-    fn set_states(&mut self, states: Option<&[Array2<F>]>) -> Result<()> {
-        let Some(states) = states else {
-            self.forward.set_states(None)?;
-            return self.backward.set_states(None);
-        };
-        let half = states.len() / 2;
-        // Check both halves before changing either.
-        let (mut f, mut b) = (self.forward.clone(), self.backward.clone());
-        f.set_states(Some(&states[..half]))?;
-        b.set_states(Some(&states[half..]))?;
-        self.forward = f;
-        self.backward = b;
-        Ok(())
-    }
-    fn compute_mask(&self, _x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {
-        if self.forward.return_sequences() {
-            mask.cloned()
-        } else {
-            None
-        }
-    }
-    fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
-        let Some((yf, yb)) = &self.cache else {
-            return Err(Error::NoCache {
-                layer: self.name.clone(),
-            });
-        };
-        super::check_dy(&self.name, dy, &self.out_shape(yf))?;
-        let (dyf, dyb) = self.split_dy(dy, yf, yb);
-        self.backward_both(&dyf, &dyb)
-    }
-    fn backward_with_states(
-        &mut self,
-        dy: &ArrayD<F>,
-        d_states: &[Array2<F>],
-    ) -> Result<(ArrayD<F>, Vec<Array2<F>>)> {
-        let Some((yf, yb)) = &self.cache else {
-            return Err(Error::NoCache {
-                layer: self.name.clone(),
-            });
-        };
-        super::check_dy(&self.name, dy, &self.out_shape(yf))?;
-        let (dfwd, dbwd) = split_states(&self.name, d_states)?;
-        let (dyf, dyb) = self.split_dy(dy, yf, yb);
-        let dyb = if self.forward.return_sequences() {
-            flip_time(&dyb)
-        } else {
-            dyb
-        };
-        let (mut dx, mut d_init) = self.forward.backward_with_states(&dyf, &dfwd)?;
-        let (dxb, d_init_b) = self.backward.backward_with_states(&dyb, &dbwd)?;
-        dx += &dxb;
-        d_init.extend(d_init_b);
-        Ok((dx, d_init))
-    }
-    fn rng_state(&self) -> Vec<u64> {
-        let mut p = self.forward.rng_state();
-        p.extend(self.backward.rng_state());
-        p
-    }
-    fn set_rng_state(&mut self, state: &[u64]) -> Result<()> {
-        let n = self.forward.rng_state().len();
-        if state.len() != n + self.backward.rng_state().len() {
-            return Err(Error::Shape {
-                layer: self.name.clone(),
-                what: "random stream state (both directions')",
-                expected: format!("{} numbers", 2 * n),
-                got: vec![state.len()],
-            });
-        }
-        self.forward.set_rng_state(&state[..n])?;
-        self.backward.set_rng_state(&state[n..])
     }
     fn box_clone(&self) -> Box<dyn Layer<F>> {
         let mut c = self.clone();
@@ -597,6 +436,201 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
             self.forward.describe(),
             self.merge_mode.keras_name().unwrap_or("None")
         )
+    }
+    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+        call::shape_parts(self, inputs)
+    }
+    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::forward_parts(self, inputs)
+    }
+    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::infer_parts(self, inputs)
+    }
+    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
+        call::backward_parts(self, grads)
+    }
+    fn state(&self) -> Option<&dyn LayerState<F>> {
+        Some(self)
+    }
+    fn state_mut(&mut self) -> Option<&mut dyn LayerState<F>> {
+        Some(self)
+    }
+}
+
+impl<F: Float, L: RecurrentLayer<F>> call::Parts<F> for Bidirectional<F, L> {
+    fn shape_x(&self, input: &[Dim]) -> Result<Vec<Dim>> {
+        let mut out = self.forward.output_shape(&[input.to_vec()])?;
+        if self.merge_mode == MergeMode::Concat {
+            let last = out.last_mut().expect("recurrent output has a feature axis");
+            *last = last.map(|u| 2 * u);
+        }
+        Ok(out)
+    }
+    fn forward_x(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<ArrayD<F>> {
+        self.cache = None;
+        if self.merge_mode == MergeMode::None {
+            return Err(self.unmerged());
+        }
+        let (yf, yb) = self.forward_both(x, mask, mode)?;
+        let y = self.merge(&yf, &yb)?;
+        if mode == Mode::Train {
+            self.cache = Some((yf, yb));
+        }
+        Ok(y)
+    }
+    fn infer_x(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
+        if self.merge_mode == MergeMode::None {
+            return Err(self.unmerged());
+        }
+        let (yf, yb) = self.infer_both(x, mask)?;
+        self.merge(&yf, &yb)
+    }
+    /// States `[fwd_h, (fwd_c,) bwd_h, (bwd_c)]`, Keras's order: each direction runs from
+    /// its own and leaves its final state there (the backward one reads the chunk from its
+    /// end, as a stateful Keras Bidirectional does).
+    fn infer_x_states(
+        &self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        states: &mut Vec<Array2<F>>,
+    ) -> Result<ArrayD<F>> {
+        if self.merge_mode == MergeMode::None {
+            return Err(self.unmerged());
+        }
+        let (fwd, bwd) = split_states(&self.name, states)?;
+        let of = self.forward.infer(Inputs::new(x).mask(mask).states(&fwd))?;
+        let ob = self
+            .backward
+            .infer(Inputs::new(x).mask(mask).states(&bwd))?;
+        let (yf, mut yb, fwd, bwd) = (of.output, ob.output, of.states, ob.states);
+        if self.forward.return_sequences() {
+            yb = flip_time(&yb);
+        }
+        let y = self.merge(&yf, &yb)?;
+        *states = fwd.into_iter().chain(bwd).collect();
+        Ok(y)
+    }
+    fn forward_x_states(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+        states: &mut Vec<Array2<F>>,
+    ) -> Result<ArrayD<F>> {
+        self.cache = None;
+        if self.merge_mode == MergeMode::None {
+            return Err(self.unmerged());
+        }
+        let (fwd, bwd) = split_states(&self.name, states)?;
+        let call = |s| Inputs::new(x).mask(mask).mode(mode).states(s);
+        let of = self.forward.forward(call(&fwd))?;
+        let ob = self.backward.forward(call(&bwd))?;
+        let (yf, mut yb, fwd, bwd) = (of.output, ob.output, of.states, ob.states);
+        if self.forward.return_sequences() {
+            yb = flip_time(&yb);
+        }
+        let y = self.merge(&yf, &yb)?;
+        if mode == Mode::Train {
+            self.cache = Some((yf, yb));
+        }
+        *states = fwd.into_iter().chain(bwd).collect();
+        Ok(y)
+    }
+    fn mask_x(&self, _x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {
+        if self.forward.return_sequences() {
+            mask.cloned()
+        } else {
+            None
+        }
+    }
+    fn backward_x(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+        let Some((yf, yb)) = &self.cache else {
+            return Err(Error::NoCache {
+                layer: self.name.clone(),
+            });
+        };
+        super::check_dy(&self.name, dy, &self.out_shape(yf))?;
+        let (dyf, dyb) = self.split_dy(dy, yf, yb);
+        self.backward_both(&dyf, &dyb)
+    }
+    fn backward_x_states(
+        &mut self,
+        dy: &ArrayD<F>,
+        d_states: &[Array2<F>],
+    ) -> Result<(ArrayD<F>, Vec<Array2<F>>)> {
+        let Some((yf, yb)) = &self.cache else {
+            return Err(Error::NoCache {
+                layer: self.name.clone(),
+            });
+        };
+        super::check_dy(&self.name, dy, &self.out_shape(yf))?;
+        let (dfwd, dbwd) = split_states(&self.name, d_states)?;
+        let (dyf, dyb) = self.split_dy(dy, yf, yb);
+        let dyb = if self.forward.return_sequences() {
+            flip_time(&dyb)
+        } else {
+            dyb
+        };
+        let gf = self
+            .forward
+            .backward(OutputGrads::new(&dyf).states(&dfwd))?;
+        let gb = self
+            .backward
+            .backward(OutputGrads::new(&dyb).states(&dbwd))?;
+        let (mut dx, mut d_init) = (gf.dxs, gf.states);
+        dx[0] += &gb.dxs[0];
+        d_init.extend(gb.states);
+        let dx = dx.swap_remove(0);
+        Ok((dx, d_init))
+    }
+}
+
+impl<F: Float, L: RecurrentLayer<F>> LayerState<F> for Bidirectional<F, L> {
+    fn zero_states(&self, batch: usize) -> Result<Vec<Array2<F>>> {
+        let mut z = self.forward.zero_states(batch)?;
+        z.extend(self.backward.zero_states(batch)?);
+        Ok(z)
+    }
+    fn reset_states(&mut self) {
+        self.forward.reset_states();
+        self.backward.reset_states();
+    }
+    fn states(&self) -> Vec<Array2<F>> {
+        let mut s = self.forward.states();
+        s.extend(self.backward.states());
+        s
+    }
+    fn set_states(&mut self, states: Option<&[Array2<F>]>) -> Result<()> {
+        let Some(states) = states else {
+            self.forward.set_states(None)?;
+            return self.backward.set_states(None);
+        };
+        let half = states.len() / 2;
+        // Check both halves before changing either.
+        let (mut f, mut b) = (self.forward.clone(), self.backward.clone());
+        f.set_states(Some(&states[..half]))?;
+        b.set_states(Some(&states[half..]))?;
+        self.forward = f;
+        self.backward = b;
+        Ok(())
+    }
+    fn rng_state(&self) -> Vec<u64> {
+        let mut p = self.forward.rng_state();
+        p.extend(self.backward.rng_state());
+        p
+    }
+    fn set_rng_state(&mut self, state: &[u64]) -> Result<()> {
+        let n = self.forward.rng_state().len();
+        if state.len() != n + self.backward.rng_state().len() {
+            return Err(Error::Shape {
+                layer: self.name.clone(),
+                what: "random stream state (both directions')",
+                expected: format!("{} numbers", 2 * n),
+                got: vec![state.len()],
+            });
+        }
+        self.forward.set_rng_state(&state[..n])?;
+        self.backward.set_rng_state(&state[n..])
     }
 }
 

@@ -5,6 +5,8 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{Init, StdRng};
+use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
+use crate::layers::LayerState;
 use crate::linalg::few_rows_mm;
 use crate::param::{Module, Param};
 use ndarray::linalg::general_mat_mul;
@@ -25,7 +27,8 @@ use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn, Zip};
 /// use rnnkit::prelude::*;
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut d = DenseConfig::new(2).activation(Activation::Softmax).init::<f64>(3, &mut seeded_rng(0))?;
-/// let y = d.forward(&rnnkit::ndarray::Array2::<f64>::ones((4, 3)).into_dyn(), Mode::Infer)?;
+/// let x = rnnkit::ndarray::Array2::<f64>::ones((4, 3)).into_dyn();
+/// let y = d.forward(Inputs::new(&x))?.output;
 /// assert!((y.sum() - 4.0).abs() < 1e-12); // each row sums to 1
 /// # Ok(()) }
 /// ```
@@ -267,7 +270,48 @@ impl<F: Float> Layer<F> for Dense<F> {
     fn type_name(&self) -> &'static str {
         "Dense"
     }
-    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
+    fn output_activation(&self) -> Activation {
+        self.activation
+    }
+    fn box_clone(&self) -> Box<dyn Layer<F>> {
+        let mut c = self.clone();
+        c.cache = None;
+        c.logits = None;
+        Box::new(c)
+    }
+    fn spec(&self) -> Option<super::LayerSpec> {
+        Some(super::LayerSpec::Dense(DenseConfig {
+            name: Some(self.name.clone()),
+            units: self.units,
+            activation: self.activation,
+            use_bias: self.bias.is_some(),
+        }))
+    }
+    fn describe(&self) -> String {
+        format!("units={}, activation={}", self.units, self.activation)
+    }
+    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+        call::shape_parts(self, inputs)
+    }
+    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::forward_parts(self, inputs)
+    }
+    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::infer_parts(self, inputs)
+    }
+    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
+        call::backward_parts(self, grads)
+    }
+    fn state(&self) -> Option<&dyn LayerState<F>> {
+        Some(self)
+    }
+    fn state_mut(&mut self) -> Option<&mut dyn LayerState<F>> {
+        Some(self)
+    }
+}
+
+impl<F: Float> call::Parts<F> for Dense<F> {
+    fn shape_x(&self, input: &[Dim]) -> Result<Vec<Dim>> {
         match input.last() {
             Some(Some(f)) if input.len() <= 2 && *f == self.input_dim => {
                 let mut out = input.to_vec();
@@ -286,12 +330,7 @@ impl<F: Float> Layer<F> for Dense<F> {
             }),
         }
     }
-    fn forward_masked(
-        &mut self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        mode: Mode,
-    ) -> Result<ArrayD<F>> {
+    fn forward_x(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<ArrayD<F>> {
         self.cache = None;
         self.logits = None;
         let pass = self.pass(x, mask, true)?;
@@ -303,6 +342,58 @@ impl<F: Float> Layer<F> for Dense<F> {
         }
         Ok(y.expect("sized by pass"))
     }
+    fn infer_x(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
+        let pass = self.pass(x, mask, false)?;
+        Ok(pass
+            .y
+            .into_shape_with_order(IxDyn(&pass.shape))
+            .expect("sized by pass"))
+    }
+    fn backward_x(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+        let Some((_, y2)) = &self.cache else {
+            return Err(Error::NoCache {
+                layer: self.name.clone(),
+            });
+        };
+        check_dy(&self.name, dy, &self.out_shape)?;
+        let mut dz = rows_of(dy, y2.nrows(), self.units);
+        // dz = dy ⊙ act'(y); softmax: dz = y ⊙ (dy − Σ dy⊙y) per row.
+        if self.activation == Activation::Softmax {
+            for (mut d, y) in dz.axis_iter_mut(Axis(0)).zip(y2.axis_iter(Axis(0))) {
+                let dot = d.dot(&y);
+                Zip::from(&mut d)
+                    .and(&y)
+                    .for_each(|d, &y| *d = y * (*d - dot));
+            }
+        } else {
+            let act = self.activation;
+            Zip::from(&mut dz)
+                .and(y2)
+                .for_each(|d, &y| *d *= act.derivative_from_output(y));
+        }
+        self.backward_dz(dz)
+    }
+    fn logits_x(&self) -> Option<ArrayD<F>> {
+        let z = self.logits.as_ref()?;
+        Some(
+            z.clone()
+                .into_shape_with_order(IxDyn(&self.out_shape))
+                .expect("sized at forward"),
+        )
+    }
+    fn backward_x_logits(&mut self, dz: &ArrayD<F>) -> Result<ArrayD<F>> {
+        let Some((_, y2)) = &self.cache else {
+            return Err(Error::NoCache {
+                layer: self.name.clone(),
+            });
+        };
+        check_dy(&self.name, dz, &self.out_shape)?;
+        let dz = rows_of(dz, y2.nrows(), self.units);
+        self.backward_dz(dz)
+    }
+}
+
+impl<F: Float> LayerState<F> for Dense<F> {
     fn streams(&self) -> bool {
         true
     }
@@ -331,75 +422,6 @@ impl<F: Float> Layer<F> for Dense<F> {
         few_rows_mm(x, self.kernel.v2(), bias, out.view_mut());
         self.activation.apply_rows(out.view_mut());
         Ok(())
-    }
-    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
-        let pass = self.pass(x, mask, false)?;
-        Ok(pass
-            .y
-            .into_shape_with_order(IxDyn(&pass.shape))
-            .expect("sized by pass"))
-    }
-    fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
-        let Some((_, y2)) = &self.cache else {
-            return Err(Error::NoCache {
-                layer: self.name.clone(),
-            });
-        };
-        check_dy(&self.name, dy, &self.out_shape)?;
-        let mut dz = rows_of(dy, y2.nrows(), self.units);
-        // dz = dy ⊙ act'(y); softmax: dz = y ⊙ (dy − Σ dy⊙y) per row.
-        if self.activation == Activation::Softmax {
-            for (mut d, y) in dz.axis_iter_mut(Axis(0)).zip(y2.axis_iter(Axis(0))) {
-                let dot = d.dot(&y);
-                Zip::from(&mut d)
-                    .and(&y)
-                    .for_each(|d, &y| *d = y * (*d - dot));
-            }
-        } else {
-            let act = self.activation;
-            Zip::from(&mut dz)
-                .and(y2)
-                .for_each(|d, &y| *d *= act.derivative_from_output(y));
-        }
-        self.backward_dz(dz)
-    }
-    fn output_activation(&self) -> Activation {
-        self.activation
-    }
-    fn logits(&self) -> Option<ArrayD<F>> {
-        let z = self.logits.as_ref()?;
-        Some(
-            z.clone()
-                .into_shape_with_order(IxDyn(&self.out_shape))
-                .expect("sized at forward"),
-        )
-    }
-    fn backward_from_logits(&mut self, dz: &ArrayD<F>) -> Result<ArrayD<F>> {
-        let Some((_, y2)) = &self.cache else {
-            return Err(Error::NoCache {
-                layer: self.name.clone(),
-            });
-        };
-        check_dy(&self.name, dz, &self.out_shape)?;
-        let dz = rows_of(dz, y2.nrows(), self.units);
-        self.backward_dz(dz)
-    }
-    fn box_clone(&self) -> Box<dyn Layer<F>> {
-        let mut c = self.clone();
-        c.cache = None;
-        c.logits = None;
-        Box::new(c)
-    }
-    fn spec(&self) -> Option<super::LayerSpec> {
-        Some(super::LayerSpec::Dense(DenseConfig {
-            name: Some(self.name.clone()),
-            units: self.units,
-            activation: self.activation,
-            use_bias: self.bias.is_some(),
-        }))
-    }
-    fn describe(&self) -> String {
-        format!("units={}, activation={}", self.units, self.activation)
     }
 }
 

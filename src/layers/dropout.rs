@@ -4,6 +4,8 @@ use super::{check_dy, ensure, Dim, Layer, LayerConfig, Mask, Mode, StepWork};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{MaskStream, StdRng};
+use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
+use crate::layers::LayerState;
 use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD, ArrayView2};
 use ndarray_rand::rand::Rng;
@@ -105,15 +107,47 @@ impl<F: Float> Layer<F> for Dropout<F> {
     fn type_name(&self) -> &'static str {
         "Dropout"
     }
-    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
+    fn box_clone(&self) -> Box<dyn Layer<F>> {
+        let mut c = self.clone();
+        c.cache = None;
+        c.trained = false;
+        Box::new(c)
+    }
+    fn spec(&self) -> Option<super::LayerSpec> {
+        Some(super::LayerSpec::Dropout(DropoutConfig {
+            name: Some(self.name.clone()),
+            rate: self.rate,
+            seed: self.seed,
+        }))
+    }
+    fn describe(&self) -> String {
+        format!("rate={}", self.rate)
+    }
+    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+        call::shape_parts(self, inputs)
+    }
+    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::forward_parts(self, inputs)
+    }
+    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::infer_parts(self, inputs)
+    }
+    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
+        call::backward_parts(self, grads)
+    }
+    fn state(&self) -> Option<&dyn LayerState<F>> {
+        Some(self)
+    }
+    fn state_mut(&mut self) -> Option<&mut dyn LayerState<F>> {
+        Some(self)
+    }
+}
+
+impl<F: Float> call::Parts<F> for Dropout<F> {
+    fn shape_x(&self, input: &[Dim]) -> Result<Vec<Dim>> {
         Ok(input.to_vec())
     }
-    fn forward_masked(
-        &mut self,
-        x: &ArrayD<F>,
-        _mask: Option<&Mask>,
-        mode: Mode,
-    ) -> Result<ArrayD<F>> {
+    fn forward_x(&mut self, x: &ArrayD<F>, _mask: Option<&Mask>, mode: Mode) -> Result<ArrayD<F>> {
         self.trained = false;
         self.cache = None;
         if mode == Mode::Train && self.rate > 0.0 {
@@ -135,23 +169,10 @@ impl<F: Float> Layer<F> for Dropout<F> {
         self.trained = mode == Mode::Train;
         Ok(x.clone())
     }
-    fn infer(&self, x: &ArrayD<F>, _mask: Option<&Mask>) -> Result<ArrayD<F>> {
+    fn infer_x(&self, x: &ArrayD<F>, _mask: Option<&Mask>) -> Result<ArrayD<F>> {
         Ok(x.clone())
     }
-    fn streams(&self) -> bool {
-        true
-    }
-    fn step(
-        &self,
-        x: ArrayView2<'_, F>,
-        _states: &mut [Array2<F>],
-        _work: &mut StepWork<F>,
-        out: &mut Array2<F>,
-    ) -> Result<()> {
-        ensure(out, x.dim()).assign(&x);
-        Ok(())
-    }
-    fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+    fn backward_x(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
         if !self.trained {
             return Err(Error::NoCache {
                 layer: self.name.clone(),
@@ -165,27 +186,27 @@ impl<F: Float> Layer<F> for Dropout<F> {
             None => Ok(dy.clone()),
         }
     }
+}
+
+impl<F: Float> LayerState<F> for Dropout<F> {
+    fn streams(&self) -> bool {
+        true
+    }
+    fn step(
+        &self,
+        x: ArrayView2<'_, F>,
+        _states: &mut [Array2<F>],
+        _work: &mut StepWork<F>,
+        out: &mut Array2<F>,
+    ) -> Result<()> {
+        ensure(out, x.dim()).assign(&x);
+        Ok(())
+    }
     fn rng_state(&self) -> Vec<u64> {
         self.rng.state().to_vec()
     }
     fn set_rng_state(&mut self, state: &[u64]) -> Result<()> {
         self.rng.set_state(&self.name, state)
-    }
-    fn box_clone(&self) -> Box<dyn Layer<F>> {
-        let mut c = self.clone();
-        c.cache = None;
-        c.trained = false;
-        Box::new(c)
-    }
-    fn spec(&self) -> Option<super::LayerSpec> {
-        Some(super::LayerSpec::Dropout(DropoutConfig {
-            name: Some(self.name.clone()),
-            rate: self.rate,
-            seed: self.seed,
-        }))
-    }
-    fn describe(&self) -> String {
-        format!("rate={}", self.rate)
     }
 }
 

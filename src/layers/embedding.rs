@@ -4,6 +4,8 @@ use super::{check_dy, ensure, positive, Dim, Layer, LayerConfig, Mask, Mode, Ste
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
+use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
+use crate::layers::LayerState;
 use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn};
 use ndarray_rand::rand::Rng;
@@ -188,18 +190,53 @@ impl<F: Float> Layer<F> for Embedding<F> {
     fn type_name(&self) -> &'static str {
         "Embedding"
     }
-    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
+    fn box_clone(&self) -> Box<dyn Layer<F>> {
+        let mut c = self.clone();
+        c.cache = None;
+        Box::new(c)
+    }
+    fn spec(&self) -> Option<super::LayerSpec> {
+        Some(super::LayerSpec::Embedding(EmbeddingConfig {
+            name: Some(self.name.clone()),
+            input_dim: self.input_dim,
+            output_dim: self.output_dim,
+            mask_zero: self.mask_zero,
+        }))
+    }
+    fn describe(&self) -> String {
+        format!(
+            "input_dim={}, output_dim={}, mask_zero={}",
+            self.input_dim, self.output_dim, self.mask_zero
+        )
+    }
+    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+        call::shape_parts(self, inputs)
+    }
+    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::forward_parts(self, inputs)
+    }
+    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::infer_parts(self, inputs)
+    }
+    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
+        call::backward_parts(self, grads)
+    }
+    fn state(&self) -> Option<&dyn LayerState<F>> {
+        Some(self)
+    }
+    fn state_mut(&mut self) -> Option<&mut dyn LayerState<F>> {
+        Some(self)
+    }
+}
+
+impl<F: Float> call::Parts<F> for Embedding<F> {
+    fn shape_x(&self, input: &[Dim]) -> Result<Vec<Dim>> {
         match input {
             [steps] => Ok(vec![*steps, Some(self.output_dim)]),
             _ => Err(super::wrong_input(&self.name, READS, input)),
         }
     }
-    fn forward_masked(
-        &mut self,
-        x: &ArrayD<F>,
-        _mask: Option<&Mask>,
-        mode: Mode,
-    ) -> Result<ArrayD<F>> {
+    fn forward_x(&mut self, x: &ArrayD<F>, _mask: Option<&Mask>, mode: Mode) -> Result<ArrayD<F>> {
         self.cache = None;
         let (ids, shape) = self.ids(x)?;
         let y = self.lookup(&ids, &shape);
@@ -208,11 +245,11 @@ impl<F: Float> Layer<F> for Embedding<F> {
         }
         Ok(y)
     }
-    fn infer(&self, x: &ArrayD<F>, _mask: Option<&Mask>) -> Result<ArrayD<F>> {
+    fn infer_x(&self, x: &ArrayD<F>, _mask: Option<&Mask>) -> Result<ArrayD<F>> {
         let (ids, shape) = self.ids(x)?;
         Ok(self.lookup(&ids, &shape))
     }
-    fn compute_mask(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {
+    fn mask_x(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {
         if !self.mask_zero || x.ndim() != 2 {
             return mask.cloned();
         }
@@ -223,7 +260,7 @@ impl<F: Float> Layer<F> for Embedding<F> {
     }
     /// The gradient reaches the table rows of the ids; the ids themselves get a zero
     /// gradient (they are not differentiable).
-    fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+    fn backward_x(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
         let Some((ids, shape)) = &self.cache else {
             return Err(Error::NoCache {
                 layer: self.name.clone(),
@@ -244,6 +281,9 @@ impl<F: Float> Layer<F> for Embedding<F> {
         }
         Ok(ArrayD::zeros(IxDyn(shape)))
     }
+}
+
+impl<F: Float> LayerState<F> for Embedding<F> {
     fn streams(&self) -> bool {
         true
     }
@@ -284,25 +324,6 @@ impl<F: Float> Layer<F> for Embedding<F> {
             row.assign(&table.row(id));
         }
         Ok(())
-    }
-    fn box_clone(&self) -> Box<dyn Layer<F>> {
-        let mut c = self.clone();
-        c.cache = None;
-        Box::new(c)
-    }
-    fn spec(&self) -> Option<super::LayerSpec> {
-        Some(super::LayerSpec::Embedding(EmbeddingConfig {
-            name: Some(self.name.clone()),
-            input_dim: self.input_dim,
-            output_dim: self.output_dim,
-            mask_zero: self.mask_zero,
-        }))
-    }
-    fn describe(&self) -> String {
-        format!(
-            "input_dim={}, output_dim={}, mask_zero={}",
-            self.input_dim, self.output_dim, self.mask_zero
-        )
     }
 }
 

@@ -4,6 +4,8 @@ use super::{check_dy, check_seq, ensure, Dim, Layer, LayerConfig, Mask, Mode, St
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
+use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
+use crate::layers::LayerState;
 use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD, ArrayView2, Axis};
 
@@ -18,7 +20,8 @@ use ndarray::{Array2, ArrayD, ArrayView2, Axis};
 /// use rnnkit::ndarray::array;
 /// let m = Masking::<f64>::new(0.0);
 /// let x = array![[[1.0], [0.0]]].into_dyn();
-/// assert_eq!(m.compute_mask(&x, None).unwrap(), array![[true, false]]);
+/// assert_eq!(m.infer(Inputs::new(&x))?.mask.unwrap(), array![[true, false]]);
+/// # Ok::<(), rnnkit::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Masking<F: Float> {
@@ -150,15 +153,45 @@ impl<F: Float> Layer<F> for Masking<F> {
     fn type_name(&self) -> &'static str {
         "Masking"
     }
-    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
+    fn box_clone(&self) -> Box<dyn Layer<F>> {
+        let mut c = self.clone();
+        c.cache = None;
+        Box::new(c)
+    }
+    fn spec(&self) -> Option<super::LayerSpec> {
+        Some(super::LayerSpec::Masking(MaskingConfig {
+            name: Some(self.name.clone()),
+            mask_value: self.mask_value.to_f64().unwrap_or(f64::NAN),
+        }))
+    }
+    fn describe(&self) -> String {
+        format!("mask_value={}", self.mask_value)
+    }
+    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+        call::shape_parts(self, inputs)
+    }
+    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::forward_parts(self, inputs)
+    }
+    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::infer_parts(self, inputs)
+    }
+    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
+        call::backward_parts(self, grads)
+    }
+    fn state(&self) -> Option<&dyn LayerState<F>> {
+        Some(self)
+    }
+    fn state_mut(&mut self) -> Option<&mut dyn LayerState<F>> {
+        Some(self)
+    }
+}
+
+impl<F: Float> call::Parts<F> for Masking<F> {
+    fn shape_x(&self, input: &[Dim]) -> Result<Vec<Dim>> {
         Ok(input.to_vec())
     }
-    fn forward_masked(
-        &mut self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        mode: Mode,
-    ) -> Result<ArrayD<F>> {
+    fn forward_x(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<ArrayD<F>> {
         self.cache = None;
         let (y, m) = self.pass(x, mask)?;
         if mode == Mode::Train {
@@ -166,32 +199,17 @@ impl<F: Float> Layer<F> for Masking<F> {
         }
         Ok(y)
     }
-    fn streams(&self) -> bool {
-        true
-    }
-    /// Streaming passes the step through: a stream is fed its real steps only, so there
-    /// is nothing to mask.
-    fn step(
-        &self,
-        x: ArrayView2<'_, F>,
-        _states: &mut [Array2<F>],
-        _work: &mut StepWork<F>,
-        out: &mut Array2<F>,
-    ) -> Result<()> {
-        ensure(out, x.dim()).assign(&x);
-        Ok(())
-    }
-    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
+    fn infer_x(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
         Ok(self.pass(x, mask)?.0)
     }
-    fn compute_mask(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {
+    fn mask_x(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {
         let mut m = self.mask_of(x)?;
         if let Some(given) = mask.filter(|g| g.dim() == m.dim()) {
             m.zip_mut_with(given, |a, &b| *a = *a && b);
         }
         Some(m)
     }
-    fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+    fn backward_x(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
         let Some((m, shape)) = &self.cache else {
             return Err(Error::NoCache {
                 layer: self.name.clone(),
@@ -208,19 +226,23 @@ impl<F: Float> Layer<F> for Masking<F> {
         }
         Ok(dx)
     }
-    fn box_clone(&self) -> Box<dyn Layer<F>> {
-        let mut c = self.clone();
-        c.cache = None;
-        Box::new(c)
+}
+
+impl<F: Float> LayerState<F> for Masking<F> {
+    fn streams(&self) -> bool {
+        true
     }
-    fn spec(&self) -> Option<super::LayerSpec> {
-        Some(super::LayerSpec::Masking(MaskingConfig {
-            name: Some(self.name.clone()),
-            mask_value: self.mask_value.to_f64().unwrap_or(f64::NAN),
-        }))
-    }
-    fn describe(&self) -> String {
-        format!("mask_value={}", self.mask_value)
+    /// Streaming passes the step through: a stream is fed its real steps only, so there
+    /// is nothing to mask.
+    fn step(
+        &self,
+        x: ArrayView2<'_, F>,
+        _states: &mut [Array2<F>],
+        _work: &mut StepWork<F>,
+        out: &mut Array2<F>,
+    ) -> Result<()> {
+        ensure(out, x.dim()).assign(&x);
+        Ok(())
     }
 }
 

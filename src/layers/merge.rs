@@ -5,6 +5,7 @@ use super::{Layer, LayerConfig, LayerSpec, Mode};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
+use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
 use crate::layers::{format_shape, Dim, Mask};
 use crate::param::{Module, Param};
 use ndarray::{concatenate, ArrayD, ArrayView2, Axis, Slice};
@@ -353,7 +354,7 @@ fn zero_where_masked<F: Float>(y: &mut ArrayD<F>, m: &Mask) {
 }
 
 /// A call's inputs and their masks.
-type Inputs<F> = (Vec<ArrayD<F>>, Vec<Option<Mask>>);
+type Cached<F> = (Vec<ArrayD<F>>, Vec<Option<Mask>>);
 
 /// A merge layer: [`Merge`] as a [`Layer`] called on a list of tensors (built by
 /// [`ConcatenateConfig`], [`AddConfig`], [`MultiplyConfig`], [`AverageConfig`], or
@@ -365,7 +366,7 @@ type Inputs<F> = (Vec<ArrayD<F>>, Vec<Option<Mask>>);
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut m = LayerConfig::<f64>::build(&MultiplyConfig::new(), &[Some(2)], &mut seeded_rng(0))?;
 /// let (a, b) = (rnnkit::ndarray::array![[2.0, 3.0]].into_dyn(), rnnkit::ndarray::array![[4.0, 5.0]].into_dyn());
-/// assert_eq!(m.forward_list(&[&a, &b], &[], Mode::Infer)?, rnnkit::ndarray::array![[8.0, 15.0]].into_dyn());
+/// assert_eq!(m.forward(Inputs::list(&[&a, &b]))?.output, rnnkit::ndarray::array![[8.0, 15.0]].into_dyn());
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -373,7 +374,7 @@ pub struct MergeLayer<F: Float> {
     name: String,
     kind: Merge,
     /// The inputs and their masks of the last training pass.
-    cache: Option<Inputs<F>>,
+    cache: Option<Cached<F>>,
 }
 
 impl<F: Float> Layer<F> for MergeLayer<F> {
@@ -382,65 +383,6 @@ impl<F: Float> Layer<F> for MergeLayer<F> {
     }
     fn type_name(&self) -> &'static str {
         self.kind.type_name()
-    }
-    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
-        self.output_shape_list(&[input.to_vec()])
-    }
-    fn output_shape_list(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
-        self.kind.output_shape(&self.name, inputs)
-    }
-    fn forward_masked(
-        &mut self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        mode: Mode,
-    ) -> Result<ArrayD<F>> {
-        self.forward_list(&[x], &[mask], mode)
-    }
-    fn forward_list(
-        &mut self,
-        xs: &[&ArrayD<F>],
-        masks: &[Option<&Mask>],
-        mode: Mode,
-    ) -> Result<ArrayD<F>> {
-        self.cache = None;
-        let y = self.infer_list(xs, masks)?;
-        if mode == Mode::Train {
-            self.cache = Some((
-                xs.iter().map(|x| (*x).clone()).collect(),
-                masks.iter().map(|m| m.cloned()).collect(),
-            ));
-        }
-        Ok(y)
-    }
-    fn infer_list(&self, xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Result<ArrayD<F>> {
-        let masks: Vec<Option<&Mask>> = (0..xs.len())
-            .map(|i| masks.get(i).copied().flatten())
-            .collect();
-        self.kind.forward(&self.name, xs, &masks)
-    }
-    fn compute_mask_list(&self, xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Option<Mask> {
-        let masks: Vec<Option<&Mask>> = (0..xs.len())
-            .map(|i| masks.get(i).copied().flatten())
-            .collect();
-        self.kind.output_mask(xs, &masks)
-    }
-    fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
-        Ok(self.backward_list(dy)?.remove(0))
-    }
-    fn backward_list(&mut self, dy: &ArrayD<F>) -> Result<Vec<ArrayD<F>>> {
-        let Some((xs, masks)) = &self.cache else {
-            return Err(Error::NoCache {
-                layer: self.name.clone(),
-            });
-        };
-        let mut out = xs[0].shape().to_vec();
-        if let Merge::Concatenate { .. } = self.kind {
-            let a = self.kind.axis(&self.name, out.len())?;
-            out[a] = xs.iter().map(|x| x.shape()[a]).sum();
-        }
-        super::check_dy(&self.name, dy, &out)?;
-        self.kind.backward(&self.name, xs, masks, dy)
     }
     fn box_clone(&self) -> Box<dyn Layer<F>> {
         Box::new(self.clone())
@@ -453,6 +395,78 @@ impl<F: Float> Layer<F> for MergeLayer<F> {
             Merge::Multiply => LayerSpec::Multiply(MultiplyConfig { name }),
             Merge::Average => LayerSpec::Average(AverageConfig { name }),
         })
+    }
+    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+        call::shape_parts(self, inputs)
+    }
+    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::forward_parts(self, inputs)
+    }
+    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::infer_parts(self, inputs)
+    }
+    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
+        call::backward_parts(self, grads)
+    }
+}
+
+impl<F: Float> call::Parts<F> for MergeLayer<F> {
+    fn takes_list(&self) -> bool {
+        true
+    }
+    fn shape_x(&self, input: &[Dim]) -> Result<Vec<Dim>> {
+        self.shape_xs(&[input.to_vec()])
+    }
+    fn shape_xs(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+        self.kind.output_shape(&self.name, inputs)
+    }
+    fn forward_x(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<ArrayD<F>> {
+        self.forward_xs(&[x], &[mask], mode)
+    }
+    fn forward_xs(
+        &mut self,
+        xs: &[&ArrayD<F>],
+        masks: &[Option<&Mask>],
+        mode: Mode,
+    ) -> Result<ArrayD<F>> {
+        self.cache = None;
+        let y = self.infer_xs(xs, masks)?;
+        if mode == Mode::Train {
+            self.cache = Some((
+                xs.iter().map(|x| (*x).clone()).collect(),
+                masks.iter().map(|m| m.cloned()).collect(),
+            ));
+        }
+        Ok(y)
+    }
+    fn infer_xs(&self, xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Result<ArrayD<F>> {
+        let masks: Vec<Option<&Mask>> = (0..xs.len())
+            .map(|i| masks.get(i).copied().flatten())
+            .collect();
+        self.kind.forward(&self.name, xs, &masks)
+    }
+    fn mask_xs(&self, xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Option<Mask> {
+        let masks: Vec<Option<&Mask>> = (0..xs.len())
+            .map(|i| masks.get(i).copied().flatten())
+            .collect();
+        self.kind.output_mask(xs, &masks)
+    }
+    fn backward_x(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+        Ok(self.backward_xs(dy)?.remove(0))
+    }
+    fn backward_xs(&mut self, dy: &ArrayD<F>) -> Result<Vec<ArrayD<F>>> {
+        let Some((xs, masks)) = &self.cache else {
+            return Err(Error::NoCache {
+                layer: self.name.clone(),
+            });
+        };
+        let mut out = xs[0].shape().to_vec();
+        if let Merge::Concatenate { .. } = self.kind {
+            let a = self.kind.axis(&self.name, out.len())?;
+            out[a] = xs.iter().map(|x| x.shape()[a]).sum();
+        }
+        super::check_dy(&self.name, dy, &out)?;
+        self.kind.backward(&self.name, xs, masks, dy)
     }
 }
 

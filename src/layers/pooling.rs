@@ -5,6 +5,7 @@ use super::{check_dy, check_seq, positive, wrong_input, Dim, Layer, LayerConfig,
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
+use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
 use crate::param::{Module, Param};
 use ndarray::{Array2, Array3, ArrayD, Axis, Ix2};
 
@@ -60,7 +61,7 @@ impl<F: Float> LayerConfig<F> for GlobalAveragePooling1DConfig {
                 .unwrap_or_else(|| "global_average_pooling1d".into()),
             cache: None,
         };
-        Layer::<F>::output_shape(&layer, input)?;
+        call::Parts::<F>::shape_x(&layer, input)?;
         Ok(Box::new(layer))
     }
     fn name(&self) -> Option<&str> {
@@ -123,49 +124,6 @@ impl<F: Float> Layer<F> for GlobalAveragePooling1D {
     fn type_name(&self) -> &'static str {
         "GlobalAveragePooling1D"
     }
-    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
-        match input {
-            [_, f] => Ok(vec![*f]),
-            _ => Err(wrong_input(
-                &self.name,
-                "pooling over time needs [batch, steps, features]",
-                input,
-            )),
-        }
-    }
-    fn forward_masked(
-        &mut self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        mode: Mode,
-    ) -> Result<ArrayD<F>> {
-        self.cache = None;
-        let w = self.weights(x, mask)?;
-        let y = Self::pool(x, &w);
-        if mode == Mode::Train {
-            self.cache = Some(w);
-        }
-        Ok(y)
-    }
-    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
-        Ok(Self::pool(x, &self.weights(x, mask)?))
-    }
-    fn compute_mask(&self, _x: &ArrayD<F>, _mask: Option<&Mask>) -> Option<Mask> {
-        None
-    }
-    fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
-        let Some(w) = &self.cache else {
-            return Err(Error::NoCache {
-                layer: self.name.clone(),
-            });
-        };
-        let (b, t) = w.dim();
-        let f = dy.shape().get(1).copied().unwrap_or(0);
-        check_dy(&self.name, dy, &[b, f])?;
-        let dy2 = dy.view().into_dimensionality::<Ix2>().expect("checked");
-        let dx = Array3::from_shape_fn((b, t, f), |(bi, ti, fi)| dy2[[bi, fi]] * F::c(w[[bi, ti]]));
-        Ok(dx.into_dyn())
-    }
     fn box_clone(&self) -> Box<dyn Layer<F>> {
         let mut c = self.clone();
         c.cache = None;
@@ -177,6 +135,59 @@ impl<F: Float> Layer<F> for GlobalAveragePooling1D {
                 name: Some(self.name.clone()),
             },
         ))
+    }
+    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+        call::shape_parts::<F, _>(self, inputs)
+    }
+    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::forward_parts(self, inputs)
+    }
+    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::infer_parts(self, inputs)
+    }
+    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
+        call::backward_parts(self, grads)
+    }
+}
+
+impl<F: Float> call::Parts<F> for GlobalAveragePooling1D {
+    fn shape_x(&self, input: &[Dim]) -> Result<Vec<Dim>> {
+        match input {
+            [_, f] => Ok(vec![*f]),
+            _ => Err(wrong_input(
+                &self.name,
+                "pooling over time needs [batch, steps, features]",
+                input,
+            )),
+        }
+    }
+    fn forward_x(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<ArrayD<F>> {
+        self.cache = None;
+        let w = self.weights(x, mask)?;
+        let y = Self::pool(x, &w);
+        if mode == Mode::Train {
+            self.cache = Some(w);
+        }
+        Ok(y)
+    }
+    fn infer_x(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
+        Ok(Self::pool(x, &self.weights(x, mask)?))
+    }
+    fn mask_x(&self, _x: &ArrayD<F>, _mask: Option<&Mask>) -> Option<Mask> {
+        None
+    }
+    fn backward_x(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+        let Some(w) = &self.cache else {
+            return Err(Error::NoCache {
+                layer: self.name.clone(),
+            });
+        };
+        let (b, t) = w.dim();
+        let f = dy.shape().get(1).copied().unwrap_or(0);
+        check_dy(&self.name, dy, &[b, f])?;
+        let dy2 = dy.view().into_dimensionality::<Ix2>().expect("checked");
+        let dx = Array3::from_shape_fn((b, t, f), |(bi, ti, fi)| dy2[[bi, fi]] * F::c(w[[bi, ti]]));
+        Ok(dx.into_dyn())
     }
 }
 
@@ -258,7 +269,7 @@ impl<F: Float> LayerConfig<F> for RepeatVectorConfig {
             n: self.n,
             trained: false,
         };
-        Layer::<F>::output_shape(&layer, input)?;
+        call::Parts::<F>::shape_x(&layer, input)?;
         Ok(Box::new(layer))
     }
     fn name(&self) -> Option<&str> {
@@ -276,7 +287,36 @@ impl<F: Float> Layer<F> for RepeatVector {
     fn type_name(&self) -> &'static str {
         "RepeatVector"
     }
-    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
+    fn box_clone(&self) -> Box<dyn Layer<F>> {
+        let mut c = self.clone();
+        c.trained = false;
+        Box::new(c)
+    }
+    fn spec(&self) -> Option<super::LayerSpec> {
+        Some(super::LayerSpec::RepeatVector(RepeatVectorConfig {
+            name: Some(self.name.clone()),
+            n: self.n,
+        }))
+    }
+    fn describe(&self) -> String {
+        format!("n={}", self.n)
+    }
+    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+        call::shape_parts::<F, _>(self, inputs)
+    }
+    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::forward_parts(self, inputs)
+    }
+    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
+        call::infer_parts(self, inputs)
+    }
+    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
+        call::backward_parts(self, grads)
+    }
+}
+
+impl<F: Float> call::Parts<F> for RepeatVector {
+    fn shape_x(&self, input: &[Dim]) -> Result<Vec<Dim>> {
         match input {
             [f] => Ok(vec![Some(self.n), *f]),
             _ => Err(wrong_input(
@@ -286,18 +326,13 @@ impl<F: Float> Layer<F> for RepeatVector {
             )),
         }
     }
-    fn forward_masked(
-        &mut self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        mode: Mode,
-    ) -> Result<ArrayD<F>> {
+    fn forward_x(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<ArrayD<F>> {
         self.trained = false;
-        let y = Layer::<F>::infer(self, x, mask)?;
+        let y = call::Parts::<F>::infer_x(self, x, mask)?;
         self.trained = mode == Mode::Train;
         Ok(y)
     }
-    fn infer(&self, x: &ArrayD<F>, _mask: Option<&Mask>) -> Result<ArrayD<F>> {
+    fn infer_x(&self, x: &ArrayD<F>, _mask: Option<&Mask>) -> Result<ArrayD<F>> {
         let x2 = x
             .view()
             .into_dimensionality::<Ix2>()
@@ -312,11 +347,11 @@ impl<F: Float> Layer<F> for RepeatVector {
         super::check_output_size(&self.name, &[b, self.n, f])?;
         Ok(Array3::from_shape_fn((b, self.n, f), |(bi, _, fi)| x2[[bi, fi]]).into_dyn())
     }
-    fn compute_mask(&self, _x: &ArrayD<F>, _mask: Option<&Mask>) -> Option<Mask> {
+    fn mask_x(&self, _x: &ArrayD<F>, _mask: Option<&Mask>) -> Option<Mask> {
         None
     }
     /// The gradient of a repeated vector is the sum over the steps.
-    fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+    fn backward_x(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
         if !self.trained || dy.ndim() != 3 {
             return Err(if self.trained {
                 Error::Shape {
@@ -334,20 +369,6 @@ impl<F: Float> Layer<F> for RepeatVector {
         let (b, f) = (dy.shape()[0], dy.shape()[2]);
         check_dy(&self.name, dy, &[b, self.n, f])?;
         Ok(dy.sum_axis(Axis(1)))
-    }
-    fn box_clone(&self) -> Box<dyn Layer<F>> {
-        let mut c = self.clone();
-        c.trained = false;
-        Box::new(c)
-    }
-    fn spec(&self) -> Option<super::LayerSpec> {
-        Some(super::LayerSpec::RepeatVector(RepeatVectorConfig {
-            name: Some(self.name.clone()),
-            n: self.n,
-        }))
-    }
-    fn describe(&self) -> String {
-        format!("n={}", self.n)
     }
 }
 

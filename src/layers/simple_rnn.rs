@@ -28,7 +28,8 @@ use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut rnn = SimpleRnnConfig::new(20).init::<f32>(1, &mut seeded_rng(0))?;
 /// assert_eq!(rnn.param_count(), 440); // the lecture's model 1
-/// let y = rnn.forward(&rnnkit::ndarray::Array3::<f32>::zeros((32, 3, 1)).into_dyn(), Mode::Infer)?;
+/// let x = rnnkit::ndarray::Array3::<f32>::zeros((32, 3, 1)).into_dyn();
+/// let y = rnn.forward(Inputs::new(&x))?.output;
 /// assert_eq!(y.shape(), &[32, 20]);
 /// # Ok(()) }
 /// ```

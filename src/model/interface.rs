@@ -51,7 +51,7 @@ pub struct Forward<F: Float> {
 ///
 /// Implement [`Model::forward`], [`Model::infer`], [`Model::backward`] and the two parameter
 /// visitors; the rest has defaults. The trainer calls `forward` in [`Mode::Train`], then
-/// [`Model::zero_grad`], then `backward` with the loss gradient, then lets the optimizer
+/// [`Module::zero_grad`], then `backward` with the loss gradient, then lets the optimizer
 /// update what the visitors show; prediction goes through `infer`, which takes `&self` so
 /// that a trained model can serve several threads at once (hence `Send + Sync`).
 ///
@@ -107,7 +107,6 @@ pub struct Forward<F: Float> {
 /// # Ok(()) }
 /// ```
 pub trait Model<F: Float>: Module<F> + Debug + Send + Sync {
-
     /// Input shape without the batch axis.
     fn input_shape(&self) -> &[Dim];
 
@@ -135,7 +134,7 @@ pub trait Model<F: Float>: Module<F> + Debug + Send + Sync {
     fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Forward<F>>;
 
     /// Backward pass of the last `Mode::Train` forward: takes dL/d(output) (dL/d(logits)
-    /// when `from_logits`), adds every weight gradient into its [`Param`], returns dL/dx.
+    /// when `from_logits`), adds every weight gradient into its [`Param`](crate::Param), returns dL/dx.
     ///
     /// # Errors
     /// [`Error::NoCache`] without a preceding `Mode::Train` forward; a gradient of the
@@ -214,13 +213,11 @@ pub trait Model<F: Float>: Module<F> + Debug + Send + Sync {
         }
     }
 
-
-
     /// Zeroes the carried states of every stateful layer. The default does nothing.
     fn reset_states(&mut self) {}
 
     /// Where every layer's random streams (dropout masks) stand, one list per layer (see
-    /// [`Layer::rng_state`](crate::Layer::rng_state)). The default has none.
+    /// [`LayerState::rng_state`](crate::LayerState::rng_state)). The default has none.
     fn rng_state(&self) -> Vec<Vec<u64>> {
         Vec::new()
     }
@@ -244,9 +241,12 @@ pub trait Model<F: Float>: Module<F> + Debug + Send + Sync {
     /// Zero states for streaming `batch` sequences (one list per layer, see
     /// [`Sequential::infer_with_states`](crate::Sequential::infer_with_states)). The
     /// default has none.
-    fn zero_states(&self, batch: usize) -> Vec<Vec<Array2<F>>> {
+    ///
+    /// # Errors
+    /// [`Error::Data`] for states too large for one array.
+    fn zero_states(&self, batch: usize) -> Result<Vec<Vec<Array2<F>>>> {
         let _ = batch;
-        Vec::new()
+        Ok(Vec::new())
     }
 
     /// Streaming inference from explicit states, replaced by the states after `x`.
@@ -308,10 +308,6 @@ pub trait Model<F: Float>: Module<F> + Debug + Send + Sync {
     fn architecture(&self) -> Result<Architecture> {
         self.spec().map(Architecture::Sequential)
     }
-
-
-
-
 
     /// Inference in batches of `batch_size`, with an optional mask.
     ///

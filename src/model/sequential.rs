@@ -3,7 +3,8 @@ use super::{Forward, Model, ModelSpec};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{seeded_rng, StdRng};
-use crate::layers::{format_shape, Dim, Layer, LayerConfig, Mask, Mode};
+use crate::layers::state::{reset_of, states_of, zero_states_of};
+use crate::layers::{format_shape, Dim, Inputs, Layer, LayerConfig, Mask, Mode, OutputGrads};
 use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD};
 use std::collections::HashMap;
@@ -167,7 +168,7 @@ impl<F: Float> Sequential<F> {
     fn append(&mut self, mut layer: Box<dyn Layer<F>>, name: String) -> Result<&mut Self> {
         layer.set_name(&name);
         let out = layer
-            .output_shape(self.output_shape())
+            .output_shape(&[self.output_shape().to_vec()])
             .map_err(|e| self.blame(e))?;
         self.reserve_name(&name);
         self.layers.push(layer);
@@ -347,32 +348,35 @@ impl<F: Float> Sequential<F> {
             Some(s) => Some((self.checked_states(s)?, s)),
             None => None,
         };
-        let carried: Vec<_> = self.layers.iter().map(|l| l.states()).collect();
+        let carried: Vec<_> = self.layers.iter().map(|l| states_of(l.as_ref())).collect();
         let mut mask = mask.cloned();
         let mut cur: Option<ArrayD<F>> = None;
+        let mut logits = None;
         for (i, layer) in self.layers.iter_mut().enumerate() {
             let input = cur.as_ref().unwrap_or(x);
-            let y = match explicit.as_mut() {
-                Some((work, _)) => {
-                    layer.forward_with_states(input, mask.as_ref(), mode, &mut work[i])
-                }
-                None => layer.forward_masked(input, mask.as_ref(), mode),
+            let call = Inputs::new(input).mask(mask.as_ref()).mode(mode);
+            let out = match explicit.as_ref() {
+                Some((work, _)) => layer.forward(call.states(&work[i])),
+                None => layer.forward(call),
             };
-            let y = match y {
-                Ok(y) => y,
+            let out = match out {
+                Ok(out) => out,
                 Err(e) => {
                     self.restore_carried(carried);
                     return Err(e);
                 }
             };
-            mask = layer.compute_mask(input, mask.as_ref());
-            cur = Some(y);
+            if let Some((work, _)) = explicit.as_mut() {
+                work[i] = out.states;
+            }
+            mask = out.mask;
+            logits = out.logits;
+            cur = Some(out.output);
         }
         if let Some((work, s)) = explicit {
             *s = work;
         }
         self.trained = mode == Mode::Train;
-        let logits = self.logits();
         Ok(Forward {
             output: cur.unwrap_or_else(|| x.clone()),
             mask,
@@ -402,7 +406,9 @@ impl<F: Float> Sequential<F> {
     fn restore_carried(&mut self, carried: Vec<Vec<Array2<F>>>) {
         for (layer, s) in self.layers.iter_mut().zip(carried) {
             // Layers that are not stateful refuse, and have nothing to restore.
-            let _ = layer.set_states(if s.is_empty() { None } else { Some(&s) });
+            if let Some(st) = layer.state_mut() {
+                let _ = st.set_states(if s.is_empty() { None } else { Some(&s) });
+            }
         }
     }
 
@@ -410,20 +416,26 @@ impl<F: Float> Sequential<F> {
     /// each); the batch sizes they were called with stay fixed.
     pub fn reset_states(&mut self) {
         for layer in &mut self.layers {
-            layer.reset_states();
+            reset_of(layer.as_mut());
         }
     }
 
     /// The carried states of every layer, one list per layer (empty for layers that are not
     /// stateful or not yet called), in Keras order: `[h]` or `[h, c]`, `[batch, units]`.
     pub fn states(&self) -> Vec<Vec<Array2<F>>> {
-        self.layers.iter().map(|l| l.states()).collect()
+        self.layers.iter().map(|l| states_of(l.as_ref())).collect()
     }
 
     /// Zero states for streaming `batch` sequences: one list per layer, for
     /// [`Sequential::infer_with_states`].
-    pub fn zero_states(&self, batch: usize) -> Vec<Vec<Array2<F>>> {
-        self.layers.iter().map(|l| l.zero_states(batch)).collect()
+    ///
+    /// # Errors
+    /// [`Error::Data`] for states too large for one array.
+    pub fn zero_states(&self, batch: usize) -> Result<Vec<Vec<Array2<F>>>> {
+        self.layers
+            .iter()
+            .map(|l| zero_states_of(l.as_ref(), batch))
+            .collect()
     }
 
     /// Streaming inference: runs the chunk `x` `[batch, steps, features]` (one step or
@@ -441,7 +453,7 @@ impl<F: Float> Sequential<F> {
     ///     .push(DenseConfig::new(1))?;
     /// let x = Array3::from_shape_fn((2, 8, 2), |(b, t, f)| (b + t * f) as f64 * 0.1).into_dyn();
     /// let whole = model.infer(&x, None)?.output;
-    /// let mut states = model.zero_states(2);
+    /// let mut states = model.zero_states(2)?;
     /// let cut = |r| x.slice_axis(Axis(1), Slice::from(r)).to_owned();
     /// let first = model.infer_with_states(&cut(0..5), None, &mut states)?;
     /// let rest = model.infer_with_states(&cut(5..8), None, &mut states)?;
@@ -479,12 +491,28 @@ impl<F: Float> Sequential<F> {
         let mut cur: Option<ArrayD<F>> = None;
         for (i, layer) in self.layers.iter().enumerate() {
             let input = cur.as_ref().unwrap_or(x);
-            let y = match states.as_deref_mut() {
-                Some(st) => layer.infer_with_states(input, mask.as_ref(), &mut st[i])?,
-                None => layer.infer(input, mask.as_ref())?,
+            let call = Inputs::new(input).mask(mask.as_ref());
+            let out = match states.as_deref_mut() {
+                Some(st) => {
+                    let out = layer.infer(call.states(&st[i]))?;
+                    st[i] = out.states;
+                    Forward {
+                        output: out.output,
+                        mask: out.mask,
+                        logits: None,
+                    }
+                }
+                None => {
+                    let out = layer.infer(call)?;
+                    Forward {
+                        output: out.output,
+                        mask: out.mask,
+                        logits: None,
+                    }
+                }
             };
-            mask = layer.compute_mask(input, mask.as_ref());
-            cur = Some(y);
+            mask = out.mask;
+            cur = Some(out.output);
         }
         Ok(Forward {
             output: cur.unwrap_or_else(|| x.clone()),
@@ -547,7 +575,7 @@ impl<F: Float> Sequential<F> {
         let _serial = self.serial.lock();
         let batch = x.shape().first().copied().unwrap_or(0);
         for layer in &self.layers {
-            if let Some(s) = layer.states().first() {
+            if let Some(s) = states_of(layer.as_ref()).first() {
                 if s.nrows() != batch {
                     return Err(Error::Shape {
                         layer: layer.name().to_string(),
@@ -572,7 +600,7 @@ impl<F: Float> Sequential<F> {
         self.check_trained()?;
         let mut d = dy.clone();
         for layer in self.layers.iter_mut().rev() {
-            d = layer.backward(&d)?;
+            d = layer.backward(OutputGrads::new(&d))?.dx();
         }
         Ok(d)
     }
@@ -595,12 +623,6 @@ impl<F: Float> Sequential<F> {
             .map_or(crate::Activation::Linear, |l| l.output_activation())
     }
 
-    /// The last layer's logits from the last forward (either mode), when it ends in
-    /// softmax or sigmoid.
-    pub fn logits(&self) -> Option<ArrayD<F>> {
-        self.layers.last()?.logits()
-    }
-
     /// Backward pass from dL/d(logits of the last layer), as fused cross-entropy needs.
     ///
     /// # Errors
@@ -610,9 +632,9 @@ impl<F: Float> Sequential<F> {
         let Some((last, rest)) = self.layers.split_last_mut() else {
             return Ok(dz.clone());
         };
-        let mut d = last.backward_from_logits(dz)?;
+        let mut d = last.backward(OutputGrads::new(dz).from_logits(true))?.dx();
         for layer in rest.iter_mut().rev() {
-            d = layer.backward(&d)?;
+            d = layer.backward(OutputGrads::new(&d))?.dx();
         }
         Ok(d)
     }
@@ -744,7 +766,7 @@ impl<F: Float> Model<F> for Sequential<F> {
     fn set_rng_state(&mut self, state: &[Vec<u64>]) -> Result<()> {
         crate::layers::set_rng_state_of(&self.name, &mut self.layers, state)
     }
-    fn zero_states(&self, batch: usize) -> Vec<Vec<Array2<F>>> {
+    fn zero_states(&self, batch: usize) -> Result<Vec<Vec<Array2<F>>>> {
         Sequential::zero_states(self, batch)
     }
     fn infer_with_states(

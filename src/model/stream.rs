@@ -4,7 +4,7 @@
 use super::Sequential;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::StepWork;
+use crate::layers::{state, StepWork};
 use ndarray::{Array2, ArrayView2};
 
 /// Where a stream through a [`Sequential`] stands: every layer's recurrent states (Keras
@@ -39,11 +39,17 @@ impl<F: Float> Sequential<F> {
     pub fn stream_state(&self, batch: usize) -> StreamState<F> {
         // A batch whose states would pass the size limit: a stream that refuses to step
         // (this returns no Result), instead of an allocation that aborts.
-        let too_large = self.layers().iter().find(|l| {
-            l.zero_states(1)
-                .iter()
-                .any(|s| crate::layers::check_output_size(l.name(), &[batch, s.ncols()]).is_err())
-        });
+        let mut states = Vec::new();
+        let mut too_large = None;
+        for l in self.layers() {
+            match state::zero_states_of(l.as_ref(), batch) {
+                Ok(z) => states.push(z),
+                Err(_) => {
+                    too_large = Some(l);
+                    break;
+                }
+            }
+        }
         if let Some(l) = too_large {
             return StreamState {
                 batch,
@@ -62,16 +68,20 @@ impl<F: Float> Sequential<F> {
         }
         StreamState {
             batch,
-            refused: self.layers().iter().find(|l| !l.streams()).map(|l| {
-                (
-                    format!("{} ({})", l.name(), l.type_name()),
-                    "this layer cannot run one step at a time (a Bidirectional or \
+            refused: self
+                .layers()
+                .iter()
+                .find(|l| !state::streams_of(l.as_ref()))
+                .map(|l| {
+                    (
+                        format!("{} ({})", l.name(), l.type_name()),
+                        "this layer cannot run one step at a time (a Bidirectional or \
                          go_backwards layer needs the steps to come), so the model cannot \
                          stream"
-                        .to_string(),
-                )
-            }),
-            states: self.zero_states(batch),
+                            .to_string(),
+                    )
+                }),
+            states,
             work: vec![StepWork::default(); self.layers().len()],
             outs: vec![Array2::zeros((0, 0)); self.layers().len()],
         }
@@ -89,7 +99,7 @@ impl<F: Float> Sequential<F> {
             .flatten()
             .next()
             .map_or(0, |s: &Array2<F>| s.nrows());
-        let want = self.zero_states(batch);
+        let want = self.zero_states(batch)?;
         let fits = states.len() == want.len()
             && states.iter().zip(&want).all(|(s, w)| {
                 s.len() == w.len() && s.iter().zip(w).all(|(a, b)| a.dim() == b.dim())
@@ -180,6 +190,12 @@ impl<F: Float> Sequential<F> {
         for (i, layer) in layers.iter().enumerate() {
             let (done, rest) = state.outs.split_at_mut(i);
             let input = if i == 0 { x.view() } else { done[i - 1].view() };
+            let Some(layer) = layer.state() else {
+                return Err(Error::Unsupported {
+                    layer: layer.name().to_string(),
+                    reason: "this layer cannot run one step at a time".into(),
+                });
+            };
             layer.step(
                 input,
                 &mut state.states[i],

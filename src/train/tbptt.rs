@@ -167,7 +167,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         t: TruncatedBptt,
     ) -> Result<(f64, Vec<(f64, f64)>)> {
         let (b, len) = (x.shape()[0], x.shape()[1]);
-        let mut states: Vec<Vec<Array2<F>>> = model.zero_states(b);
+        let mut states: Vec<Vec<Array2<F>>> = model.zero_states(b)?;
         let (mut loss, mut trained) = (0.0, 0usize);
         let mut metrics: Vec<(f64, f64)> = Vec::new();
         let mut start = 0;

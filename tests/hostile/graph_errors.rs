@@ -329,17 +329,37 @@ fn layers_called_by_hand_on_bad_lists_are_typed_errors() -> Result<(), Error> {
         Box::new(ConcatenateConfig::new()),
     ] {
         let mut l = cfg.build(&[Some(3)], &mut rng)?;
-        assert!(l.forward_list(&[], &[], Mode::Infer).is_err());
-        assert!(l.infer_list(&[&scalar, &scalar], &[]).is_err());
-        assert!(l.forward_list(&[&x], &[], Mode::Infer).is_ok());
+        assert!(l
+            .forward(Inputs::list(&[]).masks(&[]).mode(Mode::Infer))
+            .map(|o| o.output)
+            .is_err());
+        assert!(l
+            .infer(Inputs::list(&[&scalar, &scalar]).masks(&[]))
+            .map(|o| o.output)
+            .is_err());
+        assert!(l
+            .forward(Inputs::list(&[&x]).masks(&[]).mode(Mode::Infer))
+            .map(|o| o.output)
+            .is_ok());
         let wide = ndarray::Array2::<f64>::ones((3, 3)).into_dyn();
-        assert!(l.infer_list(&[&x, &wide], &[]).is_err()); // batch 2 and 3
+        assert!(l
+            .infer(Inputs::list(&[&x, &wide]).masks(&[]))
+            .map(|o| o.output)
+            .is_err()); // batch 2 and 3
     }
     let mut att = LayerConfig::<f64>::build(&AttentionConfig::new(), &[None, Some(3)], &mut rng)?;
     assert!(att
-        .forward_list(&[&x, &x], &[None, None], Mode::Infer)
+        .forward(
+            Inputs::list(&[&x, &x])
+                .masks(&[None, None])
+                .mode(Mode::Infer)
+        )
+        .map(|o| o.output)
         .is_err()); // rank 2
-    assert!(att.forward_masked(&x, None, Mode::Infer).is_err());
-    assert!(att.backward_list(&x).is_err()); // no training pass
+    assert!(att
+        .forward(Inputs::new(&x).mask(None).mode(Mode::Infer))
+        .map(|o| o.output)
+        .is_err());
+    assert!(att.backward(OutputGrads::new(&x)).map(|g| g.dxs).is_err()); // no training pass
     Ok(())
 }

@@ -231,8 +231,12 @@ fn layers_succeed_when_valid_and_name_the_fault_when_not() {
                 }
                 let allowed = |e: &Error| faults.iter().any(|f| f.contains(&kind(e)));
 
-                let shared = layer.infer(&x, mask.as_ref());
-                let owned = layer.forward_masked(&x, mask.as_ref(), Mode::Infer);
+                let shared = layer
+                    .infer(Inputs::new(&x).mask(mask.as_ref()))
+                    .map(|o| o.output);
+                let owned = layer
+                    .forward(Inputs::new(&x).mask(mask.as_ref()).mode(Mode::Infer))
+                    .map(|o| o.output);
                 match (&shared, &owned) {
                     (Ok(a), Ok(b)) => prop_assert!(same(a, b), "infer differs from forward(Infer)"),
                     (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
@@ -261,10 +265,13 @@ fn layers_succeed_when_valid_and_name_the_fault_when_not() {
                         faults
                     ),
                 }
-                match layer.forward_masked(&x, mask.as_ref(), Mode::Train) {
+                match layer
+                    .forward(Inputs::new(&x).mask(mask.as_ref()).mode(Mode::Train))
+                    .map(|o| o.output)
+                {
                     Ok(y) => {
                         // The promised output shape.
-                        let expected = layer.output_shape(&dims(&x_shape, false));
+                        let expected = layer.output_shape(&[dims(&x_shape, false)]);
                         prop_assert!(expected.is_ok());
                         let expected: Vec<usize> = std::iter::once(x_shape[0])
                             .chain(expected.unwrap().into_iter().map(|d| d.unwrap_or(0)))
@@ -276,7 +283,7 @@ fn layers_succeed_when_valid_and_name_the_fault_when_not() {
                             _ => ArrayD::ones(IxDyn(&[y.shape()[0] + 1])),
                         };
                         layer.zero_grad();
-                        match layer.backward(&dy) {
+                        match layer.backward(OutputGrads::new(&dy)).map(|g| g.dx()) {
                             Ok(dx) => prop_assert_eq!(dx.shape(), x.shape()),
                             Err(e) => {
                                 prop_assert!(

@@ -142,7 +142,10 @@ fn refused_calls_leave_weights_optimizer_epochs_streams_and_states() {
         m.set_weights(&w[..2])
     });
     refused("set_states, wrong shape", &mut m, &mut t, |m, _| {
-        m.layers_mut()[0].set_states(Some(&[Array2::zeros((4, 4))]))
+        m.layers_mut()[0]
+            .state_mut()
+            .unwrap()
+            .set_states(Some(&[Array2::zeros((4, 4))]))
     });
     refused("set_rng_state, wrong count", &mut m, &mut t, |m, _| {
         m.set_rng_state(&[vec![1, 2, 3]])

@@ -30,7 +30,10 @@ fn lookups_and_mask_zero_match_the_layers_run_by_hand() {
     let table = m.layers()[0].get_weights()[0].clone();
     let x = ids();
     // The embedded vectors are rows of the table.
-    let e = m.layers()[0].infer(&x, None).unwrap();
+    let e = m.layers()[0]
+        .infer(Inputs::new(&x).mask(None))
+        .map(|o| o.output)
+        .unwrap();
     for ((b, t), &id) in x
         .view()
         .into_dimensionality::<ndarray::Ix2>()

@@ -18,7 +18,10 @@ fn lstm() -> rnnkit::Lstm<f64> {
 
 #[test]
 fn wrong_rank_names_layer_expected_and_received() {
-    let e = lstm().forward(&zeros(&[4, 2]), Mode::Infer).unwrap_err();
+    let e = lstm()
+        .forward(Inputs::new(&zeros(&[4, 2])).mode(Mode::Infer))
+        .map(|o| o.output)
+        .unwrap_err();
     assert!(
         matches!(&e, Error::Rank { layer, got: 2, .. } if layer == "enc"),
         "{e:?}"
@@ -31,14 +34,18 @@ fn wrong_rank_names_layer_expected_and_received() {
         .init::<f64>(3, &mut seeded_rng(0))
         .unwrap();
     assert!(matches!(
-        d.forward(&zeros(&[1, 2, 3, 3]), Mode::Infer),
+        d.forward(Inputs::new(&zeros(&[1, 2, 3, 3])).mode(Mode::Infer))
+            .map(|o| o.output),
         Err(Error::Rank { .. })
     ));
 }
 
 #[test]
 fn wrong_feature_count() {
-    let e = lstm().forward(&zeros(&[4, 5, 7]), Mode::Infer).unwrap_err();
+    let e = lstm()
+        .forward(Inputs::new(&zeros(&[4, 5, 7])).mode(Mode::Infer))
+        .map(|o| o.output)
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -54,7 +61,8 @@ fn wrong_feature_count() {
         .init::<f64>(3, &mut seeded_rng(0))
         .unwrap();
     assert!(matches!(
-        d.forward(&zeros(&[4, 5]), Mode::Infer),
+        d.forward(Inputs::new(&zeros(&[4, 5])).mode(Mode::Infer))
+            .map(|o| o.output),
         Err(Error::Features {
             expected: 3,
             got: 5,
@@ -66,18 +74,23 @@ fn wrong_feature_count() {
 #[test]
 fn empty_batch_and_empty_sequence() {
     assert!(matches!(
-        lstm().forward(&zeros(&[0, 5, 2]), Mode::Infer),
+        lstm()
+            .forward(Inputs::new(&zeros(&[0, 5, 2])).mode(Mode::Infer))
+            .map(|o| o.output),
         Err(Error::Empty { what: "batch", .. })
     ));
     assert!(matches!(
-        lstm().forward(&zeros(&[3, 0, 2]), Mode::Infer),
+        lstm()
+            .forward(Inputs::new(&zeros(&[3, 0, 2])).mode(Mode::Infer))
+            .map(|o| o.output),
         Err(Error::Empty { what: "steps", .. })
     ));
     let mut d = DenseConfig::new(2)
         .init::<f64>(3, &mut seeded_rng(0))
         .unwrap();
     assert!(matches!(
-        d.forward(&zeros(&[0, 3]), Mode::Infer),
+        d.forward(Inputs::new(&zeros(&[0, 3])).mode(Mode::Infer))
+            .map(|o| o.output),
         Err(Error::Empty { .. })
     ));
 }
@@ -163,24 +176,35 @@ fn weights_of_the_wrong_shape_or_count_change_nothing() {
 fn backward_needs_a_training_forward_and_the_right_gradient_shape() {
     let mut l = lstm();
     assert!(matches!(
-        l.backward(&zeros(&[2, 3])),
+        l.backward(OutputGrads::new(&zeros(&[2, 3])))
+            .map(|g| g.dx()),
         Err(Error::NoCache { .. })
     ));
-    l.forward(&zeros(&[2, 5, 2]), Mode::Train).unwrap();
+    l.forward(Inputs::new(&zeros(&[2, 5, 2])).mode(Mode::Train))
+        .map(|o| o.output)
+        .unwrap();
     assert!(matches!(
-        l.backward(&zeros(&[2, 4])),
+        l.backward(OutputGrads::new(&zeros(&[2, 4])))
+            .map(|g| g.dx()),
         Err(Error::Shape { what: "dL/dy", .. })
     ));
-    l.forward(&zeros(&[2, 5, 2]), Mode::Infer).unwrap();
+    l.forward(Inputs::new(&zeros(&[2, 5, 2])).mode(Mode::Infer))
+        .map(|o| o.output)
+        .unwrap();
     assert!(
-        matches!(l.backward(&zeros(&[2, 3])), Err(Error::NoCache { .. })),
+        matches!(
+            l.backward(OutputGrads::new(&zeros(&[2, 3])))
+                .map(|g| g.dx()),
+            Err(Error::NoCache { .. })
+        ),
         "Infer invalidates the cache"
     );
     let mut d = DenseConfig::new(2)
         .init::<f64>(3, &mut seeded_rng(0))
         .unwrap();
     assert!(matches!(
-        d.backward(&zeros(&[1, 2])),
+        d.backward(OutputGrads::new(&zeros(&[1, 2])))
+            .map(|g| g.dx()),
         Err(Error::NoCache { .. })
     ));
 }
@@ -190,14 +214,24 @@ fn masks_that_do_not_fit() {
     let mut l = lstm();
     let bad = Array2::from_elem((2, 4), true);
     let e = l
-        .forward_masked(&zeros(&[2, 5, 2]), Some(&bad), Mode::Infer)
+        .forward(
+            Inputs::new(&zeros(&[2, 5, 2]))
+                .mask(Some(&bad))
+                .mode(Mode::Infer),
+        )
+        .map(|o| o.output)
         .unwrap_err();
     assert!(matches!(&e, Error::Shape { what: "mask", .. }), "{e:?}");
     let mut d = DenseConfig::new(2)
         .init::<f64>(3, &mut seeded_rng(0))
         .unwrap();
     assert!(matches!(
-        d.forward_masked(&zeros(&[2, 3]), Some(&bad), Mode::Infer),
+        d.forward(
+            Inputs::new(&zeros(&[2, 3]))
+                .mask(Some(&bad))
+                .mode(Mode::Infer)
+        )
+        .map(|o| o.output),
         Err(Error::Mask { .. })
     ));
     let mut m = Sequential::<f64>::new(&[3])
@@ -284,13 +318,22 @@ fn no_input_panics() {
                 )
             });
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let _ = layer.forward_masked(&x, mask.as_ref(), Mode::Train);
+                let _ = layer
+                    .forward(Inputs::new(&x).mask(mask.as_ref()).mode(Mode::Train))
+                    .map(|o| o.output);
                 let dshape: Vec<usize> = (0..rng.random_range(0..4))
                     .map(|_| rng.random_range(0..4))
                     .collect();
-                let _ = layer.backward(&ArrayD::from_elem(IxDyn(&dshape), 1.0));
-                if let Ok(y) = layer.forward_masked(&x, mask.as_ref(), Mode::Train) {
-                    let _ = layer.backward(&ArrayD::ones(y.raw_dim()));
+                let _ = layer
+                    .backward(OutputGrads::new(&ArrayD::from_elem(IxDyn(&dshape), 1.0)))
+                    .map(|g| g.dx());
+                if let Ok(y) = layer
+                    .forward(Inputs::new(&x).mask(mask.as_ref()).mode(Mode::Train))
+                    .map(|o| o.output)
+                {
+                    let _ = layer
+                        .backward(OutputGrads::new(&ArrayD::ones(y.raw_dim())))
+                        .map(|g| g.dx());
                 }
             }));
             assert!(

@@ -66,7 +66,10 @@ fn seed_worked_example_reproduces_the_lecture() {
     let x: ArrayD<f64> = tensor(&case["input"]);
     let mut model = build_model::<f64>(&case["model"], x.shape());
     // h_t: run the SimpleRNN alone.
-    let h = model.layers_mut()[0].forward(&x, Mode::Infer).unwrap();
+    let h = model.layers_mut()[0]
+        .forward(Inputs::new(&x).mode(Mode::Infer))
+        .map(|o| o.output)
+        .unwrap();
     let a1: [f64; 3] = [0.1, 0.0, 0.1]; // a_1 = U x_1 + b, with h_0 = 0
     let h1 = [0.0997, 0.0, 0.0997];
     for j in 0..3 {

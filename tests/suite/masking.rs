@@ -73,17 +73,26 @@ fn padded_sample_equals_the_unpadded_sample_alone() {
                 xp.slice_mut(s![.., ..len, ..]).assign(&x);
                 let mask = mask_from_lengths(&[len], len + pad).unwrap();
 
-                let y = layer.forward(&x, Mode::Train).unwrap();
+                let y = layer
+                    .forward(Inputs::new(&x).mode(Mode::Train))
+                    .map(|o| o.output)
+                    .unwrap();
                 let dy = ArrayD::from_shape_simple_fn(y.raw_dim(), || rng.random_range(-1.0..1.0));
                 layer.zero_grad();
-                let dx = layer.backward(&dy).unwrap();
+                let dx = layer
+                    .backward(OutputGrads::new(&dy))
+                    .map(|g| g.dx())
+                    .unwrap();
                 let grads: Vec<_> = {
                     let mut g = Vec::new();
                     layer.visit_params(&mut |_, p| g.push(p.grad().clone()));
                     g
                 };
 
-                let yp = layer.forward_masked(&xp, Some(&mask), Mode::Train).unwrap();
+                let yp = layer
+                    .forward(Inputs::new(&xp).mask(Some(&mask)).mode(Mode::Train))
+                    .map(|o| o.output)
+                    .unwrap();
                 // Where the real steps sit in the padded output: processing order puts the
                 // padding first with go_backwards, except inside Bidirectional, which
                 // flips its backward half back into input order.
@@ -104,7 +113,10 @@ fn padded_sample_equals_the_unpadded_sample_alone() {
                     dyp.assign(&dy);
                 }
                 layer.zero_grad();
-                let dxp = layer.backward(&dyp).unwrap();
+                let dxp = layer
+                    .backward(OutputGrads::new(&dyp))
+                    .map(|g| g.dx())
+                    .unwrap();
                 assert_close(
                     &dxp.slice(s![.., ..len, ..]).to_owned().into_dyn(),
                     &dx,
@@ -132,7 +144,10 @@ fn fully_masked_sample_outputs_zeros() {
         .unwrap();
     let x = ArrayD::from_elem(IxDyn(&[2, 4, 2]), 0.3);
     let mask = mask_from_lengths(&[4, 0], 4).unwrap();
-    let y = layer.forward_masked(&x, Some(&mask), Mode::Infer).unwrap();
+    let y = layer
+        .forward(Inputs::new(&x).mask(Some(&mask)).mode(Mode::Infer))
+        .map(|o| o.output)
+        .unwrap();
     assert!(y.index_axis(Axis(0), 1).iter().all(|&v| v == 0.0));
     assert!(y.index_axis(Axis(0), 0).iter().any(|&v| v != 0.0));
 }
@@ -147,7 +162,10 @@ fn masked_steps_repeat_the_previous_output_or_zero_it() {
             .zero_output_for_mask(zero)
             .init::<f64>(1, &mut seeded_rng(0))
             .unwrap();
-        let y = l.forward_masked(&x, Some(&mask), Mode::Infer).unwrap();
+        let y = l
+            .forward(Inputs::new(&x).mask(Some(&mask)).mode(Mode::Infer))
+            .map(|o| o.output)
+            .unwrap();
         let row = |t: usize| y.slice(s![0, t, ..]).to_owned();
         assert!(
             row(0).iter().all(|&v| v == 0.0),

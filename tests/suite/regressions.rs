@@ -297,6 +297,8 @@ fn a_refused_inference_moves_no_carried_state() {
     let x = ArrayD::<f64>::ones(IxDyn(&[1, 2, 1]));
     m.infer(&x, None).unwrap();
     m.layers_mut()[1]
+        .state_mut()
+        .unwrap()
         .set_states(Some(&[Array2::zeros((3, 2))]))
         .unwrap();
     let before = m.states();

@@ -160,7 +160,13 @@ fn summary_uses_thousands_separators_and_unique_names() {
 fn output_shapes_follow_return_sequences_and_merge_mode() {
     let rng = &mut seeded_rng(1);
     let x = Array3::<f64>::zeros((2, 5, 3)).into_dyn();
-    let shape = |l: &mut dyn Layer<f64>| l.forward(&x, Mode::Infer).unwrap().shape().to_vec();
+    let shape = |l: &mut dyn Layer<f64>| {
+        l.forward(Inputs::new(&x).mode(Mode::Infer))
+            .map(|o| o.output)
+            .unwrap()
+            .shape()
+            .to_vec()
+    };
     assert_eq!(
         shape(&mut SimpleRnnConfig::new(4).init(3, rng).unwrap()),
         [2, 4]

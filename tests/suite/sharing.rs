@@ -172,7 +172,7 @@ fn inference_follows_every_weight_update() {
     assert_eq!(m.predict(&x, 32).unwrap(), fresh(&m));
 }
 
-/// A user layer that implements only `forward_masked`: the default `infer` works on a copy.
+/// A user layer that implements only `forward`: the default `infer` works on a copy.
 #[derive(Debug, Clone)]
 struct Double;
 
@@ -181,19 +181,17 @@ impl Layer<f64> for Double {
     fn type_name(&self) -> &'static str {
         "Double"
     }
-    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>, Error> {
-        Ok(input.to_vec())
+    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>, Error> {
+        Ok(inputs[0].clone())
     }
-    fn forward_masked(
-        &mut self,
-        x: &ArrayD<f64>,
-        _: Option<&Mask>,
-        _: Mode,
-    ) -> Result<ArrayD<f64>, Error> {
-        Ok(x * 2.0)
+    fn forward(&mut self, inputs: Inputs<'_, f64>) -> Result<Outputs<f64>, Error> {
+        Ok(Outputs::new(inputs.xs[0] * 2.0))
     }
-    fn backward(&mut self, dy: &ArrayD<f64>) -> Result<ArrayD<f64>, Error> {
-        Ok(dy * 2.0)
+    fn backward(&mut self, grads: OutputGrads<'_, f64>) -> Result<InputGrads<f64>, Error> {
+        Ok(InputGrads {
+            dxs: vec![grads.dy * 2.0],
+            states: Vec::new(),
+        })
     }
     fn box_clone(&self) -> Box<dyn Layer<f64>> {
         Box::new(self.clone())

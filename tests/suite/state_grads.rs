@@ -32,7 +32,16 @@ impl Case {
         let mut l = layer.box_clone();
         let mut states = init.to_vec();
         let y = l
-            .forward_with_states(x, self.mask.as_ref(), Mode::Train, &mut states)
+            .forward(
+                Inputs::new(x)
+                    .mask(self.mask.as_ref())
+                    .mode(Mode::Train)
+                    .states(&states.clone()),
+            )
+            .map(|o| {
+                states = o.states;
+                o.output
+            })
             .unwrap();
         (y * &self.r).sum()
             + states
@@ -49,7 +58,7 @@ fn check(label: &str, cfg: &dyn LayerConfig<f64>, mask: Option<Vec<Vec<bool>>>) 
     let layer = cfg.build(&[Some(t), Some(f)], &mut rng).unwrap();
     let x = uniform(&[b, t, f], &mut rng);
     let mask = mask.map(|m| Mask::from_shape_fn((b, t), |(i, j)| m[i][j]));
-    let zero = layer.zero_states(b);
+    let zero = layer.state().unwrap().zero_states(b).unwrap();
     let init: Vec<_> = zero
         .iter()
         .map(|s| {
@@ -61,7 +70,16 @@ fn check(label: &str, cfg: &dyn LayerConfig<f64>, mask: Option<Vec<Vec<bool>>>) 
     let mut probe = layer.box_clone();
     let mut states = init.clone();
     let y = probe
-        .forward_with_states(&x, mask.as_ref(), Mode::Train, &mut states)
+        .forward(
+            Inputs::new(&x)
+                .mask(mask.as_ref())
+                .mode(Mode::Train)
+                .states(&states.clone()),
+        )
+        .map(|o| {
+            states = o.states;
+            o.output
+        })
         .unwrap();
     let r = uniform(y.shape(), &mut rng);
     let q: Vec<_> = states
@@ -83,10 +101,22 @@ fn check(label: &str, cfg: &dyn LayerConfig<f64>, mask: Option<Vec<Vec<bool>>>) 
 
     let mut l = case.layer.box_clone();
     let mut states = case.init.clone();
-    l.forward_with_states(&case.x, case.mask.as_ref(), Mode::Train, &mut states)
-        .unwrap();
+    l.forward(
+        Inputs::new(&case.x)
+            .mask(case.mask.as_ref())
+            .mode(Mode::Train)
+            .states(&states.clone()),
+    )
+    .map(|o| {
+        states = o.states;
+        o.output
+    })
+    .unwrap();
     l.zero_grad();
-    let (dx, d_init) = l.backward_with_states(&case.r, &case.q).unwrap();
+    let (dx, d_init) = l
+        .backward(OutputGrads::new(&case.r).states(&case.q))
+        .map(|mut g| (g.dxs.remove(0), g.states))
+        .unwrap();
     let rel = |a: f64, n: f64| (a - n).abs() / (a.abs() + n.abs()).max(1e-4);
     for (si, s) in case.init.iter().enumerate() {
         for i in 0..s.len() {
@@ -182,7 +212,16 @@ fn leading_masked_steps_output_zero_not_the_initial_state() {
     ];
     let mut states = init.clone();
     let y = lstm
-        .forward_with_states(&x, Some(&mask), Mode::Infer, &mut states)
+        .forward(
+            Inputs::new(&x)
+                .mask(Some(&mask))
+                .mode(Mode::Infer)
+                .states(&states.clone()),
+        )
+        .map(|o| {
+            states = o.states;
+            o.output
+        })
         .unwrap();
     for (b, t) in [(0, 0), (1, 0), (1, 1), (1, 2)] {
         assert!(

@@ -53,7 +53,7 @@ fn run_case<F: Float>(case: &Value, path: Path) -> Result<(), String> {
         .collect();
     let batches = case["batches"].as_array().unwrap();
     let b = case["batch_shape"][0].as_u64().unwrap() as usize;
-    let mut streamed = model.zero_states(b);
+    let mut streamed = model.zero_states(b).unwrap();
     for (k, xk) in batches.iter().enumerate() {
         let x: ArrayD<F> = tensor(xk);
         let carried_before = model.states();
@@ -84,7 +84,7 @@ fn run_case<F: Float>(case: &Value, path: Path) -> Result<(), String> {
         )?;
         if resets.contains(&k) {
             model.reset_states();
-            streamed = model.zero_states(b);
+            streamed = model.zero_states(b).unwrap();
         }
     }
     Ok(())
@@ -137,7 +137,7 @@ fn streaming_one_step_at_a_time_equals_one_pass() {
         .unwrap();
     let x = series(3, 9);
     let whole = model.infer(&x, None).unwrap().output;
-    let mut states = model.zero_states(3);
+    let mut states = model.zero_states(3).unwrap();
     let mut last = None;
     let mut branch = None;
     for t in 0..9 {
@@ -176,7 +176,7 @@ fn stateful_bidirectional_chunks_follow_the_keras_rule() {
     let plain = stream_model(false);
     stateful.set_weights(&plain.get_weights()).unwrap();
     let x = series(2, 12);
-    let mut states = plain.zero_states(2);
+    let mut states = plain.zero_states(2).unwrap();
     for (k, r) in [0..5, 5..6, 6..12].into_iter().enumerate() {
         let chunk = x.slice_axis(ndarray::Axis(1), r.into()).to_owned();
         let want = plain
@@ -214,7 +214,7 @@ fn stateful_errors_leave_the_states_as_they_were() {
     assert!(m.forward(&bad, Mode::Infer).is_err());
     assert_eq!(m.states(), before);
     // Explicit states of the wrong shape: refused, the given states unchanged.
-    let mut wrong = m.zero_states(3);
+    let mut wrong = m.zero_states(3).unwrap();
     let kept = wrong.clone();
     assert!(m
         .infer_with_states(&series(2, 4), None, &mut wrong)
@@ -226,14 +226,20 @@ fn stateful_errors_leave_the_states_as_they_were() {
         .is_err());
     // Forgetting the states frees the batch size.
     for layer in m.layers_mut() {
-        if !layer.states().is_empty() {
-            layer.set_states(None).unwrap();
+        if let Some(st) = layer.state_mut() {
+            if !st.states().is_empty() {
+                st.set_states(None).unwrap();
+            }
         }
     }
     m.forward(&series(3, 4), Mode::Infer).unwrap();
     // A layer that is not stateful carries nothing to set.
     let mut plain = stream_model(false);
-    assert!(plain.layers_mut()[0].set_states(None).is_err());
+    assert!(plain.layers_mut()[0]
+        .state_mut()
+        .unwrap()
+        .set_states(None)
+        .is_err());
 }
 
 #[test]
@@ -276,7 +282,7 @@ fn step_by_step_streaming_equals_whole_passes_and_branches() {
         }
     }
     // The states equal those of the chunk API over the whole sequence.
-    let mut chunked = model.zero_states(b);
+    let mut chunked = model.zero_states(b).unwrap();
     model.infer_with_states(&x, None, &mut chunked).unwrap();
     for (s, c) in state
         .states()

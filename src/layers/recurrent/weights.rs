@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 /// `[u, k*u]` and an optional `bias` (`[k*u]`, or `[2, k*u]` for GRU with `reset_after`).
 ///
 /// Opaque outside rnnkit: a layer's weights are read and written through
-/// [`Layer::visit_params`](crate::Layer::visit_params) and
-/// [`Layer::set_weights`](crate::Layer::set_weights).
+/// [`Module::visit_params`](crate::Module::visit_params) and
+/// [`Module::set_weights`](crate::Module::set_weights).
 #[derive(Clone, Debug)]
 pub struct CellWeights<F: Float> {
     pub(crate) kernel: Param<F>,

@@ -585,11 +585,11 @@ impl<F: Float> Graph<F> {
         let l = &self.layers[layer.index];
         let lname = l.name().to_string();
         let shapes_in: Vec<Vec<Dim>> = xs.iter().map(|t| self.shape_of(*t)).collect();
-        let out_shape = l.output_shape_list(&shapes_in)?;
+        let out_shape = l.output_shape(&shapes_in)?;
         let in_shape = shapes_in[0].clone();
         let mut shapes = vec![out_shape];
         if states {
-            let zero = l.zero_states(1);
+            let zero = crate::layers::state::zero_states_of(l.as_ref(), 1)?;
             if zero.is_empty() {
                 return Err(Error::Unsupported {
                     layer: lname,

@@ -4,7 +4,8 @@ use super::{Layers, Node, Op};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::{Dim, Layer, Mask, Mode};
+use crate::layers::state::zero_states_of;
+use crate::layers::{Dim, Inputs, Layer, Mask, Mode, OutputGrads, Outputs};
 use crate::model::{Forward, Model};
 use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD, Ix2};
@@ -116,47 +117,29 @@ impl<F: Float> Access<'_, F> {
         }
     }
 
-    /// A recurrent call from `states`, which it replaces by the final states.
-    fn call_states(
+    /// A call of layer `l` at node `node`: the layer itself (or, at a later call of a shared
+    /// layer in training, its copy).
+    fn call(
         &mut self,
         (node, l, first): (usize, usize, bool),
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        states: &mut Vec<Array2<F>>,
-    ) -> Result<ArrayD<F>> {
+        inputs: Inputs<'_, F>,
+    ) -> Result<Outputs<F>> {
         match self {
-            Access::Infer(layers) => layers[l].infer_with_states(x, mask, states),
+            Access::Infer(layers) => layers[l].infer(inputs),
             Access::Train {
                 layers,
                 instances,
                 mode,
-            } => Self::trained(layers, instances, node, l, first)
-                .forward_with_states(x, mask, *mode, states),
-        }
-    }
-
-    /// A call on one tensor or a list, each with its mask.
-    fn call_list(
-        &mut self,
-        (node, l, first): (usize, usize, bool),
-        xs: &[&ArrayD<F>],
-        masks: &[Option<&Mask>],
-    ) -> Result<ArrayD<F>> {
-        match self {
-            Access::Infer(layers) => layers[l].infer_list(xs, masks),
-            Access::Train {
-                layers,
-                instances,
-                mode,
-            } => Self::trained(layers, instances, node, l, first).forward_list(xs, masks, *mode),
+            } => Self::trained(layers, instances, node, l, first).forward(inputs.mode(*mode)),
         }
     }
 }
 
-/// Values and masks of every node output in one pass.
+/// Values and masks of every node output in one pass, and the logits of its calls.
 struct Pass<F> {
     values: Vec<Vec<Option<ArrayD<F>>>>,
     masks: Vec<Vec<Option<Mask>>>,
+    logits: Vec<Option<ArrayD<F>>>,
 }
 
 impl<F: Float> Functional<F> {
@@ -311,17 +294,12 @@ impl<F: Float> Functional<F> {
             .iter()
             .map(|&(n, o)| {
                 let logits = match (&self.nodes[n].op, with_logits, o) {
-                    (Op::Call { layer, .. }, true, 0) => {
-                        let l = self.instances[n]
-                            .as_deref()
-                            .unwrap_or(self.layers[*layer].as_ref());
-                        matches!(
-                            l.output_activation(),
-                            Activation::Softmax | Activation::Sigmoid
-                        )
-                        .then(|| l.logits())
-                        .flatten()
-                    }
+                    (Op::Call { layer, .. }, true, 0) => matches!(
+                        self.layers[*layer].output_activation(),
+                        Activation::Softmax | Activation::Sigmoid
+                    )
+                    .then(|| pass.logits[n].clone())
+                    .flatten(),
                     _ => None,
                 };
                 let output = pass.values[n][o].clone().expect("outputs are computed");
@@ -390,6 +368,7 @@ impl<F: Float> Functional<F> {
                 .iter()
                 .map(|nd| vec![None; nd.shapes.len()])
                 .collect(),
+            logits: vec![None; n],
         };
         for (i, &node) in self.inputs.iter().enumerate() {
             pass.values[node][0] = Some(xs[i].clone());
@@ -428,10 +407,11 @@ impl<F: Float> Functional<F> {
                         .iter()
                         .map(|t| pass.masks[t.node][t.out].as_ref())
                         .collect();
-                    let y = access.call_list((k, *layer, *first), &vals, &masks)?;
-                    let m = access.layer(*layer).compute_mask_list(&vals, &masks);
-                    pass.values[k][0] = Some(y);
-                    pass.masks[k][0] = m;
+                    let out =
+                        access.call((k, *layer, *first), Inputs::list(&vals).masks(&masks))?;
+                    pass.values[k][0] = Some(out.output);
+                    pass.masks[k][0] = out.mask;
+                    pass.logits[k] = out.logits;
                 }
                 // Recurrent calls passing states (initial states in, final states out).
                 Op::Call {
@@ -467,11 +447,8 @@ impl<F: Float> Functional<F> {
                         (None, true) => in_mask.clone(),
                         (None, false) => None,
                     };
-                    let out_mask = access
-                        .layer(*layer)
-                        .compute_mask(x, explicit.as_ref().or(in_mask.as_ref()));
-                    let mut st = if initial.is_empty() {
-                        access.layer(*layer).zero_states(x.shape()[0])
+                    let st = if initial.is_empty() {
+                        zero_states_of(access.layer(*layer), x.shape()[0])?
                     } else {
                         initial
                             .iter()
@@ -487,13 +464,21 @@ impl<F: Float> Functional<F> {
                             })
                             .collect::<Result<_>>()?
                     };
-                    let y =
-                        access.call_states((k, *layer, *first), x, layer_mask.as_ref(), &mut st)?;
-                    pass.values[k][0] = Some(y);
-                    for (i, s) in st.into_iter().enumerate() {
+                    let call = Inputs::new(x).mask(layer_mask.as_ref()).states(&st);
+                    let out = access.call((k, *layer, *first), call)?;
+                    // A sequence output carries the mask the steps ran under (Keras:
+                    // the given mask, else the input's), a last-step output none.
+                    let out_mask = if out.output.ndim() == 3 {
+                        explicit.or(in_mask)
+                    } else {
+                        None
+                    };
+                    pass.values[k][0] = Some(out.output);
+                    for (i, s) in out.states.into_iter().enumerate() {
                         pass.values[k][i + 1] = Some(s.into_dyn());
                     }
                     pass.masks[k][0] = out_mask;
+                    pass.logits[k] = out.logits;
                 }
             }
         }
@@ -601,17 +586,19 @@ impl<F: Float> Functional<F> {
                             })?
                     };
                     // One gradient per input tensor, then the initial states'.
+                    let d_states: Vec<Array2<F>> = g_out
+                        .into_iter()
+                        .map(|g| g.into_dimensionality::<Ix2>().expect("states are 2-D"))
+                        .collect();
+                    let g = inst.backward(
+                        OutputGrads::new(&dy)
+                            .states(&d_states)
+                            .from_logits(!*states && logits_nodes.contains(&k)),
+                    )?;
                     let (dxs, d_init) = if *states {
-                        let d_states: Vec<Array2<F>> = g_out
-                            .into_iter()
-                            .map(|g| g.into_dimensionality::<Ix2>().expect("states are 2-D"))
-                            .collect();
-                        let (dx, d_init) = inst.backward_with_states(&dy, &d_states)?;
-                        (vec![dx], d_init)
-                    } else if logits_nodes.contains(&k) {
-                        (vec![inst.backward_from_logits(&dy)?], Vec::new())
+                        (g.dxs, g.states)
                     } else {
-                        (inst.backward_list(&dy)?, Vec::new())
+                        (g.dxs, Vec::new())
                     };
                     if !*first {
                         self.add_shared_grads(*layer, k)?;
@@ -654,7 +641,7 @@ impl<F: Float> Functional<F> {
 impl<F: Float> Model<F> for Functional<F> {
     fn reset_states(&mut self) {
         for layer in &mut self.layers {
-            layer.reset_states();
+            crate::layers::state::reset_of(layer.as_mut());
         }
     }
     fn rng_state(&self) -> Vec<Vec<u64>> {

@@ -12,6 +12,8 @@ use super::workspace::{
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{MaskStream, StdRng};
+use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
+use crate::layers::LayerState;
 use crate::layers::{
     check_dy, check_mask, check_seq, ensure, Dim, Layer, LayerSpec, Mask, Mode, StepWork,
 };
@@ -49,6 +51,9 @@ pub struct Recurrent<C: Cell> {
     /// The stream the dropout masks are drawn from (training passes only).
     masks: MaskStream,
     trained: bool,
+    /// The last training pass ran from explicit initial states: backward returns their
+    /// gradients.
+    from_states: bool,
 }
 
 impl<C: Cell> Recurrent<C> {
@@ -62,6 +67,7 @@ impl<C: Cell> Recurrent<C> {
             carried: Carried::default(),
             masks: MaskStream::new(seed),
             trained: false,
+            from_states: false,
         }
     }
 
@@ -503,7 +509,47 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
     fn type_name(&self) -> &'static str {
         <C::Config as CellConfig>::TYPE_NAME
     }
-    fn output_shape(&self, input: &[Dim]) -> Result<Vec<Dim>> {
+    fn box_clone(&self) -> Box<dyn Layer<C::F>> {
+        let mut c = self.clone();
+        c.buf = Buffers::default();
+        c.trained = false;
+        Box::new(c)
+    }
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(C::Config::layer_spec(self.config.clone()))
+    }
+    fn describe(&self) -> String {
+        let mut s = self.cfg().cell.describe();
+        if self.cfg().return_sequences {
+            s.push_str(", return_sequences=True");
+        }
+        if self.cfg().go_backwards {
+            s.push_str(", go_backwards=True");
+        }
+        s
+    }
+    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+        call::shape_parts(self, inputs)
+    }
+    fn forward(&mut self, inputs: Inputs<'_, C::F>) -> Result<Outputs<C::F>> {
+        call::forward_parts(self, inputs)
+    }
+    fn infer(&self, inputs: Inputs<'_, C::F>) -> Result<Outputs<C::F>> {
+        call::infer_parts(self, inputs)
+    }
+    fn backward(&mut self, grads: OutputGrads<'_, C::F>) -> Result<InputGrads<C::F>> {
+        call::backward_parts(self, grads)
+    }
+    fn state(&self) -> Option<&dyn LayerState<C::F>> {
+        Some(self)
+    }
+    fn state_mut(&mut self) -> Option<&mut dyn LayerState<C::F>> {
+        Some(self)
+    }
+}
+
+impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
+    fn shape_x(&self, input: &[Dim]) -> Result<Vec<Dim>> {
         let (steps, f) = seq_input(self.lname(), input)?;
         if f != self.cell.input_dim() {
             return Err(Error::Features {
@@ -519,13 +565,14 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
             vec![u]
         })
     }
-    fn forward_masked(
+    fn forward_x(
         &mut self,
         x: &ArrayD<C::F>,
         mask: Option<&Mask>,
         mode: Mode,
     ) -> Result<ArrayD<C::F>> {
         self.trained = false;
+        self.from_states = false;
         let init = self.carried_initial(x)?;
         // Masks only in training; inference draws nothing and does not move the stream.
         let mut rng = (mode == Mode::Train).then(|| self.masks.current());
@@ -548,7 +595,7 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         self.trained = mode == Mode::Train;
         Ok(out)
     }
-    fn infer(&self, x: &ArrayD<C::F>, mask: Option<&Mask>) -> Result<ArrayD<C::F>> {
+    fn infer_x(&self, x: &ArrayD<C::F>, mask: Option<&Mask>) -> Result<ArrayD<C::F>> {
         // A stateful call holds the slot from reading to writing it: concurrent calls each
         // advance the state once (in some order) instead of overwriting each other.
         let mut slot = self.cfg().stateful.then(|| self.carried.lock());
@@ -569,7 +616,7 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
             Ok(out)
         })
     }
-    fn infer_with_states(
+    fn infer_x_states(
         &self,
         x: &ArrayD<C::F>,
         mask: Option<&Mask>,
@@ -590,7 +637,7 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
             Ok(out)
         })
     }
-    fn forward_with_states(
+    fn forward_x_states(
         &mut self,
         x: &ArrayD<C::F>,
         mask: Option<&Mask>,
@@ -598,6 +645,7 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         states: &mut Vec<Array2<C::F>>,
     ) -> Result<ArrayD<C::F>> {
         self.trained = false;
+        self.from_states = false;
         let init = self.explicit_initial(x, states)?;
         let out = Self::run(
             &self.cell,
@@ -618,8 +666,52 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
             states,
         );
         self.trained = mode == Mode::Train;
+        self.from_states = true;
         Ok(out)
     }
+    fn mask_x(&self, _x: &ArrayD<C::F>, mask: Option<&Mask>) -> Option<Mask> {
+        if self.cfg().return_sequences {
+            mask.cloned()
+        } else {
+            None
+        }
+    }
+    fn backward_x(&mut self, dy: &ArrayD<C::F>) -> Result<ArrayD<C::F>> {
+        self.run_backward(dy, None).map(|(dx, _)| dx)
+    }
+    fn backward_x_states(
+        &mut self,
+        dy: &ArrayD<C::F>,
+        d_states: &[Array2<C::F>],
+    ) -> Result<(ArrayD<C::F>, Vec<Array2<C::F>>)> {
+        if d_states.is_empty() && !self.from_states {
+            return Ok((self.backward_x(dy)?, Vec::new()));
+        }
+        let (blocks, u) = (C::STATE_BLOCKS, self.cell.units());
+        let d_final = if d_states.is_empty() {
+            None
+        } else {
+            let b = self.buf.x.dim().1;
+            let mut block = Array2::zeros((b, blocks * u));
+            gather_states(
+                self.lname(),
+                d_states,
+                blocks,
+                u,
+                b,
+                false,
+                block.view_mut(),
+            )?;
+            Some(block)
+        };
+        let (dx, d_init) = self.run_backward(dy, d_final.as_ref().map(|d| d.view()))?;
+        let mut d_states = Vec::new();
+        scatter_states(d_init.view(), blocks, u, &mut d_states);
+        Ok((dx, d_states))
+    }
+}
+
+impl<C: Cell> LayerState<C::F> for Recurrent<C> {
     fn streams(&self) -> bool {
         // A layer going backwards reads the last step first: it needs the whole sequence.
         !self.cfg().go_backwards
@@ -676,8 +768,12 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         ensure(out, (b, u)).assign(&next.slice(s![.., ..u]));
         Ok(())
     }
-    fn zero_states(&self, batch: usize) -> Vec<Array2<C::F>> {
-        vec![Array2::zeros((batch, self.cell.units())); C::STATE_BLOCKS]
+    fn zero_states(&self, batch: usize) -> Result<Vec<Array2<C::F>>> {
+        crate::layers::check_output_size(self.lname(), &[batch, self.cell.units()])?;
+        Ok(vec![
+            Array2::zeros((batch, self.cell.units()));
+            C::STATE_BLOCKS
+        ])
     }
     fn reset_states(&mut self) {
         self.carried.reset();
@@ -709,68 +805,12 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         self.carried.set(Some(block));
         Ok(())
     }
-    fn compute_mask(&self, _x: &ArrayD<C::F>, mask: Option<&Mask>) -> Option<Mask> {
-        if self.cfg().return_sequences {
-            mask.cloned()
-        } else {
-            None
-        }
-    }
-    fn backward(&mut self, dy: &ArrayD<C::F>) -> Result<ArrayD<C::F>> {
-        self.run_backward(dy, None).map(|(dx, _)| dx)
-    }
-    fn backward_with_states(
-        &mut self,
-        dy: &ArrayD<C::F>,
-        d_states: &[Array2<C::F>],
-    ) -> Result<(ArrayD<C::F>, Vec<Array2<C::F>>)> {
-        let (blocks, u) = (C::STATE_BLOCKS, self.cell.units());
-        let d_final = if d_states.is_empty() {
-            None
-        } else {
-            let b = self.buf.x.dim().1;
-            let mut block = Array2::zeros((b, blocks * u));
-            gather_states(
-                self.lname(),
-                d_states,
-                blocks,
-                u,
-                b,
-                false,
-                block.view_mut(),
-            )?;
-            Some(block)
-        };
-        let (dx, d_init) = self.run_backward(dy, d_final.as_ref().map(|d| d.view()))?;
-        let mut d_states = Vec::new();
-        scatter_states(d_init.view(), blocks, u, &mut d_states);
-        Ok((dx, d_states))
-    }
     fn rng_state(&self) -> Vec<u64> {
         self.masks.state().to_vec()
     }
     fn set_rng_state(&mut self, state: &[u64]) -> Result<()> {
         let name = self.lname().to_string();
         self.masks.set_state(&name, state)
-    }
-    fn box_clone(&self) -> Box<dyn Layer<C::F>> {
-        let mut c = self.clone();
-        c.buf = Buffers::default();
-        c.trained = false;
-        Box::new(c)
-    }
-    fn spec(&self) -> Option<LayerSpec> {
-        Some(C::Config::layer_spec(self.config.clone()))
-    }
-    fn describe(&self) -> String {
-        let mut s = self.cfg().cell.describe();
-        if self.cfg().return_sequences {
-            s.push_str(", return_sequences=True");
-        }
-        if self.cfg().go_backwards {
-            s.push_str(", go_backwards=True");
-        }
-        s
     }
 }
 

@@ -4,10 +4,10 @@
 use super::Recurrent;
 use crate::float::Float;
 use crate::layers::recurrent::Cell;
-use crate::layers::Layer;
+use crate::layers::{Layer, LayerState};
 
 /// What [`Bidirectional`](crate::Bidirectional) needs of the layer it wraps.
-pub trait RecurrentLayer<F: Float>: Layer<F> + Clone + 'static {
+pub trait RecurrentLayer<F: Float>: Layer<F> + LayerState<F> + Clone + 'static {
     /// Whether the layer returns every step.
     fn return_sequences(&self) -> bool;
     /// Whether the layer runs backwards in time.

@@ -1,0 +1,406 @@
+//! The one layer call: what goes in ([`Inputs`]), what comes out ([`Outputs`]), and the
+//! gradients that flow back ([`OutputGrads`] in, [`InputGrads`] out), as Keras's
+//! `layer(inputs, mask=, training=, initial_state=)` carries them in its arguments.
+
+use super::{Dim, Layer, Mask, Mode};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use ndarray::{Array2, ArrayD};
+
+/// What a layer is called on: one tensor or several (a merge, attention's `[query, value]`),
+/// a mask per tensor, optional initial recurrent states, and the [`Mode`] (Keras's
+/// `training`). Built from one tensor and refined:
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// use rnnkit::ndarray::{Array2, Array3};
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let mut gru = GruConfig::new(3).init::<f64>(2, &mut seeded_rng(0))?;
+/// let x = Array3::from_elem((1, 4, 2), 0.5).into_dyn();
+/// let h0 = [Array2::from_elem((1, 3), 0.1)];
+/// let out = gru.forward(Inputs::new(&x).states(&h0).mode(Mode::Train))?;
+/// assert_eq!((out.output.shape(), out.states.len()), (&[1, 3][..], 1)); // y and h_T
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Inputs<'a, F: Float> {
+    /// The tensors, in the order the layer takes them.
+    pub xs: Vec<&'a ArrayD<F>>,
+    /// One `[batch, steps]` mask (or `None`) per tensor; missing entries are `None`.
+    pub masks: Vec<Option<&'a Mask>>,
+    /// Initial recurrent states in Keras's order (`[h]`, `[h, c]`, each `[batch, units]`);
+    /// the call then returns the states after its last step in [`Outputs::states`]. `None`:
+    /// zeros, or a `stateful` layer's carried states.
+    pub states: Option<&'a [Array2<F>]>,
+    /// Training (keep what `backward` needs, draw dropout) or inference.
+    pub mode: Mode,
+}
+
+impl<'a, F: Float> Inputs<'a, F> {
+    /// One tensor, no mask, no states, [`Mode::Infer`].
+    pub fn new(x: &'a ArrayD<F>) -> Self {
+        Self::list(&[x])
+    }
+
+    /// Several tensors (a merge's inputs, attention's `[query, value]`).
+    pub fn list(xs: &[&'a ArrayD<F>]) -> Self {
+        Inputs {
+            xs: xs.to_vec(),
+            masks: Vec::new(),
+            states: None,
+            mode: Mode::Infer,
+        }
+    }
+
+    /// The mask of the first (for most layers, the only) tensor.
+    pub fn mask(mut self, mask: Option<&'a Mask>) -> Self {
+        if self.masks.is_empty() {
+            self.masks.push(mask);
+        } else {
+            self.masks[0] = mask;
+        }
+        self
+    }
+
+    /// One mask per tensor.
+    pub fn masks(mut self, masks: &[Option<&'a Mask>]) -> Self {
+        self.masks = masks.to_vec();
+        self
+    }
+
+    /// Initial recurrent states (Keras's `initial_state`).
+    pub fn states(mut self, states: &'a [Array2<F>]) -> Self {
+        self.states = Some(states);
+        self
+    }
+
+    /// Training or inference.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The mask of tensor `i`, `None` when not given.
+    pub(crate) fn mask_at(&self, i: usize) -> Option<&'a Mask> {
+        self.masks.get(i).copied().flatten()
+    }
+}
+
+impl<'a, F: Float> From<&'a ArrayD<F>> for Inputs<'a, F> {
+    fn from(x: &'a ArrayD<F>) -> Self {
+        Inputs::new(x)
+    }
+}
+
+/// What a layer call returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outputs<F: Float> {
+    /// The output tensor.
+    pub output: ArrayD<F>,
+    /// The mask the output carries (Keras's `compute_mask`): a sequence output keeps its
+    /// input's mask, a last-step output has none.
+    pub mask: Option<Mask>,
+    /// The states after the last step, when the call was given [`Inputs::states`]; empty
+    /// otherwise.
+    pub states: Vec<Array2<F>>,
+    /// The pre-activation output, kept by a layer whose output activation is softmax or
+    /// sigmoid (cross-entropy losses work from it, as Keras's do).
+    pub logits: Option<ArrayD<F>>,
+}
+
+impl<F: Float> Outputs<F> {
+    /// An output with no mask, states or logits.
+    pub fn new(output: ArrayD<F>) -> Self {
+        Outputs {
+            output,
+            mask: None,
+            states: Vec::new(),
+            logits: None,
+        }
+    }
+}
+
+/// The gradients a backward pass starts from: dL/d(output) and, for a call given initial
+/// states, dL/d(final states) (empty for none).
+#[derive(Debug, Clone, Copy)]
+pub struct OutputGrads<'a, F: Float> {
+    /// dL/d(output), the shape of the output.
+    pub dy: &'a ArrayD<F>,
+    /// dL/d(final states), in state order; empty when they carry no gradient.
+    pub states: &'a [Array2<F>],
+    /// `dy` is dL/d(pre-activation) (see [`Outputs::logits`]): the layer skips its output
+    /// activation.
+    pub from_logits: bool,
+}
+
+impl<'a, F: Float> OutputGrads<'a, F> {
+    /// dL/d(output) alone.
+    pub fn new(dy: &'a ArrayD<F>) -> Self {
+        OutputGrads {
+            dy,
+            states: &[],
+            from_logits: false,
+        }
+    }
+
+    /// With dL/d(final states).
+    pub fn states(mut self, d_states: &'a [Array2<F>]) -> Self {
+        self.states = d_states;
+        self
+    }
+
+    /// `dy` is taken with respect to the logits.
+    pub fn from_logits(mut self, from_logits: bool) -> Self {
+        self.from_logits = from_logits;
+        self
+    }
+}
+
+impl<'a, F: Float> From<&'a ArrayD<F>> for OutputGrads<'a, F> {
+    fn from(dy: &'a ArrayD<F>) -> Self {
+        OutputGrads::new(dy)
+    }
+}
+
+/// What a backward pass returns: dL/d(input), one per tensor the call took, and
+/// dL/d(initial states) when the call was given states.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputGrads<F: Float> {
+    /// dL/d(input) per input tensor.
+    pub dxs: Vec<ArrayD<F>>,
+    /// dL/d(initial states), in state order, when the call was given states; empty
+    /// otherwise.
+    pub states: Vec<Array2<F>>,
+}
+
+impl<F: Float> InputGrads<F> {
+    /// dL/d(input) of a one-tensor call.
+    ///
+    /// # Panics
+    /// Never for a gradient a layer returned: every backward returns one gradient per input.
+    pub fn dx(self) -> ArrayD<F> {
+        self.dxs
+            .into_iter()
+            .next()
+            .expect("a backward pass returns one gradient per input")
+    }
+}
+
+/// The layers rnnkit defines are written as these one-tensor and list pieces; the public
+/// call ([`Layer::forward`], [`Layer::infer`], [`Layer::backward`]) is assembled from them
+/// once, in [`forward_parts`], [`infer_parts`] and [`backward_parts`].
+pub(crate) trait Parts<F: Float>: Layer<F> + Clone {
+    fn shape_x(&self, input: &[Dim]) -> Result<Vec<Dim>>;
+    fn shape_xs(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+        match inputs {
+            [one] => self.shape_x(one),
+            _ => Err(takes_one(self, inputs.len())),
+        }
+    }
+    fn forward_x(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<ArrayD<F>>;
+    fn infer_x(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
+        self.clone().forward_x(x, mask, Mode::Infer)
+    }
+    fn forward_x_states(
+        &mut self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        mode: Mode,
+        states: &mut Vec<Array2<F>>,
+    ) -> Result<ArrayD<F>> {
+        let _ = states;
+        self.forward_x(x, mask, mode)
+    }
+    fn infer_x_states(
+        &self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+        states: &mut Vec<Array2<F>>,
+    ) -> Result<ArrayD<F>> {
+        let _ = states;
+        self.infer_x(x, mask)
+    }
+    fn forward_xs(
+        &mut self,
+        xs: &[&ArrayD<F>],
+        masks: &[Option<&Mask>],
+        mode: Mode,
+    ) -> Result<ArrayD<F>> {
+        let _ = (masks, mode);
+        Err(takes_one(self, xs.len()))
+    }
+    fn infer_xs(&self, xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Result<ArrayD<F>> {
+        let _ = masks;
+        Err(takes_one(self, xs.len()))
+    }
+    fn mask_x(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Option<Mask> {
+        let _ = x;
+        mask.cloned()
+    }
+    fn mask_xs(&self, xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Option<Mask> {
+        let _ = (xs, masks);
+        None
+    }
+    fn logits_x(&self) -> Option<ArrayD<F>> {
+        None
+    }
+    fn backward_x(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>>;
+    fn backward_x_logits(&mut self, dz: &ArrayD<F>) -> Result<ArrayD<F>> {
+        self.backward_x(dz)
+    }
+    fn backward_x_states(
+        &mut self,
+        dy: &ArrayD<F>,
+        d_states: &[Array2<F>],
+    ) -> Result<(ArrayD<F>, Vec<Array2<F>>)> {
+        if !d_states.is_empty() {
+            return Err(Error::Unsupported {
+                layer: self.name().to_string(),
+                reason: format!(
+                    "a {} layer has no states to take gradients",
+                    self.type_name()
+                ),
+            });
+        }
+        Ok((self.backward_x(dy)?, Vec::new()))
+    }
+    /// Whether the last forward took a list (merges and attention always do).
+    fn takes_list(&self) -> bool {
+        false
+    }
+    fn backward_xs(&mut self, dy: &ArrayD<F>) -> Result<Vec<ArrayD<F>>> {
+        Ok(vec![self.backward_x(dy)?])
+    }
+}
+
+/// The error of a one-tensor layer called on another count of tensors.
+pub(crate) fn takes_one<F: Float>(layer: &(impl Layer<F> + ?Sized), got: usize) -> Error {
+    Error::Unsupported {
+        layer: layer.name().to_string(),
+        reason: format!("a {} layer takes one tensor, not {got}", layer.type_name()),
+    }
+}
+
+/// A list call given initial states: no list layer has states.
+fn no_list_states<F: Float>(layer: &(impl Layer<F> + ?Sized)) -> Error {
+    Error::Unsupported {
+        layer: layer.name().to_string(),
+        reason: format!(
+            "a {} layer called on several tensors takes no initial states",
+            layer.type_name()
+        ),
+    }
+}
+
+/// [`Layer::output_shape`] from the parts.
+pub(crate) fn shape_parts<F: Float, L: Parts<F>>(l: &L, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
+    if l.takes_list() {
+        l.shape_xs(inputs)
+    } else {
+        match inputs {
+            [one] => l.shape_x(one),
+            _ => l.shape_xs(inputs),
+        }
+    }
+}
+
+/// [`Layer::forward`] from the parts.
+pub(crate) fn forward_parts<F: Float, L: Parts<F>>(
+    l: &mut L,
+    inputs: Inputs<'_, F>,
+) -> Result<Outputs<F>> {
+    let Inputs {
+        xs, states, mode, ..
+    } = &inputs;
+    match (xs.as_slice(), states) {
+        ([x], _) if !l.takes_list() => {
+            let mask = inputs.mask_at(0);
+            let (output, states) = match states {
+                Some(s) => {
+                    let mut st = s.to_vec();
+                    (l.forward_x_states(x, mask, *mode, &mut st)?, st)
+                }
+                None => (l.forward_x(x, mask, *mode)?, Vec::new()),
+            };
+            Ok(Outputs {
+                output,
+                mask: l.mask_x(x, mask),
+                states,
+                logits: l.logits_x(),
+            })
+        }
+        (_, Some(_)) => Err(no_list_states(l)),
+        (xs, None) => {
+            let masks = list_masks(&inputs);
+            let output = l.forward_xs(xs, &masks, *mode)?;
+            Ok(Outputs {
+                mask: l.mask_xs(xs, &masks),
+                ..Outputs::new(output)
+            })
+        }
+    }
+}
+
+/// [`Layer::infer`] from the parts.
+pub(crate) fn infer_parts<F: Float, L: Parts<F>>(
+    l: &L,
+    inputs: Inputs<'_, F>,
+) -> Result<Outputs<F>> {
+    let Inputs { xs, states, .. } = &inputs;
+    match (xs.as_slice(), states) {
+        ([x], _) if !l.takes_list() => {
+            let mask = inputs.mask_at(0);
+            let (output, states) = match states {
+                Some(s) => {
+                    let mut st = s.to_vec();
+                    (l.infer_x_states(x, mask, &mut st)?, st)
+                }
+                None => (l.infer_x(x, mask)?, Vec::new()),
+            };
+            Ok(Outputs {
+                output,
+                mask: l.mask_x(x, mask),
+                states,
+                logits: None,
+            })
+        }
+        (_, Some(_)) => Err(no_list_states(l)),
+        (xs, None) => {
+            let masks = list_masks(&inputs);
+            let output = l.infer_xs(xs, &masks)?;
+            Ok(Outputs {
+                mask: l.mask_xs(xs, &masks),
+                ..Outputs::new(output)
+            })
+        }
+    }
+}
+
+/// One mask entry per tensor.
+fn list_masks<'a, F: Float>(inputs: &Inputs<'a, F>) -> Vec<Option<&'a Mask>> {
+    (0..inputs.xs.len()).map(|i| inputs.mask_at(i)).collect()
+}
+
+/// [`Layer::backward`] from the parts.
+pub(crate) fn backward_parts<F: Float, L: Parts<F>>(
+    l: &mut L,
+    grads: OutputGrads<'_, F>,
+) -> Result<InputGrads<F>> {
+    if grads.from_logits {
+        return Ok(InputGrads {
+            dxs: vec![l.backward_x_logits(grads.dy)?],
+            states: Vec::new(),
+        });
+    }
+    if l.takes_list() {
+        return Ok(InputGrads {
+            dxs: l.backward_xs(grads.dy)?,
+            states: Vec::new(),
+        });
+    }
+    let (dx, states) = l.backward_x_states(grads.dy, grads.states)?;
+    Ok(InputGrads {
+        dxs: vec![dx],
+        states,
+    })
+}
