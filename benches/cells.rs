@@ -52,11 +52,17 @@ fn cells(c: &mut Criterion) {
         for cell in CELLS {
             let mut m = model(cell, t, f, h);
             g.bench_function(BenchmarkId::new("forward", cell), |bench| {
-                bench.iter(|| black_box(m.forward(&x, Mode::Infer).expect("forward")))
+                bench.iter(|| {
+                    black_box(
+                        m.forward(Inputs::new(&x).mode(Mode::Infer))
+                            .map(|mut o| o.remove(0).output)
+                            .expect("forward"),
+                    )
+                })
             });
             let mut trainer = Trainer::new(Adam::default(), Loss::Mse);
             g.bench_function(BenchmarkId::new("train", cell), |bench| {
-                bench.iter(|| trainer.train_on_batch(&mut m, &x, &y).expect("step"))
+                bench.iter(|| trainer.train_on_batch(&mut m, (&x, &y)).expect("step"))
             });
         }
         g.finish();
@@ -95,7 +101,7 @@ fn lecture_epoch(c: &mut Criterion) {
     let mut m = model("SimpleRnn", 3, 1, 20);
     let mut trainer = Trainer::new(Adam::default(), Loss::Mse).epochs(1);
     c.bench_function("model-1 epoch (100 samples, batch 32)", |bench| {
-        bench.iter(|| trainer.fit(&mut m, &x, &y).expect("fit"))
+        bench.iter(|| trainer.fit(&mut m, (&x, &y)).expect("fit"))
     });
 }
 

@@ -174,12 +174,18 @@ fn training_pass(c: &mut Criterion) {
     g.bench_function("graph", |bench| {
         bench.iter(|| {
             model
-                .forward_many(&[src.clone(), dec_in.clone()], Mode::Train)
+                .forward(Inputs::from(&[src.clone(), dec_in.clone()]).mode(Mode::Train))
                 .unwrap();
             Module::zero_grad(&mut model);
             black_box(
                 model
-                    .backward_many(std::slice::from_ref(&dy), &[false])
+                    .backward(
+                        &std::slice::from_ref(&dy)
+                            .iter()
+                            .zip(&[false])
+                            .map(|(d, &f)| OutputGrads::new(d).from_logits(f))
+                            .collect::<Vec<_>>(),
+                    )
                     .unwrap(),
             );
         })

@@ -29,7 +29,7 @@ fn main() -> Result<(), rnnkit::Error> {
         let mut trainer = Trainer::new(Adam::default(), Loss::Mse)
             .epochs(args.epochs)
             .seed(args.seed)
-            .validation_data(vx.clone(), vy.clone());
+            .validation_data((&vx.clone(), &vy.clone()));
         let (h, secs) = common::timed_fit(&mut trainer, &mut model, &x, &y)?;
         let val = h.val_loss().unwrap_or(&[]);
         rows.push((

@@ -50,7 +50,9 @@ fn main() -> Result<(), rnnkit::Error> {
         ),
     ]);
 
-    let y_hat = trainer.predict(&model, &x)?;
+    let y_hat = model
+        .predict(Inputs::new(&x), 32)
+        .map(|mut p| p.remove(0))?;
     common::line_plot(
         &args.path("loss.svg"),
         "Deep RNN (4 × SimpleRNN(34)): training loss",

@@ -141,7 +141,9 @@ fn lstm_task(
     let (_, fit_s) = common::timed_fit(&mut trainer, &mut model, &x, &y)?;
     // One step: windows ending at train .. train + test − 1.
     let (tx, _) = common::windows(&s32[train + 1 - window..=train + test], window);
-    let pred = model.predict(&tx, 256)?;
+    let pred = model
+        .predict(Inputs::new(&tx), 256)
+        .map(|mut p| p.remove(0))?;
     let pred: Vec<f64> = pred.iter().map(|&v| f64::from(v)).collect();
     let one_step = nrmse(&pred, &s[train + 1..=train + test]);
     // Closed loop: the window slides over the model's own outputs.
@@ -150,7 +152,9 @@ fn lstm_task(
     for _ in 0..horizon {
         let xw = ArrayD::from_shape_vec(IxDyn(&[1, window, 1]), win.clone())
             .map_err(|e| rnnkit::Error::Data(e.to_string()))?;
-        let next = model.predict(&xw, 1)?[[0, 0]];
+        let next = model
+            .predict(Inputs::new(&xw), 1)
+            .map(|mut p| p.remove(0))?[[0, 0]];
         forecast.push(f64::from(next));
         win.remove(0);
         win.push(next);

@@ -56,7 +56,7 @@ fn main() -> Result<(), rnnkit::Error> {
             let mut trainer = Trainer::new(Adam::new(0.003), Loss::Mse)
                 .epochs(args.epochs)
                 .seed(seed)
-                .validation_data(vx, vy);
+                .validation_data((&vx, &vy));
             let (h, _) = common::timed_fit(&mut trainer, &mut model, &x, &y)?;
             let val = h.val_loss().unwrap_or(&[]).to_vec();
             vals.push(*val.last().unwrap_or(&f64::NAN));

@@ -89,7 +89,9 @@ fn write_sample(path: &str) -> Result<(), rnnkit::Error> {
         }
     })
     .into_dyn();
-    let y = model.predict(&x, 32)?;
+    let y = model
+        .predict(Inputs::new(&x), 32)
+        .map(|mut p| p.remove(0))?;
     model.save(path)?;
     println!("wrote {path}: {} parameters", model.param_count());
     println!(

@@ -29,7 +29,7 @@ fn main() -> Result<(), rnnkit::Error> {
         .epochs(args.epochs)
         .seed(args.seed);
     let start = Instant::now();
-    let history = trainer.fit(&mut model, &x, &y)?;
+    let history = trainer.fit(&mut model, (&x, &y))?;
     let secs = start.elapsed().as_secs_f64();
 
     let losses = history.loss();
@@ -38,7 +38,9 @@ fn main() -> Result<(), rnnkit::Error> {
             println!("epoch {:>3}: loss {l:.6}", e + 1);
         }
     }
-    let y_hat = trainer.predict(&model, &x)?;
+    let y_hat = model
+        .predict(Inputs::new(&x), 32)
+        .map(|mut p| p.remove(0))?;
     println!(
         "final loss {:.6} after {} epochs, fit took {secs:.3} s",
         losses.last().unwrap_or(&f64::NAN),

@@ -65,7 +65,7 @@ fn main() -> Result<(), rnnkit::Error> {
         trainer = trainer.truncated_bptt(TruncatedBptt::new(window));
     }
     let start = Instant::now();
-    let h = trainer.fit(&mut model, &x, &y)?;
+    let h = trainer.fit(&mut model, (&x, &y))?;
     let per_epoch = start.elapsed().as_secs_f64() / args.epochs.max(1) as f64;
     let how = if full {
         "full BPTT".to_string()

@@ -78,7 +78,7 @@ fn main() -> Result<(), rnnkit::Error> {
             .batch_size(32)
             .seed(args.seed);
         let start = std::time::Instant::now();
-        let h = trainer.fit(&mut m, &x, &y)?;
+        let h = trainer.fit(&mut m, (&x, &y))?;
         let losses = h.loss();
         let marks: Vec<String> = [1, 5, 10]
             .into_iter()

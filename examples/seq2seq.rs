@@ -192,7 +192,7 @@ fn start_state(
     src: &ArrayD<f32>,
     units: usize,
 ) -> Result<DecodeState<f32>, Error> {
-    let out = enc.infer_many(std::slice::from_ref(src))?;
+    let out = enc.infer(Inputs::from(std::slice::from_ref(src)))?;
     let n = src.shape()[0];
     let states = if v.init_state() {
         vec![out[1].output.clone(), out[2].output.clone()]
@@ -270,10 +270,9 @@ fn main() -> Result<(), rnnkit::Error> {
         .batch_size(64)
         .seed(args.seed);
         let t0 = std::time::Instant::now();
-        let h = trainer.fit_many(
+        let h = trainer.fit(
             &mut model,
-            &[src.clone(), dec_in.clone()],
-            std::slice::from_ref(&tgt),
+            Data::list(&[src.clone(), dec_in.clone()], std::slice::from_ref(&tgt)),
         )?;
         let secs = t0.elapsed().as_secs_f64();
         let enc = encoder(&model, max_len)?;

@@ -113,11 +113,15 @@ fn run<F: Float>(o: &Opts) -> Result<f64, rnnkit::Error> {
     let mut step = || -> Result<(), rnnkit::Error> {
         match o.mode.as_str() {
             "train" => {
-                trainer.train_on_batch(&mut model, &x, &y)?;
+                trainer.train_on_batch(&mut model, (&x, &y))?;
             }
             // Inference through &self, as predict and a model shared across threads run.
             "infer" => {
-                std::hint::black_box(model.infer(&x, None)?);
+                std::hint::black_box(
+                    model
+                        .infer(Inputs::new(&x).mask(None))
+                        .map(|mut o| o.remove(0).output)?,
+                );
             }
             _ => {
                 std::hint::black_box(model.step(x_step.view(), &mut stream)?);

@@ -53,7 +53,9 @@ fn main() -> Result<(), rnnkit::Error> {
         .map(|o| o.output)?
         .into_dimensionality::<Ix3>()
         .expect("[1, 4, 3]");
-    let y_hat = model.forward(&x, Mode::Train)?;
+    let y_hat = model
+        .forward(Inputs::new(&x).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)?;
     let y3 = y_hat
         .view()
         .into_dimensionality::<Ix3>()
@@ -80,9 +82,11 @@ fn main() -> Result<(), rnnkit::Error> {
     }
 
     // One BPTT step: E = MSE(y, y') over all steps and outputs (Keras's mse).
-    let (e, de) = Loss::Mse.compute(&y_hat, &y, None)?;
+    let (e, de) = Loss::Mse.compute(&y_hat, &y, None, None)?;
     model.zero_grad();
-    model.backward(&de)?;
+    model
+        .backward(&[OutputGrads::new(&de)])
+        .map(|mut d| d.remove(0))?;
     println!("\nE = MSE(y, y') = {e:.6}");
     println!("result: y1={}/{} E={e}", y3[[0, 0, 0]], y3[[0, 0, 1]]);
     let mut grads = Vec::new();

@@ -21,10 +21,11 @@
 //!     .push(SimpleRnnConfig::new(20))?
 //!     .push(DenseConfig::new(1))?;
 //! let x = Array3::from_shape_fn((4, 3, 1), |(i, t, _)| 0.1 * (i + t) as f64).into_dyn();
-//! let y = model.forward(&x, Mode::Train)?;
+//! let y = model.forward(Inputs::new(&x).mode(Mode::Train))?.remove(0).output;
 //! assert_eq!(y.shape(), &[4, 1]);
-//! let dx = model.backward(&rnnkit::ndarray::ArrayD::ones(y.raw_dim()))?; // BPTT
-//! assert_eq!(dx.shape(), x.shape());
+//! let dy = rnnkit::ndarray::ArrayD::ones(y.raw_dim());
+//! let dx = model.backward(&[OutputGrads::new(&dy)])?; // BPTT, one dL/dx per input
+//! assert_eq!(dx[0].shape(), x.shape());
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
@@ -83,9 +84,9 @@ pub use layers::{
     Outputs, StepWork,
 };
 pub use model::{
-    Architecture, DecodeState, Forward, Functional, Graph, GraphInput, GraphNode, GraphSpec,
-    LayerId, Model, ModelSpec, NodeLayer, RnnCall, RnnOutputs, Sequential, StepDecoder,
-    StreamState, Summary, SummaryRow, Tensor,
+    Architecture, DecodeState, Functional, Graph, GraphInput, GraphNode, GraphSpec, LayerId, Model,
+    ModelSpec, ModelState, NodeLayer, RnnCall, RnnOutputs, Sequential, StepDecoder, StreamState,
+    Summary, SummaryRow, Tensor,
 };
 #[doc(hidden)]
 pub use parallel::time_loop_splits;
@@ -93,7 +94,7 @@ pub use parallel::{num_threads, set_num_threads};
 pub use param::{Module, Param};
 pub use reservoir::{EchoStateNetwork, EsnConfig, Reservoir};
 pub use train::{
-    Adam, AdamW, Callback, Clip, Context, Control, CosineDecay, EarlyStopping, EpochEnd,
+    Adam, AdamW, Callback, Clip, Context, Control, CosineDecay, Data, EarlyStopping, EpochEnd,
     ExponentialDecay, History, LambdaCallback, LearningRate, Logs, Loss, LossFunction, Metric,
     MetricFunction, ModelCheckpoint, Optimizer, PerRow, PiecewiseConstantDecay, ReduceLROnPlateau,
     RmsProp, RowLoss, Sgd, Trainer, TruncatedBptt,

@@ -8,11 +8,11 @@ pub use crate::utils::{pad_sequences, to_categorical, PadSequences, Side};
 pub use crate::{
     mask_from_lengths, seeded_rng, Activation, Adam, AdamW, AdditiveAttentionConfig,
     AttentionConfig, Bidirectional, BidirectionalConfig, Callback, Context, Control, CosineDecay,
-    DecodeState, Dense, DenseConfig, DropoutConfig, EarlyStopping, EchoStateNetwork, Embedding,
-    EmbeddingConfig, EpochEnd, Error, EsnConfig, ExponentialDecay, Float, Functional,
+    Data, DecodeState, Dense, DenseConfig, DropoutConfig, EarlyStopping, EchoStateNetwork,
+    Embedding, EmbeddingConfig, EpochEnd, Error, EsnConfig, ExponentialDecay, Float, Functional,
     GlobalAveragePooling1DConfig, Graph, Gru, GruConfig, History, InputGrads, Inputs, Layer,
     LayerConfig, LayerState, Logs, Loss, Lstm, LstmConfig, Mask, Masking, MaskingConfig, Merge,
-    MergeMode, Metric, Mode, Model, ModelCheckpoint, Module, Optimizer, OutputGrads, Outputs,
-    PiecewiseConstantDecay, ReduceLROnPlateau, RepeatVectorConfig, RmsProp, Sequential, Sgd,
-    SimpleRnn, SimpleRnnConfig, StepDecoder, StreamState, Tensor, Trainer, TruncatedBptt,
+    MergeMode, Metric, Mode, Model, ModelCheckpoint, ModelState, Module, Optimizer, OutputGrads,
+    Outputs, PiecewiseConstantDecay, ReduceLROnPlateau, RepeatVectorConfig, RmsProp, Sequential,
+    Sgd, SimpleRnn, SimpleRnnConfig, StepDecoder, StreamState, Tensor, Trainer, TruncatedBptt,
 };

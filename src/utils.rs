@@ -71,7 +71,7 @@ impl PadSequences {
     }
 
     /// [`PadSequences::apply`] and the `[n, maxlen]` mask of the real entries (for
-    /// `fit_masked`, `predict_masked`).
+    /// `Data::mask`, `Inputs::mask`).
     ///
     /// # Errors
     /// As [`PadSequences::apply`].

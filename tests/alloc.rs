@@ -33,9 +33,13 @@ fn allocations_per_pass(
     let mask = masked.then(|| rnnkit::mask_from_lengths(&lengths, steps).unwrap());
     let mut pass = || {
         let y = model
-            .forward_masked(&x, mask.as_ref(), Mode::Train)
+            .forward(Inputs::new(&x).mask(mask.as_ref()).mode(Mode::Train))
+            .map(|mut o| o.remove(0).output)
             .unwrap();
-        model.backward(&y).unwrap();
+        model
+            .backward(&[OutputGrads::new(&y)])
+            .map(|mut d| d.remove(0))
+            .unwrap();
     };
     pass();
     let before = allocations();
@@ -79,9 +83,12 @@ fn allocations_do_not_grow_with_sequence_length() {
                 "{name} (batch {batch}, masked: {masked}): {short} allocations for 4 steps, \
                  {long} for 64; only the backend's {products} packing buffers per step may grow"
             );
+            // A fixed budget per forward + backward of the model (0.2's one-call API returns
+            // one Vec of outputs and one of input gradients, and each layer call a Vec of inputs:
+            // three to four more than 0.1). It may not grow with the sequence (above).
             let per_call = short - products * 4;
             assert!(
-                per_call < 30,
+                per_call < 34,
                 "{name}: {per_call} allocations per pass besides packing"
             );
         }

@@ -204,7 +204,10 @@ fn fast_path_equals_the_plain_reference() {
             let want = reference(kind, &weights, &x, u);
             for n in [1, 2] {
                 threads(n);
-                let got = model.predict(&x, b).unwrap();
+                let got = model
+                    .predict(Inputs::new(&x), b)
+                    .map(|mut p| p.remove(0))
+                    .unwrap();
                 let err = (&got - &want)
                     .mapv(f64::abs)
                     .fold(0.0, |m: f64, &v| m.max(v));
@@ -224,7 +227,10 @@ fn fast_path_equals_the_plain_reference() {
                     .collect::<Vec<_>>(),
             )
             .unwrap();
-            let got = m32.predict(&x.mapv(|v| v as f32), b).unwrap();
+            let got = m32
+                .predict(Inputs::new(&x.mapv(|v| v as f32)), b)
+                .map(|mut p| p.remove(0))
+                .unwrap();
             let err = (&got.mapv(f64::from) - &want)
                 .mapv(f64::abs)
                 .fold(0.0, |m: f64, &v| m.max(v));
@@ -250,9 +256,15 @@ fn outputs_and_gradients_do_not_depend_on_the_thread_count() {
             threads(n);
             let mut model = build::<f64>(kind, t, f, u, true);
             let before = rnnkit::time_loop_splits();
-            let y = model.forward(&x, Mode::Train).unwrap();
+            let y = model
+                .forward(Inputs::new(&x).mode(Mode::Train))
+                .map(|mut o| o.remove(0).output)
+                .unwrap();
             let dy = y.mapv(|v| v * 0.3 + 0.1);
-            let dx = model.backward(&dy).unwrap();
+            let dx = model
+                .backward(&[OutputGrads::new(&dy)])
+                .map(|mut d| d.remove(0))
+                .unwrap();
             let split = rnnkit::time_loop_splits() - before;
             // One thread never splits; two split both the forward and the backward loop.
             assert_eq!(split, if n == 1 { 0 } else { 2 }, "{kind:?}: threads={n}");

@@ -281,7 +281,7 @@ pub fn timed_fit<O: rnnkit::Optimizer<f32>>(
     y: &ArrayD<f32>,
 ) -> Result<(rnnkit::History, f64), rnnkit::Error> {
     let start = std::time::Instant::now();
-    let h = trainer.fit(model, x, y)?;
+    let h = trainer.fit(model, (x, y))?;
     Ok((h, start.elapsed().as_secs_f64()))
 }
 

@@ -29,7 +29,8 @@ impl<F: Float> Sequential<F> {
     ///                "recurrent_kernel": {"shape": [1, 1], "data": [0.25]},
     ///                "bias": {"shape": [1], "data": [0.0]}}}]}"#;
     /// let model = Sequential::<f64>::from_keras_json(json)?;
-    /// let y = model.predict(&rnnkit::ndarray::Array3::ones((1, 2, 1)).into_dyn(), 32)?;
+    /// let x = rnnkit::ndarray::Array3::ones((1, 2, 1)).into_dyn();
+    /// let y = model.predict(Inputs::new(&x), 32)?.remove(0);
     /// let h1 = 0.5f64.tanh();
     /// assert!((y[[0, 0]] - (0.5 + 0.25 * h1).tanh()).abs() < 1e-15);
     /// # Ok(()) }

@@ -93,7 +93,7 @@ pub struct CheckpointInfo {
     /// The optimizer's state groups (`["m", "v"]`).
     pub state: Vec<String>,
     /// Every layer's random stream state (dropout masks: seed and passes drawn), one list
-    /// per layer ([`Model::rng_state`]); empty in files written
+    /// per layer ([`ModelState::rng_state`](crate::ModelState::rng_state)); empty in files written
     /// before 0.2, which resume with fresh streams.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rng: Vec<Vec<u64>>,
@@ -579,6 +579,7 @@ impl<F: Float> Sequential<F> {
 mod tests {
     use super::*;
     use crate::layers::dense::DenseConfig;
+    use crate::param::Module;
     use std::sync::atomic::Ordering;
 
     /// A write that fails after the temporary file exists (as a full disk would) leaves the

@@ -60,7 +60,7 @@ impl<F: Float> EchoStateNetwork<F> {
     /// let path = std::env::temp_dir().join("rnnkit-doc-esn.safetensors");
     /// esn.save(&path)?;
     /// let mut loaded = EchoStateNetwork::<f64>::load(&path)?;
-    /// assert_eq!(loaded.predict(&x)?, esn.predict(&x)?);
+    /// assert_eq!(loaded.run(&x)?, esn.run(&x)?);
     /// # std::fs::remove_file(&path).ok();
     /// # Ok(()) }
     /// ```

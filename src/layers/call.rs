@@ -55,7 +55,9 @@ impl<'a, F: Float> Inputs<'a, F> {
     /// The mask of the first (for most layers, the only) tensor.
     pub fn mask(mut self, mask: Option<&'a Mask>) -> Self {
         if self.masks.is_empty() {
-            self.masks.push(mask);
+            if mask.is_some() {
+                self.masks.push(mask);
+            }
         } else {
             self.masks[0] = mask;
         }
@@ -83,6 +85,27 @@ impl<'a, F: Float> Inputs<'a, F> {
     /// The mask of tensor `i`, `None` when not given.
     pub(crate) fn mask_at(&self, i: usize) -> Option<&'a Mask> {
         self.masks.get(i).copied().flatten()
+    }
+}
+
+impl<'a, F: Float> From<&'a [ArrayD<F>]> for Inputs<'a, F> {
+    /// One tensor per array, as a model with several inputs takes them.
+    fn from(xs: &'a [ArrayD<F>]) -> Self {
+        Inputs::list(&xs.iter().collect::<Vec<_>>())
+    }
+}
+
+impl<'a, F: Float, const N: usize> From<&'a [ArrayD<F>; N]> for Inputs<'a, F> {
+    /// One tensor per array, as a model with several inputs takes them.
+    fn from(xs: &'a [ArrayD<F>; N]) -> Self {
+        Inputs::from(xs.as_slice())
+    }
+}
+
+impl<'a, F: Float> From<&'a Vec<ArrayD<F>>> for Inputs<'a, F> {
+    /// One tensor per array, as a model with several inputs takes them.
+    fn from(xs: &'a Vec<ArrayD<F>>) -> Self {
+        Inputs::from(xs.as_slice())
     }
 }
 

@@ -19,9 +19,12 @@ use ndarray_rand::rand::Rng;
 /// use rnnkit::DropoutConfig;
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut m = Sequential::<f64>::new(&[1000]).push(DropoutConfig::new(0.5).seed(1))?;
+/// let run = |m: &mut Sequential<f64>, x, mode| -> Result<_, rnnkit::Error> {
+///     Ok(m.forward(Inputs::new(x).mode(mode))?.remove(0).output)
+/// };
 /// let x = rnnkit::ndarray::Array2::<f64>::ones((1, 1000)).into_dyn();
-/// assert_eq!(m.forward(&x, Mode::Infer)?, x);
-/// let y = m.forward(&x, Mode::Train)?;
+/// assert_eq!(run(&mut m, &x, Mode::Infer)?, x);
+/// let y = run(&mut m, &x, Mode::Train)?;
 /// assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
 /// assert!((y.mean().unwrap() - 1.0).abs() < 0.1);
 /// # Ok(()) }

@@ -34,7 +34,7 @@ const READS: &str = "an Embedding reads token ids [batch, steps]";
 ///     .push(LstmConfig::new(16))?
 ///     .push(DenseConfig::new(1).activation(Activation::Sigmoid))?;
 /// let ids = rnnkit::ndarray::array![[5.0f32, 17.0, 3.0, 0.0, 0.0], [42.0, 9.0, 0.0, 0.0, 0.0]];
-/// let p = model.infer(&ids.into_dyn(), None)?.output; // [2, 1]
+/// let p = model.predict(Inputs::new(&ids.into_dyn()), 32)?.remove(0); // [2, 1]
 /// assert_eq!(p.shape(), &[2, 1]);
 /// # Ok(()) }
 /// ```

@@ -604,7 +604,7 @@ merge_config!(
     /// let a = g.input("a", &[Some(2)])?;
     /// let sum = g.apply_list(&AddConfig::new(), &[a, a])?;
     /// let m = g.build(&[a], &[sum])?;
-    /// let y = m.infer_many(&[rnnkit::ndarray::array![[1.0, 2.0]].into_dyn()])?;
+    /// let y = m.infer(Inputs::new(&rnnkit::ndarray::array![[1.0, 2.0]].into_dyn()))?;
     /// assert_eq!(y[0].output, rnnkit::ndarray::array![[2.0, 4.0]].into_dyn());
     /// # Ok(()) }
     /// ```

@@ -18,10 +18,10 @@ use ndarray::{Array2, Array3, ArrayD, Axis, Ix2};
 /// use rnnkit::prelude::*;
 /// use rnnkit::GlobalAveragePooling1DConfig;
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let mut m = Sequential::<f64>::new(&[3, 1]).push(GlobalAveragePooling1DConfig::new())?;
+/// let m = Sequential::<f64>::new(&[3, 1]).push(GlobalAveragePooling1DConfig::new())?;
 /// let x = rnnkit::ndarray::array![[[1.0], [2.0], [6.0]]].into_dyn();
 /// let mask = mask_from_lengths(&[2], 3)?;
-/// assert_eq!(m.forward_masked(&x, Some(&mask), Mode::Infer)?, rnnkit::ndarray::array![[1.5]].into_dyn());
+/// assert_eq!(m.infer(Inputs::new(&x).mask(Some(&mask)))?[0].output, rnnkit::ndarray::array![[1.5]].into_dyn());
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -205,8 +205,8 @@ impl<F: Float> Module<F> for GlobalAveragePooling1D {
 /// use rnnkit::prelude::*;
 /// use rnnkit::RepeatVectorConfig;
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let mut m = Sequential::<f64>::new(&[2]).push(RepeatVectorConfig::new(3))?;
-/// let y = m.forward(&rnnkit::ndarray::array![[1.0, 2.0]].into_dyn(), Mode::Infer)?;
+/// let m = Sequential::<f64>::new(&[2]).push(RepeatVectorConfig::new(3))?;
+/// let y = m.predict(Inputs::new(&rnnkit::ndarray::array![[1.0, 2.0]].into_dyn()), 32)?.remove(0);
 /// assert_eq!(y, rnnkit::ndarray::array![[[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]]].into_dyn());
 /// # Ok(()) }
 /// ```

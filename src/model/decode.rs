@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::layers::Mask;
+use crate::layers::{Inputs, Mask};
 use crate::model::{Functional, Model};
 use crate::param::Module;
 use ndarray::{Array2, Array3, ArrayD, Axis, IxDyn};
@@ -158,12 +158,12 @@ impl<F: Float> StepDecoder<F> {
         let want = states
             .checked_add(1)
             .ok_or_else(|| bad(format!("{states} states")))?;
-        if model.input_count() < want || model.output_count() != want {
+        let (n_in, n_out) = (model.input_shapes().len(), model.output_shapes().len());
+        if n_in < want || n_out != want {
             return Err(bad(format!(
                 "a step decoder with {states} states takes [token, {states} states, context…] and \
                  gives [probabilities, {states} states]; this model takes {} inputs and gives {} outputs",
-                model.input_count(),
-                model.output_count()
+                n_in, n_out
             )));
         }
         let one_hot = match model.inputs()[0].1 {
@@ -227,7 +227,8 @@ impl<F: Float> StepDecoder<F> {
         let masks: Vec<Option<&Mask>> = std::iter::repeat_n(None, 1 + self.states)
             .chain(state.masks.iter().map(|m| m.as_ref()))
             .collect();
-        let mut out = self.model.infer_masked(&xs, &masks)?;
+        let refs: Vec<&ArrayD<F>> = xs.iter().collect();
+        let mut out = self.model.infer(Inputs::list(&refs).masks(&masks))?;
         let probs = out.remove(0).output;
         let vocab = probs.shape().last().copied().unwrap_or(0);
         let probs = probs

@@ -1,11 +1,13 @@
 //! [`Model`]: the one interface through which a model is trained, evaluated, predicted and
-//! checkpointed. [`Sequential`](crate::Sequential) implements it; so can a user's own model.
+//! checkpointed; [`ModelState`]: its carried states and runs from explicit states.
+//! [`Sequential`](crate::Sequential), [`Functional`](crate::Functional) and
+//! [`EchoStateNetwork`](crate::EchoStateNetwork) implement it; so can a user's own model.
 
 use super::ModelSpec;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::{check_mask, Dim, Mask, Mode};
+use crate::layers::{check_mask, Dim, Inputs, OutputGrads, Outputs};
 use crate::param::Module;
 use ndarray::{concatenate, Array2, ArrayD, Axis, Slice};
 use std::fmt::Debug;
@@ -32,40 +34,24 @@ pub enum Architecture {
     Graph(crate::model::GraphSpec),
 }
 
-/// What one forward pass of a model returns: nothing is parked in the model for the caller
-/// to fetch afterwards.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Forward<F: Float> {
-    /// The output.
-    pub output: ArrayD<F>,
-    /// The `[batch, steps]` mask the output carries (what the loss averages over), if any.
-    pub mask: Option<Mask>,
-    /// The pre-activation output, when the model ends in softmax or sigmoid (cross-entropy
-    /// is computed from it, as Keras does). A model's `forward` returns it in either
-    /// [`Mode`]; `infer` need not.
-    pub logits: Option<ArrayD<F>>,
-}
-
 /// A trainable model: what [`Trainer`](crate::Trainer) trains, evaluates and predicts, and
-/// what callbacks and optimizers see.
+/// what callbacks and optimizers see. One call for one input or several, as a layer's:
+/// [`Model::forward`] takes [`Inputs`] and returns one [`Outputs`] per model output;
+/// [`Model::backward`] takes one [`OutputGrads`] per output and returns dL/d(input) per
+/// input.
 ///
-/// Implement [`Model::forward`], [`Model::infer`], [`Model::backward`] and the two parameter
-/// visitors; the rest has defaults. The trainer calls `forward` in [`Mode::Train`], then
+/// Implement the shapes, `forward`, `infer`, `backward` and [`Module`]; the rest has
+/// defaults. The trainer calls `forward` in [`Mode::Train`](crate::Mode::Train), then
 /// [`Module::zero_grad`], then `backward` with the loss gradient, then lets the optimizer
 /// update what the visitors show; prediction goes through `infer`, which takes `&self` so
 /// that a trained model can serve several threads at once (hence `Send + Sync`).
-///
-/// The one-array methods speak of one input and one output; models with several (graph
-/// models, [`Functional`](crate::Functional)) also implement [`Model::forward_many`],
-/// [`Model::infer_many`] and [`Model::backward_many`], whose defaults wrap the one-array
-/// methods, so implementations written for one input keep compiling.
 ///
 /// # Example
 /// A hand-written model, `y = w·x` summed over the features, trained by the
 /// [`Trainer`](crate::Trainer):
 /// ```
 /// use rnnkit::prelude::*;
-/// use rnnkit::{Dim, Forward, Model, Param};
+/// use rnnkit::{Dim, Param};
 /// use rnnkit::ndarray::{Array2, ArrayD, Axis, IxDyn};
 ///
 /// #[derive(Debug)]
@@ -78,21 +64,20 @@ pub struct Forward<F: Float> {
 /// }
 ///
 /// impl Model<f64> for Linear {
-///     fn input_shape(&self) -> &[Dim] { &[Some(2)] }
-///     fn output_shape(&self) -> &[Dim] { &[Some(1)] }
-///     fn forward(&mut self, x: &ArrayD<f64>, mask: Option<&Mask>, mode: Mode)
-///         -> Result<Forward<f64>, rnnkit::Error> {
-///         if mode == Mode::Train { self.x = Some(x.clone()); }
-///         self.infer(x, mask)
+///     fn input_shapes(&self) -> Vec<Vec<Dim>> { vec![vec![Some(2)]] }
+///     fn output_shapes(&self) -> Vec<Vec<Dim>> { vec![vec![Some(1)]] }
+///     fn forward(&mut self, inputs: Inputs<'_, f64>) -> Result<Vec<Outputs<f64>>, rnnkit::Error> {
+///         if inputs.mode == Mode::Train { self.x = Some(inputs.xs[0].clone()); }
+///         self.infer(inputs)
 ///     }
-///     fn infer(&self, x: &ArrayD<f64>, _: Option<&Mask>) -> Result<Forward<f64>, rnnkit::Error> {
-///         let y = (x * self.w.value()).sum_axis(Axis(1)).insert_axis(Axis(1));
-///         Ok(Forward { output: y, mask: None, logits: None })
+///     fn infer(&self, inputs: Inputs<'_, f64>) -> Result<Vec<Outputs<f64>>, rnnkit::Error> {
+///         let y = (inputs.xs[0] * self.w.value()).sum_axis(Axis(1)).insert_axis(Axis(1));
+///         Ok(vec![Outputs::new(y)])
 ///     }
-///     fn backward(&mut self, dy: &ArrayD<f64>, _: bool) -> Result<ArrayD<f64>, rnnkit::Error> {
-///         let x = self.x.as_ref().expect("a Train forward first");
+///     fn backward(&mut self, grads: &[OutputGrads<'_, f64>]) -> Result<Vec<ArrayD<f64>>, rnnkit::Error> {
+///         let (x, dy) = (self.x.as_ref().expect("a Train forward first"), grads[0].dy);
 ///         self.w.add_grad(&(x * dy).sum_axis(Axis(0)))?;
-///         Ok(dy * self.w.value())
+///         Ok(vec![dy * self.w.value()])
 ///     }
 /// }
 ///
@@ -101,131 +86,243 @@ pub struct Forward<F: Float> {
 /// let y = x.map_axis(Axis(1), |r| 2.0 * r[0] - r[1]).insert_axis(Axis(1)).into_dyn();
 /// let mut model = Linear { w: Param::new(ArrayD::zeros(IxDyn(&[2]))), x: None };
 /// let mut trainer = Trainer::new(Adam::new(0.1), Loss::Mse).epochs(200).shuffle(false);
-/// let history = trainer.fit(&mut model, &x, &y)?;
+/// let history = trainer.fit(&mut model, (&x, &y))?;
 /// assert!(*history.loss().last().unwrap() < 1e-4);
 /// assert!((model.get_weights()[0][0] - 2.0).abs() < 1e-2);
 /// # Ok(()) }
 /// ```
 pub trait Model<F: Float>: Module<F> + Debug + Send + Sync {
-    /// Input shape without the batch axis.
-    fn input_shape(&self) -> &[Dim];
+    /// The shape of each input, without the batch axis, in input order.
+    fn input_shapes(&self) -> Vec<Vec<Dim>>;
 
-    /// Output shape without the batch axis.
-    fn output_shape(&self) -> &[Dim];
+    /// The shape of each output, without the batch axis, in output order.
+    fn output_shapes(&self) -> Vec<Vec<Dim>>;
 
-    /// The activation the model applies last; cross-entropy losses work from the logits
+    /// The activation each output applies last; cross-entropy losses work from the logits
     /// of a softmax or sigmoid output. Default linear.
-    fn output_activation(&self) -> Activation {
-        Activation::Linear
+    fn output_activations(&self) -> Vec<Activation> {
+        vec![Activation::Linear; self.output_shapes().len()]
     }
 
-    /// Forward pass of a batch with an optional `[batch, steps]` mask. In
-    /// [`Mode::Train`] the model keeps what [`Model::backward`] needs.
+    /// Forward pass of a batch: one tensor per model input, with optional masks (a
+    /// [`Sequential`](crate::Sequential) takes one). In
+    /// [`Mode::Train`](crate::Mode::Train) the model keeps what [`Model::backward`] needs.
+    /// Returns one [`Outputs`] per model output, with its mask and (for a softmax or
+    /// sigmoid output) its logits.
     ///
     /// # Errors
     /// Inputs or masks that do not fit the model.
-    fn forward(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<Forward<F>>;
+    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Vec<Outputs<F>>>;
 
-    /// Inference through a shared reference: what `forward(x, mask, Mode::Infer)` returns,
-    /// with nothing in the model changed.
+    /// Inference through a shared reference: what `forward` returns in
+    /// [`Mode::Infer`](crate::Mode::Infer) (logits aside), with nothing in the model changed
+    /// (but a stateful layer's carried states).
     ///
     /// # Errors
     /// As [`Model::forward`].
-    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Forward<F>>;
+    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Vec<Outputs<F>>>;
 
-    /// Backward pass of the last `Mode::Train` forward: takes dL/d(output) (dL/d(logits)
-    /// when `from_logits`), adds every weight gradient into its [`Param`](crate::Param), returns dL/dx.
+    /// Backward pass of the last training forward: one gradient per output (dL/d(logits)
+    /// where its `from_logits` says so); adds every weight gradient into its
+    /// [`Param`](crate::Param) and returns dL/d(input) per input.
     ///
     /// # Errors
-    /// [`Error::NoCache`] without a preceding `Mode::Train` forward; a gradient of the
-    /// wrong shape.
-    fn backward(&mut self, dy: &ArrayD<F>, from_logits: bool) -> Result<ArrayD<F>>;
+    /// [`Error::NoCache`] without a preceding training forward; a gradient of the wrong
+    /// count or shape.
+    fn backward(&mut self, grads: &[OutputGrads<'_, F>]) -> Result<Vec<ArrayD<F>>>;
 
-    /// Number of inputs (one array each). Default 1.
-    fn input_count(&self) -> usize {
-        1
-    }
-
-    /// Number of outputs. Default 1.
-    fn output_count(&self) -> usize {
-        1
-    }
-
-    /// The activation each output applies last (see [`Model::output_activation`]).
-    fn output_activations(&self) -> Vec<Activation> {
-        vec![self.output_activation()]
-    }
-
-    /// [`Model::forward`] over one array per input, one [`Forward`] per output: how the
-    /// [`Trainer`](crate::Trainer) runs a model with several inputs or outputs. The
-    /// default takes one input.
+    /// The architecture as data, of whichever kind the model is: what model files and
+    /// checkpoints store.
     ///
     /// # Errors
-    /// As [`Model::forward`]; the default, [`Error::Shape`] for other than one input.
-    fn forward_many(&mut self, xs: &[ArrayD<F>], mode: Mode) -> Result<Vec<Forward<F>>> {
-        match xs {
-            [x] => Ok(vec![self.forward(x, None, mode)?]),
-            _ => Err(self.one_input(xs.len())),
-        }
-    }
-
-    /// [`Model::forward_many`] through a shared reference (inference).
-    ///
-    /// # Errors
-    /// As [`Model::forward_many`].
-    fn infer_many(&self, xs: &[ArrayD<F>]) -> Result<Vec<Forward<F>>> {
-        match xs {
-            [x] => Ok(vec![self.infer(x, None)?]),
-            _ => Err(self.one_input(xs.len())),
-        }
-    }
-
-    /// [`Model::backward`] from one gradient per output (`from_logits[k]`: output `k`'s
-    /// gradient is with respect to its logits); returns one gradient per input.
-    ///
-    /// # Errors
-    /// As [`Model::backward`]; the default, [`Error::Shape`] for other than one output.
-    fn backward_many(&mut self, dys: &[ArrayD<F>], from_logits: &[bool]) -> Result<Vec<ArrayD<F>>> {
-        match dys {
-            [dy] => {
-                Ok(vec![self.backward(
-                    dy,
-                    from_logits.first().copied().unwrap_or(false),
-                )?])
-            }
-            _ => Err(Error::Shape {
-                layer: self.name().to_string(),
-                what: "list of output gradients",
-                expected: "1 array".into(),
-                got: vec![dys.len()],
-            }),
-        }
-    }
-
-    /// The error of the one-input defaults.
-    #[doc(hidden)]
-    fn one_input(&self, got: usize) -> Error {
-        Error::Shape {
+    /// [`Error::Unsupported`] for models without a saved form (the default).
+    fn architecture(&self) -> Result<Architecture> {
+        Err(Error::Unsupported {
             layer: self.name().to_string(),
-            what: "list of inputs",
-            expected: "1 array".into(),
-            got: vec![got],
-        }
+            reason: "cannot be saved: this model type has no saved form (Model::architecture)"
+                .into(),
+        })
     }
 
-    /// Zeroes the carried states of every stateful layer. The default does nothing.
+    /// The model's carried states, random streams and runs from explicit states, if it
+    /// has any.
+    fn state(&self) -> Option<&dyn ModelState<F>> {
+        None
+    }
+
+    /// [`Model::state`], mutably.
+    fn state_mut(&mut self) -> Option<&mut dyn ModelState<F>> {
+        None
+    }
+
+    /// Inference in batches of `batch_size` (Keras's `predict`): one array per output,
+    /// the batches' outputs joined. No samples give empty outputs.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// use rnnkit::ndarray::Array3;
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let model = Sequential::<f64>::new(&[5, 2]).push(GruConfig::new(3))?;
+    /// let x = Array3::<f64>::ones((10, 5, 2)).into_dyn();
+    /// let y = model.predict(Inputs::new(&x), 4)?;
+    /// assert_eq!(y[0].shape(), &[10, 3]);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] for `batch_size == 0`; [`Error::Shape`] for inputs or masks whose
+    /// sample counts differ; as [`Model::infer`].
+    fn predict(&self, inputs: Inputs<'_, F>, batch_size: usize) -> Result<Vec<ArrayD<F>>> {
+        if batch_size == 0 {
+            return Err(Error::Config {
+                layer: self.name().to_string(),
+                field: "batch_size",
+                reason: "expected a positive integer, got 0".into(),
+            });
+        }
+        let want = self.input_shapes().len();
+        if inputs.xs.len() != want {
+            return Err(Error::Shape {
+                layer: self.name().to_string(),
+                what: "list of inputs",
+                expected: format!("{want} arrays"),
+                got: vec![inputs.xs.len()],
+            });
+        }
+        let n = inputs.xs[0].shape().first().copied().unwrap_or(0);
+        let shapes = self.input_shapes();
+        for (k, x) in inputs.xs.iter().enumerate() {
+            if !crate::layers::fits_batched(x.shape(), &shapes[k]) {
+                return Err(Error::Shape {
+                    layer: self.name().to_string(),
+                    what: "input",
+                    expected: crate::layers::format_batched("batch", &shapes[k]),
+                    got: x.shape().to_vec(),
+                });
+            }
+            if x.shape().first() != Some(&n) {
+                return Err(Error::Shape {
+                    layer: self.name().to_string(),
+                    what: "input (every input needs the samples of input 0)",
+                    expected: format!("{n} samples in input {k}"),
+                    got: x.shape().to_vec(),
+                });
+            }
+            let steps = x.shape().get(1).copied().unwrap_or(0);
+            check_mask(self.name(), inputs.mask_at(k), n, steps)?;
+        }
+        // A stateful model keeps one state per sample: a last, smaller batch would fail
+        // after the earlier ones moved the states. Refused before any moves.
+        if n > batch_size && n % batch_size != 0 && has_stateful_layer(self.architecture()) {
+            return Err(Error::Shape {
+                layer: self.name().to_string(),
+                what: "samples (a stateful model predicts in batches of one size)",
+                expected: format!("a multiple of batch_size {batch_size}"),
+                got: vec![n],
+            });
+        }
+        if n == 0 {
+            // Keras: no samples, no predictions; the outputs' shapes with 0 rows (an open
+            // step count is the input's).
+            let steps = inputs.xs[0].shape().get(1).copied().unwrap_or(0);
+            return Ok(self
+                .output_shapes()
+                .iter()
+                .map(|s| {
+                    let dims: Vec<usize> = std::iter::once(0)
+                        .chain(s.iter().map(|d| d.unwrap_or(steps)))
+                        .collect();
+                    ArrayD::zeros(dims)
+                })
+                .collect());
+        }
+        let mut parts: Vec<Vec<ArrayD<F>>> = Vec::new();
+        for start in (0..n).step_by(batch_size) {
+            let r = Slice::from(start..(start + batch_size).min(n));
+            let xs: Vec<ArrayD<F>> = inputs
+                .xs
+                .iter()
+                .map(|x| x.slice_axis(Axis(0), r).to_owned())
+                .collect();
+            let ms: Vec<Option<crate::layers::Mask>> = (0..xs.len())
+                .map(|k| {
+                    inputs
+                        .mask_at(k)
+                        .map(|m| m.slice_axis(Axis(0), r).to_owned())
+                })
+                .collect();
+            let refs: Vec<&ArrayD<F>> = xs.iter().collect();
+            let mrefs: Vec<_> = ms.iter().map(Option::as_ref).collect();
+            let outs = self.infer(Inputs::list(&refs).masks(&mrefs))?;
+            parts.resize_with(outs.len(), Vec::new);
+            for (p, o) in parts.iter_mut().zip(outs) {
+                p.push(o.output);
+            }
+        }
+        parts
+            .into_iter()
+            .map(|p| {
+                let views: Vec<_> = p.iter().map(|o| o.view()).collect();
+                concatenate(Axis(0), &views).map_err(|e| Error::Unsupported {
+                    layer: self.name().to_string(),
+                    reason: format!("batch outputs of different shapes: {e}"),
+                })
+            })
+            .collect()
+    }
+}
+
+/// What a model carries between calls and its runs from explicit states: the model-level
+/// counterpart of [`LayerState`](crate::LayerState), one list per layer. Every method has
+/// a default meaning "none".
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// use rnnkit::ndarray::{Array3, Axis, Slice};
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// let model = Sequential::<f64>::with_input_shape(vec![None, Some(2)])
+///     .push(GruConfig::new(4).return_sequences(true))?
+///     .push(DenseConfig::new(1))?;
+/// let x = Array3::from_shape_fn((2, 8, 2), |(b, t, f)| (b + t * f) as f64 * 0.1).into_dyn();
+/// let whole = model.infer(Inputs::new(&x))?.remove(0).output;
+/// let state = model.state().expect("a Sequential has states");
+/// let mut states = state.zero_states(2)?;
+/// let cut = |r| x.slice_axis(Axis(1), Slice::from(r)).to_owned();
+/// state.infer_from(Inputs::new(&cut(0..5)), &mut states)?;
+/// let rest = state.infer_from(Inputs::new(&cut(5..8)), &mut states)?.remove(0).output;
+/// let want = whole.slice_axis(Axis(1), Slice::from(5..8));
+/// assert!((&rest - &want).iter().all(|d| d.abs() < 1e-12));
+/// # Ok(()) }
+/// ```
+pub trait ModelState<F: Float>: Model<F> {
+    /// Zeroes the carried states of every stateful layer (Keras's `reset_states`).
     fn reset_states(&mut self) {}
 
-    /// Where every layer's random streams (dropout masks) stand, one list per layer (see
-    /// [`LayerState::rng_state`](crate::LayerState::rng_state)). The default has none.
+    /// The carried states of every layer, one list per layer (empty for layers that are
+    /// not stateful or not yet called), in Keras order.
+    fn states(&self) -> Vec<Vec<Array2<F>>> {
+        Vec::new()
+    }
+
+    /// Zero states for running `batch` sequences from explicit states (one list per layer).
+    ///
+    /// # Errors
+    /// [`Error::Data`] for states too large for one array.
+    fn zero_states(&self, batch: usize) -> Result<Vec<Vec<Array2<F>>>> {
+        let _ = batch;
+        Ok(Vec::new())
+    }
+
+    /// Where every layer's random streams stand (see
+    /// [`LayerState::rng_state`](crate::LayerState::rng_state)).
     fn rng_state(&self) -> Vec<Vec<u64>> {
         Vec::new()
     }
 
-    /// Restores [`Model::rng_state`].
+    /// Restores [`ModelState::rng_state`].
     ///
     /// # Errors
-    /// [`Error::Shape`] when the lists do not fit the layers' streams; nothing changes then.
+    /// [`Error::Shape`] for lists that do not fit the layers (nothing changes then).
     fn set_rng_state(&mut self, state: &[Vec<u64>]) -> Result<()> {
         if state.iter().all(Vec::is_empty) {
             return Ok(());
@@ -238,123 +335,44 @@ pub trait Model<F: Float>: Module<F> + Debug + Send + Sync {
         })
     }
 
-    /// Zero states for streaming `batch` sequences (one list per layer, see
-    /// [`Sequential::infer_with_states`](crate::Sequential::infer_with_states)). The
-    /// default has none.
+    /// Streaming inference: runs the chunk from `states` (one list per layer, from
+    /// [`ModelState::zero_states`]) and replaces them by the states after it, so a
+    /// sequence fed chunk by chunk gives the outputs of one pass over all of it. The
+    /// states are a value: clone them to branch (beam search). Stateful layers' carried
+    /// states are neither read nor changed.
     ///
     /// # Errors
-    /// [`Error::Data`] for states too large for one array.
-    fn zero_states(&self, batch: usize) -> Result<Vec<Vec<Array2<F>>>> {
-        let _ = batch;
-        Ok(Vec::new())
-    }
-
-    /// Streaming inference from explicit states, replaced by the states after `x`.
-    ///
-    /// # Errors
-    /// The default: [`Error::Unsupported`] (the model has no streaming form).
-    fn infer_with_states(
+    /// As [`Model::infer`]; [`Error::Shape`] for states that do not fit (`states` is
+    /// unchanged then); the default, [`Error::Unsupported`].
+    fn infer_from(
         &self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
+        inputs: Inputs<'_, F>,
         states: &mut Vec<Vec<Array2<F>>>,
-    ) -> Result<Forward<F>> {
-        let _ = (x, mask, states);
-        Err(self.no_states())
+    ) -> Result<Vec<Outputs<F>>> {
+        let _ = (inputs, states);
+        Err(no_states(self.name()))
     }
 
-    /// A forward pass from explicit states, replaced by the states after `x`: what
-    /// truncated backpropagation through time runs on each window.
+    /// [`ModelState::infer_from`] through `&mut self`, in either mode (truncated
+    /// backpropagation through time: no gradient flows into the states).
     ///
     /// # Errors
-    /// The default: [`Error::Unsupported`].
-    fn forward_with_states(
+    /// As [`ModelState::infer_from`].
+    fn forward_from(
         &mut self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        mode: Mode,
+        inputs: Inputs<'_, F>,
         states: &mut Vec<Vec<Array2<F>>>,
-    ) -> Result<Forward<F>> {
-        let _ = (x, mask, mode, states);
-        Err(self.no_states())
+    ) -> Result<Vec<Outputs<F>>> {
+        let _ = (inputs, states);
+        Err(no_states(self.name()))
     }
+}
 
-    /// The error of the state-passing defaults.
-    #[doc(hidden)]
-    fn no_states(&self) -> Error {
-        Error::Unsupported {
-            layer: self.name().to_string(),
-            reason: "this model type does not run from explicit states".into(),
-        }
-    }
-
-    /// The architecture as data, for model files and checkpoints.
-    ///
-    /// # Errors
-    /// [`Error::Unsupported`] for models without a saved form (the default).
-    fn spec(&self) -> Result<ModelSpec> {
-        Err(Error::Unsupported {
-            layer: self.name().to_string(),
-            reason: "cannot be saved: this model type has no saved form (Model::spec)".into(),
-        })
-    }
-
-    /// The architecture as data, of whichever kind the model is: what model files and
-    /// checkpoints store. The default is [`Model::spec`]'s `Sequential` form; a graph model
-    /// gives its [`GraphSpec`](crate::GraphSpec).
-    ///
-    /// # Errors
-    /// As [`Model::spec`].
-    fn architecture(&self) -> Result<Architecture> {
-        self.spec().map(Architecture::Sequential)
-    }
-
-    /// Inference in batches of `batch_size`, with an optional mask.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for `batch_size == 0`; [`Error::Shape`] for a mask whose rows do
-    /// not match `x`; as [`Model::forward`].
-    fn predict_batched(
-        &self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        batch_size: usize,
-    ) -> Result<ArrayD<F>> {
-        if batch_size == 0 {
-            return Err(Error::Config {
-                layer: self.name().to_string(),
-                field: "batch_size",
-                reason: "expected a positive integer, got 0".into(),
-            });
-        }
-        let n = x.shape().first().copied().unwrap_or(0);
-        if n == 0 {
-            return Err(crate::layers::empty(self.name(), "batch", x.shape()));
-        }
-        let steps = x.shape().get(1).copied().unwrap_or(0);
-        check_mask(self.name(), mask, n, steps)?;
-        // A stateful model keeps one state per sample: a last, smaller batch would fail
-        // after the earlier ones moved the states. Refused before any moves.
-        if n > batch_size && n % batch_size != 0 && has_stateful_layer(self.architecture()) {
-            return Err(Error::Shape {
-                layer: self.name().to_string(),
-                what: "samples (a stateful model predicts in batches of one size)",
-                expected: format!("a multiple of batch_size {batch_size}"),
-                got: vec![n],
-            });
-        }
-        let mut outs = Vec::new();
-        for start in (0..n).step_by(batch_size) {
-            let r = Slice::from(start..(start + batch_size).min(n));
-            let xb = x.slice_axis(Axis(0), r).to_owned();
-            let mb = mask.map(|m| m.slice_axis(Axis(0), r).to_owned());
-            outs.push(self.infer(&xb, mb.as_ref())?.output);
-        }
-        let views: Vec<_> = outs.iter().map(|o| o.view()).collect();
-        concatenate(Axis(0), &views).map_err(|e| Error::Unsupported {
-            layer: self.name().to_string(),
-            reason: format!("batch outputs of different shapes: {e}"),
-        })
+/// The error of a model that does not run from explicit states.
+fn no_states(model: &str) -> Error {
+    Error::Unsupported {
+        layer: model.to_string(),
+        reason: "this model type does not run from explicit states".into(),
     }
 }
 

@@ -15,7 +15,7 @@ pub use graph::{
     Tensor,
 };
 pub(crate) use interface::has_stateful_layer;
-pub use interface::{Architecture, Forward, Model};
+pub use interface::{Architecture, Model, ModelState};
 pub use sequential::Sequential;
 pub use spec::ModelSpec;
 pub use stream::StreamState;

@@ -1,10 +1,12 @@
 use super::summary::{Summary, SummaryRow};
-use super::{Forward, Model, ModelSpec};
+use super::{Model, ModelSpec, ModelState};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{seeded_rng, StdRng};
 use crate::layers::state::{reset_of, states_of, zero_states_of};
-use crate::layers::{format_shape, Dim, Inputs, Layer, LayerConfig, Mask, Mode, OutputGrads};
+use crate::layers::{
+    format_shape, Dim, Inputs, Layer, LayerConfig, Mask, Mode, OutputGrads, Outputs,
+};
 use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD};
 use std::collections::HashMap;
@@ -14,7 +16,7 @@ use std::collections::HashMap;
 /// Built with the input shape without the batch axis (`[steps, features]`, steps may be
 /// open); each pushed layer is built for the previous layer's output shape, so a layer that
 /// does not fit is refused when pushed, naming both layers. A mask (from a
-/// [`Masking`](crate::Masking) layer, or given to [`Sequential::forward_masked`]) travels
+/// [`Masking`](crate::Masking) layer, or given with the input, [`Inputs::mask`](crate::Inputs::mask)) travels
 /// through the stack as in Keras.
 ///
 /// # Example
@@ -67,11 +69,6 @@ impl<F: Float> Sequential<F> {
     pub fn named(mut self, name: &str) -> Self {
         self.name = name.to_string();
         self
-    }
-
-    /// The model's name.
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     /// Builds an untrained model from an architecture (weights drawn with `seed`).
@@ -274,11 +271,6 @@ impl<F: Float> Sequential<F> {
         &mut self.layers
     }
 
-    /// Number of scalar weights.
-    pub fn param_count(&self) -> usize {
-        self.layers.iter().map(|l| l.param_count()).sum()
-    }
-
     /// Checks that `x` is `[batch, ..input_shape]`.
     fn check_input(&self, x: &ArrayD<F>) -> Result<()> {
         let ok = x.ndim() == self.input_shape.len() + 1
@@ -300,29 +292,23 @@ impl<F: Float> Sequential<F> {
         Ok(())
     }
 
-    /// Forward pass through every layer.
-    ///
-    /// # Errors
-    /// [`Error::Shape`] for an input that does not match the model's input shape; any
-    /// layer's error.
-    pub fn forward(&mut self, x: &ArrayD<F>, mode: Mode) -> Result<ArrayD<F>> {
-        self.forward_masked(x, None, mode)
-    }
-
-    /// Forward pass with a `[batch, steps]` mask (`true` = real step), e.g. from
-    /// [`mask_from_lengths`](crate::mask_from_lengths). The mask flows through the stack;
-    /// [`Model::forward`] returns the output's mask (and logits) with the output.
-    ///
-    /// # Errors
-    /// As [`Sequential::forward`], plus [`Error::Shape`]/[`Error::Mask`] for a mask that
-    /// does not fit.
-    pub fn forward_masked(
-        &mut self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        mode: Mode,
-    ) -> Result<ArrayD<F>> {
-        Ok(self.run(x, mask, mode)?.output)
+    /// The one tensor a Sequential model is called on.
+    fn one_input<'a>(&self, inputs: &Inputs<'a, F>) -> Result<&'a ArrayD<F>> {
+        match (inputs.xs.as_slice(), inputs.states) {
+            ([x], None) => Ok(x),
+            (_, Some(_)) => Err(Error::Unsupported {
+                layer: self.name.clone(),
+                reason: "a model runs from explicit states through ModelState::infer_from / \
+                         forward_from (one list per layer)"
+                    .into(),
+            }),
+            (xs, None) => Err(Error::Shape {
+                layer: self.name.clone(),
+                what: "list of inputs",
+                expected: "1 array".into(),
+                got: vec![xs.len()],
+            }),
+        }
     }
 
     /// Checks an input and its mask against the model.
@@ -340,7 +326,7 @@ impl<F: Float> Sequential<F> {
         mask: Option<&Mask>,
         mode: Mode,
         states: Option<&mut Vec<Vec<Array2<F>>>>,
-    ) -> Result<Forward<F>> {
+    ) -> Result<Outputs<F>> {
         // A refused pass leaves nothing for backward to serve from an older one.
         self.trained = false;
         self.check_batch(x, mask)?;
@@ -377,16 +363,12 @@ impl<F: Float> Sequential<F> {
             *s = work;
         }
         self.trained = mode == Mode::Train;
-        Ok(Forward {
+        Ok(Outputs {
+            states: Vec::new(),
             output: cur.unwrap_or_else(|| x.clone()),
             mask,
             logits,
         })
-    }
-
-    /// The forward pass through `&mut self` without explicit states.
-    fn run(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<Forward<F>> {
-        self.run_with(x, mask, mode, None)
     }
 
     /// A copy of explicit states after checking there is one list per layer.
@@ -412,81 +394,14 @@ impl<F: Float> Sequential<F> {
         }
     }
 
-    /// Zeroes the carried states of every stateful layer (Keras calls `reset_state()` on
-    /// each); the batch sizes they were called with stay fixed.
-    pub fn reset_states(&mut self) {
-        for layer in &mut self.layers {
-            reset_of(layer.as_mut());
-        }
-    }
-
-    /// The carried states of every layer, one list per layer (empty for layers that are not
-    /// stateful or not yet called), in Keras order: `[h]` or `[h, c]`, `[batch, units]`.
-    pub fn states(&self) -> Vec<Vec<Array2<F>>> {
-        self.layers.iter().map(|l| states_of(l.as_ref())).collect()
-    }
-
-    /// Zero states for streaming `batch` sequences: one list per layer, for
-    /// [`Sequential::infer_with_states`].
-    ///
-    /// # Errors
-    /// [`Error::Data`] for states too large for one array.
-    pub fn zero_states(&self, batch: usize) -> Result<Vec<Vec<Array2<F>>>> {
-        self.layers
-            .iter()
-            .map(|l| zero_states_of(l.as_ref(), batch))
-            .collect()
-    }
-
-    /// Streaming inference: runs the chunk `x` `[batch, steps, features]` (one step or
-    /// more) from `states` and replaces them by the states after it, so a sequence fed
-    /// chunk by chunk gives the outputs of one pass over all of it. The states are a value:
-    /// clone them to branch (beam search), keep a copy to restore. Stateful layers' carried
-    /// states are neither read nor changed.
-    ///
-    /// ```
-    /// use rnnkit::prelude::*;
-    /// use rnnkit::ndarray::{Array3, Axis, Slice};
-    /// # fn main() -> Result<(), rnnkit::Error> {
-    /// let model = Sequential::<f64>::with_input_shape(vec![None, Some(2)])
-    ///     .push(GruConfig::new(4).return_sequences(true))?
-    ///     .push(DenseConfig::new(1))?;
-    /// let x = Array3::from_shape_fn((2, 8, 2), |(b, t, f)| (b + t * f) as f64 * 0.1).into_dyn();
-    /// let whole = model.infer(&x, None)?.output;
-    /// let mut states = model.zero_states(2)?;
-    /// let cut = |r| x.slice_axis(Axis(1), Slice::from(r)).to_owned();
-    /// let first = model.infer_with_states(&cut(0..5), None, &mut states)?;
-    /// let rest = model.infer_with_states(&cut(5..8), None, &mut states)?;
-    /// let want = whole.slice_axis(Axis(1), Slice::from(5..8));
-    /// assert!((&rest.output - &want).iter().all(|d| d.abs() < 1e-12));
-    /// # let _ = first;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// As [`Sequential::infer`]; [`Error::Shape`] when `states` does not have one list per
-    /// layer or a list does not fit its layer. `states` is unchanged then.
-    pub fn infer_with_states(
-        &self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        states: &mut Vec<Vec<Array2<F>>>,
-    ) -> Result<Forward<F>> {
-        self.check_batch(x, mask)?;
-        let mut work = self.checked_states(states)?;
-        let out = self.infer_from(x, mask, Some(&mut work))?;
-        *states = work;
-        Ok(out)
-    }
-
     /// The inference pass through `&self`, from explicit states (one list per layer,
     /// checked) when given, which it moves on.
-    fn infer_from(
+    fn pass_infer(
         &self,
         x: &ArrayD<F>,
         mask: Option<&Mask>,
         mut states: Option<&mut [Vec<Array2<F>>]>,
-    ) -> Result<Forward<F>> {
+    ) -> Result<Outputs<F>> {
         let mut mask = mask.cloned();
         let mut cur: Option<ArrayD<F>> = None;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -496,7 +411,8 @@ impl<F: Float> Sequential<F> {
                 Some(st) => {
                     let out = layer.infer(call.states(&st[i]))?;
                     st[i] = out.states;
-                    Forward {
+                    Outputs {
+                        states: Vec::new(),
                         output: out.output,
                         mask: out.mask,
                         logits: None,
@@ -504,7 +420,8 @@ impl<F: Float> Sequential<F> {
                 }
                 None => {
                     let out = layer.infer(call)?;
-                    Forward {
+                    Outputs {
+                        states: Vec::new(),
                         output: out.output,
                         mask: out.mask,
                         logits: None,
@@ -514,60 +431,24 @@ impl<F: Float> Sequential<F> {
             mask = out.mask;
             cur = Some(out.output);
         }
-        Ok(Forward {
+        Ok(Outputs {
+            states: Vec::new(),
             output: cur.unwrap_or_else(|| x.clone()),
             mask,
             logits: None,
         })
     }
 
-    /// [`Sequential::forward_masked`] from explicit states, replaced by the states after
-    /// `x` (truncated backpropagation through time: no gradient flows into the states).
-    ///
-    /// # Errors
-    /// As [`Sequential::infer_with_states`].
-    pub fn forward_with_states(
-        &mut self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        mode: Mode,
-        states: &mut Vec<Vec<Array2<F>>>,
-    ) -> Result<Forward<F>> {
-        self.run_with(x, mask, mode, Some(states))
-    }
-
-    /// Inference through a shared reference: the output and the mask it carries, with
-    /// nothing in the model changed, so one trained model can serve several threads at once
-    /// (`Sequential` is `Send + Sync`).
-    ///
-    /// # Errors
-    /// As [`Sequential::forward_masked`].
-    ///
-    /// # Example
-    /// ```
-    /// use rnnkit::prelude::*;
-    /// use rnnkit::ndarray::Array3;
-    /// # fn main() -> Result<(), rnnkit::Error> {
-    /// let model = Sequential::<f32>::new(&[5, 2])
-    ///     .push(LstmConfig::new(8))?
-    ///     .push(DenseConfig::new(1))?;
-    /// let x = Array3::<f32>::ones((4, 5, 2)).into_dyn();
-    /// let y = std::thread::scope(|s| {
-    ///     let a = s.spawn(|| model.infer(&x, None));
-    ///     let b = s.spawn(|| model.infer(&x, None));
-    ///     (a.join().unwrap(), b.join().unwrap())
-    /// });
-    /// assert_eq!(y.0?.output, y.1?.output);
-    /// # Ok(()) }
-    /// ```
-    pub fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Forward<F>> {
+    /// Inference through `&self` (stateful layers move their carried states on, one call
+    /// at a time).
+    fn infer_one(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Outputs<F>> {
         self.check_batch(x, mask)?;
         if !self
             .layers
             .iter()
             .any(|l| l.spec().is_some_and(|s| s.is_stateful()))
         {
-            return self.infer_from(x, mask, None);
+            return self.pass_infer(x, mask, None);
         }
         // Stateful layers move their carried states on: one call at a time through the
         // whole model (each layer sees the calls in one order), and a call that would fail
@@ -587,19 +468,19 @@ impl<F: Float> Sequential<F> {
                 }
             }
         }
-        self.infer_from(x, mask, None)
+        self.pass_infer(x, mask, None)
     }
 
-    /// Backward pass through every layer: takes dL/d output, returns dL/d input and adds
-    /// every weight gradient into its `Param::grad`.
-    ///
-    /// # Errors
-    /// [`Error::NoCache`] without a preceding `Mode::Train` forward; [`Error::Shape`] for a
-    /// gradient of the wrong shape.
-    pub fn backward(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
+    /// The backward pass, from dL/d(logits of the last layer) when `from_logits`.
+    fn backward_one(&mut self, dy: &ArrayD<F>, from_logits: bool) -> Result<ArrayD<F>> {
         self.check_trained()?;
-        let mut d = dy.clone();
-        for layer in self.layers.iter_mut().rev() {
+        let Some((last, rest)) = self.layers.split_last_mut() else {
+            return Ok(dy.clone());
+        };
+        let mut d = last
+            .backward(OutputGrads::new(dy).from_logits(from_logits))?
+            .dx();
+        for layer in rest.iter_mut().rev() {
             d = layer.backward(OutputGrads::new(&d))?.dx();
         }
         Ok(d)
@@ -614,110 +495,6 @@ impl<F: Float> Sequential<F> {
                 layer: self.name.clone(),
             })
         }
-    }
-
-    /// The activation the last layer applies (linear for an empty model).
-    pub fn output_activation(&self) -> crate::Activation {
-        self.layers
-            .last()
-            .map_or(crate::Activation::Linear, |l| l.output_activation())
-    }
-
-    /// Backward pass from dL/d(logits of the last layer), as fused cross-entropy needs.
-    ///
-    /// # Errors
-    /// As [`Sequential::backward`].
-    pub fn backward_from_logits(&mut self, dz: &ArrayD<F>) -> Result<ArrayD<F>> {
-        self.check_trained()?;
-        let Some((last, rest)) = self.layers.split_last_mut() else {
-            return Ok(dz.clone());
-        };
-        let mut d = last.backward(OutputGrads::new(dz).from_logits(true))?.dx();
-        for layer in rest.iter_mut().rev() {
-            d = layer.backward(OutputGrads::new(&d))?.dx();
-        }
-        Ok(d)
-    }
-
-    /// Inference in batches of `batch_size` (no training caches are kept).
-    ///
-    /// # Errors
-    /// [`Error::Config`] for `batch_size == 0`; as [`Sequential::forward`].
-    pub fn predict(&self, x: &ArrayD<F>, batch_size: usize) -> Result<ArrayD<F>> {
-        self.predict_masked(x, None, batch_size)
-    }
-
-    /// [`Sequential::predict`] with a `[batch, steps]` mask.
-    ///
-    /// # Errors
-    /// As [`Sequential::predict`] and [`Sequential::forward_masked`].
-    pub fn predict_masked(
-        &self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        batch_size: usize,
-    ) -> Result<ArrayD<F>> {
-        self.check_input(x)?;
-        self.predict_batched(x, mask, batch_size)
-    }
-
-    /// Visits every parameter with its Keras-style path (`lstm/kernel`,
-    /// `bidirectional/forward_lstm/bias`), in `get_weights()` order.
-    pub fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
-        for l in &self.layers {
-            let prefix = l.name().to_string();
-            l.visit_params(&mut |n, p| f(&format!("{prefix}/{n}"), p));
-        }
-    }
-
-    /// Visits every parameter mutably, in `get_weights()` order.
-    pub fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
-        for l in &mut self.layers {
-            let prefix = l.name().to_string();
-            l.visit_params_mut(&mut |n, p| f(&format!("{prefix}/{n}"), p));
-        }
-    }
-
-    /// Sets every gradient to zero.
-    pub fn zero_grad(&mut self) {
-        for l in &mut self.layers {
-            l.zero_grad();
-        }
-    }
-
-    /// All weights in Keras `model.get_weights()` order.
-    pub fn get_weights(&self) -> Vec<ArrayD<F>> {
-        self.layers.iter().flat_map(|l| l.get_weights()).collect()
-    }
-
-    /// Sets all weights from arrays in Keras `model.get_weights()` order.
-    ///
-    /// # Errors
-    /// [`Error::WeightCount`] or [`Error::WeightShape`]; nothing is changed then.
-    pub fn set_weights(&mut self, weights: &[ArrayD<F>]) -> Result<()> {
-        let counts: Vec<usize> = self.layers.iter().map(|l| l.get_weights().len()).collect();
-        let total: usize = counts.iter().sum();
-        if total != weights.len() {
-            return Err(Error::WeightCount {
-                layer: self.name.clone(),
-                expected: total,
-                got: weights.len(),
-            });
-        }
-        // Check everything first so a bad array changes nothing.
-        let mut at = 0;
-        let mut backup = Vec::new();
-        for (l, &c) in self.layers.iter_mut().zip(&counts) {
-            backup.push(l.get_weights());
-            if let Err(e) = l.set_weights(&weights[at..at + c]) {
-                for (l, w) in self.layers.iter_mut().zip(&backup) {
-                    l.set_weights(w).expect("restoring the weights it had");
-                }
-                return Err(e);
-            }
-            at += c;
-        }
-        Ok(())
     }
 
     /// The model summary in Keras's layout; `Display` prints it.
@@ -742,23 +519,67 @@ impl<F: Float> Sequential<F> {
 }
 
 impl<F: Float> Model<F> for Sequential<F> {
-    fn input_shape(&self) -> &[Dim] {
-        Sequential::input_shape(self)
+    fn input_shapes(&self) -> Vec<Vec<Dim>> {
+        vec![self.input_shape.clone()]
     }
-    fn output_shape(&self) -> &[Dim] {
-        Sequential::output_shape(self)
+    fn output_shapes(&self) -> Vec<Vec<Dim>> {
+        vec![self.output_shape().to_vec()]
     }
-    fn output_activation(&self) -> crate::Activation {
-        Sequential::output_activation(self)
+    fn output_activations(&self) -> Vec<crate::Activation> {
+        vec![self
+            .layers
+            .last()
+            .map_or(crate::Activation::Linear, |l| l.output_activation())]
     }
-    fn forward(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<Forward<F>> {
-        self.run(x, mask, mode)
+    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Vec<Outputs<F>>> {
+        let x = self.one_input(&inputs)?;
+        Ok(vec![self.run_with(
+            x,
+            inputs.mask_at(0),
+            inputs.mode,
+            None,
+        )?])
     }
-    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Forward<F>> {
-        Sequential::infer(self, x, mask)
+    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Vec<Outputs<F>>> {
+        let x = self.one_input(&inputs)?;
+        Ok(vec![self.infer_one(x, inputs.mask_at(0))?])
     }
+    fn backward(&mut self, grads: &[OutputGrads<'_, F>]) -> Result<Vec<ArrayD<F>>> {
+        let [g] = grads else {
+            return Err(Error::Shape {
+                layer: self.name.clone(),
+                what: "list of output gradients",
+                expected: "1 array".into(),
+                got: vec![grads.len()],
+            });
+        };
+        Ok(vec![self.backward_one(g.dy, g.from_logits)?])
+    }
+    fn architecture(&self) -> Result<crate::model::Architecture> {
+        self.spec().map(crate::model::Architecture::Sequential)
+    }
+    fn state(&self) -> Option<&dyn ModelState<F>> {
+        Some(self)
+    }
+    fn state_mut(&mut self) -> Option<&mut dyn ModelState<F>> {
+        Some(self)
+    }
+}
+
+impl<F: Float> ModelState<F> for Sequential<F> {
     fn reset_states(&mut self) {
-        Sequential::reset_states(self)
+        for layer in &mut self.layers {
+            reset_of(layer.as_mut());
+        }
+    }
+    fn states(&self) -> Vec<Vec<Array2<F>>> {
+        self.layers.iter().map(|l| states_of(l.as_ref())).collect()
+    }
+    fn zero_states(&self, batch: usize) -> Result<Vec<Vec<Array2<F>>>> {
+        self.layers
+            .iter()
+            .map(|l| zero_states_of(l.as_ref(), batch))
+            .collect()
     }
     fn rng_state(&self) -> Vec<Vec<u64>> {
         crate::layers::rng_state_of(&self.layers)
@@ -766,55 +587,50 @@ impl<F: Float> Model<F> for Sequential<F> {
     fn set_rng_state(&mut self, state: &[Vec<u64>]) -> Result<()> {
         crate::layers::set_rng_state_of(&self.name, &mut self.layers, state)
     }
-    fn zero_states(&self, batch: usize) -> Result<Vec<Vec<Array2<F>>>> {
-        Sequential::zero_states(self, batch)
-    }
-    fn infer_with_states(
+    fn infer_from(
         &self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
+        inputs: Inputs<'_, F>,
         states: &mut Vec<Vec<Array2<F>>>,
-    ) -> Result<Forward<F>> {
-        Sequential::infer_with_states(self, x, mask, states)
+    ) -> Result<Vec<Outputs<F>>> {
+        let x = self.one_input(&inputs)?;
+        let mask = inputs.mask_at(0);
+        self.check_batch(x, mask)?;
+        let mut work = self.checked_states(states)?;
+        let out = self.pass_infer(x, mask, Some(&mut work))?;
+        *states = work;
+        Ok(vec![out])
     }
-    fn forward_with_states(
+    fn forward_from(
         &mut self,
-        x: &ArrayD<F>,
-        mask: Option<&Mask>,
-        mode: Mode,
+        inputs: Inputs<'_, F>,
         states: &mut Vec<Vec<Array2<F>>>,
-    ) -> Result<Forward<F>> {
-        Sequential::forward_with_states(self, x, mask, mode, states)
-    }
-    fn backward(&mut self, dy: &ArrayD<F>, from_logits: bool) -> Result<ArrayD<F>> {
-        if from_logits {
-            self.backward_from_logits(dy)
-        } else {
-            Sequential::backward(self, dy)
-        }
-    }
-    fn spec(&self) -> Result<ModelSpec> {
-        Sequential::spec(self)
+    ) -> Result<Vec<Outputs<F>>> {
+        let x = self.one_input(&inputs)?;
+        Ok(vec![self.run_with(
+            x,
+            inputs.mask_at(0),
+            inputs.mode,
+            Some(states),
+        )?])
     }
 }
 
 impl<F: Float> Module<F> for Sequential<F> {
     fn name(&self) -> &str {
-        Sequential::name(self)
+        &self.name
     }
+    /// Every parameter with its Keras-style path (`lstm/kernel`,
+    /// `bidirectional/forward_lstm/bias`), in `get_weights()` order.
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<F>)) {
-        Sequential::visit_params(self, f)
+        for l in &self.layers {
+            let prefix = l.name().to_string();
+            l.visit_params(&mut |n, p| f(&format!("{prefix}/{n}"), p));
+        }
     }
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
-        Sequential::visit_params_mut(self, f)
-    }
-    fn zero_grad(&mut self) {
-        Sequential::zero_grad(self)
-    }
-    fn get_weights(&self) -> Vec<ArrayD<F>> {
-        Sequential::get_weights(self)
-    }
-    fn set_weights(&mut self, weights: &[ArrayD<F>]) -> Result<()> {
-        Sequential::set_weights(self, weights)
+        for l in &mut self.layers {
+            let prefix = l.name().to_string();
+            l.visit_params_mut(&mut |n, p| f(&format!("{prefix}/{n}"), p));
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! Streaming inference through a [`Sequential`]: one step at a time from a state value,
 //! at constant cost and without allocating per step.
 
-use super::Sequential;
+use super::{ModelState, Sequential};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::{state, StepWork};
+use crate::param::Module;
 use ndarray::{Array2, ArrayView2};
 
 /// Where a stream through a [`Sequential`] stands: every layer's recurrent states (Keras
@@ -99,7 +100,7 @@ impl<F: Float> Sequential<F> {
             .flatten()
             .next()
             .map_or(0, |s: &Array2<F>| s.nrows());
-        let want = self.zero_states(batch)?;
+        let want = ModelState::zero_states(self, batch)?;
         let fits = states.len() == want.len()
             && states.iter().zip(&want).all(|(s, w)| {
                 s.len() == w.len() && s.iter().zip(w).all(|(a, b)| a.dim() == b.dim())
@@ -146,7 +147,7 @@ impl<F: Float> Sequential<F> {
     ///     .push(LstmConfig::new(8))?
     ///     .push(DenseConfig::new(1))?;
     /// let x = Array3::from_shape_fn((1, 10, 2), |(_, t, f)| ((t + f) as f64).sin()).into_dyn();
-    /// let whole = model.infer(&x, None)?.output; // [1, 1]: after the last step
+    /// let whole = model.infer(Inputs::new(&x))?.remove(0).output; // [1, 1]: after the last step
     /// let mut state = model.stream_state(1);
     /// let mut last = 0.0;
     /// for t in 0..10 {

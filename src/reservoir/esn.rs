@@ -28,7 +28,7 @@ pub enum Reservoir<F> {
 ///
 /// The network keeps the reservoir state between calls, as a running reservoir does:
 /// [`fit`](EchoStateNetwork::fit) starts from zero and leaves the last training state, so
-/// [`predict`](EchoStateNetwork::predict) continues the series;
+/// [`run`](EchoStateNetwork::run) continues the series;
 /// [`run_from`](EchoStateNetwork::run_from) takes the state explicitly and changes nothing.
 /// Series are single sequences `[steps, features]`.
 ///
@@ -42,7 +42,7 @@ pub enum Reservoir<F> {
 /// let (x, y) = (s.slice(rnnkit::ndarray::s![..599, ..]).to_owned(), s.slice(rnnkit::ndarray::s![1.., ..]).to_owned());
 /// let mut esn = EsnConfig::new(50).spectral_radius(0.9).washout(50).build::<f64>(1)?;
 /// esn.fit(&x.slice(rnnkit::ndarray::s![..500, ..]).to_owned(), &y.slice(rnnkit::ndarray::s![..500, ..]).to_owned())?;
-/// let pred = esn.predict(&x.slice(rnnkit::ndarray::s![500.., ..]).to_owned())?;
+/// let pred = esn.run(&x.slice(rnnkit::ndarray::s![500.., ..]).to_owned())?;
 /// let err = (&pred - &y.slice(rnnkit::ndarray::s![500.., ..])).mapv(f64::abs).fold(0.0, |a: f64, &b| a.max(b));
 /// assert!(err < 1e-3);
 /// # Ok(()) }
@@ -391,7 +391,7 @@ impl<F: Float> EchoStateNetwork<F> {
     ///
     /// # Errors
     /// As [`EchoStateNetwork::run_from`]; the state is unchanged then.
-    pub fn predict(&mut self, x: &Array2<F>) -> Result<Array2<F>> {
+    pub fn run(&mut self, x: &Array2<F>) -> Result<Array2<F>> {
         let (out, last) = self.run_from(x, &self.state)?;
         self.state = last;
         Ok(out)

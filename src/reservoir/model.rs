@@ -5,8 +5,8 @@
 use super::esn::EchoStateNetwork;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::{Dim, Mask, Mode};
-use crate::model::{Forward, Model};
+use crate::layers::{Dim, Inputs, Mask, OutputGrads, Outputs};
+use crate::model::Model;
 use crate::param::{Module, Param};
 use ndarray::{Array1, Array3, ArrayD, Axis, Ix3};
 
@@ -60,28 +60,31 @@ impl<F: Float> EchoStateNetwork<F> {
 /// let mut esn = EsnConfig::new(30).density(0.3).washout(30).build::<f64>(1)?;
 /// esn.fit(&s.slice(rnnkit::ndarray::s![..299, ..]).to_owned(), &s.slice(rnnkit::ndarray::s![1.., ..]).to_owned())?;
 /// let batch = Array3::from_shape_fn((4, 50, 1), |(i, t, _)| ((i * 7 + t) as f64 * 0.1).sin()).into_dyn();
-/// let y = Trainer::new(Adam::default(), Loss::Mse).predict(&esn, &batch)?;
-/// assert_eq!(y.shape(), &[4, 50, 1]);
+/// let y = esn.predict(Inputs::new(&batch), 32)?;
+/// assert_eq!(y[0].shape(), &[4, 50, 1]);
 /// # Ok(()) }
 /// ```
 impl<F: Float> Model<F> for EchoStateNetwork<F> {
-    fn input_shape(&self) -> &[Dim] {
-        &self.shapes[0]
+    fn input_shapes(&self) -> Vec<Vec<Dim>> {
+        vec![self.shapes[0].to_vec()]
     }
-    fn output_shape(&self) -> &[Dim] {
-        &self.shapes[1]
+    fn output_shapes(&self) -> Vec<Vec<Dim>> {
+        vec![self.shapes[1].to_vec()]
     }
-    fn forward(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, _: Mode) -> Result<Forward<F>> {
-        Model::infer(self, x, mask)
+    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Vec<Outputs<F>>> {
+        Model::infer(self, inputs)
     }
-    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Forward<F>> {
-        Ok(Forward {
-            output: self.run_batch(x, mask)?,
-            mask: None,
-            logits: None,
-        })
+    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Vec<Outputs<F>>> {
+        let name = self.config().model_name();
+        let ([x], None) = (inputs.xs.as_slice(), inputs.states) else {
+            return Err(Error::Unsupported {
+                layer: name.to_string(),
+                reason: "an echo state network takes one input and no explicit states".into(),
+            });
+        };
+        Ok(vec![Outputs::new(self.run_batch(x, inputs.mask_at(0))?)])
     }
-    fn backward(&mut self, _: &ArrayD<F>, _: bool) -> Result<ArrayD<F>> {
+    fn backward(&mut self, _: &[OutputGrads<'_, F>]) -> Result<Vec<ArrayD<F>>> {
         Err(Error::Unsupported {
             layer: self.config().model_name().to_string(),
             reason: "the readout is fitted in one ridge solve by EchoStateNetwork::fit, \

@@ -97,7 +97,7 @@ impl<'a, F: Float> Context<'a, F> {
 /// let mut model = Sequential::<f64>::new(&[2]).push(DenseConfig::new(1))?;
 /// let counter = Rc::new(RefCell::new(Batches::default()));
 /// let mut trainer = Trainer::new(Sgd::new(0.1), Loss::Mse).epochs(3).batch_size(4).callback(counter.clone());
-/// trainer.fit(&mut model, &x, &y)?;
+/// trainer.fit(&mut model, (&x, &y))?;
 /// assert_eq!(counter.borrow().0, 9); // 3 epochs of 3 batches
 /// # Ok(()) }
 /// ```

@@ -119,7 +119,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             iterations: self.optimizer.iterations(),
             seed: self.seed,
             state: names.iter().map(|s| s.to_string()).collect(),
-            rng: model.rng_state(),
+            rng: model.state().map_or_else(Vec::new, |s| s.rng_state()),
         };
         w.meta(
             "checkpoint",
@@ -141,15 +141,15 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// let y = Array2::from_shape_fn((8, 1), |(i, _)| 0.1 * i as f64).into_dyn();
     /// let mut model = Sequential::<f64>::new(&[3, 1]).push(GruConfig::new(4))?.push(DenseConfig::new(1))?;
     /// let mut trainer = Trainer::new(Adam::default(), Loss::Mse).batch_size(4).epochs(2);
-    /// trainer.fit(&mut model, &x, &y)?;
+    /// trainer.fit(&mut model, (&x, &y))?;
     /// let path = std::env::temp_dir().join("rnnkit-doc-resume.safetensors");
     /// trainer.save_checkpoint(&model, &path)?;
     ///
     /// let mut again = Trainer::new(Adam::default(), Loss::Mse).batch_size(4).epochs(2);
     /// let mut resumed = again.resume(&path)?;
     /// assert_eq!(again.epochs_done(), 2);
-    /// again.fit(&mut resumed, &x, &y)?;
-    /// trainer.fit(&mut model, &x, &y)?;
+    /// again.fit(&mut resumed, (&x, &y))?;
+    /// trainer.fit(&mut model, (&x, &y))?;
     /// assert_eq!(resumed.get_weights(), model.get_weights()); // bit for bit
     /// # std::fs::remove_file(&path).ok();
     /// # Ok(()) }
@@ -174,7 +174,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     }
 
     /// [`Trainer::resume`] for a checkpoint of a graph model
-    /// ([`Functional`](crate::Functional)), trained with `fit_many`.
+    /// ([`Functional`](crate::Functional)), trained with list data.
     ///
     /// # Errors
     /// As [`Trainer::resume`].
@@ -299,7 +299,12 @@ fn restore_streams<F: Float>(
     if info.rng.is_empty() {
         return Ok(());
     }
-    model
+    let Some(state) = model.state_mut() else {
+        return Err(FileError::Checkpoint(
+            "random streams saved for a model that has none".into(),
+        ));
+    };
+    state
         .set_rng_state(&info.rng)
         .map_err(|e| FileError::Checkpoint(format!("random streams: {e}")))
 }

@@ -28,7 +28,8 @@ pub(crate) fn check_data<F: Float>(
         return Err(Error::Data("no samples".into()));
     }
     // The array passed, against the model's input (not a batch of it, later).
-    let want: &[Dim] = model.input_shape();
+    let ins = model.input_shapes();
+    let want: &[Dim] = ins.first().map_or(&[], |s| s.as_slice());
     if !want.is_empty() && !crate::layers::fits_batched(x.shape(), want) {
         return Err(Error::Shape {
             layer: model.name().to_string(),
@@ -58,7 +59,8 @@ pub(crate) fn check_data<F: Float>(
         }
     }
     // Target shape against the model's output shape, per loss.
-    let out: &[Dim] = model.output_shape();
+    let outs = model.output_shapes();
+    let out: &[Dim] = outs.first().map_or(&[], |s| s.as_slice());
     let fits = |got: &[usize], want: &[Dim]| {
         got.len() == want.len() && got.iter().zip(want).all(|(g, w)| w.is_none_or(|w| w == *g))
     };
@@ -103,7 +105,7 @@ pub(crate) fn check_sample_weight<F: Float>(
     sw: &ArrayD<F>,
 ) -> Result<()> {
     let n = y.shape()[0];
-    let per_step = model.output_shape().len() == 2;
+    let per_step = model.output_shapes().first().map_or(0, Vec::len) == 2;
     let t = if per_step {
         y.shape().get(1).copied()
     } else {
@@ -151,7 +153,8 @@ pub(crate) fn class_weights<F: Float>(
     y: &ArrayD<F>,
     class_weight: &BTreeMap<usize, f64>,
 ) -> Result<ArrayD<F>> {
-    let out = model.output_shape();
+    let outs = model.output_shapes();
+    let out: &[Dim] = outs.first().map_or(&[], |s| s.as_slice());
     if out.len() != 1 {
         return Err(Error::Data(format!(
             "class_weight needs one target per sample, but the model outputs {} (use sample_weight for sequences)",

@@ -21,7 +21,7 @@ const EPS: f64 = 1e-7;
 /// ```
 /// use rnnkit::Loss;
 /// use rnnkit::ndarray::array;
-/// let (l, grad) = Loss::Mse.compute(&array![[1.0f64], [3.0]].into_dyn(), &array![[0.0], [1.0]].into_dyn(), None).unwrap();
+/// let (l, grad) = Loss::Mse.compute(&array![[1.0f64], [3.0]].into_dyn(), &array![[0.0], [1.0]].into_dyn(), None, None).unwrap();
 /// assert_eq!(l, 2.5);                         // (1 + 4) / 2
 /// assert_eq!(grad, array![[1.0], [2.0]].into_dyn()); // 2(ŷ − y)/N
 /// ```
@@ -151,7 +151,7 @@ struct Rows<F: Float> {
 }
 
 impl<F: Float> Rows<F> {
-    /// Multiplies each row's weight by its sample weight (see [`Loss::compute_weighted`]).
+    /// Multiplies each row's weight by its sample weight (see [`Loss::compute`]).
     fn weigh(&mut self, sw: &ArrayD<F>) -> Result<()> {
         let lead = &self.shape[..self.shape.len() - 1];
         let (n, r) = (lead[0], self.w.len());
@@ -350,7 +350,7 @@ impl Loss {
     /// use rnnkit::ndarray::array;
     /// // One-hot [1, 0] smoothed by 0.2 becomes [0.9, 0.1].
     /// let loss = Loss::categorical_crossentropy().from_logits(true).label_smoothing(0.2);
-    /// let (l, _) = loss.compute(&array![[0.0f64, 0.0]].into_dyn(), &array![[1.0, 0.0]].into_dyn(), None).unwrap();
+    /// let (l, _) = loss.compute(&array![[0.0f64, 0.0]].into_dyn(), &array![[1.0, 0.0]].into_dyn(), None, None).unwrap();
     /// assert!((l - 2f64.ln()).abs() < 1e-15);
     /// ```
     pub fn label_smoothing(self, ls: f64) -> Loss {
@@ -412,20 +412,7 @@ impl Loss {
 
     /// The reduced loss and its gradient with respect to `pred` (the logits when
     /// `from_logits`). `mask` (`[batch, steps]`) restricts a sequence output to real steps.
-    ///
-    /// # Errors
-    /// [`Error::Data`] for targets that do not fit the predictions (shape, label range);
-    /// [`Error::Config`] for a label smoothing outside [0, 1].
-    pub fn compute<F: Float>(
-        self,
-        pred: &ArrayD<F>,
-        target: &ArrayD<F>,
-        mask: Option<&Mask>,
-    ) -> Result<(f64, ArrayD<F>)> {
-        self.compute_weighted(pred, target, mask, None)
-    }
-
-    /// [`Loss::compute`] with Keras's `sample_weight`: `L = Σ w_e·ℓ_e / N`, `N` the number
+    /// With Keras's `sample_weight`, `L = Σ w_e·ℓ_e / N`, `N` the number
     /// of loss entries (samples, or samples × steps for a sequence output; entries of
     /// weight 0 still count). Weights are `[N]` or `[N, 1]` (one per sample), or `[N, T]`
     /// or `[N, T, 1]` (one per sample and step, for a sequence output). With a mask, the
@@ -437,14 +424,15 @@ impl Loss {
     /// let pred = array![[1.0f64], [3.0]].into_dyn();
     /// let y = array![[0.0], [1.0]].into_dyn();
     /// let w = array![2.0, 0.0].into_dyn();
-    /// let (l, _) = Loss::Mse.compute_weighted(&pred, &y, None, Some(&w)).unwrap();
+    /// let (l, _) = Loss::Mse.compute(&pred, &y, None, Some(&w)).unwrap();
     /// assert_eq!(l, (2.0 * 1.0 + 0.0 * 4.0) / 2.0); // N = 2, not Σw
     /// ```
     ///
     /// # Errors
-    /// As [`Loss::compute`]; [`Error::Data`] for weights of another shape, negative or not
-    /// finite.
-    pub fn compute_weighted<F: Float>(
+    /// [`Error::Data`] for targets that do not fit the predictions (shape, label range), or
+    /// weights of another shape, negative or not finite; [`Error::Config`] for a label
+    /// smoothing outside [0, 1].
+    pub fn compute<F: Float>(
         self,
         pred: &ArrayD<F>,
         target: &ArrayD<F>,

@@ -3,6 +3,7 @@
 mod callbacks;
 mod checkpoint;
 mod data;
+mod dataset;
 mod epochs;
 mod logs;
 mod loss;
@@ -16,6 +17,7 @@ pub use callbacks::{
     Callback, Context, Control, EarlyStopping, EpochEnd, LambdaCallback, Logs, ReduceLROnPlateau,
 };
 pub use checkpoint::ModelCheckpoint;
+pub use dataset::Data;
 pub use loss::{Loss, Metric};
 pub use objective::{LossFunction, MetricFunction, PerRow, RowLoss};
 pub use optim::{

@@ -38,7 +38,7 @@ use std::fmt::Debug;
 /// let y = x.mapv(|v| 2.0 * v);
 /// let mut model = Sequential::<f64>::new(&[1]).push(DenseConfig::new(1))?;
 /// let mut trainer = Trainer::new(Adam::new(0.05), Quartic).epochs(100);
-/// let h = trainer.fit(&mut model, &x, &y)?;
+/// let h = trainer.fit(&mut model, (&x, &y))?;
 /// assert!(h.loss().last().unwrap() < &h.loss()[0]);
 /// # Ok(()) }
 /// ```
@@ -93,7 +93,7 @@ impl<F: Float> LossFunction<F> for Loss {
         mask: Option<&Mask>,
         sample_weight: Option<&ArrayD<F>>,
     ) -> Result<(f64, ArrayD<F>)> {
-        self.compute_weighted(pred, target, mask, sample_weight)
+        Loss::compute(*self, pred, target, mask, sample_weight)
     }
     fn sparse_targets(&self) -> bool {
         matches!(self, Loss::SparseCategoricalCrossentropy { .. })
@@ -108,8 +108,7 @@ impl<F: Float> LossFunction<F> for Loss {
         mask: Option<&Mask>,
         sample_weight: Option<&ArrayD<F>>,
     ) -> Result<(f64, ArrayD<F>)> {
-        self.with_logits()
-            .compute_weighted(logits, target, mask, sample_weight)
+        Loss::compute(self.with_logits(), logits, target, mask, sample_weight)
     }
 }
 
@@ -146,7 +145,7 @@ impl<F: Float> LossFunction<F> for Loss {
 /// let mut model = Sequential::<f64>::new(&[4, 1]).push(GruConfig::new(3).return_sequences(true))?
 ///     .push(DenseConfig::new(1))?;
 /// let mut trainer = Trainer::new(Adam::new(0.01), PerRow(Huber)).epochs(3);
-/// trainer.fit_masked(&mut model, &x, &y, Some(&mask))?; // masked steps do not count
+/// trainer.fit(&mut model, Data::new(&x, &y).mask(Some(&mask)))?; // masked steps do not count
 /// # Ok(()) }
 /// ```
 pub trait RowLoss<F: Float>: Debug + Send + Sync {
@@ -208,7 +207,7 @@ impl<F: Float, L: RowLoss<F>> LossFunction<F> for PerRow<L> {
 /// let x = rnnkit::ndarray::Array2::from_shape_fn((8, 1), |(i, _)| i as f64).into_dyn();
 /// let mut model = Sequential::<f64>::new(&[1]).push(DenseConfig::new(1))?;
 /// let mut trainer = Trainer::new(Sgd::new(0.001), Loss::Mse).metric(MaxError);
-/// let h = trainer.fit(&mut model, &x, &x)?;
+/// let h = trainer.fit(&mut model, (&x, &x))?;
 /// assert!(h.get("max_error").is_some());
 /// # Ok(()) }
 /// ```

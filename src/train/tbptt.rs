@@ -5,8 +5,8 @@
 use super::trainer::Trainer;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::Mask;
-use crate::model::Model;
+use crate::layers::{Inputs, Mask};
+use crate::model::{Model, ModelState};
 use crate::train::optim::Optimizer;
 use ndarray::{Array2, ArrayD, Axis, Slice};
 
@@ -39,7 +39,7 @@ use ndarray::{Array2, ArrayD, Axis, Slice};
 /// let mut trainer = Trainer::new(Adam::new(0.01), Loss::Mse)
 ///     .truncated_bptt(TruncatedBptt::new(50))
 ///     .epochs(3);
-/// let history = trainer.fit(&mut model, &x, &y)?; // 8 windows, 8 updates per epoch
+/// let history = trainer.fit(&mut model, (&x, &y))?; // 8 windows, 8 updates per epoch
 /// assert!(history.loss()[2] < history.loss()[0]);
 /// # Ok(()) }
 /// ```
@@ -106,7 +106,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// Trains with truncated backpropagation through time (see [`TruncatedBptt`]):
     /// [`Trainer::fit`] and its variants then cut each batch of sequences into windows,
     /// with one optimizer step per window. Needs per-step targets and a model that runs
-    /// from explicit states ([`Model::forward_with_states`]).
+    /// from explicit states ([`ModelState::forward_from`](crate::ModelState::forward_from)).
     pub fn truncated_bptt(mut self, t: TruncatedBptt) -> Self {
         self.tbptt = Some(t);
         self
@@ -167,7 +167,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         t: TruncatedBptt,
     ) -> Result<(f64, Vec<(f64, f64)>)> {
         let (b, len) = (x.shape()[0], x.shape()[1]);
-        let mut states: Vec<Vec<Array2<F>>> = model.zero_states(b)?;
+        let mut states: Vec<Vec<Array2<F>>> = state_of(model)?.zero_states(b)?;
         let (mut loss, mut trained) = (0.0, 0usize);
         let mut metrics: Vec<(f64, f64)> = Vec::new();
         let mut start = 0;
@@ -177,7 +177,8 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             if from > start {
                 let r = start..from;
                 let m = mask.map(|m| steps(m, r.clone()));
-                model.infer_with_states(&steps(x, r), m.as_ref(), &mut states)?;
+                let xs = steps(x, r);
+                state_of(model)?.infer_from(Inputs::new(&xs).mask(m.as_ref()), &mut states)?;
             }
             let r = from..end;
             let m = mask.map(|m| steps(m, r.clone()));
@@ -202,4 +203,12 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         }
         Ok((loss / trained.max(1) as f64, metrics))
     }
+}
+
+/// A model's [`ModelState`], or the error of a model that has none.
+pub(super) fn state_of<F: Float>(model: &dyn Model<F>) -> Result<&dyn ModelState<F>> {
+    model.state().ok_or_else(|| Error::Unsupported {
+        layer: model.name().to_string(),
+        reason: "this model type does not run from explicit states".into(),
+    })
 }

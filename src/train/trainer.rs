@@ -3,6 +3,7 @@
 use super::callbacks::{Callback, Logs};
 use super::checkpoint::ModelCheckpoint;
 use super::data::{check_data, check_sample_weight, check_stateful_batches, class_weights};
+use super::dataset::Data;
 use super::logs::Running;
 use super::loss::Metric;
 use super::objective::{LossFunction, MetricFunction};
@@ -10,7 +11,7 @@ use super::optim::Optimizer;
 use super::tbptt::TruncatedBptt;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::{Mask, Mode};
+use crate::layers::{Inputs, Mask, Mode, OutputGrads};
 use crate::model::Model;
 use ndarray::{Array2, ArrayD, Axis};
 use std::collections::BTreeMap;
@@ -71,7 +72,7 @@ impl History {
 /// let y = Array2::from_shape_fn((100, 1), |(i, _)| 0.1 * i as f64 + 0.3).into_dyn();
 /// let mut model = Sequential::<f64>::new(&[3, 1]).push(SimpleRnnConfig::new(20))?.push(DenseConfig::new(1))?;
 /// let mut trainer = Trainer::new(Adam::default(), Loss::Mse).epochs(5);
-/// let history = trainer.fit(&mut model, &x, &y)?;
+/// let history = trainer.fit(&mut model, (&x, &y))?;
 /// assert_eq!(history.loss().len(), 5);
 /// # Ok(()) }
 /// ```
@@ -86,6 +87,8 @@ pub struct Trainer<F: Float, O: Optimizer<F>> {
     pub(super) seed: u64,
     pub(super) validation_split: f64,
     pub(super) validation_data: Option<ValidationData<F>>,
+    /// Validation data of several inputs or outputs was given (not taken yet).
+    pub(super) validation_list: bool,
     pub(super) class_weight: Option<BTreeMap<usize, f64>>,
     pub(super) verbose: u8,
     pub(super) callbacks: Vec<Box<dyn Callback<F>>>,
@@ -93,7 +96,7 @@ pub struct Trainer<F: Float, O: Optimizer<F>> {
     pub(super) epoch: usize,
     /// The weights before the last update (reused buffers).
     pub(super) snapshot: Vec<ArrayD<F>>,
-    /// Per-output loss weights for `fit_many`.
+    /// Per-output loss weights (several outputs).
     pub(super) loss_weights: Option<Vec<f64>>,
     /// Truncated BPTT settings, when set.
     pub(super) tbptt: Option<TruncatedBptt>,
@@ -126,6 +129,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             seed: 0,
             validation_split: 0.0,
             validation_data: None,
+            validation_list: false,
             class_weight: None,
             verbose: 0,
             callbacks: Vec::new(),
@@ -163,14 +167,10 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         self.validation_split = f;
         self
     }
-    /// Validation data (overrides `validation_split`). For sequences padded to one length,
-    /// give their mask with [`Trainer::validation_data_masked`]: `fit_masked` refuses
+    /// Validation data (Keras's `validation_data=(x, y, sample_weight)`; overrides
+    /// `validation_split`), scored as the training data is: with its mask and weights.
+    /// For sequences padded to one length, give their mask: a masked `fit` refuses
     /// unmasked validation data, which would be scored over the padding.
-    pub fn validation_data(mut self, x: ArrayD<F>, y: ArrayD<F>) -> Self {
-        self.validation_data = Some((x, y, None, None));
-        self
-    }
-    /// Validation data with its `[samples, steps]` mask, scored as the training data is.
     ///
     /// ```
     /// use rnnkit::prelude::*;
@@ -182,42 +182,22 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// let mut model = Sequential::<f64>::new(&[5, 1]).push(GruConfig::new(2))?.push(DenseConfig::new(1))?;
     /// let mut trainer = Trainer::new(Adam::default(), Loss::Mse)
     ///     .epochs(1)
-    ///     .validation_data_masked(x.clone(), y.clone(), mask.clone());
-    /// let history = trainer.fit_masked(&mut model, &x, &y, Some(&mask))?;
+    ///     .validation_data(Data::new(&x, &y).mask(Some(&mask)));
+    /// let history = trainer.fit(&mut model, Data::new(&x, &y).mask(Some(&mask)))?;
     /// assert!(history.val_loss().is_some());
     /// # Ok(()) }
     /// ```
-    pub fn validation_data_masked(mut self, x: ArrayD<F>, y: ArrayD<F>, mask: Mask) -> Self {
-        self.validation_data = Some((x, y, Some(mask), None));
-        self
-    }
-    /// Validation data with Keras's `sample_weight` (and a mask, if the data has one):
-    /// Keras's `validation_data=(x, y, sample_weight)`. The validation loss is weighted as
-    /// the training loss is.
-    ///
-    /// ```
-    /// use rnnkit::prelude::*;
-    /// use rnnkit::ndarray::{Array1, Array2};
-    /// # fn main() -> Result<(), rnnkit::Error> {
-    /// let x = Array2::from_shape_fn((4, 2), |(i, j)| (i + j) as f64).into_dyn();
-    /// let y = Array2::from_shape_fn((4, 1), |(i, _)| i as f64).into_dyn();
-    /// let w = Array1::from(vec![1.0, 0.0, 0.0, 0.0]).into_dyn(); // only sample 0 counts
-    /// let mut model = Sequential::<f64>::new(&[2]).push(DenseConfig::new(1))?;
-    /// let mut trainer = Trainer::new(Sgd::new(0.01), Loss::Mse)
-    ///     .validation_data_weighted(x.clone(), y.clone(), None, w.clone());
-    /// let h = trainer.fit(&mut model, &x, &y)?;
-    /// let scored = trainer.evaluate_weighted(&mut model, &x, &y, None, Some(&w))?["loss"];
-    /// assert_eq!(h.val_loss().unwrap()[0], scored);
-    /// # Ok(()) }
-    /// ```
-    pub fn validation_data_weighted(
-        mut self,
-        x: ArrayD<F>,
-        y: ArrayD<F>,
-        mask: Option<Mask>,
-        sample_weight: ArrayD<F>,
-    ) -> Self {
-        self.validation_data = Some((x, y, mask, Some(sample_weight)));
+    pub fn validation_data<'a>(mut self, data: impl Into<Data<'a, F>>) -> Self {
+        let d = data.into();
+        self.validation_data = d.single().map(|(x, y)| {
+            (
+                x.clone(),
+                y.clone(),
+                d.mask.cloned(),
+                d.sample_weight.cloned(),
+            )
+        });
+        self.validation_list = d.single().is_none();
         self
     }
     /// Keras's `class_weight`: each training sample weighs its class's weight (classes not
@@ -334,7 +314,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             if mask.is_some() && vm.is_none() {
                 return Err(Error::Data(
                     "training data has a mask but validation_data has none: its padding would \
-                     be scored; give the mask with validation_data_masked"
+                     be scored; give the mask in validation_data's Data"
                         .into(),
                 ));
             }
@@ -372,41 +352,52 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         Ok(())
     }
 
-    /// One gradient step on one batch (Keras's `train_on_batch`); returns the batch loss
-    /// computed before the update.
+    /// One gradient step on one batch (Keras's `train_on_batch`), with the batch's mask
+    /// and sample weights if given (the trainer's `class_weight`, if set, applies too);
+    /// returns the batch loss computed before the update.
     ///
     /// # Errors
     /// Invalid data or settings; [`Error::NonFinite`] when the step diverges (weights are
     /// left as they were before it).
-    pub fn train_on_batch(
+    pub fn train_on_batch<'a>(
         &mut self,
         model: &mut dyn Model<F>,
-        x: &ArrayD<F>,
-        y: &ArrayD<F>,
+        data: impl Into<Data<'a, F>>,
     ) -> Result<f64> {
-        self.train_on_batch_weighted(model, x, y, None)
-    }
-
-    /// [`Trainer::train_on_batch`] with Keras's `sample_weight` (see
-    /// [`Loss::compute_weighted`](crate::Loss::compute_weighted)); the trainer's `class_weight`, if set, applies too.
-    ///
-    /// # Errors
-    /// As [`Trainer::train_on_batch`]; weights of the wrong shape, negative or not finite.
-    pub fn train_on_batch_weighted(
-        &mut self,
-        model: &mut dyn Model<F>,
-        x: &ArrayD<F>,
-        y: &ArrayD<F>,
-        sample_weight: Option<&ArrayD<F>>,
-    ) -> Result<f64> {
-        self.validate(model, x, y, None, sample_weight)?;
+        let data = data.into();
+        let Some((x, y)) = data.single().filter(|_| one_to_one(model)) else {
+            self.check_list_data(model, &data)?;
+            let (xs, ys) = owned(&data);
+            return self.step_many(model, &xs, &ys, (1, 1)).map(|(l, _)| l);
+        };
+        let (mask, sample_weight) = (data.mask, data.sample_weight);
+        self.validate(model, x, y, mask, sample_weight)?;
         let from_classes = match &self.class_weight {
             Some(cw) => Some(class_weights(model, y, cw)?),
             None => None,
         };
         let sw = sample_weight.or(from_classes.as_ref());
-        self.step(model, x, y, None, sw, (1, 1), None)
+        self.step(model, x, y, mask, sw, (1, 1), None)
             .map(|(l, _)| l)
+    }
+
+    /// The loss of one batch without an update (Keras's `test_on_batch`).
+    ///
+    /// # Errors
+    /// As [`Trainer::evaluate`].
+    pub fn test_on_batch<'a>(
+        &self,
+        model: &mut dyn Model<F>,
+        data: impl Into<Data<'a, F>>,
+    ) -> Result<f64> {
+        let data = data.into();
+        let n = data
+            .x
+            .first()
+            .and_then(|x| x.shape().first().copied())
+            .unwrap_or(0);
+        self.evaluate_in(model, &data, n.max(1))
+            .map(|logs| logs["loss"])
     }
 
     /// Forward (from explicit `states` when given, which it moves on), loss, backward,
@@ -494,11 +485,28 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     ) -> Result<(f64, Vec<(f64, f64)>)> {
         // Keras evaluates cross-entropy from the logits of a softmax/sigmoid output; a
         // forward through `&mut` keeps them in either mode (evaluation without dropout).
-        let fused = self.loss.fuses_with() == Some(model.output_activation());
-        let out = match states {
-            Some(s) => model.forward_with_states(x, mask, mode, s)?,
-            None => model.forward(x, mask, mode)?,
+        let act = model.output_activations().first().copied();
+        let fused = act.is_some() && self.loss.fuses_with() == act;
+        let call = Inputs::new(x).mask(mask).mode(mode);
+        let mut outs = match states {
+            Some(s) => {
+                super::tbptt::state_of(model)?;
+                model
+                    .state_mut()
+                    .expect("checked above")
+                    .forward_from(call, s)?
+            }
+            None => model.forward(call)?,
         };
+        if outs.len() != 1 {
+            return Err(Error::Shape {
+                layer: model.name().to_string(),
+                what: "list of outputs (give one target array per output)",
+                expected: "1 output".into(),
+                got: vec![outs.len()],
+            });
+        }
+        let out = outs.remove(0);
         let (pred, out_mask) = (out.output, out.mask);
         let metrics = self
             .metrics
@@ -511,7 +519,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                     layer: model.name().to_string(),
                     reason: format!(
                         "the model reports a {} output but its forward pass returned no logits",
-                        model.output_activation()
+                        act.unwrap_or(crate::Activation::Linear)
                     ),
                 });
             };
@@ -523,67 +531,70 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         };
         if mode == Mode::Train {
             model.zero_grad();
-            model.backward(&grad, fused)?;
+            model.backward(&[OutputGrads::new(&grad).from_logits(fused)])?;
         }
         Ok((loss, metrics))
     }
 
-    /// Trains for `epochs` epochs (Keras's `fit`).
-    ///
-    /// # Errors
-    /// Before training: mismatched or non-finite data, targets that do not fit the loss,
-    /// labels out of range, invalid settings. During: [`Error::NonFinite`].
-    pub fn fit(
-        &mut self,
-        model: &mut dyn Model<F>,
-        x: &ArrayD<F>,
-        y: &ArrayD<F>,
-    ) -> Result<History> {
-        self.fit_masked(model, x, y, None)
-    }
-
-    /// [`Trainer::fit`] with a `[samples, steps]` input mask (variable-length sequences).
-    ///
-    /// # Errors
-    /// As [`Trainer::fit`].
-    pub fn fit_masked(
-        &mut self,
-        model: &mut dyn Model<F>,
-        x: &ArrayD<F>,
-        y: &ArrayD<F>,
-        mask: Option<&Mask>,
-    ) -> Result<History> {
-        self.fit_weighted(model, x, y, mask, None)
-    }
-
-    /// [`Trainer::fit_masked`] with Keras's `sample_weight`: `[samples]` or `[samples, 1]`,
-    /// or `[samples, steps]` for a sequence output (see [`Loss::compute_weighted`](crate::Loss::compute_weighted)). A
-    /// `validation_split` splits the weights too and weighs the validation loss.
+    /// Trains for `epochs` epochs (Keras's `fit`): one input and target, or one array per
+    /// input and per output (a graph model's; the loss is the trainer's on every output,
+    /// summed with `loss_weights`), with an optional input mask (variable-length
+    /// sequences) and `sample_weight` (`[samples]` or `[samples, 1]`, or `[samples,
+    /// steps]` for a sequence output; see [`LossFunction`]). A `validation_split` splits
+    /// the mask and weights too and weighs the validation loss.
     ///
     /// ```
     /// use rnnkit::prelude::*;
-    /// use rnnkit::ndarray::{Array1, Array2};
+    /// use rnnkit::ndarray::{Array2, Array3};
     /// # fn main() -> Result<(), rnnkit::Error> {
-    /// let x = Array2::from_shape_fn((4, 2), |(i, j)| (i + j) as f64).into_dyn();
-    /// let y = Array2::from_shape_fn((4, 1), |(i, _)| i as f64).into_dyn();
-    /// let w = Array1::from(vec![1.0, 1.0, 0.0, 3.0]).into_dyn(); // sample 2 does not count
-    /// let mut model = Sequential::<f64>::new(&[2]).push(DenseConfig::new(1))?;
-    /// let mut trainer = Trainer::new(Sgd::new(0.01), Loss::Mse).epochs(2);
-    /// trainer.fit_weighted(&mut model, &x, &y, None, Some(&w))?;
+    /// // y = the sum of a sequence's last step and a side input.
+    /// let mut g = Graph::<f64>::new(0);
+    /// let seq = g.input("seq", &[Some(4), Some(1)])?;
+    /// let side = g.input("side", &[Some(1)])?;
+    /// let h = g.apply(&GruConfig::new(8), seq)?;
+    /// let both = g.merge(Merge::Concatenate { axis: -1 }, &[h, side])?;
+    /// let y = g.apply(&DenseConfig::new(1), both)?;
+    /// let mut model = g.build(&[seq, side], &[y])?;
+    /// let xs = vec![
+    ///     Array3::from_shape_fn((64, 4, 1), |(i, t, _)| ((i * 4 + t) as f64 * 0.37).sin()).into_dyn(),
+    ///     Array2::from_shape_fn((64, 1), |(i, _)| (i as f64 * 0.11).cos()).into_dyn(),
+    /// ];
+    /// let ys = vec![Array2::from_shape_fn((64, 1), |(i, _)| {
+    ///     ((i * 4 + 3) as f64 * 0.37).sin() + (i as f64 * 0.11).cos()
+    /// }).into_dyn()];
+    /// let mut trainer = Trainer::new(Adam::new(0.01), Loss::Mse).epochs(60).batch_size(16);
+    /// let history = trainer.fit(&mut model, (&xs, &ys))?;
+    /// assert!(history.loss().last().unwrap() < &(history.loss()[0] / 4.0));
     /// # Ok(()) }
     /// ```
     ///
     /// # Errors
-    /// As [`Trainer::fit`]; weights of the wrong shape, negative or not finite; a
-    /// `sample_weight` next to the trainer's `class_weight`.
-    pub fn fit_weighted(
+    /// Before training: mismatched or non-finite data, targets that do not fit the loss,
+    /// labels out of range, invalid settings; weights of the wrong shape, negative or not
+    /// finite; a `sample_weight` next to the trainer's `class_weight`; for several inputs
+    /// or outputs, arrays of the wrong count or sample count, and settings that take one
+    /// of each (`class_weight`, `validation_data`, truncated BPTT, a mask or sample
+    /// weights, metrics with several outputs). During: [`Error::NonFinite`].
+    pub fn fit<'a>(
         &mut self,
         model: &mut dyn Model<F>,
-        x: &ArrayD<F>,
-        y: &ArrayD<F>,
-        mask: Option<&Mask>,
-        sample_weight: Option<&ArrayD<F>>,
+        data: impl Into<Data<'a, F>>,
     ) -> Result<History> {
+        let data = data.into();
+        let Some((x, y)) = data.single().filter(|_| one_to_one(model)) else {
+            self.check_list_data(model, &data)?;
+            let (xs, ys) = owned(&data);
+            return self.fit_list(model, &xs, &ys);
+        };
+        let (mask, sample_weight) = (data.mask, data.sample_weight);
+        if self.validation_list {
+            return Err(Error::Config {
+                layer: "trainer".into(),
+                field: "validation_data",
+                reason: "several validation arrays for a model fitted on one input and target"
+                    .into(),
+            });
+        }
         match self.tbptt {
             Some(t) => self.validate_windows(model, x, y, mask, sample_weight, t)?,
             None => self.validate(model, x, y, mask, sample_weight)?,
@@ -633,49 +644,47 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         };
         let mut validate = |t: &Self, model: &mut dyn Model<F>| match &val {
             Some((vx, vy, vm, vw)) => t
-                .evaluate_weighted(model, vx, vy, vm.as_ref(), vw.as_ref())
+                .evaluate_in(
+                    model,
+                    &Data::new(vx, vy)
+                        .mask(vm.as_ref())
+                        .sample_weight(vw.as_ref()),
+                    t.batch_size,
+                )
                 .map(Some),
             None => Ok(None),
         };
         self.run_epochs(model, n_train, &mut batch, &mut validate)
     }
 
-    /// Loss and metrics over `x`, in batches (Keras's `evaluate`, `return_dict=True`).
+    /// Loss and metrics over the data, in batches (Keras's `evaluate`,
+    /// `return_dict=True`): the loss weighted by `sample_weight` as in training, metrics
+    /// unweighted (Keras's `metrics`).
     ///
     /// # Errors
     /// As [`Trainer::fit`]'s data checks.
-    pub fn evaluate(&self, model: &mut dyn Model<F>, x: &ArrayD<F>, y: &ArrayD<F>) -> Result<Logs> {
-        self.evaluate_masked(model, x, y, None)
-    }
-
-    /// [`Trainer::evaluate`] with an input mask.
-    ///
-    /// # Errors
-    /// As [`Trainer::evaluate`].
-    pub fn evaluate_masked(
+    pub fn evaluate<'a>(
         &self,
         model: &mut dyn Model<F>,
-        x: &ArrayD<F>,
-        y: &ArrayD<F>,
-        mask: Option<&Mask>,
+        data: impl Into<Data<'a, F>>,
     ) -> Result<Logs> {
-        self.evaluate_weighted(model, x, y, mask, None)
+        self.evaluate_in(model, &data.into(), self.batch_size)
     }
 
-    /// [`Trainer::evaluate_masked`] with Keras's `sample_weight` (the loss weighted as in
-    /// training; metrics unweighted, as Keras's `metrics`).
-    ///
-    /// # Errors
-    /// As [`Trainer::evaluate`]; weights of the wrong shape, negative or not finite.
-    pub fn evaluate_weighted(
+    /// [`Trainer::evaluate`] in batches of `batch_size`.
+    pub(super) fn evaluate_in(
         &self,
         model: &mut dyn Model<F>,
-        x: &ArrayD<F>,
-        y: &ArrayD<F>,
-        mask: Option<&Mask>,
-        sample_weight: Option<&ArrayD<F>>,
+        data: &Data<'_, F>,
+        batch_size: usize,
     ) -> Result<Logs> {
-        if self.batch_size == 0 {
+        let Some((x, y)) = data.single().filter(|_| one_to_one(model)) else {
+            self.check_list_shapes(model, data)?;
+            let (xs, ys) = owned(data);
+            return self.evaluate_list(model, &xs, &ys, batch_size);
+        };
+        let (mask, sample_weight) = (data.mask, data.sample_weight);
+        if batch_size == 0 {
             return Err(Error::Config {
                 layer: "trainer".into(),
                 field: "batch_size",
@@ -687,10 +696,10 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             check_sample_weight(model, y, sw)?;
         }
         let n = x.shape()[0];
-        check_stateful_batches(model, &[n], self.batch_size)?;
+        check_stateful_batches(model, &[n], batch_size)?;
         let mut running = Running::new(self.metrics.len());
-        for start in (0..n).step_by(self.batch_size) {
-            let r = (start..(start + self.batch_size).min(n)).into();
+        for start in (0..n).step_by(batch_size) {
+            let r = (start..(start + batch_size).min(n)).into();
             let xb = x.slice_axis(Axis(0), r).to_owned();
             let yb = y.slice_axis(Axis(0), r).to_owned();
             let mb = mask.map(|m| m.slice_axis(Axis(0), r).to_owned());
@@ -701,14 +710,6 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         }
         let logs = running.logs(&self.metrics);
         Ok(logs)
-    }
-
-    /// Predictions in batches of `batch_size` (Keras's `predict`).
-    ///
-    /// # Errors
-    /// As [`Model::predict_batched`].
-    pub fn predict(&self, model: &dyn Model<F>, x: &ArrayD<F>) -> Result<ArrayD<F>> {
-        model.predict_batched(x, None, self.batch_size)
     }
 }
 
@@ -738,4 +739,17 @@ fn all_finite<F: Float>(a: &ArrayD<F>) -> bool {
         Some(s) => s.iter().fold(true, |ok, v| ok & v.is_finite()),
         None => a.iter().all(|v| v.is_finite()),
     }
+}
+
+/// Owned copies of a list data argument's arrays (the graph path batches by selecting rows).
+pub(super) fn owned<F: Float>(data: &Data<'_, F>) -> (Vec<ArrayD<F>>, Vec<ArrayD<F>>) {
+    (
+        data.x.iter().map(|a| (*a).clone()).collect(),
+        data.y.iter().map(|a| (*a).clone()).collect(),
+    )
+}
+
+/// Whether a model takes one input and gives one output (the one-array path of `fit`).
+fn one_to_one<F: Float>(model: &dyn Model<F>) -> bool {
+    model.input_shapes().len() == 1 && model.output_shapes().len() == 1
 }

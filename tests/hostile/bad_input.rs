@@ -66,7 +66,8 @@ fn a_mask_with_other_rows_than_the_input_is_refused() {
     for rows in [3, 7] {
         let mask = Array2::from_elem((rows, 4), true);
         assert!(matches!(
-            m.predict_masked(&x, Some(&mask), 2),
+            m.predict(Inputs::new(&x).mask(Some(&mask)), 2)
+                .map(|mut p| p.remove(0)),
             Err(Error::Shape { what: "mask", .. })
         ));
     }
@@ -80,13 +81,15 @@ fn a_loss_mask_of_unrelated_shape_is_refused() {
     for shape in [(2, 4), (3, 3), (1, 1)] {
         let mask = Array2::from_elem(shape, true);
         assert!(matches!(
-            Loss::Mse.compute(&pred, &y, Some(&mask)),
+            Loss::Mse.compute(&pred, &y, Some(&mask), None),
             Err(Error::Shape { what: "mask", .. })
         ));
     }
     let pred2 = ArrayD::<f64>::zeros(IxDyn(&[2, 1]));
     let mask = Array2::from_elem((2, 1), true);
-    assert!(Loss::Mse.compute(&pred2, &pred2, Some(&mask)).is_err());
+    assert!(Loss::Mse
+        .compute(&pred2, &pred2, Some(&mask), None)
+        .is_err());
 }
 
 #[test]
@@ -99,15 +102,15 @@ fn one_trainer_refuses_a_second_model_with_other_weights() {
         .push(DenseConfig::new(1))
         .unwrap();
     let mut trainer = Trainer::new(Adam::default(), Loss::Mse).epochs(2);
-    trainer.fit(&mut a, &x, &y).unwrap();
+    trainer.fit(&mut a, (&x, &y)).unwrap();
     let before = b.get_weights();
-    match trainer.fit(&mut b, &x, &y) {
+    match trainer.fit(&mut b, (&x, &y)) {
         Err(Error::Config { field: "model", .. }) => {}
         other => panic!("expected a model mismatch, got {other:?}"),
     }
     assert_eq!(b.get_weights(), before);
     // The same model again is fine.
-    trainer.fit(&mut a, &x, &y).unwrap();
+    trainer.fit(&mut a, (&x, &y)).unwrap();
 }
 
 #[test]
@@ -134,7 +137,7 @@ fn a_checkpoint_claiming_impossible_counts_is_refused() {
     let (x, y) = data(8);
     let mut m = small_model();
     let mut trainer = Trainer::new(Adam::default(), Loss::Mse).epochs(1);
-    trainer.fit(&mut m, &x, &y).unwrap();
+    trainer.fit(&mut m, (&x, &y)).unwrap();
     let dir = std::env::temp_dir().join(format!("rnnkit-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("ck.safetensors");
@@ -177,9 +180,14 @@ fn rewrite_checkpoint(bytes: &[u8], epoch: u64, iterations: u64) -> Vec<u8> {
 fn an_optimizer_applied_by_hand_validates_its_settings() {
     let (x, y) = data(4);
     let mut m = small_model();
-    let out = m.forward(&x, Mode::Train).unwrap();
-    let (_, g) = Loss::Mse.compute(&out, &y, None).unwrap();
-    m.backward(&g).unwrap();
+    let out = m
+        .forward(Inputs::new(&x).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
+    let (_, g) = Loss::Mse.compute(&out, &y, None, None).unwrap();
+    m.backward(&[OutputGrads::new(&g)])
+        .map(|mut d| d.remove(0))
+        .unwrap();
     let before = m.get_weights();
     let mut adam = Adam::<f64>::new(f64::NAN);
     assert!(matches!(adam.apply(&mut m), Err(Error::Config { .. })));
@@ -365,36 +373,27 @@ fn an_f64_value_beyond_f32_is_refused_when_converting() {
 
 #[test]
 fn a_user_model_claiming_softmax_without_logits_is_an_error() {
-    use rnnkit::{Dim, Forward, Model, Param};
+    use rnnkit::{Dim, Model, Param};
     #[derive(Debug)]
     struct Liar(Param<f64>);
     impl Model<f64> for Liar {
-        fn input_shape(&self) -> &[Dim] {
-            &[Some(2)]
+        fn input_shapes(&self) -> Vec<Vec<Dim>> {
+            vec![vec![Some(2)]]
         }
-        fn output_shape(&self) -> &[Dim] {
-            &[Some(2)]
+        fn output_shapes(&self) -> Vec<Vec<Dim>> {
+            vec![vec![Some(2)]]
         }
-        fn output_activation(&self) -> Activation {
-            Activation::Softmax
+        fn output_activations(&self) -> Vec<Activation> {
+            vec![Activation::Softmax]
         }
-        fn forward(
-            &mut self,
-            x: &ArrayD<f64>,
-            _: Option<&Mask>,
-            _: Mode,
-        ) -> Result<Forward<f64>, Error> {
-            self.infer(x, None)
+        fn forward(&mut self, inputs: Inputs<'_, f64>) -> Result<Vec<Outputs<f64>>, Error> {
+            self.infer(inputs)
         }
-        fn infer(&self, x: &ArrayD<f64>, _: Option<&Mask>) -> Result<Forward<f64>, Error> {
-            Ok(Forward {
-                output: x.clone(),
-                mask: None,
-                logits: None,
-            })
+        fn infer(&self, inputs: Inputs<'_, f64>) -> Result<Vec<Outputs<f64>>, Error> {
+            Ok(vec![Outputs::new(inputs.xs[0].clone())])
         }
-        fn backward(&mut self, dy: &ArrayD<f64>, _: bool) -> Result<ArrayD<f64>, Error> {
-            Ok(dy.clone())
+        fn backward(&mut self, grads: &[OutputGrads<'_, f64>]) -> Result<Vec<ArrayD<f64>>, Error> {
+            Ok(vec![grads[0].dy.clone()])
         }
     }
 
@@ -414,7 +413,7 @@ fn a_user_model_claiming_softmax_without_logits_is_an_error() {
     let y = ArrayD::from_shape_fn(IxDyn(&[4, 2]), |i| if i[1] == 0 { 1.0 } else { 0.0 });
     let mut t = Trainer::new(Adam::default(), Loss::categorical_crossentropy());
     assert!(matches!(
-        t.fit(&mut m, &x, &y),
+        t.fit(&mut m, (&x, &y)),
         Err(Error::Unsupported { .. })
     ));
 }

@@ -326,7 +326,7 @@ fn random_mutations_never_panic() {
                 ok += 1;
                 // What loads also runs: a mutated weight changes numbers, never panics.
                 let x = ndarray::Array3::<f32>::ones((2, 4, 2)).into_dyn();
-                let _ = m.predict(&x, 32);
+                let _ = m.predict(Inputs::new(&x), 32).map(|mut p| p.remove(0));
             }
             Err(_) => err += 1,
         }
@@ -406,7 +406,7 @@ fn random_mutations_of_a_graph_file_never_panic() {
         let b = mutate(&bytes, round, &mut rng);
         match Functional::<f32>::from_bytes(&b) {
             Ok(m) => {
-                let _ = m.infer_many(&[ids.clone(), dec.clone()]);
+                let _ = m.infer(Inputs::from(&[ids.clone(), dec.clone()]));
             }
             Err(_) => refused += 1,
         }
@@ -434,7 +434,7 @@ fn random_mutations_of_a_checkpoint_never_panic() {
     let mut t = Trainer::new(Adam::default(), Loss::Mse)
         .epochs(1)
         .batch_size(3);
-    t.fit(&mut model, &x, &y).unwrap();
+    t.fit(&mut model, (&x, &y)).unwrap();
     t.save_checkpoint(&model, &path).unwrap();
     let seq = std::fs::read(&path).unwrap();
     let mut g = graph_sample();
@@ -445,7 +445,7 @@ fn random_mutations_of_a_checkpoint_never_panic() {
         ndarray::Array3::<f32>::zeros((4, 3, 2)).into_dyn(),
         ndarray::Array3::<f32>::zeros((4, 3, 2)).into_dyn(),
     ];
-    tg.fit_many(&mut g, &[ids.clone(), dec.clone()], &ys)
+    tg.fit(&mut g, Data::list(&[ids.clone(), dec.clone()], &ys))
         .unwrap();
     tg.save_checkpoint(&g, &path).unwrap();
     let graph = std::fs::read(&path).unwrap();
@@ -458,11 +458,11 @@ fn random_mutations_of_a_checkpoint_never_panic() {
             let mut fresh = Trainer::new(Adam::<f32>::default(), Loss::Mse).epochs(1);
             let r = if which == "sequential" {
                 fresh.resume(&path).map(|m| {
-                    let _ = m.predict(&x, 4);
+                    let _ = m.predict(Inputs::new(&x), 4).map(|mut p| p.remove(0));
                 })
             } else {
                 fresh.resume_graph(&path).map(|m| {
-                    let _ = m.infer_many(&[ids.clone(), dec.clone()]);
+                    let _ = m.infer(Inputs::from(&[ids.clone(), dec.clone()]));
                 })
             };
             if r.is_err() {

@@ -55,7 +55,7 @@ fn a_saved_network_predicts_the_same_after_loading() {
     assert_eq!(loaded.reservoir(), esn.reservoir());
     assert_eq!(loaded.state(), esn.state());
     // The state is saved too: the loaded network continues the series exactly.
-    assert_eq!(loaded.predict(&x).unwrap(), esn.predict(&x).unwrap());
+    assert_eq!(loaded.run(&x).unwrap(), esn.run(&x).unwrap());
 
     // f32, and an unfitted network (no readout in the file).
     let net = EsnConfig::new(8).density(0.5).build::<f32>(1).unwrap();
@@ -171,7 +171,7 @@ fn random_mutations_never_panic() {
         }
         match EchoStateNetwork::<f64>::from_bytes(&b) {
             Ok(mut esn) => {
-                let _ = esn.predict(&Array2::ones((3, 2)));
+                let _ = esn.run(&Array2::ones((3, 2)));
                 let _ = esn.generate(&Array1::ones(2), 3);
             }
             Err(_) => refused += 1,

@@ -151,35 +151,49 @@ fn bad_inputs_at_run_time_are_typed_errors() -> Result<(), Error> {
     let mut m = g.build(&[ids, x], &[y])?;
     let good_ids = ArrayD::from_shape_vec(IxDyn(&[1, 3]), vec![1.0, 2.0, 4.0]).unwrap();
     let good_x = Array3::<f64>::zeros((1, 3, 2)).into_dyn();
-    m.forward_many(&[good_ids.clone(), good_x.clone()], Mode::Train)?;
+    m.forward(Inputs::from(&[good_ids.clone(), good_x.clone()]).mode(Mode::Train))?;
     let before = m.get_weights();
     // Wrong number of inputs, wrong feature count, different batch, ids out of range,
     // negative or fractional: errors naming what was expected.
-    let e = msg(m.forward_many(std::slice::from_ref(&good_ids), Mode::Train));
+    let e = msg(m.forward(Inputs::from(std::slice::from_ref(&good_ids)).mode(Mode::Train)));
     assert!(e.contains("2 arrays"), "{e}");
-    let e = msg(m.infer_many(&[good_ids.clone(), Array3::<f64>::zeros((1, 3, 4)).into_dyn()]));
+    let e = msg(m.infer(Inputs::from(&[
+        good_ids.clone(),
+        Array3::<f64>::zeros((1, 3, 4)).into_dyn(),
+    ])));
     assert!(e.contains("x") && e.contains("[1, 3, 4]"), "{e}");
-    let e = msg(m.infer_many(&[good_ids.clone(), Array3::<f64>::zeros((2, 3, 2)).into_dyn()]));
+    let e = msg(m.infer(Inputs::from(&[
+        good_ids.clone(),
+        Array3::<f64>::zeros((2, 3, 2)).into_dyn(),
+    ])));
     assert!(e.contains("x") && e.contains("batch 1"), "{e}");
     for bad in [5.0, -1.0, 1.5, f64::NAN] {
         let ids = ArrayD::from_shape_vec(IxDyn(&[1, 3]), vec![1.0, bad, 2.0]).unwrap();
-        let e = msg(m.infer_many(&[ids, good_x.clone()]));
+        let e = msg(m.infer(Inputs::from(&[ids, good_x.clone()])));
         assert!(e.contains("embedding"), "{bad}: {e}");
     }
     // Merged tensors whose steps differ at run time.
-    let e = msg(m.infer_many(&[good_ids.clone(), Array3::<f64>::zeros((1, 4, 2)).into_dyn()]));
+    let e = msg(m.infer(Inputs::from(&[
+        good_ids.clone(),
+        Array3::<f64>::zeros((1, 4, 2)).into_dyn(),
+    ])));
     assert!(e.contains("add"), "{e}");
     // Gradients: wrong count or shape (after a training pass: a failed forward clears the
     // training cache).
-    m.forward_many(&[good_ids.clone(), good_x.clone()], Mode::Train)?;
-    let e = msg(m.backward_many(&[], &[]));
+    m.forward(Inputs::from(&[good_ids.clone(), good_x.clone()]).mode(Mode::Train))?;
+    let e = msg(m.backward(&[].iter().map(OutputGrads::new).collect::<Vec<_>>()));
     assert!(e.contains("1 arrays"), "{e}");
-    let e = msg(m.backward_many(&[Array2::<f64>::zeros((1, 4)).into_dyn()], &[]));
+    let e = msg(m.backward(
+        &[Array2::<f64>::zeros((1, 4)).into_dyn()]
+            .iter()
+            .map(OutputGrads::new)
+            .collect::<Vec<_>>(),
+    ));
     assert!(e.contains("dL/d(output)"), "{e}");
     assert_eq!(m.get_weights(), before);
-    // A model with two inputs is not a one-array Model.
-    let e = msg(Model::infer(&m, &good_x, None));
-    assert!(e.contains("forward_many"), "{e}");
+    // A model with two inputs given one array.
+    let e = msg(Model::infer(&m, Inputs::new(&good_x)));
+    assert!(e.contains("list of inputs"), "{e}");
     Ok(())
 }
 
@@ -304,13 +318,18 @@ fn layers_the_outputs_do_not_reach_are_not_the_model_s() -> Result<(), Error> {
     let again = Functional::<f64>::from_bytes(&m.to_bytes()?)?;
     let x = ndarray::Array2::<f64>::ones((2, 3)).into_dyn();
     assert_eq!(
-        again.infer_many(std::slice::from_ref(&x))?,
-        m.infer_many(std::slice::from_ref(&x))?
+        again.infer(Inputs::from(std::slice::from_ref(&x)))?,
+        m.infer(Inputs::from(std::slice::from_ref(&x)))?
     );
     let mut m = m;
-    m.forward_many(std::slice::from_ref(&x), Mode::Train)?;
+    m.forward(Inputs::from(std::slice::from_ref(&x)).mode(Mode::Train))?;
     Module::zero_grad(&mut m);
-    m.backward_many(&[ndarray::Array2::<f64>::ones((2, 1)).into_dyn()], &[])?;
+    m.backward(
+        &[ndarray::Array2::<f64>::ones((2, 1)).into_dyn()]
+            .iter()
+            .map(OutputGrads::new)
+            .collect::<Vec<_>>(),
+    )?;
     let mut any = false;
     m.visit_params(&mut |_, p| any |= p.grad().iter().any(|&g| g != 0.0));
     assert!(any);

@@ -27,6 +27,8 @@ fn bits<'a>(arrays: impl IntoIterator<Item = &'a ArrayD<f64>>) -> Vec<u64> {
 
 fn snapshot(model: &Sequential<f64>, trainer: &Trainer<f64, Adam<f64>>) -> Snapshot {
     let states: Vec<ArrayD<f64>> = model
+        .state()
+        .unwrap()
         .states()
         .into_iter()
         .flatten()
@@ -36,7 +38,7 @@ fn snapshot(model: &Sequential<f64>, trainer: &Trainer<f64, Adam<f64>>) -> Snaps
     Snapshot {
         weights: bits(&model.get_weights()),
         states: bits(&states),
-        rng: model.rng_state(),
+        rng: model.state().unwrap().rng_state(),
         iterations: trainer.optimizer.iterations(),
         moments: bits(&moments),
         epochs_done: trainer.epochs_done(),
@@ -76,8 +78,8 @@ fn trained() -> Trained {
         .batch_size(4)
         .shuffle(false)
         .epochs(1);
-    t.fit(&mut m, &x, &y).unwrap();
-    assert!(!m.states().concat().is_empty());
+    t.fit(&mut m, (&x, &y)).unwrap();
+    assert!(!m.state().unwrap().states().concat().is_empty());
     assert!(t.optimizer.iterations() == 2 && t.epochs_done() == 1);
     (m, t, x, y)
 }
@@ -106,30 +108,38 @@ fn refused_calls_leave_weights_optimizer_epochs_streams_and_states() {
     let mut nan_x = x.clone();
     nan_x[[3, 2, 1]] = f64::NAN;
     refused("fit, wrong features", &mut m, &mut t, |m, t| {
-        t.fit(m, &wrong_features, &y).map(drop)
+        t.fit(m, (&wrong_features, &y)).map(drop)
     });
     refused("fit, NaN input", &mut m, &mut t, |m, t| {
-        t.fit(m, &nan_x, &y).map(drop)
+        t.fit(m, (&nan_x, &y)).map(drop)
     });
     refused("fit, targets that do not fit", &mut m, &mut t, |m, t| {
-        t.fit(m, &x, &ArrayD::zeros(IxDyn(&[8, 2]))).map(drop)
+        t.fit(m, (&x, &ArrayD::zeros(IxDyn(&[8, 2])))).map(drop)
     });
     refused("fit, a mask of other rows", &mut m, &mut t, |m, t| {
-        t.fit_masked(m, &x, &y, Some(&Array2::from_elem((7, 5), true)))
-            .map(drop)
+        t.fit(
+            m,
+            Data::new(&x, &y).mask(Some(&Array2::from_elem((7, 5), true))),
+        )
+        .map(drop)
     });
     refused("train_on_batch, wrong features", &mut m, &mut t, |m, t| {
-        t.train_on_batch(m, &wrong_features, &y).map(drop)
+        t.train_on_batch(m, (&wrong_features, &y)).map(drop)
     });
     refused("evaluate, wrong features", &mut m, &mut t, |m, t| {
-        t.evaluate(m, &wrong_features, &y).map(drop)
+        t.evaluate(m, (&wrong_features, &y)).map(drop)
     });
     refused("predict, another batch size", &mut m, &mut t, |m, _| {
-        m.predict(&x.slice_axis(ndarray::Axis(0), (0..3).into()).to_owned(), 3)
-            .map(drop)
+        m.predict(
+            Inputs::new(&x.slice_axis(ndarray::Axis(0), (0..3).into()).to_owned()),
+            3,
+        )
+        .map(|mut p| p.remove(0))
+        .map(drop)
     });
     refused("forward, another batch size", &mut m, &mut t, |m, _| {
-        m.forward(&ArrayD::zeros(IxDyn(&[3, 5, 3])), Mode::Train)
+        m.forward(Inputs::new(&ArrayD::zeros(IxDyn(&[3, 5, 3]))).mode(Mode::Train))
+            .map(|mut o| o.remove(0).output)
             .map(drop)
     });
     refused("set_weights, NaN", &mut m, &mut t, |m, _| {
@@ -148,15 +158,15 @@ fn refused_calls_leave_weights_optimizer_epochs_streams_and_states() {
             .set_states(Some(&[Array2::zeros((4, 4))]))
     });
     refused("set_rng_state, wrong count", &mut m, &mut t, |m, _| {
-        m.set_rng_state(&[vec![1, 2, 3]])
+        m.state_mut().unwrap().set_rng_state(&[vec![1, 2, 3]])
     });
     refused("fit, validation_split 1", &mut m, &mut t, |m, _| {
         let mut t2 = Trainer::new(Adam::new(0.01), Loss::Mse).validation_split(1.0);
-        t2.fit(m, &x, &y).map(drop)
+        t2.fit(m, (&x, &y)).map(drop)
     });
     refused("fit of a twin model", &mut m, &mut t, |_, t| {
         let (mut twin, ..) = trained();
-        t.fit(&mut twin, &x, &y).map(drop)
+        t.fit(&mut twin, (&x, &y)).map(drop)
     });
     refused(
         "apply of the optimizer to a twin",
@@ -185,25 +195,30 @@ fn refused_calls_leave_weights_optimizer_epochs_streams_and_states() {
         },
     );
     // After all that, the trainer still continues from where it was.
-    assert!(t.fit(&mut m, &x, &y).is_ok());
+    assert!(t.fit(&mut m, (&x, &y)).is_ok());
     assert_eq!(t.epochs_done(), 2);
 }
 
 #[test]
 fn a_backward_after_a_refused_forward_is_refused() {
     let (mut m, _, x, _) = trained();
-    m.reset_states();
+    m.state_mut().unwrap().reset_states();
     m.forward(
-        &x.slice_axis(ndarray::Axis(0), (0..4).into()).to_owned(),
-        Mode::Train,
+        Inputs::new(&x.slice_axis(ndarray::Axis(0), (0..4).into()).to_owned()).mode(Mode::Train),
     )
+    .map(|mut o| o.remove(0).output)
     .unwrap();
     // A forward that fails at the first layer, then one that fails at the last.
     assert!(m
-        .forward(&ArrayD::zeros(IxDyn(&[4, 5, 2])), Mode::Train)
+        .forward(Inputs::new(&ArrayD::zeros(IxDyn(&[4, 5, 2]))).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
         .is_err());
     let dy = ArrayD::ones(IxDyn(&[4, 1]));
-    assert!(matches!(m.backward(&dy), Err(Error::NoCache { .. })));
+    assert!(matches!(
+        m.backward(&[OutputGrads::new(&dy)])
+            .map(|mut d| d.remove(0)),
+        Err(Error::NoCache { .. })
+    ));
 
     // A graph: the same after a refused forward_many.
     let mut g = Graph::<f64>::new(0);
@@ -212,10 +227,14 @@ fn a_backward_after_a_refused_forward_is_refused() {
     let o = g.apply(&DenseConfig::new(1), h).unwrap();
     let mut model = g.build(&[a], &[o]).unwrap();
     model
-        .forward_many(std::slice::from_ref(&x), Mode::Train)
+        .forward(Inputs::from(std::slice::from_ref(&x)).mode(Mode::Train))
         .unwrap();
     assert!(model
-        .forward_many(&[ArrayD::zeros(IxDyn(&[8, 5, 2]))], Mode::Train)
+        .forward(Inputs::from(&[ArrayD::zeros(IxDyn(&[8, 5, 2]))]).mode(Mode::Train))
         .is_err());
-    assert!(Model::backward(&mut model, &ArrayD::ones(IxDyn(&[8, 1])), false).is_err());
+    assert!(Model::backward(
+        &mut model,
+        &[OutputGrads::new(&ArrayD::ones(IxDyn(&[8, 1])))]
+    )
+    .is_err());
 }

@@ -72,7 +72,7 @@ fn hooks_run_in_keras_order_and_results_are_readable_after_fit() {
         .batch_size(4)
         .shuffle(false)
         .callback(events.clone());
-    t.fit(&mut m, &x, &y).unwrap();
+    t.fit(&mut m, (&x, &y)).unwrap();
     let expected = [
         "train_begin",
         "epoch_begin 0",
@@ -98,7 +98,7 @@ fn hooks_run_in_keras_order_and_results_are_readable_after_fit() {
         .epochs(10)
         .shuffle(false)
         .callback(es.clone());
-    let h = t.fit(&mut m, &x, &y).unwrap();
+    let h = t.fit(&mut m, (&x, &y)).unwrap();
     assert_eq!(es.borrow().stopped_epoch(), Some(1));
     assert_eq!(h.loss().len(), 2);
 }
@@ -119,7 +119,7 @@ fn a_closure_reaches_the_learning_rate() {
                 Ok(Control::Continue)
             },
         ));
-    t.fit(&mut m, &x, &y).unwrap();
+    t.fit(&mut m, (&x, &y)).unwrap();
     let seen = seen.borrow();
     assert_eq!(seen.len(), 3);
     assert!((seen[1] - 0.01).abs() < 1e-18 && (seen[2] - 0.001).abs() < 1e-18);
@@ -133,7 +133,7 @@ fn a_closure_reaches_the_learning_rate() {
             },
         ));
     assert!(matches!(
-        t.fit(&mut m, &x, &y),
+        t.fit(&mut m, (&x, &y)),
         Err(rnnkit::Error::Config {
             field: "learning_rate",
             ..
@@ -171,7 +171,7 @@ fn a_callback_error_stops_training_with_the_last_good_weights() {
         .epochs(10)
         .shuffle(false)
         .callback(FailAt(2, ended.clone()));
-    let r = t.fit(&mut m, &x, &y);
+    let r = t.fit(&mut m, (&x, &y));
     assert!(matches!(r, Err(rnnkit::Error::Data(ref s)) if s == "stop here"));
     assert!(*ended.borrow(), "on_train_end still ran");
     // The weights are those after epoch 2 (3 epochs), as an uninterrupted 3-epoch run.
@@ -179,6 +179,6 @@ fn a_callback_error_stops_training_with_the_last_good_weights() {
     let mut t3 = Trainer::new(Adam::new(0.01), Loss::Mse)
         .epochs(3)
         .shuffle(false);
-    t3.fit(&mut reference, &x, &y).unwrap();
+    t3.fit(&mut reference, (&x, &y)).unwrap();
     assert_eq!(m.get_weights(), reference.get_weights());
 }

@@ -68,14 +68,14 @@ fn resumes_exactly_with<O: Optimizer<f32>>(
 
     // 6 epochs straight.
     let mut straight = model();
-    let h = trainer().epochs(6).fit(&mut straight, &x, &y).unwrap();
+    let h = trainer().epochs(6).fit(&mut straight, (&x, &y)).unwrap();
 
     // 3 epochs, checkpoint through the callback, then a fresh trainer resumes for 3 more.
     let mut first = model();
     let mut t1 = trainer()
         .epochs(3)
         .checkpoint(ModelCheckpoint::new(dir.join("ckpt-{epoch}.safetensors")).every(3));
-    let h1 = t1.fit(&mut first, &x, &y).unwrap();
+    let h1 = t1.fit(&mut first, (&x, &y)).unwrap();
     assert_eq!(
         t1.checkpointer().unwrap().saved(),
         &[dir.join("ckpt-3.safetensors")]
@@ -84,7 +84,7 @@ fn resumes_exactly_with<O: Optimizer<f32>>(
     let mut resumed = t2.resume(dir.join("ckpt-3.safetensors")).unwrap();
     assert_eq!(t2.epochs_done(), 3);
     assert_eq!(t2.optimizer.iterations(), t1.optimizer.iterations());
-    let h2 = t2.fit(&mut resumed, &x, &y).unwrap();
+    let h2 = t2.fit(&mut resumed, (&x, &y)).unwrap();
 
     assert_eq!(
         bits(&resumed.get_weights()),
@@ -115,9 +115,9 @@ fn a_model_with_dropout_resumes_bit_for_bit() {
         .batch_size(6)
         .seed(5)
         .epochs(2);
-    t.fit(&mut m, &x, &y).unwrap();
+    t.fit(&mut m, (&x, &y)).unwrap();
     t.save_checkpoint(&m, &path).unwrap();
-    let state = m.rng_state();
+    let state = m.state().unwrap().rng_state();
     let draws: Vec<Vec<u64>> = state
         .iter()
         .map(|l| l.chunks(2).map(|s| s[1]).collect())
@@ -132,22 +132,30 @@ fn a_model_with_dropout_resumes_bit_for_bit() {
         .seed(5)
         .epochs(1);
     let mut resumed = t2.resume(&path).unwrap();
-    assert_eq!(resumed.rng_state(), state);
+    assert_eq!(resumed.state().unwrap().rng_state(), state);
     let mut fresh = resumed.clone();
     let restarted: Vec<Vec<u64>> = state
         .iter()
         .map(|l| l.chunks(2).flat_map(|s| [s[0], 0]).collect())
         .collect();
-    fresh.set_rng_state(&restarted).unwrap();
-    assert!(fresh.set_rng_state(&[vec![1]]).is_err());
-    assert_eq!(fresh.rng_state(), restarted);
+    fresh
+        .state_mut()
+        .unwrap()
+        .set_rng_state(&restarted)
+        .unwrap();
+    assert!(fresh
+        .state_mut()
+        .unwrap()
+        .set_rng_state(&[vec![1]])
+        .is_err());
+    assert_eq!(fresh.state().unwrap().rng_state(), restarted);
     let mut t3 = Trainer::new(Adam::default(), Loss::Mse)
         .batch_size(6)
         .seed(5)
         .epochs(1);
     let _ = t3.resume(&path).unwrap();
-    t2.fit(&mut resumed, &x, &y).unwrap();
-    t3.fit(&mut fresh, &x, &y).unwrap();
+    t2.fit(&mut resumed, (&x, &y)).unwrap();
+    t3.fit(&mut fresh, (&x, &y)).unwrap();
     assert_ne!(bits(&resumed.get_weights()), bits(&fresh.get_weights()));
     std::fs::remove_file(&path).ok();
 }
@@ -184,7 +192,7 @@ fn save_best_only_keeps_the_best_epoch() {
                 Ok(rnnkit::Control::Continue)
             },
         ));
-    let h = t.fit(&mut m, &x, &y).unwrap();
+    let h = t.fit(&mut m, (&x, &y)).unwrap();
     let lowest = h.loss().iter().copied().fold(f64::INFINITY, f64::min);
     assert_eq!(
         t.checkpointer().unwrap().saved(),
@@ -220,7 +228,7 @@ fn resume_refuses_what_does_not_fit() {
     let ckpt = dir.join("c.safetensors");
     let mut m = model();
     let mut t = Trainer::new(Adam::default(), Loss::Mse).epochs(1);
-    t.fit(&mut m, &x, &y).unwrap();
+    t.fit(&mut m, (&x, &y)).unwrap();
     t.save_checkpoint(&m, &ckpt).unwrap();
 
     let err = |r: Result<Sequential<f32>, Error>| match r {

@@ -80,7 +80,7 @@ fn ids(rows: &[&[usize]]) -> ArrayD<f64> {
 
 /// The decoder's starting state for source rows (padded with 0).
 fn start(encoder: &Functional<f64>, src: &ArrayD<f64>) -> Result<DecodeState<f64>, Error> {
-    let out = encoder.infer_many(std::slice::from_ref(src))?;
+    let out = encoder.infer(Inputs::from(std::slice::from_ref(src)))?;
     let mask = src
         .mapv(|v| v != 0.0)
         .into_dimensionality::<ndarray::Ix2>()
@@ -104,7 +104,7 @@ fn each_step_equals_the_teacher_forced_whole_pass() -> Result<(), Error> {
         let p = decoder.step(&tokens, &mut state)?;
         // The same prefix through the whole training graph.
         let tgt = ids(&[&fed[0], &fed[1]]);
-        let whole = train.infer_many(&[src.clone(), tgt])?;
+        let whole = train.infer(Inputs::from(&[src.clone(), tgt]))?;
         let last = whole[0].output.index_axis(Axis(1), t).to_owned();
         for (a, b) in p.iter().zip(last.iter()) {
             assert!((a - b).abs() < 1e-12, "step {t}: {a} vs {b}");

@@ -24,7 +24,11 @@ fn model(layer: &dyn LayerConfig<f64>, steps: usize) -> Sequential<f64> {
 /// `L = Σ y ⊙ r` of a training pass of a copy of `m` (so with `m`'s next masks).
 fn loss(m: &Sequential<f64>, x: &ArrayD<f64>, r: &ArrayD<f64>) -> f64 {
     let mut c = m.clone();
-    (c.forward(x, Mode::Train).unwrap() * r).sum()
+    (c.forward(Inputs::new(x).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
+        .unwrap()
+        * r)
+        .sum()
 }
 
 fn five_point(mut f: impl FnMut(f64) -> f64) -> f64 {
@@ -38,15 +42,24 @@ fn check_gradients(label: &str, layer: &dyn LayerConfig<f64>, plain: &dyn LayerC
     let m0 = model(layer, t);
     let x = uniform(&[b, t, 3], &mut rng);
     let mut m = m0.clone();
-    let y = m.forward(&x, Mode::Train).unwrap();
+    let y = m
+        .forward(Inputs::new(&x).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
     let r = uniform(y.shape(), &mut rng);
     m.zero_grad();
-    let dx = m.backward(&r).unwrap();
+    let dx = m
+        .backward(&[OutputGrads::new(&r)])
+        .map(|mut d| d.remove(0))
+        .unwrap();
     // The masks really drop something (else this checks nothing new).
     let plain = model(plain, t);
     let mut p = plain.clone();
     p.set_weights(&m0.get_weights()).unwrap();
-    let y_plain = p.forward(&x, Mode::Train).unwrap();
+    let y_plain = p
+        .forward(Inputs::new(&x).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
     assert!(
         (&y - &y_plain).iter().any(|d| d.abs() > 1e-3),
         "{label}: nothing dropped"
@@ -171,12 +184,15 @@ fn the_mean_over_masks_is_the_undropped_output() {
     ] {
         let mut m = Sequential::<f64>::new(&[steps, 3]).push(cfg).unwrap();
         let xs = x.slice_axis(Axis(1), (0..steps).into()).to_owned();
-        let dropped = m.forward(&xs, Mode::Train).unwrap();
+        let dropped = m
+            .forward(Inputs::new(&xs).mode(Mode::Train))
+            .map(|mut o| o.remove(0).output)
+            .unwrap();
         let plain = m
             .forward(
-                &xs.slice_axis(Axis(0), (0..1).into()).to_owned(),
-                Mode::Infer,
+                Inputs::new(&xs.slice_axis(Axis(0), (0..1).into()).to_owned()).mode(Mode::Infer),
             )
+            .map(|mut o| o.remove(0).output)
             .unwrap();
         let mean = dropped.mean_axis(Axis(0)).unwrap();
         let sd = dropped.std_axis(Axis(0), 1.0);
@@ -205,11 +221,18 @@ fn masks_are_seeded_fixed_in_time_and_absent_at_inference() {
     let mut a = Sequential::<f64>::new(&[4, 3]).push(cfg.clone()).unwrap();
     let mut b = Sequential::<f64>::new(&[4, 3]).push(cfg).unwrap();
     let (ya, yb) = (
-        a.forward(&x, Mode::Train).unwrap(),
-        b.forward(&x, Mode::Train).unwrap(),
+        a.forward(Inputs::new(&x).mode(Mode::Train))
+            .map(|mut o| o.remove(0).output)
+            .unwrap(),
+        b.forward(Inputs::new(&x).mode(Mode::Train))
+            .map(|mut o| o.remove(0).output)
+            .unwrap(),
     );
     assert_eq!(ya, yb, "same seed, same masks");
-    let ya2 = a.forward(&x, Mode::Train).unwrap();
+    let ya2 = a
+        .forward(Inputs::new(&x).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
     assert_ne!(ya, ya2, "a new mask per call");
     // Inference drops nothing: the same as the layer built without dropout.
     let mut plain = Sequential::<f64>::new(&[4, 3])
@@ -217,12 +240,22 @@ fn masks_are_seeded_fixed_in_time_and_absent_at_inference() {
         .unwrap();
     plain.set_weights(&a.get_weights()).unwrap();
     assert_eq!(
-        a.forward(&x, Mode::Infer).unwrap(),
-        plain.forward(&x, Mode::Infer).unwrap()
+        a.forward(Inputs::new(&x).mode(Mode::Infer))
+            .map(|mut o| o.remove(0).output)
+            .unwrap(),
+        plain
+            .forward(Inputs::new(&x).mode(Mode::Infer))
+            .map(|mut o| o.remove(0).output)
+            .unwrap()
     );
     assert_eq!(
-        a.infer(&x, None).unwrap().output,
-        plain.infer(&x, None).unwrap().output
+        a.infer(Inputs::new(&x).mask(None))
+            .map(|mut o| o.remove(0).output)
+            .unwrap(),
+        plain
+            .infer(Inputs::new(&x).mask(None))
+            .map(|mut o| o.remove(0).output)
+            .unwrap()
     );
     // The input mask is one per sample, fixed in time: with a zero input except at one
     // feature, a dropped feature stays dropped at every step. A linear SimpleRNN with an
@@ -244,7 +277,10 @@ fn masks_are_seeded_fixed_in_time_and_absent_at_inference() {
     ])
     .unwrap();
     let ones = ArrayD::<f64>::ones(IxDyn(&[64, 5, 3]));
-    let y = s.forward(&ones, Mode::Train).unwrap();
+    let y = s
+        .forward(Inputs::new(&ones).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
     for row in y.axis_iter(Axis(0)) {
         let first = row.index_axis(Axis(0), 0).to_owned();
         for t in 1..5 {
@@ -316,8 +352,11 @@ fn gru_recurrent_dropout_masks_the_products_not_the_state() {
     let x = ArrayD::<f64>::ones(IxDyn(&[8, 3, 2]));
     let mut states = vec![vec![ndarray::Array2::<f64>::ones((8, 4))]];
     let y = m
-        .forward_with_states(&x, None, Mode::Train, &mut states)
+        .state_mut()
         .unwrap()
+        .forward_from(Inputs::new(&x).mode(Mode::Train), &mut states)
+        .unwrap()
+        .remove(0)
         .output;
     assert!(y.iter().all(|v| (v - 1.0).abs() < 1e-9), "{y}");
 }
@@ -328,19 +367,30 @@ fn the_dropout_layer_scales_kept_values_and_routes_the_gradient_through_its_mask
         .push(rnnkit::DropoutConfig::new(0.25).seed(2))
         .unwrap();
     let x = ArrayD::<f64>::from_shape_fn(IxDyn(&[50, 4, 3]), |i| 1.0 + (i[0] + i[1] + i[2]) as f64);
-    let y = m.forward(&x, Mode::Train).unwrap();
+    let y = m
+        .forward(Inputs::new(&x).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
     let keep = 1.0 / 0.75;
     for (a, b) in y.iter().zip(x.iter()) {
         assert!(*a == 0.0 || (a - b * keep).abs() < 1e-12);
     }
     let dy = ArrayD::<f64>::ones(IxDyn(&[50, 4, 3]));
-    let dx = m.backward(&dy).unwrap();
+    let dx = m
+        .backward(&[OutputGrads::new(&dy)])
+        .map(|mut d| d.remove(0))
+        .unwrap();
     for ((g, a), b) in dx.iter().zip(y.iter()).zip(x.iter()) {
         assert!((g * b - a).abs() < 1e-12, "the gradient is the mask");
     }
     let dropped = y.iter().filter(|&&v| v == 0.0).count() as f64 / y.len() as f64;
     assert!((dropped - 0.25).abs() < 0.05, "{dropped}");
-    assert_eq!(m.forward(&x, Mode::Infer).unwrap(), x);
+    assert_eq!(
+        m.forward(Inputs::new(&x).mode(Mode::Infer))
+            .map(|mut o| o.remove(0).output)
+            .unwrap(),
+        x
+    );
     assert!(Sequential::<f64>::new(&[4, 3])
         .push(rnnkit::DropoutConfig::new(1.0))
         .is_err());
@@ -358,7 +408,8 @@ fn outputs(cfg: &dyn LayerConfig<f64>, k: &[f64], r: &[f64], xs: &[f64], rows: u
     ])
     .unwrap();
     let x = ArrayD::from_shape_fn(IxDyn(&[rows, t, 1]), |i| xs[i[1]]);
-    m.forward(&x, Mode::Train)
+    m.forward(Inputs::new(&x).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
         .unwrap()
         .iter()
         .copied()

@@ -56,22 +56,42 @@ fn lookups_and_mask_zero_match_the_layers_run_by_hand() {
         .push(DenseConfig::new(2))
         .unwrap();
     rest.set_weights(&m.get_weights()[1..]).unwrap();
-    let want = rest.forward_masked(&e, Some(&mask), Mode::Infer).unwrap();
-    assert_eq!(m.infer(&x, None).unwrap().output, want);
+    let want = rest
+        .forward(Inputs::new(&e).mask(Some(&mask)).mode(Mode::Infer))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
+    assert_eq!(
+        m.infer(Inputs::new(&x).mask(None))
+            .map(|mut o| o.remove(0).output)
+            .unwrap(),
+        want
+    );
     // Without mask_zero, id 0 is a token like any other: the outputs differ.
     let mut plain = text_model(false);
     plain.set_weights(&m.get_weights()).unwrap();
-    assert_ne!(plain.infer(&x, None).unwrap().output, want);
+    assert_ne!(
+        plain
+            .infer(Inputs::new(&x).mask(None))
+            .map(|mut o| o.remove(0).output)
+            .unwrap(),
+        want
+    );
 }
 
 #[test]
 fn gradients_match_finite_differences() {
     let mut m = text_model(true);
     let x = ids();
-    let y = m.forward(&x, Mode::Train).unwrap();
+    let y = m
+        .forward(Inputs::new(&x).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
     let r = y.mapv(|v| 0.3 + v.sin());
     m.zero_grad();
-    let dx = m.backward(&r).unwrap();
+    let dx = m
+        .backward(&[OutputGrads::new(&r)])
+        .map(|mut d| d.remove(0))
+        .unwrap();
     assert!(dx.iter().all(|&v| v == 0.0) && dx.shape() == x.shape());
     let mut grads = Vec::new();
     m.visit_params(&mut |_, p| grads.push(p.grad().clone()));
@@ -84,7 +104,11 @@ fn gradients_match_finite_differences() {
                 ws[wi].as_slice_mut().unwrap()[i] += d;
                 let mut mm = m.clone();
                 mm.set_weights(&ws).unwrap();
-                (mm.infer(&x, None).unwrap().output * &r).sum()
+                (mm.infer(Inputs::new(&x).mask(None))
+                    .map(|mut o| o.remove(0).output)
+                    .unwrap()
+                    * &r)
+                    .sum()
             };
             let num = (-f(2.0 * h) + 8.0 * f(h) - 8.0 * f(-h) + f(-2.0 * h)) / (12.0 * h);
             let a = grads[wi].as_slice().unwrap()[i];
@@ -105,7 +129,10 @@ fn bad_ids_are_typed_errors_naming_the_id() {
     for (bad, shown) in [(3.5, "3.5"), (-1.0, "-1"), (10.0, "10"), (f64::NAN, "NaN")] {
         let mut x = ids();
         x[[1, 2]] = bad;
-        let err = m.forward(&x, Mode::Train).unwrap_err();
+        let err = m
+            .forward(Inputs::new(&x).mode(Mode::Train))
+            .map(|mut o| o.remove(0).output)
+            .unwrap_err();
         assert!(
             matches!(&err, Error::Data(s) if s.contains(shown) && s.contains("0..10")),
             "{err}"
@@ -114,7 +141,10 @@ fn bad_ids_are_typed_errors_naming_the_id() {
     assert_eq!(m.get_weights(), before);
     // Vectors where ids are expected: a shape error before anything runs.
     let wrong = ArrayD::<f64>::zeros(IxDyn(&[2, 5, 3]));
-    assert!(m.forward(&wrong, Mode::Infer).is_err());
+    assert!(m
+        .forward(Inputs::new(&wrong).mode(Mode::Infer))
+        .map(|mut o| o.remove(0).output)
+        .is_err());
     assert!(Sequential::<f64>::new(&[4])
         .push(EmbeddingConfig::new(0, 3))
         .is_err());
@@ -133,7 +163,10 @@ fn saved_loaded_and_streamed() {
     assert!(m.summary().to_string().contains("Embedding"));
     // One id per step through the stream equals the whole pass (no padding fed).
     let x = array![[3.0, 1.0, 4.0, 1.0, 5.0]].into_dyn();
-    let whole = m.infer(&x, None).unwrap().output;
+    let whole = m
+        .infer(Inputs::new(&x).mask(None))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
     let mut state = m.stream_state(1);
     let mut last = None;
     for t in 0..5 {

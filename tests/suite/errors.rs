@@ -238,7 +238,12 @@ fn masks_that_do_not_fit() {
         .push(DenseConfig::new(1))
         .unwrap();
     assert!(matches!(
-        m.forward_masked(&zeros(&[2, 3]), Some(&bad), Mode::Infer),
+        m.forward(
+            Inputs::new(&zeros(&[2, 3]))
+                .mask(Some(&bad))
+                .mode(Mode::Infer)
+        )
+        .map(|mut o| o.remove(0).output),
         Err(Error::Mask { .. })
     ));
 }
@@ -274,15 +279,18 @@ fn model_input_and_batch_size_errors() {
         .push(SimpleRnnConfig::new(2))
         .unwrap();
     assert!(matches!(
-        m.forward(&zeros(&[4, 5, 1]), Mode::Infer),
+        m.forward(Inputs::new(&zeros(&[4, 5, 1])).mode(Mode::Infer))
+            .map(|mut o| o.remove(0).output),
         Err(Error::Shape { what: "input", .. })
     ));
     assert!(matches!(
-        m.forward(&zeros(&[0, 3, 1]), Mode::Infer),
+        m.forward(Inputs::new(&zeros(&[0, 3, 1])).mode(Mode::Infer))
+            .map(|mut o| o.remove(0).output),
         Err(Error::Empty { .. })
     ));
     assert!(matches!(
-        m.predict(&zeros(&[4, 3, 1]), 0),
+        m.predict(Inputs::new(&zeros(&[4, 3, 1])), 0)
+            .map(|mut p| p.remove(0)),
         Err(Error::Config {
             field: "batch_size",
             ..

@@ -117,7 +117,7 @@ fn check_case(case: &Value) -> Result<(), String> {
         1e-12,
     )?;
     let shared = esn.run_from(&xt, esn.state()).map_err(|e| e.to_string())?.0;
-    let pred = esn.predict(&xt).map_err(|e| e.to_string())?;
+    let pred = esn.run(&xt).map_err(|e| e.to_string())?;
     close_to_max(
         "test_prediction",
         &pred,
@@ -261,7 +261,7 @@ fn bad_options_and_data_are_typed_errors_before_allocating() {
             ..
         })
     ));
-    assert!(matches!(esn.predict(&x), Err(Error::NotFitted { .. })));
+    assert!(matches!(esn.run(&x), Err(Error::NotFitted { .. })));
     let x = Array2::<f64>::zeros((8, 3));
     assert!(matches!(
         esn.fit(&x, &Array2::zeros((8, 1))),
@@ -321,8 +321,10 @@ fn the_network_is_a_model_for_prediction_and_evaluation() {
     let batch =
         ndarray::Array3::from_shape_fn((3, 40, 1), |(i, t, _)| ((i * 11 + t) as f64 * 0.1).sin())
             .into_dyn();
-    let trainer = Trainer::new(Adam::default(), Loss::Mse).batch_size(2);
-    let y = trainer.predict(&esn, &batch).unwrap();
+    let y = esn
+        .predict(Inputs::new(&batch), 2)
+        .map(|mut p| p.remove(0))
+        .unwrap();
     // Each sequence from a zero state, as run_from.
     let zero = Array1::zeros(20);
     for i in 0..3 {
@@ -337,15 +339,22 @@ fn the_network_is_a_model_for_prediction_and_evaluation() {
     // Evaluation works; gradient training is refused by name, and changes nothing.
     let target = y.clone();
     let mut t = Trainer::new(Adam::default(), Loss::Mse);
-    assert_eq!(t.evaluate(&mut esn, &batch, &target).unwrap()["loss"], 0.0);
+    assert_eq!(
+        t.evaluate(&mut esn, (&batch, &target)).unwrap()["loss"],
+        0.0
+    );
     let before = esn.readout().unwrap().clone();
     assert!(matches!(
-        t.fit(&mut esn, &batch, &target),
+        t.fit(&mut esn, (&batch, &target)),
         Err(Error::Unsupported { .. })
     ));
     assert_eq!(esn.readout().unwrap(), &before);
     assert!(matches!(
-        trainer.predict(&esn, &ndarray::ArrayD::zeros(ndarray::IxDyn(&[3, 2]))),
-        Err(Error::Rank { .. })
+        esn.predict(
+            Inputs::new(&ndarray::ArrayD::zeros(ndarray::IxDyn(&[3, 2]))),
+            32
+        )
+        .map(|mut p| p.remove(0)),
+        Err(Error::Shape { .. })
     ));
 }

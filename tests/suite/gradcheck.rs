@@ -15,7 +15,12 @@ fn uniform(shape: &[usize], rng: &mut rnnkit::StdRng) -> ArrayD<f64> {
 }
 
 fn loss(model: &mut Sequential<f64>, x: &ArrayD<f64>, mask: Option<&Mask>, r: &ArrayD<f64>) -> f64 {
-    (model.forward_masked(x, mask, Mode::Infer).unwrap() * r).sum()
+    (model
+        .forward(Inputs::new(x).mask(mask).mode(Mode::Infer))
+        .map(|mut o| o.remove(0).output)
+        .unwrap()
+        * r)
+        .sum()
 }
 
 fn five_point(mut f: impl FnMut(f64) -> f64) -> f64 {
@@ -48,11 +53,15 @@ fn check(label: &str, mut model: Sequential<f64>, shape: &[usize], mask: Option<
         }
     }
     let y = model
-        .forward_masked(&x, mask.as_ref(), Mode::Train)
+        .forward(Inputs::new(&x).mask(mask.as_ref()).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
         .unwrap();
     let r = uniform(y.shape(), &mut rng);
     model.zero_grad();
-    let dx = model.backward(&r).unwrap();
+    let dx = model
+        .backward(&[OutputGrads::new(&r)])
+        .map(|mut d| d.remove(0))
+        .unwrap();
 
     let mut grads = Vec::new();
     model.visit_params(&mut |n, p| grads.push((n.to_string(), p.grad().clone())));

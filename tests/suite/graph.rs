@@ -148,7 +148,7 @@ fn run<F: Float>(case: &Value) -> Result<(), Outcome> {
     let xs: Vec<ArrayD<F>> = names.iter().map(|n| tensor(&case["input"][n])).collect();
     let (rtol, atol) = tolerance::<F>();
     let out = m
-        .forward_many(&xs, Mode::Train)
+        .forward(Inputs::from(&xs).mode(Mode::Train))
         .map_err(|e| failed(format!("forward: {e}")))?;
     let want = case["output"].as_array().unwrap();
     for (k, (o, w)) in out.iter().zip(want).enumerate() {
@@ -156,7 +156,7 @@ fn run<F: Float>(case: &Value) -> Result<(), Outcome> {
     }
     // Inference through `&self` computes the same.
     let inferred = m
-        .infer_many(&xs)
+        .infer(Inputs::from(&xs))
         .map_err(|e| failed(format!("infer: {e}")))?;
     for (k, (o, w)) in inferred.iter().zip(want).enumerate() {
         close(&o.output, &tensor(w), rtol, atol).map_err(|e| failed(format!("infer {k}: {e}")))?;
@@ -165,7 +165,7 @@ fn run<F: Float>(case: &Value) -> Result<(), Outcome> {
     let bytes = m.to_bytes().map_err(|e| failed(format!("save: {e}")))?;
     let loaded = Functional::<F>::from_bytes(&bytes).map_err(|e| failed(format!("load: {e}")))?;
     let again = loaded
-        .infer_many(&xs)
+        .infer(Inputs::from(&xs))
         .map_err(|e| failed(format!("loaded: {e}")))?;
     for (k, (a, o)) in again.iter().zip(&inferred).enumerate() {
         close(&a.output, &o.output, 0.0, 0.0).map_err(|e| failed(format!("loaded {k}: {e}")))?;
@@ -178,7 +178,7 @@ fn run<F: Float>(case: &Value) -> Result<(), Outcome> {
         .collect();
     Module::zero_grad(&mut m);
     let dxs = m
-        .backward_many(&upstream, &[])
+        .backward(&upstream.iter().map(OutputGrads::new).collect::<Vec<_>>())
         .map_err(|e| failed(format!("backward: {e}")))?;
     for (n, dx) in names.iter().zip(&dxs) {
         if let Some(w) = case["grads"]["inputs"].get(n) {

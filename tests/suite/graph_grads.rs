@@ -21,7 +21,7 @@ fn five_point(mut f: impl FnMut(f64) -> f64) -> f64 {
 /// `L = Σ_k Σ y_k ⊙ r_k` over the outputs of a training pass of a copy of `m`.
 fn loss(m: &Functional<f64>, xs: &[ArrayD<f64>], rs: &[ArrayD<f64>]) -> f64 {
     let mut c = m.clone();
-    let out = c.forward_many(xs, Mode::Train).unwrap();
+    let out = c.forward(Inputs::from(xs).mode(Mode::Train)).unwrap();
     out.iter().zip(rs).map(|(o, r)| (&o.output * r).sum()).sum()
 }
 
@@ -30,13 +30,15 @@ fn loss(m: &Functional<f64>, xs: &[ArrayD<f64>], rs: &[ArrayD<f64>]) -> f64 {
 fn check(label: &str, m: &Functional<f64>, xs: &[ArrayD<f64>], float: &[bool]) {
     let mut rng = seeded_rng(5);
     let mut probe = m.clone();
-    let out = probe.forward_many(xs, Mode::Train).unwrap();
+    let out = probe.forward(Inputs::from(xs).mode(Mode::Train)).unwrap();
     let rs: Vec<_> = out
         .iter()
         .map(|o| uniform(o.output.shape(), &mut rng))
         .collect();
     Module::zero_grad(&mut probe);
-    let dxs = probe.backward_many(&rs, &[]).unwrap();
+    let dxs = probe
+        .backward(&rs.iter().map(OutputGrads::new).collect::<Vec<_>>())
+        .unwrap();
     let rel = |a: f64, n: f64| (a - n).abs() / (a.abs() + n.abs()).max(1e-4);
     for (k, x) in xs.iter().enumerate().filter(|(k, _)| float[*k]) {
         for i in 0..x.len() {

@@ -51,26 +51,24 @@ fn a_graph_trains_exactly_as_the_same_sequential() -> Result<(), Error> {
                 .batch_size(8)
                 .seed(4)
         };
-        let h_seq = trainer().fit(&mut seq, &x, target)?;
-        let h_many = trainer().fit_many(
+        let h_seq = trainer().fit(&mut seq, (&x, target))?;
+        let h_many = trainer().fit(
             &mut graph,
-            std::slice::from_ref(&x),
-            std::slice::from_ref(target),
+            Data::list(std::slice::from_ref(&x), std::slice::from_ref(target)),
         )?;
-        let h_one = trainer().fit(&mut graph2, &x, target)?;
+        let h_one = trainer().fit(&mut graph2, (&x, target))?;
         assert_eq!(h_seq.loss(), h_many.loss(), "{loss:?}");
         assert_eq!(h_seq.loss(), h_one.loss(), "{loss:?}");
         assert_eq!(seq.get_weights(), graph.get_weights(), "{loss:?}");
         assert_eq!(seq.get_weights(), graph2.get_weights(), "{loss:?}");
-        let logs = trainer().evaluate_many(
+        let logs = trainer().evaluate(
             &mut graph,
-            std::slice::from_ref(&x),
-            std::slice::from_ref(target),
+            Data::list(std::slice::from_ref(&x), std::slice::from_ref(target)),
         )?;
-        let want = trainer().evaluate(&mut seq, &x, target)?;
+        let want = trainer().evaluate(&mut seq, (&x, target))?;
         assert_eq!(logs["loss"], want["loss"]);
-        let p = trainer().predict_many(&graph, std::slice::from_ref(&x))?;
-        assert_eq!(p[0], trainer().predict(&seq, &x)?);
+        let p = graph.predict(Inputs::new(&x), 32)?;
+        assert_eq!(p[0], seq.predict(Inputs::new(&x), 32)?[0]);
     }
     Ok(())
 }
@@ -103,11 +101,13 @@ fn loss_weights_weigh_the_outputs() -> Result<(), Error> {
             .epochs(2)
             .batch_size(8)
     };
-    let h1 = t().fit_many(&mut one, std::slice::from_ref(&x), std::slice::from_ref(&y))?;
-    let h2 = t().loss_weights(&[1.0, 0.0]).fit_many(
+    let h1 = t().fit(
+        &mut one,
+        Data::list(std::slice::from_ref(&x), std::slice::from_ref(&y)),
+    )?;
+    let h2 = t().loss_weights(&[1.0, 0.0]).fit(
         &mut two,
-        std::slice::from_ref(&x),
-        &[y.clone(), y.clone()],
+        Data::list(std::slice::from_ref(&x), &[y.clone(), y.clone()]),
     )?;
     assert_eq!(h1.loss(), h2.loss());
     for name in ["trunk", "a"] {
@@ -118,26 +118,33 @@ fn loss_weights_weigh_the_outputs() -> Result<(), Error> {
     }
     assert_eq!(two.layer("b").unwrap().get_weights(), b0);
     // Equal weights: the loss is the sum of both outputs' losses.
-    let logs = t().evaluate_many(&mut two, std::slice::from_ref(&x), &[y.clone(), y.clone()])?;
-    let a_only = t().loss_weights(&[1.0, 0.0]).evaluate_many(
+    let logs = t().evaluate(
         &mut two,
-        std::slice::from_ref(&x),
-        &[y.clone(), y.clone()],
+        Data::list(std::slice::from_ref(&x), &[y.clone(), y.clone()]),
     )?;
-    let b_only = t().loss_weights(&[0.0, 1.0]).evaluate_many(
+    let a_only = t().loss_weights(&[1.0, 0.0]).evaluate(
         &mut two,
-        std::slice::from_ref(&x),
-        &[y.clone(), y.clone()],
+        Data::list(std::slice::from_ref(&x), &[y.clone(), y.clone()]),
+    )?;
+    let b_only = t().loss_weights(&[0.0, 1.0]).evaluate(
+        &mut two,
+        Data::list(std::slice::from_ref(&x), &[y.clone(), y.clone()]),
     )?;
     assert!((logs["loss"] - a_only["loss"] - b_only["loss"]).abs() < 1e-12);
     // Bad settings are typed errors.
     let e = t()
         .loss_weights(&[1.0])
-        .fit_many(&mut two, std::slice::from_ref(&x), &[y.clone(), y.clone()])
+        .fit(
+            &mut two,
+            Data::list(std::slice::from_ref(&x), &[y.clone(), y.clone()]),
+        )
         .unwrap_err();
     assert!(e.to_string().contains("loss_weights"), "{e}");
     let e = t()
-        .fit_many(&mut two, std::slice::from_ref(&x), std::slice::from_ref(&y))
+        .fit(
+            &mut two,
+            Data::list(std::slice::from_ref(&x), std::slice::from_ref(&y)),
+        )
         .unwrap_err();
     assert!(e.to_string().contains("2 outputs"), "{e}");
     Ok(())
@@ -163,7 +170,7 @@ fn a_graph_checkpoint_resumes_bit_for_bit() -> Result<(), Error> {
             .batch_size(8)
     };
     let mut first = t();
-    first.fit_many(&mut model, &xs, std::slice::from_ref(&y))?;
+    first.fit(&mut model, Data::list(&xs, std::slice::from_ref(&y)))?;
     let path = std::env::temp_dir().join(format!(
         "rnnkit-graph-ckpt-{}.safetensors",
         std::process::id()
@@ -172,8 +179,8 @@ fn a_graph_checkpoint_resumes_bit_for_bit() -> Result<(), Error> {
     let mut again = t();
     let mut resumed = again.resume_graph(&path)?;
     assert_eq!(again.epochs_done(), 2);
-    again.fit_many(&mut resumed, &xs, std::slice::from_ref(&y))?;
-    first.fit_many(&mut model, &xs, std::slice::from_ref(&y))?;
+    again.fit(&mut resumed, Data::list(&xs, std::slice::from_ref(&y)))?;
+    first.fit(&mut model, Data::list(&xs, std::slice::from_ref(&y)))?;
     assert_eq!(resumed.get_weights(), model.get_weights());
     // The checkpoint also loads as a plain model.
     assert_eq!(

@@ -120,7 +120,10 @@ fn round_trip<F: Float>() {
     std::fs::create_dir_all(&dir).unwrap();
     for (label, model) in models::<F>() {
         let x = batch::<F>();
-        let y = model.predict(&x, 32).unwrap();
+        let y = model
+            .predict(Inputs::new(&x), 32)
+            .map(|mut p| p.remove(0))
+            .unwrap();
         let path = dir.join("m.safetensors");
         model.save(&path).unwrap_or_else(|e| panic!("{label}: {e}"));
         let loaded = Sequential::<F>::load(&path).unwrap_or_else(|e| panic!("{label}: {e}"));
@@ -129,7 +132,10 @@ fn round_trip<F: Float>() {
             bits(&model.get_weights()),
             "{label}: weights"
         );
-        let y2 = loaded.predict(&x, 32).unwrap();
+        let y2 = loaded
+            .predict(Inputs::new(&x), 32)
+            .map(|mut p| p.remove(0))
+            .unwrap();
         assert_eq!(bits(&[y2]), bits(&[y]), "{label}: predictions");
         assert_eq!(
             loaded.spec().unwrap(),
@@ -200,8 +206,14 @@ fn loading_the_other_float_type_converts_on_request() {
     for (a, b) in m32.get_weights().iter().zip(m64.get_weights()) {
         assert_eq!(a, &b.mapv(|v| v as f32));
     }
-    let y32 = m32.predict(&batch::<f32>(), 32).unwrap();
-    let y64 = m64.predict(&batch::<f64>(), 32).unwrap();
+    let y32 = m32
+        .predict(Inputs::new(&batch::<f32>()), 32)
+        .map(|mut p| p.remove(0))
+        .unwrap();
+    let y64 = m64
+        .predict(Inputs::new(&batch::<f64>()), 32)
+        .map(|mut p| p.remove(0))
+        .unwrap();
     for (a, b) in y32.iter().zip(&y64) {
         assert!((f64::from(*a) - b).abs() < 1e-5, "{a} vs {b}");
     }
@@ -219,7 +231,10 @@ fn every_keras_fixture_survives_the_json_import_and_a_save_load() {
         let model =
             Sequential::<f64>::from_keras_json(&text).map_err(|e| format!("import: {e}"))?;
         let x: ArrayD<f64> = tensor(&case["input"]);
-        let y = model.predict(&x, 64).map_err(|e| format!("predict: {e}"))?;
+        let y = model
+            .predict(Inputs::new(&x), 64)
+            .map(|mut p| p.remove(0))
+            .map_err(|e| format!("predict: {e}"))?;
         let (rtol, atol) = tolerance::<f64>();
         close(&y, &tensor(&case["output"]), rtol, atol)?;
         // The same weights as the independent fixture builder of the parity tests.
@@ -229,7 +244,12 @@ fn every_keras_fixture_survives_the_json_import_and_a_save_load() {
         }
         let loaded = Sequential::<f64>::from_bytes(&model.to_bytes().unwrap())
             .map_err(|e| format!("load: {e}"))?;
-        if loaded.predict(&x, 64).unwrap() != y {
+        if loaded
+            .predict(Inputs::new(&x), 64)
+            .map(|mut p| p.remove(0))
+            .unwrap()
+            != y
+        {
             return Err("predictions changed by save/load".into());
         }
         Ok(())
@@ -249,9 +269,18 @@ fn a_keras_export_loads_and_predicts_as_keras() {
         .unwrap_or_else(|e| panic!("{e}"));
     let from_json = Sequential::<f32>::from_keras_json(&json).unwrap();
     assert_eq!(from_file.get_weights(), from_json.get_weights());
-    let y = from_file.predict(&x, 32).unwrap();
+    let y = from_file
+        .predict(Inputs::new(&x), 32)
+        .map(|mut p| p.remove(0))
+        .unwrap();
     close(&y, &keras, 1e-4, 1e-5).unwrap();
-    assert_eq!(from_json.predict(&x, 32).unwrap(), y);
+    assert_eq!(
+        from_json
+            .predict(Inputs::new(&x), 32)
+            .map(|mut p| p.remove(0))
+            .unwrap(),
+        y
+    );
     let kinds: Vec<&str> = from_file.layers().iter().map(|l| l.type_name()).collect();
     assert_eq!(kinds, ["Masking", "Bidirectional", "GRU", "Dense"]);
 }
@@ -273,12 +302,12 @@ fn a_keras_functional_export_loads_and_predicts_as_keras() {
         .collect();
     let model = rnnkit::Functional::<f64>::load(dir.join("keras_export_graph.safetensors"))
         .unwrap_or_else(|e| panic!("{e}"));
-    let out = model.infer_many(&xs).unwrap();
+    let out = model.infer(Inputs::from(&xs)).unwrap();
     for (o, want) in out.iter().zip(doc["outputs"].as_array().unwrap()) {
         close(&o.output, &tensor(want), 1e-5, 1e-6).unwrap();
     }
     let again = rnnkit::Functional::<f64>::from_bytes(&model.to_bytes().unwrap()).unwrap();
-    assert_eq!(again.infer_many(&xs).unwrap(), out);
+    assert_eq!(again.infer(Inputs::from(&xs)).unwrap(), out);
     let kinds: Vec<&str> = model.layers().map(|l| l.type_name()).collect();
     assert!(
         kinds.contains(&"Attention") && kinds.contains(&"Add"),

@@ -19,13 +19,15 @@ fn run_case<F: Float>(case: &Value) -> Result<(), String> {
     let (rtol, atol) = tolerance::<F>();
 
     let y = model
-        .forward(&x, Mode::Train)
+        .forward(Inputs::new(&x).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
         .map_err(|e| format!("forward: {e}"))?;
     close(&y, &tensor(&case["output"]), rtol, atol).map_err(|e| format!("output: {e}"))?;
 
     model.zero_grad();
     let dx = model
-        .backward(&tensor(&case["upstream"]))
+        .backward(&[OutputGrads::new(&tensor(&case["upstream"]))])
+        .map(|mut d| d.remove(0))
         .map_err(|e| format!("backward: {e}"))?;
     close(&dx, &tensor(&case["grads"]["input"]), rtol, atol).map_err(|e| format!("dL/dx: {e}"))?;
 
@@ -80,7 +82,10 @@ fn seed_worked_example_reproduces_the_lecture() {
             h[[0, 0, j]]
         );
     }
-    let y = model.forward(&x, Mode::Infer).unwrap();
+    let y = model
+        .forward(Inputs::new(&x).mode(Mode::Infer))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
     let textbook = [
         [0.5299, 0.4701],
         [0.5260, 0.4740],

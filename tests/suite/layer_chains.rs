@@ -67,12 +67,14 @@ fn run_chain(case: &Value, layers: &[&Value]) -> Result<(), String> {
     let x: ArrayD<f64> = tensor(&case["input"][name]);
     let (rtol, atol) = (1e-9, 1e-12);
     let y = m
-        .forward(&x, Mode::Train)
+        .forward(Inputs::new(&x).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
         .map_err(|e| format!("forward: {e}"))?;
     close(&y, &tensor(&case["output"][0]), rtol, atol).map_err(|e| format!("output: {e}"))?;
     m.zero_grad();
     let dx = m
-        .backward(&tensor(&case["upstream"][0]))
+        .backward(&[OutputGrads::new(&tensor(&case["upstream"][0]))])
+        .map(|mut d| d.remove(0))
         .map_err(|e| format!("backward: {e}"))?;
     if let Some(want) = case["grads"]["inputs"].get(name) {
         close(&dx, &tensor(want), rtol, atol).map_err(|e| format!("dL/dx: {e}"))?;
@@ -94,7 +96,11 @@ fn run_chain(case: &Value, layers: &[&Value]) -> Result<(), String> {
     let loaded = Sequential::<f64>::from_bytes(&m.to_bytes().map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
     close(
-        &loaded.infer(&x, None).map_err(|e| e.to_string())?.output,
+        &loaded
+            .infer(Inputs::new(&x).mask(None))
+            .map(|mut o| o.remove(0))
+            .map_err(|e| e.to_string())?
+            .output,
         &y,
         0.0,
         0.0,

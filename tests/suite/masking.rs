@@ -192,18 +192,22 @@ fn the_mask_flows_through_a_stack() {
     let mut x = ArrayD::from_elem(IxDyn(&[2, 3, 2]), 1.0);
     x.slice_mut(s![1, 2.., ..]).fill(0.0);
     let expected = ndarray::array![[true, true, true], [true, true, false]];
-    let trained = Model::forward(&mut m, &x, None, Mode::Train).unwrap();
-    assert_eq!(trained.mask.as_ref(), Some(&expected));
-    let inferred = m.infer(&x, None).unwrap();
+    let trained = Model::forward(&mut m, Inputs::new(&x).mode(Mode::Train)).unwrap();
+    assert_eq!(trained[0].mask.as_ref(), Some(&expected));
+    let inferred = m.infer(Inputs::new(&x)).unwrap().remove(0);
     assert_eq!(inferred.mask.as_ref(), Some(&expected));
-    assert_eq!(inferred.output, trained.output);
+    assert_eq!(inferred.output, trained[0].output);
     let last = Sequential::<f64>::new(&[3, 2])
         .push(MaskingConfig::new(0.0))
         .unwrap()
         .push(LstmConfig::new(3))
         .unwrap();
     assert!(
-        last.infer(&x, None).unwrap().mask.is_none(),
+        last.infer(Inputs::new(&x).mask(None))
+            .map(|mut o| o.remove(0))
+            .unwrap()
+            .mask
+            .is_none(),
         "return_sequences=false consumes the mask"
     );
 }

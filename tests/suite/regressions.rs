@@ -61,13 +61,16 @@ fn evaluate_with_a_fused_cross_entropy_runs_without_dropout() {
     );
     let mut with = classifier(true);
     let mut without = classifier(false);
-    let a = t.evaluate(&mut with, &x, &y).unwrap()["loss"];
-    let b = t.evaluate(&mut with, &x, &y).unwrap()["loss"];
-    let c = t.evaluate(&mut without, &x, &y).unwrap()["loss"];
+    let a = t.evaluate(&mut with, (&x, &y)).unwrap()["loss"];
+    let b = t.evaluate(&mut with, (&x, &y)).unwrap()["loss"];
+    let c = t.evaluate(&mut without, (&x, &y)).unwrap()["loss"];
     assert_eq!(a, b, "two evaluations of one model differ");
     assert_eq!(a, c, "dropout changed the evaluated loss");
     // And the loss is the cross-entropy of `predict`'s probabilities.
-    let p = with.predict(&x, 32).unwrap();
+    let p = with
+        .predict(Inputs::new(&x), 32)
+        .map(|mut p| p.remove(0))
+        .unwrap();
     let ce = -(&p.mapv(f64::ln) * &y).sum() / 10.0;
     assert!((a - ce).abs() < 1e-12, "{a} vs {ce}");
 }
@@ -83,12 +86,12 @@ fn validation_loss_of_a_fused_loss_runs_without_dropout() {
     let mut m = classifier(true);
     let (vx, vy) = (xs(12).mapv(|v| -v), one_hot(12, 3));
     let want = Trainer::new(Sgd::new(1e-300), loss)
-        .evaluate(&mut classifier(false), &vx, &vy)
+        .evaluate(&mut classifier(false), (&vx, &vy))
         .unwrap()["loss"];
     let mut t = Trainer::new(Sgd::new(1e-300), loss)
         .epochs(2)
-        .validation_data(vx, vy);
-    let h = t.fit(&mut m, &x, &y).unwrap();
+        .validation_data((&vx, &vy));
+    let h = t.fit(&mut m, (&x, &y)).unwrap();
     assert_eq!(h.val_loss().unwrap(), &[want, want]);
 }
 
@@ -103,8 +106,10 @@ fn class_weight_stays_out_of_validation_split_loss() {
     let want = Trainer::new(Sgd::new(1e-300), loss)
         .evaluate(
             &mut classifier(false),
-            &x.slice_axis(ndarray::Axis(0), (6..).into()).to_owned(),
-            &y.slice_axis(ndarray::Axis(0), (6..).into()).to_owned(),
+            (
+                &x.slice_axis(ndarray::Axis(0), (6..).into()).to_owned(),
+                &y.slice_axis(ndarray::Axis(0), (6..).into()).to_owned(),
+            ),
         )
         .unwrap()["loss"];
     let mut t = Trainer::new(Sgd::new(1e-300), loss)
@@ -112,7 +117,7 @@ fn class_weight_stays_out_of_validation_split_loss() {
         .shuffle(false)
         .validation_split(0.4)
         .class_weight([(0, 5.0), (1, 0.1), (2, 2.0)]);
-    let h = t.fit(&mut m, &x, &y).unwrap();
+    let h = t.fit(&mut m, (&x, &y)).unwrap();
     assert_eq!(h.val_loss().unwrap(), &[want]);
 }
 
@@ -136,7 +141,7 @@ fn plateau(patience: usize, cooldown: usize, epochs: usize) -> (Vec<(usize, f64)
     let mut t = Trainer::new(Adam::new(0.01), Loss::Mse)
         .epochs(epochs)
         .callback(plateau.clone());
-    t.fit(&mut m, &x, &x).unwrap();
+    t.fit(&mut m, (&x, &x)).unwrap();
     let r = plateau.borrow().reductions().to_vec();
     (r, t.optimizer.learning_rate())
 }
@@ -180,7 +185,7 @@ fn a_callback_reads_the_next_steps_learning_rate() {
                 Ok(Control::Continue)
             },
         ));
-    t.fit(&mut m, &x, &x).unwrap();
+    t.fit(&mut m, (&x, &x)).unwrap();
     let want = vec![
         rnnkit::LearningRate::from(schedule.clone()).at(2),
         rnnkit::LearningRate::from(schedule).at(4),
@@ -203,7 +208,7 @@ fn a_graph_output_listed_twice_keeps_its_mask_both_times() -> Result<(), Error> 
     let model = graph_with_repeated_output()?;
     let mut x = xs(2);
     x.slice_mut(ndarray::s![0, 3, ..]).fill(0.0);
-    let out = model.infer_many(&[x])?;
+    let out = model.infer(Inputs::from(&[x]))?;
     assert!(out[0].mask.is_some());
     assert_eq!(out[0].mask, out[1].mask);
     assert_eq!(out[0].output, out[1].output);
@@ -218,26 +223,26 @@ fn predict_many_refuses_ragged_missing_or_empty_inputs() -> Result<(), Error> {
     let s = g.merge(Merge::Add, &[a, b])?;
     let y = g.apply(&DenseConfig::new(1), s)?;
     let model = g.build(&[a, b], &[y])?;
-    let t = Trainer::new(Adam::new(0.01), Loss::Mse).batch_size(2);
     let (x5, x3) = (
         ArrayD::<f64>::ones(IxDyn(&[5, 3])),
         ArrayD::<f64>::ones(IxDyn(&[3, 3])),
     );
-    let e = t
-        .predict_many(&model, &[x5.clone(), x3.clone()])
+    let e = model
+        .predict(Inputs::from(&[x5.clone(), x3.clone()]), 32)
         .unwrap_err();
     assert!(e.to_string().contains("samples of input 0"), "{e}");
-    let e = t.predict_many(&model, &[x3, x5.clone()]).unwrap_err();
+    let e = model
+        .predict(Inputs::from(&[x3, x5.clone()]), 32)
+        .unwrap_err();
     assert!(e.to_string().contains("samples of input 0"), "{e}");
-    let e = t.predict_many(&model, &[]).unwrap_err();
-    assert!(e.to_string().contains("takes 2 inputs"), "{e}");
+    let e = model.predict(Inputs::list(&[]), 32).unwrap_err();
+    assert!(e.to_string().contains("2 arrays"), "{e}");
     let empty = ArrayD::<f64>::zeros(IxDyn(&[0, 3]));
-    assert!(matches!(
-        t.predict_many(&model, &[empty.clone(), empty]),
-        Err(Error::Empty { .. })
-    ));
+    // No samples: empty predictions, as Keras's predict gives.
+    let none = model.predict(Inputs::from(&[empty.clone(), empty]), 32)?;
+    assert_eq!(none[0].shape(), &[0, 1]);
     assert_eq!(
-        t.predict_many(&model, &[x5.clone(), x5])?[0].shape(),
+        model.predict(Inputs::from(&[x5.clone(), x5]), 32)?[0].shape(),
         &[5, 1]
     );
     Ok(())
@@ -274,12 +279,14 @@ fn stateful_inference_from_several_threads_loses_no_step() {
         for _ in 0..4 {
             s.spawn(|| {
                 for _ in 0..2_000 {
-                    m.infer(&x, None).unwrap();
+                    m.infer(Inputs::new(&x).mask(None))
+                        .map(|mut o| o.remove(0).output)
+                        .unwrap();
                 }
             });
         }
     });
-    assert_eq!(m.states()[0][0][[0, 0]], 8_000.0);
+    assert_eq!(m.state().unwrap().states()[0][0][[0, 0]], 8_000.0);
 }
 
 #[test]
@@ -295,15 +302,20 @@ fn a_refused_inference_moves_no_carried_state() {
     .unwrap();
     m.add(&SimpleRnnConfig::new(2).stateful(true)).unwrap();
     let x = ArrayD::<f64>::ones(IxDyn(&[1, 2, 1]));
-    m.infer(&x, None).unwrap();
+    m.infer(Inputs::new(&x).mask(None))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
     m.layers_mut()[1]
         .state_mut()
         .unwrap()
         .set_states(Some(&[Array2::zeros((3, 2))]))
         .unwrap();
-    let before = m.states();
-    assert!(m.infer(&x, None).is_err());
-    assert_eq!(m.states(), before);
+    let before = m.state().unwrap().states();
+    assert!(m
+        .infer(Inputs::new(&x).mask(None))
+        .map(|mut o| o.remove(0).output)
+        .is_err());
+    assert_eq!(m.state().unwrap().states(), before);
 }
 
 #[test]
@@ -313,10 +325,22 @@ fn reset_states_reaches_a_graphs_stateful_layers() -> Result<(), Error> {
     let h = g.apply(&SimpleRnnConfig::new(2).stateful(true), x)?;
     let mut model = g.build(&[x], &[h])?;
     let input = ArrayD::<f64>::ones(IxDyn(&[1, 2, 1]));
-    let first = model.infer(&input, None)?.output;
-    assert_ne!(model.infer(&input, None)?.output, first);
-    Model::reset_states(&mut model);
-    assert_eq!(model.infer(&input, None)?.output, first);
+    let first = model
+        .infer(Inputs::new(&input).mask(None))
+        .map(|mut o| o.remove(0).output)?;
+    assert_ne!(
+        model
+            .infer(Inputs::new(&input).mask(None))
+            .map(|mut o| o.remove(0).output)?,
+        first
+    );
+    model.state_mut().unwrap().reset_states();
+    assert_eq!(
+        model
+            .infer(Inputs::new(&input).mask(None))
+            .map(|mut o| o.remove(0).output)?,
+        first
+    );
     Ok(())
 }
 
@@ -361,9 +385,15 @@ fn pooling_an_all_padding_row_gives_zero_and_a_finite_gradient() {
         .unwrap();
     let x = xs(2).slice(ndarray::s![.., ..3, ..2]).to_owned().into_dyn();
     let mask = Array2::from_shape_fn((2, 3), |(r, _)| r == 0);
-    let y = m.forward_masked(&x, Some(&mask), Mode::Train).unwrap();
+    let y = m
+        .forward(Inputs::new(&x).mask(Some(&mask)).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
     assert_eq!(y.slice(ndarray::s![1, ..]).to_vec(), vec![0.0, 0.0]);
-    let dx = m.backward(&ArrayD::ones(IxDyn(&[2, 2]))).unwrap();
+    let dx = m
+        .backward(&[OutputGrads::new(&ArrayD::ones(IxDyn(&[2, 2])))])
+        .map(|mut d| d.remove(0))
+        .unwrap();
     assert!(dx.iter().all(|v| v.is_finite()));
     assert!(dx.slice(ndarray::s![1, .., ..]).iter().all(|&v| v == 0.0));
 }
@@ -379,23 +409,31 @@ fn an_optimizer_serves_one_model_not_its_twin() {
     };
     let (mut a, mut b) = (twin(), twin());
     let mut t = Trainer::new(Adam::new(0.01), Loss::Mse).epochs(1);
-    t.fit(&mut a, &x, &y).unwrap();
+    t.fit(&mut a, (&x, &y)).unwrap();
     let before = b.get_weights();
-    let e = t.fit(&mut b, &x, &y).unwrap_err();
+    let e = t.fit(&mut b, (&x, &y)).unwrap_err();
     assert!(e.to_string().contains("another model"), "{e}");
     assert_eq!(b.get_weights(), before);
     // A copy is another model too (as a cloned Keras model is).
     let mut c = a.clone();
-    assert!(t.fit(&mut c, &x, &y).is_err());
-    assert!(t.fit(&mut a, &x, &y).is_ok());
+    assert!(t.fit(&mut c, (&x, &y)).is_err());
+    assert!(t.fit(&mut a, (&x, &y)).is_ok());
     // Through Optimizer::apply.
     let mut opt = Sgd::<f64>::new(0.1);
-    a.forward(&x, Mode::Train).unwrap();
-    a.backward(&ArrayD::ones(IxDyn(&[4, 1]))).unwrap();
+    a.forward(Inputs::new(&x).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
+    a.backward(&[OutputGrads::new(&ArrayD::ones(IxDyn(&[4, 1])))])
+        .map(|mut d| d.remove(0))
+        .unwrap();
     opt.apply(&mut a).unwrap();
     let before = b.get_weights();
-    b.forward(&x, Mode::Train).unwrap();
-    b.backward(&ArrayD::ones(IxDyn(&[4, 1]))).unwrap();
+    b.forward(Inputs::new(&x).mode(Mode::Train))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
+    b.backward(&[OutputGrads::new(&ArrayD::ones(IxDyn(&[4, 1])))])
+        .map(|mut d| d.remove(0))
+        .unwrap();
     assert!(opt.apply(&mut b).is_err());
     assert_eq!(b.get_weights(), before);
 }
@@ -443,7 +481,11 @@ fn sizes_past_the_limit_are_typed_errors() {
         .push(RepeatVectorConfig::new(1 << 17))
         .unwrap();
     let x = ArrayD::<f32>::zeros(IxDyn(&[4, 1 << 10]));
-    assert!(matches!(m.infer(&x, None), Err(Error::Data(_))));
+    assert!(matches!(
+        m.infer(Inputs::new(&x).mask(None))
+            .map(|mut o| o.remove(0).output),
+        Err(Error::Data(_))
+    ));
     // AdditiveAttention over features past the limit.
     let mut g = Graph::<f32>::new(0);
     let q = g.input("q", &[None, Some(1 << 40)]).unwrap();
@@ -467,7 +509,8 @@ fn messages_name_what_was_passed() -> Result<(), Error> {
     let y = g.apply(&DenseConfig::new(1), a)?;
     let model = g.build(&[a], &[y])?;
     let e = model
-        .infer(&ArrayD::zeros(IxDyn(&[8, 4])), None)
+        .infer(Inputs::new(&ArrayD::zeros(IxDyn(&[8, 4]))).mask(None))
+        .map(|mut o| o.remove(0).output)
         .unwrap_err()
         .to_string();
     assert!(e.contains("(batch 8, 5)"), "{e}");
@@ -478,7 +521,7 @@ fn messages_name_what_was_passed() -> Result<(), Error> {
     let x = ArrayD::<f64>::zeros(IxDyn(&[100, 4, 5]));
     let y = ArrayD::<f64>::zeros(IxDyn(&[100, 1]));
     let e = Trainer::new(Adam::new(0.01), Loss::Mse)
-        .fit(&mut m, &x, &y)
+        .fit(&mut m, (&x, &y))
         .unwrap_err()
         .to_string();
     assert!(
@@ -508,10 +551,10 @@ fn a_functional_file_converts_its_float_type_as_a_sequential_one_does() -> Resul
     assert!(e.contains("load_converted"), "{e}");
     let m64 = Functional::<f64>::from_bytes_converted(&bytes)?;
     let input = Array3::from_shape_fn((2, 4, 3), |(b, t, f)| ((b + t + f) as f32 * 0.3).sin());
-    let want = m32.infer_many(&[input.clone().into_dyn()])?[0]
+    let want = m32.infer(Inputs::from(&[input.clone().into_dyn()]))?[0]
         .output
         .clone();
-    let got = m64.infer_many(&[input.mapv(f64::from).into_dyn()])?[0]
+    let got = m64.infer(Inputs::from(&[input.mapv(f64::from).into_dyn()]))?[0]
         .output
         .clone();
     assert!(
@@ -532,10 +575,22 @@ fn a_stateful_model_refuses_a_ragged_last_batch_before_moving_any_state() {
         .push(LstmConfig::new(2).stateful(true))
         .unwrap();
     let x = ArrayD::<f64>::ones(IxDyn(&[5, 2, 1]));
-    let e = m.predict(&x, 2).unwrap_err();
+    let e = m
+        .predict(Inputs::new(&x), 2)
+        .map(|mut p| p.remove(0))
+        .unwrap_err();
     assert!(e.to_string().contains("multiple of batch_size 2"), "{e}");
-    assert!(m.states().concat().is_empty(), "no batch ran");
-    assert_eq!(m.predict(&x, 5).unwrap().shape(), &[5, 2]);
+    assert!(
+        m.state().unwrap().states().concat().is_empty(),
+        "no batch ran"
+    );
+    assert_eq!(
+        m.predict(Inputs::new(&x), 5)
+            .map(|mut p| p.remove(0))
+            .unwrap()
+            .shape(),
+        &[5, 2]
+    );
     // fit and evaluate too: refused before any batch, weights and states as they were.
     let mut m = Sequential::<f64>::with_input_shape(vec![Some(2), Some(1)])
         .push(LstmConfig::new(2).stateful(true))
@@ -547,12 +602,12 @@ fn a_stateful_model_refuses_a_ragged_last_batch_before_moving_any_state() {
     let mut t = Trainer::new(Adam::new(0.1), Loss::Mse)
         .batch_size(2)
         .shuffle(false);
-    let e = t.fit(&mut m, &x, &y).unwrap_err();
+    let e = t.fit(&mut m, (&x, &y)).unwrap_err();
     assert!(e.to_string().contains("multiple of batch_size 2"), "{e}");
-    assert!(t.evaluate(&mut m, &x, &y).is_err());
+    assert!(t.evaluate(&mut m, (&x, &y)).is_err());
     assert_eq!(m.get_weights(), w);
-    assert!(m.states().concat().is_empty());
+    assert!(m.state().unwrap().states().concat().is_empty());
     let x4 = x.slice_axis(ndarray::Axis(0), (0..4).into()).to_owned();
     let y4 = y.slice_axis(ndarray::Axis(0), (0..4).into()).to_owned();
-    assert!(t.fit(&mut m, &x4, &y4).is_ok());
+    assert!(t.fit(&mut m, (&x4, &y4)).is_ok());
 }

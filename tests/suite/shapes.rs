@@ -228,7 +228,11 @@ fn variable_length_model_accepts_any_steps() {
     assert!(model.summary().to_string().contains("(None, 3)"));
     for steps in [1, 4, 9] {
         let y = model
-            .predict(&ArrayD::zeros(ndarray::IxDyn(&[2, steps, 2])), 32)
+            .predict(
+                Inputs::new(&ArrayD::zeros(ndarray::IxDyn(&[2, steps, 2]))),
+                32,
+            )
+            .map(|mut p| p.remove(0))
             .unwrap();
         assert_eq!(y.shape(), &[2, 1]);
     }

@@ -89,12 +89,18 @@ fn infer_equals_forward<F: Float>() {
         for (batch, masked) in [(3, false), (3, true), (40, false), (40, true)] {
             let x = input::<F>(batch, 9, 3);
             let mask = masked.then(|| ragged_mask(batch, 9));
-            let shared = m.infer(&x, mask.as_ref()).unwrap();
-            let owned = Model::forward(&mut m, &x, mask.as_ref(), Mode::Infer).unwrap();
-            assert_eq!(shared.output, owned.output, "{label}, batch {batch}");
-            assert_eq!(shared.mask, owned.mask, "{label}, batch {batch}");
+            let shared = m
+                .infer(Inputs::new(&x).mask(mask.as_ref()))
+                .unwrap()
+                .remove(0);
+            let owned = Model::forward(&mut m, Inputs::new(&x).mask(mask.as_ref())).unwrap();
+            assert_eq!(shared.output, owned[0].output, "{label}, batch {batch}");
+            assert_eq!(shared.mask, owned[0].mask, "{label}, batch {batch}");
             // A second call reuses the layer's kept buffers: same numbers.
-            assert_eq!(m.infer(&x, mask.as_ref()).unwrap().output, owned.output);
+            assert_eq!(
+                m.infer(Inputs::new(&x).mask(mask.as_ref())).unwrap()[0].output,
+                owned[0].output
+            );
         }
     }
 }
@@ -113,13 +119,31 @@ fn infer_equals_an_infer_forward_for_every_layer_f64() {
 fn one_model_predicts_on_several_threads_at_once() {
     for (label, m) in stacks::<f32>() {
         let xs: Vec<ArrayD<f32>> = (0..4).map(|k| input::<f32>(5 + 11 * k, 6, 3)).collect();
-        let alone: Vec<ArrayD<f32>> = xs.iter().map(|x| m.predict(x, 8).unwrap()).collect();
+        let alone: Vec<ArrayD<f32>> = xs
+            .iter()
+            .map(|x| {
+                m.predict(Inputs::new(x), 8)
+                    .map(|mut p| p.remove(0))
+                    .unwrap()
+            })
+            .collect();
         let model = &m;
         // Each thread predicts its input five times while the others do the same.
         let together: Vec<Vec<ArrayD<f32>>> = std::thread::scope(|s| {
             let handles: Vec<_> = xs
                 .iter()
-                .map(|x| s.spawn(move || (0..5).map(|_| model.predict(x, 8).unwrap()).collect()))
+                .map(|x| {
+                    s.spawn(move || {
+                        (0..5)
+                            .map(|_| {
+                                model
+                                    .predict(Inputs::new(x), 8)
+                                    .map(|mut p| p.remove(0))
+                                    .unwrap()
+                            })
+                            .collect()
+                    })
+                })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
@@ -148,28 +172,46 @@ fn inference_follows_every_weight_update() {
             .push(DenseConfig::new(1))
             .unwrap();
         copy.set_weights(&m.get_weights()).unwrap();
-        copy.predict(&x, 32).unwrap()
+        copy.predict(Inputs::new(&x), 32)
+            .map(|mut p| p.remove(0))
+            .unwrap()
     };
-    let before = m.predict(&x, 32).unwrap();
+    let before = m
+        .predict(Inputs::new(&x), 32)
+        .map(|mut p| p.remove(0))
+        .unwrap();
     assert_eq!(before, fresh(&m));
 
     // Training steps.
     let mut t = Trainer::new(Adam::new(0.05), Loss::Mse)
         .epochs(2)
         .batch_size(16);
-    t.fit(&mut m, &x, &y).unwrap();
-    let trained = m.predict(&x, 32).unwrap();
+    t.fit(&mut m, (&x, &y)).unwrap();
+    let trained = m
+        .predict(Inputs::new(&x), 32)
+        .map(|mut p| p.remove(0))
+        .unwrap();
     assert_ne!(trained, before);
     assert_eq!(trained, fresh(&m));
 
     // set_weights.
     let w: Vec<ArrayD<f32>> = m.get_weights().iter().map(|a| a * 0.5).collect();
     m.set_weights(&w).unwrap();
-    assert_eq!(m.predict(&x, 32).unwrap(), fresh(&m));
+    assert_eq!(
+        m.predict(Inputs::new(&x), 32)
+            .map(|mut p| p.remove(0))
+            .unwrap(),
+        fresh(&m)
+    );
 
     // A visit that changes values.
     m.visit_params_mut(&mut |_, p: &mut Param<f32>| p.value_mut().mapv_inplace(|v| v + 0.01));
-    assert_eq!(m.predict(&x, 32).unwrap(), fresh(&m));
+    assert_eq!(
+        m.predict(Inputs::new(&x), 32)
+            .map(|mut p| p.remove(0))
+            .unwrap(),
+        fresh(&m)
+    );
 }
 
 /// A user layer that implements only `forward`: the default `infer` works on a copy.
@@ -211,6 +253,14 @@ fn a_user_layer_without_infer_still_infers() {
     m.add_layer(Box::new(Double)).unwrap();
     m.add(&GruConfig::new(2)).unwrap();
     let x = input::<f64>(2, 4, 3);
-    let owned = m.forward(&x, Mode::Infer).unwrap();
-    assert_eq!(m.infer(&x, None).unwrap().output, owned);
+    let owned = m
+        .forward(Inputs::new(&x).mode(Mode::Infer))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
+    assert_eq!(
+        m.infer(Inputs::new(&x).mask(None))
+            .map(|mut o| o.remove(0).output)
+            .unwrap(),
+        owned
+    );
 }

@@ -59,14 +59,22 @@ fn run_case<F: Float>(case: &Value, path: Path) -> Result<(), String> {
         let carried_before = model.states();
         // The streaming API on the same model: explicit states, carried ones untouched.
         let s = model
-            .infer_with_states(&x, None, &mut streamed)
+            .state()
+            .unwrap()
+            .infer_from(Inputs::new(&x).mask(None), &mut streamed)
+            .map(|mut o| o.remove(0))
             .map_err(|e| format!("chunk {k}: stream: {e}"))?;
         if model.states() != carried_before {
             return Err(format!("chunk {k}: streaming moved the carried states"));
         }
         let y = match path {
-            Path::Forward => model.forward(&x, Mode::Infer),
-            Path::Infer => model.infer(&x, None).map(|f| f.output),
+            Path::Forward => model
+                .forward(Inputs::new(&x).mode(Mode::Infer))
+                .map(|mut o| o.remove(0).output),
+            Path::Infer => model
+                .infer(Inputs::new(&x).mask(None))
+                .map(|mut o| o.remove(0))
+                .map(|f| f.output),
         }
         .map_err(|e| format!("chunk {k}: {e}"))?;
         let want = tensor(&case["outputs"][k]);
@@ -136,7 +144,11 @@ fn streaming_one_step_at_a_time_equals_one_pass() {
         .push(GruConfig::new(2))
         .unwrap();
     let x = series(3, 9);
-    let whole = model.infer(&x, None).unwrap().output;
+    let whole = model
+        .infer(Inputs::new(&x).mask(None))
+        .map(|mut o| o.remove(0))
+        .unwrap()
+        .output;
     let mut states = model.zero_states(3).unwrap();
     let mut last = None;
     let mut branch = None;
@@ -144,7 +156,10 @@ fn streaming_one_step_at_a_time_equals_one_pass() {
         let step = x.slice_axis(ndarray::Axis(1), (t..t + 1).into()).to_owned();
         last = Some(
             model
-                .infer_with_states(&step, None, &mut states)
+                .state()
+                .unwrap()
+                .infer_from(Inputs::new(&step).mask(None), &mut states)
+                .map(|mut o| o.remove(0))
                 .unwrap()
                 .output,
         );
@@ -160,7 +175,10 @@ fn streaming_one_step_at_a_time_equals_one_pass() {
     let mut branch = branch.unwrap();
     let rest = x.slice_axis(ndarray::Axis(1), (5..9).into()).to_owned();
     let resumed = model
-        .infer_with_states(&rest, None, &mut branch)
+        .state()
+        .unwrap()
+        .infer_from(Inputs::new(&rest).mask(None), &mut branch)
+        .map(|mut o| o.remove(0))
         .unwrap()
         .output;
     assert!((&resumed - &whole).iter().all(|v| v.abs() < 1e-12));
@@ -180,10 +198,16 @@ fn stateful_bidirectional_chunks_follow_the_keras_rule() {
     for (k, r) in [0..5, 5..6, 6..12].into_iter().enumerate() {
         let chunk = x.slice_axis(ndarray::Axis(1), r.into()).to_owned();
         let want = plain
-            .infer_with_states(&chunk, None, &mut states)
+            .state()
+            .unwrap()
+            .infer_from(Inputs::new(&chunk).mask(None), &mut states)
+            .map(|mut o| o.remove(0))
             .unwrap()
             .output;
-        let got = stateful.forward(&chunk, Mode::Infer).unwrap();
+        let got = stateful
+            .forward(Inputs::new(&chunk).mode(Mode::Infer))
+            .map(|mut o| o.remove(0).output)
+            .unwrap();
         assert!((&got - &want).iter().all(|v| v.abs() < 1e-14), "chunk {k}");
         assert_eq!(stateful.states(), states, "chunk {k}");
     }
@@ -199,10 +223,15 @@ fn stateful_bidirectional_chunks_follow_the_keras_rule() {
 #[test]
 fn stateful_errors_leave_the_states_as_they_were() {
     let mut m = stream_model(true);
-    m.forward(&series(2, 4), Mode::Infer).unwrap();
+    m.forward(Inputs::new(&series(2, 4)).mode(Mode::Infer))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
     let before = m.states();
     // Another batch size: a typed error naming the carried one; nothing moves.
-    let err = m.forward(&series(3, 4), Mode::Infer).unwrap_err();
+    let err = m
+        .forward(Inputs::new(&series(3, 4)).mode(Mode::Infer))
+        .map(|mut o| o.remove(0).output)
+        .unwrap_err();
     assert!(
         matches!(err, rnnkit::Error::Shape { .. })
             && err.to_string().contains("[2, steps, features]"),
@@ -211,18 +240,27 @@ fn stateful_errors_leave_the_states_as_they_were() {
     assert_eq!(m.states(), before);
     // A wrong feature count: refused before any layer runs.
     let bad = ndarray::Array3::<f64>::zeros((2, 4, 5)).into_dyn();
-    assert!(m.forward(&bad, Mode::Infer).is_err());
+    assert!(m
+        .forward(Inputs::new(&bad).mode(Mode::Infer))
+        .map(|mut o| o.remove(0).output)
+        .is_err());
     assert_eq!(m.states(), before);
     // Explicit states of the wrong shape: refused, the given states unchanged.
     let mut wrong = m.zero_states(3).unwrap();
     let kept = wrong.clone();
     assert!(m
-        .infer_with_states(&series(2, 4), None, &mut wrong)
+        .state()
+        .unwrap()
+        .infer_from(Inputs::new(&series(2, 4)).mask(None), &mut wrong)
+        .map(|mut o| o.remove(0))
         .is_err());
     assert_eq!(wrong, kept);
     let mut too_few = vec![Vec::new()];
     assert!(m
-        .infer_with_states(&series(2, 4), None, &mut too_few)
+        .state()
+        .unwrap()
+        .infer_from(Inputs::new(&series(2, 4)).mask(None), &mut too_few)
+        .map(|mut o| o.remove(0))
         .is_err());
     // Forgetting the states frees the batch size.
     for layer in m.layers_mut() {
@@ -232,7 +270,9 @@ fn stateful_errors_leave_the_states_as_they_were() {
             }
         }
     }
-    m.forward(&series(3, 4), Mode::Infer).unwrap();
+    m.forward(Inputs::new(&series(3, 4)).mode(Mode::Infer))
+        .map(|mut o| o.remove(0).output)
+        .unwrap();
     // A layer that is not stateful carries nothing to set.
     let mut plain = stream_model(false);
     assert!(plain.layers_mut()[0]
@@ -272,7 +312,11 @@ fn step_by_step_streaming_equals_whole_passes_and_branches() {
         let y = model.step(xt, &mut state).unwrap().to_owned();
         // What a whole pass over the first k + 1 steps outputs.
         let prefix = x.slice_axis(ndarray::Axis(1), (0..k + 1).into()).to_owned();
-        let want = model.infer(&prefix, None).unwrap().output;
+        let want = model
+            .infer(Inputs::new(&prefix).mask(None))
+            .map(|mut o| o.remove(0))
+            .unwrap()
+            .output;
         let d = (&y.into_dyn() - &want)
             .iter()
             .fold(0.0f64, |m, v| m.max(v.abs()));
@@ -283,7 +327,12 @@ fn step_by_step_streaming_equals_whole_passes_and_branches() {
     }
     // The states equal those of the chunk API over the whole sequence.
     let mut chunked = model.zero_states(b).unwrap();
-    model.infer_with_states(&x, None, &mut chunked).unwrap();
+    model
+        .state()
+        .unwrap()
+        .infer_from(Inputs::new(&x).mask(None), &mut chunked)
+        .map(|mut o| o.remove(0))
+        .unwrap();
     for (s, c) in state
         .states()
         .iter()
@@ -303,7 +352,11 @@ fn step_by_step_streaming_equals_whole_passes_and_branches() {
                 .to_owned(),
         );
     }
-    let want = model.infer(&x, None).unwrap().output;
+    let want = model
+        .infer(Inputs::new(&x).mask(None))
+        .map(|mut o| o.remove(0))
+        .unwrap()
+        .output;
     assert!((&last.unwrap().into_dyn() - &want)
         .iter()
         .all(|v| v.abs() < 1e-12));

@@ -172,7 +172,7 @@ fn replay_stateful<F: Float>(case: &Value, (rtol, atol): (f64, f64)) -> Result<(
         let x: ArrayD<F> = tensor(&case["x"][k]);
         let y: ArrayD<F> = tensor(&case["y"][k]);
         let loss = trainer
-            .train_on_batch(&mut model, &x, &y)
+            .train_on_batch(&mut model, (&x, &y))
             .map_err(|e| format!("step {}: {e}", k + 1))?;
         let want = step["loss"].as_f64().unwrap();
         if (loss - want).abs() > rtol * want.abs() {
@@ -197,6 +197,8 @@ fn replay_stateful<F: Float>(case: &Value, (rtol, atol): (f64, f64)) -> Result<(
             )?;
         }
         let states: Vec<ArrayD<F>> = model
+            .state()
+            .unwrap()
             .states()
             .into_iter()
             .flatten()
@@ -216,7 +218,7 @@ fn replay_stateful<F: Float>(case: &Value, (rtol, atol): (f64, f64)) -> Result<(
             atol,
         )?;
         if resets.contains(&(k as u64)) {
-            model.reset_states();
+            model.state_mut().unwrap().reset_states();
         }
     }
     compare_all(
@@ -257,10 +259,18 @@ fn replay(case: &Value) -> Result<(), String> {
     for (k, step) in case["steps"].as_array().unwrap().iter().enumerate() {
         let loss = if fit_driver {
             trainer
-                .fit_weighted(&mut model, &x, &y, None, sample_weight.as_ref())
+                .fit(
+                    &mut model,
+                    Data::new(&x, &y)
+                        .mask(None)
+                        .sample_weight(sample_weight.as_ref()),
+                )
                 .map(|h| h.loss()[0])
         } else {
-            trainer.train_on_batch_weighted(&mut model, &x, &y, sample_weight.as_ref())
+            trainer.train_on_batch(
+                &mut model,
+                Data::new(&x, &y).sample_weight(sample_weight.as_ref()),
+            )
         }
         .map_err(|e| format!("step {}: {e}", k + 1))?;
         let want = step["loss"].as_f64().unwrap();
@@ -342,9 +352,9 @@ fn epoch_loss_is_the_batch_size_weighted_mean_of_pre_update_losses() {
     let mut t = Trainer::new(Sgd::new(1e-300), Loss::Mse)
         .batch_size(4)
         .shuffle(false);
-    let h = t.fit(&mut m, &x, &y).unwrap();
+    let h = t.fit(&mut m, (&x, &y)).unwrap();
     assert_eq!(h.loss(), &[38.5]);
-    assert_eq!(t.evaluate(&mut m, &x, &y).unwrap()["loss"], 38.5);
+    assert_eq!(t.evaluate(&mut m, (&x, &y)).unwrap()["loss"], 38.5);
 }
 
 #[test]
@@ -356,6 +366,7 @@ fn losses_match_keras_reductions_by_hand() {
             &array![[1.0f64, 2.0], [3.0, 5.0]].into_dyn(),
             &ArrayD::zeros(IxDyn(&[2, 2])),
             None,
+            None,
         )
         .unwrap();
     assert_eq!(l, 2.75);
@@ -365,17 +376,17 @@ fn losses_match_keras_reductions_by_hand() {
     let onehot = array![[1.0f64, 0.0]].into_dyn();
     let (l, _) = Loss::categorical_crossentropy()
         .from_logits(true)
-        .compute(&logits, &onehot, None)
+        .compute(&logits, &onehot, None, None)
         .unwrap();
     assert!((l - 80.0).abs() < 1e-12);
     let probs = array![[0.0f64, 1.0]].into_dyn();
     let (l, _) = Loss::categorical_crossentropy()
-        .compute(&probs, &onehot, None)
+        .compute(&probs, &onehot, None, None)
         .unwrap();
     assert!((l - 16.11809565095832).abs() < 1e-9, "{l}");
     // Keras renormalises probabilities: p = [0.2, 0.2] gives −ln 0.5.
     let (l, _) = Loss::categorical_crossentropy()
-        .compute(&array![[0.2f64, 0.2]].into_dyn(), &onehot, None)
+        .compute(&array![[0.2f64, 0.2]].into_dyn(), &onehot, None, None)
         .unwrap();
     assert!((l - std::f64::consts::LN_2).abs() < 1e-12);
     // y [N] against ŷ [N, 1] (Keras squeezes): 4/3
@@ -384,6 +395,7 @@ fn losses_match_keras_reductions_by_hand() {
             &array![[1.0f64], [1.0], [2.0]].into_dyn(),
             &array![1.0f64, 3.0, 2.0].into_dyn(),
             None,
+            None,
         )
         .unwrap();
     assert!((l - 4.0 / 3.0).abs() < 1e-15);
@@ -391,7 +403,7 @@ fn losses_match_keras_reductions_by_hand() {
     let pred = array![[[1.0f64], [2.0], [100.0]]].into_dyn();
     let mask = array![[true, true, false]];
     let (l, g) = Loss::Mse
-        .compute(&pred, &ArrayD::zeros(IxDyn(&[1, 3, 1])), Some(&mask))
+        .compute(&pred, &ArrayD::zeros(IxDyn(&[1, 3, 1])), Some(&mask), None)
         .unwrap();
     assert_eq!(l, 2.5);
     assert_eq!(g[[0, 2, 0]], 0.0);
@@ -468,12 +480,12 @@ fn every_loss_gradient_matches_finite_differences() {
     ];
     for (loss, pred, target) in cases {
         for m in [None, Some(&mask)] {
-            let (_, g) = loss.compute(&pred, &target, m).unwrap();
+            let (_, g) = loss.compute(&pred, &target, m, None).unwrap();
             for i in 0..pred.len() {
                 let f = |d: f64| {
                     let mut p = pred.clone();
                     p.as_slice_mut().unwrap()[i] += d;
-                    loss.compute(&p, &target, m).unwrap().0
+                    loss.compute(&p, &target, m, None).unwrap().0
                 };
                 let h = 1e-6;
                 let numeric = (f(h) - f(-h)) / (2.0 * h);
@@ -504,12 +516,12 @@ fn fused_softmax_cross_entropy_gradient_through_the_model_matches_finite_differe
         .unwrap();
     let loss = Loss::categorical_crossentropy();
     let t = Trainer::new(Sgd::new(0.1), loss);
-    let l0 = t.evaluate(&mut m, &x, &y).unwrap()["loss"];
+    let l0 = t.evaluate(&mut m, (&x, &y)).unwrap()["loss"];
     // Gradient from one fused train step: run it on a copy with SGD lr = 1 ⇒ Δw = −g.
     let mut copy = m.clone();
     let before = copy.get_weights();
     Trainer::new(Sgd::new(1.0), loss)
-        .train_on_batch(&mut copy, &x, &y)
+        .train_on_batch(&mut copy, (&x, &y))
         .unwrap();
     let after = copy.get_weights();
     for (slot, (b, a)) in before.iter().zip(&after).enumerate() {
@@ -519,7 +531,7 @@ fn fused_softmax_cross_entropy_gradient_through_the_model_matches_finite_differe
                 let mut w = before.clone();
                 w[slot].as_slice_mut().unwrap()[i] += d;
                 m.set_weights(&w).unwrap();
-                t.evaluate(&mut m, &x, &y).unwrap()["loss"]
+                t.evaluate(&mut m, (&x, &y)).unwrap()["loss"]
             };
             let numeric = (f(1e-6) - f(-1e-6)) / 2e-6;
             assert!(
@@ -558,14 +570,14 @@ fn early_stopping_restores_exactly_the_best_epochs_weights() {
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let mut t = Trainer::new(Adam::new(0.05), Loss::Mse)
         .epochs(50)
-        .validation_data(x.clone(), y_val)
+        .validation_data((&x.clone(), &y_val))
         .callback(Recorder(seen.clone()))
         .callback(
             EarlyStopping::new("val_loss")
                 .patience(2)
                 .restore_best_weights(true),
         );
-    let h = t.fit(&mut m, &x, &y).unwrap();
+    let h = t.fit(&mut m, (&x, &y)).unwrap();
     let val = h.val_loss().unwrap();
     assert!(val.len() < 50, "stopped early");
     let best = (0..val.len())
@@ -591,7 +603,7 @@ fn nan_guard_stops_an_exploding_model_and_keeps_finite_weights() {
     let mut t = Trainer::new(Sgd::new(1e100), Loss::Mse)
         .epochs(100)
         .batch_size(8);
-    let e = t.fit(&mut m, &x, &y).unwrap_err();
+    let e = t.fit(&mut m, (&x, &y)).unwrap_err();
     assert!(matches!(e, Error::NonFinite { .. }), "{e}");
     for w in m.get_weights() {
         assert!(w.iter().all(|v| v.is_finite()), "weights must stay finite");
@@ -611,7 +623,7 @@ fn invalid_data_and_settings_are_typed_errors_before_training() {
     let fit = |t: &mut Trainer<f64, Adam<f64>>,
                m: &mut Sequential<f64>,
                x: &ArrayD<f64>,
-               y: &ArrayD<f64>| t.fit(m, x, y).unwrap_err();
+               y: &ArrayD<f64>| t.fit(m, (x, y)).unwrap_err();
     let mut t = Trainer::new(Adam::default(), Loss::Mse);
     assert!(matches!(
         fit(
@@ -681,7 +693,7 @@ fn invalid_data_and_settings_are_typed_errors_before_training() {
         Loss::SparseCategoricalCrossentropy { from_logits: true },
     );
     assert!(
-        matches!(ts.fit(&mut c, &x, &labels), Err(Error::Data(msg)) if msg.contains("out of range"))
+        matches!(ts.fit(&mut c, (&x, &labels)), Err(Error::Data(msg)) if msg.contains("out of range"))
     );
     assert_eq!(m.get_weights(), before, "nothing trained");
 }
@@ -705,7 +717,7 @@ fn seeded_fits_are_reproducible_bit_for_bit() {
             .batch_size(8)
             .seed(4)
             .validation_split(0.2)
-            .fit(&mut m, &x, &y)
+            .fit(&mut m, (&x, &y))
             .unwrap();
         (h, m.get_weights())
     };
@@ -732,7 +744,7 @@ fn lambda_callback_sees_the_logs_and_can_stop() {
                 Control::Continue
             }
         }))
-        .fit(&mut m, &x, &y)
+        .fit(&mut m, (&x, &y))
         .unwrap();
     assert_eq!(h.epoch, vec![0, 1, 2]);
 }
@@ -753,7 +765,7 @@ fn lecture_model_1_learns_the_linear_sequence() {
     let h = Trainer::new(Adam::default(), Loss::Mse)
         .epochs(300)
         .seed(0)
-        .fit(&mut m, &x, &y)
+        .fit(&mut m, (&x, &y))
         .unwrap();
     let last = *h.loss().last().unwrap();
     assert!(last < 0.05, "final loss {last}");
@@ -786,10 +798,12 @@ fn validation_data_is_scored_with_its_mask() {
     let mut t = Trainer::new(Adam::new(0.01), Loss::Mse)
         .epochs(3)
         .shuffle(false)
-        .validation_data_masked(x.clone(), y.clone(), mask.clone());
-    let h = t.fit_masked(&mut m, &x, &y, Some(&mask)).unwrap();
-    let masked = t.evaluate_masked(&mut m, &x, &y, Some(&mask)).unwrap()["loss"];
-    let unmasked = t.evaluate(&mut m, &x, &y).unwrap()["loss"];
+        .validation_data(Data::new(&x.clone(), &y.clone()).mask(Some(&mask.clone())));
+    let h = t.fit(&mut m, Data::new(&x, &y).mask(Some(&mask))).unwrap();
+    let masked = t
+        .evaluate(&mut m, Data::new(&x, &y).mask(Some(&mask)))
+        .unwrap()["loss"];
+    let unmasked = t.evaluate(&mut m, (&x, &y)).unwrap()["loss"];
     let reported = *h.val_loss().unwrap().last().unwrap();
     assert_eq!(reported, masked, "val_loss is the masked loss");
     assert!((unmasked - masked).abs() > 1e-3, "the mask matters here");
@@ -797,10 +811,10 @@ fn validation_data_is_scored_with_its_mask() {
     // Unmasked validation data next to masked training data is refused, not scored wrongly.
     let mut m = model();
     let before = m.get_weights();
-    let mut t = Trainer::new(Adam::new(0.01), Loss::Mse).validation_data(x.clone(), y.clone());
+    let mut t = Trainer::new(Adam::new(0.01), Loss::Mse).validation_data((&x.clone(), &y.clone()));
     assert!(matches!(
-        t.fit_masked(&mut m, &x, &y, Some(&mask)),
-        Err(Error::Data(msg)) if msg.contains("validation_data_masked")
+        t.fit(&mut m, Data::new(&x, &y).mask(Some(&mask))),
+        Err(Error::Data(msg)) if msg.contains("mask in validation_data")
     ));
     assert_eq!(m.get_weights(), before);
 }
@@ -832,7 +846,7 @@ fn truncated_bptt_in_fit_replays_keras_stateful_chunks() {
                 .batch_size(x.shape()[0])
                 .shuffle(false)
                 .truncated_bptt(TruncatedBptt::new(chunk));
-        let h = trainer.fit(&mut model, &x, &y).unwrap();
+        let h = trainer.fit(&mut model, (&x, &y)).unwrap();
         let steps = case["steps"].as_array().unwrap();
         let want = steps
             .iter()
@@ -853,7 +867,10 @@ fn truncated_bptt_in_fit_replays_keras_stateful_chunks() {
         )
         .unwrap();
         // The explicit states of the windows never touch the layers' carried ones.
-        assert!(model.states().iter().all(|s| s.is_empty()), "{name}");
+        assert!(
+            model.state().unwrap().states().iter().all(|s| s.is_empty()),
+            "{name}"
+        );
         replayed += 1;
     }
     if std::env::var_os("RNNKIT_FIXTURES").is_none() {
@@ -884,12 +901,12 @@ fn truncated_bptt_trains_only_the_last_k2_steps_of_each_window() {
         .shuffle(false)
         .epochs(2)
         .truncated_bptt(TruncatedBptt::new(k1).backprop_steps(k2));
-    let h = trainer.fit(&mut model, &x, &y).unwrap();
+    let h = trainer.fit(&mut model, (&x, &y)).unwrap();
 
     let mut reference = build(true);
     let mut ref_trainer = Trainer::new(Adam::new(0.01), Loss::Mse);
     for epoch in 0..2 {
-        reference.reset_states();
+        reference.state_mut().unwrap().reset_states();
         let (mut sum, mut n) = (0.0, 0);
         for start in (0..t).step_by(k1) {
             let end = (start + k1).min(t);
@@ -899,11 +916,12 @@ fn truncated_bptt_trains_only_the_last_k2_steps_of_each_window() {
             };
             if from > start {
                 reference
-                    .forward(&cut(&x, start..from), Mode::Infer)
+                    .forward(Inputs::new(&cut(&x, start..from)).mode(Mode::Infer))
+                    .map(|mut o| o.remove(0).output)
                     .unwrap();
             }
             let l = ref_trainer
-                .train_on_batch(&mut reference, &cut(&x, from..end), &cut(&y, from..end))
+                .train_on_batch(&mut reference, (&cut(&x, from..end), &cut(&y, from..end)))
                 .unwrap();
             sum += l * (end - from) as f64;
             n += end - from;
@@ -943,7 +961,7 @@ fn truncated_bptt_refuses_bad_settings_and_data() {
         let before = m.get_weights();
         let err = Trainer::new(Adam::new(0.01), Loss::Mse)
             .truncated_bptt(t)
-            .fit(&mut m, &x, &y)
+            .fit(&mut m, (&x, &y))
             .unwrap_err();
         assert!(err.to_string().contains(what), "{err}");
         assert_eq!(m.get_weights(), before);
@@ -954,14 +972,14 @@ fn truncated_bptt_refuses_bad_settings_and_data() {
         .unwrap();
     let err = Trainer::new(Adam::new(0.01), Loss::Mse)
         .truncated_bptt(TruncatedBptt::new(4))
-        .fit(&mut m, &x, &Array2::<f64>::zeros((2, 2)).into_dyn())
+        .fit(&mut m, (&x, &Array2::<f64>::zeros((2, 2)).into_dyn()))
         .unwrap_err();
     assert!(err.to_string().contains("per-step"), "{err}");
     // No steps at all: nothing to train, said so.
     let empty = Array3::<f64>::zeros((2, 0, 1)).into_dyn();
     let err = Trainer::new(Adam::new(0.01), Loss::Mse)
         .truncated_bptt(TruncatedBptt::new(4))
-        .fit(&mut model(), &empty, &empty)
+        .fit(&mut model(), (&empty, &empty))
         .unwrap_err();
     assert!(err.to_string().contains("steps ≥ 1"), "{err}");
 }

@@ -26,12 +26,17 @@ fn the_weighted_loss_divides_by_the_number_of_entries_not_the_weights() {
     let w = array![2.0, 0.0, 1.0].into_dyn();
     let mut m = dense_identity();
     let t = Trainer::new(Sgd::new(0.1), Loss::Mse);
-    let logs = t.evaluate_weighted(&mut m, &x, &y, None, Some(&w)).unwrap();
+    let logs = t
+        .evaluate(&mut m, Data::new(&x, &y).mask(None).sample_weight(Some(&w)))
+        .unwrap();
     assert_eq!(logs["loss"], 11.0 / 3.0);
     // [N, 1] is the same weighting.
     let w2 = array![[2.0], [0.0], [1.0]].into_dyn();
     let logs = t
-        .evaluate_weighted(&mut m, &x, &y, None, Some(&w2))
+        .evaluate(
+            &mut m,
+            Data::new(&x, &y).mask(None).sample_weight(Some(&w2)),
+        )
         .unwrap();
     assert_eq!(logs["loss"], 11.0 / 3.0);
 }
@@ -43,21 +48,19 @@ fn per_step_weights_on_a_sequence_output() {
     let y = ArrayD::zeros(pred.raw_dim());
     let per_sample = array![[1.0], [0.5]].into_dyn();
     let (l, _) = Loss::Mse
-        .compute_weighted(&pred, &y, None, Some(&per_sample))
+        .compute(&pred, &y, None, Some(&per_sample))
         .unwrap();
     // squares 0, 1, 4 | 9, 16, 25: (5 + 0.5·50) / 6
     assert!((l - (5.0 + 25.0) / 6.0).abs() < 1e-14, "{l}");
     let per_step = array![[0.0, 1.0, 0.0], [0.0, 0.0, 2.0]].into_dyn();
-    let (l, g) = Loss::Mse
-        .compute_weighted(&pred, &y, None, Some(&per_step))
-        .unwrap();
+    let (l, g) = Loss::Mse.compute(&pred, &y, None, Some(&per_step)).unwrap();
     assert!((l - (1.0 + 50.0) / 6.0).abs() < 1e-14, "{l}");
     // dL/dŷ = w·2(ŷ − y)/N
     assert!((g[[1, 2, 0]] - 2.0 * 2.0 * 5.0 / 6.0).abs() < 1e-14);
     assert_eq!(g[[0, 0, 0]], 0.0);
     // [N] is not a per-sample weight on a sequence output: refused.
     assert!(matches!(
-        Loss::Mse.compute_weighted(&pred, &y, None, Some(&array![1.0, 1.0].into_dyn())),
+        Loss::Mse.compute(&pred, &y, None, Some(&array![1.0, 1.0].into_dyn())),
         Err(Error::Data(_))
     ));
 }
@@ -85,9 +88,9 @@ fn class_weights_become_sample_weights_as_in_keras() {
     let mut by_class = Trainer::new(Sgd::new(0.1), loss).class_weight([(0, 0.5), (1, 2.0)]);
     let mut by_sample = Trainer::new(Sgd::new(0.1), loss);
     let w = array![0.5, 2.0, 1.0, 2.0].into_dyn();
-    let la = by_class.train_on_batch(&mut a, &x, &y).unwrap();
+    let la = by_class.train_on_batch(&mut a, (&x, &y)).unwrap();
     let lb = by_sample
-        .train_on_batch_weighted(&mut b, &x, &y, Some(&w))
+        .train_on_batch(&mut b, Data::new(&x, &y).sample_weight(Some(&w)))
         .unwrap();
     assert_eq!(la, lb);
     assert_eq!(a.get_weights(), b.get_weights());
@@ -107,7 +110,10 @@ fn bad_weights_are_typed_errors_and_change_nothing() {
     let check = |t: &mut Trainer<f64, Adam<f64>>, w: Option<ArrayD<f64>>, what: &str| {
         let mut m = model();
         let before = m.get_weights();
-        let r = t.fit_weighted(&mut m, &x, &y, None, w.as_ref());
+        let r = t.fit(
+            &mut m,
+            Data::new(&x, &y).mask(None).sample_weight(w.as_ref()),
+        );
         assert!(
             matches!(r, Err(Error::Data(_) | Error::Config { .. })),
             "{what}: {r:?}"
@@ -145,7 +151,7 @@ fn bad_weights_are_typed_errors_and_change_nothing() {
     let mut m = model();
     let mut t = Trainer::new(Adam::default(), loss.label_smoothing(1.5));
     assert!(matches!(
-        t.fit(&mut m, &x, &y),
+        t.fit(&mut m, (&x, &y)),
         Err(Error::Config {
             field: "label_smoothing",
             ..
@@ -163,7 +169,7 @@ fn invalid_schedules_and_weight_decay_are_typed_errors_naming_the_value() {
             .unwrap();
         let before = m.get_weights();
         let mut t = Trainer::new(opt, Loss::Mse);
-        match t.fit(&mut m, &x, &y) {
+        match t.fit(&mut m, (&x, &y)) {
             Err(Error::Config { field: f, .. }) => assert_eq!(f, field),
             other => panic!("expected a Config error on {field}, got {other:?}"),
         }
@@ -206,7 +212,7 @@ fn weight_decay_moves_weights_toward_zero_in_proportion_to_the_rate() {
     let mut m = dense_identity();
     let y = x.clone();
     let mut t = Trainer::new(Sgd::new(0.5).weight_decay(0.25), Loss::Mse).shuffle(false);
-    t.train_on_batch(&mut m, &x, &y).unwrap();
+    t.train_on_batch(&mut m, (&x, &y)).unwrap();
     let wd = f64::from(0.25f32);
     assert_eq!(m.get_weights()[0][[0, 0]], 1.0 - 1.0 * wd * 0.5);
 }
@@ -258,10 +264,16 @@ fn a_user_loss_per_row_is_masked_and_weighted_as_the_built_ins() {
         .epochs(3)
         .batch_size(4);
     let ha = ta
-        .fit_weighted(&mut a, &x, &y, Some(&mask), Some(&w))
+        .fit(
+            &mut a,
+            Data::new(&x, &y).mask(Some(&mask)).sample_weight(Some(&w)),
+        )
         .unwrap();
     let hb = tb
-        .fit_weighted(&mut b, &x, &y, Some(&mask), Some(&w))
+        .fit(
+            &mut b,
+            Data::new(&x, &y).mask(Some(&mask)).sample_weight(Some(&w)),
+        )
         .unwrap();
     for (la, lb) in ha.loss().iter().zip(hb.loss()) {
         assert!((la - lb).abs() <= 1e-14 * la.abs(), "{la} vs {lb}");

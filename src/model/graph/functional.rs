@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::state::zero_states_of;
 use crate::layers::{Dim, Inputs, Layer, Mask, Mode, OutputGrads, Outputs};
-use crate::model::{Forward, Model};
+use crate::model::{Model, ModelState};
 use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD, Ix2};
 
@@ -14,11 +14,10 @@ use ndarray::{Array2, ArrayD, Ix2};
 /// [`Graph::build`](crate::Graph::build): several inputs and outputs, recurrent states
 /// passed between layers, shared layers, merges and Keras's masks.
 ///
-/// A [`Model`]: [`Model::forward_many`], [`Model::infer_many`] and
-/// [`Model::backward_many`] take one array per input (in the order given to
-/// [`Graph::build`](crate::Graph::build)) and output, and the [`Trainer`](crate::Trainer)
-/// trains it through them (`fit_many`); with one input and one output the one-array
-/// methods work too, so it trains like a `Sequential`. A forward pass that fails (an input
+/// A [`Model`]: [`Model::forward`], [`Model::infer`] and [`Model::backward`] take one
+/// array per input (in the order given to [`Graph::build`](crate::Graph::build)) and
+/// output, and the [`Trainer`](crate::Trainer) trains it through them; with one input and
+/// one output it trains like a `Sequential`. A forward pass that fails (an input
 /// that does not fit its declared shape, a batch that differs between inputs, any layer's
 /// error, naming it) leaves the model unchanged but for its training cache, cleared.
 ///
@@ -35,9 +34,10 @@ use ndarray::{Array2, ArrayD, Ix2};
 /// let y = g.apply(&DenseConfig::new(1), skip)?;
 /// let mut model = g.build(&[x], &[y])?;
 /// let xs = Array3::from_elem((2, 5, 4), 0.1).into_dyn();
-/// let out = model.forward_many(&[xs.clone()], Mode::Train)?;
+/// let out = model.forward(Inputs::new(&xs).mode(Mode::Train))?;
 /// assert_eq!(out[0].output.shape(), &[2, 5, 1]);
-/// let dx = model.backward_many(&[ArrayD::ones(out[0].output.raw_dim())], &[false])?;
+/// let dy = ArrayD::ones(out[0].output.raw_dim());
+/// let dx = model.backward(&[OutputGrads::new(&dy)])?;
 /// assert_eq!(dx[0].shape(), xs.shape());
 /// # Ok(()) }
 /// ```
@@ -178,14 +178,6 @@ impl<F: Float> Functional<F> {
             .collect()
     }
 
-    /// The shapes of the outputs (without batch), in output order.
-    pub fn output_shapes(&self) -> Vec<&[Dim]> {
-        self.outputs
-            .iter()
-            .map(|&(n, o)| &self.nodes[n].shapes[o][..])
-            .collect()
-    }
-
     /// The layers, in the order they were added (each once, however often it is called).
     pub fn layers(&self) -> impl Iterator<Item = &dyn Layer<F>> {
         self.layers.iter().map(|l| l.as_ref())
@@ -204,32 +196,21 @@ impl<F: Float> Functional<F> {
             .map(|l| l.as_mut())
     }
 
-    /// One forward pass over a batch: one array per input (in the order given to
-    /// [`Graph::build`](crate::Graph::build)), one [`Forward`] per output with the mask it
-    /// carries. Errors: [`Error::Shape`] for the wrong number of inputs, or an input
-    /// whose shape does not fit its declared one or whose batch differs from the first
-    /// input's; any layer's error, naming it. The model is unchanged then, but for a
-    /// training cache cleared.
-    fn forward_all(&mut self, xs: &[ArrayD<F>], mode: Mode) -> Result<Vec<Forward<F>>> {
-        self.forward_with_masks(xs, &[], mode)
-    }
-
-    /// `forward_all` through a shared reference, for inference.
-    fn infer_all(&self, xs: &[ArrayD<F>]) -> Result<Vec<Forward<F>>> {
-        self.infer_masked(xs, &[])
-    }
-
     /// Inference with masks attached to the inputs (`masks[k]` `[batch, steps]` on input
     /// `k`; missing entries: none), as if each input came from a masking layer: how a
     /// step-by-step decoder's attention sees the encoder's padding.
-    ///
-    /// # Errors
-    /// As [`Model::infer_many`]; [`Error::Mask`] for a mask that does not fit its input.
-    pub fn infer_masked(
+    pub(crate) fn infer_with_masks(
         &self,
-        xs: &[ArrayD<F>],
+        xs: &[&ArrayD<F>],
         masks: &[Option<&Mask>],
-    ) -> Result<Vec<Forward<F>>> {
+    ) -> Result<Vec<Outputs<F>>> {
+        self.check_masks(xs, masks)?;
+        let pass = self.execute(&mut Access::Infer(&self.layers), xs, masks)?;
+        Ok(self.collect(pass, false))
+    }
+
+    /// [`Error::Mask`] for a mask that does not fit its input.
+    fn check_masks(&self, xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Result<()> {
         for (k, (x, m)) in xs.iter().zip(masks).enumerate() {
             if let Some(m) = m {
                 if x.ndim() < 2 || m.dim() != (x.shape()[0], x.shape()[1]) {
@@ -244,17 +225,23 @@ impl<F: Float> Functional<F> {
                 }
             }
         }
-        let pass = self.execute(&mut Access::Infer(&self.layers), xs, masks)?;
-        Ok(self.collect(pass, false))
+        Ok(())
     }
 
+    /// One forward pass over a batch: one array per input (in the order given to
+    /// [`Graph::build`](crate::Graph::build)), one [`Outputs`] per output with the mask it
+    /// carries. Errors: [`Error::Shape`] for the wrong number of inputs, or an input
+    /// whose shape does not fit its declared one or whose batch differs from the first
+    /// input's; any layer's error, naming it. The model is unchanged then, but for a
+    /// training cache cleared.
     fn forward_with_masks(
         &mut self,
-        xs: &[ArrayD<F>],
+        xs: &[&ArrayD<F>],
         masks: &[Option<&Mask>],
         mode: Mode,
-    ) -> Result<Vec<Forward<F>>> {
+    ) -> Result<Vec<Outputs<F>>> {
         self.cache = None;
+        self.check_masks(xs, masks)?;
         let (mut layers, mut instances) = (
             std::mem::take(&mut self.layers),
             std::mem::take(&mut self.instances),
@@ -289,7 +276,7 @@ impl<F: Float> Functional<F> {
 
     /// The outputs of a pass; `with_logits`: the pass ran through `&mut self` and the
     /// softmax/sigmoid output layers (or their call's copy) hold their logits.
-    fn collect(&self, pass: Pass<F>, with_logits: bool) -> Vec<Forward<F>> {
+    fn collect(&self, pass: Pass<F>, with_logits: bool) -> Vec<Outputs<F>> {
         self.outputs
             .iter()
             .map(|&(n, o)| {
@@ -303,7 +290,8 @@ impl<F: Float> Functional<F> {
                     _ => None,
                 };
                 let output = pass.values[n][o].clone().expect("outputs are computed");
-                Forward {
+                Outputs {
+                    states: Vec::new(),
                     output,
                     mask: pass.masks[n][o].clone(),
                     logits,
@@ -313,7 +301,7 @@ impl<F: Float> Functional<F> {
     }
 
     /// Checks the inputs against the declared shapes.
-    fn check_inputs(&self, xs: &[ArrayD<F>]) -> Result<()> {
+    fn check_inputs(&self, xs: &[&ArrayD<F>]) -> Result<()> {
         if xs.len() != self.inputs.len() {
             return Err(Error::Shape {
                 layer: self.name.clone(),
@@ -345,7 +333,7 @@ impl<F: Float> Functional<F> {
     fn execute(
         &self,
         access: &mut Access<'_, F>,
-        xs: &[ArrayD<F>],
+        xs: &[&ArrayD<F>],
         in_masks: &[Option<&Mask>],
     ) -> Result<Pass<F>> {
         self.check_inputs(xs)?;
@@ -493,7 +481,7 @@ impl<F: Float> Functional<F> {
     /// shape.
     fn backward_inner(
         &mut self,
-        d_outputs: &[ArrayD<F>],
+        d_outputs: &[&ArrayD<F>],
         from_logits: &[bool],
     ) -> Result<Vec<ArrayD<F>>> {
         let Some(cache) = self.cache.take() else {
@@ -509,7 +497,7 @@ impl<F: Float> Functional<F> {
     fn backward_cached(
         &mut self,
         cache: &Cache,
-        d_outputs: &[ArrayD<F>],
+        d_outputs: &[&ArrayD<F>],
         from_logits: &[bool],
     ) -> Result<Vec<ArrayD<F>>> {
         if d_outputs.len() != self.outputs.len() {
@@ -553,7 +541,7 @@ impl<F: Float> Functional<F> {
             .map(|((n, _), _)| *n)
             .collect();
         for (&(n, o), d) in self.outputs.iter().zip(d_outputs) {
-            add(&mut grads, (n, o), d.clone());
+            add(&mut grads, (n, o), (*d).clone());
         }
         let zeros = |n: usize, o: usize| ArrayD::<F>::zeros(cache.shapes[n][o].clone());
         for k in (0..self.nodes.len()).rev() {
@@ -639,54 +627,17 @@ impl<F: Float> Functional<F> {
 }
 
 impl<F: Float> Model<F> for Functional<F> {
-    fn reset_states(&mut self) {
-        for layer in &mut self.layers {
-            crate::layers::state::reset_of(layer.as_mut());
-        }
+    fn input_shapes(&self) -> Vec<Vec<Dim>> {
+        self.inputs
+            .iter()
+            .map(|&n| self.nodes[n].shapes[0].clone())
+            .collect()
     }
-    fn rng_state(&self) -> Vec<Vec<u64>> {
-        crate::layers::rng_state_of(&self.layers)
-    }
-    fn set_rng_state(&mut self, state: &[Vec<u64>]) -> Result<()> {
-        crate::layers::set_rng_state_of(&self.name, &mut self.layers, state)
-    }
-    fn input_shape(&self) -> &[Dim] {
-        &self.nodes[self.inputs[0]].shapes[0]
-    }
-    fn output_shape(&self) -> &[Dim] {
-        let (n, o) = self.outputs[0];
-        &self.nodes[n].shapes[o]
-    }
-    fn output_activation(&self) -> Activation {
-        match (&self.nodes[self.outputs[0].0].op, self.outputs[0].1) {
-            (Op::Call { layer, .. }, 0) => self.layers[*layer].output_activation(),
-            _ => Activation::Linear,
-        }
-    }
-    fn forward(&mut self, x: &ArrayD<F>, mask: Option<&Mask>, mode: Mode) -> Result<Forward<F>> {
-        self.single()?;
-        let mut out = self.forward_with_masks(std::slice::from_ref(x), &[mask], mode)?;
-        Ok(out.remove(0))
-    }
-    fn infer(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<Forward<F>> {
-        self.single()?;
-        let pass = self.execute(
-            &mut Access::Infer(&self.layers),
-            std::slice::from_ref(x),
-            &[mask],
-        )?;
-        Ok(self.collect(pass, false).remove(0))
-    }
-    fn backward(&mut self, dy: &ArrayD<F>, from_logits: bool) -> Result<ArrayD<F>> {
-        self.single()?;
-        let mut dx = self.backward_inner(std::slice::from_ref(dy), &[from_logits])?;
-        Ok(dx.remove(0))
-    }
-    fn input_count(&self) -> usize {
-        self.inputs.len()
-    }
-    fn output_count(&self) -> usize {
-        self.outputs.len()
+    fn output_shapes(&self) -> Vec<Vec<Dim>> {
+        self.outputs
+            .iter()
+            .map(|&(n, o)| self.nodes[n].shapes[o].clone())
+            .collect()
     }
     fn output_activations(&self) -> Vec<Activation> {
         self.outputs
@@ -697,17 +648,49 @@ impl<F: Float> Model<F> for Functional<F> {
             })
             .collect()
     }
-    fn forward_many(&mut self, xs: &[ArrayD<F>], mode: Mode) -> Result<Vec<Forward<F>>> {
-        self.forward_all(xs, mode)
+    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Vec<Outputs<F>>> {
+        self.no_states(&inputs)?;
+        let masks: Vec<_> = (0..inputs.xs.len()).map(|k| inputs.mask_at(k)).collect();
+        self.forward_with_masks(&inputs.xs, &masks, inputs.mode)
+    }
+    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Vec<Outputs<F>>> {
+        self.no_states(&inputs)?;
+        let masks: Vec<_> = (0..inputs.xs.len()).map(|k| inputs.mask_at(k)).collect();
+        self.infer_with_masks(&inputs.xs, &masks)
+    }
+    fn backward(&mut self, grads: &[OutputGrads<'_, F>]) -> Result<Vec<ArrayD<F>>> {
+        let dys: Vec<&ArrayD<F>> = grads.iter().map(|g| g.dy).collect();
+        let from_logits: Vec<bool> = grads.iter().map(|g| g.from_logits).collect();
+        self.backward_inner(&dys, &from_logits)
     }
     fn architecture(&self) -> Result<crate::model::Architecture> {
         self.spec_graph().map(crate::model::Architecture::Graph)
     }
-    fn infer_many(&self, xs: &[ArrayD<F>]) -> Result<Vec<Forward<F>>> {
-        self.infer_all(xs)
+    fn state(&self) -> Option<&dyn ModelState<F>> {
+        Some(self)
     }
-    fn backward_many(&mut self, dys: &[ArrayD<F>], from_logits: &[bool]) -> Result<Vec<ArrayD<F>>> {
-        self.backward_inner(dys, from_logits)
+    fn state_mut(&mut self) -> Option<&mut dyn ModelState<F>> {
+        Some(self)
+    }
+}
+
+impl<F: Float> ModelState<F> for Functional<F> {
+    fn reset_states(&mut self) {
+        for layer in &mut self.layers {
+            crate::layers::state::reset_of(layer.as_mut());
+        }
+    }
+    fn states(&self) -> Vec<Vec<ndarray::Array2<F>>> {
+        self.layers
+            .iter()
+            .map(|l| crate::layers::state::states_of(l.as_ref()))
+            .collect()
+    }
+    fn rng_state(&self) -> Vec<Vec<u64>> {
+        crate::layers::rng_state_of(&self.layers)
+    }
+    fn set_rng_state(&mut self, state: &[Vec<u64>]) -> Result<()> {
+        crate::layers::set_rng_state_of(&self.name, &mut self.layers, state)
     }
 }
 
@@ -729,19 +712,14 @@ impl<F: Float> Module<F> for Functional<F> {
     }
 }
 impl<F: Float> Functional<F> {
-    /// The error of the one-array [`Model`] methods on a model with several inputs or
-    /// outputs.
-    fn single(&self) -> Result<()> {
-        if self.inputs.len() == 1 && self.outputs.len() == 1 {
-            return Ok(());
+    /// A graph model's states are its tensors: explicit layer states are refused.
+    fn no_states(&self, inputs: &Inputs<'_, F>) -> Result<()> {
+        match inputs.states {
+            None => Ok(()),
+            Some(_) => Err(Error::Unsupported {
+                layer: self.name.clone(),
+                reason: "a graph model takes initial states as inputs of its graph".into(),
+            }),
         }
-        Err(Error::Unsupported {
-            layer: self.name.clone(),
-            reason: format!(
-                "{} inputs and {} outputs: use forward_many, infer_many and backward_many",
-                self.inputs.len(),
-                self.outputs.len()
-            ),
-        })
     }
 }
