@@ -11,7 +11,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ndarray::{Array2, ArrayD, IxDyn};
 use ndarray_rand::rand::Rng;
 use rnnkit::prelude::*;
-use rnnkit::{AttentionConfig, ConcatenateConfig, DecodeState, Layer, LayerConfig, StepDecoder};
+use rnnkit::{
+    layers::ConcatenateConfig, model::DecodeState, model::StepDecoder, AttentionConfig, Layer,
+    LayerConfig,
+};
 use std::hint::black_box;
 
 const B: usize = 64;

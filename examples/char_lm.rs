@@ -32,7 +32,7 @@ gated cells such as the LSTM and the GRU were invented, and why long sequences a
 windows whose state is carried forward.";
 
 /// Samples an index from `p` sharpened or flattened by `temperature`.
-fn sample(p: &[f32], temperature: f32, rng: &mut rnnkit::StdRng) -> usize {
+fn sample(p: &[f32], temperature: f32, rng: &mut rnnkit::init::StdRng) -> usize {
     let w: Vec<f32> = p
         .iter()
         .map(|&q| q.max(1e-12).powf(1.0 / temperature))
@@ -53,7 +53,7 @@ fn generate(
     prime: &[usize],
     len: usize,
     vocab: usize,
-    mut temperature: Option<(f32, &mut rnnkit::StdRng)>,
+    mut temperature: Option<(f32, &mut rnnkit::init::StdRng)>,
 ) -> Result<(Vec<usize>, f64, usize), rnnkit::Error> {
     let mut state = model.stream_state(1);
     let mut x = Array2::<f32>::zeros((1, 1));

@@ -59,7 +59,7 @@ impl Variant {
 fn data(
     n: usize,
     max_len: usize,
-    rng: &mut rnnkit::StdRng,
+    rng: &mut rnnkit::init::StdRng,
     fixed: Option<usize>,
 ) -> [ArrayD<f32>; 3] {
     let mut src = Array2::<f32>::zeros((n, max_len));

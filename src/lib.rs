@@ -1,14 +1,14 @@
 //! # rnnkit
 //!
 //! Recurrent neural networks with a Keras-like layer API and Keras-exact numerics:
-//! [`SimpleRnn`], [`Lstm`], [`Gru`], [`Dense`], [`Bidirectional`] and [`Masking`] stack in a
+//! [`SimpleRnn`](layers::SimpleRnn), [`Lstm`](layers::Lstm), [`Gru`](layers::Gru), [`Dense`](layers::Dense), [`Bidirectional`](layers::Bidirectional) and [`Masking`](layers::Masking) stack in a
 //! [`Sequential`] model. Weights use Keras's layouts and gate orders, so
 //! `model.get_weights()` from Keras loads unchanged, and forward outputs and every BPTT
 //! gradient are tested against Keras (float64) to `1e-9`.
 //!
 //! Beyond a stack, [`Graph`] wires Keras-style functional models ([`Functional`]): several
 //! inputs and outputs, recurrent states passed between layers, shared layers, merges,
-//! [`Attention`], and step-by-step decoding with [`StepDecoder`] (greedy, sampling, beam
+//! [`Attention`](layers::Attention), and step-by-step decoding with [`StepDecoder`](model::StepDecoder) (greedy, sampling, beam
 //! search); the [`Trainer`] trains both kinds through the one [`Model`] trait.
 //!
 //! Generic over `f32` and `f64`; initialisation is seeded and reproducible.
@@ -40,7 +40,8 @@ pub mod io;
 pub mod layers;
 mod linalg;
 pub mod model;
-mod parallel;
+#[doc(hidden)]
+pub mod parallel;
 pub mod param;
 pub mod prelude;
 pub mod reservoir;
@@ -51,53 +52,27 @@ pub mod utils;
 /// `use rnnkit::ndarray;` needs no `ndarray` dependency of your own, and cannot disagree in
 /// version.
 pub use ndarray;
-/// The `rand` behind [`seeded_rng`] and [`StdRng`] (through `ndarray-rand`), for drawing from
+/// The `rand` behind [`seeded_rng`] and [`StdRng`](init::StdRng) (through `ndarray-rand`), for drawing from
 /// the same generator: `use rnnkit::rand::Rng;`.
 pub use ndarray_rand::rand;
 
 pub use activation::Activation;
 pub use error::{Error, FileError, Result};
 pub use float::Float;
-pub use init::{seeded_rng, Init, StdRng};
-pub use layers::attention::{AdditiveAttentionConfig, Attention, AttentionConfig, ScoreMode};
-pub use layers::bidirectional::BidirectionalSpec;
-pub use layers::bidirectional::{Bidirectional, BidirectionalConfig, MergeMode};
-pub use layers::dense::{Dense, DenseConfig};
-pub use layers::dropout::{Dropout, DropoutConfig};
-pub use layers::embedding::{Embedding, EmbeddingConfig};
-pub use layers::gru::{Gru, GruCell, GruConfig, GruOptions};
-pub use layers::lstm::{Lstm, LstmCell, LstmConfig, LstmOptions};
-pub use layers::masking::{Masking, MaskingConfig};
-pub use layers::merge::{
-    AddConfig, AverageConfig, ConcatenateConfig, Merge, MergeLayer, MultiplyConfig,
-};
-pub use layers::pooling::{
-    GlobalAveragePooling1D, GlobalAveragePooling1DConfig, RepeatVector, RepeatVectorConfig,
-};
-pub use layers::recurrent::{BackwardStep, CellWeights, SequenceGrads};
-pub use layers::recurrent::{
-    Cell, CellConfig, CellOptions, Recurrent, RecurrentConfig, RecurrentLayer, RecurrentLayerConfig,
-};
-pub use layers::simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig, SimpleRnnOptions};
+pub use init::{seeded_rng, Init};
 pub use layers::{
-    Dim, InputGrads, Inputs, Layer, LayerConfig, LayerSpec, LayerState, Mask, Mode, OutputGrads,
-    Outputs, StepWork,
+    AdditiveAttentionConfig, AttentionConfig, BidirectionalConfig, DenseConfig, Dim, DropoutConfig,
+    EmbeddingConfig, GlobalAveragePooling1DConfig, GruConfig, InputGrads, Inputs, Layer,
+    LayerConfig, LayerState, LstmConfig, Mask, MaskingConfig, Merge, MergeMode, Mode, OutputGrads,
+    Outputs, RepeatVectorConfig, SimpleRnnConfig,
 };
-pub use model::{
-    Architecture, DecodeState, Functional, Graph, GraphInput, GraphNode, GraphSpec, LayerId, Model,
-    ModelSpec, ModelState, NodeLayer, RnnCall, RnnOutputs, Sequential, StepDecoder, StreamState,
-    Summary, SummaryRow, Tensor,
-};
-#[doc(hidden)]
-pub use parallel::time_loop_splits;
+pub use model::{Functional, Graph, Model, ModelState, Sequential, Tensor};
 pub use parallel::{num_threads, set_num_threads};
 pub use param::{Module, Param};
-pub use reservoir::{EchoStateNetwork, EsnConfig, Reservoir};
+pub use reservoir::{EchoStateNetwork, EsnConfig};
 pub use train::{
-    Adam, AdamW, Callback, Clip, Context, Control, CosineDecay, Data, EarlyStopping, EpochEnd,
-    ExponentialDecay, History, LambdaCallback, LearningRate, Logs, Loss, LossFunction, Metric,
-    MetricFunction, ModelCheckpoint, Optimizer, PerRow, PiecewiseConstantDecay, ReduceLROnPlateau,
-    RmsProp, RowLoss, Sgd, Trainer, TruncatedBptt,
+    Adam, AdamW, Callback, Data, EarlyStopping, History, Loss, Metric, ModelCheckpoint, Optimizer,
+    RmsProp, Sgd, Trainer, TruncatedBptt,
 };
 
 /// The README's examples, compiled and run as doctests so the README stays true.

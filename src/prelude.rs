@@ -4,15 +4,22 @@
 //! networks, and Keras's data one-liners.
 
 pub use crate::io::FileInfo;
-pub use crate::utils::{pad_sequences, to_categorical, PadSequences, Side};
-pub use crate::{
-    mask_from_lengths, seeded_rng, Activation, Adam, AdamW, AdditiveAttentionConfig,
-    AttentionConfig, Bidirectional, BidirectionalConfig, Callback, Context, Control, CosineDecay,
-    Data, DecodeState, Dense, DenseConfig, DropoutConfig, EarlyStopping, EchoStateNetwork,
-    Embedding, EmbeddingConfig, EpochEnd, Error, EsnConfig, ExponentialDecay, Float, Functional,
-    GlobalAveragePooling1DConfig, Graph, Gru, GruConfig, History, InputGrads, Inputs, Layer,
-    LayerConfig, LayerState, Logs, Loss, Lstm, LstmConfig, Mask, Masking, MaskingConfig, Merge,
-    MergeMode, Metric, Mode, Model, ModelCheckpoint, ModelState, Module, Optimizer, OutputGrads,
-    Outputs, PiecewiseConstantDecay, ReduceLROnPlateau, RepeatVectorConfig, RmsProp, Sequential,
-    Sgd, SimpleRnn, SimpleRnnConfig, StepDecoder, StreamState, Tensor, Trainer, TruncatedBptt,
+pub use crate::layers::{
+    AdditiveAttentionConfig, AttentionConfig, Bidirectional, BidirectionalConfig, Dense,
+    DenseConfig, Dim, DropoutConfig, Embedding, EmbeddingConfig, GlobalAveragePooling1DConfig, Gru,
+    GruConfig, InputGrads, Inputs, Layer, LayerConfig, LayerState, Lstm, LstmConfig, Mask, Masking,
+    MaskingConfig, Merge, MergeMode, Mode, OutputGrads, Outputs, RepeatVectorConfig, SimpleRnn,
+    SimpleRnnConfig,
 };
+pub use crate::model::{
+    DecodeState, Functional, Graph, Model, ModelState, Sequential, StepDecoder, StreamState, Tensor,
+};
+pub use crate::param::{Module, Param};
+pub use crate::reservoir::{EchoStateNetwork, EsnConfig};
+pub use crate::train::{
+    Adam, AdamW, Callback, Context, Control, CosineDecay, Data, EarlyStopping, EpochEnd,
+    ExponentialDecay, History, Logs, Loss, Metric, ModelCheckpoint, Optimizer,
+    PiecewiseConstantDecay, ReduceLROnPlateau, RmsProp, Sgd, Trainer, TruncatedBptt,
+};
+pub use crate::utils::{pad_sequences, to_categorical, PadSequences, Side};
+pub use crate::{mask_from_lengths, seeded_rng, Activation, Error, Float};

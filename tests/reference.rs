@@ -164,7 +164,7 @@ fn reference(kind: Kind, w: &[ArrayD<f64>], x: &ArrayD<f64>, u: usize) -> ArrayD
     out
 }
 
-fn random(shape: &[usize], rng: &mut rnnkit::StdRng) -> ArrayD<f64> {
+fn random(shape: &[usize], rng: &mut rnnkit::init::StdRng) -> ArrayD<f64> {
     ArrayD::from_shape_simple_fn(IxDyn(shape), || rng.random_range(-1.0..1.0))
 }
 
@@ -255,7 +255,7 @@ fn outputs_and_gradients_do_not_depend_on_the_thread_count() {
         for n in [1, 2] {
             threads(n);
             let mut model = build::<f64>(kind, t, f, u, true);
-            let before = rnnkit::time_loop_splits();
+            let before = rnnkit::parallel::time_loop_splits();
             let y = model
                 .forward(Inputs::new(&x).mode(Mode::Train))
                 .map(|mut o| o.remove(0).output)
@@ -265,7 +265,7 @@ fn outputs_and_gradients_do_not_depend_on_the_thread_count() {
                 .backward(&[OutputGrads::new(&dy)])
                 .map(|mut d| d.remove(0))
                 .unwrap();
-            let split = rnnkit::time_loop_splits() - before;
+            let split = rnnkit::parallel::time_loop_splits() - before;
             // One thread never splits; two split both the forward and the backward loop.
             assert_eq!(split, if n == 1 { 0 } else { 2 }, "{kind:?}: threads={n}");
             let mut out = vec![y, dx];

@@ -12,7 +12,7 @@ use ndarray::{Array2, Array3, ArrayD, ArrayView3, Axis, Ix3, IxDyn};
 /// How `Attention` scores a query against a key.
 ///
 /// ```
-/// use rnnkit::{AttentionConfig, ScoreMode};
+/// use rnnkit::{AttentionConfig, layers::ScoreMode};
 /// let c: AttentionConfig = serde_json::from_str(r#"{"score_mode": "concat"}"#).unwrap();
 /// assert_eq!(c.score_mode, ScoreMode::Concat);
 /// ```
@@ -30,7 +30,7 @@ pub enum ScoreMode {
 ///
 /// ```
 /// use rnnkit::prelude::*;
-/// use rnnkit::{AttentionConfig, ScoreMode};
+/// use rnnkit::{AttentionConfig, layers::ScoreMode};
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut g = Graph::<f64>::new(0);
 /// let q = g.input("query", &[None, Some(4)])?;

@@ -45,9 +45,9 @@ recurrent_layer_config! {
 /// | `recurrent_activation` | `sigmoid` |
 /// | `use_bias` | `true` |
 /// | `unit_forget_bias` | `true` (forget bias initialised to 1) |
-/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `name` | see [`RecurrentConfig`](crate::RecurrentConfig) |
+/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `name` | see [`RecurrentConfig`](crate::layers::RecurrentConfig) |
 ///
-/// Its fields are read through `as_ref()` (a [`RecurrentConfig`](crate::RecurrentConfig)).
+/// Its fields are read through `as_ref()` (a [`RecurrentConfig`](crate::layers::RecurrentConfig)).
 ///
 /// ```
 /// use rnnkit::prelude::*;

@@ -362,7 +362,7 @@ type Cached<F> = (Vec<ArrayD<F>>, Vec<Option<Mask>>);
 ///
 /// ```
 /// use rnnkit::prelude::*;
-/// use rnnkit::{LayerConfig, MultiplyConfig};
+/// use rnnkit::{LayerConfig, layers::MultiplyConfig};
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut m = LayerConfig::<f64>::build(&MultiplyConfig::new(), &[Some(2)], &mut seeded_rng(0))?;
 /// let (a, b) = (rnnkit::ndarray::array![[2.0, 3.0]].into_dyn(), rnnkit::ndarray::array![[4.0, 5.0]].into_dyn());
@@ -494,7 +494,7 @@ fn minus_one() -> isize {
 ///
 /// ```
 /// use rnnkit::prelude::*;
-/// use rnnkit::ConcatenateConfig;
+/// use rnnkit::layers::ConcatenateConfig;
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut g = Graph::<f64>::new(0);
 /// let a = g.input("a", &[Some(5), Some(2)])?;
@@ -598,7 +598,7 @@ merge_config!(
     ///
     /// ```
     /// use rnnkit::prelude::*;
-    /// use rnnkit::AddConfig;
+    /// use rnnkit::layers::AddConfig;
     /// # fn main() -> Result<(), rnnkit::Error> {
     /// let mut g = Graph::<f64>::new(0);
     /// let a = g.input("a", &[Some(2)])?;
@@ -617,7 +617,7 @@ merge_config!(
     /// masked entries of a masked input taken as 1.
     ///
     /// ```
-    /// use rnnkit::MultiplyConfig;
+    /// use rnnkit::layers::MultiplyConfig;
     /// assert_eq!(MultiplyConfig::new().name("gate").name.as_deref(), Some("gate"));
     /// ```
     MultiplyConfig,
@@ -628,7 +628,7 @@ merge_config!(
     /// Configuration of an `Average` layer (Keras's `keras.layers.Average`): `(Σ x_i)/n`.
     ///
     /// ```
-    /// use rnnkit::AverageConfig;
+    /// use rnnkit::layers::AverageConfig;
     /// assert_eq!(AverageConfig::new().name, None);
     /// ```
     AverageConfig,

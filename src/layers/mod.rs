@@ -16,7 +16,24 @@ pub mod simple_rnn;
 pub mod spec;
 pub mod state;
 
+pub use attention::{AdditiveAttentionConfig, Attention, AttentionConfig, ScoreMode};
+pub use bidirectional::{Bidirectional, BidirectionalConfig, BidirectionalSpec, MergeMode};
 pub use call::{InputGrads, Inputs, OutputGrads, Outputs};
+pub use dense::{Dense, DenseConfig};
+pub use dropout::{Dropout, DropoutConfig};
+pub use embedding::{Embedding, EmbeddingConfig};
+pub use gru::{Gru, GruCell, GruConfig, GruOptions};
+pub use lstm::{Lstm, LstmCell, LstmConfig, LstmOptions};
+pub use masking::{Masking, MaskingConfig};
+pub use merge::{AddConfig, AverageConfig, ConcatenateConfig, Merge, MergeLayer, MultiplyConfig};
+pub use pooling::{
+    GlobalAveragePooling1D, GlobalAveragePooling1DConfig, RepeatVector, RepeatVectorConfig,
+};
+pub use recurrent::{
+    BackwardStep, Cell, CellConfig, CellOptions, CellWeights, Recurrent, RecurrentConfig,
+    RecurrentLayer, RecurrentLayerConfig, SequenceGrads,
+};
+pub use simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig, SimpleRnnOptions};
 pub use spec::{LayerSpec, LAYER_TYPES};
 pub use state::LayerState;
 

@@ -42,9 +42,9 @@ recurrent_layer_config! {
 /// |---|---|
 /// | `activation` | `tanh` |
 /// | `use_bias` | `true` |
-/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `name` | see [`RecurrentConfig`](crate::RecurrentConfig) |
+/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `name` | see [`RecurrentConfig`](crate::layers::RecurrentConfig) |
 ///
-/// Its fields are read through `as_ref()` (a [`RecurrentConfig`](crate::RecurrentConfig)).
+/// Its fields are read through `as_ref()` (a [`RecurrentConfig`](crate::layers::RecurrentConfig)).
 ///
 /// ```
 /// use rnnkit::prelude::*;

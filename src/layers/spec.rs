@@ -27,7 +27,7 @@ pub const LAYER_TYPES: &str = "SimpleRNN, LSTM, GRU, Dense, Masking, Bidirection
 ///
 /// ```
 /// use rnnkit::prelude::*;
-/// use rnnkit::LayerSpec;
+/// use rnnkit::layers::LayerSpec;
 /// let spec: LayerSpec =
 ///     serde_json::from_str(r#"{"layer": "LSTM", "config": {"units": 8, "return_sequences": true}}"#)
 ///         .unwrap();

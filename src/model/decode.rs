@@ -25,7 +25,7 @@ use ndarray_rand::rand::Rng;
 ///
 /// ```
 /// use rnnkit::prelude::*;
-/// use rnnkit::{DecodeState, StepDecoder};
+/// use rnnkit::{model::DecodeState, model::StepDecoder};
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// // An (untrained) decoder: token → Embedding → GRU(8) from h → softmax over 5 tokens.
 /// let mut g = Graph::<f64>::new(0);
@@ -54,7 +54,7 @@ pub struct StepDecoder<F: Float> {
 ///
 /// ```
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// use rnnkit::DecodeState;
+/// use rnnkit::model::DecodeState;
 /// use rnnkit::ndarray::{Array2, Array3};
 /// // Two rows: h and c of 8 units, and encoder outputs of 5 steps to attend to, the second
 /// // row's last two steps padding.

@@ -16,7 +16,7 @@ use std::fmt::Debug;
 ///
 /// ```
 /// use rnnkit::prelude::*;
-/// use rnnkit::Architecture;
+/// use rnnkit::model::Architecture;
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let seq = Sequential::<f32>::new(&[3, 1]).push(GruConfig::new(4))?;
 /// assert!(matches!(seq.architecture()?, Architecture::Sequential(_)));

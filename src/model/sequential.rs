@@ -16,7 +16,7 @@ use std::collections::HashMap;
 /// Built with the input shape without the batch axis (`[steps, features]`, steps may be
 /// open); each pushed layer is built for the previous layer's output shape, so a layer that
 /// does not fit is refused when pushed, naming both layers. A mask (from a
-/// [`Masking`](crate::Masking) layer, or given with the input, [`Inputs::mask`](crate::Inputs::mask)) travels
+/// [`Masking`](crate::layers::Masking) layer, or given with the input, [`Inputs::mask`](crate::Inputs::mask)) travels
 /// through the stack as in Keras.
 ///
 /// # Example

@@ -78,7 +78,7 @@ impl<'a, F: Float> Context<'a, F> {
 ///
 /// ```
 /// use rnnkit::prelude::*;
-/// use rnnkit::{Callback, Context, Logs};
+/// use rnnkit::{Callback, train::Context, train::Logs};
 /// use std::{cell::RefCell, rc::Rc};
 ///
 /// /// Counts batches, as a progress display would.
@@ -226,7 +226,7 @@ impl<F: Float, C: Callback<F>> Callback<F> for Arc<Mutex<C>> {
 /// A callback from a closure, as Keras's `LambdaCallback(on_epoch_end=...)`.
 ///
 /// ```
-/// use rnnkit::{Control, LambdaCallback, Logs};
+/// use rnnkit::{train::Control, train::LambdaCallback, train::Logs};
 /// let cb = LambdaCallback::new(|epoch: usize, logs: &Logs| {
 ///     if logs["loss"] < 1e-3 || epoch > 100 { Control::Stop } else { Control::Continue }
 /// });
@@ -255,7 +255,7 @@ impl<F: Float, G: FnMut(usize, &Logs) -> Control> Callback<F> for LambdaCallback
 /// `on_epoch_end` from a closure that also reaches the model and the learning rate.
 ///
 /// ```
-/// use rnnkit::{Control, Context, Logs, EpochEnd};
+/// use rnnkit::{train::Control, train::Context, train::Logs, train::EpochEnd};
 /// // Halve the learning rate every 10 epochs.
 /// let cb = EpochEnd::new(|epoch: usize, _: &Logs, ctx: &mut Context<'_, f64>| {
 ///     if epoch % 10 == 9 {
@@ -482,7 +482,7 @@ impl<F: Float> Callback<F> for EarlyStopping<F> {
 /// | `min_lr` | 0 |
 ///
 /// ```
-/// use rnnkit::ReduceLROnPlateau;
+/// use rnnkit::train::ReduceLROnPlateau;
 /// let cb = ReduceLROnPlateau::new("loss").factor(0.5).patience(2).min_lr(1e-5);
 /// # let _ = cb;
 /// ```

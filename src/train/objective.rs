@@ -17,7 +17,7 @@ use std::fmt::Debug;
 ///
 /// ```
 /// use rnnkit::prelude::*;
-/// use rnnkit::{LossFunction, Mask};
+/// use rnnkit::{train::LossFunction, Mask};
 /// use rnnkit::ndarray::ArrayD;
 ///
 /// /// Mean of (ŷ − y)⁴: punishes large errors harder than MSE.
@@ -118,7 +118,7 @@ impl<F: Float> LossFunction<F> for Loss {
 ///
 /// ```
 /// use rnnkit::prelude::*;
-/// use rnnkit::{PerRow, RowLoss};
+/// use rnnkit::{train::PerRow, train::RowLoss};
 /// use rnnkit::ndarray::{ArrayView1, ArrayViewMut1};
 ///
 /// /// Huber loss with δ = 1, averaged over the features of a row.
@@ -188,7 +188,7 @@ impl<F: Float, L: RowLoss<F>> LossFunction<F> for PerRow<L> {
 ///
 /// ```
 /// use rnnkit::prelude::*;
-/// use rnnkit::{Mask, MetricFunction};
+/// use rnnkit::{Mask, train::MetricFunction};
 /// use rnnkit::ndarray::ArrayD;
 ///
 /// /// The largest absolute error of a batch, averaged over batches by entry count.

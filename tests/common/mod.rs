@@ -406,7 +406,7 @@ pub fn stateful_model<F: Float>(case: &Value) -> Result<Sequential<F>, String> {
     let mut m = Sequential::<F>::with_input_shape(vec![steps, Some(features)]);
     let mut weights = Vec::new();
     for spec in case["model"].as_array().unwrap() {
-        let layer: rnnkit::LayerSpec = serde_json::from_value(
+        let layer: rnnkit::layers::LayerSpec = serde_json::from_value(
             serde_json::json!({"layer": spec["layer"], "config": spec["config"]}),
         )
         .map_err(|e| format!("config: {e}"))?;

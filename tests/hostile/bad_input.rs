@@ -115,7 +115,7 @@ fn one_trainer_refuses_a_second_model_with_other_weights() {
 
 #[test]
 fn early_stopping_starts_afresh_in_a_second_fit() {
-    use rnnkit::{Callback, Context, Logs};
+    use rnnkit::{train::Context, train::Logs, Callback};
     let mut m = small_model();
     let mut opt = Adam::<f64>::default();
     let mut ctx = Context::new(&mut m, &mut opt);
@@ -297,7 +297,7 @@ fn add_layer_refuses_names_that_would_not_load_and_defaults_never_repeat_a_name(
 
 #[test]
 fn early_stopping_run_by_hand_on_another_model_is_an_error() {
-    use rnnkit::{Callback, Context, Control};
+    use rnnkit::{train::Context, train::Control, Callback};
     let mut opt = Adam::<f64>::default();
     let mut es = EarlyStopping::<f64>::new("loss").restore_best_weights(true);
     let mut a = small_model();

@@ -338,7 +338,7 @@ fn random_mutations_never_panic() {
 
 /// One random mutation of `bytes`: a few random bytes, a JSON-significant character in the
 /// header, or a truncation or extension.
-fn mutate(bytes: &[u8], round: usize, rng: &mut rnnkit::StdRng) -> Vec<u8> {
+fn mutate(bytes: &[u8], round: usize, rng: &mut rnnkit::init::StdRng) -> Vec<u8> {
     use ndarray_rand::rand::Rng;
     let mut b = bytes.to_vec();
     match round % 4 {

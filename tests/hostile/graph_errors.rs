@@ -244,7 +244,7 @@ fn graph_files_are_checked_like_sequential_ones() -> Result<(), Error> {
     assert_eq!(loaded.get_weights(), m.get_weights());
     let spec = loaded.spec_graph()?;
     assert_eq!(spec, m.spec_graph()?);
-    assert!(matches!(spec.nodes[3].layer, rnnkit::NodeLayer::Shares(ref o) if o == "proj"));
+    assert!(matches!(spec.nodes[3].layer, rnnkit::model::NodeLayer::Shares(ref o) if o == "proj"));
     // The other model types' loaders name the right one.
     let e = msg(Sequential::<f64>::from_bytes(&bytes));
     assert!(e.contains("Functional"), "{e}");
@@ -339,7 +339,7 @@ fn layers_the_outputs_do_not_reach_are_not_the_model_s() -> Result<(), Error> {
 
 #[test]
 fn layers_called_by_hand_on_bad_lists_are_typed_errors() -> Result<(), Error> {
-    use rnnkit::{AddConfig, AttentionConfig, ConcatenateConfig, LayerConfig};
+    use rnnkit::{layers::AddConfig, layers::ConcatenateConfig, AttentionConfig, LayerConfig};
     let mut rng = seeded_rng(0);
     let x = ndarray::Array2::<f64>::ones((2, 3)).into_dyn();
     let scalar = ndarray::arr0(1.0).into_dyn();

@@ -186,10 +186,10 @@ fn save_best_only_keeps_the_best_epoch() {
     let mut t = Trainer::new(Adam::new(0.3), Loss::Mse)
         .epochs(8)
         .checkpoint(ModelCheckpoint::new(&best).save_best_only("loss"))
-        .callback(rnnkit::EpochEnd::new(
-            move |_: usize, _: &rnnkit::Logs, ctx: &mut rnnkit::Context<'_, f32>| {
+        .callback(rnnkit::train::EpochEnd::new(
+            move |_: usize, _: &rnnkit::train::Logs, ctx: &mut rnnkit::train::Context<'_, f32>| {
                 log.borrow_mut().push(ctx.model.get_weights());
-                Ok(rnnkit::Control::Continue)
+                Ok(rnnkit::train::Control::Continue)
             },
         ));
     let h = t.fit(&mut m, (&x, &y)).unwrap();

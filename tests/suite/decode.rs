@@ -5,7 +5,7 @@
 
 use ndarray::{ArrayD, Axis, IxDyn};
 use rnnkit::prelude::*;
-use rnnkit::{AttentionConfig, DecodeState, StepDecoder};
+use rnnkit::{model::DecodeState, model::StepDecoder, AttentionConfig};
 
 const V: usize = 5; // 0 pad, 1 start, 2 end, 3..4 symbols
 const START: usize = 1;

@@ -11,7 +11,7 @@ use ndarray_rand::rand::Rng;
 use rnnkit::prelude::*;
 use rnnkit::LayerConfig;
 
-fn uniform(shape: &[usize], rng: &mut rnnkit::StdRng) -> ArrayD<f64> {
+fn uniform(shape: &[usize], rng: &mut rnnkit::init::StdRng) -> ArrayD<f64> {
     ArrayD::from_shape_simple_fn(IxDyn(shape), || rng.random_range(-0.8..0.8))
 }
 

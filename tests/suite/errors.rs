@@ -9,7 +9,7 @@ fn zeros(shape: &[usize]) -> ArrayD<f64> {
     ArrayD::zeros(IxDyn(shape))
 }
 
-fn lstm() -> rnnkit::Lstm<f64> {
+fn lstm() -> rnnkit::layers::Lstm<f64> {
     LstmConfig::new(3)
         .name("enc")
         .init(2, &mut seeded_rng(0))

@@ -8,7 +8,7 @@ use crate::common;
 
 use common::*;
 use ndarray::{s, Array1, Array2, Ix1, Ix2};
-use rnnkit::{EchoStateNetwork, Error, EsnConfig, Reservoir};
+use rnnkit::{reservoir::Reservoir, EchoStateNetwork, Error, EsnConfig};
 use serde_json::Value;
 
 fn t2(v: &Value) -> Array2<f64> {

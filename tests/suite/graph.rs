@@ -12,7 +12,7 @@ use crate::common;
 use common::*;
 use ndarray::ArrayD;
 use rnnkit::prelude::*;
-use rnnkit::{LayerSpec, Tensor};
+use rnnkit::{layers::LayerSpec, Tensor};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 

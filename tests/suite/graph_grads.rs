@@ -7,9 +7,9 @@
 use ndarray::{ArrayD, IxDyn};
 use ndarray_rand::rand::Rng;
 use rnnkit::prelude::*;
-use rnnkit::{AdditiveAttentionConfig, AttentionConfig, ScoreMode, Tensor};
+use rnnkit::{layers::ScoreMode, AdditiveAttentionConfig, AttentionConfig, Tensor};
 
-fn uniform(shape: &[usize], rng: &mut rnnkit::StdRng) -> ArrayD<f64> {
+fn uniform(shape: &[usize], rng: &mut rnnkit::init::StdRng) -> ArrayD<f64> {
     ArrayD::from_shape_simple_fn(IxDyn(shape), || rng.random_range(-0.9..0.9))
 }
 

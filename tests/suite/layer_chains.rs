@@ -11,8 +11,8 @@ use crate::common;
 
 use common::*;
 use ndarray::ArrayD;
+use rnnkit::layers::LayerSpec;
 use rnnkit::prelude::*;
-use rnnkit::LayerSpec;
 use serde_json::{json, Value};
 
 /// The chain's layers in order, if the model is a chain.

@@ -4,9 +4,9 @@
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
 use rnnkit::prelude::*;
 use rnnkit::{
-    Bidirectional, Context, Control, EpochEnd, EsnConfig, ExponentialDecay,
-    GlobalAveragePooling1DConfig, Logs, MergeMode, Optimizer, ReduceLROnPlateau,
-    RepeatVectorConfig,
+    layers::Bidirectional, train::Context, train::Control, train::EpochEnd,
+    train::ExponentialDecay, train::Logs, train::ReduceLROnPlateau, EsnConfig,
+    GlobalAveragePooling1DConfig, MergeMode, Optimizer, RepeatVectorConfig,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -187,8 +187,8 @@ fn a_callback_reads_the_next_steps_learning_rate() {
         ));
     t.fit(&mut m, (&x, &x)).unwrap();
     let want = vec![
-        rnnkit::LearningRate::from(schedule.clone()).at(2),
-        rnnkit::LearningRate::from(schedule).at(4),
+        rnnkit::train::LearningRate::from(schedule.clone()).at(2),
+        rnnkit::train::LearningRate::from(schedule).at(4),
     ];
     assert_eq!(*seen.borrow(), want);
     assert!(want[0] < 0.1 * 0.25 + 1e-9 && want[0] > 0.1 * 0.25 - 1e-9);

@@ -6,8 +6,9 @@ use common::*;
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
 use rnnkit::prelude::*;
 use rnnkit::{
-    AdamW, Callback, Control, CosineDecay, Error, ExponentialDecay, LambdaCallback, LearningRate,
-    Logs, Optimizer, PiecewiseConstantDecay, TruncatedBptt,
+    train::Control, train::CosineDecay, train::ExponentialDecay, train::LambdaCallback,
+    train::LearningRate, train::Logs, train::PiecewiseConstantDecay, AdamW, Callback, Error,
+    Optimizer, TruncatedBptt,
 };
 use serde_json::Value;
 
@@ -413,7 +414,7 @@ fn losses_match_keras_reductions_by_hand() {
 fn every_loss_gradient_matches_finite_differences() {
     use ndarray_rand::rand::Rng;
     let mut rng = seeded_rng(1);
-    let probs = |rng: &mut rnnkit::StdRng, shape: &[usize]| {
+    let probs = |rng: &mut rnnkit::init::StdRng, shape: &[usize]| {
         let mut p = ArrayD::from_shape_simple_fn(IxDyn(shape), || rng.random_range(0.1..1.0f64));
         for mut row in p.rows_mut() {
             let s = row.sum();
@@ -550,7 +551,7 @@ impl Callback<f64> for Recorder {
         &mut self,
         _e: usize,
         _l: &Logs,
-        ctx: &mut rnnkit::Context<'_, f64>,
+        ctx: &mut rnnkit::train::Context<'_, f64>,
     ) -> rnnkit::Result<Control> {
         self.0.borrow_mut().push(ctx.model.get_weights());
         Ok(Control::Continue)

@@ -4,7 +4,9 @@
 
 use ndarray::{array, Array2, Array3, ArrayD};
 use rnnkit::prelude::*;
-use rnnkit::{CosineDecay, Error, ExponentialDecay, Optimizer, PiecewiseConstantDecay};
+use rnnkit::{
+    train::CosineDecay, train::ExponentialDecay, train::PiecewiseConstantDecay, Error, Optimizer,
+};
 
 fn dense_identity() -> Sequential<f64> {
     let mut m = Sequential::<f64>::new(&[1])
@@ -221,7 +223,7 @@ fn weight_decay_moves_weights_toward_zero_in_proportion_to_the_rate() {
 #[derive(Debug)]
 struct RowMse;
 
-impl rnnkit::RowLoss<f64> for RowMse {
+impl rnnkit::train::RowLoss<f64> for RowMse {
     fn name(&self) -> &str {
         "row_mse"
     }
@@ -260,7 +262,7 @@ fn a_user_loss_per_row_is_masked_and_weighted_as_the_built_ins() {
     let mut ta = Trainer::new(Adam::new(0.01), Loss::Mse)
         .epochs(3)
         .batch_size(4);
-    let mut tb = Trainer::new(Adam::new(0.01), rnnkit::PerRow(RowMse))
+    let mut tb = Trainer::new(Adam::new(0.01), rnnkit::train::PerRow(RowMse))
         .epochs(3)
         .batch_size(4);
     let ha = ta

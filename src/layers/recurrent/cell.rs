@@ -14,7 +14,7 @@ pub(crate) mod sealed {
 
 /// One step of a recurrent cell, the only part in which SimpleRnn, Lstm and Gru differ.
 ///
-/// The loop in [`Recurrent`](crate::Recurrent) owns everything else. Sealed: only rnnkit's
+/// The loop in [`Recurrent`](crate::layers::Recurrent) owns everything else. Sealed: only rnnkit's
 /// cells implement it. The contract:
 /// - the input projection `xw = x_t·kernel + input_bias` of every step is computed by the
 ///   loop (just before the step where the packed kernel runs, else for all steps in one

@@ -312,9 +312,9 @@ macro_rules! recurrent_layer_config {
             pub fn init<F: $crate::Float>(
                 &self,
                 input_dim: usize,
-                rng: &mut $crate::StdRng,
+                rng: &mut $crate::init::StdRng,
             ) -> $crate::Result<
-                $crate::Recurrent<<$opts as $crate::layers::recurrent::CellConfig>::Cell<F>>,
+                $crate::layers::Recurrent<<$opts as $crate::layers::recurrent::CellConfig>::Cell<F>>,
             > {
                 self.0.init(input_dim, rng)
             }
@@ -346,7 +346,7 @@ macro_rules! recurrent_layer_config {
             fn build(
                 &self,
                 input: &[$crate::Dim],
-                rng: &mut $crate::StdRng,
+                rng: &mut $crate::init::StdRng,
             ) -> $crate::Result<Box<dyn $crate::Layer<F>>> {
                 let (_, f) = $crate::layers::recurrent::seq_input(&self.0.layer_name(), input)?;
                 Ok(Box::new(self.0.init::<F>(f, rng)?))

@@ -45,7 +45,7 @@ pub struct Tensor {
 /// let a = g.input("a", &[Some(4)])?;
 /// let b = g.input("b", &[Some(4)])?;
 /// let ya = g.apply(&DenseConfig::new(2), a)?;
-/// let dense: rnnkit::LayerId = g.layer_of(ya)?;
+/// let dense: rnnkit::model::LayerId = g.layer_of(ya)?;
 /// let yb = g.reuse(dense, b)?; // the same weights
 /// let model = g.build(&[a, b], &[ya, yb])?;
 /// assert_eq!(model.param_count(), 10);

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 ///
 /// ```
 /// use rnnkit::prelude::*;
-/// use rnnkit::GraphSpec;
+/// use rnnkit::model::GraphSpec;
 /// # fn main() -> Result<(), rnnkit::Error> {
 /// let mut g = Graph::<f64>::new(0);
 /// let x = g.input("x", &[None, Some(3)])?;
@@ -45,7 +45,7 @@ pub struct GraphSpec {
 /// One input of a [`GraphSpec`].
 ///
 /// ```
-/// let i: rnnkit::GraphInput = serde_json::from_str(r#"{"name": "ids", "shape": [null]}"#).unwrap();
+/// let i: rnnkit::model::GraphInput = serde_json::from_str(r#"{"name": "ids", "shape": [null]}"#).unwrap();
 /// assert_eq!((i.name.as_str(), i.shape), ("ids", vec![None]));
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,7 +60,7 @@ pub struct GraphInput {
 /// One layer call of a [`GraphSpec`].
 ///
 /// ```
-/// use rnnkit::{GraphNode, NodeLayer};
+/// use rnnkit::{model::GraphNode, model::NodeLayer};
 /// let n: GraphNode = serde_json::from_str(
 ///     r#"{"name": "dec", "layer": "LSTM", "config": {"units": 8}, "inputs": ["emb"],
 ///         "initial_state": ["enc:1", "enc:2"], "return_state": true}"#,

@@ -27,7 +27,7 @@ use ndarray::{ArrayD, Zip};
 /// | clipping | none |
 ///
 /// ```
-/// use rnnkit::{Adam, LearningRate};
+/// use rnnkit::{Adam, train::LearningRate};
 /// let adam = Adam::<f32>::new(0.01).clipnorm(1.0).amsgrad(true);
 /// assert_eq!(adam.learning_rate, LearningRate::Constant(0.01));
 /// ```

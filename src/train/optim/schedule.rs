@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 /// one: `Adam::new(0.01)`, `Adam::new(ExponentialDecay::new(0.05, 100, 0.5))`.
 ///
 /// ```
-/// use rnnkit::{ExponentialDecay, LearningRate};
+/// use rnnkit::{train::ExponentialDecay, train::LearningRate};
 /// let lr: LearningRate = ExponentialDecay::new(0.05, 2, 0.5).into();
 /// assert_eq!(lr.at(0), 0.05000000074505806); // 0.05 as float32, widened (as Keras)
 /// assert_eq!(lr.at(2), 0.02500000037252903);
@@ -147,7 +147,7 @@ impl From<CosineDecay> for LearningRate {
 /// the exponent floored with `staircase`.
 ///
 /// ```
-/// use rnnkit::{Adam, ExponentialDecay, Optimizer};
+/// use rnnkit::{Adam, train::ExponentialDecay, Optimizer};
 /// let adam = Adam::<f64>::new(ExponentialDecay::new(0.05, 2, 0.5).staircase(true));
 /// assert_eq!(adam.learning_rate(), 0.05000000074505806);
 /// ```
@@ -192,7 +192,7 @@ impl ExponentialDecay {
 /// last boundary.
 ///
 /// ```
-/// use rnnkit::{LearningRate, PiecewiseConstantDecay};
+/// use rnnkit::{train::LearningRate, train::PiecewiseConstantDecay};
 /// let lr = LearningRate::from(PiecewiseConstantDecay::new(vec![2, 4], vec![0.1, 0.05, 0.01]));
 /// assert_eq!([lr.at(2) as f32, lr.at(3) as f32, lr.at(5) as f32], [0.1, 0.05, 0.01]);
 /// ```
@@ -220,7 +220,7 @@ impl PiecewiseConstantDecay {
 /// along half a cosine over `decay_steps`, constant after.
 ///
 /// ```
-/// use rnnkit::{CosineDecay, LearningRate};
+/// use rnnkit::{train::CosineDecay, train::LearningRate};
 /// let lr = LearningRate::from(CosineDecay::new(0.001, 3).alpha(0.1).warmup(0.02, 2));
 /// assert_eq!(lr.at(1), 0.010499999858438969); // halfway up the warmup (float32, as Keras)
 /// ```

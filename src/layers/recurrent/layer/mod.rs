@@ -27,8 +27,8 @@ use num_traits::{One, Zero};
 mod wrapped;
 pub use wrapped::RecurrentLayer;
 
-/// A recurrent layer: one [`Cell`] run over time. [`SimpleRnn`](crate::SimpleRnn),
-/// [`Lstm`](crate::Lstm) and [`Gru`](crate::Gru) are this type with their cells.
+/// A recurrent layer: one [`Cell`] run over time. [`SimpleRnn`](crate::layers::SimpleRnn),
+/// [`Lstm`](crate::layers::Lstm) and [`Gru`](crate::layers::Gru) are this type with their cells.
 ///
 /// # Shapes
 /// `[batch, steps, input_dim]` → `[batch, units]`, or `[batch, steps, units]` with

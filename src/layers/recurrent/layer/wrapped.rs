@@ -1,4 +1,4 @@
-//! What a [`Bidirectional`](crate::Bidirectional) needs of the recurrent layer it wraps,
+//! What a [`Bidirectional`](crate::layers::Bidirectional) needs of the recurrent layer it wraps,
 //! and [`Recurrent`]'s answers.
 
 use super::Recurrent;
@@ -6,7 +6,7 @@ use crate::float::Float;
 use crate::layers::recurrent::Cell;
 use crate::layers::{Layer, LayerState};
 
-/// What [`Bidirectional`](crate::Bidirectional) needs of the layer it wraps.
+/// What [`Bidirectional`](crate::layers::Bidirectional) needs of the layer it wraps.
 pub trait RecurrentLayer<F: Float>: Layer<F> + LayerState<F> + Clone + 'static {
     /// Whether the layer returns every step.
     fn return_sequences(&self) -> bool;
