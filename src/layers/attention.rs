@@ -5,7 +5,7 @@ use super::{check_dy, wrong_input, Dim, Layer, LayerConfig, Mask, Mode};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{Init, StdRng};
-use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
+use crate::layers::call::{self};
 use crate::param::{Module, Param};
 use ndarray::{Array2, Array3, ArrayD, ArrayView3, Axis, Ix3, IxDyn};
 
@@ -450,18 +450,7 @@ impl<F: Float> Layer<F> for Attention<F> {
             }),
         })
     }
-    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
-        call::shape_parts(self, inputs)
-    }
-    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
-        call::forward_parts(self, inputs)
-    }
-    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
-        call::infer_parts(self, inputs)
-    }
-    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
-        call::backward_parts(self, grads)
-    }
+    call::layer_call!(F);
 }
 
 impl<F: Float> call::Parts<F> for Attention<F> {

@@ -11,7 +11,7 @@ use super::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
+use crate::layers::call::{self, Inputs, OutputGrads};
 use crate::layers::LayerState;
 use crate::param::{Module, Param};
 use ndarray::{concatenate, Array2, ArrayD, Axis, Slice};
@@ -437,24 +437,7 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
             self.merge_mode.keras_name().unwrap_or("None")
         )
     }
-    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
-        call::shape_parts(self, inputs)
-    }
-    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
-        call::forward_parts(self, inputs)
-    }
-    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
-        call::infer_parts(self, inputs)
-    }
-    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
-        call::backward_parts(self, grads)
-    }
-    fn state(&self) -> Option<&dyn LayerState<F>> {
-        Some(self)
-    }
-    fn state_mut(&mut self) -> Option<&mut dyn LayerState<F>> {
-        Some(self)
-    }
+    call::layer_call!(F, state);
 }
 
 impl<F: Float, L: RecurrentLayer<F>> call::Parts<F> for Bidirectional<F, L> {

@@ -296,6 +296,47 @@ pub(crate) trait Parts<F: Float>: Layer<F> + Clone {
     }
 }
 
+/// The [`Layer`] call methods of a layer written as [`Parts`] (and, given `state`, its
+/// [`LayerState`](super::LayerState) accessors): one definition for every rnnkit layer.
+macro_rules! layer_call {
+    ($f:ty) => {
+        fn output_shape(
+            &self,
+            inputs: &[Vec<$crate::layers::Dim>],
+        ) -> $crate::Result<Vec<$crate::layers::Dim>> {
+            $crate::layers::call::shape_parts::<$f, _>(self, inputs)
+        }
+        fn forward(
+            &mut self,
+            inputs: $crate::layers::Inputs<'_, $f>,
+        ) -> $crate::Result<$crate::layers::Outputs<$f>> {
+            $crate::layers::call::forward_parts(self, inputs)
+        }
+        fn infer(
+            &self,
+            inputs: $crate::layers::Inputs<'_, $f>,
+        ) -> $crate::Result<$crate::layers::Outputs<$f>> {
+            $crate::layers::call::infer_parts(self, inputs)
+        }
+        fn backward(
+            &mut self,
+            grads: $crate::layers::OutputGrads<'_, $f>,
+        ) -> $crate::Result<$crate::layers::InputGrads<$f>> {
+            $crate::layers::call::backward_parts(self, grads)
+        }
+    };
+    ($f:ty, state) => {
+        $crate::layers::call::layer_call!($f);
+        fn state(&self) -> Option<&dyn $crate::layers::LayerState<$f>> {
+            Some(self)
+        }
+        fn state_mut(&mut self) -> Option<&mut dyn $crate::layers::LayerState<$f>> {
+            Some(self)
+        }
+    };
+}
+pub(crate) use layer_call;
+
 /// The error of a one-tensor layer called on another count of tensors.
 pub(crate) fn takes_one<F: Float>(layer: &(impl Layer<F> + ?Sized), got: usize) -> Error {
     Error::Unsupported {

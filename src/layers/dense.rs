@@ -5,7 +5,7 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{Init, StdRng};
-use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
+use crate::layers::call::{self};
 use crate::layers::LayerState;
 use crate::linalg::few_rows_mm;
 use crate::param::{Module, Param};
@@ -290,24 +290,7 @@ impl<F: Float> Layer<F> for Dense<F> {
     fn describe(&self) -> String {
         format!("units={}, activation={}", self.units, self.activation)
     }
-    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
-        call::shape_parts(self, inputs)
-    }
-    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
-        call::forward_parts(self, inputs)
-    }
-    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
-        call::infer_parts(self, inputs)
-    }
-    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
-        call::backward_parts(self, grads)
-    }
-    fn state(&self) -> Option<&dyn LayerState<F>> {
-        Some(self)
-    }
-    fn state_mut(&mut self) -> Option<&mut dyn LayerState<F>> {
-        Some(self)
-    }
+    call::layer_call!(F, state);
 }
 
 impl<F: Float> call::Parts<F> for Dense<F> {

@@ -4,7 +4,7 @@ use super::{check_dy, ensure, positive, Dim, Layer, LayerConfig, Mask, Mode, Ste
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
+use crate::layers::call::{self};
 use crate::layers::LayerState;
 use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn};
@@ -209,24 +209,7 @@ impl<F: Float> Layer<F> for Embedding<F> {
             self.input_dim, self.output_dim, self.mask_zero
         )
     }
-    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
-        call::shape_parts(self, inputs)
-    }
-    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
-        call::forward_parts(self, inputs)
-    }
-    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
-        call::infer_parts(self, inputs)
-    }
-    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
-        call::backward_parts(self, grads)
-    }
-    fn state(&self) -> Option<&dyn LayerState<F>> {
-        Some(self)
-    }
-    fn state_mut(&mut self) -> Option<&mut dyn LayerState<F>> {
-        Some(self)
-    }
+    call::layer_call!(F, state);
 }
 
 impl<F: Float> call::Parts<F> for Embedding<F> {

@@ -5,7 +5,7 @@ use super::{Layer, LayerConfig, LayerSpec, Mode};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
+use crate::layers::call::{self};
 use crate::layers::{format_shape, Dim, Mask};
 use crate::param::{Module, Param};
 use ndarray::{concatenate, ArrayD, ArrayView2, Axis, Slice};
@@ -396,18 +396,7 @@ impl<F: Float> Layer<F> for MergeLayer<F> {
             Merge::Average => LayerSpec::Average(AverageConfig { name }),
         })
     }
-    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
-        call::shape_parts(self, inputs)
-    }
-    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
-        call::forward_parts(self, inputs)
-    }
-    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
-        call::infer_parts(self, inputs)
-    }
-    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
-        call::backward_parts(self, grads)
-    }
+    call::layer_call!(F);
 }
 
 impl<F: Float> call::Parts<F> for MergeLayer<F> {

@@ -5,7 +5,7 @@ use super::{check_dy, check_seq, positive, wrong_input, Dim, Layer, LayerConfig,
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::layers::call::{self, InputGrads, Inputs, OutputGrads, Outputs};
+use crate::layers::call::{self};
 use crate::param::{Module, Param};
 use ndarray::{Array2, Array3, ArrayD, Axis, Ix2};
 
@@ -136,18 +136,7 @@ impl<F: Float> Layer<F> for GlobalAveragePooling1D {
             },
         ))
     }
-    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
-        call::shape_parts::<F, _>(self, inputs)
-    }
-    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
-        call::forward_parts(self, inputs)
-    }
-    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
-        call::infer_parts(self, inputs)
-    }
-    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
-        call::backward_parts(self, grads)
-    }
+    call::layer_call!(F);
 }
 
 impl<F: Float> call::Parts<F> for GlobalAveragePooling1D {
@@ -301,18 +290,7 @@ impl<F: Float> Layer<F> for RepeatVector {
     fn describe(&self) -> String {
         format!("n={}", self.n)
     }
-    fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>> {
-        call::shape_parts::<F, _>(self, inputs)
-    }
-    fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
-        call::forward_parts(self, inputs)
-    }
-    fn infer(&self, inputs: Inputs<'_, F>) -> Result<Outputs<F>> {
-        call::infer_parts(self, inputs)
-    }
-    fn backward(&mut self, grads: OutputGrads<'_, F>) -> Result<InputGrads<F>> {
-        call::backward_parts(self, grads)
-    }
+    call::layer_call!(F);
 }
 
 impl<F: Float> call::Parts<F> for RepeatVector {
