@@ -85,9 +85,72 @@ pub type Dim = Option<usize>;
 /// # Ok(()) }
 /// ```
 ///
-/// A layer of your own implements [`Module`] and five methods (see
-/// [`Sequential::add_layer`](crate::Sequential::add_layer) for one trained by the
-/// [`Trainer`](crate::Trainer)).
+/// A layer of your own implements [`Module`] and five methods; a model holds it like any
+/// other, the [`Trainer`](crate::Trainer) trains it, and its gradient checks out against
+/// finite differences:
+///
+/// ```
+/// use rnnkit::prelude::*;
+/// use rnnkit::ndarray::{Array2, ArrayD, Axis, IxDyn};
+///
+/// /// `y = x ⊙ w`: one weight per feature.
+/// #[derive(Debug, Clone)]
+/// struct Scale { w: Param<f64>, x: Option<ArrayD<f64>> }
+///
+/// impl Module<f64> for Scale {
+///     fn name(&self) -> &str { "scale" }
+///     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<f64>)) { f("w", &self.w) }
+///     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f64>)) { f("w", &mut self.w) }
+/// }
+///
+/// impl Layer<f64> for Scale {
+///     fn type_name(&self) -> &'static str { "Scale" }
+///     fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>, Error> { Ok(inputs[0].clone()) }
+///     fn forward(&mut self, inputs: Inputs<'_, f64>) -> Result<Outputs<f64>, Error> {
+///         let x = inputs.xs[0];
+///         self.x = (inputs.mode == Mode::Train).then(|| x.clone());
+///         Ok(Outputs::new(x * self.w.value()))
+///     }
+///     fn backward(&mut self, grads: OutputGrads<'_, f64>) -> Result<InputGrads<f64>, Error> {
+///         let x = self.x.as_ref().ok_or(Error::NoCache { layer: "scale".into() })?;
+///         self.w.add_grad(&(x * grads.dy).sum_axis(Axis(0)))?;
+///         Ok(InputGrads { dxs: vec![grads.dy * self.w.value()], states: Vec::new() })
+///     }
+///     fn box_clone(&self) -> Box<dyn Layer<f64>> { Box::new(self.clone()) }
+/// }
+///
+/// # fn main() -> Result<(), Error> {
+/// let mut model = Sequential::<f64>::new(&[2]);
+/// let w = Param::new(ArrayD::from_elem(IxDyn(&[2]), 0.5));
+/// model.add_layer(Box::new(Scale { w, x: None }))?;
+/// model.add(&DenseConfig::new(1))?;
+/// let x = Array2::from_shape_fn((16, 2), |(i, j)| ((i * 2 + j) as f64 * 0.3).sin()).into_dyn();
+/// let y = x.map_axis(Axis(1), |r| 3.0 * r[0] - r[1]).insert_axis(Axis(1)).into_dyn();
+///
+/// // dL/dw by backpropagation against central differences, L = Σ y_pred.
+/// model.forward(Inputs::new(&x).mode(Mode::Train))?;
+/// model.zero_grad();
+/// model.backward(&[OutputGrads::new(&ArrayD::ones(IxDyn(&[16, 1])))])?;
+/// let mut analytic = 0.0;
+/// model.visit_params(&mut |n, p| if n == "scale/w" { analytic = p.grad()[0] });
+/// let at = |m: &mut Sequential<f64>, d: f64| -> Result<f64, Error> {
+///     let mut w = m.get_weights();
+///     w[0][0] += d;
+///     m.set_weights(&w)?;
+///     let l = m.predict(Inputs::new(&x), 16)?[0].sum();
+///     w[0][0] -= d;
+///     m.set_weights(&w)?;
+///     Ok(l)
+/// };
+/// let numeric = (at(&mut model, 1e-6)? - at(&mut model, -1e-6)?) / 2e-6;
+/// assert!((analytic - numeric).abs() < 1e-7, "{analytic} vs {numeric}");
+///
+/// // Trained by the Trainer like any layer.
+/// let mut trainer = Trainer::new(Adam::new(0.05), Loss::Mse).epochs(150);
+/// let history = trainer.fit(&mut model, (&x, &y))?;
+/// assert!(history.loss().last().unwrap() < &(history.loss()[0] / 10.0));
+/// # Ok(()) }
+/// ```
 pub trait Layer<F: Float>: Module<F> + Debug + Send + Sync {
     /// Renames the layer (models give unique names as Keras does). The default ignores it.
     fn set_name(&mut self, name: &str) {
