@@ -56,7 +56,7 @@ fn model(depth: usize, skip: bool, simple: bool, seed: u64) -> Result<Functional
     }
     let y = g.apply(&DenseConfig::new(1), h)?;
     let name = if skip { "residual" } else { "plain" };
-    Ok(g.build(&[x], &[y])?.with_name(name))
+    Ok(g.build(&[x], &[y])?.named(name))
 }
 
 fn main() -> Result<(), rnnkit::Error> {

@@ -131,7 +131,7 @@ fn train_model(
             .name("probs"),
         top,
     )?;
-    Ok(g.build(&[src, dec_in], &[p])?.with_name(v.name()))
+    Ok(g.build(&[src, dec_in], &[p])?.named(v.name()))
 }
 
 /// The encoder for inference: source ids → [outputs, h, c], from the trained layers.

@@ -51,7 +51,7 @@ fn main() -> Result<(), rnnkit::Error> {
     let emb = g.apply(&EmbeddingConfig::new(VOCAB, 16).mask_zero(true), ids)?;
     let h = g.apply(&BidirectionalConfig::new(LstmConfig::new(16)), emb)?;
     let p = g.apply(&DenseConfig::new(1).activation(Activation::Sigmoid), h)?;
-    let mut model = g.build(&[ids], &[p])?.with_name("text_classifier");
+    let mut model = g.build(&[ids], &[p])?.named("text_classifier");
     println!("{}", model.summary());
 
     let mut trainer = Trainer::new(

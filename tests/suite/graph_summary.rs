@@ -43,7 +43,7 @@ fn the_summary_of_a_graph_model_is_keras_s() -> Result<(), Error> {
     let y = g.apply(&DenseConfig::new(2).name("out"), dec.out)?;
     let z = g.reuse(g.layer_of(y)?, enc.out)?;
     let s = g.apply_list(&rnnkit::layers::AddConfig::new().name("add"), &[y, y])?;
-    let model = g.build(&[enc_in, dec_in], &[s, z])?.with_name("seq2seq");
+    let model = g.build(&[enc_in, dec_in], &[s, z])?.named("seq2seq");
     assert_eq!(model.summary().to_string(), KERAS);
     Ok(())
 }

@@ -165,7 +165,7 @@ impl<F: Float> Functional<F> {
     }
 
     /// Sets the model's name.
-    pub fn with_name(mut self, name: &str) -> Self {
+    pub fn named(mut self, name: &str) -> Self {
         self.name = name.to_string();
         self
     }

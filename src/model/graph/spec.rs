@@ -347,7 +347,7 @@ impl<F: Float> Functional<F> {
             .iter()
             .map(|r| lookup(&tensors, r))
             .collect::<Result<_>>()?;
-        Ok(g.build(&inputs, &outputs)?.with_name(&spec.name))
+        Ok(g.build(&inputs, &outputs)?.named(&spec.name))
     }
 }
 
