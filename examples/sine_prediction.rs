@@ -33,7 +33,7 @@ fn main() -> Result<(), rnnkit::Error> {
             .epochs(args.epochs)
             .seed(args.seed);
         let (h, secs) = common::timed_fit(&mut trainer, &mut model, &x, &y)?;
-        let held = trainer.evaluate(&mut model, (&hx, &hy))?["loss"];
+        let held = trainer.evaluate(&model, (&hx, &hy))?["loss"];
         println!(
             "| {cell}(16) | {:.2e} | {held:.2e} | {:.2} s |",
             h.loss().last().unwrap_or(&f64::NAN),

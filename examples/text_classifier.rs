@@ -68,7 +68,7 @@ fn main() -> Result<(), rnnkit::Error> {
     let start = std::time::Instant::now();
     let history = trainer.fit(&mut model, (&x, &y))?;
     let secs = start.elapsed().as_secs_f64();
-    let logs = trainer.evaluate(&mut model, (&x_test, &y_test))?;
+    let logs = trainer.evaluate(&model, (&x_test, &y_test))?;
     let acc = history.get("accuracy").unwrap_or(&[]);
     println!(
         "{} epochs in {secs:.2} s: train loss {:.4}, accuracy {:.3}; test accuracy {:.3} on 512 new sequences",

@@ -224,6 +224,14 @@ pub(crate) trait Parts<F: Float>: Layer<F> + Clone {
     fn infer_x(&self, x: &ArrayD<F>, mask: Option<&Mask>) -> Result<ArrayD<F>> {
         self.clone().forward_x(x, mask, Mode::Infer)
     }
+    /// [`Parts::infer_x`] with the logits of a softmax or sigmoid output.
+    fn infer_x_logits(
+        &self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+    ) -> Result<(ArrayD<F>, Option<ArrayD<F>>)> {
+        Ok((self.infer_x(x, mask)?, None))
+    }
     fn forward_x_states(
         &mut self,
         x: &ArrayD<F>,
@@ -414,18 +422,21 @@ pub(crate) fn infer_parts<F: Float, L: Parts<F>>(
     match (xs.as_slice(), states) {
         ([x], _) if !l.takes_list() => {
             let mask = inputs.mask_at(0);
-            let (output, states) = match states {
+            let (output, states, logits) = match states {
                 Some(s) => {
                     let mut st = s.to_vec();
-                    (l.infer_x_states(x, mask, &mut st)?, st)
+                    (l.infer_x_states(x, mask, &mut st)?, st, None)
                 }
-                None => (l.infer_x(x, mask)?, Vec::new()),
+                None => {
+                    let (y, z) = l.infer_x_logits(x, mask)?;
+                    (y, Vec::new(), z)
+                }
             };
             Ok(Outputs {
                 output,
                 mask: l.mask_x(x, mask),
                 states,
-                logits: None,
+                logits,
             })
         }
         (_, Some(_)) => Err(no_list_states(l)),

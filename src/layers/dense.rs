@@ -332,6 +332,20 @@ impl<F: Float> call::Parts<F> for Dense<F> {
             .into_shape_with_order(IxDyn(&pass.shape))
             .expect("sized by pass"))
     }
+    fn infer_x_logits(
+        &self,
+        x: &ArrayD<F>,
+        mask: Option<&Mask>,
+    ) -> Result<(ArrayD<F>, Option<ArrayD<F>>)> {
+        let pass = self.pass(x, mask, true)?;
+        let shape = IxDyn(&pass.shape);
+        let logits = pass.logits.map(|z| {
+            z.into_shape_with_order(shape.clone())
+                .expect("sized by pass")
+        });
+        let y = pass.y.into_shape_with_order(shape).expect("sized by pass");
+        Ok((y, logits))
+    }
     fn backward_x(&mut self, dy: &ArrayD<F>) -> Result<ArrayD<F>> {
         let Some((_, y2)) = &self.cache else {
             return Err(Error::NoCache {

@@ -404,38 +404,27 @@ impl<F: Float> Sequential<F> {
     ) -> Result<Outputs<F>> {
         let mut mask = mask.cloned();
         let mut cur: Option<ArrayD<F>> = None;
+        let mut logits = None;
         for (i, layer) in self.layers.iter().enumerate() {
             let input = cur.as_ref().unwrap_or(x);
             let call = Inputs::new(input).mask(mask.as_ref());
             let out = match states.as_deref_mut() {
                 Some(st) => {
-                    let out = layer.infer(call.states(&st[i]))?;
-                    st[i] = out.states;
-                    Outputs {
-                        states: Vec::new(),
-                        output: out.output,
-                        mask: out.mask,
-                        logits: None,
-                    }
+                    let mut out = layer.infer(call.states(&st[i]))?;
+                    st[i] = std::mem::take(&mut out.states);
+                    out
                 }
-                None => {
-                    let out = layer.infer(call)?;
-                    Outputs {
-                        states: Vec::new(),
-                        output: out.output,
-                        mask: out.mask,
-                        logits: None,
-                    }
-                }
+                None => layer.infer(call)?,
             };
             mask = out.mask;
+            logits = out.logits;
             cur = Some(out.output);
         }
         Ok(Outputs {
             states: Vec::new(),
             output: cur.unwrap_or_else(|| x.clone()),
             mask,
-            logits: None,
+            logits,
         })
     }
 

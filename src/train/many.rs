@@ -136,22 +136,41 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         Ok(())
     }
 
-    /// The total loss of a batch (and the metrics of a one-output model); in
-    /// [`Mode::Train`] also the gradients.
+    /// The total loss of a training batch and its gradients (and the metrics of a
+    /// one-output model).
     fn loss_and_grads_many(
         &self,
         model: &mut dyn Model<F>,
         xs: &[ArrayD<F>],
         ys: &[ArrayD<F>],
-        mode: Mode,
     ) -> Result<(f64, Vec<(f64, f64)>)> {
+        let refs: Vec<&ArrayD<F>> = xs.iter().collect();
+        let outs = model.forward(Inputs::list(&refs).mode(Mode::Train))?;
+        let (total, grads, fused, metrics) = self.score_many(&*model, &outs, ys)?;
+        model.zero_grad();
+        let gs: Vec<OutputGrads<'_, F>> = grads
+            .iter()
+            .zip(&fused)
+            .map(|(g, &f)| OutputGrads::new(g).from_logits(f))
+            .collect();
+        model.backward(&gs)?;
+        Ok((total, metrics))
+    }
+
+    /// The weighted total loss of every output, each output's gradient (with respect to
+    /// its logits where fused), and the metrics of a one-output model.
+    #[allow(clippy::type_complexity)]
+    fn score_many(
+        &self,
+        model: &dyn Model<F>,
+        outs: &[crate::layers::Outputs<F>],
+        ys: &[ArrayD<F>],
+    ) -> Result<(f64, Vec<ArrayD<F>>, Vec<bool>, Vec<(f64, f64)>)> {
         let acts = model.output_activations();
         let fused: Vec<bool> = acts
             .iter()
             .map(|a| self.loss.fuses_with() == Some(*a))
             .collect();
-        let refs: Vec<&ArrayD<F>> = xs.iter().collect();
-        let outs = model.forward(Inputs::list(&refs).mode(mode))?;
         if outs.len() != ys.len() {
             return Err(Error::Data(format!(
                 "{} gave {} outputs for {} target arrays",
@@ -187,16 +206,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             total += w * l;
             grads.push(g.mapv(|v| v * F::c(w)));
         }
-        if mode == Mode::Train {
-            model.zero_grad();
-            let gs: Vec<OutputGrads<'_, F>> = grads
-                .iter()
-                .zip(&fused)
-                .map(|(g, &f)| OutputGrads::new(g).from_logits(f))
-                .collect();
-            model.backward(&gs)?;
-        }
-        Ok((total, metrics))
+        Ok((total, grads, fused, metrics))
     }
 
     /// One update from the rows `idx` (a training step of list data).
@@ -207,7 +217,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         ys: &[ArrayD<F>],
         at: (usize, usize),
     ) -> Result<(f64, Vec<(f64, f64)>)> {
-        let (loss, metrics) = self.loss_and_grads_many(model, xs, ys, Mode::Train)?;
+        let (loss, metrics) = self.loss_and_grads_many(model, xs, ys)?;
         self.apply_update(model, loss, at)?;
         Ok((loss, metrics))
     }
@@ -254,7 +264,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// `evaluate` of list data (checked), in batches of `batch_size`.
     pub(super) fn evaluate_list(
         &self,
-        model: &mut dyn Model<F>,
+        model: &dyn Model<F>,
         xs: &[ArrayD<F>],
         ys: &[ArrayD<F>],
         batch_size: usize,
@@ -278,7 +288,9 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                 .iter()
                 .map(|a| a.slice_axis(Axis(0), r).to_owned())
                 .collect();
-            let (l, ms) = self.loss_and_grads_many(model, &xb, &yb, Mode::Infer)?;
+            let refs: Vec<&ArrayD<F>> = xb.iter().collect();
+            let outs = model.infer(Inputs::list(&refs))?;
+            let (l, _, _, ms) = self.score_many(model, &outs, &yb)?;
             running.add(l, xb[0].shape()[0], ms);
         }
         Ok(running.logs(&self.metrics))

@@ -387,7 +387,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// As [`Trainer::evaluate`].
     pub fn test_on_batch<'a>(
         &self,
-        model: &mut dyn Model<F>,
+        model: &dyn Model<F>,
         data: impl Into<Data<'a, F>>,
     ) -> Result<f64> {
         let data = data.into();
@@ -483,12 +483,8 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         mode: Mode,
         states: Option<&mut Vec<Vec<Array2<F>>>>,
     ) -> Result<(f64, Vec<(f64, f64)>)> {
-        // Keras evaluates cross-entropy from the logits of a softmax/sigmoid output; a
-        // forward through `&mut` keeps them in either mode (evaluation without dropout).
-        let act = model.output_activations().first().copied();
-        let fused = act.is_some() && self.loss.fuses_with() == act;
         let call = Inputs::new(x).mask(mask).mode(mode);
-        let mut outs = match states {
+        let outs = match states {
             Some(s) => {
                 super::tbptt::state_of(model)?;
                 model
@@ -498,6 +494,27 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             }
             None => model.forward(call)?,
         };
+        let (loss, grad, fused, metrics) = self.score(&*model, outs, y, sample_weight)?;
+        if mode == Mode::Train {
+            model.zero_grad();
+            model.backward(&[OutputGrads::new(&grad).from_logits(fused)])?;
+        }
+        Ok((loss, metrics))
+    }
+
+    /// The loss of one output against its targets, its gradient (with respect to the
+    /// logits when `fused`), and the metrics' (sum, count). Keras computes cross-entropy
+    /// from the logits of a softmax/sigmoid output; `forward` and `infer` return them.
+    #[allow(clippy::type_complexity)]
+    fn score(
+        &self,
+        model: &dyn Model<F>,
+        mut outs: Vec<crate::layers::Outputs<F>>,
+        y: &ArrayD<F>,
+        sample_weight: Option<&ArrayD<F>>,
+    ) -> Result<(f64, ArrayD<F>, bool, Vec<(f64, f64)>)> {
+        let act = model.output_activations().first().copied();
+        let fused = act.is_some() && self.loss.fuses_with() == act;
         if outs.len() != 1 {
             return Err(Error::Shape {
                 layer: model.name().to_string(),
@@ -529,11 +546,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             self.loss
                 .compute(&pred, y, out_mask.as_ref(), sample_weight)?
         };
-        if mode == Mode::Train {
-            model.zero_grad();
-            model.backward(&[OutputGrads::new(&grad).from_logits(fused)])?;
-        }
-        Ok((loss, metrics))
+        Ok((loss, grad, fused, metrics))
     }
 
     /// Trains for `epochs` epochs (Keras's `fit`): one input and target, or one array per
@@ -663,18 +676,14 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     ///
     /// # Errors
     /// As [`Trainer::fit`]'s data checks.
-    pub fn evaluate<'a>(
-        &self,
-        model: &mut dyn Model<F>,
-        data: impl Into<Data<'a, F>>,
-    ) -> Result<Logs> {
+    pub fn evaluate<'a>(&self, model: &dyn Model<F>, data: impl Into<Data<'a, F>>) -> Result<Logs> {
         self.evaluate_in(model, &data.into(), self.batch_size)
     }
 
     /// [`Trainer::evaluate`] in batches of `batch_size`.
     pub(super) fn evaluate_in(
         &self,
-        model: &mut dyn Model<F>,
+        model: &dyn Model<F>,
         data: &Data<'_, F>,
         batch_size: usize,
     ) -> Result<Logs> {
@@ -704,8 +713,8 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             let yb = y.slice_axis(Axis(0), r).to_owned();
             let mb = mask.map(|m| m.slice_axis(Axis(0), r).to_owned());
             let wb = sample_weight.map(|w| w.slice_axis(Axis(0), r).to_owned());
-            let (l, ms) =
-                self.loss_and_grads(model, &xb, &yb, mb.as_ref(), wb.as_ref(), Mode::Infer, None)?;
+            let outs = model.infer(Inputs::new(&xb).mask(mb.as_ref()))?;
+            let (l, _, _, ms) = self.score(model, outs, &yb, wb.as_ref())?;
             running.add(l, xb.shape()[0], ms);
         }
         let logs = running.logs(&self.metrics);

@@ -602,7 +602,7 @@ fn training_succeeds_when_valid_and_names_the_fault_when_not() {
                         .all(|w| w.iter().all(|v| v.is_finite()));
                     prop_assert!(finite, "training left non-finite weights");
                     // A valid model evaluates and predicts with the promised shapes.
-                    let logs = trainer.evaluate(&mut model, Data::new(&x, &y).mask(mask.as_ref()));
+                    let logs = trainer.evaluate(&model, Data::new(&x, &y).mask(mask.as_ref()));
                     prop_assert!(logs.is_ok_and(|l| l.contains_key("loss")));
                     let p = model.predict(Inputs::new(&x), 32).map(|mut p| p.remove(0));
                     prop_assert!(p.is_ok());

@@ -339,10 +339,7 @@ fn the_network_is_a_model_for_prediction_and_evaluation() {
     // Evaluation works; gradient training is refused by name, and changes nothing.
     let target = y.clone();
     let mut t = Trainer::new(Adam::default(), Loss::Mse);
-    assert_eq!(
-        t.evaluate(&mut esn, (&batch, &target)).unwrap()["loss"],
-        0.0
-    );
+    assert_eq!(t.evaluate(&esn, (&batch, &target)).unwrap()["loss"], 0.0);
     let before = esn.readout().unwrap().clone();
     assert!(matches!(
         t.fit(&mut esn, (&batch, &target)),

@@ -62,10 +62,10 @@ fn a_graph_trains_exactly_as_the_same_sequential() -> Result<(), Error> {
         assert_eq!(seq.get_weights(), graph.get_weights(), "{loss:?}");
         assert_eq!(seq.get_weights(), graph2.get_weights(), "{loss:?}");
         let logs = trainer().evaluate(
-            &mut graph,
+            &graph,
             Data::list(std::slice::from_ref(&x), std::slice::from_ref(target)),
         )?;
-        let want = trainer().evaluate(&mut seq, (&x, target))?;
+        let want = trainer().evaluate(&seq, (&x, target))?;
         assert_eq!(logs["loss"], want["loss"]);
         let p = graph.predict(Inputs::new(&x), 32)?;
         assert_eq!(p[0], seq.predict(Inputs::new(&x), 32)?[0]);
@@ -119,15 +119,15 @@ fn loss_weights_weigh_the_outputs() -> Result<(), Error> {
     assert_eq!(two.layer("b").unwrap().get_weights(), b0);
     // Equal weights: the loss is the sum of both outputs' losses.
     let logs = t().evaluate(
-        &mut two,
+        &two,
         Data::list(std::slice::from_ref(&x), &[y.clone(), y.clone()]),
     )?;
     let a_only = t().loss_weights(&[1.0, 0.0]).evaluate(
-        &mut two,
+        &two,
         Data::list(std::slice::from_ref(&x), &[y.clone(), y.clone()]),
     )?;
     let b_only = t().loss_weights(&[0.0, 1.0]).evaluate(
-        &mut two,
+        &two,
         Data::list(std::slice::from_ref(&x), &[y.clone(), y.clone()]),
     )?;
     assert!((logs["loss"] - a_only["loss"] - b_only["loss"]).abs() < 1e-12);

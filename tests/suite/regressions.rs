@@ -59,11 +59,11 @@ fn evaluate_with_a_fused_cross_entropy_runs_without_dropout() {
             label_smoothing: 0.0,
         },
     );
-    let mut with = classifier(true);
-    let mut without = classifier(false);
-    let a = t.evaluate(&mut with, (&x, &y)).unwrap()["loss"];
-    let b = t.evaluate(&mut with, (&x, &y)).unwrap()["loss"];
-    let c = t.evaluate(&mut without, (&x, &y)).unwrap()["loss"];
+    let with = classifier(true);
+    let without = classifier(false);
+    let a = t.evaluate(&with, (&x, &y)).unwrap()["loss"];
+    let b = t.evaluate(&with, (&x, &y)).unwrap()["loss"];
+    let c = t.evaluate(&without, (&x, &y)).unwrap()["loss"];
     assert_eq!(a, b, "two evaluations of one model differ");
     assert_eq!(a, c, "dropout changed the evaluated loss");
     // And the loss is the cross-entropy of `predict`'s probabilities.
@@ -86,7 +86,7 @@ fn validation_loss_of_a_fused_loss_runs_without_dropout() {
     let mut m = classifier(true);
     let (vx, vy) = (xs(12).mapv(|v| -v), one_hot(12, 3));
     let want = Trainer::new(Sgd::new(1e-300), loss)
-        .evaluate(&mut classifier(false), (&vx, &vy))
+        .evaluate(&classifier(false), (&vx, &vy))
         .unwrap()["loss"];
     let mut t = Trainer::new(Sgd::new(1e-300), loss)
         .epochs(2)
@@ -105,7 +105,7 @@ fn class_weight_stays_out_of_validation_split_loss() {
     let mut m = classifier(false);
     let want = Trainer::new(Sgd::new(1e-300), loss)
         .evaluate(
-            &mut classifier(false),
+            &classifier(false),
             (
                 &x.slice_axis(ndarray::Axis(0), (6..).into()).to_owned(),
                 &y.slice_axis(ndarray::Axis(0), (6..).into()).to_owned(),
@@ -604,7 +604,7 @@ fn a_stateful_model_refuses_a_ragged_last_batch_before_moving_any_state() {
         .shuffle(false);
     let e = t.fit(&mut m, (&x, &y)).unwrap_err();
     assert!(e.to_string().contains("multiple of batch_size 2"), "{e}");
-    assert!(t.evaluate(&mut m, (&x, &y)).is_err());
+    assert!(t.evaluate(&m, (&x, &y)).is_err());
     assert_eq!(m.get_weights(), w);
     assert!(m.state().unwrap().states().concat().is_empty());
     let x4 = x.slice_axis(ndarray::Axis(0), (0..4).into()).to_owned();

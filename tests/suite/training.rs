@@ -355,7 +355,7 @@ fn epoch_loss_is_the_batch_size_weighted_mean_of_pre_update_losses() {
         .shuffle(false);
     let h = t.fit(&mut m, (&x, &y)).unwrap();
     assert_eq!(h.loss(), &[38.5]);
-    assert_eq!(t.evaluate(&mut m, (&x, &y)).unwrap()["loss"], 38.5);
+    assert_eq!(t.evaluate(&m, (&x, &y)).unwrap()["loss"], 38.5);
 }
 
 #[test]
@@ -517,7 +517,7 @@ fn fused_softmax_cross_entropy_gradient_through_the_model_matches_finite_differe
         .unwrap();
     let loss = Loss::categorical_crossentropy();
     let t = Trainer::new(Sgd::new(0.1), loss);
-    let l0 = t.evaluate(&mut m, (&x, &y)).unwrap()["loss"];
+    let l0 = t.evaluate(&m, (&x, &y)).unwrap()["loss"];
     // Gradient from one fused train step: run it on a copy with SGD lr = 1 ⇒ Δw = −g.
     let mut copy = m.clone();
     let before = copy.get_weights();
@@ -532,7 +532,7 @@ fn fused_softmax_cross_entropy_gradient_through_the_model_matches_finite_differe
                 let mut w = before.clone();
                 w[slot].as_slice_mut().unwrap()[i] += d;
                 m.set_weights(&w).unwrap();
-                t.evaluate(&mut m, (&x, &y)).unwrap()["loss"]
+                t.evaluate(&m, (&x, &y)).unwrap()["loss"]
             };
             let numeric = (f(1e-6) - f(-1e-6)) / 2e-6;
             assert!(
@@ -801,10 +801,8 @@ fn validation_data_is_scored_with_its_mask() {
         .shuffle(false)
         .validation_data(Data::new(&x.clone(), &y.clone()).mask(Some(&mask.clone())));
     let h = t.fit(&mut m, Data::new(&x, &y).mask(Some(&mask))).unwrap();
-    let masked = t
-        .evaluate(&mut m, Data::new(&x, &y).mask(Some(&mask)))
-        .unwrap()["loss"];
-    let unmasked = t.evaluate(&mut m, (&x, &y)).unwrap()["loss"];
+    let masked = t.evaluate(&m, Data::new(&x, &y).mask(Some(&mask))).unwrap()["loss"];
+    let unmasked = t.evaluate(&m, (&x, &y)).unwrap()["loss"];
     let reported = *h.val_loss().unwrap().last().unwrap();
     assert_eq!(reported, masked, "val_loss is the masked loss");
     assert!((unmasked - masked).abs() > 1e-3, "the mask matters here");

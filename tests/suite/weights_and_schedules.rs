@@ -26,19 +26,16 @@ fn the_weighted_loss_divides_by_the_number_of_entries_not_the_weights() {
     let x = array![[1.0], [2.0], [3.0]].into_dyn();
     let y = ArrayD::zeros(x.raw_dim());
     let w = array![2.0, 0.0, 1.0].into_dyn();
-    let mut m = dense_identity();
+    let m = dense_identity();
     let t = Trainer::new(Sgd::new(0.1), Loss::Mse);
     let logs = t
-        .evaluate(&mut m, Data::new(&x, &y).mask(None).sample_weight(Some(&w)))
+        .evaluate(&m, Data::new(&x, &y).mask(None).sample_weight(Some(&w)))
         .unwrap();
     assert_eq!(logs["loss"], 11.0 / 3.0);
     // [N, 1] is the same weighting.
     let w2 = array![[2.0], [0.0], [1.0]].into_dyn();
     let logs = t
-        .evaluate(
-            &mut m,
-            Data::new(&x, &y).mask(None).sample_weight(Some(&w2)),
-        )
+        .evaluate(&m, Data::new(&x, &y).mask(None).sample_weight(Some(&w2)))
         .unwrap();
     assert_eq!(logs["loss"], 11.0 / 3.0);
 }

@@ -206,7 +206,7 @@ impl<F: Float> Functional<F> {
     ) -> Result<Vec<Outputs<F>>> {
         self.check_masks(xs, masks)?;
         let pass = self.execute(&mut Access::Infer(&self.layers), xs, masks)?;
-        Ok(self.collect(pass, false))
+        Ok(self.collect(pass))
     }
 
     /// [`Error::Mask`] for a mask that does not fit its input.
@@ -259,7 +259,7 @@ impl<F: Float> Functional<F> {
         self.instances = instances;
         let pass = pass?;
         if mode == Mode::Infer {
-            return Ok(self.collect(pass, true));
+            return Ok(self.collect(pass));
         }
         let shapes = pass
             .values
@@ -271,17 +271,16 @@ impl<F: Float> Functional<F> {
             })
             .collect();
         self.cache = Some(Cache { shapes });
-        Ok(self.collect(pass, true))
+        Ok(self.collect(pass))
     }
 
-    /// The outputs of a pass; `with_logits`: the pass ran through `&mut self` and the
-    /// softmax/sigmoid output layers (or their call's copy) hold their logits.
-    fn collect(&self, pass: Pass<F>, with_logits: bool) -> Vec<Outputs<F>> {
+    /// The outputs of a pass, with the logits of softmax/sigmoid output layers.
+    fn collect(&self, pass: Pass<F>) -> Vec<Outputs<F>> {
         self.outputs
             .iter()
             .map(|&(n, o)| {
-                let logits = match (&self.nodes[n].op, with_logits, o) {
-                    (Op::Call { layer, .. }, true, 0) => matches!(
+                let logits = match (&self.nodes[n].op, o) {
+                    (Op::Call { layer, .. }, 0) => matches!(
                         self.layers[*layer].output_activation(),
                         Activation::Softmax | Activation::Sigmoid
                     )
