@@ -3,7 +3,7 @@
 //! [`Sequential`](crate::Sequential), [`Functional`](crate::Functional) and
 //! [`EchoStateNetwork`](crate::EchoStateNetwork) implement it; so can a user's own model.
 
-use super::ModelSpec;
+use super::{ModelSpec, Summary, SummaryRow};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -153,6 +153,41 @@ pub trait Model<F: Float>: Module<F> + Debug + Send + Sync {
     /// [`Model::state`], mutably.
     fn state_mut(&mut self) -> Option<&mut dyn ModelState<F>> {
         None
+    }
+
+    /// The model summary in Keras's layout (`Display` prints it). The default shows the
+    /// model as one row; rnnkit's models list their layers.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let esn = EsnConfig::new(20).density(0.5).build::<f64>(1)?;
+    /// let models: Vec<Box<dyn Model<f64>>> = vec![
+    ///     Box::new(Sequential::<f64>::new(&[3, 1]).push(GruConfig::new(2))?),
+    ///     Box::new(esn),
+    /// ];
+    /// for m in &models {
+    ///     assert!(m.summary().to_string().contains("Total params"));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    fn summary(&self) -> Summary {
+        let shapes: Vec<String> = self
+            .output_shapes()
+            .iter()
+            .map(|s| crate::layers::format_shape(s))
+            .collect();
+        Summary {
+            name: self.name().to_string(),
+            rows: vec![SummaryRow {
+                name: self.name().to_string(),
+                type_name: "Model".into(),
+                output_shape: shapes.join(", "),
+                params: self.param_count(),
+                connected_to: None,
+            }],
+            bytes_per_param: std::mem::size_of::<F>(),
+        }
     }
 
     /// Inference in batches of `batch_size` (Keras's `predict`): one array per output,

@@ -547,6 +547,9 @@ impl<F: Float> Model<F> for Sequential<F> {
     fn architecture(&self) -> Result<crate::model::Architecture> {
         self.spec().map(crate::model::Architecture::Sequential)
     }
+    fn summary(&self) -> Summary {
+        Sequential::summary(self)
+    }
     fn state(&self) -> Option<&dyn ModelState<F>> {
         Some(self)
     }

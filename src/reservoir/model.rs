@@ -84,6 +84,25 @@ impl<F: Float> Model<F> for EchoStateNetwork<F> {
         };
         Ok(vec![Outputs::new(self.run_batch(x, inputs.mask_at(0))?)])
     }
+    /// One row: the reservoir's and readout's weights (fixed or fitted by the ridge
+    /// solve, not trained by gradients).
+    fn summary(&self) -> crate::model::Summary {
+        let weights = self.w_in().len()
+            + self.reservoir().len()
+            + self.bias().len()
+            + self.readout().map_or(0, |r| r.len());
+        crate::model::Summary {
+            name: self.config().model_name().to_string(),
+            rows: vec![crate::model::SummaryRow {
+                name: self.config().model_name().to_string(),
+                type_name: "EchoStateNetwork".into(),
+                output_shape: crate::layers::format_shape(&self.shapes[1]),
+                params: weights,
+                connected_to: None,
+            }],
+            bytes_per_param: std::mem::size_of::<F>(),
+        }
+    }
     fn backward(&mut self, _: &[OutputGrads<'_, F>]) -> Result<Vec<ArrayD<F>>> {
         Err(Error::Unsupported {
             layer: self.config().model_name().to_string(),

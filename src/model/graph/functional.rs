@@ -665,6 +665,9 @@ impl<F: Float> Model<F> for Functional<F> {
     fn architecture(&self) -> Result<crate::model::Architecture> {
         self.spec_graph().map(crate::model::Architecture::Graph)
     }
+    fn summary(&self) -> crate::model::Summary {
+        Functional::summary(self)
+    }
     fn state(&self) -> Option<&dyn ModelState<F>> {
         Some(self)
     }
