@@ -91,7 +91,10 @@ impl<'a, F: Float> Inputs<'a, F> {
 impl<'a, F: Float> From<&'a [ArrayD<F>]> for Inputs<'a, F> {
     /// One tensor per array, as a model with several inputs takes them.
     fn from(xs: &'a [ArrayD<F>]) -> Self {
-        Inputs::list(&xs.iter().collect::<Vec<_>>())
+        Inputs {
+            xs: xs.iter().collect(),
+            ..Inputs::list(&[])
+        }
     }
 }
 

@@ -84,8 +84,8 @@ enum Access<'a, F: Float> {
     Train {
         layers: &'a mut Layers<F>,
         instances: &'a mut Vec<Option<Box<dyn Layer<F>>>>,
-        /// `Mode::Infer` through `&mut self`: no dropout, no cache, but the output layers
-        /// keep their logits (evaluation computes cross-entropy from them).
+        /// `Mode::Infer` through `&mut self` (a user's `forward` in inference mode): no
+        /// dropout, no cache.
         mode: Mode,
     },
     Infer(&'a Layers<F>),
