@@ -3,11 +3,15 @@
 //! ```text
 //! cargo run --release --example inspect -- FILE                  # summary, version, dtype
 //! cargo run --release --example inspect -- --write-sample FILE   # a small model to try it on
+//! cargo run --release --example inspect -- --write-sample FILE functional   # or esn
 //! ```
+//!
+//! Any rnnkit model file: a `Sequential`, a `Functional` graph or an echo state network,
+//! or a checkpoint of one, opened by the one call `AnyModel::load`.
 //!
 //! A file that does not load prints the loader's error and exits with status 1.
 
-use ndarray::Array3;
+use ndarray::{Array2, Array3};
 use rnnkit::prelude::*;
 use std::process::ExitCode;
 
@@ -20,9 +24,14 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["--write-sample", path] => write_sample(path),
+        ["--write-sample", path, "sequential"] => write_sample(path),
+        ["--write-sample", path, "functional"] => write_graph_sample(path),
+        ["--write-sample", path, "esn"] => write_esn_sample(path),
         [path] if !path.starts_with("--") => inspect(path),
         _ => {
-            eprintln!("usage: inspect FILE | inspect --write-sample FILE");
+            eprintln!(
+                "usage: inspect FILE | inspect --write-sample FILE [sequential|functional|esn]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -37,12 +46,11 @@ fn main() -> ExitCode {
 
 fn inspect(path: &str) -> Result<(), rnnkit::Error> {
     let info = FileInfo::read(path)?;
-    let summary = if info.dtype == "F64" {
-        Sequential::<f64>::load(path)?.summary().to_string()
-    } else {
-        Sequential::<f32>::load(path)?.summary().to_string()
-    };
+    // An f32 file opens as f64 exactly, so one float type shows every file.
+    let summary = AnyModel::<f64>::load(path)?.summary().to_string();
+    let model_type = info.architecture.model_type();
     println!("{path}");
+    println!("model type {model_type}");
     println!(
         "format version {}, dtype {}, written by rnnkit {}",
         info.format_version,
@@ -61,7 +69,7 @@ fn inspect(path: &str) -> Result<(), rnnkit::Error> {
         println!("  {name:<45} {shape:?}");
     }
     println!(
-        "result: dtype={} tensors={} scalars={}",
+        "result: model_type={model_type} dtype={} tensors={} scalars={}",
         info.dtype,
         info.tensors.len(),
         info.tensors
@@ -98,5 +106,35 @@ fn write_sample(path: &str) -> Result<(), rnnkit::Error> {
         "predictions on a sample batch: {:?}",
         y.iter().collect::<Vec<_>>()
     );
+    Ok(())
+}
+
+/// A graph model: a GRU encoder whose final state feeds a Dense.
+fn write_graph_sample(path: &str) -> Result<(), rnnkit::Error> {
+    let mut g = Graph::<f32>::new(0);
+    let x = g.input("x", &[Some(6), Some(3)])?;
+    let enc = g.rnn(&GruConfig::new(4).name("encoder"), x).call()?;
+    let y = g.apply(&DenseConfig::new(1), enc.states[0])?;
+    let model = g.build(&[x], &[y])?;
+    model.save(path)?;
+    println!("wrote {path}: {} parameters", model.param_count());
+    Ok(())
+}
+
+/// A fitted echo state network: reservoir, readout and state.
+fn write_esn_sample(path: &str) -> Result<(), rnnkit::Error> {
+    let s = Array2::from_shape_fn((200, 1), |(t, _)| (t as f32 * 0.1).sin());
+    let mut esn = EsnConfig::new(20)
+        .density(0.5)
+        .washout(20)
+        .build::<f32>(1)?;
+    esn.fit(&s, &s.mapv(|v| v * v))?;
+    esn.save(path)?;
+    let scalars = esn.w_in().len()
+        + esn.reservoir().len()
+        + esn.bias().len()
+        + esn.units()
+        + esn.readout().map_or(0, |r| r.len());
+    println!("wrote {path}: {scalars} scalars (weights and state)");
     Ok(())
 }

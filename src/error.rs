@@ -201,14 +201,6 @@ pub enum FileError {
     /// The architecture JSON does not describe a valid model.
     #[error("architecture: {0}")]
     Architecture(String),
-    /// The file's float type is not the one asked for (and conversion was not requested).
-    #[error("the file holds {found} weights but an {expected} model was asked for; use `load_converted` to convert")]
-    Dtype {
-        /// The model's float type.
-        expected: &'static str,
-        /// The file's float type.
-        found: String,
-    },
     /// A tensor the architecture needs is not in the file.
     #[error("tensor `{0}` is missing")]
     MissingTensor(String),

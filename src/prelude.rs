@@ -1,9 +1,9 @@
 //! Everything a model needs, in one import: `use rnnkit::prelude::*;` (with
 //! `rnnkit::ndarray` for the arrays). Layers and their configurations, the models, the
 //! trainer with its optimizers, losses, schedules and callbacks, decoding, echo state
-//! networks, and Keras's data one-liners.
+//! networks, model files (save, load, inspect), and Keras's data one-liners.
 
-pub use crate::io::FileInfo;
+pub use crate::io::{AnyModel, FileInfo, Load, Save};
 pub use crate::layers::{
     AdditiveAttentionConfig, AttentionConfig, Bidirectional, BidirectionalConfig, Dense,
     DenseConfig, Dim, DropoutConfig, Embedding, EmbeddingConfig, GlobalAveragePooling1DConfig, Gru,

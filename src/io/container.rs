@@ -100,35 +100,6 @@ impl<'a> Container<'a> {
             .map_or("Sequential", String::as_str)
     }
 
-    /// Refuses a file holding another model type, naming the loader to use.
-    pub(crate) fn expect_model(&self, want: &str) -> std::result::Result<(), FileError> {
-        let found = self.model_type();
-        if found != want {
-            return Err(FileError::Architecture(format!(
-                "the file holds a {found} model, not a {want} one: load it with {found}::load"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Refuses a file of another float type unless converting.
-    pub(crate) fn check_dtype<F: Float>(
-        &self,
-        convert: bool,
-    ) -> std::result::Result<(), FileError> {
-        if !convert && dtype_of::<F>() != format!("{:?}", self.dtype) {
-            return Err(FileError::Dtype {
-                expected: if dtype_of::<F>() == "F64" {
-                    "f64"
-                } else {
-                    "f32"
-                },
-                found: format!("{:?}", self.dtype).to_lowercase(),
-            });
-        }
-        Ok(())
-    }
-
     /// Number of scalars the file holds: the budget every size the architecture implies
     /// must fit in before anything is allocated.
     pub(crate) fn scalars(&self) -> usize {

@@ -1,8 +1,9 @@
 //! Keras models as JSON (configuration + weights): the form of the Keras fixtures and of
 //! `tools/keras_export.py --json`.
 
+use super::header::build_checked;
 use super::spec::parse_layer_spec;
-use super::{build_checked, bytes_error};
+use super::write::bytes_error;
 use crate::error::{FileError, Result};
 use crate::float::Float;
 use crate::layers::LayerSpec;

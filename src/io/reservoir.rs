@@ -3,33 +3,23 @@
 //! `{"input_dim": F, "config": {...EsnConfig}}`, and the tensors `W_in` `[F, N]`, `W`
 //! `[N, N]` (rescaled), `b` `[N]`, `state` `[N]` and, once fitted, `W_out` `[1 + F + N, O]`.
 
-use super::{bytes_error, file_error, read_file, write_atomic, Container, Writer};
+use super::header::Header;
+use super::spec::EsnArchitecture;
+use super::{sealed::Decode, Save, Writer};
 use crate::error::{FileError, Result};
 use crate::float::Float;
-use crate::reservoir::{EchoStateNetwork, EsnConfig, Reservoir};
+use crate::model::Architecture;
+use crate::reservoir::{EchoStateNetwork, Reservoir};
 use ndarray::{Ix1, Ix2};
-use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 /// The `model_type` metadata value of an echo state network file.
 const MODEL_TYPE: &str = "EchoStateNetwork";
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Architecture {
-    input_dim: usize,
-    config: EsnConfig,
-}
-
-impl<F: Float> EchoStateNetwork<F> {
-    /// The network as a model file's bytes (see the [format](crate::io)).
-    ///
-    /// # Errors
-    /// [`Error::File`](crate::Error::File) when a weight or the state is not finite.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+impl<F: Float> Save for EchoStateNetwork<F> {
+    fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut w = Writer::<F>::new();
         w.meta("model_type", MODEL_TYPE.into());
-        let arch = Architecture {
+        let arch = EsnArchitecture {
             input_dim: self.input_dim(),
             config: self.config().clone(),
         };
@@ -46,69 +36,17 @@ impl<F: Float> EchoStateNetwork<F> {
         }
         w.finish()
     }
+}
 
-    /// Saves the network (reservoir, readout and state) to one safetensors file,
-    /// atomically.
-    ///
-    /// ```
-    /// use rnnkit::{EchoStateNetwork, EsnConfig};
-    /// use rnnkit::ndarray::Array2;
-    /// # fn main() -> Result<(), rnnkit::Error> {
-    /// let x = Array2::from_shape_fn((200, 1), |(t, _)| (t as f64 * 0.1).sin());
-    /// let mut esn = EsnConfig::new(20).density(0.5).washout(20).build::<f64>(1)?;
-    /// esn.fit(&x, &x.mapv(|v| v * v))?;
-    /// let path = std::env::temp_dir().join("rnnkit-doc-esn.safetensors");
-    /// esn.save(&path)?;
-    /// let mut loaded = EchoStateNetwork::<f64>::load(&path)?;
-    /// assert_eq!(loaded.run(&x)?, esn.run(&x)?);
-    /// # std::fs::remove_file(&path).ok();
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// As [`EchoStateNetwork::to_bytes`]; [`Error::Io`](crate::Error::Io) when the file
-    /// cannot be written (a previous file at `path` is then left as it was).
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        write_atomic(path.as_ref(), &self.to_bytes()?)
-    }
-
-    /// Loads a network saved by [`EchoStateNetwork::save`] (the float type must match).
-    ///
-    /// # Errors
-    /// [`Error::Io`](crate::Error::Io) when the file cannot be read;
-    /// [`Error::File`](crate::Error::File) naming what is wrong otherwise.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let bytes = read_file(path)?;
-        Self::decode(&bytes).map_err(|e| file_error(path, e))
-    }
-
-    /// [`EchoStateNetwork::load`] from bytes in memory; never panics, whatever the bytes.
-    ///
-    /// # Errors
-    /// [`Error::File`](crate::Error::File) naming what is wrong.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        Self::decode(bytes).map_err(bytes_error)
-    }
-
-    fn decode(bytes: &[u8]) -> std::result::Result<Self, FileError> {
-        let c = Container::open(bytes)?;
-        c.expect_model(MODEL_TYPE)?;
-        c.check_dtype::<F>(false)?;
-        let arch: Architecture = c
-            .meta
-            .get("architecture")
-            .ok_or(FileError::Metadata {
-                key: "architecture",
-                reason: "missing".into(),
-            })
-            .and_then(|a| {
-                serde_json::from_str(a).map_err(|e| FileError::Metadata {
-                    key: "architecture",
-                    reason: e.to_string(),
-                })
-            })?;
-        let (f, config) = (arch.input_dim, arch.config);
+impl<F: Float> Decode for EchoStateNetwork<F> {
+    fn decode(
+        header: &Header<'_>,
+        _extra: &dyn Fn(&str) -> bool,
+    ) -> std::result::Result<Self, FileError> {
+        let Architecture::EchoStateNetwork { input_dim, config } = &header.architecture else {
+            return Err(header.wrong_type(MODEL_TYPE));
+        };
+        let (f, config, c) = (*input_dim, config.clone(), &header.c);
         config
             .check(f)
             .map_err(|e| FileError::Architecture(e.to_string()))?;

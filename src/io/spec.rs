@@ -1,9 +1,11 @@
-//! Reading a model's architecture JSON: the layer types are checked first, so an unknown one
+//! Reading a model's architecture JSON (a stack, a graph, a reservoir): the layer types are checked first, so an unknown one
 //! is named as such (serde alone would only say "unknown variant").
 
 use crate::error::FileError;
 use crate::layers::{LayerSpec, LAYER_TYPES};
-use crate::model::ModelSpec;
+use crate::model::{Architecture, GraphSpec, ModelSpec};
+use crate::reservoir::EsnConfig;
+use serde::{Deserialize, Serialize};
 
 /// Parses architecture JSON, naming an unknown layer type as such (serde would only say
 /// "unknown variant").
@@ -47,4 +49,39 @@ pub(crate) fn check_layer_type(spec: &serde_json::Value) -> std::result::Result<
         cur = spec.get("config").and_then(|c| c.get("layer"));
     }
     Ok(())
+}
+
+/// Parses a graph model's architecture JSON, naming an unknown layer type as such.
+pub(crate) fn parse_graph_spec(json: &str) -> std::result::Result<GraphSpec, FileError> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| FileError::Architecture(e.to_string()))?;
+    for node in value
+        .get("nodes")
+        .and_then(|n| n.as_array())
+        .into_iter()
+        .flatten()
+    {
+        check_layer_type(node)?;
+    }
+    serde_json::from_value(value).map_err(|e| FileError::Architecture(e.to_string()))
+}
+
+/// An echo state network's architecture as its file stores it.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EsnArchitecture {
+    pub(crate) input_dim: usize,
+    pub(crate) config: EsnConfig,
+}
+
+/// Parses an echo state network's architecture JSON.
+pub(crate) fn parse_esn_spec(json: &str) -> std::result::Result<Architecture, FileError> {
+    let a: EsnArchitecture = serde_json::from_str(json).map_err(|e| FileError::Metadata {
+        key: "architecture",
+        reason: e.to_string(),
+    })?;
+    Ok(Architecture::EchoStateNetwork {
+        input_dim: a.input_dim,
+        config: a.config,
+    })
 }

@@ -32,6 +32,34 @@ pub enum Architecture {
     Sequential(ModelSpec),
     /// A graph model.
     Graph(crate::model::GraphSpec),
+    /// An echo state network: its configuration and input width (the reservoir's weights
+    /// are drawn from them, or read from the file).
+    EchoStateNetwork {
+        /// Features per input step.
+        input_dim: usize,
+        /// The reservoir and readout settings.
+        config: crate::reservoir::EsnConfig,
+    },
+}
+
+impl Architecture {
+    /// The model type, as files record it: `"Sequential"`, `"Functional"` or
+    /// `"EchoStateNetwork"`.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let seq = Sequential::<f32>::new(&[3, 1]).push(GruConfig::new(4))?;
+    /// assert_eq!(seq.architecture()?.model_type(), "Sequential");
+    /// # Ok(()) }
+    /// ```
+    pub fn model_type(&self) -> &'static str {
+        match self {
+            Architecture::Sequential(_) => "Sequential",
+            Architecture::Graph(_) => "Functional",
+            Architecture::EchoStateNetwork { .. } => "EchoStateNetwork",
+        }
+    }
 }
 
 /// A trainable model: what [`Trainer`](crate::Trainer) trains, evaluates and predicts, and
@@ -419,6 +447,6 @@ pub(crate) fn has_stateful_layer(arch: Result<Architecture>) -> bool {
             .nodes
             .iter()
             .any(|n| matches!(&n.layer, crate::model::graph::NodeLayer::New(l) if l.is_stateful())),
-        Err(_) => false,
+        Ok(Architecture::EchoStateNetwork { .. }) | Err(_) => false,
     }
 }

@@ -103,6 +103,12 @@ impl<F: Float> Model<F> for EchoStateNetwork<F> {
             bytes_per_param: std::mem::size_of::<F>(),
         }
     }
+    fn architecture(&self) -> Result<crate::model::Architecture> {
+        Ok(crate::model::Architecture::EchoStateNetwork {
+            input_dim: self.input_dim(),
+            config: self.config().clone(),
+        })
+    }
     fn backward(&mut self, _: &[OutputGrads<'_, F>]) -> Result<Vec<ArrayD<F>>> {
         Err(Error::Unsupported {
             layer: self.config().model_name().to_string(),

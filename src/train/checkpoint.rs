@@ -5,8 +5,11 @@ use super::optim::Optimizer;
 use super::trainer::{fingerprint, Trainer};
 use crate::error::{FileError, Result};
 use crate::float::Float;
-use crate::io::{self, CheckpointInfo, Header, Writer, OPTIMIZER_PREFIX};
-use crate::model::{Functional, Model, Sequential};
+use crate::io::sealed::Decode;
+use crate::io::{self, AnyModel, CheckpointInfo, Header, Writer, OPTIMIZER_PREFIX};
+use crate::model::Model;
+#[cfg(doc)]
+use crate::model::Sequential;
 use std::path::{Path, PathBuf};
 
 /// Saves training checkpoints during [`Trainer::fit`](crate::Trainer::fit): the model, the
@@ -100,7 +103,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// [`crate::io`]), atomically. [`Trainer::resume`] continues from it bit for bit.
     ///
     /// # Errors
-    /// As [`Sequential::save`].
+    /// As [`Save::save`](crate::io::Save::save).
     pub fn save_checkpoint(
         &self,
         model: &dyn Model<F>,
@@ -129,9 +132,12 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     }
 
     /// Loads a checkpoint written by [`Trainer::save_checkpoint`] (or the
-    /// [`ModelCheckpoint`] callback): returns the model and restores this trainer's
-    /// optimizer state, epoch count and shuffle seed, so the next `fit` continues exactly
-    /// where the saved run stopped. The trainer's optimizer must be of the same kind.
+    /// [`ModelCheckpoint`] callback): returns the model, whichever type it is (a
+    /// [`Sequential`] or a [`Functional`](crate::Functional), as an [`AnyModel`]: a
+    /// [`Model`] to `fit` on, or `match` it for the concrete type), and restores this
+    /// trainer's optimizer state, epoch count and shuffle seed, so the next `fit` continues
+    /// exactly where the saved run stopped. The trainer's optimizer must be of the same
+    /// kind.
     ///
     /// ```
     /// use rnnkit::prelude::*;
@@ -158,46 +164,18 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// # Errors
     /// [`Error::Io`](crate::Error::Io); [`Error::File`](crate::Error::File) for an invalid file, a model file that is not a
     /// checkpoint, another optimizer, or state that does not fit the model.
-    pub fn resume(&mut self, path: impl AsRef<std::path::Path>) -> Result<Sequential<F>> {
+    pub fn resume(&mut self, path: impl AsRef<std::path::Path>) -> Result<AnyModel<F>> {
         let path = path.as_ref();
         let bytes = io::read_file(path)?;
         self.restore(&bytes).map_err(|e| io::file_error(path, e))
     }
 
-    fn restore(&mut self, bytes: &[u8]) -> std::result::Result<Sequential<F>, FileError> {
+    fn restore(&mut self, bytes: &[u8]) -> std::result::Result<AnyModel<F>, FileError> {
         let header = Header::parse(bytes)?;
         let info = self.check_info(header.checkpoint.clone())?;
-        let mut model = header.model::<F>(false, &|n| n.starts_with(OPTIMIZER_PREFIX))?;
+        let mut model = AnyModel::decode(&header, &|n| n.starts_with(OPTIMIZER_PREFIX))?;
         restore_streams(&mut model, &info)?;
         self.restore_state(&header.c, info, &model)?;
-        Ok(model)
-    }
-
-    /// [`Trainer::resume`] for a checkpoint of a graph model
-    /// ([`Functional`](crate::Functional)), trained with list data.
-    ///
-    /// # Errors
-    /// As [`Trainer::resume`].
-    pub fn resume_graph(&mut self, path: impl AsRef<std::path::Path>) -> Result<Functional<F>> {
-        let path = path.as_ref();
-        let bytes = io::read_file(path)?;
-        self.restore_graph(&bytes)
-            .map_err(|e| io::file_error(path, e))
-    }
-
-    fn restore_graph(&mut self, bytes: &[u8]) -> std::result::Result<Functional<F>, FileError> {
-        let c = io::Container::open(bytes)?;
-        let info = match c.meta.get("checkpoint") {
-            None => None,
-            Some(s) => Some(
-                serde_json::from_str(s)
-                    .map_err(|e| FileError::Checkpoint(format!("metadata: {e}")))?,
-            ),
-        };
-        let info = self.check_info(info)?;
-        let mut model = Functional::from_container(&c, &|n| n.starts_with(OPTIMIZER_PREFIX))?;
-        restore_streams(&mut model, &info)?;
-        self.restore_state(&c, info, &model)?;
         Ok(model)
     }
 
@@ -208,7 +186,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     ) -> std::result::Result<CheckpointInfo, FileError> {
         let info = info.ok_or_else(|| {
             FileError::Checkpoint(
-                "a model file without training state; use Sequential::load".into(),
+                "a model file without training state; load it with Load::load".into(),
             )
         })?;
         // Every epoch takes at least one step; beyond 2^53 steps the count loses integers.

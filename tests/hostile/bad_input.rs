@@ -351,7 +351,7 @@ fn set_weights_refuses_non_finite_values_and_changes_nothing() {
 }
 
 #[test]
-fn an_f64_value_beyond_f32_is_refused_when_converting() {
+fn an_f64_value_beyond_f32_is_refused_by_an_f32_model() {
     let mut m = Sequential::<f64>::new(&[2])
         .push(DenseConfig::new(1))
         .unwrap();
@@ -361,14 +361,14 @@ fn an_f64_value_beyond_f32_is_refused_when_converting() {
     ])
     .unwrap();
     let bytes = m.to_bytes().unwrap();
-    match Sequential::<f32>::from_bytes_converted(&bytes) {
+    match Sequential::<f32>::from_bytes(&bytes) {
         Err(Error::File {
             error: FileError::NonFinite { .. },
             ..
         }) => {}
         other => panic!("expected NonFinite, got {other:?}"),
     }
-    assert!(Sequential::<f64>::from_bytes_converted(&bytes).is_ok());
+    assert!(Sequential::<f64>::from_bytes(&bytes).is_ok());
 }
 
 #[test]

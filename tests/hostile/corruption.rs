@@ -330,7 +330,8 @@ fn random_mutations_never_panic() {
             }
             Err(_) => err += 1,
         }
-        let _ = Sequential::<f64>::from_bytes_converted(&b);
+        let _ = Sequential::<f64>::from_bytes(&b);
+        let _ = AnyModel::<f32>::from_bytes(&b);
         let _ = rnnkit::io::FileInfo::from_bytes(&b);
     }
     assert!(err > 3000, "{ok} loaded, {err} refused");
@@ -461,7 +462,7 @@ fn random_mutations_of_a_checkpoint_never_panic() {
                     let _ = m.predict(Inputs::new(&x), 4).map(|mut p| p.remove(0));
                 })
             } else {
-                fresh.resume_graph(&path).map(|m| {
+                fresh.resume(&path).map(|m| {
                     let _ = m.infer(Inputs::from(&[ids.clone(), dec.clone()]));
                 })
             };

@@ -231,7 +231,7 @@ fn resume_refuses_what_does_not_fit() {
     t.fit(&mut m, (&x, &y)).unwrap();
     t.save_checkpoint(&m, &ckpt).unwrap();
 
-    let err = |r: Result<Sequential<f32>, Error>| match r {
+    let err = |r: Result<AnyModel<f32>, Error>| match r {
         Err(Error::File { error, .. }) => error,
         other => panic!("expected a file error, got {other:?}"),
     };

@@ -351,6 +351,42 @@ fn inspect_prints_a_sample_file_and_refuses_garbage_with_exit_1() {
     let r = result("inspect", &stdout);
     assert_eq!(r["dtype"], "F32");
     assert_eq!(nums(&r, "scalars"), [written], "{r:?}");
+    assert_eq!(r["model_type"], "Sequential");
+
+    // Every model type opens: a graph and an echo state network (no longer refused).
+    for (kind, model_type, row) in [
+        ("functional", "Functional", "encoder (GRU)"),
+        ("esn", "EchoStateNetwork", "W_out"),
+    ] {
+        let file = dir.join(format!("{kind}.safetensors"));
+        let out = Command::new(example("inspect"))
+            .arg("--write-sample")
+            .arg(&file)
+            .arg(kind)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new(example("inspect"))
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{kind}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("model type {model_type}")),
+            "{stdout}"
+        );
+        assert!(stdout.contains(row), "{row} missing from:\n{stdout}");
+        assert_eq!(result("inspect", &stdout)["model_type"], model_type);
+    }
 
     let garbage = dir.join("garbage.safetensors");
     std::fs::write(&garbage, b"\x10\0\0\0\0\0\0\0{\"a\": 1}        ").unwrap();

@@ -177,7 +177,7 @@ fn a_graph_checkpoint_resumes_bit_for_bit() -> Result<(), Error> {
     ));
     first.save_checkpoint(&model, &path)?;
     let mut again = t();
-    let mut resumed = again.resume_graph(&path)?;
+    let mut resumed = again.resume(&path)?;
     assert_eq!(again.epochs_done(), 2);
     again.fit(&mut resumed, Data::list(&xs, std::slice::from_ref(&y)))?;
     first.fit(&mut model, Data::list(&xs, std::slice::from_ref(&y)))?;

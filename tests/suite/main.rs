@@ -16,6 +16,7 @@ mod embedding;
 mod errors;
 mod esn;
 mod examples;
+mod files;
 mod format_v1;
 mod gradcheck;
 mod graph;

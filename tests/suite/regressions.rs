@@ -538,18 +538,15 @@ fn messages_name_what_was_passed() -> Result<(), Error> {
 
 #[test]
 fn a_functional_file_converts_its_float_type_as_a_sequential_one_does() -> Result<(), Error> {
-    // The dtype error recommended a `load_converted` that Functional lacked.
+    // The dtype error recommended a `load_converted` that Functional lacked; since 0.2 every
+    // loader converts.
     let mut g = Graph::<f32>::new(2);
     let x = g.input("x", &[Some(4), Some(3)])?;
     let h = g.apply(&GruConfig::new(3), x)?;
     let y = g.apply(&DenseConfig::new(2), h)?;
     let m32 = g.build(&[x], &[y])?;
     let bytes = m32.to_bytes()?;
-    let e = Functional::<f64>::from_bytes(&bytes)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("load_converted"), "{e}");
-    let m64 = Functional::<f64>::from_bytes_converted(&bytes)?;
+    let m64 = Functional::<f64>::from_bytes(&bytes)?;
     let input = Array3::from_shape_fn((2, 4, 3), |(b, t, f)| ((b + t + f) as f32 * 0.3).sin());
     let want = m32.infer(Inputs::from(&[input.clone().into_dyn()]))?[0]
         .output
@@ -564,7 +561,7 @@ fn a_functional_file_converts_its_float_type_as_a_sequential_one_does() -> Resul
         "{want} vs {got}"
     );
     // And back: f64 -> f32 rounds.
-    let back = Functional::<f32>::from_bytes_converted(&m64.to_bytes()?)?;
+    let back = Functional::<f32>::from_bytes(&m64.to_bytes()?)?;
     assert_eq!(back.get_weights(), m32.get_weights());
     Ok(())
 }

@@ -1,0 +1,27 @@
+//! `Sequential` models in the model-file format.
+
+use super::header::{build_checked, load_weights, Header};
+use super::{sealed::Decode, Save, Writer};
+use crate::error::{FileError, Result};
+use crate::float::Float;
+use crate::model::{Architecture, Sequential};
+
+impl<F: Float> Save for Sequential<F> {
+    fn to_bytes(&self) -> Result<Vec<u8>> {
+        Writer::model(self)?.finish()
+    }
+}
+
+impl<F: Float> Decode for Sequential<F> {
+    fn decode(
+        header: &Header<'_>,
+        extra: &dyn Fn(&str) -> bool,
+    ) -> std::result::Result<Self, FileError> {
+        let Architecture::Sequential(spec) = &header.architecture else {
+            return Err(header.wrong_type("Sequential"));
+        };
+        let mut model = build_checked::<F>(spec, header.c.scalars())?;
+        load_weights(&header.c, &mut model, extra)?;
+        Ok(model)
+    }
+}
