@@ -189,7 +189,7 @@ impl<F: Float> Param<F> {
 /// ```
 /// use rnnkit::prelude::*;
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let mut dense = DenseConfig::new(2).init::<f64>(3, &mut seeded_rng(0))?;
+/// let mut dense = DenseConfig::new(2).build::<f64>(3, &mut seeded_rng(0))?;
 /// assert_eq!(dense.param_count(), 3 * 2 + 2);
 /// let mut w = dense.get_weights();
 /// w[1].fill(0.5); // the bias

@@ -3,7 +3,7 @@
 use super::gru::GruConfig;
 use super::lstm::LstmConfig;
 use super::recurrent::{
-    seq_input, CellConfig, Recurrent, RecurrentConfig, RecurrentLayer, RecurrentLayerConfig,
+    build_recurrent, seq_input, Recurrent, RecurrentLayer, RecurrentLayerConfig,
 };
 use super::simple_rnn::SimpleRnnConfig;
 use super::spec::take_key;
@@ -83,7 +83,7 @@ impl std::str::FromStr for MergeMode {
 /// ```
 /// use rnnkit::prelude::*;
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let mut bi = BidirectionalConfig::new(LstmConfig::new(8)).init::<f64>(2, &mut seeded_rng(0))?;
+/// let mut bi = BidirectionalConfig::new(LstmConfig::new(8)).build::<f64>(2, &mut seeded_rng(0))?;
 /// assert_eq!(bi.param_count(), 704);
 /// let x = rnnkit::ndarray::Array3::<f64>::zeros((3, 5, 2)).into_dyn();
 /// let y = bi.forward(Inputs::new(&x))?.output;
@@ -104,7 +104,7 @@ pub struct Bidirectional<F: Float, L> {
 
 /// The layer a recurrent layer configuration `L` builds for element type `F` (`Lstm<F>` for
 /// `LstmConfig`).
-pub type LayerOf<L, F> = Recurrent<<<L as RecurrentLayerConfig>::Options as CellConfig>::Cell<F>>;
+pub type LayerOf<L, F> = Recurrent<<L as RecurrentLayerConfig>::Cell<F>>;
 
 /// Configuration of a [`Bidirectional`] layer around a recurrent layer configuration.
 ///
@@ -146,13 +146,13 @@ impl<L: RecurrentLayerConfig> BidirectionalConfig<L> {
     ///
     /// # Errors
     /// As the wrapped layer's `init`.
-    pub fn init<F: Float>(
+    pub fn build<F: Float>(
         &self,
         input_dim: usize,
         rng: &mut StdRng,
     ) -> Result<Bidirectional<F, LayerOf<L, F>>> {
-        let forward = self.layer.as_ref().init::<F>(input_dim, rng)?;
-        let backward = self.layer.as_ref().init::<F>(input_dim, rng)?;
+        let forward = build_recurrent::<L, F>(&self.layer, input_dim, rng)?;
+        let backward = build_recurrent::<L, F>(&self.layer, input_dim, rng)?;
         let mut bi = Bidirectional::from_pair(forward, backward, self.merge_mode)?;
         if let Some(n) = &self.name {
             bi.name = n.clone();
@@ -172,7 +172,7 @@ impl<F: Float, L: RecurrentLayerConfig> LayerConfig<F> for BidirectionalConfig<L
                 reason: "merge_mode None gives two outputs, which a Sequential model cannot carry; use Bidirectional::forward_both".into(),
             });
         }
-        Ok(Box::new(self.init::<F>(f, rng)?))
+        Ok(Box::new(BidirectionalConfig::build::<F>(self, f, rng)?))
     }
     fn name(&self) -> Option<&str> {
         self.name.as_deref()
@@ -212,7 +212,7 @@ fn plain_spec(spec: Option<LayerSpec>) -> Option<LayerSpec> {
     let mut spec = spec?;
     macro_rules! plain {
         ($c:expr) => {{
-            let c = $c.as_mut();
+            let c = $c;
             c.name = None;
             c.go_backwards = false;
             c.zero_output_for_mask = false;
@@ -413,9 +413,11 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
             mut layer: L,
             bi: (&str, &str, MergeMode),
         ) -> BidirectionalSpec {
-            layer.as_mut().name = Some(bi.1.to_string());
-            layer.as_mut().zero_output_for_mask = false;
-            L::Options::bidirectional_spec(BidirectionalConfig {
+            layer.set_layer_name(Some(bi.1.to_string()));
+            let mut o = layer.sequence();
+            o.zero_output_for_mask = false;
+            layer.set_sequence(o);
+            L::bidirectional_spec(BidirectionalConfig {
                 layer,
                 merge_mode: bi.2,
                 name: Some(bi.0.to_string()),
@@ -670,7 +672,7 @@ impl BidirectionalSpec {
 
     /// Units of the wrapped layer.
     pub(crate) fn units(&self) -> usize {
-        each_config!(self, c => c.layer.as_ref().cell.units())
+        each_config!(self, c => c.layer.units)
     }
 }
 
@@ -683,7 +685,7 @@ impl<L: RecurrentLayerConfig> Serialize for BidirectionalConfig<L> {
         m.serialize_entry("merge_mode", &self.merge_mode)?;
         m.serialize_entry(
             "layer",
-            &serde_json::json!({ "layer": L::Options::TYPE_NAME, "config": self.layer.as_ref() }),
+            &serde_json::json!({ "layer": L::TYPE_NAME, "config": &self.layer }),
         )?;
         m.end()
     }
@@ -722,10 +724,9 @@ impl<'de> Deserialize<'de> for BidirectionalSpec {
             name: Option<String>,
             merge_mode: MergeMode,
         ) -> std::result::Result<BidirectionalConfig<L>, E> {
-            let layer: RecurrentConfig<L::Options> =
-                serde_json::from_value(config).map_err(E::custom)?;
+            let layer: L = serde_json::from_value(config).map_err(E::custom)?;
             Ok(BidirectionalConfig {
-                layer: layer.into(),
+                layer,
                 merge_mode,
                 name,
             })

@@ -15,7 +15,7 @@ use ndarray::{Array2, ArrayD};
 /// use rnnkit::prelude::*;
 /// use rnnkit::ndarray::{Array2, Array3};
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let mut gru = GruConfig::new(3).init::<f64>(2, &mut seeded_rng(0))?;
+/// let mut gru = GruConfig::new(3).build::<f64>(2, &mut seeded_rng(0))?;
 /// let x = Array3::from_elem((1, 4, 2), 0.5).into_dyn();
 /// let h0 = [Array2::from_elem((1, 3), 0.1)];
 /// let out = gru.forward(Inputs::new(&x).states(&h0).mode(Mode::Train))?;

@@ -26,7 +26,7 @@ use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn, Zip};
 /// ```
 /// use rnnkit::prelude::*;
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let mut d = DenseConfig::new(2).activation(Activation::Softmax).init::<f64>(3, &mut seeded_rng(0))?;
+/// let mut d = DenseConfig::new(2).activation(Activation::Softmax).build::<f64>(3, &mut seeded_rng(0))?;
 /// let x = rnnkit::ndarray::Array2::<f64>::ones((4, 3)).into_dyn();
 /// let y = d.forward(Inputs::new(&x))?.output;
 /// assert!((y.sum() - 4.0).abs() < 1e-12); // each row sums to 1
@@ -106,7 +106,7 @@ impl DenseConfig {
     ///
     /// # Errors
     /// [`Error::Config`] for zero units or zero input features.
-    pub fn init<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<Dense<F>> {
+    pub fn build<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Result<Dense<F>> {
         let name = self.name.clone().unwrap_or_else(|| "dense".into());
         positive(&name, "units", self.units)?;
         positive(&name, "input_dim", input_dim)?;
@@ -132,7 +132,9 @@ impl<F: Float> LayerConfig<F> for DenseConfig {
     fn build(&self, input: &[Dim], rng: &mut StdRng) -> Result<Box<dyn Layer<F>>> {
         let name = self.name.clone().unwrap_or_else(|| "dense".into());
         match input.last() {
-            Some(Some(f)) if input.len() <= 2 => Ok(Box::new(self.init::<F>(*f, rng)?)),
+            Some(Some(f)) if input.len() <= 2 => {
+                Ok(Box::new(DenseConfig::build::<F>(self, *f, rng)?))
+            }
             _ => Err(super::wrong_input(
                 &name,
                 "Dense needs [batch, features] or [batch, steps, features] with known features",

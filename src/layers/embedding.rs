@@ -98,7 +98,7 @@ impl EmbeddingConfig {
     /// # Errors
     /// [`Error::Config`] for a zero `input_dim` or `output_dim`, or a table too large to
     /// allocate.
-    pub fn init<F: Float>(&self, rng: &mut StdRng) -> Result<Embedding<F>> {
+    pub fn build<F: Float>(&self, rng: &mut StdRng) -> Result<Embedding<F>> {
         let name = self.name.clone().unwrap_or_else(|| "embedding".into());
         positive(&name, "input_dim", self.input_dim)?;
         positive(&name, "output_dim", self.output_dim)?;
@@ -123,7 +123,7 @@ impl<F: Float> LayerConfig<F> for EmbeddingConfig {
             let name = self.name.clone().unwrap_or_else(|| "embedding".into());
             return Err(super::wrong_input(&name, READS, input));
         }
-        Ok(Box::new(self.init::<F>(rng)?))
+        Ok(Box::new(EmbeddingConfig::build::<F>(self, rng)?))
     }
     fn name(&self) -> Option<&str> {
         self.name.as_deref()

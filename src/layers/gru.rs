@@ -2,10 +2,11 @@
 
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
-use super::recurrent::recurrent_layer_config;
+use super::recurrent::config::{sigmoid, tanh, yes, NoReturnState};
 use super::recurrent::{avx2_twin, zip_lanes};
+use super::recurrent::{sequence_builders, RecurrentLayerConfig, SequenceOptions};
 use super::recurrent::{
-    sl, sl_mut, BackwardStep, Cell, CellConfig, CellOptions, CellWeights, Recurrent, SequenceGrads,
+    sl, sl_mut, BackwardStep, Cell, CellOptions, CellWeights, Recurrent, SequenceGrads,
 };
 use super::LayerSpec;
 use crate::activation::{with_derivatives, Activation, Deriv};
@@ -13,6 +14,7 @@ use crate::float::Float;
 use crate::init::StdRng;
 use crate::linalg::step_mm;
 use ndarray::{s, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
+use serde::{Deserialize, Serialize};
 
 /// Gated recurrent unit layer, numerically equal to `keras.layers.GRU`.
 ///
@@ -33,15 +35,15 @@ use ndarray::{s, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
 /// ```
 /// use rnnkit::prelude::*;
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let after = GruConfig::new(10).init::<f64>(1, &mut seeded_rng(0))?;
-/// let before = GruConfig::new(10).reset_after(false).init::<f64>(1, &mut seeded_rng(0))?;
+/// let after = GruConfig::new(10).build::<f64>(1, &mut seeded_rng(0))?;
+/// let before = GruConfig::new(10).reset_after(false).build::<f64>(1, &mut seeded_rng(0))?;
 /// assert_eq!((after.param_count(), before.param_count()), (390, 360));
 /// # Ok(()) }
 /// ```
 pub type Gru<F> = Recurrent<GruCell<F>>;
 
-recurrent_layer_config! {
-/// Configuration of a [`Gru`] layer.
+/// Configuration of a [`Gru`] layer: Keras's `GRU` arguments as fields, set by builder
+/// methods of the same names; serialises to Keras's config keys.
 ///
 /// | option | default |
 /// |---|---|
@@ -49,78 +51,132 @@ recurrent_layer_config! {
 /// | `recurrent_activation` | `sigmoid` |
 /// | `use_bias` | `true` |
 /// | `reset_after` | `true` |
-/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `name` | see [`RecurrentConfig`](crate::layers::RecurrentConfig) |
-///
-/// Its fields are read through `as_ref()` (a [`RecurrentConfig`](crate::layers::RecurrentConfig)).
+/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `stateful`, `dropout`, `recurrent_dropout`, `seed` | see [`SequenceOptions`] |
+/// | `name` | `gru` (`gru_1`, ... in a model) |
 ///
 /// ```
 /// use rnnkit::prelude::*;
 /// let c = GruConfig::new(4).reset_after(false).return_sequences(true);
-/// assert!(!c.as_ref().cell.reset_after);
+/// assert!(!c.reset_after && c.return_sequences);
 /// ```
-GruConfig(GruOptions)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GruConfig {
+    /// Layer name (Keras default `%s`, numbered in a model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Number of units.
+    pub units: usize,
+    /// Activation (Keras default `tanh`).
+    #[serde(default = "tanh")]
+    pub activation: Activation,
+    /// Gate activation (Keras default `sigmoid`).
+    #[serde(default = "sigmoid")]
+    pub recurrent_activation: Activation,
+    /// Whether the layer has a bias.
+    #[serde(default = "yes")]
+    pub use_bias: bool,
+    /// Output every step (`[batch, steps, units]`) instead of the last.
+    #[serde(default)]
+    pub return_sequences: bool,
+    /// Process the sequence from the last step to the first (output in processing order).
+    #[serde(default)]
+    pub go_backwards: bool,
+    /// Output zeros at masked steps instead of repeating the previous output.
+    #[serde(default)]
+    pub zero_output_for_mask: bool,
+    /// Carry the final state of each call into the next, sample by sample (Keras
+    /// `stateful`): the first call fixes the batch size; `reset_states` zeroes the state.
+    #[serde(default)]
+    pub stateful: bool,
+    /// Fraction of input features dropped in training: masks per sample and call, fixed
+    /// across the steps (Keras's variational dropout), kept values scaled by `1/(1 − rate)`.
+    #[serde(default)]
+    pub dropout: f64,
+    /// Fraction of `h_{t−1}` dropped where it enters the recurrent products, in training.
+    #[serde(default)]
+    pub recurrent_dropout: f64,
+    /// Seed of the dropout masks (`None`: drawn from the model's seed when the layer is
+    /// built).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Apply the reset gate after the recurrent product (two biases).
+    #[serde(default = "yes")]
+    pub reset_after: bool,
+    #[serde(default, skip_serializing, rename = "return_state")]
+    return_state: NoReturnState,
 }
 
-/// The cell options of a [`Gru`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct GruOptions {
-    /// Units, activations and `use_bias`.
-    pub base: CellOptions,
-    /// Apply the reset gate after the recurrent product (two biases).
-    pub reset_after: bool,
-}
+sequence_builders!(GruConfig);
 
 impl GruConfig {
+    /// The layer with `units` units and Keras's defaults.
+    pub fn new(units: usize) -> Self {
+        GruConfig {
+            name: None,
+            units,
+            activation: Activation::Tanh,
+            recurrent_activation: Activation::Sigmoid,
+            use_bias: true,
+            return_sequences: false,
+            go_backwards: false,
+            zero_output_for_mask: false,
+            stateful: false,
+            dropout: 0.0,
+            recurrent_dropout: 0.0,
+            seed: None,
+            reset_after: true,
+            return_state: NoReturnState,
+        }
+    }
     /// Sets `reset_after`.
     pub fn reset_after(mut self, v: bool) -> Self {
-        self.0.cell.reset_after = v;
+        self.reset_after = v;
         self
     }
     /// Sets the gate activation (Keras default `sigmoid`).
     pub fn recurrent_activation(mut self, a: Activation) -> Self {
-        self.0.cell.base.recurrent_activation = a;
+        self.recurrent_activation = a;
         self
     }
 }
 
-impl CellConfig for GruOptions {
-    type Layer = GruConfig;
+impl RecurrentLayerConfig for GruConfig {
     type Cell<F: Float> = GruCell<F>;
     const DEFAULT_NAME: &'static str = "gru";
     const TYPE_NAME: &'static str = "GRU";
-    fn with_units(units: usize) -> Self {
-        GruOptions {
-            base: CellOptions::new(units),
-            reset_after: true,
+    fn cell_options(&self) -> CellOptions {
+        CellOptions {
+            units: self.units,
+            activation: self.activation,
+            recurrent_activation: self.recurrent_activation,
+            use_bias: self.use_bias,
         }
     }
-    fn flag(&self) -> Option<(&'static str, bool)> {
-        Some(("reset_after", self.reset_after))
+    fn sequence(&self) -> SequenceOptions {
+        self.sequence_options()
     }
-    fn flag_mut(&mut self) -> Option<&mut bool> {
-        Some(&mut self.reset_after)
+    fn set_sequence(&mut self, options: SequenceOptions) {
+        self.set_sequence_options(options)
+    }
+    fn layer_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn set_layer_name(&mut self, name: Option<String>) {
+        self.name = name;
     }
     fn describe(&self) -> String {
-        format!(
-            "units={}, reset_after={}",
-            self.base.units, self.reset_after
-        )
+        format!("units={}, reset_after={}", self.units, self.reset_after)
     }
-    fn options(&self) -> &CellOptions {
-        &self.base
-    }
-    fn options_mut(&mut self) -> &mut CellOptions {
-        &mut self.base
-    }
-    fn layer_spec(config: GruConfig) -> LayerSpec {
-        LayerSpec::Gru(config)
+    fn layer_spec(self) -> LayerSpec {
+        LayerSpec::Gru(self)
     }
     fn bidirectional_spec(config: BidirectionalConfig<GruConfig>) -> BidirectionalSpec {
         BidirectionalSpec::Gru(config)
     }
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> GruCell<F> {
-        let u = self.base.units;
-        let bias = self.base.use_bias.then(|| {
+        let u = self.units;
+        let bias = self.use_bias.then(|| {
             if self.reset_after {
                 ArrayD::zeros(IxDyn(&[2, 3 * u]))
             } else {
@@ -128,8 +184,8 @@ impl CellConfig for GruOptions {
             }
         });
         GruCell {
-            activation: self.base.activation,
-            recurrent_activation: self.base.recurrent_activation,
+            activation: self.activation,
+            recurrent_activation: self.recurrent_activation,
             reset_after: self.reset_after,
             w: CellWeights::init(input_dim, u, 3, bias, rng),
             zeros: vec![F::zero(); 3 * u],
@@ -445,7 +501,7 @@ impl<F: Float> Sealed for GruCell<F> {}
 
 impl<F: Float> Cell for GruCell<F> {
     type F = F;
-    type Config = GruOptions;
+    type Config = GruConfig;
     const GATES: usize = 3;
     const STATE_BLOCKS: usize = 1;
 

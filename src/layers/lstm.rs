@@ -2,16 +2,16 @@
 
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
-use super::recurrent::recurrent_layer_config;
+use super::recurrent::config::{sigmoid, tanh, yes, NoReturnState};
 use super::recurrent::{avx2_twin, zip_lanes};
-use super::recurrent::{
-    sl, sl_mut, BackwardStep, Cell, CellConfig, CellOptions, CellWeights, Recurrent,
-};
+use super::recurrent::{sequence_builders, RecurrentLayerConfig, SequenceOptions};
+use super::recurrent::{sl, sl_mut, BackwardStep, Cell, CellOptions, CellWeights, Recurrent};
 use super::LayerSpec;
 use crate::activation::{with_derivatives, Activation, Deriv};
 use crate::float::Float;
 use crate::init::StdRng;
 use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
+use serde::{Deserialize, Serialize};
 
 /// Long short-term memory layer, numerically equal to `keras.layers.LSTM`.
 ///
@@ -27,7 +27,7 @@ use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 /// ```
 /// use rnnkit::prelude::*;
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let lstm = LstmConfig::new(10).init::<f64>(1, &mut seeded_rng(0))?;
+/// let lstm = LstmConfig::new(10).build::<f64>(1, &mut seeded_rng(0))?;
 /// assert_eq!(lstm.param_count(), 480);
 /// // unit_forget_bias: the forget block of the bias starts at exactly 1.
 /// let bias = &lstm.get_weights()[2];
@@ -36,8 +36,9 @@ use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 /// ```
 pub type Lstm<F> = Recurrent<LstmCell<F>>;
 
-recurrent_layer_config! {
-/// Configuration of an [`Lstm`] layer.
+/// Configuration of an [`Lstm`] layer: Keras's `LSTM` arguments as fields, set by builder
+/// methods of the same names; serialises to Keras's config keys and refuses keys an LSTM
+/// does not have.
 ///
 /// | option | default |
 /// |---|---|
@@ -45,72 +46,133 @@ recurrent_layer_config! {
 /// | `recurrent_activation` | `sigmoid` |
 /// | `use_bias` | `true` |
 /// | `unit_forget_bias` | `true` (forget bias initialised to 1) |
-/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `name` | see [`RecurrentConfig`](crate::layers::RecurrentConfig) |
-///
-/// Its fields are read through `as_ref()` (a [`RecurrentConfig`](crate::layers::RecurrentConfig)).
+/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `stateful`, `dropout`, `recurrent_dropout`, `seed` | see [`SequenceOptions`] |
+/// | `name` | `lstm` (`lstm_1`, ... in a model) |
 ///
 /// ```
 /// use rnnkit::prelude::*;
 /// let c = LstmConfig::new(4).recurrent_activation(Activation::Sigmoid).name("encoder");
-/// assert!(c.as_ref().name.as_deref() == Some("encoder") && c.as_ref().cell.unit_forget_bias);
+/// assert!(c.name.as_deref() == Some("encoder") && c.unit_forget_bias);
+/// let json = serde_json::to_string(&c).unwrap();
+/// assert!(json.contains(r#""units":4"#) && json.contains(r#""unit_forget_bias":true"#));
+/// assert_eq!(serde_json::from_str::<LstmConfig>(&json).unwrap(), c);
+/// assert!(serde_json::from_str::<LstmConfig>(r#"{"units": 2, "reset_after": true}"#).is_err());
 /// ```
-LstmConfig(LstmOptions)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LstmConfig {
+    /// Layer name (Keras default `%s`, numbered in a model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Number of units.
+    pub units: usize,
+    /// Activation (Keras default `tanh`).
+    #[serde(default = "tanh")]
+    pub activation: Activation,
+    /// Gate activation (Keras default `sigmoid`).
+    #[serde(default = "sigmoid")]
+    pub recurrent_activation: Activation,
+    /// Whether the layer has a bias.
+    #[serde(default = "yes")]
+    pub use_bias: bool,
+    /// Output every step (`[batch, steps, units]`) instead of the last.
+    #[serde(default)]
+    pub return_sequences: bool,
+    /// Process the sequence from the last step to the first (output in processing order).
+    #[serde(default)]
+    pub go_backwards: bool,
+    /// Output zeros at masked steps instead of repeating the previous output.
+    #[serde(default)]
+    pub zero_output_for_mask: bool,
+    /// Carry the final state of each call into the next, sample by sample (Keras
+    /// `stateful`): the first call fixes the batch size; `reset_states` zeroes the state.
+    #[serde(default)]
+    pub stateful: bool,
+    /// Fraction of input features dropped in training: masks per sample and call, fixed
+    /// across the steps (Keras's variational dropout), kept values scaled by `1/(1 − rate)`.
+    #[serde(default)]
+    pub dropout: f64,
+    /// Fraction of `h_{t−1}` dropped where it enters the recurrent products, in training.
+    #[serde(default)]
+    pub recurrent_dropout: f64,
+    /// Seed of the dropout masks (`None`: drawn from the model's seed when the layer is
+    /// built).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Initialise the forget-gate bias to 1.
+    #[serde(default = "yes")]
+    pub unit_forget_bias: bool,
+    #[serde(default, skip_serializing, rename = "return_state")]
+    return_state: NoReturnState,
 }
 
-/// The cell options of an [`Lstm`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct LstmOptions {
-    /// Units, activations and `use_bias`.
-    pub base: CellOptions,
-    /// Initialise the forget-gate bias to 1.
-    pub unit_forget_bias: bool,
-}
+sequence_builders!(LstmConfig);
 
 impl LstmConfig {
+    /// The layer with `units` units and Keras's defaults.
+    pub fn new(units: usize) -> Self {
+        LstmConfig {
+            name: None,
+            units,
+            activation: Activation::Tanh,
+            recurrent_activation: Activation::Sigmoid,
+            use_bias: true,
+            return_sequences: false,
+            go_backwards: false,
+            zero_output_for_mask: false,
+            stateful: false,
+            dropout: 0.0,
+            recurrent_dropout: 0.0,
+            seed: None,
+            unit_forget_bias: true,
+            return_state: NoReturnState,
+        }
+    }
     /// Sets `unit_forget_bias`.
     pub fn unit_forget_bias(mut self, v: bool) -> Self {
-        self.0.cell.unit_forget_bias = v;
+        self.unit_forget_bias = v;
         self
     }
     /// Sets the gate activation (Keras default `sigmoid`).
     pub fn recurrent_activation(mut self, a: Activation) -> Self {
-        self.0.cell.base.recurrent_activation = a;
+        self.recurrent_activation = a;
         self
     }
 }
 
-impl CellConfig for LstmOptions {
-    type Layer = LstmConfig;
+impl RecurrentLayerConfig for LstmConfig {
     type Cell<F: Float> = LstmCell<F>;
     const DEFAULT_NAME: &'static str = "lstm";
     const TYPE_NAME: &'static str = "LSTM";
-    fn with_units(units: usize) -> Self {
-        LstmOptions {
-            base: CellOptions::new(units),
-            unit_forget_bias: true,
+    fn cell_options(&self) -> CellOptions {
+        CellOptions {
+            units: self.units,
+            activation: self.activation,
+            recurrent_activation: self.recurrent_activation,
+            use_bias: self.use_bias,
         }
     }
-    fn flag(&self) -> Option<(&'static str, bool)> {
-        Some(("unit_forget_bias", self.unit_forget_bias))
+    fn sequence(&self) -> SequenceOptions {
+        self.sequence_options()
     }
-    fn flag_mut(&mut self) -> Option<&mut bool> {
-        Some(&mut self.unit_forget_bias)
+    fn set_sequence(&mut self, options: SequenceOptions) {
+        self.set_sequence_options(options)
     }
-    fn options(&self) -> &CellOptions {
-        &self.base
+    fn layer_name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
-    fn options_mut(&mut self) -> &mut CellOptions {
-        &mut self.base
+    fn set_layer_name(&mut self, name: Option<String>) {
+        self.name = name;
     }
-    fn layer_spec(config: LstmConfig) -> LayerSpec {
-        LayerSpec::Lstm(config)
+    fn layer_spec(self) -> LayerSpec {
+        LayerSpec::Lstm(self)
     }
     fn bidirectional_spec(config: BidirectionalConfig<LstmConfig>) -> BidirectionalSpec {
         BidirectionalSpec::Lstm(config)
     }
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> LstmCell<F> {
-        let u = self.base.units;
-        let bias = self.base.use_bias.then(|| {
+        let u = self.units;
+        let bias = self.use_bias.then(|| {
             let mut b = ArrayD::zeros(IxDyn(&[4 * u]));
             if self.unit_forget_bias {
                 b.slice_mut(s![u..2 * u]).fill(F::one());
@@ -119,8 +181,8 @@ impl CellConfig for LstmOptions {
         });
         let w = CellWeights::init(input_dim, u, 4, bias, rng);
         LstmCell {
-            activation: self.base.activation,
-            recurrent_activation: self.base.recurrent_activation,
+            activation: self.activation,
+            recurrent_activation: self.recurrent_activation,
             w,
         }
     }
@@ -139,7 +201,7 @@ impl<F: Float> Sealed for LstmCell<F> {}
 
 impl<F: Float> Cell for LstmCell<F> {
     type F = F;
-    type Config = LstmOptions;
+    type Config = LstmConfig;
     const GATES: usize = 4;
     const STATE_BLOCKS: usize = 2;
 

@@ -22,18 +22,18 @@ pub use call::{InputGrads, Inputs, OutputGrads, Outputs};
 pub use dense::{Dense, DenseConfig};
 pub use dropout::{Dropout, DropoutConfig};
 pub use embedding::{Embedding, EmbeddingConfig};
-pub use gru::{Gru, GruCell, GruConfig, GruOptions};
-pub use lstm::{Lstm, LstmCell, LstmConfig, LstmOptions};
+pub use gru::{Gru, GruCell, GruConfig};
+pub use lstm::{Lstm, LstmCell, LstmConfig};
 pub use masking::{Masking, MaskingConfig};
 pub use merge::{AddConfig, AverageConfig, ConcatenateConfig, Merge, MergeLayer, MultiplyConfig};
 pub use pooling::{
     GlobalAveragePooling1D, GlobalAveragePooling1DConfig, RepeatVector, RepeatVectorConfig,
 };
 pub use recurrent::{
-    BackwardStep, Cell, CellConfig, CellOptions, CellWeights, Recurrent, RecurrentConfig,
-    RecurrentLayer, RecurrentLayerConfig, SequenceGrads,
+    BackwardStep, Cell, CellOptions, CellWeights, Recurrent, RecurrentLayer, RecurrentLayerConfig,
+    SequenceGrads, SequenceOptions,
 };
-pub use simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig, SimpleRnnOptions};
+pub use simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig};
 pub use spec::{LayerSpec, LAYER_TYPES};
 pub use state::LayerState;
 
@@ -75,7 +75,7 @@ pub type Dim = Option<usize>;
 /// use rnnkit::prelude::*;
 /// use rnnkit::ndarray::{Array3, ArrayD};
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let mut lstm = LstmConfig::new(4).init::<f64>(3, &mut seeded_rng(0))?;
+/// let mut lstm = LstmConfig::new(4).build::<f64>(3, &mut seeded_rng(0))?;
 /// let x = Array3::<f64>::zeros((2, 5, 3)).into_dyn();
 /// let y = lstm.forward(Inputs::new(&x).mode(Mode::Train))?.output;
 /// assert_eq!(y.shape(), &[2, 4]);

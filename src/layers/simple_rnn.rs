@@ -2,15 +2,15 @@
 
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
-use super::recurrent::recurrent_layer_config;
-use super::recurrent::{
-    sl, sl_mut, BackwardStep, Cell, CellConfig, CellOptions, CellWeights, Recurrent,
-};
+use super::recurrent::config::{tanh, yes, NoReturnState};
+use super::recurrent::{sequence_builders, RecurrentLayerConfig, SequenceOptions};
+use super::recurrent::{sl, sl_mut, BackwardStep, Cell, CellOptions, CellWeights, Recurrent};
 use super::LayerSpec;
 use crate::activation::{with_derivatives, Activation, Deriv};
 use crate::float::Float;
 use crate::init::StdRng;
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
+use serde::{Deserialize, Serialize};
 
 /// Fully connected recurrent layer, numerically equal to `keras.layers.SimpleRNN`.
 ///
@@ -26,7 +26,7 @@ use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 /// ```
 /// use rnnkit::prelude::*;
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let mut rnn = SimpleRnnConfig::new(20).init::<f32>(1, &mut seeded_rng(0))?;
+/// let mut rnn = SimpleRnnConfig::new(20).build::<f32>(1, &mut seeded_rng(0))?;
 /// assert_eq!(rnn.param_count(), 440); // the lecture's model 1
 /// let x = rnnkit::ndarray::Array3::<f32>::zeros((32, 3, 1)).into_dyn();
 /// let y = rnn.forward(Inputs::new(&x))?.output;
@@ -35,68 +35,123 @@ use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 /// ```
 pub type SimpleRnn<F> = Recurrent<SimpleRnnCell<F>>;
 
-recurrent_layer_config! {
-/// Configuration of a [`SimpleRnn`] layer.
+/// Configuration of a [`SimpleRnn`] layer: Keras's `SimpleRNN` arguments as fields, set by
+/// builder methods of the same names; serialises to Keras's config keys.
 ///
 /// | option | default |
 /// |---|---|
 /// | `activation` | `tanh` |
 /// | `use_bias` | `true` |
-/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `name` | see [`RecurrentConfig`](crate::layers::RecurrentConfig) |
-///
-/// Its fields are read through `as_ref()` (a [`RecurrentConfig`](crate::layers::RecurrentConfig)).
+/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `stateful`, `dropout`, `recurrent_dropout`, `seed` | see [`SequenceOptions`] |
+/// | `name` | `simple_rnn` (`simple_rnn_1`, ... in a model) |
 ///
 /// ```
 /// use rnnkit::prelude::*;
 /// let c = SimpleRnnConfig::new(4).activation(Activation::Relu).go_backwards(true);
-/// assert!(c.as_ref().go_backwards);
+/// assert!(c.go_backwards && c.activation == Activation::Relu);
 /// ```
-SimpleRnnConfig(SimpleRnnOptions)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimpleRnnConfig {
+    /// Layer name (Keras default `%s`, numbered in a model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Number of units.
+    pub units: usize,
+    /// Activation (Keras default `tanh`).
+    #[serde(default = "tanh")]
+    pub activation: Activation,
+    /// Whether the layer has a bias.
+    #[serde(default = "yes")]
+    pub use_bias: bool,
+    /// Output every step (`[batch, steps, units]`) instead of the last.
+    #[serde(default)]
+    pub return_sequences: bool,
+    /// Process the sequence from the last step to the first (output in processing order).
+    #[serde(default)]
+    pub go_backwards: bool,
+    /// Output zeros at masked steps instead of repeating the previous output.
+    #[serde(default)]
+    pub zero_output_for_mask: bool,
+    /// Carry the final state of each call into the next, sample by sample (Keras
+    /// `stateful`): the first call fixes the batch size; `reset_states` zeroes the state.
+    #[serde(default)]
+    pub stateful: bool,
+    /// Fraction of input features dropped in training: masks per sample and call, fixed
+    /// across the steps (Keras's variational dropout), kept values scaled by `1/(1 − rate)`.
+    #[serde(default)]
+    pub dropout: f64,
+    /// Fraction of `h_{t−1}` dropped where it enters the recurrent products, in training.
+    #[serde(default)]
+    pub recurrent_dropout: f64,
+    /// Seed of the dropout masks (`None`: drawn from the model's seed when the layer is
+    /// built).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default, skip_serializing, rename = "return_state")]
+    return_state: NoReturnState,
 }
 
-/// The cell options of a [`SimpleRnn`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct SimpleRnnOptions {
-    /// Units, activation (`tanh`) and `use_bias`.
-    pub base: CellOptions,
+sequence_builders!(SimpleRnnConfig);
+
+impl SimpleRnnConfig {
+    /// The layer with `units` units and Keras's defaults.
+    pub fn new(units: usize) -> Self {
+        SimpleRnnConfig {
+            name: None,
+            units,
+            activation: Activation::Tanh,
+            use_bias: true,
+            return_sequences: false,
+            go_backwards: false,
+            zero_output_for_mask: false,
+            stateful: false,
+            dropout: 0.0,
+            recurrent_dropout: 0.0,
+            seed: None,
+            return_state: NoReturnState,
+        }
+    }
 }
 
-impl CellConfig for SimpleRnnOptions {
-    type Layer = SimpleRnnConfig;
+impl RecurrentLayerConfig for SimpleRnnConfig {
     type Cell<F: Float> = SimpleRnnCell<F>;
     const DEFAULT_NAME: &'static str = "simple_rnn";
     const TYPE_NAME: &'static str = "SimpleRNN";
-    fn with_units(units: usize) -> Self {
-        SimpleRnnOptions {
-            base: CellOptions::new(units),
+    fn cell_options(&self) -> CellOptions {
+        CellOptions {
+            units: self.units,
+            activation: self.activation,
+            recurrent_activation: Activation::Sigmoid,
+            use_bias: self.use_bias,
         }
     }
+    fn sequence(&self) -> SequenceOptions {
+        self.sequence_options()
+    }
+    fn set_sequence(&mut self, options: SequenceOptions) {
+        self.set_sequence_options(options)
+    }
+    fn layer_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn set_layer_name(&mut self, name: Option<String>) {
+        self.name = name;
+    }
     fn describe(&self) -> String {
-        format!(
-            "units={}, activation={}",
-            self.base.units, self.base.activation
-        )
+        format!("units={}, activation={}", self.units, self.activation)
     }
-    fn options(&self) -> &CellOptions {
-        &self.base
-    }
-    fn options_mut(&mut self) -> &mut CellOptions {
-        &mut self.base
-    }
-    fn layer_spec(config: SimpleRnnConfig) -> LayerSpec {
-        LayerSpec::SimpleRnn(config)
+    fn layer_spec(self) -> LayerSpec {
+        LayerSpec::SimpleRnn(self)
     }
     fn bidirectional_spec(config: BidirectionalConfig<SimpleRnnConfig>) -> BidirectionalSpec {
         BidirectionalSpec::SimpleRnn(config)
     }
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> SimpleRnnCell<F> {
-        let bias = self
-            .base
-            .use_bias
-            .then(|| ArrayD::zeros(IxDyn(&[self.base.units])));
-        let w = CellWeights::init(input_dim, self.base.units, 1, bias, rng);
+        let bias = self.use_bias.then(|| ArrayD::zeros(IxDyn(&[self.units])));
+        let w = CellWeights::init(input_dim, self.units, 1, bias, rng);
         SimpleRnnCell {
-            activation: self.base.activation,
+            activation: self.activation,
             w,
         }
     }
@@ -113,7 +168,7 @@ impl<F: Float> Sealed for SimpleRnnCell<F> {}
 
 impl<F: Float> Cell for SimpleRnnCell<F> {
     type F = F;
-    type Config = SimpleRnnOptions;
+    type Config = SimpleRnnConfig;
     const GATES: usize = 1;
     const STATE_BLOCKS: usize = 1;
 

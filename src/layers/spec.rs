@@ -102,12 +102,12 @@ impl LayerSpec {
     pub(crate) fn is_stateful(&self) -> bool {
         use super::bidirectional::BidirectionalSpec as B;
         match self {
-            LayerSpec::SimpleRnn(c) => c.as_ref().stateful,
-            LayerSpec::Lstm(c) => c.as_ref().stateful,
-            LayerSpec::Gru(c) => c.as_ref().stateful,
-            LayerSpec::Bidirectional(B::SimpleRnn(b)) => b.layer.as_ref().stateful,
-            LayerSpec::Bidirectional(B::Lstm(b)) => b.layer.as_ref().stateful,
-            LayerSpec::Bidirectional(B::Gru(b)) => b.layer.as_ref().stateful,
+            LayerSpec::SimpleRnn(c) => c.stateful,
+            LayerSpec::Lstm(c) => c.stateful,
+            LayerSpec::Gru(c) => c.stateful,
+            LayerSpec::Bidirectional(B::SimpleRnn(b)) => b.layer.stateful,
+            LayerSpec::Bidirectional(B::Lstm(b)) => b.layer.stateful,
+            LayerSpec::Bidirectional(B::Gru(b)) => b.layer.stateful,
             _ => false,
         }
     }
@@ -115,9 +115,9 @@ impl LayerSpec {
     /// The layer's name, if the configuration gives one.
     pub fn name(&self) -> Option<&str> {
         match self {
-            LayerSpec::SimpleRnn(c) => c.as_ref().name.as_deref(),
-            LayerSpec::Lstm(c) => c.as_ref().name.as_deref(),
-            LayerSpec::Gru(c) => c.as_ref().name.as_deref(),
+            LayerSpec::SimpleRnn(c) => c.name.as_deref(),
+            LayerSpec::Lstm(c) => c.name.as_deref(),
+            LayerSpec::Gru(c) => c.name.as_deref(),
             LayerSpec::Dense(c) => c.name.as_deref(),
             LayerSpec::Masking(c) => c.name.as_deref(),
             LayerSpec::Bidirectional(b) => b.name(),
@@ -161,9 +161,9 @@ impl LayerSpec {
     /// anything is allocated.
     pub fn size(&self) -> Option<(usize, bool)> {
         match self {
-            LayerSpec::SimpleRnn(c) => Some((c.as_ref().cell.base.units, true)),
-            LayerSpec::Lstm(c) => Some((c.as_ref().cell.base.units, true)),
-            LayerSpec::Gru(c) => Some((c.as_ref().cell.base.units, true)),
+            LayerSpec::SimpleRnn(c) => Some((c.units, true)),
+            LayerSpec::Lstm(c) => Some((c.units, true)),
+            LayerSpec::Gru(c) => Some((c.units, true)),
             LayerSpec::Dense(c) => Some((c.units, false)),
             LayerSpec::Masking(_) => None,
             LayerSpec::Bidirectional(b) => Some((b.units(), true)),

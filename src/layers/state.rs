@@ -14,7 +14,7 @@ use ndarray::{Array2, ArrayView2};
 /// use rnnkit::prelude::*;
 /// use rnnkit::ndarray::Array3;
 /// # fn main() -> Result<(), rnnkit::Error> {
-/// let mut lstm = LstmConfig::new(3).stateful(true).init::<f64>(2, &mut seeded_rng(0))?;
+/// let mut lstm = LstmConfig::new(3).stateful(true).build::<f64>(2, &mut seeded_rng(0))?;
 /// let x = Array3::from_elem((1, 4, 2), 0.5).into_dyn();
 /// lstm.forward(Inputs::new(&x))?;
 /// let state = lstm.state_mut().expect("a recurrent layer has state");

@@ -32,26 +32,26 @@ fn is_config(r: Result<impl std::fmt::Debug, Error>, field: &str) {
 fn huge_layers_are_refused_before_allocating() {
     let mut rng = seeded_rng(0);
     is_config(
-        LstmConfig::new(usize::MAX / 2).init::<f32>(3, &mut rng),
+        LstmConfig::new(usize::MAX / 2).build::<f32>(3, &mut rng),
         "units",
     );
     is_config(
-        SimpleRnnConfig::new(100_000).init::<f32>(3, &mut rng),
+        SimpleRnnConfig::new(100_000).build::<f32>(3, &mut rng),
         "units",
     );
     is_config(
         LstmConfig::new(1 << 62)
             .use_bias(false)
-            .init::<f32>(1, &mut rng),
+            .build::<f32>(1, &mut rng),
         "units",
     );
-    is_config(GruConfig::new(1 << 40).init::<f64>(1, &mut rng), "units");
+    is_config(GruConfig::new(1 << 40).build::<f64>(1, &mut rng), "units");
     is_config(
-        DenseConfig::new(usize::MAX).init::<f32>(2, &mut rng),
+        DenseConfig::new(usize::MAX).build::<f32>(2, &mut rng),
         "units",
     );
     is_config(
-        DenseConfig::new(1 << 20).init::<f32>(1 << 20, &mut rng),
+        DenseConfig::new(1 << 20).build::<f32>(1 << 20, &mut rng),
         "units",
     );
     let m = Sequential::<f32>::new(&[3, 2]).push(BidirectionalConfig::new(GruConfig::new(1 << 40)));
@@ -209,15 +209,15 @@ fn a_column_major_parameter_is_stored_row_major() {
 #[test]
 fn mismatched_bidirectional_directions_are_refused() {
     let mut rng = seeded_rng(0);
-    let f = LstmConfig::new(4).init::<f64>(2, &mut rng).unwrap();
-    let b = LstmConfig::new(5).init::<f64>(2, &mut rng).unwrap();
+    let f = LstmConfig::new(4).build::<f64>(2, &mut rng).unwrap();
+    let b = LstmConfig::new(5).build::<f64>(2, &mut rng).unwrap();
     assert!(matches!(
         Bidirectional::from_pair(f.clone(), b, MergeMode::Concat),
         Err(Error::Incompatible { .. })
     ));
     let b = LstmConfig::new(4)
         .return_sequences(true)
-        .init::<f64>(2, &mut rng)
+        .build::<f64>(2, &mut rng)
         .unwrap();
     assert!(Bidirectional::from_pair(f, b, MergeMode::Sum).is_err());
 }

@@ -12,7 +12,7 @@ fn zeros(shape: &[usize]) -> ArrayD<f64> {
 fn lstm() -> rnnkit::layers::Lstm<f64> {
     LstmConfig::new(3)
         .name("enc")
-        .init(2, &mut seeded_rng(0))
+        .build(2, &mut seeded_rng(0))
         .unwrap()
 }
 
@@ -31,7 +31,7 @@ fn wrong_rank_names_layer_expected_and_received() {
         "enc: expected input of rank 3 ([batch, steps, features]), got rank 2 with shape [4, 2]"
     );
     let mut d = DenseConfig::new(2)
-        .init::<f64>(3, &mut seeded_rng(0))
+        .build::<f64>(3, &mut seeded_rng(0))
         .unwrap();
     assert!(matches!(
         d.forward(Inputs::new(&zeros(&[1, 2, 3, 3])).mode(Mode::Infer))
@@ -58,7 +58,7 @@ fn wrong_feature_count() {
         "{e:?}"
     );
     let mut d = DenseConfig::new(2)
-        .init::<f64>(3, &mut seeded_rng(0))
+        .build::<f64>(3, &mut seeded_rng(0))
         .unwrap();
     assert!(matches!(
         d.forward(Inputs::new(&zeros(&[4, 5])).mode(Mode::Infer))
@@ -86,7 +86,7 @@ fn empty_batch_and_empty_sequence() {
         Err(Error::Empty { what: "steps", .. })
     ));
     let mut d = DenseConfig::new(2)
-        .init::<f64>(3, &mut seeded_rng(0))
+        .build::<f64>(3, &mut seeded_rng(0))
         .unwrap();
     assert!(matches!(
         d.forward(Inputs::new(&zeros(&[0, 3])).mode(Mode::Infer))
@@ -99,19 +99,19 @@ fn empty_batch_and_empty_sequence() {
 fn zero_units_and_invalid_activation() {
     let rng = &mut seeded_rng(0);
     assert!(matches!(
-        SimpleRnnConfig::new(0).init::<f32>(1, rng),
+        SimpleRnnConfig::new(0).build::<f32>(1, rng),
         Err(Error::Config { field: "units", .. })
     ));
     assert!(matches!(
-        GruConfig::new(0).init::<f32>(1, rng),
+        GruConfig::new(0).build::<f32>(1, rng),
         Err(Error::Config { field: "units", .. })
     ));
     assert!(matches!(
-        DenseConfig::new(0).init::<f32>(1, rng),
+        DenseConfig::new(0).build::<f32>(1, rng),
         Err(Error::Config { field: "units", .. })
     ));
     assert!(matches!(
-        LstmConfig::new(2).init::<f32>(0, rng),
+        LstmConfig::new(2).build::<f32>(0, rng),
         Err(Error::Config {
             field: "input_dim",
             ..
@@ -119,7 +119,7 @@ fn zero_units_and_invalid_activation() {
     ));
     let e = SimpleRnnConfig::new(2)
         .activation(Activation::Softmax)
-        .init::<f32>(1, rng)
+        .build::<f32>(1, rng)
         .unwrap_err();
     assert!(
         matches!(
@@ -200,7 +200,7 @@ fn backward_needs_a_training_forward_and_the_right_gradient_shape() {
         "Infer invalidates the cache"
     );
     let mut d = DenseConfig::new(2)
-        .init::<f64>(3, &mut seeded_rng(0))
+        .build::<f64>(3, &mut seeded_rng(0))
         .unwrap();
     assert!(matches!(
         d.backward(OutputGrads::new(&zeros(&[1, 2])))
@@ -223,7 +223,7 @@ fn masks_that_do_not_fit() {
         .unwrap_err();
     assert!(matches!(&e, Error::Shape { what: "mask", .. }), "{e:?}");
     let mut d = DenseConfig::new(2)
-        .init::<f64>(3, &mut seeded_rng(0))
+        .build::<f64>(3, &mut seeded_rng(0))
         .unwrap();
     assert!(matches!(
         d.forward(

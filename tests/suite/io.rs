@@ -439,3 +439,68 @@ fn a_saved_architecture_rebuilds_with_its_initialisation_options() {
         6
     );
 }
+
+/// The recurrent configurations became plain serde structs in 0.2 (issue #26 item 8); the
+/// file format stayed: this is the architecture JSON and the config JSON the generic
+/// configuration of 0.1 wrote for the same model, byte for byte (captured from commit
+/// 588c05b), with every option off its default somewhere.
+#[test]
+fn recurrent_configs_serialise_as_0_1_did() {
+    let m = Sequential::<f64>::new(&[5, 3])
+        .push(MaskingConfig::new(0.0))
+        .unwrap()
+        .push(
+            BidirectionalConfig::new(
+                LstmConfig::new(4)
+                    .return_sequences(true)
+                    .stateful(true)
+                    .dropout(0.25)
+                    .seed(3),
+            )
+            .merge_mode(MergeMode::Sum)
+            .name("enc"),
+        )
+        .unwrap()
+        .push(
+            GruConfig::new(3)
+                .reset_after(false)
+                .recurrent_dropout(0.5)
+                .activation(Activation::Relu)
+                .return_sequences(true)
+                .go_backwards(true),
+        )
+        .unwrap()
+        .push(
+            SimpleRnnConfig::new(3)
+                .use_bias(false)
+                .zero_output_for_mask(true)
+                .name("s"),
+        )
+        .unwrap()
+        .push(DenseConfig::new(2))
+        .unwrap();
+    let (header, _) = split_file(&m.to_bytes().unwrap());
+    assert_eq!(
+        header["__metadata__"]["architecture"].as_str().unwrap(),
+        r#"{"name":"sequential","input_shape":[5,3],"layers":[{"layer":"Masking","config":{"name":"masking","mask_value":0.0}},{"layer":"Bidirectional","config":{"name":"enc","merge_mode":"sum","layer":{"config":{"activation":"tanh","dropout":0.25,"go_backwards":false,"name":"lstm","recurrent_activation":"sigmoid","recurrent_dropout":0.0,"return_sequences":true,"seed":3,"stateful":true,"unit_forget_bias":true,"units":4,"use_bias":true,"zero_output_for_mask":false},"layer":"LSTM"}}},{"layer":"GRU","config":{"name":"gru","units":3,"activation":"relu","recurrent_activation":"sigmoid","use_bias":true,"return_sequences":true,"go_backwards":true,"zero_output_for_mask":false,"stateful":false,"dropout":0.0,"recurrent_dropout":0.5,"seed":null,"reset_after":false}},{"layer":"SimpleRNN","config":{"name":"s","units":3,"activation":"tanh","use_bias":false,"return_sequences":false,"go_backwards":false,"zero_output_for_mask":true,"stateful":false,"dropout":0.0,"recurrent_dropout":0.0,"seed":null}},{"layer":"Dense","config":{"name":"dense","units":2,"activation":"linear","use_bias":true}}]}"#
+    );
+    // Keras's `return_state: false` is read and not kept; `seed: null` is the default.
+    let c: LstmConfig =
+        serde_json::from_str(r#"{"units": 2, "return_state": false, "seed": null}"#).unwrap();
+    assert_eq!(c, LstmConfig::new(2));
+    assert_eq!(
+        serde_json::to_string(&c).unwrap(),
+        r#"{"units":2,"activation":"tanh","recurrent_activation":"sigmoid","use_bias":true,"return_sequences":false,"go_backwards":false,"zero_output_for_mask":false,"stateful":false,"dropout":0.0,"recurrent_dropout":0.0,"seed":null,"unit_forget_bias":true}"#
+    );
+    for bad in [
+        r#"{"units": 2, "return_state": true}"#,
+        r#"{"units": 2, "reset_after": true}"#,
+        r#"{"activation": "tanh"}"#,
+    ] {
+        assert!(serde_json::from_str::<LstmConfig>(bad).is_err(), "{bad}");
+    }
+    assert!(serde_json::from_str::<SimpleRnnConfig>(
+        r#"{"units": 2, "recurrent_activation": "relu"}"#
+    )
+    .is_err());
+}

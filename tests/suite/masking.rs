@@ -140,7 +140,7 @@ fn padded_sample_equals_the_unpadded_sample_alone() {
 fn fully_masked_sample_outputs_zeros() {
     let mut layer = LstmConfig::new(3)
         .return_sequences(true)
-        .init::<f64>(2, &mut seeded_rng(0))
+        .build::<f64>(2, &mut seeded_rng(0))
         .unwrap();
     let x = ArrayD::from_elem(IxDyn(&[2, 4, 2]), 0.3);
     let mask = mask_from_lengths(&[4, 0], 4).unwrap();
@@ -160,7 +160,7 @@ fn masked_steps_repeat_the_previous_output_or_zero_it() {
         let mut l = SimpleRnnConfig::new(2)
             .return_sequences(true)
             .zero_output_for_mask(zero)
-            .init::<f64>(1, &mut seeded_rng(0))
+            .build::<f64>(1, &mut seeded_rng(0))
             .unwrap();
         let y = l
             .forward(Inputs::new(&x).mask(Some(&mask)).mode(Mode::Infer))

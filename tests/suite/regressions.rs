@@ -441,14 +441,14 @@ fn an_optimizer_serves_one_model_not_its_twin() {
 #[test]
 fn a_bidirectional_pair_must_agree_on_every_saved_option() {
     let mut rng = seeded_rng(0);
-    let f = GruConfig::new(3).init::<f64>(2, &mut rng).unwrap();
+    let f = GruConfig::new(3).build::<f64>(2, &mut rng).unwrap();
     for b in [
         GruConfig::new(3).activation(Activation::Relu),
         GruConfig::new(3).reset_after(false),
         GruConfig::new(3).stateful(true),
         GruConfig::new(3).use_bias(false),
     ] {
-        let b = b.init::<f64>(2, &mut rng).unwrap();
+        let b = b.build::<f64>(2, &mut rng).unwrap();
         assert!(matches!(
             Bidirectional::from_pair(f.clone(), b, MergeMode::Concat),
             Err(Error::Incompatible { .. })
@@ -459,7 +459,7 @@ fn a_bidirectional_pair_must_agree_on_every_saved_option() {
         .name("other")
         .go_backwards(true)
         .seed(9)
-        .init::<f64>(2, &mut rng)
+        .build::<f64>(2, &mut rng)
         .unwrap();
     assert!(Bidirectional::from_pair(f, b, MergeMode::Concat).is_ok());
 }

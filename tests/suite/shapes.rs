@@ -11,21 +11,21 @@ fn parameter_counts_match_keras_formulas() {
     let rng = &mut seeded_rng(0);
     assert_eq!(
         SimpleRnnConfig::new(20)
-            .init::<f32>(1, rng)
+            .build::<f32>(1, rng)
             .unwrap()
             .param_count(),
         440
     );
     assert_eq!(
         LstmConfig::new(10)
-            .init::<f32>(1, rng)
+            .build::<f32>(1, rng)
             .unwrap()
             .param_count(),
         480
     );
     assert_eq!(
         GruConfig::new(10)
-            .init::<f32>(1, rng)
+            .build::<f32>(1, rng)
             .unwrap()
             .param_count(),
         390
@@ -33,7 +33,7 @@ fn parameter_counts_match_keras_formulas() {
     assert_eq!(
         GruConfig::new(10)
             .reset_after(false)
-            .init::<f32>(1, rng)
+            .build::<f32>(1, rng)
             .unwrap()
             .param_count(),
         360
@@ -41,21 +41,21 @@ fn parameter_counts_match_keras_formulas() {
     // 2 inputs, 3 units: Keras has one bias (72), PyTorch two (84).
     assert_eq!(
         LstmConfig::new(3)
-            .init::<f32>(2, rng)
+            .build::<f32>(2, rng)
             .unwrap()
             .param_count(),
         72
     );
     assert_eq!(
         DenseConfig::new(1)
-            .init::<f32>(20, rng)
+            .build::<f32>(20, rng)
             .unwrap()
             .param_count(),
         21
     );
     assert_eq!(
         BidirectionalConfig::new(LstmConfig::new(10))
-            .init::<f32>(1, rng)
+            .build::<f32>(1, rng)
             .unwrap()
             .param_count(),
         960
@@ -168,14 +168,14 @@ fn output_shapes_follow_return_sequences_and_merge_mode() {
             .to_vec()
     };
     assert_eq!(
-        shape(&mut SimpleRnnConfig::new(4).init(3, rng).unwrap()),
+        shape(&mut SimpleRnnConfig::new(4).build(3, rng).unwrap()),
         [2, 4]
     );
     assert_eq!(
         shape(
             &mut SimpleRnnConfig::new(4)
                 .return_sequences(true)
-                .init(3, rng)
+                .build(3, rng)
                 .unwrap()
         ),
         [2, 5, 4]
@@ -185,20 +185,20 @@ fn output_shapes_follow_return_sequences_and_merge_mode() {
             &mut LstmConfig::new(4)
                 .return_sequences(true)
                 .go_backwards(true)
-                .init(3, rng)
+                .build(3, rng)
                 .unwrap()
         ),
         [2, 5, 4]
     );
     // GRU and LSTM give the same output shape (candle#1723 was a bug here).
     assert_eq!(
-        shape(&mut GruConfig::new(4).init(3, rng).unwrap()),
-        shape(&mut LstmConfig::new(4).init(3, rng).unwrap())
+        shape(&mut GruConfig::new(4).build(3, rng).unwrap()),
+        shape(&mut LstmConfig::new(4).build(3, rng).unwrap())
     );
     assert_eq!(
         shape(
             &mut BidirectionalConfig::new(GruConfig::new(4))
-                .init(3, rng)
+                .build(3, rng)
                 .unwrap()
         ),
         [2, 8]
@@ -207,13 +207,13 @@ fn output_shapes_follow_return_sequences_and_merge_mode() {
         shape(
             &mut BidirectionalConfig::new(GruConfig::new(4).return_sequences(true))
                 .merge_mode(MergeMode::Ave)
-                .init(3, rng)
+                .build(3, rng)
                 .unwrap()
         ),
         [2, 5, 4]
     );
     assert_eq!(
-        shape(&mut DenseConfig::new(7).init(3, rng).unwrap()),
+        shape(&mut DenseConfig::new(7).build(3, rng).unwrap()),
         [2, 5, 7]
     );
 }

@@ -202,7 +202,7 @@ fn leading_masked_steps_output_zero_not_the_initial_state() {
     let mut rng = seeded_rng(3);
     let mut lstm = LstmConfig::new(2)
         .return_sequences(true)
-        .init::<f64>(1, &mut rng)
+        .build::<f64>(1, &mut rng)
         .unwrap();
     let x = uniform(&[2, 3, 1], &mut rng);
     let mask = Mask::from_shape_vec((2, 3), vec![false, true, true, false, false, false]).unwrap();

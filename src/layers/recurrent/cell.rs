@@ -1,6 +1,6 @@
 //! The cell contract: what one step of SimpleRnn, Lstm or Gru must provide to the loop.
 
-use super::config::CellConfig;
+use super::config::RecurrentLayerConfig;
 use super::weights::CellWeights;
 use crate::float::Float;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
@@ -35,7 +35,7 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static + sealed::Sealed {
     /// Element type.
     type F: Float;
     /// The configuration this cell is built from.
-    type Config: CellConfig<Cell<Self::F> = Self>;
+    type Config: RecurrentLayerConfig<Cell<Self::F> = Self>;
 
     /// Gate blocks in the input projection (1, 4, 3).
     const GATES: usize;

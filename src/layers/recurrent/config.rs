@@ -1,5 +1,7 @@
-//! Configuration of a recurrent layer: builder methods named after Keras's arguments, and
-//! the serialised form (Keras's class names and config keys).
+//! What every recurrent layer's configuration shares: the options the one time loop reads
+//! ([`SequenceOptions`], [`CellOptions`]), the [`RecurrentLayerConfig`] trait the three plain
+//! configuration structs implement, the builder methods they share, and the checked
+//! construction of a layer.
 
 use super::cell::Cell;
 use super::layer::Recurrent;
@@ -8,17 +10,15 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
 use crate::layers::bidirectional::{BidirectionalConfig, BidirectionalSpec};
-use crate::layers::spec::take_key;
 use crate::layers::LayerSpec;
 use crate::layers::{check_weight_size, positive, wrong_input, Dim};
 use ndarray_rand::rand::Rng;
-use serde::de;
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::de::{self, DeserializeOwned};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt::Debug;
 
 /// The options every cell has, with Keras's defaults (`tanh`, `sigmoid`, bias on).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CellOptions {
     /// Number of units.
     pub units: usize,
@@ -31,16 +31,6 @@ pub struct CellOptions {
 }
 
 impl CellOptions {
-    /// The options for `units` with Keras's defaults.
-    pub fn new(units: usize) -> Self {
-        CellOptions {
-            units,
-            activation: Activation::Tanh,
-            recurrent_activation: Activation::Sigmoid,
-            use_bias: true,
-        }
-    }
-
     /// Rejects activations a cell cannot use.
     pub(crate) fn check(&self, layer: &str) -> Result<()> {
         self.activation.check_elementwise(layer, "activation")?;
@@ -49,52 +39,8 @@ impl CellOptions {
     }
 }
 
-/// Builds a cell: the cell-specific half of a recurrent layer's configuration.
-pub trait CellConfig: Clone + Debug + PartialEq + Send + Sync + 'static {
-    /// The cell type built for element type `F`.
-    type Cell<F: Float>: Cell<F = F, Config = Self>;
-    /// The layer configuration type users write ([`LstmConfig`](crate::LstmConfig)).
-    type Layer: RecurrentLayerConfig<Options = Self>;
-    /// Keras's default layer name stem (`"lstm"`).
-    const DEFAULT_NAME: &'static str;
-    /// Keras's class name (`"LSTM"`).
-    const TYPE_NAME: &'static str;
-    /// The options with Keras's defaults for `units`.
-    fn with_units(units: usize) -> Self;
-    /// The options every cell has.
-    fn options(&self) -> &CellOptions;
-    /// The options every cell has, mutably.
-    fn options_mut(&mut self) -> &mut CellOptions;
-    /// Number of units.
-    fn units(&self) -> usize {
-        self.options().units
-    }
-    /// This cell type's own boolean Keras option beyond the common ones
-    /// (`unit_forget_bias`, `reset_after`): its config key and value.
-    fn flag(&self) -> Option<(&'static str, bool)> {
-        None
-    }
-    /// That option, to set it.
-    fn flag_mut(&mut self) -> Option<&mut bool> {
-        None
-    }
-    /// Keras-style summary of the options (`units=4, activation=tanh`).
-    fn describe(&self) -> String {
-        format!("units={}", self.units())
-    }
-    /// The tagged form of a layer configuration with this cell.
-    fn layer_spec(config: Self::Layer) -> LayerSpec;
-    /// The tagged form of a Bidirectional configuration around this cell's layer.
-    fn bidirectional_spec(config: BidirectionalConfig<Self::Layer>) -> BidirectionalSpec;
-    /// Builds the cell with Keras's default initialisers; the options, sizes and input
-    /// features are checked before (by the layer configuration's `init`).
-    fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Self::Cell<F>;
-}
-
-/// The options every recurrent layer configuration holds: the cell's options plus the
-/// sequence options. Users write [`SimpleRnnConfig`](crate::SimpleRnnConfig),
-/// [`LstmConfig`](crate::LstmConfig) or [`GruConfig`](crate::GruConfig), which wrap one of
-/// these and expose it through `AsRef`/`AsMut`.
+/// The sequence options every recurrent layer has, as the time loop reads them (copied out
+/// of the configuration).
 ///
 /// | option | default | Keras |
 /// |---|---|---|
@@ -105,167 +51,168 @@ pub trait CellConfig: Clone + Debug + PartialEq + Send + Sync + 'static {
 /// | `dropout` | 0 | `dropout`: inverted dropout on the inputs in training |
 /// | `recurrent_dropout` | 0 | `recurrent_dropout`: on `h_{t−1}` where it enters the gates |
 /// | `seed` | drawn from the model's seed | `seed`: of the dropout masks |
-/// | `name` | `simple_rnn`, `lstm`, `gru` (+ `_1`, `_2` in a model) | `name` |
-///
-/// Serialises to Keras's config keys (`{"units": 8, "activation": "tanh", ...}`); reading
-/// refuses keys the layer type does not have.
-///
-/// ```
-/// use rnnkit::prelude::*;
-/// let c = LstmConfig::new(8).return_sequences(true);
-/// assert!(c.as_ref().return_sequences && c.as_ref().cell.unit_forget_bias);
-/// let json = serde_json::to_string(&c).unwrap();
-/// assert!(json.contains(r#""units":8"#) && json.contains(r#""unit_forget_bias":true"#));
-/// assert_eq!(serde_json::from_str::<LstmConfig>(&json).unwrap(), c);
-/// assert!(serde_json::from_str::<SimpleRnnConfig>(r#"{"units": 2, "reset_after": true}"#).is_err());
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct RecurrentConfig<K> {
-    /// The cell's own options.
-    pub cell: K,
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SequenceOptions {
     /// Return the output of every step (`[batch, steps, units]`) instead of the last.
     pub return_sequences: bool,
     /// Process the sequence from the last step to the first (output in processing order).
     pub go_backwards: bool,
     /// Output zeros at masked steps instead of repeating the previous output.
     pub zero_output_for_mask: bool,
-    /// Carry the final state of each call into the next, sample by sample (Keras
-    /// `stateful`): the first call fixes the batch size; `reset_states` zeroes the state.
+    /// Carry the final state of each call into the next, sample by sample.
     pub stateful: bool,
-    /// Fraction of input features dropped in training: masks per sample and call, fixed
-    /// across the steps (Keras's variational dropout). As in Keras, one mask is shared by
-    /// the gates, unless `recurrent_dropout > 0`: then each gate draws its own (Keras's
-    /// `implementation=1`). Kept values are scaled by `1/(1 − rate)`.
+    /// Fraction of input features dropped in training.
     pub dropout: f64,
-    /// Fraction of `h_{t−1}` dropped where it enters the recurrent products, in training:
-    /// one mask per sample, gate and call, fixed across the steps.
+    /// Fraction of `h_{t−1}` dropped where it enters the recurrent products, in training.
     pub recurrent_dropout: f64,
-    /// Seed of the dropout masks (`None`: drawn from the model's seed when the layer is
-    /// built).
+    /// Seed of the dropout masks.
     pub seed: Option<u64>,
-    /// Layer name.
-    pub name: Option<String>,
 }
 
-/// A recurrent layer's configuration as users write it: [`SimpleRnnConfig`](crate::SimpleRnnConfig),
-/// [`LstmConfig`](crate::LstmConfig) or [`GruConfig`](crate::GruConfig), each its own type
-/// (so compiler messages name the type you wrote) around a [`RecurrentConfig`].
+/// A recurrent layer's configuration: [`SimpleRnnConfig`](crate::SimpleRnnConfig),
+/// [`LstmConfig`](crate::LstmConfig) or [`GruConfig`](crate::GruConfig), plain serde structs
+/// with Keras's argument names as fields and builder methods. This trait is what the one
+/// time loop and [`Bidirectional`](crate::layers::Bidirectional) read them through.
+///
+/// This trait is sealed: rnnkit's cells implement it.
 pub trait RecurrentLayerConfig:
-    Clone
-    + Debug
-    + PartialEq
-    + Send
-    + Sync
-    + 'static
-    + AsRef<RecurrentConfig<Self::Options>>
-    + AsMut<RecurrentConfig<Self::Options>>
-    + From<RecurrentConfig<Self::Options>>
+    Clone + Debug + PartialEq + Send + Sync + 'static + Serialize + DeserializeOwned + sealed::Sealed
 {
-    /// The cell's options type.
-    type Options: CellConfig<Layer = Self>;
+    /// The cell type built for element type `F`.
+    type Cell<F: Float>: Cell<F = F, Config = Self>;
+    /// Keras's default layer name stem (`"lstm"`).
+    const DEFAULT_NAME: &'static str;
+    /// Keras's class name (`"LSTM"`).
+    const TYPE_NAME: &'static str;
+    /// Units, activations and `use_bias`.
+    fn cell_options(&self) -> CellOptions;
+    /// The sequence options.
+    fn sequence(&self) -> SequenceOptions;
+    /// Sets the sequence options.
+    fn set_sequence(&mut self, options: SequenceOptions);
+    /// The name given, if any.
+    fn layer_name(&self) -> Option<&str>;
+    /// Sets the name.
+    fn set_layer_name(&mut self, name: Option<String>);
+    /// Keras-style summary of the options (`units=4, activation=tanh`).
+    fn describe(&self) -> String {
+        format!("units={}", self.cell_options().units)
+    }
+    /// The tagged form of this configuration.
+    fn layer_spec(self) -> LayerSpec;
+    /// The tagged form of a Bidirectional configuration around this layer.
+    fn bidirectional_spec(config: BidirectionalConfig<Self>) -> BidirectionalSpec;
+    /// Builds the cell with Keras's default initialisers; the options, sizes and input
+    /// features are checked before (by the configuration's `build`).
+    fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Self::Cell<F>;
 }
 
-impl<K: CellConfig> RecurrentConfig<K> {
-    pub(crate) fn from_cell(cell: K) -> Self {
-        RecurrentConfig {
-            cell,
-            return_sequences: false,
-            go_backwards: false,
-            zero_output_for_mask: false,
-            stateful: false,
-            dropout: 0.0,
-            recurrent_dropout: 0.0,
-            seed: None,
-            name: None,
+pub(crate) mod sealed {
+    /// Implemented by rnnkit's recurrent layer configurations only.
+    pub trait Sealed {}
+}
+
+/// The name given, or the layer type's default.
+pub(crate) fn name_or_default<L: RecurrentLayerConfig>(config: &L) -> String {
+    config.layer_name().unwrap_or(L::DEFAULT_NAME).to_string()
+}
+
+/// Builds a typed layer for `input_dim` features, checking every option and size first.
+pub(crate) fn build_recurrent<L: RecurrentLayerConfig, F: Float>(
+    config: &L,
+    input_dim: usize,
+    rng: &mut StdRng,
+) -> Result<Recurrent<L::Cell<F>>> {
+    let name = name_or_default(config);
+    let (o, seq) = (config.cell_options(), config.sequence());
+    positive(&name, "units", o.units)?;
+    positive(&name, "input_dim", input_dim)?;
+    o.check(&name)?;
+    for (field, rate) in [
+        ("dropout", seq.dropout),
+        ("recurrent_dropout", seq.recurrent_dropout),
+    ] {
+        if !(0.0..1.0).contains(&rate) {
+            return Err(Error::Config {
+                layer: name,
+                field,
+                reason: format!("expected a rate in [0, 1), got {rate}"),
+            });
         }
     }
+    let (u, gates) = (o.units, <L::Cell<F> as Cell>::GATES);
+    let width = u.saturating_mul(gates);
+    check_weight_size(&name, "kernel", &[input_dim, width])?;
+    check_weight_size(&name, "recurrent kernel", &[u, width])?;
+    let cell = config.init_cell::<F>(input_dim, rng);
+    // Masks have their own stream; drawing its seed only when a layer drops keeps
+    // every other model's seeded weights as they were.
+    let drops = seq.dropout > 0.0 || seq.recurrent_dropout > 0.0;
+    let seed = match seq.seed {
+        Some(s) => s,
+        None if drops => rng.random(),
+        None => 0,
+    };
+    let mut config = config.clone();
+    config.set_layer_name(Some(name));
+    Ok(Recurrent::new(cell, config, seed))
+}
 
-    /// The name given, or the layer type's default.
-    pub(crate) fn layer_name(&self) -> String {
-        self.name
-            .clone()
-            .unwrap_or_else(|| K::DEFAULT_NAME.to_string())
-    }
+/// Keras config keys a recurrent layer's configuration reads but does not keep:
+/// `return_state`, accepted when `false` (a graph call asks for the states instead).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NoReturnState;
 
-    /// Builds a typed layer for `input_dim` features.
-    pub(crate) fn init<F: Float>(
-        &self,
-        input_dim: usize,
-        rng: &mut StdRng,
-    ) -> Result<Recurrent<K::Cell<F>>> {
-        let name = self.layer_name();
-        positive(&name, "units", self.cell.units())?;
-        positive(&name, "input_dim", input_dim)?;
-        self.cell.options().check(&name)?;
-        for (field, rate) in [
-            ("dropout", self.dropout),
-            ("recurrent_dropout", self.recurrent_dropout),
-        ] {
-            if !(0.0..1.0).contains(&rate) {
-                return Err(Error::Config {
-                    layer: name,
-                    field,
-                    reason: format!("expected a rate in [0, 1), got {rate}"),
-                });
-            }
+impl<'de> Deserialize<'de> for NoReturnState {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        if bool::deserialize(d)? {
+            return Err(de::Error::custom(
+                "`return_state: true` belongs to a call in a graph model (Graph::rnn(..).call() \
+                 returns the states), not to the layer's configuration",
+            ));
         }
-        let (u, gates) = (self.cell.units(), <K::Cell<F> as Cell>::GATES);
-        let width = u.saturating_mul(gates);
-        check_weight_size(&name, "kernel", &[input_dim, width])?;
-        check_weight_size(&name, "recurrent kernel", &[u, width])?;
-        let cell = self.cell.init_cell::<F>(input_dim, rng);
-        // Masks have their own stream; drawing its seed only when a layer drops keeps
-        // every other model's seeded weights as they were.
-        let drops = self.dropout > 0.0 || self.recurrent_dropout > 0.0;
-        let seed = match self.seed {
-            Some(s) => s,
-            None if drops => rng.random(),
-            None => 0,
-        };
-        let mut config = self.clone();
-        config.name = Some(name);
-        Ok(Recurrent::new(cell, K::Layer::from(config), seed))
+        Ok(NoReturnState)
     }
 }
 
-/// Defines a recurrent layer's configuration type `$name` around `RecurrentConfig<$opts>`:
-/// the builder methods named after Keras's arguments, `init`, the layer-building and serde
-/// impls. Options of one cell type (`unit_forget_bias`) are added beside it.
-macro_rules! recurrent_layer_config {
-    ($(#[$doc:meta])* $name:ident($opts:ty)) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-        #[serde(transparent)]
-        pub struct $name($crate::layers::recurrent::RecurrentConfig<$opts>);
+pub(crate) fn tanh() -> Activation {
+    Activation::Tanh
+}
+pub(crate) fn sigmoid() -> Activation {
+    Activation::Sigmoid
+}
+pub(crate) fn yes() -> bool {
+    true
+}
 
+/// The builder methods and trait plumbing every recurrent configuration shares, for a
+/// plain struct with the fields `name`, `units`, `activation`, `use_bias`,
+/// `return_sequences`, `go_backwards`, `zero_output_for_mask`, `stateful`, `dropout`,
+/// `recurrent_dropout` and `seed`.
+macro_rules! sequence_builders {
+    ($name:ident) => {
         impl $name {
-            /// The layer with `units` units and Keras's defaults.
-            pub fn new(units: usize) -> Self {
-                $name($crate::layers::recurrent::RecurrentConfig::from_cell(
-                    <$opts as $crate::layers::recurrent::CellConfig>::with_units(units),
-                ))
-            }
             /// Sets `return_sequences`: output every step (`[batch, steps, units]`) instead
             /// of the last.
             pub fn return_sequences(mut self, v: bool) -> Self {
-                self.0.return_sequences = v;
+                self.return_sequences = v;
                 self
             }
             /// Sets `go_backwards`: process the sequence from the last step to the first.
             pub fn go_backwards(mut self, v: bool) -> Self {
-                self.0.go_backwards = v;
+                self.go_backwards = v;
                 self
             }
             /// Sets `zero_output_for_mask`: output zeros at masked steps.
             pub fn zero_output_for_mask(mut self, v: bool) -> Self {
-                self.0.zero_output_for_mask = v;
+                self.zero_output_for_mask = v;
                 self
             }
             /// Sets `stateful`: each call starts from the state the previous call left,
             /// sample by sample (row `b` of a batch continues row `b` of the last one).
             /// The first call fixes the batch size; `reset_states` zeroes the state.
             pub fn stateful(mut self, v: bool) -> Self {
-                self.0.stateful = v;
+                self.stateful = v;
                 self
             }
             /// Sets `dropout`: the fraction of input features dropped in training (one
@@ -273,7 +220,7 @@ macro_rules! recurrent_layer_config {
             /// `recurrent_dropout > 0`, then one per gate as in Keras; identity at
             /// inference).
             pub fn dropout(mut self, rate: f64) -> Self {
-                self.0.dropout = rate;
+                self.dropout = rate;
                 self
             }
             /// Sets `recurrent_dropout`: the fraction of `h_{t−1}` dropped where it enters
@@ -281,66 +228,71 @@ macro_rules! recurrent_layer_config {
             /// across the steps; GRU's update `z⊙h_{t−1} + (1−z)⊙ĥ` keeps the whole
             /// state).
             pub fn recurrent_dropout(mut self, rate: f64) -> Self {
-                self.0.recurrent_dropout = rate;
+                self.recurrent_dropout = rate;
                 self
             }
             /// Sets the seed of the dropout masks.
             pub fn seed(mut self, seed: u64) -> Self {
-                self.0.seed = Some(seed);
+                self.seed = Some(seed);
                 self
             }
             /// Sets the layer name.
             pub fn name(mut self, name: &str) -> Self {
-                self.0.name = Some(name.to_string());
+                self.name = Some(name.to_string());
                 self
             }
             /// Sets the activation (linear, tanh, sigmoid or relu).
             pub fn activation(mut self, a: $crate::Activation) -> Self {
-                $crate::layers::recurrent::CellConfig::options_mut(&mut self.0.cell).activation = a;
+                self.activation = a;
                 self
             }
             /// Sets `use_bias`.
             pub fn use_bias(mut self, v: bool) -> Self {
-                $crate::layers::recurrent::CellConfig::options_mut(&mut self.0.cell).use_bias = v;
+                self.use_bias = v;
                 self
             }
             /// Builds a typed layer for `input_dim` features.
             ///
             /// # Errors
             /// [`Error::Config`](crate::Error::Config) for zero units, zero input features,
-            /// an invalid activation or weights too large to allocate.
-            pub fn init<F: $crate::Float>(
+            /// an invalid activation or dropout rate, or weights too large to allocate.
+            pub fn build<F: $crate::Float>(
                 &self,
                 input_dim: usize,
                 rng: &mut $crate::init::StdRng,
             ) -> $crate::Result<
-                $crate::layers::Recurrent<<$opts as $crate::layers::recurrent::CellConfig>::Cell<F>>,
+                $crate::layers::Recurrent<
+                    <$name as $crate::layers::recurrent::RecurrentLayerConfig>::Cell<F>,
+                >,
             > {
-                self.0.init(input_dim, rng)
+                $crate::layers::recurrent::build_recurrent(self, input_dim, rng)
+            }
+            pub(crate) fn sequence_options(&self) -> $crate::layers::recurrent::SequenceOptions {
+                $crate::layers::recurrent::SequenceOptions {
+                    return_sequences: self.return_sequences,
+                    go_backwards: self.go_backwards,
+                    zero_output_for_mask: self.zero_output_for_mask,
+                    stateful: self.stateful,
+                    dropout: self.dropout,
+                    recurrent_dropout: self.recurrent_dropout,
+                    seed: self.seed,
+                }
+            }
+            pub(crate) fn set_sequence_options(
+                &mut self,
+                o: $crate::layers::recurrent::SequenceOptions,
+            ) {
+                self.return_sequences = o.return_sequences;
+                self.go_backwards = o.go_backwards;
+                self.zero_output_for_mask = o.zero_output_for_mask;
+                self.stateful = o.stateful;
+                self.dropout = o.dropout;
+                self.recurrent_dropout = o.recurrent_dropout;
+                self.seed = o.seed;
             }
         }
 
-        impl AsRef<$crate::layers::recurrent::RecurrentConfig<$opts>> for $name {
-            fn as_ref(&self) -> &$crate::layers::recurrent::RecurrentConfig<$opts> {
-                &self.0
-            }
-        }
-
-        impl AsMut<$crate::layers::recurrent::RecurrentConfig<$opts>> for $name {
-            fn as_mut(&mut self) -> &mut $crate::layers::recurrent::RecurrentConfig<$opts> {
-                &mut self.0
-            }
-        }
-
-        impl From<$crate::layers::recurrent::RecurrentConfig<$opts>> for $name {
-            fn from(c: $crate::layers::recurrent::RecurrentConfig<$opts>) -> Self {
-                $name(c)
-            }
-        }
-
-        impl $crate::layers::recurrent::RecurrentLayerConfig for $name {
-            type Options = $opts;
-        }
+        impl $crate::layers::recurrent::config::sealed::Sealed for $name {}
 
         impl<F: $crate::Float> $crate::LayerConfig<F> for $name {
             fn build(
@@ -348,24 +300,20 @@ macro_rules! recurrent_layer_config {
                 input: &[$crate::Dim],
                 rng: &mut $crate::init::StdRng,
             ) -> $crate::Result<Box<dyn $crate::Layer<F>>> {
-                let (_, f) = $crate::layers::recurrent::seq_input(&self.0.layer_name(), input)?;
-                Ok(Box::new(self.0.init::<F>(f, rng)?))
+                let name = $crate::layers::recurrent::name_or_default(self);
+                let (_, f) = $crate::layers::recurrent::seq_input(&name, input)?;
+                Ok(Box::new($name::build::<F>(self, f, rng)?))
             }
             fn name(&self) -> Option<&str> {
-                self.0.name.as_deref()
+                self.name.as_deref()
             }
             fn default_name(&self) -> &'static str {
-                <$opts as $crate::layers::recurrent::CellConfig>::DEFAULT_NAME
+                <$name as $crate::layers::recurrent::RecurrentLayerConfig>::DEFAULT_NAME
             }
         }
     };
 }
-pub(crate) use recurrent_layer_config;
-
-/// Whether cells of this configuration have gates, and so a `recurrent_activation`.
-fn gated<K: CellConfig>() -> bool {
-    <K::Cell<f64> as Cell>::GATES > 1
-}
+pub(crate) use sequence_builders;
 
 /// Checks that a recurrent layer gets a `[steps, features]` input shape.
 pub(crate) fn seq_input(layer: &str, input: &[Dim]) -> Result<(Dim, usize)> {
@@ -379,89 +327,13 @@ pub(crate) fn seq_input(layer: &str, input: &[Dim]) -> Result<(Dim, usize)> {
     }
 }
 
-impl<K: CellConfig> Serialize for RecurrentConfig<K> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let o = self.cell.options();
-        let mut m = s.serialize_map(None)?;
-        if let Some(n) = &self.name {
-            m.serialize_entry("name", n)?;
-        }
-        m.serialize_entry("units", &o.units)?;
-        m.serialize_entry("activation", &o.activation)?;
-        if gated::<K>() {
-            m.serialize_entry("recurrent_activation", &o.recurrent_activation)?;
-        }
-        m.serialize_entry("use_bias", &o.use_bias)?;
-        m.serialize_entry("return_sequences", &self.return_sequences)?;
-        m.serialize_entry("go_backwards", &self.go_backwards)?;
-        m.serialize_entry("zero_output_for_mask", &self.zero_output_for_mask)?;
-        m.serialize_entry("stateful", &self.stateful)?;
-        m.serialize_entry("dropout", &self.dropout)?;
-        m.serialize_entry("recurrent_dropout", &self.recurrent_dropout)?;
-        m.serialize_entry("seed", &self.seed)?;
-        if let Some((k, v)) = self.cell.flag() {
-            m.serialize_entry(k, &v)?;
-        }
-        m.end()
-    }
-}
-
-impl<'de, K: CellConfig> Deserialize<'de> for RecurrentConfig<K> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
-        let units: usize =
-            take_key(&mut map, "units")?.ok_or_else(|| de::Error::missing_field("units"))?;
-        let mut c = RecurrentConfig::from_cell(K::with_units(units));
-        c.name = take_key(&mut map, "name")?;
-        let o = c.cell.options_mut();
-        o.activation = take_key(&mut map, "activation")?.unwrap_or(o.activation);
-        if gated::<K>() {
-            o.recurrent_activation =
-                take_key(&mut map, "recurrent_activation")?.unwrap_or(o.recurrent_activation);
-        }
-        o.use_bias = take_key(&mut map, "use_bias")?.unwrap_or(true);
-        c.return_sequences = take_key(&mut map, "return_sequences")?.unwrap_or(false);
-        c.go_backwards = take_key(&mut map, "go_backwards")?.unwrap_or(false);
-        c.zero_output_for_mask = take_key(&mut map, "zero_output_for_mask")?.unwrap_or(false);
-        c.stateful = take_key(&mut map, "stateful")?.unwrap_or(false);
-        c.dropout = take_key(&mut map, "dropout")?.unwrap_or(0.0);
-        c.recurrent_dropout = take_key(&mut map, "recurrent_dropout")?.unwrap_or(0.0);
-        c.seed = take_key::<Option<u64>, _>(&mut map, "seed")?.flatten();
-        if take_key::<bool, _>(&mut map, "return_state")?.unwrap_or(false) {
-            return Err(de::Error::custom(
-                "`return_state: true` needs a functional model, which rnnkit does not have yet",
-            ));
-        }
-        let flag = c.cell.flag().map(|(k, _)| k);
-        for (key, value) in map {
-            let known = flag == Some(key.as_str());
-            match (value.as_bool(), c.cell.flag_mut()) {
-                (Some(v), Some(f)) if known => *f = v,
-                _ if known => {
-                    return Err(de::Error::custom(format!(
-                        "`{key}`: expected a boolean, got {value}"
-                    )))
-                }
-                _ => {
-                    return Err(de::Error::custom(format!(
-                        "{} has no `{key}` option",
-                        K::TYPE_NAME
-                    )))
-                }
-            }
-        }
-        Ok(c)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use crate::{BidirectionalConfig, GruConfig, LstmConfig, SimpleRnnConfig};
     use std::any::type_name;
 
     /// Compiler messages print a type's path as `type_name` does: each configuration is its
-    /// own type, not an alias of a generic one (a user who wrote `LstmConfig` reads
-    /// `LstmConfig`, not `RecurrentConfig<LstmOptions>`).
+    /// own plain type, not an alias of a generic one.
     #[test]
     fn configuration_types_are_named_as_written() {
         for (name, want) in [

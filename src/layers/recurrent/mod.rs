@@ -1,7 +1,7 @@
 //! Recurrent layers: one time loop ([`Recurrent<C>`]) runs any [`Cell`] over a sequence.
 //!
-//! - `config`: [`RecurrentConfig`], the options and serialised form every recurrent layer shares,
-//!   and the macro that defines each layer's own configuration type (`LstmConfig`);
+//! - `config`: [`RecurrentLayerConfig`], what the three plain configuration structs share
+//!   (the options the loop reads, the shared builder methods, the checked construction);
 //! - `cell`: the [`Cell`] contract (one step, forward and backward);
 //! - `state`: states between calls (Keras's list `[h, c]` and the loop's block), the
 //!   slot a `stateful` layer carries;
@@ -11,7 +11,7 @@
 //! - `weights`: the weights every cell has, with the packed recurrent kernel.
 
 mod cell;
-mod config;
+pub(crate) mod config;
 mod lanes;
 mod layer;
 mod state;
@@ -23,9 +23,8 @@ pub(crate) use cell::sealed as cell_sealed;
 pub use cell::Cell;
 pub(crate) use cell::{sl, sl_mut};
 pub use cell::{BackwardStep, SequenceGrads};
-pub(crate) use config::recurrent_layer_config;
-pub(crate) use config::seq_input;
-pub use config::{CellConfig, CellOptions, RecurrentConfig, RecurrentLayerConfig};
+pub(crate) use config::{build_recurrent, name_or_default, seq_input, sequence_builders};
+pub use config::{CellOptions, RecurrentLayerConfig, SequenceOptions};
 pub(crate) use lanes::{avx2_twin, zip_lanes};
 pub use layer::{Recurrent, RecurrentLayer};
 pub use weights::CellWeights;

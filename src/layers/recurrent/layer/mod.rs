@@ -3,7 +3,7 @@
 
 use super::cell::Cell;
 use super::cell::SequenceGrads;
-use super::config::{seq_input, CellConfig, RecurrentConfig};
+use super::config::{seq_input, RecurrentLayerConfig, SequenceOptions};
 use super::state::{carried_initial, gather_states, scatter_states, Carried};
 use super::time_loop::{backward_loop, forward_loop, mask_h, BackwardBuffers, OutGrad, Projection};
 use super::workspace::{
@@ -40,7 +40,7 @@ pub struct Recurrent<C: Cell> {
     cell: C,
     /// The configuration the layer was built from, its name always set: the layer's one
     /// description, read by the loop and saved as it is.
-    config: <C::Config as CellConfig>::Layer,
+    config: C::Config,
     buf: Buffers<C::F>,
     /// Buffers for inference through `&self`.
     spare: SpareBuffers<C::F>,
@@ -56,7 +56,7 @@ pub struct Recurrent<C: Cell> {
 
 impl<C: Cell> Recurrent<C> {
     /// A layer running `cell` as `config` says (its name set).
-    pub(crate) fn new(cell: C, config: <C::Config as CellConfig>::Layer, seed: u64) -> Self {
+    pub(crate) fn new(cell: C, config: C::Config, seed: u64) -> Self {
         Recurrent {
             cell,
             config,
@@ -75,17 +75,17 @@ impl<C: Cell> Recurrent<C> {
     }
 
     /// The configuration, with the layer's name.
-    pub fn config(&self) -> &<C::Config as CellConfig>::Layer {
+    pub fn config(&self) -> &C::Config {
         &self.config
     }
 
-    /// The options of the configuration.
-    fn cfg(&self) -> &RecurrentConfig<C::Config> {
-        self.config.as_ref()
+    /// The sequence options of the configuration.
+    fn cfg(&self) -> SequenceOptions {
+        self.config.sequence()
     }
 
     fn lname(&self) -> &str {
-        name_of(self.cfg())
+        name_of(&self.config)
     }
 
     /// The loop's initial state `[batch, h | c]` from explicit states for input `x`.
@@ -121,14 +121,14 @@ impl<C: Cell> Recurrent<C> {
     /// call's (inference through `&self`).
     fn run(
         cell: &C,
-        config: &RecurrentConfig<C::Config>,
+        config: &C::Config,
         buf: &mut Buffers<C::F>,
         x: &ArrayD<C::F>,
         mask: Option<&Mask>,
         init: Option<ArrayView2<'_, C::F>>,
         drop: Option<&mut StdRng>,
     ) -> Result<ArrayD<C::F>> {
-        let lname = name_of(config);
+        let (lname, config) = (name_of(config), config.sequence());
         let xv = check_seq(lname, x, cell.input_dim())?;
         let (b, t, f) = xv.dim();
         check_mask(lname, mask, b, t)?;
@@ -336,7 +336,7 @@ impl<C: Cell> Recurrent<C> {
             None => buf.d_state.fill(C::F::zero()),
         }
 
-        let dy = if self.config.as_ref().return_sequences {
+        let dy = if self.config.sequence().return_sequences {
             OutGrad::Sequence(
                 dy.view()
                     .into_dimensionality::<Ix3>()
@@ -496,16 +496,16 @@ fn last_state<F: Float>(buf: &Buffers<F>) -> ArrayView2<'_, F> {
 }
 
 /// The layer's name from its configuration.
-fn name_of<K: CellConfig>(config: &RecurrentConfig<K>) -> &str {
-    config.name.as_deref().unwrap_or(K::DEFAULT_NAME)
+fn name_of<L: RecurrentLayerConfig>(config: &L) -> &str {
+    config.layer_name().unwrap_or(L::DEFAULT_NAME)
 }
 
 impl<C: Cell> Layer<C::F> for Recurrent<C> {
     fn set_name(&mut self, name: &str) {
-        self.config.as_mut().name = Some(name.to_string());
+        self.config.set_layer_name(Some(name.to_string()));
     }
     fn type_name(&self) -> &'static str {
-        <C::Config as CellConfig>::TYPE_NAME
+        <C::Config as RecurrentLayerConfig>::TYPE_NAME
     }
     fn box_clone(&self) -> Box<dyn Layer<C::F>> {
         let mut c = self.clone();
@@ -514,10 +514,10 @@ impl<C: Cell> Layer<C::F> for Recurrent<C> {
         Box::new(c)
     }
     fn spec(&self) -> Option<LayerSpec> {
-        Some(C::Config::layer_spec(self.config.clone()))
+        Some(self.config.clone().layer_spec())
     }
     fn describe(&self) -> String {
-        let mut s = self.cfg().cell.describe();
+        let mut s = self.config.describe();
         if self.cfg().return_sequences {
             s.push_str(", return_sequences=True");
         }
@@ -560,7 +560,7 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
         let drop = rng.as_mut();
         let out = Self::run(
             &self.cell,
-            self.config.as_ref(),
+            &self.config,
             &mut self.buf,
             x,
             mask,
@@ -584,7 +584,7 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
         self.spare.with(|buf| {
             let out = Self::run(
                 &self.cell,
-                self.config.as_ref(),
+                &self.config,
                 buf,
                 x,
                 mask,
@@ -607,7 +607,7 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
         self.spare.with(|buf| {
             let out = Self::run(
                 &self.cell,
-                self.config.as_ref(),
+                &self.config,
                 buf,
                 x,
                 mask,
@@ -630,7 +630,7 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
         let init = self.explicit_initial(x, states)?;
         let out = Self::run(
             &self.cell,
-            self.config.as_ref(),
+            &self.config,
             &mut self.buf,
             x,
             mask,

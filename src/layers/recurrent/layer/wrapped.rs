@@ -4,6 +4,7 @@
 use super::Recurrent;
 use crate::float::Float;
 use crate::layers::recurrent::Cell;
+use crate::layers::recurrent::RecurrentLayerConfig;
 use crate::layers::{Layer, LayerState};
 
 /// What [`Bidirectional`](crate::layers::Bidirectional) needs of the layer it wraps.
@@ -30,11 +31,15 @@ impl<C: Cell> RecurrentLayer<C::F> for Recurrent<C> {
         self.cfg().go_backwards
     }
     fn set_go_backwards(&mut self, v: bool) {
-        self.config.as_mut().go_backwards = v;
+        let mut o = self.config.sequence();
+        o.go_backwards = v;
+        self.config.set_sequence(o);
         self.trained = false;
     }
     fn set_zero_output_for_mask(&mut self, v: bool) {
-        self.config.as_mut().zero_output_for_mask = v;
+        let mut o = self.config.sequence();
+        o.zero_output_for_mask = v;
+        self.config.set_sequence(o);
     }
     fn units(&self) -> usize {
         self.cell.units()
