@@ -113,7 +113,7 @@ fn esn_task(
     let mut esn = config.build::<f64>(1)?;
     esn.fit(&column(&s[..train]), &column(&s[1..=train]))?;
     let fit_s = start.elapsed().as_secs_f64();
-    let after_training = esn.state().clone();
+    let after_training = esn.reservoir_state().clone();
     let (pred, _) = esn.run_from(&column(&s[train..train + test]), &after_training)?;
     let one_step = nrmse(pred.as_slice().unwrap_or(&[]), &s[train + 1..=train + test]);
     let forecast = esn.generate(&Array1::from_elem(1, s[train]), horizon)?;

@@ -49,7 +49,7 @@ fn model(depth: usize, skip: bool, simple: bool, seed: u64) -> Result<Functional
     for _ in 1..depth {
         let next = g.apply(cell(simple).as_ref(), h)?;
         h = if skip {
-            g.merge(Merge::Add, &[h, next])?
+            g.apply_list(&AddConfig::new(), &[h, next])?
         } else {
             next
         };

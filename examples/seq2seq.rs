@@ -106,7 +106,7 @@ fn train_model(
     )?;
     let dec_x = if v.per_step() {
         let c = g.apply(&RepeatVectorConfig::new(max_len + 1), enc.states[0])?;
-        g.merge(Merge::Concatenate { axis: -1 }, &[te, c])?
+        g.apply_list(&ConcatenateConfig::new(), &[te, c])?
     } else {
         te
     };
@@ -121,7 +121,7 @@ fn train_model(
         .call()?;
     let top = if v == Variant::Attention {
         let ctx = g.apply_list(&AttentionConfig::new().name("att"), &[dec.out, enc.out])?;
-        g.merge(Merge::Concatenate { axis: -1 }, &[dec.out, ctx])?
+        g.apply_list(&ConcatenateConfig::new(), &[dec.out, ctx])?
     } else {
         dec.out
     };
@@ -166,7 +166,7 @@ fn step_decoder(
     };
     if v.per_step() {
         let rep = g.apply(&RepeatVectorConfig::new(1), context)?;
-        x = g.merge(Merge::Concatenate { axis: -1 }, &[x, rep])?;
+        x = g.apply_list(&ConcatenateConfig::new(), &[x, rep])?;
     }
     if v.per_step() || v == Variant::Attention {
         inputs.push(context);
@@ -176,7 +176,7 @@ fn step_decoder(
     let top = if v == Variant::Attention {
         let att = g.import(trained, "att")?;
         let ctx = g.reuse_list(att, &[d.out, context])?;
-        g.merge(Merge::Concatenate { axis: -1 }, &[d.out, ctx])?
+        g.apply_list(&ConcatenateConfig::new(), &[d.out, ctx])?
     } else {
         d.out
     };

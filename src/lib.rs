@@ -63,7 +63,7 @@ pub use init::{seeded_rng, Init};
 pub use layers::{
     AdditiveAttentionConfig, AttentionConfig, BidirectionalConfig, DenseConfig, Dim, DropoutConfig,
     EmbeddingConfig, GlobalAveragePooling1DConfig, GruConfig, InputGrads, Inputs, Layer,
-    LayerConfig, LayerState, LstmConfig, Mask, MaskingConfig, Merge, MergeMode, Mode, OutputGrads,
+    LayerConfig, LayerState, LstmConfig, Mask, MaskingConfig, MergeMode, Mode, OutputGrads,
     Outputs, RepeatVectorConfig, SimpleRnnConfig,
 };
 pub use model::{Functional, Graph, Model, ModelState, Sequential, Tensor};

@@ -5,11 +5,11 @@
 
 pub use crate::io::{AnyModel, FileInfo, Load, Save};
 pub use crate::layers::{
-    AdditiveAttentionConfig, AttentionConfig, Bidirectional, BidirectionalConfig, Dense,
-    DenseConfig, Dim, DropoutConfig, Embedding, EmbeddingConfig, GlobalAveragePooling1DConfig, Gru,
-    GruConfig, InputGrads, Inputs, Layer, LayerConfig, LayerState, Lstm, LstmConfig, Mask, Masking,
-    MaskingConfig, Merge, MergeMode, Mode, OutputGrads, Outputs, RepeatVectorConfig, SimpleRnn,
-    SimpleRnnConfig,
+    AddConfig, AdditiveAttentionConfig, AttentionConfig, AverageConfig, Bidirectional,
+    BidirectionalConfig, ConcatenateConfig, Dense, DenseConfig, Dim, DropoutConfig, Embedding,
+    EmbeddingConfig, GlobalAveragePooling1DConfig, Gru, GruConfig, InputGrads, Inputs, Layer,
+    LayerConfig, LayerState, Lstm, LstmConfig, Mask, Masking, MaskingConfig, MergeMode, Mode,
+    MultiplyConfig, OutputGrads, Outputs, RepeatVectorConfig, SimpleRnn, SimpleRnnConfig,
 };
 pub use crate::model::{
     DecodeState, Functional, Graph, Model, ModelState, Sequential, StepDecoder, StreamState, Tensor,

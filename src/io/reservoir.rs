@@ -30,7 +30,7 @@ impl<F: Float> Save for EchoStateNetwork<F> {
         w.tensor("W_in".into(), &self.w_in().clone().into_dyn())?;
         w.tensor("W".into(), &self.reservoir().clone().into_dyn())?;
         w.tensor("b".into(), &self.bias().clone().into_dyn())?;
-        w.tensor("state".into(), &self.state().clone().into_dyn())?;
+        w.tensor("state".into(), &self.reservoir_state().clone().into_dyn())?;
         if let Some(r) = self.readout() {
             w.tensor("W_out".into(), &r.clone().into_dyn())?;
         }
@@ -102,7 +102,7 @@ impl<F: Float> Decode for EchoStateNetwork<F> {
         }
         let mut esn = EchoStateNetwork::from_weights(config, w_in, Reservoir::Scaled(w), b)
             .map_err(|e| FileError::Architecture(e.to_string()))?;
-        esn.set_state(&state)
+        esn.set_reservoir_state(&state)
             .map_err(|e| FileError::Architecture(e.to_string()))?;
         esn.set_readout(w_out);
         Ok(esn)

@@ -10,20 +10,9 @@ use crate::layers::{format_shape, Dim, Mask};
 use crate::param::{Module, Param};
 use ndarray::{concatenate, ArrayD, ArrayView2, Axis, Slice};
 
-/// How a graph merges several tensors, with Keras's names and mask rules.
-///
-/// ```
-/// use rnnkit::prelude::*;
-/// # fn main() -> Result<(), rnnkit::Error> {
-/// let mut g = Graph::<f64>::new(0);
-/// let a = g.input("a", &[Some(4)])?;
-/// let b = g.input("b", &[Some(3)])?;
-/// let ab = g.merge(Merge::Concatenate { axis: -1 }, &[a, b])?;
-/// assert_eq!(g.shape(ab)?, vec![Some(7)]);
-/// # Ok(()) }
-/// ```
+/// Which merge a [`MergeLayer`] computes, with Keras's names and mask rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Merge {
+pub(crate) enum Merge {
     /// `keras.layers.Concatenate(axis)`: `axis` counts the batch axis as 0 (`-1`, the
     /// features, is Keras's default; `1` is time for sequences). Output mask: none if no
     /// input has one; else the inputs' masks (an unmasked input counts as all true) joined
@@ -43,7 +32,7 @@ pub enum Merge {
 
 impl Merge {
     /// Keras's layer name (`"concatenate"`, `"add"`, …).
-    pub fn default_name(&self) -> &'static str {
+    pub(crate) fn default_name(&self) -> &'static str {
         match self {
             Merge::Concatenate { .. } => "concatenate",
             Merge::Add => "add",
@@ -53,7 +42,7 @@ impl Merge {
     }
 
     /// Keras's class name.
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Merge::Concatenate { .. } => "Concatenate",
             Merge::Add => "Add",
@@ -356,9 +345,9 @@ fn zero_where_masked<F: Float>(y: &mut ArrayD<F>, m: &Mask) {
 /// A call's inputs and their masks.
 type Cached<F> = (Vec<ArrayD<F>>, Vec<Option<Mask>>);
 
-/// A merge layer: [`Merge`] as a [`Layer`] called on a list of tensors (built by
-/// [`ConcatenateConfig`], [`AddConfig`], [`MultiplyConfig`], [`AverageConfig`], or
-/// [`Graph::merge`](crate::Graph::merge)).
+/// A merge layer (Keras's `Concatenate`, `Add`, `Multiply`, `Average`): a [`Layer`] called
+/// on a list of tensors, built by [`ConcatenateConfig`], [`AddConfig`], [`MultiplyConfig`]
+/// or [`AverageConfig`] (`g.apply_list(&AddConfig::new(), &[a, b])`).
 ///
 /// ```
 /// use rnnkit::prelude::*;

@@ -25,7 +25,7 @@ pub use embedding::{Embedding, EmbeddingConfig};
 pub use gru::{Gru, GruCell, GruConfig};
 pub use lstm::{Lstm, LstmCell, LstmConfig};
 pub use masking::{Masking, MaskingConfig};
-pub use merge::{AddConfig, AverageConfig, ConcatenateConfig, Merge, MergeLayer, MultiplyConfig};
+pub use merge::{AddConfig, AverageConfig, ConcatenateConfig, MergeLayer, MultiplyConfig};
 pub use pooling::{
     GlobalAveragePooling1D, GlobalAveragePooling1DConfig, RepeatVector, RepeatVectorConfig,
 };

@@ -194,7 +194,7 @@ impl<F: Float> EchoStateNetwork<F> {
     }
 
     /// The current reservoir state `[units]`.
-    pub fn state(&self) -> &Array1<F> {
+    pub fn reservoir_state(&self) -> &Array1<F> {
         &self.state
     }
 
@@ -202,7 +202,7 @@ impl<F: Float> EchoStateNetwork<F> {
     ///
     /// # Errors
     /// [`Error::Shape`] for a state of the wrong length, [`Error::Data`] for a non-finite one.
-    pub fn set_state(&mut self, state: &Array1<F>) -> Result<()> {
+    pub fn set_reservoir_state(&mut self, state: &Array1<F>) -> Result<()> {
         self.check_state(state.view())?;
         self.state.assign(state);
         Ok(())
@@ -215,7 +215,7 @@ impl<F: Float> EchoStateNetwork<F> {
     }
 
     /// Sets the state to zero.
-    pub fn reset_state(&mut self) {
+    pub fn reset_reservoir_state(&mut self) {
         self.state.fill(F::zero());
     }
 

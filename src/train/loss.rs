@@ -69,7 +69,7 @@ pub enum Metric {
 
 impl Metric {
     /// Keras's log key (`"mae"`, `"accuracy"`...).
-    pub fn key(self) -> &'static str {
+    pub fn keras_name(self) -> &'static str {
         match self {
             Metric::Mae => "mae",
             Metric::Mse => "mse",

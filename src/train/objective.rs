@@ -228,7 +228,7 @@ pub trait MetricFunction<F: Float>: Debug + Send + Sync {
 
 impl<F: Float> MetricFunction<F> for Metric {
     fn name(&self) -> &str {
-        self.key()
+        self.keras_name()
     }
     fn sum_count(
         &self,

@@ -565,7 +565,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// let seq = g.input("seq", &[Some(4), Some(1)])?;
     /// let side = g.input("side", &[Some(1)])?;
     /// let h = g.apply(&GruConfig::new(8), seq)?;
-    /// let both = g.merge(Merge::Concatenate { axis: -1 }, &[h, side])?;
+    /// let both = g.apply_list(&ConcatenateConfig::new(), &[h, side])?;
     /// let y = g.apply(&DenseConfig::new(1), both)?;
     /// let mut model = g.build(&[seq, side], &[y])?;
     /// let xs = vec![

@@ -385,7 +385,7 @@ fn graph_sample() -> Functional<f32> {
         .apply_list(&rnnkit::AttentionConfig::new(), &[dec.out, enc.out])
         .unwrap();
     let both = g
-        .merge(Merge::Concatenate { axis: -1 }, &[dec.out, ctx])
+        .apply_list(&ConcatenateConfig::new(), &[dec.out, ctx])
         .unwrap();
     let y = g.apply(&DenseConfig::new(2), both).unwrap();
     let last = g.apply(&GruConfig::new(2), e).unwrap();

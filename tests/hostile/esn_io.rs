@@ -53,7 +53,7 @@ fn a_saved_network_predicts_the_same_after_loading() {
     std::fs::remove_file(&path).ok();
     assert_eq!(loaded.config(), esn.config());
     assert_eq!(loaded.reservoir(), esn.reservoir());
-    assert_eq!(loaded.state(), esn.state());
+    assert_eq!(loaded.reservoir_state(), esn.reservoir_state());
     // The state is saved too: the loaded network continues the series exactly.
     assert_eq!(loaded.run(&x).unwrap(), esn.run(&x).unwrap());
 

@@ -20,7 +20,7 @@ fn a_tensor_or_layer_of_another_graph_is_refused() -> Result<(), Error> {
     assert!(e.contains("another graph"), "{e}");
     let e = msg(g2.reuse(g1.layer_of(y1)?, x2));
     assert!(e.contains("another graph"), "{e}");
-    let e = msg(g2.merge(Merge::Add, &[x2, x1]));
+    let e = msg(g2.apply_list(&AddConfig::new(), &[x2, x1]));
     assert!(e.contains("another graph"), "{e}");
     // The failed calls left g2 as it was: a Dense named "dense" can still be added.
     let y2 = g2.apply(&DenseConfig::new(2), x2)?;
@@ -35,17 +35,17 @@ fn shapes_that_do_not_fit_name_both_ends() -> Result<(), Error> {
     let mut g = Graph::<f64>::new(0);
     let a = g.input("a", &[None, Some(3)])?;
     let b = g.input("b", &[None, Some(4)])?;
-    let e = msg(g.merge(Merge::Add, &[a, b]));
+    let e = msg(g.apply_list(&AddConfig::new(), &[a, b]));
     assert!(
         e.contains("add") && e.contains("(None, None, 3)") && e.contains("(None, None, 4)"),
         "{e}"
     );
-    let e = msg(g.merge(Merge::Concatenate { axis: 1 }, &[a, b]));
+    let e = msg(g.apply_list(&ConcatenateConfig::new().axis(1), &[a, b]));
     assert!(
         e.contains("concatenate") && e.contains("off the concatenation axis"),
         "{e}"
     );
-    let e = msg(g.merge(Merge::Concatenate { axis: 0 }, &[a, a]));
+    let e = msg(g.apply_list(&ConcatenateConfig::new().axis(0), &[a, a]));
     assert!(e.contains("axis"), "{e}");
     let d = g.apply(&DenseConfig::new(2), a)?;
     let dense = g.layer_of(d)?;
@@ -146,7 +146,7 @@ fn bad_inputs_at_run_time_are_typed_errors() -> Result<(), Error> {
     let ids = g.input("ids", &[None])?;
     let x = g.input("x", &[None, Some(2)])?;
     let e = g.apply(&EmbeddingConfig::new(5, 2), ids)?;
-    let both = g.merge(Merge::Add, &[e, x])?;
+    let both = g.apply_list(&AddConfig::new(), &[e, x])?;
     let y = g.apply(&LstmConfig::new(3), both)?;
     let mut m = g.build(&[ids, x], &[y])?;
     let good_ids = ArrayD::from_shape_vec(IxDyn(&[1, 3]), vec![1.0, 2.0, 4.0]).unwrap();

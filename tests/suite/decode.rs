@@ -30,7 +30,7 @@ fn models() -> Result<(Functional<f64>, Functional<f64>), Error> {
         .initial_state(&enc.states)
         .call()?;
     let ctx = g.apply_list(&AttentionConfig::new().name("att"), &[dec.out, enc.out])?;
-    let both = g.merge(Merge::Concatenate { axis: -1 }, &[dec.out, ctx])?;
+    let both = g.apply_list(&ConcatenateConfig::new(), &[dec.out, ctx])?;
     let p = g.apply(
         &DenseConfig::new(V)
             .activation(Activation::Softmax)
@@ -62,7 +62,7 @@ fn step_decoder(train: &Functional<f64>) -> Result<StepDecoder<f64>, Error> {
     let d = g.reuse_rnn(dec, te).initial_state(&[h, c]).call()?;
     let att = g.import(train, "att")?;
     let ctx = g.reuse_list(att, &[d.out, enc_out])?;
-    let both = g.merge(Merge::Concatenate { axis: -1 }, &[d.out, ctx])?;
+    let both = g.apply_list(&ConcatenateConfig::new(), &[d.out, ctx])?;
     let dense = g.import(train, "probs")?;
     let p = g.reuse(dense, both)?;
     StepDecoder::new(

@@ -101,14 +101,14 @@ fn check_case(case: &Value) -> Result<(), String> {
         &t2(&case["train_prediction"]),
         1e-8,
     )?;
-    if esn.state() != states.row(states.nrows() - 1) {
+    if esn.reservoir_state() != states.row(states.nrows() - 1) {
         return Err("fit did not leave the last training state".into());
     }
 
     // The test series continues from the last training state.
     let xt = t2(&case["test_input"]);
     let test_states = esn
-        .states_from(&xt, esn.state())
+        .states_from(&xt, esn.reservoir_state())
         .map_err(|e| e.to_string())?;
     close_abs(
         "test_states",
@@ -116,7 +116,10 @@ fn check_case(case: &Value) -> Result<(), String> {
         &t2(&case["test_states"]),
         1e-12,
     )?;
-    let shared = esn.run_from(&xt, esn.state()).map_err(|e| e.to_string())?.0;
+    let shared = esn
+        .run_from(&xt, esn.reservoir_state())
+        .map_err(|e| e.to_string())?
+        .0;
     let pred = esn.run(&xt).map_err(|e| e.to_string())?;
     close_to_max(
         "test_prediction",
@@ -170,7 +173,7 @@ fn closed_loop_generation_feeds_each_output_back() {
         .build::<f64>(1)
         .unwrap();
     esn.fit(&x, &y).unwrap();
-    let start = esn.state().clone();
+    let start = esn.reservoir_state().clone();
     let first = Array1::from_elem(1, y[[398, 0]]);
     let generated = esn.generate(&first, 20).unwrap();
 
@@ -187,7 +190,7 @@ fn closed_loop_generation_feeds_each_output_back() {
         xin = vec![out];
     }
     assert!(esn
-        .state()
+        .reservoir_state()
         .iter()
         .zip(&h)
         .all(|(a, b)| (a - b).abs() < 1e-12));
@@ -283,12 +286,12 @@ fn bad_options_and_data_are_typed_errors_before_allocating() {
         Err(Error::Data(_))
     ));
     assert!(matches!(
-        esn.set_state(&Array1::zeros(4)),
+        esn.set_reservoir_state(&Array1::zeros(4)),
         Err(Error::Shape { .. })
     ));
     // Nothing changed by the failed calls.
     assert!(esn.readout().is_none());
-    assert!(esn.state().iter().all(|v| *v == 0.0));
+    assert!(esn.reservoir_state().iter().all(|v| *v == 0.0));
     // Generation needs as many outputs as inputs.
     esn.fit(
         &Array2::from_shape_fn((30, 2), |(t, f)| ((t + f) as f64).sin()),

@@ -161,11 +161,11 @@ fn merges_masks_shared_layers_and_states_match_finite_differences() -> Result<()
     let pa = g.apply(&DenseConfig::new(3).activation(Activation::Tanh), a)?;
     let dense = g.layer_of(pa)?;
     let pb = g.reuse(dense, b)?;
-    let add = g.merge(Merge::Add, &[pa, pb])?;
-    let mul = g.merge(Merge::Multiply, &[pa, pb])?; // only `pa` masked: masked entries as 1
-    let ave = g.merge(Merge::Average, &[pa, pa])?; // both masked: zero where masked
-    let cat = g.merge(Merge::Concatenate { axis: -1 }, &[add, mul, ave])?;
-    let time = g.merge(Merge::Concatenate { axis: 1 }, &[pa, pb])?;
+    let add = g.apply_list(&AddConfig::new(), &[pa, pb])?;
+    let mul = g.apply_list(&MultiplyConfig::new(), &[pa, pb])?; // only `pa` masked: masked entries as 1
+    let ave = g.apply_list(&AverageConfig::new(), &[pa, pa])?; // both masked: zero where masked
+    let cat = g.apply_list(&ConcatenateConfig::new(), &[add, mul, ave])?;
+    let time = g.apply_list(&ConcatenateConfig::new().axis(1), &[pa, pb])?;
     // An encoder whose states start a decoder; the decoder's states are outputs too.
     let enc = g.rnn(&LstmConfig::new(3), cat).call()?;
     let dec = g
@@ -188,7 +188,7 @@ fn merges_masks_shared_layers_and_states_match_finite_differences() -> Result<()
     let bi = g
         .rnn(&BidirectionalConfig::new(GruConfig::new(2)), x)
         .call()?;
-    let h = g.merge(Merge::Concatenate { axis: -1 }, &bi.states)?;
+    let h = g.apply_list(&ConcatenateConfig::new(), &bi.states)?;
     let rep = g.apply(&RepeatVectorConfig::new(3), h)?;
     let s = g.rnn(&SimpleRnnConfig::new(4), rep).call()?;
     let m = g.build(&[x], &[bi.out, s.states[0]])?;

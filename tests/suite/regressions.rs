@@ -220,7 +220,7 @@ fn predict_many_refuses_ragged_missing_or_empty_inputs() -> Result<(), Error> {
     let mut g = Graph::<f64>::new(0);
     let a = g.input("a", &[Some(3)])?;
     let b = g.input("b", &[Some(3)])?;
-    let s = g.merge(Merge::Add, &[a, b])?;
+    let s = g.apply_list(&AddConfig::new(), &[a, b])?;
     let y = g.apply(&DenseConfig::new(1), s)?;
     let model = g.build(&[a, b], &[y])?;
     let (x5, x3) = (

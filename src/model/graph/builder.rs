@@ -6,7 +6,6 @@ use super::{reads, Layers, Node, Op};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{seeded_rng, StdRng};
-use crate::layers::merge::{AddConfig, AverageConfig, ConcatenateConfig, Merge, MultiplyConfig};
 use crate::layers::{format_shape, Dim, LayerConfig};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -336,23 +335,6 @@ impl<F: Float> Graph<F> {
                 field: "tensor",
                 reason: "not the output of a layer call".into(),
             }),
-        }
-    }
-
-    /// Merges tensors (Keras's `Concatenate`, `Add`, `Multiply`, `Average`): a new merge
-    /// layer called on `xs`, as `g.apply_list(&AddConfig::new(), xs)`.
-    ///
-    /// # Errors
-    /// [`Error::Incompatible`] for shapes that cannot merge, naming every input's shape;
-    /// [`Error::Config`] for a tensor of another graph or a bad axis.
-    pub fn merge(&mut self, kind: Merge, xs: &[Tensor]) -> Result<Tensor> {
-        match kind {
-            Merge::Concatenate { axis } => {
-                self.apply_list(&ConcatenateConfig::new().axis(axis), xs)
-            }
-            Merge::Add => self.apply_list(&AddConfig::new(), xs),
-            Merge::Multiply => self.apply_list(&MultiplyConfig::new(), xs),
-            Merge::Average => self.apply_list(&AverageConfig::new(), xs),
         }
     }
 

@@ -30,7 +30,7 @@ use ndarray::{Array2, ArrayD, Ix2};
 /// let x = g.input("x", &[None, Some(4)])?;
 /// let a = g.apply(&LstmConfig::new(4).return_sequences(true), x)?;
 /// let b = g.apply(&LstmConfig::new(4).return_sequences(true), a)?;
-/// let skip = g.merge(Merge::Add, &[a, b])?;
+/// let skip = g.apply_list(&AddConfig::new(), &[a, b])?;
 /// let y = g.apply(&DenseConfig::new(1), skip)?;
 /// let mut model = g.build(&[x], &[y])?;
 /// let xs = Array3::from_elem((2, 5, 4), 0.1).into_dyn();
