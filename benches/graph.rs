@@ -74,7 +74,7 @@ impl ByHand {
         ByHand {
             layers: names
                 .iter()
-                .map(|n| graph.layer(n).expect("layer").box_clone())
+                .map(|n| graph.layer(*n).expect("layer").box_clone())
                 .collect(),
         }
     }

@@ -18,26 +18,27 @@ use rnnkit::rand::Rng;
 const VOCAB: usize = 20;
 const MAX_LEN: usize = 15;
 
-/// `n` padded id sequences `[n, MAX_LEN]` and their labels `[n, 1]`.
-fn data(n: usize, seed: u64) -> (ArrayD<f32>, ArrayD<f32>) {
+/// `n` padded token-id sequences `[n, MAX_LEN]` (integers, as `pad_sequences` gives them:
+/// the model takes them as they are) and their labels `[n, 1]`.
+fn data(n: usize, seed: u64) -> (Array2<usize>, ArrayD<f32>) {
     let mut rng = seeded_rng(seed);
-    let mut x = Array2::<f32>::zeros((n, MAX_LEN));
+    let mut x = Array2::<usize>::zeros((n, MAX_LEN));
     let mut y = Array2::<f32>::zeros((n, 1));
     for i in 0..n {
         let len = rng.random_range(5..=MAX_LEN);
         for t in 0..len {
-            x[[i, t]] = rng.random_range(3..VOCAB) as f32;
+            x[[i, t]] = rng.random_range(3..VOCAB);
         }
         let a = rng.random_range(0..len);
         let mut b = rng.random_range(0..len - 1);
         if b >= a {
             b += 1;
         }
-        x[[i, a]] = 1.0;
-        x[[i, b]] = 2.0;
+        x[[i, a]] = 1;
+        x[[i, b]] = 2;
         y[[i, 0]] = f32::from(u8::from(a < b));
     }
-    (x.into_dyn(), y.into_dyn())
+    (x, y.into_dyn())
 }
 
 fn main() -> Result<(), rnnkit::Error> {

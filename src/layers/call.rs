@@ -5,7 +5,28 @@
 use super::{Dim, Layer, Mask, Mode};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use ndarray::{Array2, ArrayD};
+use ndarray::{Array, Array2, ArrayD, Dimension};
+use std::borrow::Cow;
+
+/// Integer token ids of any shape (as [`pad_sequences`](crate::utils::pad_sequences) and
+/// Keras's tokenizers give them) as a tensor of the model's float type, converted once
+/// (exact below 2^24 for `f32`, 2^53 for `f64`; an
+/// [`Embedding`](crate::layers::Embedding) refuses ids outside its table).
+macro_rules! id_tensors {
+    ($($t:ty),*) => {$(
+        impl<'a, F: Float, D: Dimension> From<&'a Array<$t, D>> for Inputs<'a, F> {
+            /// Integer token ids, converted once to the model's float type:
+            /// `model.predict(Inputs::from(&ids), 32)`.
+            fn from(ids: &'a Array<$t, D>) -> Self {
+                Inputs {
+                    xs: vec![Cow::Owned(ids.mapv(|i| F::c(i as f64)).into_dyn())],
+                    ..Inputs::list(&[])
+                }
+            }
+        }
+    )*};
+}
+id_tensors!(usize, u32, i32, i64);
 
 /// What a layer is called on: one tensor or several (a merge, attention's `[query, value]`),
 /// a mask per tensor, optional initial recurrent states, and the [`Mode`] (Keras's
@@ -24,8 +45,9 @@ use ndarray::{Array2, ArrayD};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Inputs<'a, F: Float> {
-    /// The tensors, in the order the layer takes them.
-    pub xs: Vec<&'a ArrayD<F>>,
+    /// The tensors, in the order the layer takes them (borrowed, or converted from integer
+    /// token ids: `Inputs::from(&ids)`).
+    pub xs: Vec<Cow<'a, ArrayD<F>>>,
     /// One `[batch, steps]` mask (or `None`) per tensor; missing entries are `None`.
     pub masks: Vec<Option<&'a Mask>>,
     /// Initial recurrent states in Keras's order (`[h]`, `[h, c]`, each `[batch, units]`);
@@ -37,7 +59,21 @@ pub struct Inputs<'a, F: Float> {
 }
 
 impl<'a, F: Float> Inputs<'a, F> {
-    /// One tensor, no mask, no states, [`Mode::Infer`].
+    /// One tensor, no mask, no states, [`Mode::Infer`]. Integer token ids come in through
+    /// `Inputs::from(&ids)`:
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// use rnnkit::ndarray::Array2;
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let ids = Array2::from_shape_vec((2, 3), vec![1usize, 4, 2, 3, 0, 0]).unwrap();
+    /// let model = Sequential::<f32>::new(&[3])
+    ///     .push(EmbeddingConfig::new(5, 2).mask_zero(true))?
+    ///     .push(GruConfig::new(4))?;
+    /// let y = model.predict(Inputs::from(&ids), 32)?; // no conversion by hand
+    /// assert_eq!(y[0].shape(), &[2, 4]);
+    /// # Ok(()) }
+    /// ```
     pub fn new(x: &'a ArrayD<F>) -> Self {
         Self::list(&[x])
     }
@@ -45,7 +81,7 @@ impl<'a, F: Float> Inputs<'a, F> {
     /// Several tensors (a merge's inputs, attention's `[query, value]`).
     pub fn list(xs: &[&'a ArrayD<F>]) -> Self {
         Inputs {
-            xs: xs.to_vec(),
+            xs: xs.iter().map(|&x| Cow::Borrowed(x)).collect(),
             masks: Vec::new(),
             states: None,
             mode: Mode::Infer,
@@ -92,7 +128,7 @@ impl<'a, F: Float> From<&'a [ArrayD<F>]> for Inputs<'a, F> {
     /// One tensor per array, as a model with several inputs takes them.
     fn from(xs: &'a [ArrayD<F>]) -> Self {
         Inputs {
-            xs: xs.iter().collect(),
+            xs: xs.iter().map(Cow::Borrowed).collect(),
             ..Inputs::list(&[])
         }
     }
@@ -407,9 +443,10 @@ pub(crate) fn forward_parts<F: Float, L: Parts<F>>(
         (_, Some(_)) => Err(no_list_states(l)),
         (xs, None) => {
             let masks = list_masks(&inputs);
-            let output = l.forward_xs(xs, &masks, *mode)?;
+            let xs = refs(xs);
+            let output = l.forward_xs(&xs, &masks, *mode)?;
             Ok(Outputs {
-                mask: l.mask_xs(xs, &masks),
+                mask: l.mask_xs(&xs, &masks),
                 ..Outputs::new(output)
             })
         }
@@ -445,13 +482,19 @@ pub(crate) fn infer_parts<F: Float, L: Parts<F>>(
         (_, Some(_)) => Err(no_list_states(l)),
         (xs, None) => {
             let masks = list_masks(&inputs);
-            let output = l.infer_xs(xs, &masks)?;
+            let xs = refs(xs);
+            let output = l.infer_xs(&xs, &masks)?;
             Ok(Outputs {
-                mask: l.mask_xs(xs, &masks),
+                mask: l.mask_xs(&xs, &masks),
                 ..Outputs::new(output)
             })
         }
     }
+}
+
+/// The tensors as plain references.
+pub(crate) fn refs<'a, F: Float>(xs: &'a [Cow<'_, ArrayD<F>>]) -> Vec<&'a ArrayD<F>> {
+    xs.iter().map(|x| x.as_ref()).collect()
 }
 
 /// One mask entry per tensor.

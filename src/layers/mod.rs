@@ -107,7 +107,7 @@ pub type Dim = Option<usize>;
 ///     fn type_name(&self) -> &'static str { "Scale" }
 ///     fn output_shape(&self, inputs: &[Vec<Dim>]) -> Result<Vec<Dim>, Error> { Ok(inputs[0].clone()) }
 ///     fn forward(&mut self, inputs: Inputs<'_, f64>) -> Result<Outputs<f64>, Error> {
-///         let x = inputs.xs[0];
+///         let x: &ArrayD<f64> = &inputs.xs[0];
 ///         self.x = (inputs.mode == Mode::Train).then(|| x.clone());
 ///         Ok(Outputs::new(x * self.w.value()))
 ///     }

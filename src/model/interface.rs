@@ -95,11 +95,12 @@ impl Architecture {
 ///     fn input_shapes(&self) -> Vec<Vec<Dim>> { vec![vec![Some(2)]] }
 ///     fn output_shapes(&self) -> Vec<Vec<Dim>> { vec![vec![Some(1)]] }
 ///     fn forward(&mut self, inputs: Inputs<'_, f64>) -> Result<Vec<Outputs<f64>>, rnnkit::Error> {
-///         if inputs.mode == Mode::Train { self.x = Some(inputs.xs[0].clone()); }
+///         if inputs.mode == Mode::Train { self.x = Some(inputs.xs[0].clone().into_owned()); }
 ///         self.infer(inputs)
 ///     }
 ///     fn infer(&self, inputs: Inputs<'_, f64>) -> Result<Vec<Outputs<f64>>, rnnkit::Error> {
-///         let y = (inputs.xs[0] * self.w.value()).sum_axis(Axis(1)).insert_axis(Axis(1));
+///         let x: &ArrayD<f64> = &inputs.xs[0];
+///         let y = (x * self.w.value()).sum_axis(Axis(1)).insert_axis(Axis(1));
 ///         Ok(vec![Outputs::new(y)])
 ///     }
 ///     fn backward(&mut self, grads: &[OutputGrads<'_, f64>]) -> Result<Vec<ArrayD<f64>>, rnnkit::Error> {

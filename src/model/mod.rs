@@ -11,8 +11,8 @@ mod summary;
 
 pub use decode::{DecodeState, StepDecoder};
 pub use graph::{
-    Functional, Graph, GraphInput, GraphNode, GraphSpec, LayerId, NodeLayer, RnnCall, RnnOutputs,
-    Tensor,
+    Functional, Graph, GraphInput, GraphNode, GraphSpec, LayerId, LayerKey, NodeLayer, RnnCall,
+    RnnOutputs, Tensor,
 };
 pub(crate) use interface::has_stateful_layer;
 pub use interface::{Architecture, Model, ModelState};

@@ -293,7 +293,7 @@ impl<F: Float> Sequential<F> {
     }
 
     /// The one tensor a Sequential model is called on.
-    fn one_input<'a>(&self, inputs: &Inputs<'a, F>) -> Result<&'a ArrayD<F>> {
+    fn one_input<'i>(&self, inputs: &'i Inputs<'_, F>) -> Result<&'i ArrayD<F>> {
         match (inputs.xs.as_slice(), inputs.states) {
             ([x], None) => Ok(x),
             (_, Some(_)) => Err(Error::Unsupported {

@@ -5,7 +5,8 @@
 
 use crate::float::Float;
 use crate::layers::Mask;
-use ndarray::ArrayD;
+use ndarray::{Array, ArrayD, Dimension};
+use std::borrow::Cow;
 
 /// Inputs and targets, with an optional `[samples, steps]` input mask and Keras's
 /// `sample_weight`. Built from `(&x, &y)` or with [`Data::new`] / [`Data::list`]:
@@ -25,8 +26,9 @@ use ndarray::ArrayD;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Data<'a, F: Float> {
-    /// One array per model input, `[samples, ...]`.
-    pub x: Vec<&'a ArrayD<F>>,
+    /// One array per model input, `[samples, ...]` (borrowed, or converted from integer
+    /// token ids: `(&ids, &y)`).
+    pub x: Vec<Cow<'a, ArrayD<F>>>,
     /// One target array per model output, `[samples, ...]`.
     pub y: Vec<&'a ArrayD<F>>,
     /// A `[samples, steps]` mask of the (one) input: `true` marks a real step.
@@ -36,10 +38,10 @@ pub struct Data<'a, F: Float> {
 }
 
 impl<'a, F: Float> Data<'a, F> {
-    /// One input and one target.
+    /// One input and one target (integer token ids as the input: `Data::from((&ids, &y))`).
     pub fn new(x: &'a ArrayD<F>, y: &'a ArrayD<F>) -> Self {
         Data {
-            x: vec![x],
+            x: vec![Cow::Borrowed(x)],
             y: vec![y],
             mask: None,
             sample_weight: None,
@@ -50,7 +52,7 @@ impl<'a, F: Float> Data<'a, F> {
     /// `fit(x=[...], y=[...])`).
     pub fn list(x: &'a [ArrayD<F>], y: &'a [ArrayD<F>]) -> Self {
         Data {
-            x: x.iter().collect(),
+            x: x.iter().map(Cow::Borrowed).collect(),
             y: y.iter().collect(),
             mask: None,
             sample_weight: None,
@@ -70,7 +72,7 @@ impl<'a, F: Float> Data<'a, F> {
     }
 
     /// The one input and target, when there is one of each.
-    pub(crate) fn single(&self) -> Option<(&'a ArrayD<F>, &'a ArrayD<F>)> {
+    pub(crate) fn single(&self) -> Option<(&ArrayD<F>, &'a ArrayD<F>)> {
         match (self.x.as_slice(), self.y.as_slice()) {
             ([x], [y]) => Some((x, y)),
             _ => None,
@@ -95,3 +97,20 @@ impl<'a, F: Float> From<(&'a Vec<ArrayD<F>>, &'a Vec<ArrayD<F>>)> for Data<'a, F
         Data::list(x, y)
     }
 }
+
+/// `(&ids, &y)`: integer token ids as the input, converted once to the model's float type.
+macro_rules! id_data {
+    ($($t:ty),*) => {$(
+        impl<'a, F: Float, D: Dimension> From<(&'a Array<$t, D>, &'a ArrayD<F>)> for Data<'a, F> {
+            fn from((x, y): (&'a Array<$t, D>, &'a ArrayD<F>)) -> Self {
+                Data {
+                    x: vec![Cow::Owned(x.mapv(|i| F::c(i as f64)).into_dyn())],
+                    y: vec![y],
+                    mask: None,
+                    sample_weight: None,
+                }
+            }
+        }
+    )*};
+}
+id_data!(usize, u32, i32, i64);

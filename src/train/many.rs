@@ -61,7 +61,8 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
 
     /// Checks list data against the model and the trainer's settings.
     pub(super) fn check_list_shapes(&self, model: &dyn Model<F>, data: &Data<'_, F>) -> Result<()> {
-        let (xs, ys) = (&data.x, &data.y);
+        let xs: Vec<&ArrayD<F>> = data.x.iter().map(|x| x.as_ref()).collect();
+        let ys = &data.y;
         let bad = |field: &'static str, reason: String| Error::Config {
             layer: "trainer".into(),
             field,
@@ -115,7 +116,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
             }
         }
         let n = xs[0].shape().first().copied().unwrap_or(0);
-        for (what, arrays) in [("input", xs), ("target", ys)] {
+        for (what, arrays) in [("input", &xs), ("target", ys)] {
             for (k, a) in arrays.iter().enumerate() {
                 if a.ndim() == 0 || a.shape()[0] != n {
                     return Err(Error::Data(format!(

@@ -753,7 +753,7 @@ fn all_finite<F: Float>(a: &ArrayD<F>) -> bool {
 /// Owned copies of a list data argument's arrays (the graph path batches by selecting rows).
 pub(super) fn owned<F: Float>(data: &Data<'_, F>) -> (Vec<ArrayD<F>>, Vec<ArrayD<F>>) {
     (
-        data.x.iter().map(|a| (*a).clone()).collect(),
+        data.x.iter().map(|a| a.clone().into_owned()).collect(),
         data.y.iter().map(|a| (*a).clone()).collect(),
     )
 }

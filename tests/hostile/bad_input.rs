@@ -390,7 +390,7 @@ fn a_user_model_claiming_softmax_without_logits_is_an_error() {
             self.infer(inputs)
         }
         fn infer(&self, inputs: Inputs<'_, f64>) -> Result<Vec<Outputs<f64>>, Error> {
-            Ok(vec![Outputs::new(inputs.xs[0].clone())])
+            Ok(vec![Outputs::new(inputs.xs[0].clone().into_owned())])
         }
         fn backward(&mut self, grads: &[OutputGrads<'_, f64>]) -> Result<Vec<ArrayD<f64>>, Error> {
             Ok(vec![grads[0].dy.clone()])

@@ -231,3 +231,57 @@ fn a_model_that_is_not_a_step_decoder_is_refused() -> Result<(), Error> {
     assert!(e.to_string().contains("tokens"), "{e}");
     Ok(())
 }
+
+/// An inference graph reuses the trained layers through the handles their graph gave them
+/// at training time: no layer was named (issue #26 item 7), and the encoder built from the
+/// handles gives the training graph's encoder numbers bit for bit.
+#[test]
+fn an_inference_graph_reuses_unnamed_layers_by_handle() -> Result<(), Error> {
+    let mut g = Graph::<f64>::new(5);
+    let src = g.input("src", &[None])?;
+    let tgt = g.input("tgt", &[None])?;
+    let se = g.apply(&EmbeddingConfig::new(V, 4), src)?;
+    let emb = g.layer_of(se)?;
+    let enc = g.rnn(&GruConfig::new(5), se).call()?;
+    let te = g.apply(&EmbeddingConfig::new(V, 4), tgt)?;
+    let dec = g
+        .rnn(&GruConfig::new(5).return_sequences(true), te)
+        .initial_state(&enc.states)
+        .call()?;
+    let p = g.apply(
+        &DenseConfig::new(V).activation(Activation::Softmax),
+        dec.out,
+    )?;
+    let dense = g.layer_of(p)?;
+    let train = g.build(&[src, tgt], &[p])?;
+    // Keras's automatic names; the handles find the same layers.
+    assert_eq!(train.layer(enc.layer).map(|l| l.name()), Some("gru"));
+    assert_eq!(train.layer(dec.layer).map(|l| l.name()), Some("gru_1"));
+    assert_eq!(train.clone().layer(dense).map(|l| l.name()), Some("dense"));
+
+    // The encoder alone, from the handles.
+    let mut e = Graph::<f64>::new(0);
+    let s = e.input("src", &[None])?;
+    let emb = e.import(&train, emb)?;
+    let x = e.reuse(emb, s)?;
+    let gru = e.import(&train, enc.layer)?;
+    let h = e.reuse_rnn(gru, x).call()?;
+    let encoder = e.build(&[s], &[h.out])?;
+    let ids = ids(&[&[3, 4, 4], &[4, 3, 3]]);
+    let got = encoder.infer(Inputs::from(std::slice::from_ref(&ids)))?;
+    let mut by_hand = Graph::<f64>::new(0);
+    let s2 = by_hand.input("src", &[None])?;
+    let emb2 = by_hand.import(&train, "embedding")?;
+    let x2 = by_hand.reuse(emb2, s2)?;
+    let gru2 = by_hand.import(&train, "gru")?;
+    let h2 = by_hand.reuse_rnn(gru2, x2).call()?;
+    let named = by_hand.build(&[s2], &[h2.out])?;
+    assert_eq!(got, named.infer(Inputs::from(std::slice::from_ref(&ids)))?);
+
+    // A handle finds layers only in the model its own graph built.
+    assert!(encoder.layer(enc.layer).is_none());
+    let mut other = Graph::<f64>::new(0);
+    let e = other.import(&encoder, dense).unwrap_err().to_string();
+    assert!(e.contains("no such layer"), "{e}");
+    Ok(())
+}

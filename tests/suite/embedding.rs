@@ -178,3 +178,56 @@ fn saved_loaded_and_streamed() {
         .iter()
         .all(|v| v.abs() < 1e-12));
 }
+
+/// Token ids arrive as integer arrays, as `pad_sequences` gives them (issue #26 item 7):
+/// `predict`, `fit` and `evaluate` take them and give the numbers the same ids as floats
+/// give; ids outside the table are still refused by name.
+#[test]
+fn integer_token_ids_go_in_as_they_are() {
+    let seqs: Vec<Vec<usize>> = vec![vec![3, 1, 4], vec![5, 9, 2, 6], vec![7, 1, 8]];
+    let ids: ndarray::Array2<usize> = pad_sequences(&seqs, 0).unwrap();
+    let floats = ids.mapv(|i| i as f64).into_dyn();
+    let model = text_model(true);
+    let want = model.predict(Inputs::new(&floats), 2).unwrap();
+    assert_eq!(model.predict(Inputs::from(&ids), 2).unwrap(), want);
+    assert_eq!(
+        model
+            .predict(Inputs::from(&ids.mapv(|i| i as i64)), 2)
+            .unwrap(),
+        want
+    );
+    assert_eq!(
+        model
+            .predict(Inputs::from(&ids.mapv(|i| i as u32)), 2)
+            .unwrap(),
+        want
+    );
+
+    let y = ndarray::Array2::from_shape_fn((3, 2), |(i, j)| (i + j) as f64 * 0.5).into_dyn();
+    let (mut a, mut b) = (text_model(true), text_model(true));
+    let mut ta = Trainer::new(Adam::default(), Loss::Mse)
+        .epochs(3)
+        .batch_size(2)
+        .seed(1);
+    let mut tb = Trainer::new(Adam::default(), Loss::Mse)
+        .epochs(3)
+        .batch_size(2)
+        .seed(1);
+    let ha = ta.fit(&mut a, (&ids, &y)).unwrap();
+    let hb = tb.fit(&mut b, (&floats, &y)).unwrap();
+    assert_eq!(ha.loss(), hb.loss());
+    assert_eq!(a.get_weights(), b.get_weights());
+    assert_eq!(
+        ta.evaluate(&a, (&ids.mapv(|i| i as i32), &y)).unwrap(),
+        tb.evaluate(&b, (&floats, &y)).unwrap()
+    );
+
+    let bad = ndarray::Array2::from_elem((1, 3), 10usize); // the table has 10 rows
+    let e = model
+        .predict(Inputs::from(&bad), 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("10"), "{e}");
+    let negative = ndarray::Array2::from_elem((1, 3), -1i64);
+    assert!(model.predict(Inputs::from(&negative), 1).is_err());
+}

@@ -227,7 +227,7 @@ impl Layer<f64> for Double {
         Ok(inputs[0].clone())
     }
     fn forward(&mut self, inputs: Inputs<'_, f64>) -> Result<Outputs<f64>, Error> {
-        Ok(Outputs::new(inputs.xs[0] * 2.0))
+        Ok(Outputs::new(&*inputs.xs[0] * 2.0))
     }
     fn backward(&mut self, grads: OutputGrads<'_, f64>) -> Result<InputGrads<f64>, Error> {
         Ok(InputGrads {

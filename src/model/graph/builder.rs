@@ -56,6 +56,34 @@ pub struct LayerId {
     pub(crate) index: usize,
 }
 
+/// Which layer of a built model: its name (`"gru"`, `"encoder"`) or the [`LayerId`] its
+/// graph gave it. What [`Functional::layer`] and [`Graph::import`] take, from either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKey<'a> {
+    /// The layer's name.
+    Name(&'a str),
+    /// The handle the layer's graph gave it.
+    Id(LayerId),
+}
+
+impl<'a> From<&'a str> for LayerKey<'a> {
+    fn from(name: &'a str) -> Self {
+        LayerKey::Name(name)
+    }
+}
+
+impl<'a> From<&'a String> for LayerKey<'a> {
+    fn from(name: &'a String) -> Self {
+        LayerKey::Name(name)
+    }
+}
+
+impl From<LayerId> for LayerKey<'_> {
+    fn from(id: LayerId) -> Self {
+        LayerKey::Id(id)
+    }
+}
+
 /// What a recurrent call returns: the output and the final states (Keras's
 /// `return_state=True` list `[out, h]` or `[out, h, c]`), and the layer called.
 ///
@@ -284,7 +312,9 @@ impl<F: Float> Graph<F> {
 
     /// Adds a copy of a trained model's layer (same weights), to call in this graph: how
     /// an inference model for step-by-step decoding is wired from a trained seq2seq model
-    /// (Keras reuses the layer objects; here the graph gets its own copy).
+    /// (Keras reuses the layer objects; here the graph gets its own copy). The layer is
+    /// found by name or by the handle its graph gave it at training time
+    /// ([`RnnOutputs::layer`], [`Graph::layer_of`]), so layers need no names of their own.
     ///
     /// ```
     /// use rnnkit::prelude::*;
@@ -295,7 +325,7 @@ impl<F: Float> Graph<F> {
     /// let trained = g.build(&[x], &[y])?;
     /// let mut step = Graph::<f64>::new(0);
     /// let x1 = step.input("x", &[Some(1), Some(2)])?;
-    /// let gru = step.import(&trained, "gru")?;
+    /// let gru = step.import(&trained, "gru")?; // or by handle: Graph::layer_of(y)
     /// let out = step.reuse_rnn(gru, x1).call()?;
     /// let stepper = step.build(&[x1], &[out.out, out.states[0]])?;
     /// assert_eq!(stepper.get_weights(), trained.get_weights());
@@ -305,13 +335,25 @@ impl<F: Float> Graph<F> {
     /// # Errors
     /// [`Error::Config`] when `from` has no layer of that name, or this graph already has a
     /// layer or tensor of that name.
-    pub fn import(&mut self, from: &Functional<F>, layer: &str) -> Result<LayerId> {
-        let l = from.layer(layer).ok_or_else(|| Error::Config {
-            layer: layer.to_string(),
+    pub fn import<'k>(
+        &mut self,
+        from: &Functional<F>,
+        layer: impl Into<LayerKey<'k>>,
+    ) -> Result<LayerId> {
+        let key = layer.into();
+        let l = from.layer(key).ok_or_else(|| Error::Config {
+            layer: match key {
+                LayerKey::Name(n) => n.to_string(),
+                LayerKey::Id(id) => format!("layer #{} of its graph", id.index),
+            },
             field: "layer",
-            reason: format!("the model {} has no layer of this name", from.name),
+            reason: format!(
+                "the model {} has no such layer (a handle finds a layer only in the model \
+                 its own graph built)",
+                from.name
+            ),
         })?;
-        self.claim(layer)?;
+        self.claim(l.name())?;
         self.layers.push(l.box_clone());
         Ok(LayerId {
             graph: self.id,
@@ -414,6 +456,7 @@ impl<F: Float> Graph<F> {
         let mut nodes = self.nodes;
         let mut keep: Vec<Option<usize>> = vec![None; self.layers.len()];
         let mut layers = Vec::new();
+        let mut origins = Vec::new();
         let mut pool: Vec<Option<Box<dyn crate::layers::Layer<F>>>> =
             self.layers.into_iter().map(Some).collect();
         for (k, node) in nodes.iter_mut().enumerate() {
@@ -427,19 +470,25 @@ impl<F: Float> Graph<F> {
                         let l = pool[*layer].take().expect("each layer moved once");
                         node.name = l.name().to_string();
                         layers.push(l);
+                        origins.push(Some(LayerId {
+                            graph: self.id,
+                            index: *layer,
+                        }));
                         keep[*layer] = Some(layers.len() - 1);
                         (layers.len() - 1, true)
                     }
                 };
             }
         }
-        Ok(Functional::new(
+        let mut model = Functional::new(
             nodes,
             layers,
             needed,
             input_nodes,
             outputs.iter().map(|t| (t.node, t.out)).collect(),
-        ))
+        );
+        model.origins = origins;
+        Ok(model)
     }
 
     fn push(&mut self, node: Node) -> Tensor {

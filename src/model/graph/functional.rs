@@ -1,5 +1,6 @@
 //! [`Functional`]: a built graph model, run forwards and backwards over its nodes.
 
+use super::builder::{LayerId, LayerKey};
 use super::{Layers, Node, Op};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
@@ -51,6 +52,8 @@ pub struct Functional<F: Float> {
     pub(super) outputs: Vec<(usize, usize)>,
     /// Per node: the copy of a shared layer its call trained with (later calls only).
     instances: Vec<Option<Box<dyn Layer<F>>>>,
+    /// Per layer: the handle its graph gave it (none for a model read from a file).
+    pub(super) origins: Vec<Option<LayerId>>,
     cache: Option<Cache>,
     /// One inference at a time through `&self` when a layer is stateful.
     serial: crate::model::Serial,
@@ -73,6 +76,7 @@ impl<F: Float> Clone for Functional<F> {
             inputs: self.inputs.clone(),
             outputs: self.outputs.clone(),
             instances: (0..self.nodes.len()).map(|_| None).collect(),
+            origins: self.origins.clone(),
             cache: None,
             serial: crate::model::Serial::default(),
         }
@@ -159,6 +163,7 @@ impl<F: Float> Functional<F> {
             inputs,
             outputs,
             instances: (0..n).map(|_| None).collect(),
+            origins: Vec::new(),
             cache: None,
             serial: crate::model::Serial::default(),
         }
@@ -183,17 +188,41 @@ impl<F: Float> Functional<F> {
         self.layers.iter().map(|l| l.as_ref())
     }
 
-    /// The layer of this name.
-    pub fn layer(&self, name: &str) -> Option<&dyn Layer<F>> {
-        self.layers().find(|l| l.name() == name)
+    /// A layer of the model, by its name or by the handle its graph gave it while the
+    /// model was being wired ([`RnnOutputs::layer`](crate::model::RnnOutputs),
+    /// [`Graph::layer_of`](crate::Graph::layer_of)): no layer needs a name of its own to be
+    /// found again.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let mut g = Graph::<f64>::new(0);
+    /// let x = g.input("x", &[None, Some(2)])?;
+    /// let enc = g.rnn(&GruConfig::new(3), x).call()?; // no name given
+    /// let model = g.build(&[x], &[enc.out])?;
+    /// assert_eq!(model.layer(enc.layer).map(|l| l.name()), Some("gru"));
+    /// assert!(model.layer("gru").is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn layer<'k>(&self, key: impl Into<LayerKey<'k>>) -> Option<&dyn Layer<F>> {
+        let i = self.layer_index(key.into())?;
+        Some(self.layers[i].as_ref())
     }
 
-    /// The layer of this name, mutably (to set its weights).
-    pub fn layer_mut(&mut self, name: &str) -> Option<&mut (dyn Layer<F> + 'static)> {
-        self.layers
-            .iter_mut()
-            .find(|l| l.name() == name)
-            .map(|l| l.as_mut())
+    /// The layer [`Functional::layer`] finds, mutably (to set its weights).
+    pub fn layer_mut<'k>(
+        &mut self,
+        key: impl Into<LayerKey<'k>>,
+    ) -> Option<&mut (dyn Layer<F> + 'static)> {
+        let i = self.layer_index(key.into())?;
+        Some(self.layers[i].as_mut())
+    }
+
+    fn layer_index(&self, key: LayerKey<'_>) -> Option<usize> {
+        match key {
+            LayerKey::Name(name) => self.layers.iter().position(|l| l.name() == name),
+            LayerKey::Id(id) => self.origins.iter().position(|o| *o == Some(id)),
+        }
     }
 
     /// Inference with masks attached to the inputs (`masks[k]` `[batch, steps]` on input
@@ -650,12 +679,12 @@ impl<F: Float> Model<F> for Functional<F> {
     fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Vec<Outputs<F>>> {
         self.no_states(&inputs)?;
         let masks: Vec<_> = (0..inputs.xs.len()).map(|k| inputs.mask_at(k)).collect();
-        self.forward_with_masks(&inputs.xs, &masks, inputs.mode)
+        self.forward_with_masks(&crate::layers::call::refs(&inputs.xs), &masks, inputs.mode)
     }
     fn infer(&self, inputs: Inputs<'_, F>) -> Result<Vec<Outputs<F>>> {
         self.no_states(&inputs)?;
         let masks: Vec<_> = (0..inputs.xs.len()).map(|k| inputs.mask_at(k)).collect();
-        self.infer_with_masks(&inputs.xs, &masks)
+        self.infer_with_masks(&crate::layers::call::refs(&inputs.xs), &masks)
     }
     fn backward(&mut self, grads: &[OutputGrads<'_, F>]) -> Result<Vec<ArrayD<F>>> {
         let dys: Vec<&ArrayD<F>> = grads.iter().map(|g| g.dy).collect();

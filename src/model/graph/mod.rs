@@ -12,7 +12,7 @@ mod functional;
 mod spec;
 mod summary;
 
-pub use builder::{Graph, LayerId, RnnCall, RnnOutputs, Tensor};
+pub use builder::{Graph, LayerId, LayerKey, RnnCall, RnnOutputs, Tensor};
 pub use functional::Functional;
 pub use spec::{GraphInput, GraphNode, GraphSpec, NodeLayer};
 
