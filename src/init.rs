@@ -108,6 +108,11 @@ pub enum Init {
 
 impl Init {
     /// Draws an array of `shape` from this initialiser.
+    ///
+    /// # Panics
+    /// When the shape's number of entries overflows `isize`, as ndarray's constructors do
+    /// (the layers check their weights' sizes first and return
+    /// [`Error::Config`](crate::Error::Config) instead).
     pub fn sample<F: Float>(self, shape: &[usize], rng: &mut StdRng) -> ArrayD<F> {
         match self {
             Init::Zeros => ArrayD::zeros(IxDyn(shape)),

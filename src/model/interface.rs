@@ -253,7 +253,15 @@ pub trait Model<F: Float>: Module<F> + Debug + Send + Sync {
                 got: vec![inputs.xs.len()],
             });
         }
-        let n = inputs.xs[0].shape().first().copied().unwrap_or(0);
+        let Some(first) = inputs.xs.first().map(|x| x.shape().to_vec()) else {
+            return Err(Error::Shape {
+                layer: self.name().to_string(),
+                what: "list of inputs",
+                expected: "at least one array (this model declares no input)".into(),
+                got: vec![0],
+            });
+        };
+        let n = first.first().copied().unwrap_or(0);
         let shapes = self.input_shapes();
         for (k, x) in inputs.xs.iter().enumerate() {
             if !crate::layers::fits_batched(x.shape(), &shapes[k]) {
@@ -288,7 +296,7 @@ pub trait Model<F: Float>: Module<F> + Debug + Send + Sync {
         if n == 0 {
             // Keras: no samples, no predictions; the outputs' shapes with 0 rows (an open
             // step count is the input's).
-            let steps = inputs.xs[0].shape().get(1).copied().unwrap_or(0);
+            let steps = first.get(1).copied().unwrap_or(0);
             return Ok(self
                 .output_shapes()
                 .iter()
