@@ -9,11 +9,11 @@
 //! Each cell has a `forward` (inference) and a `train` (forward, backward, Adam step)
 //! benchmark on one fixed random batch, f32, with the default thread count.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
-use ndarray_rand::rand_distr::StandardNormal;
 use ndarray_rand::RandomExt;
+use ndarray_rand::rand_distr::StandardNormal;
 use rnnkit::prelude::*;
 use std::hint::black_box;
 use std::time::Duration;

@@ -7,13 +7,13 @@
 //! cargo bench --bench graph
 //! ```
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::{Array2, ArrayD, IxDyn};
 use ndarray_rand::rand::Rng;
 use rnnkit::prelude::*;
 use rnnkit::{
-    layers::ConcatenateConfig, model::DecodeState, model::StepDecoder, AttentionConfig, Layer,
-    LayerConfig,
+    AttentionConfig, Layer, LayerConfig, layers::ConcatenateConfig, model::DecodeState,
+    model::StepDecoder,
 };
 use std::hint::black_box;
 

@@ -22,11 +22,7 @@ fn data(n: usize, seed: u64) -> (ArrayD<f32>, ArrayD<f32>) {
     let mut rng = seeded_rng(seed);
     let x = Array3::<f32>::from_shape_simple_fn((n, STEPS, 1), || rng.random_range(-1.0..1.0));
     let y = Array3::from_shape_fn((n, STEPS, 1), |(i, t, _)| {
-        if t >= LAG {
-            x[[i, t - LAG, 0]]
-        } else {
-            0.0
-        }
+        if t >= LAG { x[[i, t - LAG, 0]] } else { 0.0 }
     });
     (x.into_dyn(), y.into_dyn())
 }

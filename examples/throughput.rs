@@ -14,8 +14,8 @@
 //! (mean over `--steps` timed steps after `--warmup` untimed ones).
 
 use ndarray::ArrayD;
-use ndarray_rand::rand_distr::StandardNormal;
 use ndarray_rand::RandomExt;
+use ndarray_rand::rand_distr::StandardNormal;
 use rnnkit::prelude::*;
 use std::time::Instant;
 
@@ -50,7 +50,9 @@ fn parse() -> Opts {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     let fail = |m: String| -> ! {
-        eprintln!("{m}\nusage: throughput --cell rnn|lstm|gru --batch B --seq T --input F --hidden H --out O --mode train|infer|stream [--steps N] [--warmup W] [--dtype f32|f64] [--threads K]");
+        eprintln!(
+            "{m}\nusage: throughput --cell rnn|lstm|gru --batch B --seq T --input F --hidden H --out O --mode train|infer|stream [--steps N] [--warmup W] [--dtype f32|f64] [--threads K]"
+        );
         std::process::exit(2)
     };
     while let Some(k) = it.next() {

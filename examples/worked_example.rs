@@ -9,7 +9,7 @@
 
 mod common;
 
-use ndarray::{array, Array2, Ix2, Ix3};
+use ndarray::{Array2, Ix2, Ix3, array};
 use rnnkit::prelude::*;
 
 fn show(name: &str, m: &Array2<f64>) {

@@ -1,7 +1,7 @@
 //! Activation functions, with derivatives taken from the output.
 
 use crate::error::{Error, Result};
-use crate::float::{sigmoid, Float};
+use crate::float::{Float, sigmoid};
 use ndarray::{ArrayViewMut2, Axis};
 
 /// An activation function, as Keras names them.
@@ -175,7 +175,7 @@ impl std::str::FromStr for Activation {
                     reason: format!(
                         "expected one of linear, tanh, sigmoid, relu, softmax; got {other:?}"
                     ),
-                })
+                });
             }
         })
     }

@@ -10,7 +10,9 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum Error {
     /// An input of the wrong rank (number of axes).
-    #[error("{layer}: expected input of rank {expected} ({layout}), got rank {got} with shape {shape:?}")]
+    #[error(
+        "{layer}: expected input of rank {expected} ({layout}), got rank {got} with shape {shape:?}"
+    )]
     Rank {
         /// Layer name.
         layer: String,
@@ -115,7 +117,9 @@ pub enum Error {
     #[error("data: {0}")]
     Data(String),
     /// Training produced a non-finite loss or weight.
-    #[error("training diverged at epoch {epoch}, batch {batch}: loss is {loss}; weights of the last finite step were kept")]
+    #[error(
+        "training diverged at epoch {epoch}, batch {batch}: loss is {loss}; weights of the last finite step were kept"
+    )]
     NonFinite {
         /// 1-based epoch.
         epoch: usize,
@@ -183,7 +187,9 @@ pub enum FileError {
         reason: String,
     },
     /// A file written by a newer rnnkit.
-    #[error("format version {found} is newer than this rnnkit reads (up to {supported}); upgrade rnnkit")]
+    #[error(
+        "format version {found} is newer than this rnnkit reads (up to {supported}); upgrade rnnkit"
+    )]
     Version {
         /// The file's format version.
         found: u64,

@@ -59,7 +59,7 @@ pub use ndarray_rand::rand;
 pub use activation::Activation;
 pub use error::{Error, FileError, Result};
 pub use float::Float;
-pub use init::{seeded_rng, Init};
+pub use init::{Init, seeded_rng};
 pub use layers::{
     AdditiveAttentionConfig, AttentionConfig, BidirectionalConfig, DenseConfig, Dim, DropoutConfig,
     EmbeddingConfig, GlobalAveragePooling1DConfig, GruConfig, InputGrads, Inputs, Layer,

@@ -9,8 +9,8 @@ use crate::float::Float;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// 0 means "not set": use every core.
 static THREADS: AtomicUsize = AtomicUsize::new(0);

@@ -21,5 +21,5 @@ pub use crate::train::{
     ExponentialDecay, History, Logs, Loss, Metric, ModelCheckpoint, Optimizer,
     PiecewiseConstantDecay, ReduceLROnPlateau, RmsProp, Sgd, Trainer, TruncatedBptt,
 };
-pub use crate::utils::{pad_sequences, to_categorical, PadSequences, Side};
-pub use crate::{mask_from_lengths, seeded_rng, Activation, Error, Float};
+pub use crate::utils::{PadSequences, Side, pad_sequences, to_categorical};
+pub use crate::{Activation, Error, Float, mask_from_lengths, seeded_rng};

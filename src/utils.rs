@@ -146,7 +146,7 @@ pub fn to_categorical<F: Float>(labels: &[usize], num_classes: Option<usize>) ->
             })?,
         },
     };
-    if let Some((i, l)) = labels.iter().enumerate().find(|(_, &l)| l >= k) {
+    if let Some((i, l)) = labels.iter().enumerate().find(|&(_, &l)| l >= k) {
         return Err(Error::Data(format!(
             "label {l} at index {i} is out of range: expected 0..{k}"
         )));

@@ -6,8 +6,8 @@
 //! test counts; any allocation of rnnkit's own in the loop would break the equality.
 
 use ndarray::{ArrayD, IxDyn};
-use rnnkit::prelude::*;
 use rnnkit::LayerConfig;
+use rnnkit::prelude::*;
 
 mod counting;
 
@@ -50,7 +50,7 @@ fn allocations_per_pass(
 #[test]
 fn allocations_do_not_grow_with_sequence_length() {
     rnnkit::set_num_threads(1); // the only test in this binary: no interference
-                                // (layer, matrix products per step: forward + backward)
+    // (layer, matrix products per step: forward + backward)
     let configs: Vec<(&str, Box<dyn LayerConfig<f32>>, usize)> = vec![
         (
             "SimpleRnn",

@@ -32,8 +32,8 @@ fn bits(arrays: &[ArrayD<f64>]) -> Vec<u64> {
         .collect()
 }
 use ndarray_rand::rand::Rng;
-use rnnkit::prelude::*;
 use rnnkit::LayerConfig;
+use rnnkit::prelude::*;
 
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())

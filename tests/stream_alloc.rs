@@ -7,8 +7,8 @@
 //! path of CPUs without it too.)
 
 use ndarray::Array2;
-use rnnkit::prelude::*;
 use rnnkit::LayerConfig;
+use rnnkit::prelude::*;
 
 mod counting;
 

@@ -1,7 +1,7 @@
 //! [`AnyModel`]: whichever model a file holds, opened by one call.
 
 use super::header::Header;
-use super::{sealed::Decode, Save};
+use super::{Save, sealed::Decode};
 use crate::activation::Activation;
 use crate::error::{FileError, Result};
 use crate::float::Float;

@@ -2,7 +2,7 @@
 //! metadata says `format: rnnkit`, with a readable version and dtype, and its tensors read
 //! back as arrays (converted between `f32` and `f64` where asked, refused when not finite).
 
-use super::{dtype_of, FORMAT_VERSION};
+use super::{FORMAT_VERSION, dtype_of};
 use crate::error::FileError;
 use crate::float::Float;
 use ndarray::{ArrayD, IxDyn};
@@ -49,12 +49,12 @@ impl<'a> Container<'a> {
             Some(other) => {
                 return Err(FileError::NotRnnkit(format!(
                     "metadata `format` is {other:?}, expected \"rnnkit\""
-                )))
+                )));
             }
             None => {
                 return Err(FileError::NotRnnkit(
                     "no `format: rnnkit` entry in the header metadata".into(),
-                ))
+                ));
             }
         }
         let get = |key: &'static str| {
@@ -82,7 +82,7 @@ impl<'a> Container<'a> {
                 return Err(FileError::Metadata {
                     key: "dtype",
                     reason: format!("expected \"F32\" or \"F64\", got {other:?}"),
-                })
+                });
             }
         };
         Ok(Container {

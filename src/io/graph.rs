@@ -3,8 +3,8 @@
 //! [`GraphSpec`](crate::model::GraphSpec) as JSON, and every weight as `<layer>/<weight>`
 //! (a shared layer's once).
 
-use super::header::{load_weights, Header};
-use super::{sealed::Decode, Save, Writer};
+use super::header::{Header, load_weights};
+use super::{Save, Writer, sealed::Decode};
 use crate::error::{FileError, Result};
 use crate::float::Float;
 use crate::model::{Architecture, Functional};

@@ -34,7 +34,7 @@ impl<'a> Header<'a> {
                         "{other:?} is not a model type this build reads (Sequential, \
                          Functional, EchoStateNetwork)"
                     ),
-                })
+                });
             }
         };
         let checkpoint = match c.meta.get("checkpoint") {
@@ -141,7 +141,7 @@ pub(crate) fn build_checked<F: Float>(
                             "{units} units on {inputs} inputs need more weights than the \
                              file's {budget} scalars"
                         ),
-                    })
+                    });
                 }
             }
         }

@@ -166,7 +166,7 @@ fn tensor<F: Float>(
                     tensor: name.into(),
                     index,
                     value: d.to_string(),
-                })
+                });
             }
         }
     }

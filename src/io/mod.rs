@@ -50,12 +50,12 @@ mod sequential;
 mod spec;
 mod write;
 
-pub use crate::layers::{LayerSpec, LAYER_TYPES};
+pub use crate::layers::{LAYER_TYPES, LayerSpec};
 pub use crate::model::ModelSpec;
 pub use any::AnyModel;
 pub(crate) use container::Container;
 pub(crate) use header::Header;
-pub(crate) use write::{dtype_of, file_error, read_file, write_atomic, Writer};
+pub(crate) use write::{Writer, dtype_of, file_error, read_file, write_atomic};
 
 use crate::error::{FileError, Result};
 use crate::model::Architecture;

@@ -5,7 +5,7 @@
 
 use super::header::Header;
 use super::spec::EsnArchitecture;
-use super::{sealed::Decode, Save, Writer};
+use super::{Save, Writer, sealed::Decode};
 use crate::error::{FileError, Result};
 use crate::float::Float;
 use crate::model::Architecture;

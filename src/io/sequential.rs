@@ -1,7 +1,7 @@
 //! `Sequential` models in the model-file format.
 
-use super::header::{build_checked, load_weights, Header};
-use super::{sealed::Decode, Save, Writer};
+use super::header::{Header, build_checked, load_weights};
+use super::{Save, Writer, sealed::Decode};
 use crate::error::{FileError, Result};
 use crate::float::Float;
 use crate::model::{Architecture, Sequential};

@@ -2,7 +2,7 @@
 //! is named as such (serde alone would only say "unknown variant").
 
 use crate::error::FileError;
-use crate::layers::{LayerSpec, LAYER_TYPES};
+use crate::layers::{LAYER_TYPES, LayerSpec};
 use crate::model::{Architecture, GraphSpec, ModelSpec};
 use crate::reservoir::EsnConfig;
 use serde::{Deserialize, Serialize};
@@ -38,13 +38,13 @@ pub(crate) fn check_layer_type(spec: &serde_json::Value) -> std::result::Result<
     let mut cur = Some(spec);
     // Iterative, so the depth is bounded by the JSON parser's own limit.
     while let Some(spec) = cur {
-        if let Some(ty) = spec.get("layer").and_then(|t| t.as_str()) {
-            if !known.contains(&ty) {
-                return Err(FileError::UnknownLayer {
-                    found: ty.to_string(),
-                    supported: LAYER_TYPES,
-                });
-            }
+        if let Some(ty) = spec.get("layer").and_then(|t| t.as_str())
+            && !known.contains(&ty)
+        {
+            return Err(FileError::UnknownLayer {
+                found: ty.to_string(),
+                supported: LAYER_TYPES,
+            });
         }
         cur = spec.get("config").and_then(|c| c.get("layer"));
     }

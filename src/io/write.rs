@@ -180,7 +180,7 @@ impl<F: Float> Writer<F> {
                     reason: "an echo state network is fitted in one solve, not trained by \
                              the trainer: it saves with Save::save, without a checkpoint"
                         .into(),
-                })
+                });
             }
         };
         let mut err = None;

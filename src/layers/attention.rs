@@ -1,7 +1,7 @@
 //! `Attention` (Luong: dot or concat scores) and `AdditiveAttention` (Bahdanau), as in
 //! Keras 3: a layer called on `[query, value]` or `[query, value, key]`.
 
-use super::{check_dy, wrong_input, Dim, Layer, LayerConfig, Mask, Mode};
+use super::{Dim, Layer, LayerConfig, Mask, Mode, check_dy, wrong_input};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{Init, StdRng};
@@ -224,7 +224,7 @@ impl<F: Float> LayerConfig<F> for AdditiveAttentionConfig {
                     &name,
                     "additive attention needs [batch, steps, features] with known features",
                     input,
-                ))
+                ));
             }
         };
         super::check_weight_size(&name, "scale", &[d])?;
@@ -303,10 +303,10 @@ impl<F: Float> Attention<F> {
         if k.dim().2 != d {
             return Err(bad("query and key have different features"));
         }
-        if let (Score::Additive, Some(s)) = (self.score, &self.scale) {
-            if s.value().len() != d {
-                return Err(bad("the query's features differ from the layer's scale"));
-            }
+        if let (Score::Additive, Some(s)) = (self.score, &self.scale)
+            && s.value().len() != d
+        {
+            return Err(bad("the query's features differ from the layer's scale"));
         }
         Ok([q, v, k])
     }

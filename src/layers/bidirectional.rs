@@ -3,7 +3,7 @@
 use super::gru::GruConfig;
 use super::lstm::LstmConfig;
 use super::recurrent::{
-    build_recurrent, seq_input, Recurrent, RecurrentLayer, RecurrentLayerConfig,
+    Recurrent, RecurrentLayer, RecurrentLayerConfig, build_recurrent, seq_input,
 };
 use super::simple_rnn::SimpleRnnConfig;
 use super::spec::take_key;
@@ -11,10 +11,10 @@ use super::{Dim, Layer, LayerConfig, LayerSpec, Mask, Mode};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::layers::call::{self, Inputs, OutputGrads};
 use crate::layers::LayerState;
+use crate::layers::call::{self, Inputs, OutputGrads};
 use crate::param::{Module, Param};
-use ndarray::{concatenate, Array2, ArrayD, Axis, Slice};
+use ndarray::{Array2, ArrayD, Axis, Slice, concatenate};
 use serde::de;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -63,7 +63,7 @@ impl std::str::FromStr for MergeMode {
                     layer: "bidirectional".into(),
                     field: "merge_mode",
                     reason: format!("expected one of concat, sum, mul, ave, none; got {other:?}"),
-                })
+                });
             }
         })
     }
@@ -738,7 +738,7 @@ impl<'de> Deserialize<'de> for BidirectionalSpec {
             other => {
                 return Err(de::Error::custom(format!(
                     "Bidirectional wraps SimpleRNN, LSTM or GRU, not {other}"
-                )))
+                )));
             }
         })
     }

@@ -1,12 +1,12 @@
 //! `Dense`: `y = act(x·kernel + bias)` on the last axis, 2-D or 3-D input.
 
-use super::{check_dy, empty, ensure, positive, Dim, Layer, LayerConfig, Mask, Mode, StepWork};
+use super::{Dim, Layer, LayerConfig, Mask, Mode, StepWork, check_dy, empty, ensure, positive};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{Init, StdRng};
-use crate::layers::call::{self};
 use crate::layers::LayerState;
+use crate::layers::call::{self};
 use crate::linalg::few_rows_mm;
 use crate::param::{Module, Param};
 use ndarray::linalg::general_mat_mul;

@@ -1,11 +1,11 @@
 //! `Dropout`: inverted dropout in training, the identity at inference.
 
-use super::{check_dy, ensure, Dim, Layer, LayerConfig, Mask, Mode, StepWork};
+use super::{Dim, Layer, LayerConfig, Mask, Mode, StepWork, check_dy, ensure};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{MaskStream, StdRng};
-use crate::layers::call::{self};
 use crate::layers::LayerState;
+use crate::layers::call::{self};
 use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD, ArrayView2};
 use ndarray_rand::rand::Rng;

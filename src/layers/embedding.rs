@@ -1,11 +1,11 @@
 //! `Embedding`: integer token ids to learnt vectors, with Keras's `mask_zero`.
 
-use super::{check_dy, ensure, positive, Dim, Layer, LayerConfig, Mask, Mode, StepWork};
+use super::{Dim, Layer, LayerConfig, Mask, Mode, StepWork, check_dy, ensure, positive};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::layers::call::{self};
 use crate::layers::LayerState;
+use crate::layers::call::{self};
 use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn};
 use ndarray_rand::rand::Rng;

@@ -1,19 +1,19 @@
 //! `Gru`: gated recurrent unit, Keras gate order z, r, h, both `reset_after` forms.
 
+use super::LayerSpec;
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
-use super::recurrent::config::{sigmoid, tanh, yes, NoReturnState};
-use super::recurrent::{avx2_twin, zip_lanes};
-use super::recurrent::{sequence_builders, RecurrentLayerConfig, SequenceOptions};
+use super::recurrent::config::{NoReturnState, sigmoid, tanh, yes};
 use super::recurrent::{
-    sl, sl_mut, BackwardStep, Cell, CellOptions, CellWeights, Recurrent, SequenceGrads,
+    BackwardStep, Cell, CellOptions, CellWeights, Recurrent, SequenceGrads, sl, sl_mut,
 };
-use super::LayerSpec;
-use crate::activation::{with_derivatives, Activation, Deriv};
+use super::recurrent::{RecurrentLayerConfig, SequenceOptions, sequence_builders};
+use super::recurrent::{avx2_twin, zip_lanes};
+use crate::activation::{Activation, Deriv, with_derivatives};
 use crate::float::Float;
 use crate::init::StdRng;
 use crate::linalg::step_mm;
-use ndarray::{s, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn, s};
 use serde::{Deserialize, Serialize};
 
 /// Gated recurrent unit layer, numerically equal to `keras.layers.GRU`.

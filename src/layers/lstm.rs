@@ -1,16 +1,16 @@
 //! `Lstm`: long short-term memory, Keras gate order i, f, c, o.
 
+use super::LayerSpec;
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
-use super::recurrent::config::{sigmoid, tanh, yes, NoReturnState};
+use super::recurrent::config::{NoReturnState, sigmoid, tanh, yes};
+use super::recurrent::{BackwardStep, Cell, CellOptions, CellWeights, Recurrent, sl, sl_mut};
+use super::recurrent::{RecurrentLayerConfig, SequenceOptions, sequence_builders};
 use super::recurrent::{avx2_twin, zip_lanes};
-use super::recurrent::{sequence_builders, RecurrentLayerConfig, SequenceOptions};
-use super::recurrent::{sl, sl_mut, BackwardStep, Cell, CellOptions, CellWeights, Recurrent};
-use super::LayerSpec;
-use crate::activation::{with_derivatives, Activation, Deriv};
+use crate::activation::{Activation, Deriv, with_derivatives};
 use crate::float::Float;
 use crate::init::StdRng;
-use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn, s};
 use serde::{Deserialize, Serialize};
 
 /// Long short-term memory layer, numerically equal to `keras.layers.LSTM`.

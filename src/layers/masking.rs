@@ -1,11 +1,11 @@
 //! `Masking`: marks steps whose features all equal `mask_value` as padding.
 
-use super::{check_dy, check_seq, ensure, Dim, Layer, LayerConfig, Mask, Mode, StepWork};
+use super::{Dim, Layer, LayerConfig, Mask, Mode, StepWork, check_dy, check_seq, ensure};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::layers::call::{self};
 use crate::layers::LayerState;
+use crate::layers::call::{self};
 use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD, ArrayView2, Axis};
 

@@ -6,9 +6,9 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;
 use crate::layers::call::{self};
-use crate::layers::{format_shape, Dim, Mask};
+use crate::layers::{Dim, Mask, format_shape};
 use crate::param::{Module, Param};
-use ndarray::{concatenate, ArrayD, ArrayView2, Axis, Slice};
+use ndarray::{ArrayD, ArrayView2, Axis, Slice, concatenate};
 
 /// Which merge a [`MergeLayer`] computes, with Keras's names and mask rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,10 +233,10 @@ impl Merge {
                 for w in &ws[1..] {
                     y *= w;
                 }
-                if masks.iter().all(|m| m.is_some()) {
-                    if let Some(m) = self.output_mask(xs, masks) {
-                        zero_where_masked(&mut y, &m);
-                    }
+                if masks.iter().all(|m| m.is_some())
+                    && let Some(m) = self.output_mask(xs, masks)
+                {
+                    zero_where_masked(&mut y, &m);
                 }
                 y
             }

@@ -34,7 +34,7 @@ pub use recurrent::{
     SequenceGrads, SequenceOptions,
 };
 pub use simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig};
-pub use spec::{LayerSpec, LAYER_TYPES};
+pub use spec::{LAYER_TYPES, LayerSpec};
 pub use state::LayerState;
 
 use crate::error::{Error, Result};
@@ -320,15 +320,15 @@ pub(crate) fn check_mask(
     batch: usize,
     steps: usize,
 ) -> Result<()> {
-    if let Some(m) = mask {
-        if m.dim() != (batch, steps) {
-            return Err(Error::Shape {
-                layer: layer.to_string(),
-                what: "mask",
-                expected: format!("[{batch}, {steps}] (batch, steps)"),
-                got: m.shape().to_vec(),
-            });
-        }
+    if let Some(m) = mask
+        && m.dim() != (batch, steps)
+    {
+        return Err(Error::Shape {
+            layer: layer.to_string(),
+            what: "mask",
+            expected: format!("[{batch}, {steps}] (batch, steps)"),
+            got: m.shape().to_vec(),
+        });
     }
     Ok(())
 }

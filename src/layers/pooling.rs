@@ -1,7 +1,7 @@
 //! Weightless sequence layers: `GlobalAveragePooling1D` (mask-aware mean over time) and
 //! `RepeatVector` (one vector at every step).
 
-use super::{check_dy, check_seq, positive, wrong_input, Dim, Layer, LayerConfig, Mask, Mode};
+use super::{Dim, Layer, LayerConfig, Mask, Mode, check_dy, check_seq, positive, wrong_input};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::StdRng;

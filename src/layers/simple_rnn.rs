@@ -1,12 +1,12 @@
 //! `SimpleRnn`: the Elman cell, `h_t = act(x_t·kernel + h_{t-1}·recurrent_kernel + bias)`.
 
+use super::LayerSpec;
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
-use super::recurrent::config::{tanh, yes, NoReturnState};
-use super::recurrent::{sequence_builders, RecurrentLayerConfig, SequenceOptions};
-use super::recurrent::{sl, sl_mut, BackwardStep, Cell, CellOptions, CellWeights, Recurrent};
-use super::LayerSpec;
-use crate::activation::{with_derivatives, Activation, Deriv};
+use super::recurrent::config::{NoReturnState, tanh, yes};
+use super::recurrent::{BackwardStep, Cell, CellOptions, CellWeights, Recurrent, sl, sl_mut};
+use super::recurrent::{RecurrentLayerConfig, SequenceOptions, sequence_builders};
+use crate::activation::{Activation, Deriv, with_derivatives};
 use crate::float::Float;
 use crate::init::StdRng;
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};

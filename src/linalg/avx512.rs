@@ -13,7 +13,7 @@
 //! fewer loads per multiply-add, not wider arithmetic. `RNNKIT_NO_AVX512=1` in the
 //! environment keeps the AVX2 kernels, so both can be measured on the same host.
 
-use super::{row_f32, row_f64, NR};
+use super::{NR, row_f32, row_f64};
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
@@ -163,7 +163,7 @@ unsafe fn kernel_8x16_f64(
 #[cfg(test)]
 mod tests {
     use super::super::PackedB;
-    use ndarray::{s, Array2};
+    use ndarray::{Array2, s};
 
     /// The AVX-512 drivers called directly (not through the dispatch) against a plain
     /// product, on the shapes of the AVX2 test plus panel-pair tails (17, 33, 48 columns)

@@ -159,11 +159,7 @@ fn hessenberg(a: &mut Array2<f64>, n: usize) {
 
 /// `|a|` with the sign of `b`.
 fn sign(a: f64, b: f64) -> f64 {
-    if b >= 0.0 {
-        a.abs()
-    } else {
-        -a.abs()
-    }
+    if b >= 0.0 { a.abs() } else { -a.abs() }
 }
 
 /// Eigenvalues of an upper Hessenberg matrix by the Francis double-shift QR iteration;

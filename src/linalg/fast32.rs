@@ -58,7 +58,7 @@ mod simd {
         let clamp = _mm256_set1_ps(TANH_CLAMP);
         let sign = _mm256_set1_ps(-0.0);
         let saturated = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_andnot_ps(sign, x), clamp); // NaN: no
-                                                                                       // min/max return their second operand on NaN, so NaN flows through.
+        // min/max return their second operand on NaN, so NaN flows through.
         let xc = _mm256_max_ps(_mm256_xor_ps(clamp, sign), _mm256_min_ps(clamp, x));
         let x2 = _mm256_mul_ps(xc, xc);
         let mut p = _mm256_set1_ps(TANH_P[0]);
@@ -112,13 +112,7 @@ mod simd {
         unsafe fn f<const SIGMOID: bool>(x: __m256) -> __m256 {
             // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
             // features it is compiled for, and the slice lengths and pointers it names).
-            unsafe {
-                if SIGMOID {
-                    sigmoid8(x)
-                } else {
-                    tanh8(x)
-                }
-            }
+            unsafe { if SIGMOID { sigmoid8(x) } else { tanh8(x) } }
         }
         let mut blocks = v.chunks_exact_mut(8);
         for b in &mut blocks {
@@ -171,11 +165,7 @@ fn tanh_f32(x: f32) -> f32 {
     let x2 = x * x;
     let p = TANH_P[1..].iter().fold(TANH_P[0], |p, &c| x2 * p + c) * x;
     let q = TANH_Q[1..].iter().fold(TANH_Q[0], |q, &c| x2 * q + c);
-    if saturated {
-        1f32.copysign(x)
-    } else {
-        p / q
-    }
+    if saturated { 1f32.copysign(x) } else { p / q }
 }
 
 #[cfg(test)]

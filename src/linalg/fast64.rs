@@ -69,11 +69,7 @@ fn tanh1(x: f64) -> f64 {
     let m = expm1(a);
     let t = m / (m + 2.0);
     let t = t.copysign(x);
-    if x.is_nan() {
-        x
-    } else {
-        t
-    }
+    if x.is_nan() { x } else { t }
 }
 
 #[inline(always)]
@@ -88,11 +84,7 @@ fn sigmoid1(x: f64) -> f64 {
     } else {
         z / (1.0 + z)
     };
-    if x.is_nan() {
-        x
-    } else {
-        s
-    }
+    if x.is_nan() { x } else { s }
 }
 
 fn tanh_portable(v: &mut [f64]) {

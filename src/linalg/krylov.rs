@@ -41,10 +41,11 @@ const ARNOLDI_ABOVE: usize = 256;
 /// entry. Large matrices go to the Arnoldi method first, and to the QR iteration of
 /// [`super::eigen`] if it does not converge.
 pub(crate) fn spectral_radius(a: ArrayView2<'_, f64>) -> Option<f64> {
-    if a.nrows() > ARNOLDI_ABOVE && a.iter().all(|v| v.is_finite()) {
-        if let Some(r) = arnoldi_spectral_radius(a) {
-            return Some(r);
-        }
+    if a.nrows() > ARNOLDI_ABOVE
+        && a.iter().all(|v| v.is_finite())
+        && let Some(r) = arnoldi_spectral_radius(a)
+    {
+        return Some(r);
     }
     dense_spectral_radius(a)
 }
@@ -204,11 +205,7 @@ fn solve_shifted(
             (0..k)
                 .map(|c| {
                     let v = (h[[r, c]], 0.0);
-                    if r == c {
-                        sub(v, theta)
-                    } else {
-                        v
-                    }
+                    if r == c { sub(v, theta) } else { v }
                 })
                 .collect()
         })

@@ -259,11 +259,7 @@ mod tests {
         for (n, density) in [(37, 0.05), (37, 0.2), (37, 0.9), (401, 0.1), (401, 0.25)] {
             let w = Array2::from_shape_fn((n, n), |(i, j)| {
                 let u = ((i * 31 + j * 17) % 101) as f64 / 101.0;
-                if u < density {
-                    (u * 13.0).sin()
-                } else {
-                    0.0
-                }
+                if u < density { (u * 13.0).sin() } else { 0.0 }
             });
             let h: Vec<f64> = (0..n).map(|i| (i as f64 * 0.3).cos()).collect();
             let mut y = vec![1.0; n];

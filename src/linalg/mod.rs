@@ -607,7 +607,7 @@ pub(crate) fn few_rows_mm<F: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{s, Array2};
+    use ndarray::{Array2, s};
 
     /// Both paths on odd sizes, a strided left operand, a transposed right one, both betas.
     #[test]

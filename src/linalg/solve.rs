@@ -11,7 +11,7 @@
 use super::{dot, few_rows_mm};
 use crate::parallel::{gemm, num_threads, ranges, run, split_mut};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, Array3, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, Array3, ArrayView2, ArrayViewMut2, Axis, s};
 
 /// The ridge solution `W` `[p, o]` of `min ‖ΦW − Y‖² + λ‖W‖²` for `Φ` `[T, p]` and `Y`
 /// `[T, o]`; `None` when `ΦᵀΦ + λI` is not positive definite (numerically).

@@ -173,7 +173,7 @@ impl<F: Float> StepDecoder<F> {
                 return Err(bad(format!(
                     "the token input must be [1] (ids) or [1, vocab] (one-hot), got {}",
                     crate::layers::format_shape(other)
-                )))
+                )));
             }
         };
         Ok(StepDecoder {
@@ -211,11 +211,7 @@ impl<F: Float> StepDecoder<F> {
                     });
                 }
                 Array3::from_shape_fn((rows, 1, v), |(r, _, k)| {
-                    if tokens[r] == k {
-                        F::one()
-                    } else {
-                        F::zero()
-                    }
+                    if tokens[r] == k { F::one() } else { F::zero() }
                 })
                 .into_dyn()
             }
@@ -420,11 +416,7 @@ fn argmax<F: Float>(p: ndarray::ArrayView1<'_, F>) -> usize {
     p.iter()
         .enumerate()
         .fold((0, F::neg_infinity()), |(bi, bv), (i, &v)| {
-            if v > bv {
-                (i, v)
-            } else {
-                (bi, bv)
-            }
+            if v > bv { (i, v) } else { (bi, bv) }
         })
         .0
 }

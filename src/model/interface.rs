@@ -7,9 +7,9 @@ use super::{ModelSpec, Summary, SummaryRow};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::{check_mask, Dim, Inputs, OutputGrads, Outputs};
+use crate::layers::{Dim, Inputs, OutputGrads, Outputs, check_mask};
 use crate::param::Module;
-use ndarray::{concatenate, Array2, ArrayD, Axis, Slice};
+use ndarray::{Array2, ArrayD, Axis, Slice, concatenate};
 use std::fmt::Debug;
 
 /// A model's architecture as data: a [`Sequential`](crate::Sequential) stack or a graph.

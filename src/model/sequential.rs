@@ -2,10 +2,10 @@ use super::summary::{Summary, SummaryRow};
 use super::{Model, ModelSpec, ModelState};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::init::{seeded_rng, StdRng};
+use crate::init::{StdRng, seeded_rng};
 use crate::layers::state::{reset_of, states_of, zero_states_of};
 use crate::layers::{
-    format_shape, Dim, Inputs, Layer, LayerConfig, Mask, Mode, OutputGrads, Outputs,
+    Dim, Inputs, Layer, LayerConfig, Mask, Mode, OutputGrads, Outputs, format_shape,
 };
 use crate::param::{Module, Param};
 use ndarray::{Array2, ArrayD};
@@ -445,16 +445,16 @@ impl<F: Float> Sequential<F> {
         let _serial = self.serial.lock();
         let batch = x.shape().first().copied().unwrap_or(0);
         for layer in &self.layers {
-            if let Some(s) = states_of(layer.as_ref()).first() {
-                if s.nrows() != batch {
-                    return Err(Error::Shape {
-                        layer: layer.name().to_string(),
-                        what: "input batch (a stateful layer keeps one state per sample; \
+            if let Some(s) = states_of(layer.as_ref()).first()
+                && s.nrows() != batch
+            {
+                return Err(Error::Shape {
+                    layer: layer.name().to_string(),
+                    what: "input batch (a stateful layer keeps one state per sample; \
                                reset it with set_states(None) to change the batch size)",
-                        expected: format!("[{}, ...]", s.nrows()),
-                        got: vec![batch],
-                    });
-                }
+                    expected: format!("[{}, ...]", s.nrows()),
+                    got: vec![batch],
+                });
             }
         }
         self.pass_infer(x, mask, None)
@@ -515,10 +515,11 @@ impl<F: Float> Model<F> for Sequential<F> {
         vec![self.output_shape().to_vec()]
     }
     fn output_activations(&self) -> Vec<crate::Activation> {
-        vec![self
-            .layers
-            .last()
-            .map_or(crate::Activation::Linear, |l| l.output_activation())]
+        vec![
+            self.layers
+                .last()
+                .map_or(crate::Activation::Linear, |l| l.output_activation()),
+        ]
     }
     fn forward(&mut self, inputs: Inputs<'_, F>) -> Result<Vec<Outputs<F>>> {
         let x = self.one_input(&inputs)?;

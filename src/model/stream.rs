@@ -4,7 +4,7 @@
 use super::{ModelState, Sequential};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::{state, StepWork};
+use crate::layers::{StepWork, state};
 use crate::param::Module;
 use ndarray::{Array2, ArrayView2};
 

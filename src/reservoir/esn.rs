@@ -2,13 +2,13 @@
 //! trained by ridge regression in one solve.
 
 use super::config::EsnConfig;
-use super::run::{advance, states, Step};
+use super::run::{Step, advance, states};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::linalg::krylov::spectral_radius;
 use crate::linalg::matvec::FixedMatrix;
 use crate::linalg::solve::ridge_blocks;
-use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
 
 /// The reservoir matrix handed to [`EchoStateNetwork::from_weights`].
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ impl<F: Float> EchoStateNetwork<F> {
         let name = config.model_name().to_string();
         let (w, raw) = match reservoir {
             Reservoir::Raw(w) | Reservoir::Scaled(w) if w.dim() != (n, n) => {
-                return Err(shape_error(&name, "W", &[n, n], w.shape()))
+                return Err(shape_error(&name, "W", &[n, n], w.shape()));
             }
             Reservoir::Raw(w) => (w, true),
             Reservoir::Scaled(w) => (w, false),

@@ -449,18 +449,18 @@ impl<F: Float> Callback<F> for EarlyStopping<F> {
         if let (Some(e), true) = (self.stopped_epoch, self.verbose) {
             println!("Epoch {}: early stopping", e + 1);
         }
-        if self.restore_best_weights {
-            if let Some(w) = &self.best_weights {
-                if self.verbose {
-                    println!(
-                        "Restoring model weights from the end of the best epoch: {}.",
-                        self.best_epoch.map_or(0, |e| e + 1)
-                    );
-                }
-                // Weights of this model, unless a caller runs the callback by hand on
-                // another one: then set_weights refuses and nothing changes.
-                ctx.model.set_weights(w)?;
+        if self.restore_best_weights
+            && let Some(w) = &self.best_weights
+        {
+            if self.verbose {
+                println!(
+                    "Restoring model weights from the end of the best epoch: {}.",
+                    self.best_epoch.map_or(0, |e| e + 1)
+                );
             }
+            // Weights of this model, unless a caller runs the callback by hand on
+            // another one: then set_weights refuses and nothing changes.
+            ctx.model.set_weights(w)?;
         }
         Ok(())
     }

@@ -2,11 +2,11 @@
 
 use super::callbacks::{Logs, Monitor};
 use super::optim::Optimizer;
-use super::trainer::{fingerprint, Trainer};
+use super::trainer::{Trainer, fingerprint};
 use crate::error::{FileError, Result};
 use crate::float::Float;
 use crate::io::sealed::Decode;
-use crate::io::{self, AnyModel, CheckpointInfo, Header, Writer, OPTIMIZER_PREFIX};
+use crate::io::{self, AnyModel, CheckpointInfo, Header, OPTIMIZER_PREFIX, Writer};
 use crate::model::Model;
 #[cfg(doc)]
 use crate::model::Sequential;

@@ -48,15 +48,15 @@ pub(crate) fn check_data<F: Float>(
             "y has a non-finite value at flat index {i}"
         )));
     }
-    if let Some(m) = mask {
-        if x.ndim() != 3 || m.dim() != (x.shape()[0], x.shape()[1]) {
-            return Err(Error::Shape {
-                layer: "trainer".into(),
-                what: "mask",
-                expected: "[samples, steps] of x".into(),
-                got: m.shape().to_vec(),
-            });
-        }
+    if let Some(m) = mask
+        && (x.ndim() != 3 || m.dim() != (x.shape()[0], x.shape()[1]))
+    {
+        return Err(Error::Shape {
+            layer: "trainer".into(),
+            what: "mask",
+            expected: "[samples, steps] of x".into(),
+            got: m.shape().to_vec(),
+        });
     }
     // Target shape against the model's output shape, per loss.
     let outs = model.output_shapes();
@@ -69,15 +69,15 @@ pub(crate) fn check_data<F: Float>(
         true => {
             let lead = &out[..out.len().saturating_sub(1)];
             let classes = out.last().copied().flatten();
-            if let Some(c) = classes {
-                if let Some(bad) = y.iter().find(|v| {
+            if let Some(c) = classes
+                && let Some(bad) = y.iter().find(|v| {
                     let f = v.to_f64().unwrap_or(f64::NAN);
                     !(f >= 0.0 && f.fract() == 0.0 && f < c as f64)
-                }) {
-                    return Err(Error::Data(format!(
-                        "sparse label {bad} out of range: expected an integer in 0..{c}"
-                    )));
-                }
+                })
+            {
+                return Err(Error::Data(format!(
+                    "sparse label {bad} out of range: expected an integer in 0..{c}"
+                )));
             }
             fits(tail, lead) || (tail.last() == Some(&1) && fits(&tail[..tail.len() - 1], lead))
         }

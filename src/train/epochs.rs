@@ -2,7 +2,7 @@
 //! lines, validation, callbacks and checkpoints.
 
 use super::callbacks::{Context, Control, Logs};
-use super::logs::{epoch_line, progress_line, Running};
+use super::logs::{Running, epoch_line, progress_line};
 use super::optim::Optimizer;
 use super::trainer::{History, Trainer};
 use crate::error::Result;

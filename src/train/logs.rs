@@ -113,7 +113,7 @@ pub(crate) fn epoch_line(verbose: u8, steps: usize, secs: f64, logs: &Logs) -> S
 
 #[cfg(test)]
 mod tests {
-    use super::{keras_number, progress_line, Logs};
+    use super::{Logs, keras_number, progress_line};
 
     #[test]
     fn numbers_print_like_keras() {

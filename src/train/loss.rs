@@ -1,9 +1,9 @@
 //! Losses and metrics, reduced exactly as Keras reduces them.
 
 use crate::error::{Error, Result};
-use crate::float::sigmoid;
 use crate::float::Float;
-use crate::layers::{check_mask, Mask};
+use crate::float::sigmoid;
+use crate::layers::{Mask, check_mask};
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 
 /// Keras's `epsilon()`: where probabilities are clipped when they do not come from a fused

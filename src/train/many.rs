@@ -107,13 +107,13 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                 ys.len()
             )));
         }
-        if let Some(w) = &self.loss_weights {
-            if w.len() != ys.len() || w.iter().any(|v| !v.is_finite() || *v < 0.0) {
-                return Err(bad(
-                    "loss_weights",
-                    format!("expected {} finite weights ≥ 0, got {w:?}", ys.len()),
-                ));
-            }
+        if let Some(w) = &self.loss_weights
+            && (w.len() != ys.len() || w.iter().any(|v| !v.is_finite() || *v < 0.0))
+        {
+            return Err(bad(
+                "loss_weights",
+                format!("expected {} finite weights ≥ 0, got {w:?}", ys.len()),
+            ));
         }
         let n = xs[0].shape().first().copied().unwrap_or(0);
         for (what, arrays) in [("input", &xs), ("target", ys)] {
@@ -200,7 +200,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
                     return Err(Error::Unsupported {
                         layer: model.name().to_string(),
                         reason: format!("output {k} reports a {} output but no logits", acts[k]),
-                    })
+                    });
                 }
                 _ => self.loss.compute(&out.output, y, out.mask.as_ref(), None)?,
             };

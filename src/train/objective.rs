@@ -1,7 +1,7 @@
 //! What the trainer minimises and reports: [`LossFunction`] and [`MetricFunction`],
 //! implemented by the built-in [`Loss`] and [`Metric`] and open to your own.
 
-use super::loss::{reduce_rows, Loss, Metric};
+use super::loss::{Loss, Metric, reduce_rows};
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::float::Float;

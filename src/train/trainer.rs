@@ -326,20 +326,20 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
     /// (other weight paths or shapes) afterwards.
     pub(super) fn bind(&mut self, model: &dyn Model<F>) -> Result<()> {
         // Compared in place: train_on_batch validates on every step.
-        if let Some(bound) = &self.bound {
-            if !same_params(bound, model) {
-                let mut count = 0;
-                model.visit_params(&mut |_, _| count += 1);
-                return Err(Error::Config {
-                    layer: "trainer".into(),
-                    field: "model",
-                    reason: format!(
-                        "this trainer holds optimizer state for another model ({} weights; {} has {count}): use a new Trainer for it",
-                        bound.len(),
-                        model.name(),
-                    ),
-                });
-            }
+        if let Some(bound) = &self.bound
+            && !same_params(bound, model)
+        {
+            let mut count = 0;
+            model.visit_params(&mut |_, _| count += 1);
+            return Err(Error::Config {
+                layer: "trainer".into(),
+                field: "model",
+                reason: format!(
+                    "this trainer holds optimizer state for another model ({} weights; {} has {count}): use a new Trainer for it",
+                    bound.len(),
+                    model.name(),
+                ),
+            });
         }
         // The same architecture is not the same model: the optimizer's slots belong to
         // the parameters it stepped (Keras refuses another model's variables).

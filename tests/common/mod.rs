@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use ndarray::{ArrayD, IxDyn};
-use rnnkit::prelude::*;
 use rnnkit::Float;
+use rnnkit::prelude::*;
 use serde_json::Value;
 use std::path::PathBuf;
 

@@ -87,9 +87,11 @@ fn a_loss_mask_of_unrelated_shape_is_refused() {
     }
     let pred2 = ArrayD::<f64>::zeros(IxDyn(&[2, 1]));
     let mask = Array2::from_elem((2, 1), true);
-    assert!(Loss::Mse
-        .compute(&pred2, &pred2, Some(&mask), None)
-        .is_err());
+    assert!(
+        Loss::Mse
+            .compute(&pred2, &pred2, Some(&mask), None)
+            .is_err()
+    );
 }
 
 #[test]
@@ -115,7 +117,7 @@ fn one_trainer_refuses_a_second_model_with_other_weights() {
 
 #[test]
 fn early_stopping_starts_afresh_in_a_second_fit() {
-    use rnnkit::{train::Context, train::Logs, Callback};
+    use rnnkit::{Callback, train::Context, train::Logs};
     let mut m = small_model();
     let mut opt = Adam::<f64>::default();
     let mut ctx = Context::new(&mut m, &mut opt);
@@ -297,7 +299,7 @@ fn add_layer_refuses_names_that_would_not_load_and_defaults_never_repeat_a_name(
 
 #[test]
 fn early_stopping_run_by_hand_on_another_model_is_an_error() {
-    use rnnkit::{train::Context, train::Control, Callback};
+    use rnnkit::{Callback, train::Context, train::Control};
     let mut opt = Adam::<f64>::default();
     let mut es = EarlyStopping::<f64>::new("loss").restore_best_weights(true);
     let mut a = small_model();

@@ -6,7 +6,7 @@ use crate::common;
 use common::{join_file, split_file};
 use rnnkit::prelude::*;
 use rnnkit::{Error, FileError, GruConfig, LstmConfig};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// A small model with every kind of tensor layout: Masking, Bidirectional LSTM, GRU, Dense.
 fn sample() -> Vec<u8> {

@@ -2,8 +2,8 @@
 //! expected and what was received; the graph and the model unchanged, no panic.
 
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
-use rnnkit::prelude::*;
 use rnnkit::AttentionConfig;
+use rnnkit::prelude::*;
 
 fn msg<T: std::fmt::Debug>(r: Result<T, Error>) -> String {
     r.expect_err("must be refused").to_string()
@@ -342,7 +342,7 @@ fn layers_the_outputs_do_not_reach_are_not_the_model_s() -> Result<(), Error> {
 
 #[test]
 fn layers_called_by_hand_on_bad_lists_are_typed_errors() -> Result<(), Error> {
-    use rnnkit::{layers::AddConfig, layers::ConcatenateConfig, AttentionConfig, LayerConfig};
+    use rnnkit::{AttentionConfig, LayerConfig, layers::AddConfig, layers::ConcatenateConfig};
     let mut rng = seeded_rng(0);
     let x = ndarray::Array2::<f64>::ones((2, 3)).into_dyn();
     let scalar = ndarray::arr0(1.0).into_dyn();
@@ -351,37 +351,43 @@ fn layers_called_by_hand_on_bad_lists_are_typed_errors() -> Result<(), Error> {
         Box::new(ConcatenateConfig::new()),
     ] {
         let mut l = cfg.build(&[Some(3)], &mut rng)?;
-        assert!(l
-            .forward(Inputs::list(&[]).masks(&[]).mode(Mode::Infer))
-            .map(|o| o.output)
-            .is_err());
-        assert!(l
-            .infer(Inputs::list(&[&scalar, &scalar]).masks(&[]))
-            .map(|o| o.output)
-            .is_err());
-        assert!(l
-            .forward(Inputs::list(&[&x]).masks(&[]).mode(Mode::Infer))
-            .map(|o| o.output)
-            .is_ok());
+        assert!(
+            l.forward(Inputs::list(&[]).masks(&[]).mode(Mode::Infer))
+                .map(|o| o.output)
+                .is_err()
+        );
+        assert!(
+            l.infer(Inputs::list(&[&scalar, &scalar]).masks(&[]))
+                .map(|o| o.output)
+                .is_err()
+        );
+        assert!(
+            l.forward(Inputs::list(&[&x]).masks(&[]).mode(Mode::Infer))
+                .map(|o| o.output)
+                .is_ok()
+        );
         let wide = ndarray::Array2::<f64>::ones((3, 3)).into_dyn();
-        assert!(l
-            .infer(Inputs::list(&[&x, &wide]).masks(&[]))
-            .map(|o| o.output)
-            .is_err()); // batch 2 and 3
+        assert!(
+            l.infer(Inputs::list(&[&x, &wide]).masks(&[]))
+                .map(|o| o.output)
+                .is_err()
+        ); // batch 2 and 3
     }
     let mut att = LayerConfig::<f64>::build(&AttentionConfig::new(), &[None, Some(3)], &mut rng)?;
-    assert!(att
-        .forward(
+    assert!(
+        att.forward(
             Inputs::list(&[&x, &x])
                 .masks(&[None, None])
                 .mode(Mode::Infer)
         )
         .map(|o| o.output)
-        .is_err()); // rank 2
-    assert!(att
-        .forward(Inputs::new(&x).mask(None).mode(Mode::Infer))
-        .map(|o| o.output)
-        .is_err());
+        .is_err()
+    ); // rank 2
+    assert!(
+        att.forward(Inputs::new(&x).mask(None).mode(Mode::Infer))
+            .map(|o| o.output)
+            .is_err()
+    );
     assert!(att.backward(OutputGrads::new(&x)).map(|g| g.dxs).is_err()); // no training pass
     Ok(())
 }

@@ -209,10 +209,11 @@ fn a_backward_after_a_refused_forward_is_refused() {
     .map(|mut o| o.remove(0).output)
     .unwrap();
     // A forward that fails at the first layer, then one that fails at the last.
-    assert!(m
-        .forward(Inputs::new(&ArrayD::zeros(IxDyn(&[4, 5, 2]))).mode(Mode::Train))
-        .map(|mut o| o.remove(0).output)
-        .is_err());
+    assert!(
+        m.forward(Inputs::new(&ArrayD::zeros(IxDyn(&[4, 5, 2]))).mode(Mode::Train))
+            .map(|mut o| o.remove(0).output)
+            .is_err()
+    );
     let dy = ArrayD::ones(IxDyn(&[4, 1]));
     assert!(matches!(
         m.backward(&[OutputGrads::new(&dy)])
@@ -229,12 +230,16 @@ fn a_backward_after_a_refused_forward_is_refused() {
     model
         .forward(Inputs::from(std::slice::from_ref(&x)).mode(Mode::Train))
         .unwrap();
-    assert!(model
-        .forward(Inputs::from(&[ArrayD::zeros(IxDyn(&[8, 5, 2]))]).mode(Mode::Train))
-        .is_err());
-    assert!(Model::backward(
-        &mut model,
-        &[OutputGrads::new(&ArrayD::ones(IxDyn(&[8, 1])))]
-    )
-    .is_err());
+    assert!(
+        model
+            .forward(Inputs::from(&[ArrayD::zeros(IxDyn(&[8, 5, 2]))]).mode(Mode::Train))
+            .is_err()
+    );
+    assert!(
+        Model::backward(
+            &mut model,
+            &[OutputGrads::new(&ArrayD::ones(IxDyn(&[8, 1])))]
+        )
+        .is_err()
+    );
 }

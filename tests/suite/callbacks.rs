@@ -3,7 +3,7 @@
 
 use ndarray::{Array2, ArrayD};
 use rnnkit::prelude::*;
-use rnnkit::{train::Context, train::Control, train::EpochEnd, train::Logs, Callback};
+use rnnkit::{Callback, train::Context, train::Control, train::EpochEnd, train::Logs};
 use std::cell::RefCell;
 use std::rc::Rc;
 

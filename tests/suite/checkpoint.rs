@@ -143,11 +143,13 @@ fn a_model_with_dropout_resumes_bit_for_bit() {
         .unwrap()
         .set_rng_state(&restarted)
         .unwrap();
-    assert!(fresh
-        .state_mut()
-        .unwrap()
-        .set_rng_state(&[vec![1]])
-        .is_err());
+    assert!(
+        fresh
+            .state_mut()
+            .unwrap()
+            .set_rng_state(&[vec![1]])
+            .is_err()
+    );
     assert_eq!(fresh.state().unwrap().rng_state(), restarted);
     let mut t3 = Trainer::new(Adam::default(), Loss::Mse)
         .batch_size(6)

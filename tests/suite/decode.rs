@@ -5,7 +5,7 @@
 
 use ndarray::{ArrayD, Axis, IxDyn};
 use rnnkit::prelude::*;
-use rnnkit::{model::DecodeState, model::StepDecoder, AttentionConfig};
+use rnnkit::{AttentionConfig, model::DecodeState, model::StepDecoder};
 
 const V: usize = 5; // 0 pad, 1 start, 2 end, 3..4 symbols
 const START: usize = 1;
@@ -178,9 +178,11 @@ fn beam_search_is_greedy_at_width_1_and_exact_when_wide() -> Result<(), Error> {
     assert_eq!(a, b);
     let cold = decoder.sample(st.clone(), START, END, 6, 1e-3, &mut seeded_rng(3))?;
     assert_eq!(cold, greedy);
-    assert!(decoder
-        .sample(st, START, END, 6, 0.0, &mut seeded_rng(3))
-        .is_err());
+    assert!(
+        decoder
+            .sample(st, START, END, 6, 0.0, &mut seeded_rng(3))
+            .is_err()
+    );
     Ok(())
 }
 

@@ -8,8 +8,8 @@
 
 use ndarray::{Array3, ArrayD, Axis, IxDyn};
 use ndarray_rand::rand::Rng;
-use rnnkit::prelude::*;
 use rnnkit::LayerConfig;
+use rnnkit::prelude::*;
 
 fn uniform(shape: &[usize], rng: &mut rnnkit::init::StdRng) -> ArrayD<f64> {
     ArrayD::from_shape_simple_fn(IxDyn(shape), || rng.random_range(-0.8..0.8))
@@ -391,9 +391,11 @@ fn the_dropout_layer_scales_kept_values_and_routes_the_gradient_through_its_mask
             .unwrap(),
         x
     );
-    assert!(Sequential::<f64>::new(&[4, 3])
-        .push(rnnkit::DropoutConfig::new(1.0))
-        .is_err());
+    assert!(
+        Sequential::<f64>::new(&[4, 3])
+            .push(rnnkit::DropoutConfig::new(1.0))
+            .is_err()
+    );
 }
 
 /// The outputs of a one-unit, one-feature layer's training pass over `rows` copies of the

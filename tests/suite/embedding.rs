@@ -1,7 +1,7 @@
 //! `Embedding`: lookups, `mask_zero` into a recurrent layer, gradients against finite
 //! differences, bad ids, save/load, streaming.
 
-use ndarray::{array, ArrayD, Axis, IxDyn};
+use ndarray::{ArrayD, Axis, IxDyn, array};
 use rnnkit::prelude::*;
 use rnnkit::{EmbeddingConfig, Error};
 
@@ -141,13 +141,16 @@ fn bad_ids_are_typed_errors_naming_the_id() {
     assert_eq!(m.get_weights(), before);
     // Vectors where ids are expected: a shape error before anything runs.
     let wrong = ArrayD::<f64>::zeros(IxDyn(&[2, 5, 3]));
-    assert!(m
-        .forward(Inputs::new(&wrong).mode(Mode::Infer))
-        .map(|mut o| o.remove(0).output)
-        .is_err());
-    assert!(Sequential::<f64>::new(&[4])
-        .push(EmbeddingConfig::new(0, 3))
-        .is_err());
+    assert!(
+        m.forward(Inputs::new(&wrong).mode(Mode::Infer))
+            .map(|mut o| o.remove(0).output)
+            .is_err()
+    );
+    assert!(
+        Sequential::<f64>::new(&[4])
+            .push(EmbeddingConfig::new(0, 3))
+            .is_err()
+    );
 }
 
 #[test]
@@ -174,9 +177,11 @@ fn saved_loaded_and_streamed() {
         let xt = xt.into_dimensionality::<ndarray::Ix2>().unwrap();
         last = Some(m.step(xt.view(), &mut state).unwrap().to_owned());
     }
-    assert!((&last.unwrap().into_dyn() - &whole)
-        .iter()
-        .all(|v| v.abs() < 1e-12));
+    assert!(
+        (&last.unwrap().into_dyn() - &whole)
+            .iter()
+            .all(|v| v.abs() < 1e-12)
+    );
 }
 
 /// Token ids arrive as integer arrays, as `pad_sequences` gives them (issue #26 item 7):

@@ -7,8 +7,8 @@
 use crate::common;
 
 use common::*;
-use ndarray::{s, Array1, Array2, Ix1, Ix2};
-use rnnkit::{reservoir::Reservoir, EchoStateNetwork, Error, EsnConfig};
+use ndarray::{Array1, Array2, Ix1, Ix2, s};
+use rnnkit::{EchoStateNetwork, Error, EsnConfig, reservoir::Reservoir};
 use serde_json::Value;
 
 fn t2(v: &Value) -> Array2<f64> {
@@ -189,11 +189,12 @@ fn closed_loop_generation_feeds_each_output_back() {
         assert!((generated[[k, 0]] - out).abs() < 1e-12, "step {k}");
         xin = vec![out];
     }
-    assert!(esn
-        .reservoir_state()
-        .iter()
-        .zip(&h)
-        .all(|(a, b)| (a - b).abs() < 1e-12));
+    assert!(
+        esn.reservoir_state()
+            .iter()
+            .zip(&h)
+            .all(|(a, b)| (a - b).abs() < 1e-12)
+    );
     // And it forecasts the sine.
     let truth = Array2::from_shape_fn((20, 1), |(k, _)| ((400 + k) as f64 * 0.2).sin());
     let err = (&generated - &truth)

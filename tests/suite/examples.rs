@@ -211,7 +211,10 @@ fn worked_example_prints_the_lecture_numbers() {
         "y'_t = (0.5274, 0.4726)",
         "dE/dU",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in\n{stdout}"
+        );
     }
     // The notes' y'_1 = (0.5299, 0.4701), to their four decimals.
     let r = result("worked_example", &stdout);

@@ -12,8 +12,8 @@ use crate::common;
 use common::*;
 use ndarray::ArrayD;
 use rnnkit::prelude::*;
-use rnnkit::{layers::LayerSpec, Tensor};
-use serde_json::{json, Value};
+use rnnkit::{Tensor, layers::LayerSpec};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 
 /// The error that stopped a case.

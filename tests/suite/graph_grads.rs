@@ -7,7 +7,7 @@
 use ndarray::{ArrayD, IxDyn};
 use ndarray_rand::rand::Rng;
 use rnnkit::prelude::*;
-use rnnkit::{layers::ScoreMode, AdditiveAttentionConfig, AttentionConfig, Tensor};
+use rnnkit::{AdditiveAttentionConfig, AttentionConfig, Tensor, layers::ScoreMode};
 
 fn uniform(shape: &[usize], rng: &mut rnnkit::init::StdRng) -> ArrayD<f64> {
     ArrayD::from_shape_simple_fn(IxDyn(shape), || rng.random_range(-0.9..0.9))

@@ -499,8 +499,8 @@ fn recurrent_configs_serialise_as_0_1_did() {
     ] {
         assert!(serde_json::from_str::<LstmConfig>(bad).is_err(), "{bad}");
     }
-    assert!(serde_json::from_str::<SimpleRnnConfig>(
-        r#"{"units": 2, "recurrent_activation": "relu"}"#
-    )
-    .is_err());
+    assert!(
+        serde_json::from_str::<SimpleRnnConfig>(r#"{"units": 2, "recurrent_activation": "relu"}"#)
+            .is_err()
+    );
 }

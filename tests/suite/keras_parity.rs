@@ -8,8 +8,8 @@ use crate::common;
 
 use common::*;
 use ndarray::ArrayD;
-use rnnkit::prelude::*;
 use rnnkit::Float;
+use rnnkit::prelude::*;
 use serde_json::Value;
 
 /// Runs one layer case; returns what did not match.

@@ -13,7 +13,7 @@ use common::*;
 use ndarray::ArrayD;
 use rnnkit::layers::LayerSpec;
 use rnnkit::prelude::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The chain's layers in order, if the model is a chain.
 fn chain(model: &Value) -> Option<Vec<&Value>> {

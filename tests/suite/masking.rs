@@ -1,10 +1,10 @@
 //! Masking properties: padding a sample with masked steps changes nothing about its real
 //! steps, for every cell, with and without return_sequences and go_backwards.
 
-use ndarray::{s, ArrayD, Axis, IxDyn};
+use ndarray::{ArrayD, Axis, IxDyn, s};
 use ndarray_rand::rand::Rng;
-use rnnkit::prelude::*;
 use rnnkit::LayerConfig;
+use rnnkit::prelude::*;
 
 fn configs(rs: bool, gb: bool) -> Vec<(&'static str, Box<dyn LayerConfig<f64>>)> {
     let mut v: Vec<(&'static str, Box<dyn LayerConfig<f64>>)> = vec![

@@ -4,9 +4,9 @@
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
 use rnnkit::prelude::*;
 use rnnkit::{
+    EsnConfig, GlobalAveragePooling1DConfig, MergeMode, Optimizer, RepeatVectorConfig,
     layers::Bidirectional, train::Context, train::Control, train::EpochEnd,
-    train::ExponentialDecay, train::Logs, train::ReduceLROnPlateau, EsnConfig,
-    GlobalAveragePooling1DConfig, MergeMode, Optimizer, RepeatVectorConfig,
+    train::ExponentialDecay, train::Logs, train::ReduceLROnPlateau,
 };
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -311,10 +311,11 @@ fn a_refused_inference_moves_no_carried_state() {
         .set_states(Some(&[Array2::zeros((3, 2))]))
         .unwrap();
     let before = m.state().unwrap().states();
-    assert!(m
-        .infer(Inputs::new(&x).mask(None))
-        .map(|mut o| o.remove(0).output)
-        .is_err());
+    assert!(
+        m.infer(Inputs::new(&x).mask(None))
+            .map(|mut o| o.remove(0).output)
+            .is_err()
+    );
     assert_eq!(m.state().unwrap().states(), before);
 }
 
@@ -373,9 +374,10 @@ fn streaming_refuses_what_one_step_cannot_mean() {
     let ids = ndarray::array![[3.0], [0.0]];
     let e = m.step(ids.view(), &mut st).unwrap_err();
     assert!(e.to_string().contains("padding id 0"), "{e}");
-    assert!(m
-        .step(ndarray::array![[3.0], [1.0]].view(), &mut st)
-        .is_ok());
+    assert!(
+        m.step(ndarray::array![[3.0], [1.0]].view(), &mut st)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -467,16 +469,20 @@ fn a_bidirectional_pair_must_agree_on_every_saved_option() {
 #[test]
 fn sizes_past_the_limit_are_typed_errors() {
     let big = rnnkit::layers::MAX_WEIGHT_LEN;
-    assert!(Sequential::<f32>::new(&[4])
-        .push(EmbeddingConfig::new(1 << 31, 1))
-        .is_err());
+    assert!(
+        Sequential::<f32>::new(&[4])
+            .push(EmbeddingConfig::new(1 << 31, 1))
+            .is_err()
+    );
     assert!(EsnConfig::new(46_340).build::<f32>(1).is_err());
     assert!(rnnkit::utils::to_categorical::<f32>(&[usize::MAX], None).is_err());
     assert!(rnnkit::utils::to_categorical::<f32>(&[0, big], None).is_err());
     // RepeatVector past the limit: refused at build, and at a call with a large batch.
-    assert!(Sequential::<f32>::new(&[2])
-        .push(RepeatVectorConfig::new(1 << 62))
-        .is_err());
+    assert!(
+        Sequential::<f32>::new(&[2])
+            .push(RepeatVectorConfig::new(1 << 62))
+            .is_err()
+    );
     let m = Sequential::<f32>::new(&[1 << 10])
         .push(RepeatVectorConfig::new(1 << 17))
         .unwrap();
@@ -489,16 +495,18 @@ fn sizes_past_the_limit_are_typed_errors() {
     // AdditiveAttention over features past the limit.
     let mut g = Graph::<f32>::new(0);
     let q = g.input("q", &[None, Some(1 << 40)]).unwrap();
-    assert!(g
-        .apply_list(&rnnkit::AdditiveAttentionConfig::new(), &[q, q])
-        .is_err());
+    assert!(
+        g.apply_list(&rnnkit::AdditiveAttentionConfig::new(), &[q, q])
+            .is_err()
+    );
     // ESN generation past the limit.
     let mut esn = EsnConfig::new(10).seed(1).build::<f64>(1).unwrap();
     let s = Array2::from_shape_fn((60, 1), |(t, _)| (t as f64 * 0.3).sin());
     esn.fit(&s, &s).unwrap();
-    assert!(esn
-        .generate(&ndarray::Array1::zeros(1), usize::MAX / 2)
-        .is_err());
+    assert!(
+        esn.generate(&ndarray::Array1::zeros(1), usize::MAX / 2)
+            .is_err()
+    );
 }
 
 #[test]

@@ -265,8 +265,9 @@ fn seeded_initialisation_is_reproducible_and_keras_shaped() {
     assert!(w[0].iter().all(|v| v.abs() <= limit));
     // bias: zeros with the forget block at exactly 1
     let b = &w[2];
-    assert!(b
-        .iter()
-        .enumerate()
-        .all(|(i, &v)| v == if (5..10).contains(&i) { 1.0 } else { 0.0 }));
+    assert!(
+        b.iter()
+            .enumerate()
+            .all(|(i, &v)| v == if (5..10).contains(&i) { 1.0 } else { 0.0 })
+    );
 }

@@ -11,8 +11,8 @@ use crate::common;
 
 use common::*;
 use ndarray::{Array2, ArrayD};
-use rnnkit::prelude::*;
 use rnnkit::Float;
+use rnnkit::prelude::*;
 use rnnkit::{BidirectionalConfig, MergeMode};
 use serde_json::Value;
 
@@ -213,11 +213,13 @@ fn stateful_bidirectional_chunks_follow_the_keras_rule() {
     }
     // Reset: back to zeros, same batch size.
     stateful.reset_states();
-    assert!(stateful
-        .states()
-        .iter()
-        .flatten()
-        .all(|s| s.iter().all(|v| *v == 0.0)));
+    assert!(
+        stateful
+            .states()
+            .iter()
+            .flatten()
+            .all(|s| s.iter().all(|v| *v == 0.0))
+    );
 }
 
 #[test]
@@ -240,34 +242,37 @@ fn stateful_errors_leave_the_states_as_they_were() {
     assert_eq!(m.states(), before);
     // A wrong feature count: refused before any layer runs.
     let bad = ndarray::Array3::<f64>::zeros((2, 4, 5)).into_dyn();
-    assert!(m
-        .forward(Inputs::new(&bad).mode(Mode::Infer))
-        .map(|mut o| o.remove(0).output)
-        .is_err());
+    assert!(
+        m.forward(Inputs::new(&bad).mode(Mode::Infer))
+            .map(|mut o| o.remove(0).output)
+            .is_err()
+    );
     assert_eq!(m.states(), before);
     // Explicit states of the wrong shape: refused, the given states unchanged.
     let mut wrong = m.zero_states(3).unwrap();
     let kept = wrong.clone();
-    assert!(m
-        .state()
-        .unwrap()
-        .infer_from(Inputs::new(&series(2, 4)).mask(None), &mut wrong)
-        .map(|mut o| o.remove(0))
-        .is_err());
+    assert!(
+        m.state()
+            .unwrap()
+            .infer_from(Inputs::new(&series(2, 4)).mask(None), &mut wrong)
+            .map(|mut o| o.remove(0))
+            .is_err()
+    );
     assert_eq!(wrong, kept);
     let mut too_few = vec![Vec::new()];
-    assert!(m
-        .state()
-        .unwrap()
-        .infer_from(Inputs::new(&series(2, 4)).mask(None), &mut too_few)
-        .map(|mut o| o.remove(0))
-        .is_err());
+    assert!(
+        m.state()
+            .unwrap()
+            .infer_from(Inputs::new(&series(2, 4)).mask(None), &mut too_few)
+            .map(|mut o| o.remove(0))
+            .is_err()
+    );
     // Forgetting the states frees the batch size.
     for layer in m.layers_mut() {
-        if let Some(st) = layer.state_mut() {
-            if !st.states().is_empty() {
-                st.set_states(None).unwrap();
-            }
+        if let Some(st) = layer.state_mut()
+            && !st.states().is_empty()
+        {
+            st.set_states(None).unwrap();
         }
     }
     m.forward(Inputs::new(&series(3, 4)).mode(Mode::Infer))
@@ -275,11 +280,13 @@ fn stateful_errors_leave_the_states_as_they_were() {
         .unwrap();
     // A layer that is not stateful carries nothing to set.
     let mut plain = stream_model(false);
-    assert!(plain.layers_mut()[0]
-        .state_mut()
-        .unwrap()
-        .set_states(None)
-        .is_err());
+    assert!(
+        plain.layers_mut()[0]
+            .state_mut()
+            .unwrap()
+            .set_states(None)
+            .is_err()
+    );
 }
 
 #[test]
@@ -357,9 +364,11 @@ fn step_by_step_streaming_equals_whole_passes_and_branches() {
         .map(|mut o| o.remove(0))
         .unwrap()
         .output;
-    assert!((&last.unwrap().into_dyn() - &want)
-        .iter()
-        .all(|v| v.abs() < 1e-12));
+    assert!(
+        (&last.unwrap().into_dyn() - &want)
+            .iter()
+            .all(|v| v.abs() < 1e-12)
+    );
 }
 
 #[test]
@@ -386,9 +395,11 @@ fn streaming_errors_are_typed_and_leave_the_state() {
         })
     ));
     assert_eq!(state.states(), &kept[..]);
-    assert!(model
-        .stream_state_from(vec![vec![ndarray::Array2::zeros((2, 3))]])
-        .is_err());
+    assert!(
+        model
+            .stream_state_from(vec![vec![ndarray::Array2::zeros((2, 3))]])
+            .is_err()
+    );
     let nan = ndarray::Array2::from_elem((2, 3), f64::NAN);
     assert!(matches!(
         model.stream_state_from(vec![vec![nan.clone(), nan]]),

@@ -6,9 +6,9 @@ use common::*;
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
 use rnnkit::prelude::*;
 use rnnkit::{
-    train::Control, train::CosineDecay, train::ExponentialDecay, train::LambdaCallback,
-    train::LearningRate, train::Logs, train::PiecewiseConstantDecay, AdamW, Callback, Error,
-    Optimizer, TruncatedBptt,
+    AdamW, Callback, Error, Optimizer, TruncatedBptt, train::Control, train::CosineDecay,
+    train::ExponentialDecay, train::LambdaCallback, train::LearningRate, train::Logs,
+    train::PiecewiseConstantDecay,
 };
 use serde_json::Value;
 
@@ -76,29 +76,37 @@ fn optimizer_from<F: Float>(o: &Value) -> Box<dyn Optimizer<F>> {
     let amsgrad = o["amsgrad"].as_bool().unwrap_or(false);
     match o["name"].as_str().unwrap() {
         "adam" => {
-            clipped!(Adam::new(lr)
-                .betas(f("beta_1"), f("beta_2"))
-                .epsilon(f("epsilon"))
-                .amsgrad(amsgrad))
+            clipped!(
+                Adam::new(lr)
+                    .betas(f("beta_1"), f("beta_2"))
+                    .epsilon(f("epsilon"))
+                    .amsgrad(amsgrad)
+            )
         }
         "adamw" => {
-            clipped!(AdamW::new(lr)
-                .weight_decay(f("weight_decay"))
-                .betas(f("beta_1"), f("beta_2"))
-                .epsilon(f("epsilon"))
-                .amsgrad(amsgrad))
+            clipped!(
+                AdamW::new(lr)
+                    .weight_decay(f("weight_decay"))
+                    .betas(f("beta_1"), f("beta_2"))
+                    .epsilon(f("epsilon"))
+                    .amsgrad(amsgrad)
+            )
         }
         "sgd" => {
-            clipped!(Sgd::new(lr)
-                .momentum(f("momentum"))
-                .nesterov(o["nesterov"].as_bool().unwrap()))
+            clipped!(
+                Sgd::new(lr)
+                    .momentum(f("momentum"))
+                    .nesterov(o["nesterov"].as_bool().unwrap())
+            )
         }
         "rmsprop" => {
-            clipped!(RmsProp::new(lr)
-                .rho(f("rho"))
-                .momentum(f("momentum"))
-                .epsilon(f("epsilon"))
-                .centered(o["centered"].as_bool().unwrap()))
+            clipped!(
+                RmsProp::new(lr)
+                    .rho(f("rho"))
+                    .momentum(f("momentum"))
+                    .epsilon(f("epsilon"))
+                    .centered(o["centered"].as_bool().unwrap())
+            )
         }
         other => panic!("unsupported optimizer {other}"),
     }

@@ -1,8 +1,8 @@
 //! Keras's data one-liners against values worked out from Keras's documented semantics.
 
-use ndarray::{array, s, Array2, Axis};
-use rnnkit::utils::{pad_sequences, timeseries_windows, to_categorical, PadSequences, Side};
+use ndarray::{Array2, Axis, array, s};
 use rnnkit::Error;
+use rnnkit::utils::{PadSequences, Side, pad_sequences, timeseries_windows, to_categorical};
 
 #[test]
 fn pad_sequences_pads_and_truncates_at_either_end() {

@@ -2,10 +2,10 @@
 //! arithmetic by hand, the class → sample conversion, and bad settings as typed errors that
 //! change nothing. (The Keras trajectories replay in tests/suite/training.rs.)
 
-use ndarray::{array, Array2, Array3, ArrayD};
+use ndarray::{Array2, Array3, ArrayD, array};
 use rnnkit::prelude::*;
 use rnnkit::{
-    train::CosineDecay, train::ExponentialDecay, train::PiecewiseConstantDecay, Error, Optimizer,
+    Error, Optimizer, train::CosineDecay, train::ExponentialDecay, train::PiecewiseConstantDecay,
 };
 
 fn dense_identity() -> Sequential<f64> {

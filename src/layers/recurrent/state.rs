@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 use std::sync::Mutex;
 
 /// Checks a layer's states in Keras order (`blocks` arrays of `[batch, units]`) and copies

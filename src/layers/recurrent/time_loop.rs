@@ -3,7 +3,7 @@
 
 use super::cell::{BackwardStep, Cell};
 use crate::float::Float;
-use ndarray::{s, Array2, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis};
+use ndarray::{Array2, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, s};
 use num_traits::Zero;
 use std::ops::Range;
 
@@ -163,7 +163,7 @@ pub(super) fn backward_loop<C: Cell>(
             match &quiet {
                 // Outputs that are a constant zero (masked steps) take no gradient.
                 Some(q) => {
-                    for (bi, _) in q.row(k).iter().enumerate().filter(|(_, &z)| !z) {
+                    for (bi, _) in q.row(k).iter().enumerate().filter(|&(_, &z)| !z) {
                         let mut row = d_state.slice_mut(s![bi, ..u]);
                         row += &d.row(bi);
                     }
@@ -193,7 +193,7 @@ pub(super) fn backward_loop<C: Cell>(
         if let Some(m) = &mask {
             // A masked step copied its state: the gradient passes through untouched
             // and nothing reaches the cell's input or weights.
-            for (bi, _) in m.row(k).iter().enumerate().filter(|(_, &keep)| !keep) {
+            for (bi, _) in m.row(k).iter().enumerate().filter(|&(_, &keep)| !keep) {
                 d_prev.row_mut(bi).assign(&d_state.row(bi));
                 d_xw.slice_mut(s![k, bi, ..]).fill(C::F::zero());
                 if sep {

@@ -3,10 +3,10 @@
 
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::linalg::{packed_mm, step_mm, PackedB};
+use crate::linalg::{PackedB, packed_mm, step_mm};
 use crate::parallel;
 use crate::param::Param;
-use ndarray::{s, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
 use std::sync::OnceLock;
 
 /// The weights every cell has, in Keras layout: `kernel` `[F, k*u]`, `recurrent_kernel`

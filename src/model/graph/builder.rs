@@ -2,11 +2,11 @@
 //! wired.
 
 use super::functional::Functional;
-use super::{reads, Layers, Node, Op};
+use super::{Layers, Node, Op, reads};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::init::{seeded_rng, StdRng};
-use crate::layers::{format_shape, Dim, LayerConfig};
+use crate::init::{StdRng, seeded_rng};
+use crate::layers::{Dim, LayerConfig, format_shape};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -429,7 +429,7 @@ impl<F: Float> Graph<F> {
                             &node.name,
                             "the outputs need this input but it is not among the model's inputs"
                                 .into(),
-                        ))
+                        ));
                     }
                     (0, false) => {}
                     (1, true) => order.push(i),
@@ -437,7 +437,7 @@ impl<F: Float> Graph<F> {
                         return Err(bad(
                             &node.name,
                             "an input no output depends on (unused input)".into(),
-                        ))
+                        ));
                     }
                     _ => return Err(bad(&node.name, "listed more than once".into())),
                 }

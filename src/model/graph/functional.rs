@@ -241,17 +241,19 @@ impl<F: Float> Functional<F> {
     /// [`Error::Mask`] for a mask that does not fit its input.
     fn check_masks(&self, xs: &[&ArrayD<F>], masks: &[Option<&Mask>]) -> Result<()> {
         for (k, (x, m)) in xs.iter().zip(masks).enumerate() {
-            if let Some(m) = m {
-                if x.ndim() < 2 || m.dim() != (x.shape()[0], x.shape()[1]) {
-                    return Err(Error::Mask {
-                        layer: self.nodes[self.inputs[k.min(self.inputs.len() - 1)]].name.clone(),
-                        reason: format!(
-                            "mask of shape {:?} for an input of shape {:?}: expected [batch, steps]",
-                            m.shape(),
-                            x.shape()
-                        ),
-                    });
-                }
+            if let Some(m) = m
+                && (x.ndim() < 2 || m.dim() != (x.shape()[0], x.shape()[1]))
+            {
+                return Err(Error::Mask {
+                    layer: self.nodes[self.inputs[k.min(self.inputs.len() - 1)]]
+                        .name
+                        .clone(),
+                    reason: format!(
+                        "mask of shape {:?} for an input of shape {:?}: expected [batch, steps]",
+                        m.shape(),
+                        x.shape()
+                    ),
+                });
             }
         }
         Ok(())
@@ -565,7 +567,7 @@ impl<F: Float> Functional<F> {
             .outputs
             .iter()
             .zip(from_logits.iter().chain(std::iter::repeat(&false)))
-            .filter(|((_, o), &l)| l && *o == 0)
+            .filter(|&((_, o), &l)| l && *o == 0)
             .map(|((n, _), _)| *n)
             .collect();
         for (&(n, o), d) in self.outputs.iter().zip(d_outputs) {

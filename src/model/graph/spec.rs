@@ -1,9 +1,9 @@
 //! [`GraphSpec`]: a graph model's architecture as data (Keras's functional config in
 //! rnnkit's words), what a model file stores and what [`Functional::from_spec`] rebuilds.
 
+use super::Op;
 use super::builder::{Graph, Tensor};
 use super::functional::Functional;
-use super::Op;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::{Dim, LayerSpec};
@@ -132,7 +132,7 @@ impl TryFrom<RawNode> for GraphNode {
                 return Err(format!(
                     "node {}: needs either `layer` (with `config`) or `shares`",
                     r.name
-                ))
+                ));
             }
         };
         Ok(GraphNode {

@@ -1,7 +1,7 @@
 //! [`Functional::summary`]: Keras's functional summary, with the "Connected to" column.
 
-use super::functional::Functional;
 use super::Op;
+use super::functional::Functional;
 use crate::float::Float;
 use crate::layers::format_shape;
 use crate::model::{Summary, SummaryRow};

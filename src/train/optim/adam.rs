@@ -1,7 +1,7 @@
 //! Adam (with amsgrad) and AdamW as Keras 3 computes them.
 
 use super::{
-    check_common, ensure_slot, positive, restore, unit_interval, Clip, LearningRate, Optimizer,
+    Clip, LearningRate, Optimizer, check_common, ensure_slot, positive, restore, unit_interval,
 };
 use crate::error::Result;
 use crate::float::Float;

@@ -107,14 +107,14 @@ impl Clip {
             ("global_clipnorm", self.global_clipnorm),
             ("clipvalue", self.clipvalue),
         ] {
-            if let Some(v) = v {
-                if !(v > 0.0 && v.is_finite()) {
-                    return Err(Error::Config {
-                        layer: name.into(),
-                        field,
-                        reason: format!("expected a positive finite value, got {v}"),
-                    });
-                }
+            if let Some(v) = v
+                && !(v > 0.0 && v.is_finite())
+            {
+                return Err(Error::Config {
+                    layer: name.into(),
+                    field,
+                    reason: format!("expected a positive finite value, got {v}"),
+                });
             }
         }
         Ok(())
@@ -386,14 +386,14 @@ impl<F: Float> Optimizer<F> for Box<dyn Optimizer<F>> {
 /// Checks an optimizer's rate and weight decay (shared by every optimizer's `validate`).
 pub(crate) fn check_common(name: &str, lr: &LearningRate, weight_decay: Option<f64>) -> Result<()> {
     lr.validate(name)?;
-    if let Some(wd) = weight_decay {
-        if !(wd >= 0.0 && wd.is_finite()) {
-            return Err(Error::Config {
-                layer: name.into(),
-                field: "weight_decay",
-                reason: format!("expected a finite value ≥ 0, got {wd}"),
-            });
-        }
+    if let Some(wd) = weight_decay
+        && !(wd >= 0.0 && wd.is_finite())
+    {
+        return Err(Error::Config {
+            layer: name.into(),
+            field: "weight_decay",
+            reason: format!("expected a finite value ≥ 0, got {wd}"),
+        });
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! RMSprop as Keras's `RMSprop`.
 
 use super::{
-    check_common, ensure_slot, positive, restore, unit_interval, Clip, LearningRate, Optimizer,
+    Clip, LearningRate, Optimizer, check_common, ensure_slot, positive, restore, unit_interval,
 };
 use crate::error::Result;
 use crate::float::Float;

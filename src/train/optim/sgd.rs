@@ -1,6 +1,6 @@
 //! SGD with momentum and Nesterov momentum, as Keras's `SGD`.
 
-use super::{check_common, ensure_slot, restore, unit_interval, Clip, LearningRate, Optimizer};
+use super::{Clip, LearningRate, Optimizer, check_common, ensure_slot, restore, unit_interval};
 use crate::error::Result;
 use crate::float::Float;
 use ndarray::{ArrayD, Zip};

@@ -3,21 +3,21 @@
 
 use super::cell::Cell;
 use super::cell::SequenceGrads;
-use super::config::{seq_input, RecurrentLayerConfig, SequenceOptions};
-use super::state::{carried_initial, gather_states, scatter_states, Carried};
-use super::time_loop::{backward_loop, forward_loop, mask_h, BackwardBuffers, OutGrad, Projection};
+use super::config::{RecurrentLayerConfig, SequenceOptions, seq_input};
+use super::state::{Carried, carried_initial, gather_states, scatter_states};
+use super::time_loop::{BackwardBuffers, OutGrad, Projection, backward_loop, forward_loop, mask_h};
 use super::workspace::{
-    ensure2, ensure3, ensure_scratch, loop_threads, rows, Buffers, SpareBuffers,
+    Buffers, SpareBuffers, ensure_scratch, ensure2, ensure3, loop_threads, rows,
 };
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{MaskStream, StdRng};
 use crate::layers::call::{self};
-use crate::layers::{check_dy, check_mask, check_seq, Dim, Layer, LayerSpec, Mask, Mode};
+use crate::layers::{Dim, Layer, LayerSpec, Mask, Mode, check_dy, check_mask, check_seq};
 use crate::linalg::PackedB;
 use crate::parallel;
 use crate::param::{Module, Param};
-use ndarray::{s, Array2, Array3, ArrayD, ArrayView2, Axis, Ix2, Ix3};
+use ndarray::{Array2, Array3, ArrayD, ArrayView2, Axis, Ix2, Ix3, s};
 use ndarray_rand::rand::Rng;
 use num_traits::{One, Zero};
 

@@ -5,9 +5,9 @@ use super::Recurrent;
 use crate::error::{Error, Result};
 use crate::layers::recurrent::cell::Cell;
 use crate::layers::recurrent::state::{gather_states, scatter_states};
-use crate::layers::{ensure, LayerState, StepWork};
+use crate::layers::{LayerState, StepWork, ensure};
 use crate::linalg::few_rows_mm;
-use ndarray::{s, Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, s};
 
 impl<C: Cell> LayerState<C::F> for Recurrent<C> {
     fn streams(&self) -> bool {
