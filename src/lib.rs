@@ -63,8 +63,8 @@ pub use init::{Init, seeded_rng};
 pub use layers::{
     AdditiveAttentionConfig, AttentionConfig, BidirectionalConfig, DenseConfig, Dim, DropoutConfig,
     EmbeddingConfig, GlobalAveragePooling1DConfig, GruConfig, InputGrads, Inputs, Layer,
-    LayerConfig, LayerState, LstmConfig, Mask, MaskingConfig, MergeMode, Mode, OutputGrads,
-    Outputs, RepeatVectorConfig, SimpleRnnConfig,
+    LayerConfig, LayerState, LeakyRnnConfig, LstmConfig, Mask, MaskingConfig, MergeMode, Mode,
+    OutputGrads, Outputs, RepeatVectorConfig, SimpleRnnConfig,
 };
 pub use model::{Functional, Graph, Model, ModelState, Sequential, Tensor};
 pub use parallel::{num_threads, set_num_threads};

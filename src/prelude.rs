@@ -8,8 +8,9 @@ pub use crate::layers::{
     AddConfig, AdditiveAttentionConfig, AttentionConfig, AverageConfig, Bidirectional,
     BidirectionalConfig, ConcatenateConfig, Dense, DenseConfig, Dim, DropoutConfig, Embedding,
     EmbeddingConfig, GlobalAveragePooling1DConfig, Gru, GruConfig, InputGrads, Inputs, Layer,
-    LayerConfig, LayerState, Lstm, LstmConfig, Mask, Masking, MaskingConfig, MergeMode, Mode,
-    MultiplyConfig, OutputGrads, Outputs, RepeatVectorConfig, SimpleRnn, SimpleRnnConfig,
+    LayerConfig, LayerState, LeakyRnn, LeakyRnnConfig, Lstm, LstmConfig, Mask, Masking,
+    MaskingConfig, MergeMode, Mode, MultiplyConfig, OutputGrads, Outputs, RepeatVectorConfig,
+    SimpleRnn, SimpleRnnConfig,
 };
 pub use crate::model::{
     DecodeState, Functional, Graph, Model, ModelState, Sequential, StepDecoder, StreamState, Tensor,

@@ -1,6 +1,7 @@
 //! `Bidirectional`: a forward and a `go_backwards` copy of any recurrent layer, merged.
 
 use super::gru::GruConfig;
+use super::leaky_rnn::LeakyRnnConfig;
 use super::lstm::LstmConfig;
 use super::recurrent::{
     Recurrent, RecurrentLayer, RecurrentLayerConfig, build_recurrent, seq_input,
@@ -223,6 +224,7 @@ fn plain_spec(spec: Option<LayerSpec>) -> Option<LayerSpec> {
         LayerSpec::SimpleRnn(c) => plain!(c),
         LayerSpec::Lstm(c) => plain!(c),
         LayerSpec::Gru(c) => plain!(c),
+        LayerSpec::LeakyRnn(c) => plain!(c),
         _ => {}
     }
     Some(spec)
@@ -428,6 +430,7 @@ impl<F: Float, L: RecurrentLayer<F>> Layer<F> for Bidirectional<F, L> {
             LayerSpec::SimpleRnn(c) => wrap(c, bi),
             LayerSpec::Lstm(c) => wrap(c, bi),
             LayerSpec::Gru(c) => wrap(c, bi),
+            LayerSpec::LeakyRnn(c) => wrap(c, bi),
             _ => return None,
         }))
     }
@@ -647,6 +650,8 @@ pub enum BidirectionalSpec {
     Lstm(BidirectionalConfig<LstmConfig>),
     /// Around a `GRU`.
     Gru(BidirectionalConfig<GruConfig>),
+    /// Around a `LeakyRNN`.
+    LeakyRnn(BidirectionalConfig<LeakyRnnConfig>),
 }
 
 /// `$e` with `$c` bound to the typed configuration, whichever cell it wraps.
@@ -656,6 +661,7 @@ macro_rules! each_config {
             BidirectionalSpec::SimpleRnn($c) => $e,
             BidirectionalSpec::Lstm($c) => $e,
             BidirectionalSpec::Gru($c) => $e,
+            BidirectionalSpec::LeakyRnn($c) => $e,
         }
     };
 }
@@ -735,9 +741,10 @@ impl<'de> Deserialize<'de> for BidirectionalSpec {
             "SimpleRNN" => BidirectionalSpec::SimpleRnn(make(config, name, merge_mode)?),
             "LSTM" => BidirectionalSpec::Lstm(make(config, name, merge_mode)?),
             "GRU" => BidirectionalSpec::Gru(make(config, name, merge_mode)?),
+            "LeakyRNN" => BidirectionalSpec::LeakyRnn(make(config, name, merge_mode)?),
             other => {
                 return Err(de::Error::custom(format!(
-                    "Bidirectional wraps SimpleRNN, LSTM or GRU, not {other}"
+                    "Bidirectional wraps SimpleRNN, LSTM, GRU or LeakyRNN, not {other}"
                 )));
             }
         })

@@ -7,6 +7,7 @@ use super::dense::DenseConfig;
 use super::dropout::DropoutConfig;
 use super::embedding::EmbeddingConfig;
 use super::gru::GruConfig;
+use super::leaky_rnn::LeakyRnnConfig;
 use super::lstm::LstmConfig;
 use super::masking::MaskingConfig;
 use super::merge::{AddConfig, AverageConfig, ConcatenateConfig, MultiplyConfig};
@@ -20,7 +21,7 @@ use serde::de::{self, DeserializeOwned};
 use serde::{Deserialize, Serialize};
 
 /// The Keras class names of the built-in layers.
-pub const LAYER_TYPES: &str = "SimpleRNN, LSTM, GRU, Dense, Masking, Bidirectional, Embedding, Dropout, RepeatVector, GlobalAveragePooling1D, Attention, AdditiveAttention, Concatenate, Add, Multiply, Average";
+pub const LAYER_TYPES: &str = "SimpleRNN, LSTM, GRU, LeakyRNN, Dense, Masking, Bidirectional, Embedding, Dropout, RepeatVector, GlobalAveragePooling1D, Attention, AdditiveAttention, Concatenate, Add, Multiply, Average";
 
 /// One built-in layer's configuration, tagged with its Keras class name: the JSON form is
 /// `{"layer": "LSTM", "config": {"units": 8, ...}}` with Keras's config keys.
@@ -47,6 +48,9 @@ pub enum LayerSpec {
     /// `GRU`.
     #[serde(rename = "GRU")]
     Gru(GruConfig),
+    /// `LeakyRNN` (rnnkit's leaky units; Keras has no such layer).
+    #[serde(rename = "LeakyRNN")]
+    LeakyRnn(LeakyRnnConfig),
     /// `Dense`.
     Dense(DenseConfig),
     /// `Masking`.
@@ -82,6 +86,7 @@ impl LayerSpec {
             LayerSpec::SimpleRnn(_) => "SimpleRNN",
             LayerSpec::Lstm(_) => "LSTM",
             LayerSpec::Gru(_) => "GRU",
+            LayerSpec::LeakyRnn(_) => "LeakyRNN",
             LayerSpec::Dense(_) => "Dense",
             LayerSpec::Masking(_) => "Masking",
             LayerSpec::Bidirectional(_) => "Bidirectional",
@@ -105,7 +110,9 @@ impl LayerSpec {
             LayerSpec::SimpleRnn(c) => c.stateful,
             LayerSpec::Lstm(c) => c.stateful,
             LayerSpec::Gru(c) => c.stateful,
+            LayerSpec::LeakyRnn(c) => c.stateful,
             LayerSpec::Bidirectional(B::SimpleRnn(b)) => b.layer.stateful,
+            LayerSpec::Bidirectional(B::LeakyRnn(b)) => b.layer.stateful,
             LayerSpec::Bidirectional(B::Lstm(b)) => b.layer.stateful,
             LayerSpec::Bidirectional(B::Gru(b)) => b.layer.stateful,
             _ => false,
@@ -118,6 +125,7 @@ impl LayerSpec {
             LayerSpec::SimpleRnn(c) => c.name.as_deref(),
             LayerSpec::Lstm(c) => c.name.as_deref(),
             LayerSpec::Gru(c) => c.name.as_deref(),
+            LayerSpec::LeakyRnn(c) => c.name.as_deref(),
             LayerSpec::Dense(c) => c.name.as_deref(),
             LayerSpec::Masking(c) => c.name.as_deref(),
             LayerSpec::Bidirectional(b) => b.name(),
@@ -140,6 +148,7 @@ impl LayerSpec {
             LayerSpec::SimpleRnn(c) => c,
             LayerSpec::Lstm(c) => c,
             LayerSpec::Gru(c) => c,
+            LayerSpec::LeakyRnn(c) => c,
             LayerSpec::Dense(c) => c,
             LayerSpec::Masking(c) => c,
             LayerSpec::Bidirectional(c) => c.config(),
@@ -164,6 +173,7 @@ impl LayerSpec {
             LayerSpec::SimpleRnn(c) => Some((c.units, true)),
             LayerSpec::Lstm(c) => Some((c.units, true)),
             LayerSpec::Gru(c) => Some((c.units, true)),
+            LayerSpec::LeakyRnn(c) => Some((c.units, true)),
             LayerSpec::Dense(c) => Some((c.units, false)),
             LayerSpec::Masking(_) => None,
             LayerSpec::Bidirectional(b) => Some((b.units(), true)),

@@ -248,6 +248,27 @@ fn simple_rnn(c: &Value) -> SimpleRnnConfig {
         .go_backwards(b(c, "go_backwards", false))
 }
 
+/// A LeakyRNN as `tests/fixtures/leaky/README.md` describes it: SimpleRNN's keys, `leak` (a
+/// number or one per unit) and `train_leak`.
+fn leaky_rnn(c: &Value) -> LeakyRnnConfig {
+    let mut l = LeakyRnnConfig::new(units(c))
+        .activation(act(c, "activation", "tanh"))
+        .use_bias(b(c, "use_bias", true))
+        .return_sequences(b(c, "return_sequences", false))
+        .go_backwards(b(c, "go_backwards", false))
+        .train_leak(b(c, "train_leak", false));
+    match &c["leak"] {
+        Value::Number(n) => l = l.leak(n.as_f64().unwrap()),
+        Value::Array(v) => {
+            let a: Vec<f64> = v.iter().map(|x| x.as_f64().unwrap()).collect();
+            l = l.leak_per_unit(&a);
+        }
+        Value::Null => {}
+        other => panic!("leak: {other}"),
+    }
+    l
+}
+
 fn lstm(c: &Value) -> LstmConfig {
     LstmConfig::new(units(c))
         .activation(act(c, "activation", "tanh"))
@@ -274,6 +295,7 @@ pub fn layer_config<F: Float>(spec: &Value) -> Box<dyn LayerConfig<F>> {
         "SimpleRNN" => Box::new(simple_rnn(c)),
         "LSTM" => Box::new(lstm(c)),
         "GRU" => Box::new(gru(c)),
+        "LeakyRNN" => Box::new(leaky_rnn(c)),
         "Dense" => Box::new(
             DenseConfig::new(units(c))
                 .activation(act(c, "activation", "linear"))
@@ -292,6 +314,7 @@ pub fn layer_config<F: Float>(spec: &Value) -> Box<dyn LayerConfig<F>> {
                 "SimpleRNN" => Box::new(BidirectionalConfig::new(simple_rnn(ic)).merge_mode(mode)),
                 "LSTM" => Box::new(BidirectionalConfig::new(lstm(ic)).merge_mode(mode)),
                 "GRU" => Box::new(BidirectionalConfig::new(gru(ic)).merge_mode(mode)),
+                "LeakyRNN" => Box::new(BidirectionalConfig::new(leaky_rnn(ic)).merge_mode(mode)),
                 other => panic!("unsupported Bidirectional layer {other}"),
             }
         }
@@ -312,6 +335,7 @@ pub fn weight_list<F: Float>(w: &Value) -> Vec<ArrayD<F>> {
         "kernel",
         "recurrent_kernel",
         "bias",
+        "leak_logit",
         "scale",
         "concat_score_weight",
     ]

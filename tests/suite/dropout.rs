@@ -105,6 +105,12 @@ fn gradients_with_the_masks_held_fixed() {
     let lstm = || LstmConfig::new(4).return_sequences(true);
     let gru = || GruConfig::new(4).return_sequences(true);
     let gru_before = || GruConfig::new(4).return_sequences(true).reset_after(false);
+    let leaky = || {
+        LeakyRnnConfig::new(4)
+            .leak_per_unit(&[0.9, 0.5, 0.3, 0.1])
+            .train_leak(true)
+            .return_sequences(true)
+    };
     let cases: Vec<(&str, Config, Config)> = vec![
         (
             "SimpleRnn dropout + recurrent_dropout",
@@ -150,6 +156,11 @@ fn gradients_with_the_masks_held_fixed() {
             "Gru reset_before dropout",
             Box::new(gru_before().dropout(0.3).seed(4)),
             Box::new(gru_before()),
+        ),
+        (
+            "LeakyRnn learned leak, dropout + recurrent_dropout",
+            Box::new(leaky().dropout(0.3).recurrent_dropout(0.4).seed(12)),
+            Box::new(leaky()),
         ),
     ];
     for (label, layer, plain) in &cases {

@@ -308,3 +308,53 @@ fn masked_stack_gradients_match_finite_differences() {
         Some(ragged_mask()),
     );
 }
+
+#[test]
+fn leaky_rnn_gradients_match_finite_differences() {
+    for (label, cfg) in [
+        ("scalar leak", LeakyRnnConfig::new(3).leak(0.3)),
+        (
+            "per-unit leaks, relu, no bias",
+            LeakyRnnConfig::new(3)
+                .leak_per_unit(&[1.0, 0.5, 0.05])
+                .activation(Activation::Relu)
+                .use_bias(false),
+        ),
+        ("learned leak", LeakyRnnConfig::new(3).train_leak(true)),
+        (
+            "learned leak, sigmoid, backwards",
+            LeakyRnnConfig::new(3)
+                .train_leak(true)
+                .activation(Activation::Sigmoid)
+                .go_backwards(true),
+        ),
+    ] {
+        for rs in [false, true] {
+            let m = model(&SEQ[1..], vec![Box::new(cfg.clone().return_sequences(rs))]);
+            check(&format!("leaky {label} rs={rs}"), m, &SEQ, None);
+        }
+        // Masked steps carry the state, learned leak included.
+        let m = model(
+            &SEQ[1..],
+            vec![Box::new(cfg.clone().return_sequences(true))],
+        );
+        check(
+            &format!("leaky {label} masked"),
+            m,
+            &[3, 4, 3],
+            Some(ragged_mask()),
+        );
+    }
+    let bi = model(
+        &SEQ[1..],
+        vec![Box::new(
+            BidirectionalConfig::new(
+                LeakyRnnConfig::new(2)
+                    .train_leak(true)
+                    .return_sequences(true),
+            )
+            .merge_mode(MergeMode::Concat),
+        )],
+    );
+    check("bidirectional learned leak", bi, &SEQ, None);
+}

@@ -26,6 +26,7 @@ mod graph_training;
 mod io;
 mod keras_parity;
 mod layer_chains;
+mod leaky;
 mod masking;
 mod regressions;
 mod shapes;

@@ -132,6 +132,17 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static + sealed::Sealed {
             .accumulate(g.x, g.prev, g.d_xw, g.d_rw, u, gw, g.per_gate);
     }
 
+    /// Weights beyond the kernel, recurrent kernel and bias (a learned leak), visited after
+    /// them.
+    fn visit_extra(&self, f: &mut dyn FnMut(&str, &crate::param::Param<Self::F>)) {
+        let _ = f;
+    }
+
+    /// [`Cell::visit_extra`], mutably.
+    fn visit_extra_mut(&mut self, f: &mut dyn FnMut(&str, &mut crate::param::Param<Self::F>)) {
+        let _ = f;
+    }
+
     /// Called before each pass (`backward` false for forward, true for backward) with the
     /// weights fixed for the pass: the recurrent kernel is packed here, once per weight
     /// update (passes after the first reuse the packing).

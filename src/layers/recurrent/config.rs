@@ -98,6 +98,14 @@ pub trait RecurrentLayerConfig:
     fn describe(&self) -> String {
         format!("units={}", self.cell_options().units)
     }
+    /// Checks the options a layer type adds to the common ones (a leak's range).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the option.
+    fn check(&self, layer: &str) -> Result<()> {
+        let _ = layer;
+        Ok(())
+    }
     /// The tagged form of this configuration.
     fn layer_spec(self) -> LayerSpec;
     /// The tagged form of a Bidirectional configuration around this layer.
@@ -128,6 +136,7 @@ pub(crate) fn build_recurrent<L: RecurrentLayerConfig, F: Float>(
     positive(&name, "units", o.units)?;
     positive(&name, "input_dim", input_dim)?;
     o.check(&name)?;
+    config.check(&name)?;
     for (field, rate) in [
         ("dropout", seq.dropout),
         ("recurrent_dropout", seq.recurrent_dropout),

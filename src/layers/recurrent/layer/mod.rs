@@ -697,9 +697,11 @@ impl<C: Cell> Module<C::F> for Recurrent<C> {
         self.lname()
     }
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<C::F>)) {
-        self.cell.weights().visit(f)
+        self.cell.weights().visit(f);
+        self.cell.visit_extra(f)
     }
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<C::F>)) {
-        self.cell.weights_mut().visit_mut(f)
+        self.cell.weights_mut().visit_mut(f);
+        self.cell.visit_extra_mut(f)
     }
 }
