@@ -92,7 +92,8 @@ fn splitmix64(x: u64) -> u64 {
 /// let limit = (6.0f64 / 11.0).sqrt();
 /// assert!(w.iter().all(|v| v.abs() <= limit));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "class_name", content = "config")]
 pub enum Init {
     /// `U(-l, l)` with `l = sqrt(6 / (fan_in + fan_out))`, fans from the whole 2-D shape.
     GlorotUniform,
@@ -104,6 +105,29 @@ pub enum Init {
     Ones,
     /// Every entry the same value.
     Constant(f64),
+    /// An echo state network's reservoir for a trainable layer's recurrent kernel (notes
+    /// 002): each square `[rows, rows]` block of the matrix (one per gate) has entries
+    /// non-zero with probability `density`, drawn from U[−1, 1], and is rescaled to the
+    /// given spectral radius (the ESN's own radius code). A block too sparse to have a
+    /// non-zero radius stays as drawn; a matrix that is not whole square blocks, too.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// use rnnkit::init::Init;
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let init = Init::Reservoir { spectral_radius: 0.9, density: 0.2 };
+    /// let rnn = SimpleRnnConfig::new(50).recurrent_initializer(init).build::<f64>(1, &mut seeded_rng(0))?;
+    /// let w = rnn.get_weights()[1].clone(); // the recurrent kernel
+    /// assert!(w.iter().filter(|&&v| v == 0.0).count() > 50 * 50 / 2); // sparse
+    /// # Ok(()) }
+    /// ```
+    Reservoir {
+        /// The spectral radius each block is scaled to (> 0; below 1 for the echo state
+        /// property).
+        spectral_radius: f64,
+        /// Fraction of non-zero entries, in (0, 1].
+        density: f64,
+    },
 }
 
 impl Init {
@@ -131,7 +155,60 @@ impl Init {
                     .expect("orthogonal: rows*cols equals the shape's size")
                     .mapv(F::c)
             }
+            Init::Reservoir {
+                spectral_radius,
+                density,
+            } => {
+                let mut w = ArrayD::from_shape_simple_fn(IxDyn(shape), || {
+                    if rng.random_bool(density.clamp(0.0, 1.0)) {
+                        rng.random_range(-1.0..=1.0)
+                    } else {
+                        0.0
+                    }
+                });
+                if let [rows, cols] = *shape
+                    && rows > 0
+                    && cols % rows == 0
+                {
+                    let mut w2 = w
+                        .view_mut()
+                        .into_dimensionality::<ndarray::Ix2>()
+                        .expect("a 2-D shape");
+                    for k in 0..cols / rows {
+                        let mut block = w2.slice_mut(ndarray::s![.., k * rows..(k + 1) * rows]);
+                        let r = crate::linalg::krylov::spectral_radius(block.to_owned().view());
+                        if let Some(r) = r.filter(|r| *r > 0.0 && r.is_finite()) {
+                            block.mapv_inplace(|v| v * spectral_radius / r);
+                        }
+                    }
+                }
+                w.mapv(F::c)
+            }
         }
+    }
+
+    /// Refuses parameters no draw can meet (a non-positive radius, a density outside
+    /// (0, 1]), naming the layer and the field.
+    pub(crate) fn check(&self, layer: &str, field: &'static str) -> crate::Result<()> {
+        if let Init::Reservoir {
+            spectral_radius,
+            density,
+        } = *self
+            && !(spectral_radius > 0.0
+                && spectral_radius.is_finite()
+                && density > 0.0
+                && density <= 1.0)
+        {
+            return Err(crate::Error::Config {
+                layer: layer.to_string(),
+                field,
+                reason: format!(
+                    "a reservoir needs a spectral radius > 0 and a density in (0, 1], got \
+                     {spectral_radius} and {density}"
+                ),
+            });
+        }
+        Ok(())
     }
 }
 

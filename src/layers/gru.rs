@@ -3,7 +3,7 @@
 use super::LayerSpec;
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
-use super::recurrent::config::{NoReturnState, sigmoid, tanh, yes};
+use super::recurrent::config::{NoReturnState, is_orthogonal, orthogonal, sigmoid, tanh, yes};
 use super::recurrent::{
     BackwardStep, Cell, CellOptions, CellWeights, Recurrent, SequenceGrads, sl, sl_mut,
 };
@@ -11,7 +11,7 @@ use super::recurrent::{RecurrentLayerConfig, SequenceOptions, sequence_builders}
 use super::recurrent::{avx2_twin, zip_lanes};
 use crate::activation::{Activation, Deriv, with_derivatives};
 use crate::float::Float;
-use crate::init::StdRng;
+use crate::init::{Init, StdRng};
 use crate::linalg::step_mm;
 use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, IxDyn, s};
 use serde::{Deserialize, Serialize};
@@ -103,6 +103,10 @@ pub struct GruConfig {
     /// Apply the reset gate after the recurrent product (two biases).
     #[serde(default = "yes")]
     pub reset_after: bool,
+    /// How the recurrent kernel is drawn (Keras's `recurrent_initializer`, default
+    /// orthogonal; written to files only when another).
+    #[serde(default = "orthogonal", skip_serializing_if = "is_orthogonal")]
+    pub recurrent_initializer: Init,
     #[serde(default, skip_serializing, rename = "return_state")]
     return_state: NoReturnState,
 }
@@ -126,6 +130,7 @@ impl GruConfig {
             recurrent_dropout: 0.0,
             seed: None,
             reset_after: true,
+            recurrent_initializer: Init::Orthogonal,
             return_state: NoReturnState,
         }
     }
@@ -151,6 +156,7 @@ impl RecurrentLayerConfig for GruConfig {
             activation: self.activation,
             recurrent_activation: self.recurrent_activation,
             use_bias: self.use_bias,
+            recurrent_initializer: self.recurrent_initializer,
         }
     }
     fn sequence(&self) -> SequenceOptions {
@@ -187,7 +193,7 @@ impl RecurrentLayerConfig for GruConfig {
             activation: self.activation,
             recurrent_activation: self.recurrent_activation,
             reset_after: self.reset_after,
-            w: CellWeights::init(input_dim, u, 3, bias, rng),
+            w: CellWeights::init(input_dim, u, 3, bias, self.recurrent_initializer, rng),
             zeros: vec![F::zero(); 3 * u],
         }
     }

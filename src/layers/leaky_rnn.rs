@@ -5,14 +5,14 @@
 use super::LayerSpec;
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
-use super::recurrent::config::{NoReturnState, tanh, yes};
+use super::recurrent::config::{NoReturnState, is_orthogonal, orthogonal, tanh, yes};
 use super::recurrent::{BackwardStep, Cell, CellOptions, CellWeights, Recurrent};
 use super::recurrent::{RecurrentLayerConfig, SequenceGrads, SequenceOptions, sequence_builders};
 use super::recurrent::{sl, sl_mut};
 use crate::activation::{Activation, Deriv, with_derivatives};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::init::StdRng;
+use crate::init::{Init, StdRng};
 use crate::param::Param;
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, IxDyn};
 use serde::{Deserialize, Serialize};
@@ -113,6 +113,10 @@ pub struct LeakyRnnConfig {
     /// Learn the leak per unit, `a = sigmoid(leak_logit)`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub train_leak: bool,
+    /// How the recurrent kernel is drawn (Keras's `recurrent_initializer`, default
+    /// orthogonal; written to files only when another).
+    #[serde(default = "orthogonal", skip_serializing_if = "is_orthogonal")]
+    pub recurrent_initializer: Init,
     #[serde(default, skip_serializing, rename = "return_state")]
     return_state: NoReturnState,
 }
@@ -136,6 +140,7 @@ impl LeakyRnnConfig {
             seed: None,
             leak: None,
             train_leak: false,
+            recurrent_initializer: Init::Orthogonal,
             return_state: NoReturnState,
         }
     }
@@ -177,6 +182,7 @@ impl RecurrentLayerConfig for LeakyRnnConfig {
             activation: self.activation,
             recurrent_activation: Activation::Sigmoid,
             use_bias: self.use_bias,
+            recurrent_initializer: self.recurrent_initializer,
         }
     }
     fn sequence(&self) -> SequenceOptions {
@@ -237,7 +243,14 @@ impl RecurrentLayerConfig for LeakyRnnConfig {
     }
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> LeakyRnnCell<F> {
         let bias = self.use_bias.then(|| ArrayD::zeros(IxDyn(&[self.units])));
-        let w = CellWeights::init(input_dim, self.units, 1, bias, rng);
+        let w = CellWeights::init(
+            input_dim,
+            self.units,
+            1,
+            bias,
+            self.recurrent_initializer,
+            rng,
+        );
         let leaks = self.leaks();
         let leak_logit = self.train_leak.then(|| {
             let logit = leaks.iter().map(|&a| F::c((a / (1.0 - a)).ln()));

@@ -3,13 +3,13 @@
 use super::LayerSpec;
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
-use super::recurrent::config::{NoReturnState, sigmoid, tanh, yes};
+use super::recurrent::config::{NoReturnState, is_orthogonal, orthogonal, sigmoid, tanh, yes};
 use super::recurrent::{BackwardStep, Cell, CellOptions, CellWeights, Recurrent, sl, sl_mut};
 use super::recurrent::{RecurrentLayerConfig, SequenceOptions, sequence_builders};
 use super::recurrent::{avx2_twin, zip_lanes};
 use crate::activation::{Activation, Deriv, with_derivatives};
 use crate::float::Float;
-use crate::init::StdRng;
+use crate::init::{Init, StdRng};
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn, s};
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +102,10 @@ pub struct LstmConfig {
     /// Initialise the forget-gate bias to 1.
     #[serde(default = "yes")]
     pub unit_forget_bias: bool,
+    /// How the recurrent kernel is drawn (Keras's `recurrent_initializer`, default
+    /// orthogonal; written to files only when another).
+    #[serde(default = "orthogonal", skip_serializing_if = "is_orthogonal")]
+    pub recurrent_initializer: Init,
     #[serde(default, skip_serializing, rename = "return_state")]
     return_state: NoReturnState,
 }
@@ -125,6 +129,7 @@ impl LstmConfig {
             recurrent_dropout: 0.0,
             seed: None,
             unit_forget_bias: true,
+            recurrent_initializer: Init::Orthogonal,
             return_state: NoReturnState,
         }
     }
@@ -150,6 +155,7 @@ impl RecurrentLayerConfig for LstmConfig {
             activation: self.activation,
             recurrent_activation: self.recurrent_activation,
             use_bias: self.use_bias,
+            recurrent_initializer: self.recurrent_initializer,
         }
     }
     fn sequence(&self) -> SequenceOptions {
@@ -179,7 +185,7 @@ impl RecurrentLayerConfig for LstmConfig {
             }
             b
         });
-        let w = CellWeights::init(input_dim, u, 4, bias, rng);
+        let w = CellWeights::init(input_dim, u, 4, bias, self.recurrent_initializer, rng);
         LstmCell {
             activation: self.activation,
             recurrent_activation: self.recurrent_activation,

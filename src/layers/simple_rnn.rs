@@ -3,12 +3,12 @@
 use super::LayerSpec;
 use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
-use super::recurrent::config::{NoReturnState, tanh, yes};
+use super::recurrent::config::{NoReturnState, is_orthogonal, orthogonal, tanh, yes};
 use super::recurrent::{BackwardStep, Cell, CellOptions, CellWeights, Recurrent, sl, sl_mut};
 use super::recurrent::{RecurrentLayerConfig, SequenceOptions, sequence_builders};
 use crate::activation::{Activation, Deriv, with_derivatives};
 use crate::float::Float;
-use crate::init::StdRng;
+use crate::init::{Init, StdRng};
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +88,10 @@ pub struct SimpleRnnConfig {
     /// built).
     #[serde(default)]
     pub seed: Option<u64>,
+    /// How the recurrent kernel is drawn (Keras's `recurrent_initializer`, default
+    /// orthogonal; written to files only when another).
+    #[serde(default = "orthogonal", skip_serializing_if = "is_orthogonal")]
+    pub recurrent_initializer: Init,
     #[serde(default, skip_serializing, rename = "return_state")]
     return_state: NoReturnState,
 }
@@ -109,6 +113,7 @@ impl SimpleRnnConfig {
             dropout: 0.0,
             recurrent_dropout: 0.0,
             seed: None,
+            recurrent_initializer: Init::Orthogonal,
             return_state: NoReturnState,
         }
     }
@@ -124,6 +129,7 @@ impl RecurrentLayerConfig for SimpleRnnConfig {
             activation: self.activation,
             recurrent_activation: Activation::Sigmoid,
             use_bias: self.use_bias,
+            recurrent_initializer: self.recurrent_initializer,
         }
     }
     fn sequence(&self) -> SequenceOptions {
@@ -149,7 +155,14 @@ impl RecurrentLayerConfig for SimpleRnnConfig {
     }
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> SimpleRnnCell<F> {
         let bias = self.use_bias.then(|| ArrayD::zeros(IxDyn(&[self.units])));
-        let w = CellWeights::init(input_dim, self.units, 1, bias, rng);
+        let w = CellWeights::init(
+            input_dim,
+            self.units,
+            1,
+            bias,
+            self.recurrent_initializer,
+            rng,
+        );
         SimpleRnnCell {
             activation: self.activation,
             w,

@@ -6,6 +6,7 @@
 //! the summary names it, training moves the leak, and bad leaks are typed errors.
 
 use ndarray::{Array3, ArrayD, Axis};
+use rnnkit::LayerConfig;
 use rnnkit::io::AnyModel;
 use rnnkit::prelude::*;
 
@@ -192,4 +193,108 @@ fn bad_leaks_are_typed_errors() {
         assert!(e.contains("leak") && e.contains(what), "{cfg:?}: {e}");
     }
     assert!(serde_json::from_str::<LeakyRnnConfig>(r#"{"units": 2, "leak": "slow"}"#).is_err());
+}
+
+/// `‖W^k‖^(1/k)` for k = 600 (Gelfand's formula): the spectral radius, independently of the
+/// eigenvalue code the initialiser uses, to about a percent.
+fn gelfand_radius(w: &ndarray::ArrayView2<'_, f64>) -> f64 {
+    let n = w.nrows();
+    let mut m = ndarray::Array2::<f64>::eye(n);
+    let mut log = 0.0;
+    let k = 600;
+    for _ in 0..k {
+        m = w.dot(&m);
+        let norm = m.iter().map(|v| v * v).sum::<f64>().sqrt();
+        log += norm.ln();
+        m /= norm;
+    }
+    (log / k as f64).exp()
+}
+
+/// Reservoir-style initialisation for trainable layers (issue #28 item 3): every gate's
+/// `[u, u]` block of the recurrent kernel is sparse and has the chosen spectral radius; the
+/// option is on every recurrent layer, refuses impossible parameters, and files keep it.
+#[test]
+fn a_reservoir_initialised_recurrent_kernel_has_the_chosen_radius() {
+    use rnnkit::init::Init;
+    let init = Init::Reservoir {
+        spectral_radius: 0.9,
+        density: 0.25,
+    };
+    let u = 30;
+    let layers: Vec<(&str, Box<dyn LayerConfig<f64>>, usize)> = vec![
+        (
+            "SimpleRNN",
+            Box::new(SimpleRnnConfig::new(u).recurrent_initializer(init)),
+            1,
+        ),
+        (
+            "LSTM",
+            Box::new(LstmConfig::new(u).recurrent_initializer(init)),
+            4,
+        ),
+        (
+            "GRU",
+            Box::new(GruConfig::new(u).recurrent_initializer(init)),
+            3,
+        ),
+        (
+            "LeakyRNN",
+            Box::new(LeakyRnnConfig::new(u).leak(0.5).recurrent_initializer(init)),
+            1,
+        ),
+    ];
+    for (name, cfg, gates) in layers {
+        let mut m = Sequential::<f64>::new(&[5, 2]).seed(3);
+        m.add(cfg.as_ref()).unwrap();
+        let w = m.get_weights()[1]
+            .clone()
+            .into_dimensionality::<ndarray::Ix2>()
+            .unwrap();
+        assert_eq!(w.dim(), (u, gates * u));
+        let zeros = w.iter().filter(|&&v| v == 0.0).count() as f64 / w.len() as f64;
+        assert!((zeros - 0.75).abs() < 0.06, "{name}: {zeros} zeros");
+        for g in 0..gates {
+            let block = w.slice(ndarray::s![.., g * u..(g + 1) * u]);
+            let r = gelfand_radius(&block);
+            assert!((r - 0.9).abs() < 0.03, "{name} gate {g}: radius {r}");
+        }
+        // Seeded: the same model twice is the same.
+        let mut again = Sequential::<f64>::new(&[5, 2]).seed(3);
+        again.add(cfg.as_ref()).unwrap();
+        assert_eq!(again.get_weights(), m.get_weights());
+        // The option is in the file; a default layer's JSON has no such key.
+        let back = Sequential::<f64>::from_bytes(&m.to_bytes().unwrap()).unwrap();
+        assert_eq!(back.architecture().unwrap(), m.architecture().unwrap());
+    }
+    let json = serde_json::to_string(&LstmConfig::new(2).recurrent_initializer(init)).unwrap();
+    assert!(
+        json.contains(r#""recurrent_initializer":{"class_name":"Reservoir","config":{"spectral_radius":0.9,"density":0.25}}"#),
+        "{json}"
+    );
+    assert!(
+        !serde_json::to_string(&LstmConfig::new(2))
+            .unwrap()
+            .contains("initializer")
+    );
+    for bad in [
+        Init::Reservoir {
+            spectral_radius: 0.0,
+            density: 0.5,
+        },
+        Init::Reservoir {
+            spectral_radius: 0.9,
+            density: 0.0,
+        },
+        Init::Reservoir {
+            spectral_radius: f64::NAN,
+            density: 0.5,
+        },
+    ] {
+        let e = Sequential::<f64>::new(&[5, 2])
+            .push(GruConfig::new(4).recurrent_initializer(bad))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("recurrent_initializer"), "{e}");
+    }
 }

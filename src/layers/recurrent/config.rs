@@ -8,7 +8,7 @@ use super::layer::Recurrent;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::init::StdRng;
+use crate::init::{Init, StdRng};
 use crate::layers::LayerSpec;
 use crate::layers::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use crate::layers::{Dim, check_weight_size, positive, wrong_input};
@@ -28,6 +28,8 @@ pub struct CellOptions {
     pub recurrent_activation: Activation,
     /// Whether the layer has a bias.
     pub use_bias: bool,
+    /// How the recurrent kernel is drawn (Keras default orthogonal).
+    pub recurrent_initializer: Init,
 }
 
 impl CellOptions {
@@ -35,7 +37,9 @@ impl CellOptions {
     pub(crate) fn check(&self, layer: &str) -> Result<()> {
         self.activation.check_elementwise(layer, "activation")?;
         self.recurrent_activation
-            .check_elementwise(layer, "recurrent_activation")
+            .check_elementwise(layer, "recurrent_activation")?;
+        self.recurrent_initializer
+            .check(layer, "recurrent_initializer")
     }
 }
 
@@ -193,6 +197,12 @@ pub(crate) fn sigmoid() -> Activation {
 pub(crate) fn yes() -> bool {
     true
 }
+pub(crate) fn orthogonal() -> Init {
+    Init::Orthogonal
+}
+pub(crate) fn is_orthogonal(i: &Init) -> bool {
+    *i == Init::Orthogonal
+}
 
 /// The builder methods and trait plumbing every recurrent configuration shares, for a
 /// plain struct with the fields `name`, `units`, `activation`, `use_bias`,
@@ -258,6 +268,13 @@ macro_rules! sequence_builders {
             /// Sets `use_bias`.
             pub fn use_bias(mut self, v: bool) -> Self {
                 self.use_bias = v;
+                self
+            }
+            /// Sets `recurrent_initializer`: how the recurrent kernel is drawn (Keras's
+            /// default orthogonal; [`Init::Reservoir`](crate::init::Init::Reservoir) for an
+            /// echo-state-style start with a chosen spectral radius).
+            pub fn recurrent_initializer(mut self, init: $crate::init::Init) -> Self {
+                self.recurrent_initializer = init;
                 self
             }
             /// Builds a typed layer for `input_dim` features.

@@ -31,18 +31,20 @@ pub struct CellWeights<F: Float> {
 }
 
 impl<F: Float> CellWeights<F> {
-    /// Keras's default initialisers: glorot_uniform kernel, orthogonal recurrent kernel
-    /// (over the whole `[u, k*u]` matrix), and the given bias.
+    /// Keras's default initialisers: glorot_uniform kernel, the recurrent kernel from
+    /// `recurrent_init` (Keras's orthogonal over the whole `[u, k*u]` matrix by default),
+    /// and the given bias.
     pub(crate) fn init(
         input_dim: usize,
         units: usize,
         gates: usize,
         bias: Option<ArrayD<F>>,
+        recurrent_init: crate::init::Init,
         rng: &mut StdRng,
     ) -> Self {
         use crate::init::Init;
         let kernel = Init::GlorotUniform.sample::<F>(&[input_dim, gates * units], rng);
-        let recurrent = Init::Orthogonal.sample::<F>(&[units, gates * units], rng);
+        let recurrent = recurrent_init.sample::<F>(&[units, gates * units], rng);
         CellWeights {
             kernel: Param::new(kernel),
             recurrent_kernel: Param::new(recurrent),
