@@ -160,7 +160,7 @@ fn the_lecture_examples_print_what_the_readme_says() {
 
 #[test]
 fn every_example_runs_quick_and_writes_its_plots() {
-    let plots: [(&str, &[&str]); 11] = [
+    let plots: [(&str, &[&str]); 12] = [
         ("linear_sequence", &["loss.svg", "scatter.svg"]),
         ("deep_rnn", &["loss.svg", "scatter.svg"]),
         ("compare_cells", &["loss.svg"]),
@@ -169,6 +169,15 @@ fn every_example_runs_quick_and_writes_its_plots() {
         ("char_lm", &["loss.svg"]),
         ("long_series", &["forecast.svg"]),
         ("text_classifier", &["accuracy.svg"]),
+        (
+            "long_term",
+            &[
+                "composition.svg",
+                "gradient_flow.svg",
+                "success.svg",
+                "cliff.svg",
+            ],
+        ),
         ("residual_rnn", &["loss.svg"]),
         ("seq2seq", &["accuracy_by_length.svg"]),
         (
@@ -468,4 +477,72 @@ fn throughput_streams_one_step_per_call() {
             "{last}"
         );
     }
+}
+
+/// `long_term --quick` (issue #28 item 5): the notes' toy gradient vanishes for w_hh = 3 and
+/// 0.5, a success line for every cell and lag, and the cliff: unclipped SGD jumps away
+/// where clipping holds.
+#[test]
+fn long_term_prints_the_toy_the_success_lines_and_the_cliff() {
+    let (stdout, out) = run("long_term", &["--quick"]);
+    let grad = |w: &str, t: usize| -> f64 {
+        let key = format!("toy w_hh={w} t={t} grad=");
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&key))
+            .unwrap_or_else(|| panic!("{key}"));
+        line[key.len()..].parse().unwrap()
+    };
+    for w in ["3", "0.5"] {
+        assert!(grad(w, 50).abs() < 1e-10 * grad(w, 2).abs(), "{w}");
+    }
+    for lag in [5, 20] {
+        for cell in [
+            "SimpleRNN(SGD)",
+            "SimpleRNN",
+            "LSTM",
+            "GRU",
+            "LeakyRNN(a=0.1)",
+            "LeakyRNN(learned)",
+            "SimpleRNN(reservoir)",
+        ] {
+            let key = format!("success lag={lag} cell={cell} rate=");
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(&key))
+                .unwrap_or_else(|| panic!("{key}\n{stdout}"));
+            let rate: f64 = line[key.len()..].parse().unwrap();
+            assert!((0.0..=1.0).contains(&rate), "{line}");
+        }
+    }
+    let cliff = |clip: &str| -> (bool, f64) {
+        let key = format!("cliff clip={clip} ");
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&key))
+            .unwrap_or_else(|| panic!("{key}"));
+        let field = |k: &str| {
+            line.split(' ')
+                .find_map(|kv| kv.strip_prefix(k))
+                .unwrap()
+                .to_string()
+        };
+        (
+            field("diverged=") == "true",
+            field("max_loss=").parse().unwrap(),
+        )
+    };
+    let (free, clipped) = (cliff("none"), cliff("1"));
+    assert!(!clipped.0 && clipped.1 < 10.0, "{stdout}");
+    assert!(free.0 || free.1 > 100.0 * clipped.1, "{stdout}");
+    assert_svgs(
+        &out,
+        &[
+            "composition.svg",
+            "gradient_flow.svg",
+            "success.svg",
+            "cliff.svg",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(out);
 }
