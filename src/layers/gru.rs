@@ -7,7 +7,7 @@ use super::recurrent::config::{NoReturnState, is_orthogonal, orthogonal, sigmoid
 use super::recurrent::{
     BackwardStep, Cell, CellOptions, CellWeights, Recurrent, SequenceGrads, sl, sl_mut,
 };
-use super::recurrent::{RecurrentLayerConfig, SequenceOptions, sequence_builders};
+use super::recurrent::{RecurrentLayerConfig, sequence_builders};
 use super::recurrent::{avx2_twin, zip_lanes};
 use crate::activation::{Activation, Deriv, with_derivatives};
 use crate::float::Float;
@@ -51,7 +51,7 @@ pub type Gru<F> = Recurrent<GruCell<F>>;
 /// | `recurrent_activation` | `sigmoid` |
 /// | `use_bias` | `true` |
 /// | `reset_after` | `true` |
-/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `stateful`, `dropout`, `recurrent_dropout`, `seed` | see [`SequenceOptions`] |
+/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `stateful`, `dropout`, `recurrent_dropout`, `seed` | see [`SequenceOptions`](crate::layers::SequenceOptions) |
 /// | `name` | `gru` (`gru_1`, ... in a model) |
 ///
 /// ```
@@ -158,18 +158,6 @@ impl RecurrentLayerConfig for GruConfig {
             use_bias: self.use_bias,
             recurrent_initializer: self.recurrent_initializer,
         }
-    }
-    fn sequence(&self) -> SequenceOptions {
-        self.sequence_options()
-    }
-    fn set_sequence(&mut self, options: SequenceOptions) {
-        self.set_sequence_options(options)
-    }
-    fn layer_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn set_layer_name(&mut self, name: Option<String>) {
-        self.name = name;
     }
     fn describe(&self) -> String {
         format!("units={}, reset_after={}", self.units, self.reset_after)

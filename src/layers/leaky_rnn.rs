@@ -7,7 +7,7 @@ use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
 use super::recurrent::config::{NoReturnState, is_orthogonal, orthogonal, tanh, yes};
 use super::recurrent::{BackwardStep, Cell, CellOptions, CellWeights, Recurrent};
-use super::recurrent::{RecurrentLayerConfig, SequenceGrads, SequenceOptions, sequence_builders};
+use super::recurrent::{RecurrentLayerConfig, SequenceGrads, sequence_builders};
 use super::recurrent::{sl, sl_mut};
 use crate::activation::{Activation, Deriv, with_derivatives};
 use crate::error::{Error, Result};
@@ -61,7 +61,7 @@ pub enum Leak {
 /// | `use_bias` | `true` |
 /// | `leak` | fixed: 1 (SimpleRNN); learned: 0.5 to start |
 /// | `train_leak` | `false`; `true` learns `a = sigmoid(leak_logit)` per unit |
-/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `stateful`, `dropout`, `recurrent_dropout`, `seed` | see [`SequenceOptions`] |
+/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `stateful`, `dropout`, `recurrent_dropout`, `seed` | see [`SequenceOptions`](crate::layers::SequenceOptions) |
 /// | `name` | `leaky_rnn` (`leaky_rnn_1`, ... in a model) |
 ///
 /// ```
@@ -184,18 +184,6 @@ impl RecurrentLayerConfig for LeakyRnnConfig {
             use_bias: self.use_bias,
             recurrent_initializer: self.recurrent_initializer,
         }
-    }
-    fn sequence(&self) -> SequenceOptions {
-        self.sequence_options()
-    }
-    fn set_sequence(&mut self, options: SequenceOptions) {
-        self.set_sequence_options(options)
-    }
-    fn layer_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn set_layer_name(&mut self, name: Option<String>) {
-        self.name = name;
     }
     fn describe(&self) -> String {
         let leak = match (&self.leak, self.train_leak) {

@@ -5,7 +5,7 @@ use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
 use super::recurrent::config::{NoReturnState, is_orthogonal, orthogonal, sigmoid, tanh, yes};
 use super::recurrent::{BackwardStep, Cell, CellOptions, CellWeights, Recurrent, sl, sl_mut};
-use super::recurrent::{RecurrentLayerConfig, SequenceOptions, sequence_builders};
+use super::recurrent::{RecurrentLayerConfig, sequence_builders};
 use super::recurrent::{avx2_twin, zip_lanes};
 use crate::activation::{Activation, Deriv, with_derivatives};
 use crate::float::Float;
@@ -46,7 +46,7 @@ pub type Lstm<F> = Recurrent<LstmCell<F>>;
 /// | `recurrent_activation` | `sigmoid` |
 /// | `use_bias` | `true` |
 /// | `unit_forget_bias` | `true` (forget bias initialised to 1) |
-/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `stateful`, `dropout`, `recurrent_dropout`, `seed` | see [`SequenceOptions`] |
+/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `stateful`, `dropout`, `recurrent_dropout`, `seed` | see [`SequenceOptions`](crate::layers::SequenceOptions) |
 /// | `name` | `lstm` (`lstm_1`, ... in a model) |
 ///
 /// ```
@@ -157,18 +157,6 @@ impl RecurrentLayerConfig for LstmConfig {
             use_bias: self.use_bias,
             recurrent_initializer: self.recurrent_initializer,
         }
-    }
-    fn sequence(&self) -> SequenceOptions {
-        self.sequence_options()
-    }
-    fn set_sequence(&mut self, options: SequenceOptions) {
-        self.set_sequence_options(options)
-    }
-    fn layer_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn set_layer_name(&mut self, name: Option<String>) {
-        self.name = name;
     }
     fn layer_spec(self) -> LayerSpec {
         LayerSpec::Lstm(self)

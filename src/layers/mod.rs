@@ -33,7 +33,7 @@ pub use pooling::{
 };
 pub use recurrent::{
     BackwardStep, Cell, CellOptions, CellWeights, Recurrent, RecurrentLayer, RecurrentLayerConfig,
-    SequenceGrads, SequenceOptions,
+    SequenceConfig, SequenceGrads, SequenceOptions,
 };
 pub use simple_rnn::{SimpleRnn, SimpleRnnCell, SimpleRnnConfig};
 pub use spec::{LAYER_TYPES, LayerSpec};

@@ -5,7 +5,7 @@ use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
 use super::recurrent::config::{NoReturnState, is_orthogonal, orthogonal, tanh, yes};
 use super::recurrent::{BackwardStep, Cell, CellOptions, CellWeights, Recurrent, sl, sl_mut};
-use super::recurrent::{RecurrentLayerConfig, SequenceOptions, sequence_builders};
+use super::recurrent::{RecurrentLayerConfig, sequence_builders};
 use crate::activation::{Activation, Deriv, with_derivatives};
 use crate::float::Float;
 use crate::init::{Init, StdRng};
@@ -42,7 +42,7 @@ pub type SimpleRnn<F> = Recurrent<SimpleRnnCell<F>>;
 /// |---|---|
 /// | `activation` | `tanh` |
 /// | `use_bias` | `true` |
-/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `stateful`, `dropout`, `recurrent_dropout`, `seed` | see [`SequenceOptions`] |
+/// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `stateful`, `dropout`, `recurrent_dropout`, `seed` | see [`SequenceOptions`](crate::layers::SequenceOptions) |
 /// | `name` | `simple_rnn` (`simple_rnn_1`, ... in a model) |
 ///
 /// ```
@@ -131,18 +131,6 @@ impl RecurrentLayerConfig for SimpleRnnConfig {
             use_bias: self.use_bias,
             recurrent_initializer: self.recurrent_initializer,
         }
-    }
-    fn sequence(&self) -> SequenceOptions {
-        self.sequence_options()
-    }
-    fn set_sequence(&mut self, options: SequenceOptions) {
-        self.set_sequence_options(options)
-    }
-    fn layer_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn set_layer_name(&mut self, name: Option<String>) {
-        self.name = name;
     }
     fn describe(&self) -> String {
         format!("units={}, activation={}", self.units, self.activation)

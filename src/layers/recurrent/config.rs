@@ -80,7 +80,16 @@ pub struct SequenceOptions {
 ///
 /// This trait is sealed: rnnkit's cells implement it.
 pub trait RecurrentLayerConfig:
-    Clone + Debug + PartialEq + Send + Sync + 'static + Serialize + DeserializeOwned + sealed::Sealed
+    Clone
+    + Debug
+    + PartialEq
+    + Send
+    + Sync
+    + 'static
+    + Serialize
+    + DeserializeOwned
+    + SequenceConfig
+    + sealed::Sealed
 {
     /// The cell type built for element type `F`.
     type Cell<F: Float>: Cell<F = F, Config = Self>;
@@ -90,14 +99,6 @@ pub trait RecurrentLayerConfig:
     const TYPE_NAME: &'static str;
     /// Units, activations and `use_bias`.
     fn cell_options(&self) -> CellOptions;
-    /// The sequence options.
-    fn sequence(&self) -> SequenceOptions;
-    /// Sets the sequence options.
-    fn set_sequence(&mut self, options: SequenceOptions);
-    /// The name given, if any.
-    fn layer_name(&self) -> Option<&str>;
-    /// Sets the name.
-    fn set_layer_name(&mut self, name: Option<String>);
     /// Keras-style summary of the options (`units=4, activation=tanh`).
     fn describe(&self) -> String {
         format!("units={}", self.cell_options().units)
@@ -117,6 +118,19 @@ pub trait RecurrentLayerConfig:
     /// Builds the cell with Keras's default initialisers; the options, sizes and input
     /// features are checked before (by the configuration's `build`).
     fn init_cell<F: Float>(&self, input_dim: usize, rng: &mut StdRng) -> Self::Cell<F>;
+}
+
+/// The sequence options and the name, which every recurrent configuration stores in the
+/// same fields (the builder macro implements this for each).
+pub trait SequenceConfig {
+    /// The sequence options.
+    fn sequence(&self) -> SequenceOptions;
+    /// Sets the sequence options.
+    fn set_sequence(&mut self, options: SequenceOptions);
+    /// The name given, if any.
+    fn layer_name(&self) -> Option<&str>;
+    /// Sets the name.
+    fn set_layer_name(&mut self, name: Option<String>);
 }
 
 pub(crate) mod sealed {
@@ -293,7 +307,10 @@ macro_rules! sequence_builders {
             > {
                 $crate::layers::recurrent::build_recurrent(self, input_dim, rng)
             }
-            pub(crate) fn sequence_options(&self) -> $crate::layers::recurrent::SequenceOptions {
+        }
+
+        impl $crate::layers::recurrent::SequenceConfig for $name {
+            fn sequence(&self) -> $crate::layers::recurrent::SequenceOptions {
                 $crate::layers::recurrent::SequenceOptions {
                     return_sequences: self.return_sequences,
                     go_backwards: self.go_backwards,
@@ -304,10 +321,7 @@ macro_rules! sequence_builders {
                     seed: self.seed,
                 }
             }
-            pub(crate) fn set_sequence_options(
-                &mut self,
-                o: $crate::layers::recurrent::SequenceOptions,
-            ) {
+            fn set_sequence(&mut self, o: $crate::layers::recurrent::SequenceOptions) {
                 self.return_sequences = o.return_sequences;
                 self.go_backwards = o.go_backwards;
                 self.zero_output_for_mask = o.zero_output_for_mask;
@@ -315,6 +329,12 @@ macro_rules! sequence_builders {
                 self.dropout = o.dropout;
                 self.recurrent_dropout = o.recurrent_dropout;
                 self.seed = o.seed;
+            }
+            fn layer_name(&self) -> Option<&str> {
+                self.name.as_deref()
+            }
+            fn set_layer_name(&mut self, name: Option<String>) {
+                self.name = name;
             }
         }
 

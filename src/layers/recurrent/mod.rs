@@ -23,7 +23,7 @@ pub use cell::Cell;
 pub(crate) use cell::sealed as cell_sealed;
 pub use cell::{BackwardStep, SequenceGrads};
 pub(crate) use cell::{sl, sl_mut};
-pub use config::{CellOptions, RecurrentLayerConfig, SequenceOptions};
+pub use config::{CellOptions, RecurrentLayerConfig, SequenceConfig, SequenceOptions};
 pub(crate) use config::{build_recurrent, name_or_default, seq_input, sequence_builders};
 pub(crate) use lanes::{avx2_twin, zip_lanes};
 pub use layer::{Recurrent, RecurrentLayer};

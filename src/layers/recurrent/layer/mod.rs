@@ -3,7 +3,7 @@
 
 use super::cell::Cell;
 use super::cell::SequenceGrads;
-use super::config::{RecurrentLayerConfig, SequenceOptions, seq_input};
+use super::config::{RecurrentLayerConfig, SequenceConfig, SequenceOptions, seq_input};
 use super::state::{Carried, carried_initial, gather_states, scatter_states};
 use super::time_loop::{BackwardBuffers, OutGrad, Projection, backward_loop, forward_loop, mask_h};
 use super::workspace::{

@@ -4,7 +4,7 @@
 use super::Recurrent;
 use crate::float::Float;
 use crate::layers::recurrent::Cell;
-use crate::layers::recurrent::RecurrentLayerConfig;
+use crate::layers::recurrent::SequenceConfig;
 use crate::layers::{Layer, LayerState};
 
 /// What [`Bidirectional`](crate::layers::Bidirectional) needs of the layer it wraps.
