@@ -160,7 +160,7 @@ fn the_lecture_examples_print_what_the_readme_says() {
 
 #[test]
 fn every_example_runs_quick_and_writes_its_plots() {
-    let plots: [(&str, &[&str]); 12] = [
+    let plots: [(&str, &[&str]); 13] = [
         ("linear_sequence", &["loss.svg", "scatter.svg"]),
         ("deep_rnn", &["loss.svg", "scatter.svg"]),
         ("compare_cells", &["loss.svg"]),
@@ -169,6 +169,7 @@ fn every_example_runs_quick_and_writes_its_plots() {
         ("char_lm", &["loss.svg"]),
         ("long_series", &["forecast.svg"]),
         ("text_classifier", &["accuracy.svg"]),
+        ("recursive_net", &["mae_by_depth.svg"]),
         (
             "long_term",
             &[
@@ -544,5 +545,29 @@ fn long_term_prints_the_toy_the_success_lines_and_the_cliff() {
             "cliff.svg",
         ],
     );
+    let _ = std::fs::remove_dir_all(out);
+}
+
+/// `recursive_net --quick` (issue #28 item 6): the user-defined tree model's backward
+/// agrees with central differences, and every depth, deeper than training included, is
+/// reported for both models.
+#[test]
+fn recursive_net_checks_its_gradient_and_reports_every_depth() {
+    let (stdout, out) = run("recursive_net", &["--quick"]);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("gradient check"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let err: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(err < 1e-6, "{line}");
+    for depth in 1..=5 {
+        let key = format!("depth {depth} tree_mae=");
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&key))
+            .unwrap_or_else(|| panic!("{key}\n{stdout}"));
+        assert!(line.contains("lstm_mae="), "{line}");
+    }
+    assert_svgs(&out, &["mae_by_depth.svg"]);
     let _ = std::fs::remove_dir_all(out);
 }
