@@ -8,7 +8,8 @@
 //! windows of `--window` steps that carry the state forward ([`TruncatedBptt`]), so memory
 //! grows with the window, not with the text. Generation feeds one character at a time
 //! through [`Sequential::step`]: the cost per character is flat in the length generated
-//! (measured and printed).
+//! (measured and printed). `hidden_unit.svg` colours the text by one hidden unit's
+//! activation (notes 002's "what one cell learned").
 //!
 //! ```sh
 //! cargo run --release --example char_lm
@@ -188,6 +189,31 @@ fn main() -> Result<(), rnnkit::Error> {
     }
     result.push(("steps_per_char", steps.join("/")));
     common::result(&result);
+
+    // What one hidden unit does over the text: the unit whose activation varies most over
+    // the first characters, each character coloured by it (notes 002's figure).
+    let shown = chars.len().min(360);
+    let head = Array2::from_shape_fn((1, shown), |(_, t)| ids[t] as f32).into_dyn();
+    let emb = model.layers()[0].infer(Inputs::new(&head))?.output;
+    let hs = model.layers()[1].infer(Inputs::new(&emb))?.output;
+    let unit = (0..units)
+        .max_by(|&a, &b| {
+            let var = |j: usize| {
+                let v: Vec<f64> = (0..shown).map(|t| f64::from(hs[[0, t, j]])).collect();
+                let mean = v.iter().sum::<f64>() / v.len() as f64;
+                v.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
+            };
+            var(a).total_cmp(&var(b))
+        })
+        .unwrap_or(0);
+    let activation: Vec<f64> = (0..shown).map(|t| f64::from(hs[[0, t, unit]])).collect();
+    common::text_heatmap(
+        &args.path("hidden_unit.svg"),
+        &format!("Hidden unit {unit} over the text (red: positive, blue: negative)"),
+        &chars[..shown],
+        &activation,
+        60,
+    );
 
     common::line_plot(
         &args.path("loss.svg"),

@@ -311,3 +311,46 @@ pub fn result(pairs: &[(&str, String)]) {
     let kv: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     println!("result: {}", kv.join(" "));
 }
+
+/// Text laid out in lines of `per_line` characters, each on a cell coloured by its value
+/// (blue for the lowest, white for 0, red for the highest): what one hidden unit does over
+/// a text (notes 002's "what one cell learned").
+pub fn text_heatmap(path: &Path, title: &str, chars: &[char], values: &[f64], per_line: usize) {
+    let (cw, ch) = (14i32, 22i32);
+    let lines = chars.len().div_ceil(per_line.max(1)) as i32;
+    let width = (per_line as i32 * cw + 40) as u32;
+    let height = (lines * ch + 70) as u32;
+    let root = SVGBackend::new(path, (width, height)).into_drawing_area();
+    root.fill(&WHITE).expect("svg");
+    root.draw(&Text::new(
+        title.to_string(),
+        (20, 15),
+        ("sans-serif", 16).into_font(),
+    ))
+    .expect("title");
+    let m = values.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
+    for (i, (&c, &v)) in chars.iter().zip(values).enumerate() {
+        let (x, y) = (
+            20 + (i % per_line) as i32 * cw,
+            45 + (i / per_line) as i32 * ch,
+        );
+        let a = (v / m).clamp(-1.0, 1.0);
+        let fade = |k: f64| (255.0 * (1.0 - k.abs())) as u8;
+        let color = if a >= 0.0 {
+            RGBColor(255, fade(a), fade(a))
+        } else {
+            RGBColor(fade(a), fade(a), 255)
+        };
+        root.draw(&Rectangle::new([(x, y), (x + cw, y + ch)], color.filled()))
+            .expect("cell");
+        let shown = if c == '\n' { '↵' } else { c };
+        root.draw(&Text::new(
+            shown.to_string(),
+            (x + 3, y + 4),
+            ("monospace", 15).into_font(),
+        ))
+        .expect("char");
+    }
+    root.present().expect("svg");
+    println!("wrote {}", path.display());
+}

@@ -160,13 +160,14 @@ fn the_lecture_examples_print_what_the_readme_says() {
 
 #[test]
 fn every_example_runs_quick_and_writes_its_plots() {
-    let plots: [(&str, &[&str]); 13] = [
+    let plots: [(&str, &[&str]); 14] = [
         ("linear_sequence", &["loss.svg", "scatter.svg"]),
         ("deep_rnn", &["loss.svg", "scatter.svg"]),
         ("compare_cells", &["loss.svg"]),
         ("sine_prediction", &["prediction.svg"]),
         ("even_index_mean", &["val_loss.svg"]),
-        ("char_lm", &["loss.svg"]),
+        ("char_lm", &["loss.svg", "hidden_unit.svg"]),
+        ("one_to_many", &["sequences.svg"]),
         ("long_series", &["forecast.svg"]),
         ("text_classifier", &["accuracy.svg"]),
         ("recursive_net", &["mae_by_depth.svg"]),
