@@ -25,7 +25,7 @@ fn data(n: usize, seed: u64) -> (ArrayD<f32>, ArrayD<f32>) {
     let mut y = Array3::<f32>::zeros((n, STEPS, 1));
     for i in 0..n {
         let (phase, freq) = (
-            rng.random_range(0.0..6.28f32),
+            rng.random_range(0.0..std::f32::consts::TAU),
             rng.random_range(0.2..0.8f32),
         );
         x[[i, 0]] = phase;
