@@ -155,7 +155,7 @@ impl LeakyRnnConfig {
         self
     }
     /// Sets `train_leak`: learn each unit's leak, `a = sigmoid(leak_logit)`, starting from
-    /// `leak` (0.5 when not set).
+    /// `leak` (0.5 when not set; a start of 1 begins at 1 − 1e-7, a sigmoid's reach).
     pub fn train_leak(mut self, v: bool) -> Self {
         self.train_leak = v;
         self
@@ -206,19 +206,11 @@ impl RecurrentLayerConfig for LeakyRnnConfig {
                 reason: format!("{} leaks for {} units", leaks.len(), self.units),
             });
         }
-        let (ok, range): (fn(f64) -> bool, &str) = if self.train_leak {
-            (
-                |a| a > 0.0 && a < 1.0,
-                "(0, 1) (a learned leak is a sigmoid)",
-            )
-        } else {
-            (|a| a > 0.0 && a <= 1.0, "(0, 1]")
-        };
-        if let Some(a) = leaks.iter().find(|&&a| !ok(a)) {
+        if let Some(a) = leaks.iter().find(|&&a| !(a > 0.0 && a <= 1.0)) {
             return Err(Error::Config {
                 layer: layer.to_string(),
                 field: "leak",
-                reason: format!("expected every leak in {range}, got {a}"),
+                reason: format!("expected every leak in (0, 1], got {a}"),
             });
         }
         Ok(())
@@ -241,7 +233,11 @@ impl RecurrentLayerConfig for LeakyRnnConfig {
         );
         let leaks = self.leaks();
         let leak_logit = self.train_leak.then(|| {
-            let logit = leaks.iter().map(|&a| F::c((a / (1.0 - a)).ln()));
+            // A learned leak is a sigmoid: a start of exactly 1 begins just below it.
+            let logit = leaks.iter().map(|&a| {
+                let a = a.min(1.0 - 1e-7);
+                F::c((a / (1.0 - a)).ln())
+            });
             Param::new(Array1::from_iter(logit).into_dyn())
         });
         LeakyRnnCell {
