@@ -262,13 +262,28 @@ pub struct LeakyRnnCell<F: Float> {
 }
 
 impl<F: Float> LeakyRnnCell<F> {
-    /// The leak of unit `j`.
-    #[inline]
-    fn a(&self, logits: Option<&[F]>, j: usize) -> F {
-        match logits {
-            Some(l) => F::one() / (F::one() + (-l[j]).exp()),
-            None => self.leak[j],
+    /// The leak of every unit: the fixed one, or the learned one computed once per step
+    /// into `buf` (`units` entries of the step's scratch), not once per batch row.
+    fn leaks<'s>(&'s self, buf: &'s mut [F]) -> &'s [F] {
+        match self.logits() {
+            Some(l) => {
+                for (a, &l) in buf.iter_mut().zip(l) {
+                    *a = F::one() / (F::one() + (-l).exp());
+                }
+                &buf[..l.len()]
+            }
+            None => self
+                .leak
+                .as_slice()
+                .expect("invariant: a 1-D standard-layout leak"),
         }
+    }
+
+    /// The first `units` entries of a step's scratch `[rows, units]`.
+    fn leak_buf(scratch: &mut Array2<F>, u: usize) -> &mut [F] {
+        &mut scratch
+            .as_slice_mut()
+            .expect("invariant: the loop's scratch is standard layout")[..u]
     }
 
     /// One step: `z = xw + seen·R`, `s = act(z)` (cached), `h = prev + a⊙(s − prev)`;
@@ -291,18 +306,25 @@ impl<F: Float> LeakyRnnCell<F> {
             }
             self.activation.apply_slice(s);
         }
-        let logits = self.logits();
+        // The product is consumed: the scratch holds the leaks now.
+        let a = self.leaks(Self::leak_buf(scratch, u));
         let (s, p, h) = (sl(cache.view()), sl(prev), sl_mut(next.view_mut()));
-        for (k, ((h, &s), &p)) in h.iter_mut().zip(s).zip(p).enumerate() {
-            let a = self.a(logits, k % u);
-            *h = p + a * (s - p);
+        for ((h, s), p) in h.chunks_mut(u).zip(s.chunks(u)).zip(p.chunks(u)) {
+            for (((h, &s), &p), &a) in h.iter_mut().zip(s).zip(p).zip(a) {
+                *h = p + a * (s - p);
+            }
         }
     }
 
     /// The backward of [`Self::leaky_step`]: `dz = dh⊙a⊙act'(s)`,
     /// `dh_{t−1} = dh⊙(1 − a) + (dz·Rᵀ)⊙mask`, and for a learned leak
     /// `d_rw = dh⊙(s − h_{t−1})`.
-    fn leaky_backward(&self, st: BackwardStep<'_, F>, mask: Option<ArrayView2<'_, F>>) {
+    fn leaky_backward(
+        &self,
+        st: BackwardStep<'_, F>,
+        mask: Option<ArrayView2<'_, F>>,
+        scratch: &mut Array2<F>,
+    ) {
         let BackwardStep {
             prev,
             next: _,
@@ -313,17 +335,20 @@ impl<F: Float> LeakyRnnCell<F> {
             mut d_prev,
         } = st;
         let u = self.w.units();
-        let logits = self.logits();
+        let learned = self.leak_logit.is_some();
+        let a = self.leaks(Self::leak_buf(scratch, u));
         let act = self.activation;
         {
             let (s, dh, dz) = (sl(cache), sl(d_state), sl_mut(d_xw.view_mut()));
-            with_derivatives!(act, |dact| for (k, ((dz, &dh), &s)) in
-                dz.iter_mut().zip(dh).zip(s).enumerate()
+            with_derivatives!(act, |dact| for ((dz, dh), s) in
+                dz.chunks_mut(u).zip(dh.chunks(u)).zip(s.chunks(u))
             {
-                *dz = dh * self.a(logits, k % u) * dact.d(s);
+                for (((dz, &dh), &s), &a) in dz.iter_mut().zip(dh).zip(s).zip(a) {
+                    *dz = dh * a * dact.d(s);
+                }
             });
         }
-        if logits.is_some() {
+        if learned {
             let (s, p, dh, dl) = (sl(cache), sl(prev), sl(d_state), sl_mut(d_rw.view_mut()));
             for (((dl, &s), &p), &dh) in dl.iter_mut().zip(s).zip(p).zip(dh) {
                 *dl = dh * (s - p);
@@ -334,8 +359,10 @@ impl<F: Float> LeakyRnnCell<F> {
             d_prev *= &m;
         }
         let (dh, dp) = (sl(d_state), sl_mut(d_prev.view_mut()));
-        for (k, (dp, &dh)) in dp.iter_mut().zip(dh).enumerate() {
-            *dp += dh * (F::one() - self.a(logits, k % u));
+        for (dp, dh) in dp.chunks_mut(u).zip(dh.chunks(u)) {
+            for ((dp, &dh), &a) in dp.iter_mut().zip(dh).zip(a) {
+                *dp += dh * (F::one() - a);
+            }
         }
     }
 
@@ -395,8 +422,8 @@ impl<F: Float> Cell for LeakyRnnCell<F> {
         self.leaky_step(xw, prev, seen, next, cache, scratch);
     }
 
-    fn step_backward(&self, st: BackwardStep<'_, F>, _scratch: &mut Array2<F>) {
-        self.leaky_backward(st, None);
+    fn step_backward(&self, st: BackwardStep<'_, F>, scratch: &mut Array2<F>) {
+        self.leaky_backward(st, None, scratch);
     }
 
     fn step_backward_dropped(
@@ -404,9 +431,9 @@ impl<F: Float> Cell for LeakyRnnCell<F> {
         st: BackwardStep<'_, F>,
         _seen: ArrayView2<'_, F>,
         mask: ArrayView2<'_, F>,
-        _scratch: &mut Array2<F>,
+        scratch: &mut Array2<F>,
     ) {
-        self.leaky_backward(st, Some(mask));
+        self.leaky_backward(st, Some(mask), scratch);
     }
 
     fn accumulate_grads(&mut self, g: SequenceGrads<'_, F>) {
