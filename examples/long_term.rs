@@ -13,8 +13,11 @@
 //!    lines `flow cell=C when=W first=F last=L`);
 //! 4. the claim: the success rate of training against the dependency length, on a task whose
 //!    target depends only on the first input (its sign; then noise), SimpleRNN with plain
-//!    SGD as the notes state it and every cell with Adam (lines `success lag=L cell=NAME
-//!    rate=R`, `success.svg`; success: ≥ 95% sign accuracy on fresh data);
+//!    SGD as the notes state it and every cell and remedy with Adam: gated cells, leaky
+//!    units (fixed and learned), a skip connection through time, clockwork groups, a
+//!    reservoir-initialised SimpleRNN and Pascanu et al.'s gradient-flow regulariser
+//!    (lines `success lag=L cell=NAME rate=R`, `success.svg`; success: ≥ 95% sign accuracy
+//!    on fresh data);
 //! 5. the cliff: plain SGD on a SimpleRNN whose recurrent weights are large jumps away,
 //!    while the same steps with `clipnorm` hold (`cliff.svg`, lines `cliff clip=C ...`).
 
@@ -90,14 +93,17 @@ fn task(n: usize, lag: usize, seed: u64) -> (ArrayD<f32>, ArrayD<f32>) {
     (x.into_dyn(), y.into_dyn())
 }
 
-const CELLS: [&str; 7] = [
+const CELLS: [&str; 10] = [
     "SimpleRNN(SGD)",
     "SimpleRNN",
     "LSTM",
     "GRU",
     "LeakyRNN(a=0.1)",
     "LeakyRNN(learned)",
+    "SkipRNN(d=5)",
+    "Clockwork(1,2,4,8)",
     "SimpleRNN(reservoir)",
+    "SimpleRNN(flow-reg)",
 ];
 
 fn recurrent(cell: &str, units: usize) -> Box<dyn LayerConfig<f32>> {
@@ -107,6 +113,14 @@ fn recurrent(cell: &str, units: usize) -> Box<dyn LayerConfig<f32>> {
         "GRU" => Box::new(GruConfig::new(units)),
         "LeakyRNN(a=0.1)" => Box::new(LeakyRnnConfig::new(units).leak(0.1)),
         "LeakyRNN(learned)" => Box::new(LeakyRnnConfig::new(units).leak(0.2).train_leak(true)),
+        // Several time scales: a skip connection through time (a path 5 times shorter),
+        // and four clockwork groups updated every 1, 2, 4 and 8 steps.
+        "SkipRNN(d=5)" => Box::new(LeakyRnnConfig::new(units).skip_delay(5)),
+        "Clockwork(1,2,4,8)" => Box::new(LeakyRnnConfig::new(units).clock_periods(&[1, 2, 4, 8])),
+        // Pascanu et al.'s regulariser at strength 1 (their Ω, not tuned here).
+        "SimpleRNN(flow-reg)" => {
+            Box::new(SimpleRnnConfig::new(units).gradient_flow_regularizer(1.0))
+        }
         _ => Box::new(
             SimpleRnnConfig::new(units).recurrent_initializer(Init::Reservoir {
                 spectral_radius: 0.95,

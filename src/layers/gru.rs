@@ -561,6 +561,7 @@ impl<F: Float> Cell for GruCell<F> {
             d_xw,
             d_rw,
             per_gate,
+            ..
         } = g;
         let u = self.units();
         if self.reset_after {

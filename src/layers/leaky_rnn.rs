@@ -8,13 +8,15 @@ use super::recurrent::cell_sealed::Sealed;
 use super::recurrent::config::{NoReturnState, is_orthogonal, orthogonal, tanh, yes};
 use super::recurrent::{BackwardStep, Cell, CellOptions, CellWeights, Recurrent};
 use super::recurrent::{RecurrentLayerConfig, SequenceGrads, sequence_builders};
-use super::recurrent::{sl, sl_mut};
+use super::recurrent::{add_flow_grad, flow_row, sl, sl_mut};
+use super::simple_rnn::check_flow;
 use crate::activation::{Activation, Deriv, with_derivatives};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{Init, StdRng};
 use crate::param::Param;
-use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, IxDyn};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, IxDyn, s};
 use serde::{Deserialize, Serialize};
 
 /// Leaky recurrent layer: each unit keeps `1 − a` of its state and takes `a` of a SimpleRNN
@@ -26,8 +28,17 @@ use serde::{Deserialize, Serialize};
 ///
 /// # Shapes
 /// `[batch, steps, input_dim]` → `[batch, units]` (or `[batch, steps, units]`). Weights:
-/// kernel `[input_dim, u]`, recurrent_kernel `[u, u]`, bias `[u]`, and with a learned leak
-/// `leak_logit` `[u]`.
+/// kernel `[input_dim, u]`, recurrent_kernel `[u, u]`, bias `[u]`, with a learned leak
+/// `leak_logit` `[u]`, with a skip connection `skip_kernel` `[u, u]`.
+///
+/// # Several time scales
+/// Besides leaks, the notes' other multi-time-scale remedies are options of this layer,
+/// each a change of the step that keeps the one time loop (checked against a slow
+/// reference by finite differences in `tests/suite/time_scales.rs`):
+/// - [`skip_delay(d)`](LeakyRnnConfig::skip_delay): the step also sees `h_{t−d}`, a path
+///   through time `d` times shorter;
+/// - [`clock_periods(&[1, 2, 4, …])`](LeakyRnnConfig::clock_periods): the clockwork RNN,
+///   unit groups that update only every `period` steps and otherwise keep their state.
 ///
 /// # Example
 /// ```
@@ -61,6 +72,8 @@ pub enum Leak {
 /// | `use_bias` | `true` |
 /// | `leak` | fixed: 1 (SimpleRNN); learned: 0.5 to start |
 /// | `train_leak` | `false`; `true` learns `a = sigmoid(leak_logit)` per unit |
+/// | `skip_delay` | none; `d ≥ 2` adds `h_{t−d}·skip_kernel` to the step |
+/// | `clock_periods` | none; one period per equal group of units (clockwork) |
 /// | `return_sequences`, `go_backwards`, `zero_output_for_mask`, `stateful`, `dropout`, `recurrent_dropout`, `seed` | see [`SequenceOptions`](crate::layers::SequenceOptions) |
 /// | `name` | `leaky_rnn` (`leaky_rnn_1`, ... in a model) |
 ///
@@ -117,6 +130,20 @@ pub struct LeakyRnnConfig {
     /// orthogonal; written to files only when another).
     #[serde(default = "orthogonal", skip_serializing_if = "is_orthogonal")]
     pub recurrent_initializer: Init,
+    /// A skip connection through time with delay `d ≥ 2`: the step also sees `h_{t−d}`
+    /// through its own `skip_kernel`, `z_t = x_t·W + h_{t−1}·U + h_{t−d}·V + b`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_delay: Option<usize>,
+    /// Clockwork periods (Koutník et al. 2014): the units split into as many equal groups,
+    /// group `i` updated only at the steps `t` with `t mod period_i = 0` and keeping its
+    /// state in between; a group receives recurrent input only from groups as slow or
+    /// slower than itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_periods: Option<Vec<usize>>,
+    /// Strength λ of the gradient-flow regulariser (see
+    /// [`SimpleRnnConfig::gradient_flow_regularizer`](crate::layers::SimpleRnnConfig::gradient_flow_regularizer)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gradient_flow_regularizer: Option<f64>,
     #[serde(default, skip_serializing, rename = "return_state")]
     return_state: NoReturnState,
 }
@@ -141,6 +168,9 @@ impl LeakyRnnConfig {
             leak: None,
             train_leak: false,
             recurrent_initializer: Init::Orthogonal,
+            skip_delay: None,
+            clock_periods: None,
+            gradient_flow_regularizer: None,
             return_state: NoReturnState,
         }
     }
@@ -158,6 +188,35 @@ impl LeakyRnnConfig {
     /// `leak` (0.5 when not set; a start of 1 begins at 1 − 1e-7, a sigmoid's reach).
     pub fn train_leak(mut self, v: bool) -> Self {
         self.train_leak = v;
+        self
+    }
+
+    /// Sets a skip connection through time with delay `d ≥ 2`: the step also sees
+    /// `h_{t−d}` through a `skip_kernel` `[units, units]` (drawn like the recurrent kernel).
+    /// The layer then carries its last `d` states (`h_t, …, h_{t−d+1}`, the states a stateful
+    /// or streaming call keeps and a graph passes on).
+    pub fn skip_delay(mut self, d: usize) -> Self {
+        self.skip_delay = Some(d);
+        self
+    }
+    /// Sets clockwork periods: the units split into `periods.len()` equal groups, group `i`
+    /// updated only at steps `t` with `t mod periods[i] = 0` (counted from 0 at the first
+    /// step, carried across stateful or streaming calls; masked steps do not count), keeping
+    /// its state in between. Group `j` receives recurrent input only from groups `i` with
+    /// `periods[i] ≥ periods[j]` (the recurrent kernel's other blocks stay zero). The layer
+    /// carries the step count as one more state of `units` columns.
+    pub fn clock_periods(mut self, periods: &[usize]) -> Self {
+        self.clock_periods = Some(periods.to_vec());
+        self
+    }
+
+    /// Adds the gradient-flow regulariser of Pascanu et al. (2013) with strength `lambda`
+    /// to training, as
+    /// [`SimpleRnnConfig::gradient_flow_regularizer`](crate::layers::SimpleRnnConfig::gradient_flow_regularizer)
+    /// does; the step's Jacobian is the leaky one, `diag(1 − a) + diag(a⊙act′)·Rᵀ` (the
+    /// skip connection's path is not part of it).
+    pub fn gradient_flow_regularizer(mut self, lambda: f64) -> Self {
+        self.gradient_flow_regularizer = Some(lambda);
         self
     }
 
@@ -192,10 +251,17 @@ impl RecurrentLayerConfig for LeakyRnnConfig {
             (Some(Leak::Scalar(a)), false) => a.to_string(),
             (Some(Leak::PerUnit(_)), false) => "per unit".to_string(),
         };
-        format!(
+        let mut out = format!(
             "units={}, activation={}, leak={leak}",
             self.units, self.activation
-        )
+        );
+        if let Some(d) = self.skip_delay {
+            out += &format!(", skip_delay={d}");
+        }
+        if let Some(p) = &self.clock_periods {
+            out += &format!(", clock_periods={p:?}");
+        }
+        out
     }
     fn check(&self, layer: &str) -> Result<()> {
         let leaks = self.leaks();
@@ -212,6 +278,47 @@ impl RecurrentLayerConfig for LeakyRnnConfig {
                 field: "leak",
                 reason: format!("expected every leak in (0, 1], got {a}"),
             });
+        }
+        check_flow(
+            layer,
+            self.gradient_flow_regularizer,
+            self.recurrent_dropout,
+        )?;
+        let bad = |field, reason: String| {
+            Err(Error::Config {
+                layer: layer.to_string(),
+                field,
+                reason,
+            })
+        };
+        if let Some(d) = self.skip_delay {
+            if d < 2 {
+                return bad(
+                    "skip_delay",
+                    format!("expected a delay of at least 2 (1 is the recurrence), got {d}"),
+                );
+            }
+            if self.recurrent_dropout > 0.0 {
+                return bad(
+                    "skip_delay",
+                    "a skip connection does not take recurrent_dropout".into(),
+                );
+            }
+        }
+        if let Some(p) = &self.clock_periods {
+            if p.is_empty() || !self.units.is_multiple_of(p.len()) {
+                return bad(
+                    "clock_periods",
+                    format!(
+                        "expected a number of periods dividing units={}, got {}",
+                        self.units,
+                        p.len()
+                    ),
+                );
+            }
+            if p.contains(&0) {
+                return bad("clock_periods", "expected every period ≥ 1, got 0".into());
+            }
         }
         Ok(())
     }
@@ -240,17 +347,39 @@ impl RecurrentLayerConfig for LeakyRnnConfig {
             });
             Param::new(Array1::from_iter(logit).into_dyn())
         });
-        LeakyRnnCell {
+        let skip = self.skip_delay.map(|_| {
+            Param::new(
+                self.recurrent_initializer
+                    .sample(&[self.units, self.units], rng),
+            )
+        });
+        let periods = match &self.clock_periods {
+            Some(p) => {
+                let group = self.units / p.len().max(1);
+                (0..self.units).map(|i| p[i / group.max(1)]).collect()
+            }
+            None => Vec::new(),
+        };
+        let mut cell = LeakyRnnCell {
             activation: self.activation,
             w,
             leak: Array1::from_iter(leaks.iter().map(|&a| F::c(a))),
             leak_logit,
-        }
+            skip,
+            delay: self.skip_delay.unwrap_or(1),
+            rec_mask: None,
+            periods,
+            flow: self.gradient_flow_regularizer.map(F::c),
+        };
+        cell.rec_mask = cell.clock_connectivity();
+        cell.hold_connectivity();
+        cell
     }
 }
 
-/// The cell behind [`LeakyRnn`]. State `h`; cache per step `s = act(z)`, the SimpleRNN step
-/// the unit leaks towards.
+/// The cell behind [`LeakyRnn`]. State `[h_t | h_{t−1} … h_{t−d+1} | clock]` (the older
+/// states only with a skip delay `d`, the clock only with clockwork periods; plain: `h`);
+/// cache per step `s = act(z)`, the SimpleRNN step the unit leaks towards.
 #[derive(Clone, Debug)]
 pub struct LeakyRnnCell<F: Float> {
     activation: Activation,
@@ -259,6 +388,16 @@ pub struct LeakyRnnCell<F: Float> {
     leak: Array1<F>,
     /// The learned leak's logit per unit, `a = sigmoid(leak_logit)`.
     leak_logit: Option<Param<F>>,
+    /// The skip kernel `[u, u]` applied to `h_{t−d}`.
+    skip: Option<Param<F>>,
+    /// The skip delay `d` (1: no skip connection).
+    delay: usize,
+    /// Clockwork: which recurrent-kernel entries exist (1) or stay zero (0).
+    rec_mask: Option<Array2<F>>,
+    /// Clockwork: each unit's period (empty: every unit updates every step).
+    periods: Vec<usize>,
+    /// The gradient-flow regulariser's strength, if on.
+    flow: Option<F>,
 }
 
 impl<F: Float> LeakyRnnCell<F> {
@@ -286,8 +425,53 @@ impl<F: Float> LeakyRnnCell<F> {
             .expect("invariant: the loop's scratch is standard layout")[..u]
     }
 
-    /// One step: `z = xw + seen·R`, `s = act(z)` (cached), `h = prev + a⊙(s − prev)`;
-    /// `seen` is `prev` under recurrent dropout's mask, what the product sees.
+    /// Older states carried for the skip connection (`d − 1`).
+    fn history(&self) -> usize {
+        self.delay - 1
+    }
+
+    /// The clock's first column in the state, if the layer has one.
+    fn clock_col(&self) -> Option<usize> {
+        (!self.periods.is_empty()).then(|| (1 + self.history()) * self.w.units())
+    }
+
+    /// The step count a state row holds (0 without a clock).
+    fn clock(&self, prev_row: &[F]) -> usize {
+        self.clock_col().map_or(0, |c| {
+            let t = prev_row[c].to_f64().unwrap_or(0.0).round();
+            if t > 0.0 { t as usize } else { 0 }
+        })
+    }
+
+    /// Whether unit `i` updates at step `t`.
+    #[inline]
+    fn on(&self, i: usize, t: usize) -> bool {
+        self.periods.get(i).is_none_or(|&p| t.is_multiple_of(p))
+    }
+
+    /// Clockwork's connectivity: entry `(i, j)` of the recurrent kernel (from unit `i` to
+    /// unit `j`) exists when `i`'s period is at least `j`'s.
+    fn clock_connectivity(&self) -> Option<Array2<F>> {
+        let p = &self.periods;
+        (!p.is_empty()).then(|| {
+            Array2::from_shape_fn((p.len(), p.len()), |(i, j)| {
+                if p[i] >= p[j] { F::one() } else { F::zero() }
+            })
+        })
+    }
+
+    /// Zeroes the recurrent kernel's entries clockwork's connectivity leaves out.
+    fn hold_connectivity(&mut self) {
+        if let Some(m) = &self.rec_mask {
+            let mut r = self.w.recurrent_kernel.value.view_mut();
+            r *= &m.view().into_dyn();
+        }
+    }
+
+    /// One step: `z = xw + seen·R (+ h_{t−d}·V)`, `s = act(z)` (cached),
+    /// `h = prev + a⊙(s − prev)` for the units the clock lets update; the older states
+    /// shift by one and the clock advances. `seen` is `h_{t−1}` under recurrent dropout's
+    /// mask, what the product sees.
     fn leaky_step(
         &self,
         xw: ArrayView2<'_, F>,
@@ -297,28 +481,48 @@ impl<F: Float> LeakyRnnCell<F> {
         mut cache: ArrayViewMut2<'_, F>,
         scratch: &mut Array2<F>,
     ) {
-        let u = self.w.units();
-        self.w.times_r(&seen, F::zero(), &mut scratch.view_mut());
+        let (u, hist) = (self.w.units(), self.history());
+        self.w
+            .times_r(&seen.slice(s![.., ..u]), F::zero(), &mut scratch.view_mut());
         {
             let (xw, r, s) = (sl(xw), sl(scratch.view()), sl_mut(cache.view_mut()));
             for ((s, &a), &r) in s.iter_mut().zip(xw).zip(r) {
                 *s = a + r;
             }
-            self.activation.apply_slice(s);
         }
+        if let Some(v) = &self.skip {
+            let old = prev.slice(s![.., hist * u..(hist + 1) * u]);
+            general_mat_mul(F::one(), &old, &v.v2(), F::one(), &mut cache);
+        }
+        self.activation.apply_slice(sl_mut(cache.view_mut()));
         // The product is consumed: the scratch holds the leaks now.
         let a = self.leaks(Self::leak_buf(scratch, u));
-        let (s, p, h) = (sl(cache.view()), sl(prev), sl_mut(next.view_mut()));
-        for ((h, s), p) in h.chunks_mut(u).zip(s.chunks(u)).zip(p.chunks(u)) {
-            for (((h, &s), &p), &a) in h.iter_mut().zip(s).zip(p).zip(a) {
-                *h = p + a * (s - p);
+        for ((mut next, prev), s) in next
+            .rows_mut()
+            .into_iter()
+            .zip(prev.rows())
+            .zip(cache.rows())
+        {
+            let (next, prev, s) = (
+                next.as_slice_mut()
+                    .expect("invariant: standard-layout state"),
+                prev.as_slice().expect("invariant: standard-layout state"),
+                s.as_slice().expect("invariant: standard-layout cache"),
+            );
+            let t = self.clock(prev);
+            for (i, ((h, &s), &p)) in next[..u].iter_mut().zip(s).zip(&prev[..u]).enumerate() {
+                *h = if self.on(i, t) { p + a[i] * (s - p) } else { p };
+            }
+            next[u..(hist + 1) * u].copy_from_slice(&prev[..hist * u]);
+            if let Some(c) = self.clock_col() {
+                next[c..c + u].fill(F::c((t + 1) as f64));
             }
         }
     }
 
-    /// The backward of [`Self::leaky_step`]: `dz = dh⊙a⊙act'(s)`,
-    /// `dh_{t−1} = dh⊙(1 − a) + (dz·Rᵀ)⊙mask`, and for a learned leak
-    /// `d_rw = dh⊙(s − h_{t−1})`.
+    /// The backward of [`Self::leaky_step`]: `dz = dh⊙a⊙act'(s)` (0 where the clock held
+    /// the unit), `dh_{t−1} = dh⊙(1 − a) + (dz·Rᵀ)⊙mask` plus what the shifted older state
+    /// took, `dh_{t−d} = dz·Vᵀ`, and for a learned leak `d_rw = dh⊙(s − h_{t−1})`.
     fn leaky_backward(
         &self,
         st: BackwardStep<'_, F>,
@@ -334,35 +538,76 @@ impl<F: Float> LeakyRnnCell<F> {
             mut d_rw,
             mut d_prev,
         } = st;
-        let u = self.w.units();
+        let (u, hist) = (self.w.units(), self.history());
         let learned = self.leak_logit.is_some();
         let a = self.leaks(Self::leak_buf(scratch, u));
         let act = self.activation;
+        let rows = prev
+            .rows()
+            .into_iter()
+            .zip(cache.rows())
+            .zip(d_state.rows());
+        with_derivatives!(act, |dact| for ((((p, s), dh), mut dz), mut dl) in
+            rows.zip(d_xw.rows_mut()).zip(d_rw.rows_mut())
         {
-            let (s, dh, dz) = (sl(cache), sl(d_state), sl_mut(d_xw.view_mut()));
-            with_derivatives!(act, |dact| for ((dz, dh), s) in
-                dz.chunks_mut(u).zip(dh.chunks(u)).zip(s.chunks(u))
-            {
-                for (((dz, &dh), &s), &a) in dz.iter_mut().zip(dh).zip(s).zip(a) {
-                    *dz = dh * a * dact.d(s);
+            let t = self.clock(p.as_slice().expect("invariant: standard-layout state"));
+            for i in 0..u {
+                let on = self.on(i, t);
+                dz[i] = if on {
+                    dh[i] * a[i] * dact.d(s[i])
+                } else {
+                    F::zero()
+                };
+                if learned {
+                    dl[i] = if on { dh[i] * (s[i] - p[i]) } else { F::zero() };
                 }
-            });
-        }
-        if learned {
-            let (s, p, dh, dl) = (sl(cache), sl(prev), sl(d_state), sl_mut(d_rw.view_mut()));
-            for (((dl, &s), &p), &dh) in dl.iter_mut().zip(s).zip(p).zip(dh) {
-                *dl = dh * (s - p);
+            }
+        });
+        {
+            let mut d0 = d_prev.slice_mut(s![.., ..u]);
+            self.w.times_rt(&d_xw.view(), F::zero(), &mut d0);
+            if let Some(m) = mask {
+                d0 *= &m;
             }
         }
-        self.w.times_rt(&d_xw.view(), F::zero(), &mut d_prev);
-        if let Some(m) = mask {
-            d_prev *= &m;
-        }
-        let (dh, dp) = (sl(d_state), sl_mut(d_prev.view_mut()));
-        for (dp, dh) in dp.chunks_mut(u).zip(dh.chunks(u)) {
-            for ((dp, &dh), &a) in dp.iter_mut().zip(dh).zip(a) {
-                *dp += dh * (F::one() - a);
+        let flow_at = if learned { u } else { 0 };
+        let rows = d_prev
+            .rows_mut()
+            .into_iter()
+            .zip(d_state.rows())
+            .zip(prev.rows());
+        for (((mut dp, dh), p), mut rw) in rows.zip(d_rw.rows_mut()) {
+            let t = self.clock(p.as_slice().expect("invariant: standard-layout state"));
+            for i in 0..u {
+                let keep = if self.on(i, t) {
+                    F::one() - a[i]
+                } else {
+                    F::one()
+                };
+                dp[i] += dh[i] * keep;
             }
+            if self.flow.is_some() {
+                // The one-step Jacobian's product, before the older states join `dp`.
+                let (dp, dh) = (dp.as_slice().expect("row"), dh.as_slice().expect("row"));
+                let out = rw
+                    .as_slice_mut()
+                    .expect("invariant: standard-layout buffer");
+                flow_row(&dh[..u], &dp[..u], &mut out[flow_at..flow_at + u]);
+            }
+            // `next`'s older states are `prev`'s shifted by one block.
+            for k in 0..hist * u {
+                if k < u {
+                    dp[k] += dh[k + u];
+                } else {
+                    dp[k] = dh[k + u];
+                }
+            }
+            // The clock takes no gradient.
+            dp.slice_mut(s![(hist + 1) * u..]).fill(F::zero());
+        }
+        if let Some(v) = &self.skip {
+            let mut old = d_prev.slice_mut(s![.., hist * u..(hist + 1) * u]);
+            general_mat_mul(F::one(), &d_xw.view(), &v.v2().t(), F::zero(), &mut old);
         }
     }
 
@@ -392,11 +637,15 @@ impl<F: Float> Cell for LeakyRnnCell<F> {
     fn cache_width(&self) -> usize {
         self.units()
     }
+    fn state_blocks(&self) -> usize {
+        self.delay + usize::from(!self.periods.is_empty())
+    }
     /// A learned leak takes its gradient through `d_rw`, which the loop keeps apart: there
-    /// the backward step writes `dL/dh_t ⊙ (s_t − h_{t−1})` (the recurrent product's own
-    /// gradient is `d_xw`, as for SimpleRNN).
-    fn separate_recurrent_grad(&self) -> bool {
-        self.leak_logit.is_some()
+    /// the backward step writes `dL/dh_t ⊙ (s_t − h_{t−1})` in the first `u` columns (the
+    /// recurrent product's own gradient is `d_xw`, as for SimpleRNN), and the
+    /// gradient-flow regulariser's factor in the next `u`.
+    fn step_grad_width(&self) -> usize {
+        self.units() * (usize::from(self.leak_logit.is_some()) + usize::from(self.flow.is_some()))
     }
 
     fn step(
@@ -442,13 +691,35 @@ impl<F: Float> Cell for LeakyRnnCell<F> {
         // leak's terms instead).
         self.w
             .accumulate(g.x, g.prev, g.d_xw, g.d_xw, u, gw, g.per_gate);
+        let learned = self.leak_logit.is_some();
         if let Some(p) = &mut self.leak_logit {
-            let da = g.d_rw.sum_axis(Axis(0));
+            let da = g.d_rw.slice(s![.., ..u]).sum_axis(Axis(0));
             let mut grad = p.grad.view_mut();
             for ((gl, &l), &d) in grad.iter_mut().zip(p.value.iter()).zip(da.iter()) {
                 let a = F::one() / (F::one() + (-l).exp());
                 *gl += d * a * (F::one() - a);
             }
+        }
+        if let Some(v) = &mut self.skip {
+            // Skip connections refuse recurrent dropout: `prev` holds whole states here.
+            let hist = self.delay - 1;
+            let old = g.prev.slice(s![.., hist * u..(hist + 1) * u]);
+            crate::parallel::gemm(F::one(), &old.t(), &g.d_xw, F::one(), &mut v.g2());
+        }
+        if let Some(lambda) = self.flow {
+            let at = if learned { u } else { 0 };
+            let factor = g.d_rw.slice(s![.., at..at + u]);
+            add_flow_grad(
+                lambda,
+                g.batch,
+                factor,
+                g.d_xw,
+                &mut self.w.recurrent_kernel,
+            );
+        }
+        if let Some(m) = &self.rec_mask {
+            let mut dr = self.w.recurrent_kernel.g2();
+            dr *= m;
         }
     }
 
@@ -456,10 +727,19 @@ impl<F: Float> Cell for LeakyRnnCell<F> {
         if let Some(p) = &self.leak_logit {
             f("leak_logit", p);
         }
+        if let Some(p) = &self.skip {
+            f("skip_kernel", p);
+        }
     }
+    /// Visited after the kernels: a clockwork layer's absent recurrent connections are
+    /// held at zero here, whenever weights may have been written (set, loaded, updated).
     fn visit_extra_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
         if let Some(p) = &mut self.leak_logit {
             f("leak_logit", p);
         }
+        if let Some(p) = &mut self.skip {
+            f("skip_kernel", p);
+        }
+        self.hold_connectivity();
     }
 }

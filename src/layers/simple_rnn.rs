@@ -5,7 +5,8 @@ use super::bidirectional::{BidirectionalConfig, BidirectionalSpec};
 use super::recurrent::cell_sealed::Sealed;
 use super::recurrent::config::{NoReturnState, is_orthogonal, orthogonal, tanh, yes};
 use super::recurrent::{BackwardStep, Cell, CellOptions, CellWeights, Recurrent, sl, sl_mut};
-use super::recurrent::{RecurrentLayerConfig, sequence_builders};
+use super::recurrent::{RecurrentLayerConfig, SequenceGrads, sequence_builders};
+use super::recurrent::{add_flow_grad, flow_row};
 use crate::activation::{Activation, Deriv, with_derivatives};
 use crate::float::Float;
 use crate::init::{Init, StdRng};
@@ -92,6 +93,11 @@ pub struct SimpleRnnConfig {
     /// orthogonal; written to files only when another).
     #[serde(default = "orthogonal", skip_serializing_if = "is_orthogonal")]
     pub recurrent_initializer: Init,
+    /// Strength λ of the gradient-flow regulariser (Pascanu et al. 2013), a training term
+    /// added to the recurrent kernel's gradient (see
+    /// [`gradient_flow_regularizer`](SimpleRnnConfig::gradient_flow_regularizer)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gradient_flow_regularizer: Option<f64>,
     #[serde(default, skip_serializing, rename = "return_state")]
     return_state: NoReturnState,
 }
@@ -114,9 +120,49 @@ impl SimpleRnnConfig {
             recurrent_dropout: 0.0,
             seed: None,
             recurrent_initializer: Init::Orthogonal,
+            gradient_flow_regularizer: None,
             return_state: NoReturnState,
         }
     }
+    /// Adds the gradient-flow regulariser of Pascanu, Mikolov and Bengio (2013) with
+    /// strength `lambda` ≥ 0 to training: `Ω = λ·mean_b Σ_t (‖g_t·∂h_t/∂h_{t−1}‖/‖g_t‖ − 1)²`
+    /// (`g_t = dL/dh_t`), which rewards steps that pass the gradient back with its norm
+    /// kept, so that it neither vanishes nor explodes on the way to early inputs. In the
+    /// paper's simplified form: `g_t` and the activations are held constant and only the
+    /// recurrent kernel's gradient takes the term. The loss the trainer reports is the data
+    /// loss alone (Ω shapes the update; its value is not reported).
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// let c = SimpleRnnConfig::new(8).gradient_flow_regularizer(2.0);
+    /// assert_eq!(c.gradient_flow_regularizer, Some(2.0));
+    /// ```
+    pub fn gradient_flow_regularizer(mut self, lambda: f64) -> Self {
+        self.gradient_flow_regularizer = Some(lambda);
+        self
+    }
+}
+
+/// Refuses a gradient-flow strength that is negative or not finite, or joined with
+/// recurrent dropout (the regulariser's Jacobian is the undropped step's).
+pub(crate) fn check_flow(
+    layer: &str,
+    lambda: Option<f64>,
+    recurrent_dropout: f64,
+) -> crate::error::Result<()> {
+    let Some(l) = lambda else { return Ok(()) };
+    let reason = if !(l >= 0.0 && l.is_finite()) {
+        format!("expected a finite strength ≥ 0, got {l}")
+    } else if recurrent_dropout > 0.0 {
+        "the regulariser does not take recurrent_dropout".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(crate::error::Error::Config {
+        layer: layer.to_string(),
+        field: "gradient_flow_regularizer",
+        reason,
+    })
 }
 
 impl RecurrentLayerConfig for SimpleRnnConfig {
@@ -134,6 +180,13 @@ impl RecurrentLayerConfig for SimpleRnnConfig {
     }
     fn describe(&self) -> String {
         format!("units={}, activation={}", self.units, self.activation)
+    }
+    fn check(&self, layer: &str) -> crate::error::Result<()> {
+        check_flow(
+            layer,
+            self.gradient_flow_regularizer,
+            self.recurrent_dropout,
+        )
     }
     fn layer_spec(self) -> LayerSpec {
         LayerSpec::SimpleRnn(self)
@@ -154,6 +207,7 @@ impl RecurrentLayerConfig for SimpleRnnConfig {
         SimpleRnnCell {
             activation: self.activation,
             w,
+            flow: self.gradient_flow_regularizer.map(F::c),
         }
     }
 }
@@ -163,6 +217,8 @@ impl RecurrentLayerConfig for SimpleRnnConfig {
 pub struct SimpleRnnCell<F: Float> {
     activation: Activation,
     w: CellWeights<F>,
+    /// The gradient-flow regulariser's strength, if on.
+    flow: Option<F>,
 }
 
 impl<F: Float> Sealed for SimpleRnnCell<F> {}
@@ -181,6 +237,10 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
     }
     fn cache_width(&self) -> usize {
         0
+    }
+    /// With the gradient-flow regulariser, each backward step keeps its factor in `d_rw`.
+    fn step_grad_width(&self) -> usize {
+        if self.flow.is_some() { self.units() } else { 0 }
     }
 
     fn step(
@@ -206,7 +266,7 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
             cache: _,
             d_state,
             mut d_xw,
-            d_rw: _,
+            mut d_rw,
             mut d_prev,
         } = s;
         let act = self.activation;
@@ -221,5 +281,35 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
         }
         // dh_{t-1} = da·Rᵀ
         self.w.times_rt(&d_xw.view(), F::zero(), &mut d_prev);
+        if self.flow.is_some() {
+            for ((g, w), mut out) in d_state
+                .rows()
+                .into_iter()
+                .zip(d_prev.rows())
+                .zip(d_rw.rows_mut())
+            {
+                flow_row(
+                    g.as_slice().expect("invariant: standard-layout state"),
+                    w.as_slice().expect("invariant: standard-layout state"),
+                    out.as_slice_mut()
+                        .expect("invariant: standard-layout buffer"),
+                );
+            }
+        }
+    }
+
+    fn accumulate_grads(&mut self, g: SequenceGrads<'_, F>) {
+        let u = self.units();
+        self.w
+            .accumulate(g.x, g.prev, g.d_xw, g.d_xw, u, u, g.per_gate);
+        if let Some(lambda) = self.flow {
+            add_flow_grad(
+                lambda,
+                g.batch,
+                g.d_rw,
+                g.d_xw,
+                &mut self.w.recurrent_kernel,
+            );
+        }
     }
 }

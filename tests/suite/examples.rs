@@ -506,7 +506,10 @@ fn long_term_prints_the_toy_the_success_lines_and_the_cliff() {
             "GRU",
             "LeakyRNN(a=0.1)",
             "LeakyRNN(learned)",
+            "SkipRNN(d=5)",
+            "Clockwork(1,2,4,8)",
             "SimpleRNN(reservoir)",
+            "SimpleRNN(flow-reg)",
         ] {
             let key = format!("success lag={lag} cell={cell} rate=");
             let line = stdout

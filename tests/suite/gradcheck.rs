@@ -321,6 +321,14 @@ fn leaky_rnn_gradients_match_finite_differences() {
                 .use_bias(false),
         ),
         ("learned leak", LeakyRnnConfig::new(3).train_leak(true)),
+        ("skip d=2", LeakyRnnConfig::new(3).leak(0.6).skip_delay(2)),
+        (
+            "clockwork 1, 2, 3, learned leak, skip d=3",
+            LeakyRnnConfig::new(3)
+                .clock_periods(&[1, 2, 3])
+                .train_leak(true)
+                .skip_delay(3),
+        ),
         (
             "learned leak, sigmoid, backwards",
             LeakyRnnConfig::new(3)

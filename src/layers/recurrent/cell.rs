@@ -56,6 +56,17 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static + sealed::Sealed {
         false
     }
 
+    /// Columns of `d_rw`, what each backward step writes besides `d_xw`: the gate width
+    /// when [`Cell::separate_recurrent_grad`], else 0 unless the cell keeps per-step terms
+    /// of its own there (a learned leak, the gradient-flow regulariser's factor).
+    fn step_grad_width(&self) -> usize {
+        if self.separate_recurrent_grad() {
+            self.gate_width()
+        } else {
+            0
+        }
+    }
+
     /// One forward step: `xw` `[B, G]`, `prev` `[B, S]` → `next` `[B, S]`, `cache` `[B, C]`.
     fn step(
         &self,
@@ -162,9 +173,15 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static + sealed::Sealed {
     fn gate_width(&self) -> usize {
         Self::GATES * self.units()
     }
-    /// Width of the state block (`STATE_BLOCKS * units`).
+    /// State blocks of `units` columns this cell carries ([`Cell::STATE_BLOCKS`] unless
+    /// its options add some: a LeakyRNN's skip connection carries older states, a clockwork
+    /// layer its clock).
+    fn state_blocks(&self) -> usize {
+        Self::STATE_BLOCKS
+    }
+    /// Width of the state block (`state_blocks() * units`).
     fn state_width(&self) -> usize {
-        Self::STATE_BLOCKS * self.units()
+        self.state_blocks() * self.units()
     }
 }
 
@@ -181,7 +198,8 @@ pub struct BackwardStep<'a, F> {
     pub d_state: ArrayView2<'a, F>,
     /// Written: dL/d(input projection) `[B, G]`.
     pub d_xw: ArrayViewMut2<'a, F>,
-    /// Written when [`Cell::separate_recurrent_grad`]: dL/d(recurrent product) `[B, G]`.
+    /// Written when [`Cell::separate_recurrent_grad`]: dL/d(recurrent product) `[B, G]`
+    /// (`[B, step_grad_width]`: whatever per-step terms the cell keeps).
     pub d_rw: ArrayViewMut2<'a, F>,
     /// Written: dL/d(prev) `[B, S]`.
     pub d_prev: ArrayViewMut2<'a, F>,
@@ -200,8 +218,11 @@ pub struct SequenceGrads<'a, F> {
     pub cache: ArrayView2<'a, F>,
     /// Pre-activation gradients `[N, G]`.
     pub d_xw: ArrayView2<'a, F>,
-    /// Gradients w.r.t. the recurrent product `[N, G]` (`d_xw` unless separate).
+    /// Gradients w.r.t. the recurrent product `[N, G]` (`d_xw` when
+    /// [`Cell::step_grad_width`] is 0; else what the backward steps wrote there).
     pub d_rw: ArrayView2<'a, F>,
+    /// Batch rows (`N` = steps × batch).
+    pub batch: usize,
     /// True under recurrent dropout: `x` and `prev` hold one block per gate.
     pub per_gate: bool,
 }

@@ -5,6 +5,7 @@
 //! - `cell`: the [`Cell`] contract (one step, forward and backward);
 //! - `state`: states between calls (Keras's list `[h, c]` and the loop's block), the
 //!   slot a `stateful` layer carries;
+//! - `flow`: the gradient-flow regulariser's per-step factor and weight gradient;
 //! - `time_loop`: the loop itself, forwards and backwards through time;
 //! - `layer`: [`Recurrent<C>`], the loop as a [`Layer`](crate::Layer);
 //! - `workspace`: sequence-sized buffers and the split of a batch across threads;
@@ -12,6 +13,7 @@
 
 mod cell;
 pub(crate) mod config;
+mod flow;
 mod lanes;
 mod layer;
 mod state;
@@ -25,6 +27,7 @@ pub use cell::{BackwardStep, SequenceGrads};
 pub(crate) use cell::{sl, sl_mut};
 pub use config::{CellOptions, RecurrentLayerConfig, SequenceConfig, SequenceOptions};
 pub(crate) use config::{build_recurrent, name_or_default, seq_input, sequence_builders};
+pub(crate) use flow::{add_flow_grad, flow_row};
 pub(crate) use lanes::{avx2_twin, zip_lanes};
 pub use layer::{Recurrent, RecurrentLayer};
 pub use weights::CellWeights;

@@ -150,7 +150,7 @@ pub(super) fn backward_loop<C: Cell>(
     } = bufs;
     let t = cache.len_of(Axis(0));
     let u = cell.units();
-    let sep = cell.separate_recurrent_grad();
+    let sep = cell.step_grad_width() > 0;
     let mut masked = rec_mask.map(|m| Array2::zeros(m.dim()));
     for k in (0..t).rev() {
         // This step's output gradient joins the state gradient (h part).

@@ -91,7 +91,7 @@ impl<C: Cell> Recurrent<C> {
     /// The loop's initial state `[batch, h | c]` from explicit states for input `x`.
     fn explicit_initial(&self, x: &ArrayD<C::F>, states: &[Array2<C::F>]) -> Result<Array2<C::F>> {
         let b = check_seq(self.lname(), x, self.cell.input_dim())?.dim().0;
-        let (blocks, u) = (C::STATE_BLOCKS, self.cell.units());
+        let (blocks, u) = (self.cell.state_blocks(), self.cell.units());
         let mut init = Array2::zeros((b, blocks * u));
         gather_states(self.lname(), states, blocks, u, b, true, init.view_mut())?;
         Ok(init)
@@ -324,11 +324,11 @@ impl<C: Cell> Recurrent<C> {
         check_dy(self.lname(), dy, &self.buf.out_shape)?;
         let (t, b, f) = self.buf.x.dim();
         let (g, sw) = (self.cell.gate_width(), self.cell.state_width());
-        let sep = self.cell.separate_recurrent_grad();
+        let rw = self.cell.step_grad_width();
         self.cell.prepare(true);
         let buf = &mut self.buf;
         ensure3(&mut buf.d_xw, (t, b, g));
-        ensure3(&mut buf.d_rw, (t, b, if sep { g } else { 0 }));
+        ensure3(&mut buf.d_rw, (t, b, rw));
         ensure2(&mut buf.d_state, (b, sw));
         ensure2(&mut buf.d_prev, (b, sw));
         match d_final {
@@ -415,7 +415,11 @@ impl<C: Cell> Recurrent<C> {
                 .expect("standard layout")
         };
         let d_xw2 = rows(&buf.d_xw);
-        let d_rw2 = if sep { rows(&buf.d_rw) } else { d_xw2.view() };
+        let d_rw2 = if rw > 0 {
+            rows(&buf.d_rw)
+        } else {
+            d_xw2.view()
+        };
         self.cell.accumulate_grads(SequenceGrads {
             x: if per_gate {
                 buf.x_gates.view()
@@ -426,6 +430,7 @@ impl<C: Cell> Recurrent<C> {
             cache: rows(&buf.cache),
             d_xw: d_xw2.view(),
             d_rw: d_rw2,
+            batch: b,
             per_gate,
         });
 
@@ -614,7 +619,12 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
                 Some(init.view()),
                 None,
             )?;
-            scatter_states(last_state(buf), C::STATE_BLOCKS, self.cell.units(), states);
+            scatter_states(
+                last_state(buf),
+                self.cell.state_blocks(),
+                self.cell.units(),
+                states,
+            );
             Ok(out)
         })
     }
@@ -642,7 +652,7 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
         }
         scatter_states(
             last_state(&self.buf),
-            C::STATE_BLOCKS,
+            self.cell.state_blocks(),
             self.cell.units(),
             states,
         );
@@ -668,7 +678,7 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
         if d_states.is_empty() && !self.from_states {
             return Ok((self.backward_x(dy)?, Vec::new()));
         }
-        let (blocks, u) = (C::STATE_BLOCKS, self.cell.units());
+        let (blocks, u) = (self.cell.state_blocks(), self.cell.units());
         let d_final = if d_states.is_empty() {
             None
         } else {

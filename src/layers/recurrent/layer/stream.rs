@@ -33,7 +33,7 @@ impl<C: Cell> LayerState<C::F> for Recurrent<C> {
             return Err(crate::layers::empty(self.lname(), "input", x.shape()));
         }
         let cell = &self.cell;
-        let (u, blocks) = (cell.units(), C::STATE_BLOCKS);
+        let (u, blocks) = (cell.units(), cell.state_blocks());
         let (g, sw, cw) = (cell.gate_width(), cell.state_width(), cell.cache_width());
         let [xw, prev, next, cache, scratch, _] = &mut work.bufs;
         gather_states(
@@ -70,7 +70,7 @@ impl<C: Cell> LayerState<C::F> for Recurrent<C> {
         crate::layers::check_output_size(self.lname(), &[batch, self.cell.units()])?;
         Ok(vec![
             Array2::zeros((batch, self.cell.units()));
-            C::STATE_BLOCKS
+            self.cell.state_blocks()
         ])
     }
     fn reset_states(&mut self) {
@@ -79,7 +79,12 @@ impl<C: Cell> LayerState<C::F> for Recurrent<C> {
     fn states(&self) -> Vec<Array2<C::F>> {
         let mut out = Vec::new();
         if let Some(s) = self.carried.get() {
-            scatter_states(s.view(), C::STATE_BLOCKS, self.cell.units(), &mut out);
+            scatter_states(
+                s.view(),
+                self.cell.state_blocks(),
+                self.cell.units(),
+                &mut out,
+            );
         }
         out
     }
@@ -96,7 +101,7 @@ impl<C: Cell> LayerState<C::F> for Recurrent<C> {
             self.carried.set(None);
             return Ok(());
         };
-        let (blocks, u) = (C::STATE_BLOCKS, self.cell.units());
+        let (blocks, u) = (self.cell.state_blocks(), self.cell.units());
         let b = states.first().map_or(0, |s| s.nrows());
         let mut block = Array2::zeros((b, blocks * u));
         gather_states(self.lname(), states, blocks, u, b, true, block.view_mut())?;
