@@ -177,6 +177,7 @@ fn every_example_runs_quick_and_writes_its_plots() {
                 "composition.svg",
                 "gradient_flow.svg",
                 "success.svg",
+                "success_adding.svg",
                 "cliff.svg",
             ],
         ),
@@ -511,13 +512,15 @@ fn long_term_prints_the_toy_the_success_lines_and_the_cliff() {
             "SimpleRNN(reservoir)",
             "SimpleRNN(flow-reg)",
         ] {
-            let key = format!("success lag={lag} cell={cell} rate=");
-            let line = stdout
-                .lines()
-                .find(|l| l.starts_with(&key))
-                .unwrap_or_else(|| panic!("{key}\n{stdout}"));
-            let rate: f64 = line[key.len()..].parse().unwrap();
-            assert!((0.0..=1.0).contains(&rate), "{line}");
+            for task in ["", "task=adding "] {
+                let key = format!("success {task}lag={lag} cell={cell} rate=");
+                let line = stdout
+                    .lines()
+                    .find(|l| l.starts_with(&key))
+                    .unwrap_or_else(|| panic!("{key}\n{stdout}"));
+                let rate: f64 = line[key.len()..].parse().unwrap();
+                assert!((0.0..=1.0).contains(&rate), "{line}");
+            }
         }
     }
     let cliff = |clip: &str| -> (bool, f64) {
@@ -546,6 +549,7 @@ fn long_term_prints_the_toy_the_success_lines_and_the_cliff() {
             "composition.svg",
             "gradient_flow.svg",
             "success.svg",
+            "success_adding.svg",
             "cliff.svg",
         ],
     );
