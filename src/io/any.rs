@@ -76,6 +76,9 @@ impl<F: Float> Save for AnyModel<F> {
     fn to_bytes(&self) -> Result<Vec<u8>> {
         each!(self, m => m.to_bytes())
     }
+    fn to_format(&self, format: super::Format) -> Result<Vec<u8>> {
+        each!(self, m => m.to_format(format))
+    }
 }
 
 impl<F: Float> Module<F> for AnyModel<F> {

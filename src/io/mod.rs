@@ -45,6 +45,7 @@ mod container;
 mod graph;
 mod header;
 mod keras;
+pub mod onnx;
 mod reservoir;
 mod sequential;
 mod spec;
@@ -108,6 +109,52 @@ pub trait Save {
     {
         write_atomic(path.as_ref(), &self.to_bytes()?)
     }
+
+    /// The model in another framework's [`Format`], as bytes (ONNX: one `ModelProto`).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`](crate::Error::Unsupported) naming the layer and option with
+    /// no exact form in that format (see [`onnx`]), or a model type not exported yet.
+    fn to_format(&self, format: Format) -> Result<Vec<u8>> {
+        let Format::Onnx = format;
+        Err(crate::Error::Unsupported {
+            layer: "model".into(),
+            reason: "ONNX export is written for Sequential models so far".into(),
+        })
+    }
+
+    /// Writes the model in another framework's [`Format`] to `path`, atomically.
+    ///
+    /// ```
+    /// use rnnkit::prelude::*;
+    /// use rnnkit::io::Format;
+    /// # fn main() -> Result<(), rnnkit::Error> {
+    /// let model = Sequential::<f32>::new(&[10, 3])
+    ///     .push(LstmConfig::new(8))?
+    ///     .push(DenseConfig::new(1))?;
+    /// let path = std::env::temp_dir().join("rnnkit_doc_export.onnx");
+    /// model.export(&path, Format::Onnx)?; // serve it with ONNX Runtime
+    /// # std::fs::remove_file(&path).ok();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Save::to_format`]; [`Error::Io`](crate::Error::Io) when the file cannot be
+    /// written.
+    fn export(&self, path: impl AsRef<Path>, format: Format) -> Result<()>
+    where
+        Self: Sized,
+    {
+        write_atomic(path.as_ref(), &self.to_format(format)?)
+    }
+}
+
+/// A format other frameworks read, for [`Save::export`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Format {
+    /// ONNX (opset [`onnx::OPSET`], float32), for ONNX Runtime and other ONNX runtimes.
+    Onnx,
 }
 
 /// Every model loads through this trait: [`Load::load`] a file, [`Load::from_bytes`] bytes

@@ -10,6 +10,11 @@ impl<F: Float> Save for Sequential<F> {
     fn to_bytes(&self) -> Result<Vec<u8>> {
         Writer::model(self)?.finish()
     }
+    fn to_format(&self, format: super::Format) -> Result<Vec<u8>> {
+        match format {
+            super::Format::Onnx => super::onnx::sequential(self),
+        }
+    }
 }
 
 impl<F: Float> Decode for Sequential<F> {

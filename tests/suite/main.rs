@@ -29,6 +29,7 @@ mod keras_parity;
 mod layer_chains;
 mod leaky;
 mod masking;
+mod onnx;
 mod regressions;
 mod shapes;
 mod sharing;

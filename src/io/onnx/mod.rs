@@ -1,0 +1,530 @@
+//! ONNX export (opset 17, float32) of a [`Sequential`] model, for serving with ONNX Runtime
+//! (or any ONNX runtime): SimpleRNN, LSTM and GRU as ONNX's own `RNN`, `LSTM` and `GRU`
+//! operators (gate orders converted: Keras `i, f, c, o` → ONNX `i, o, f, c`; GRU `z, r, h`
+//! unchanged with `linear_before_reset` = `reset_after`), `go_backwards` as the `reverse`
+//! direction, Bidirectional as `bidirectional` with the layer's merge, Dense (2-D, and per
+//! step on 3-D), Embedding as `Gather` (the input is then int64 token ids), Dropout as the
+//! identity, RepeatVector and GlobalAveragePooling1D.
+//!
+//! What has no exact ONNX form here is refused with [`Error::Unsupported`] naming the
+//! layer and the option, never exported as a different model: LeakyRNN, masks (`Masking`,
+//! `mask_zero`), stateful layers, Bidirectional with `merge_mode` None or an inner
+//! `go_backwards`, and graph models (not yet written).
+
+mod proto;
+
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::layers::{BidirectionalSpec, LayerSpec, MergeMode};
+use crate::model::Sequential;
+use ndarray::{Array2, ArrayD, Ix2};
+use proto::{Attr, DimP, Msg};
+use std::collections::HashMap;
+
+/// The ONNX operator set the export targets.
+pub const OPSET: i64 = 17;
+
+/// A graph under construction.
+#[derive(Default)]
+struct Builder {
+    nodes: Vec<Msg>,
+    inits: Vec<Msg>,
+    count: usize,
+}
+
+impl Builder {
+    fn fresh(&mut self, base: &str) -> String {
+        self.count += 1;
+        format!("{base}_{}", self.count)
+    }
+    /// Adds a node with `n_out` fresh outputs named after `base`.
+    fn op(
+        &mut self,
+        op: &str,
+        base: &str,
+        inputs: &[&str],
+        n_out: usize,
+        attrs: &[(&str, Attr)],
+    ) -> Vec<String> {
+        let outs: Vec<String> = (0..n_out)
+            .map(|i| self.fresh(&format!("{base}/{op}{i}")))
+            .collect();
+        let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+        let name = self.fresh(&format!("{base}/{op}"));
+        self.nodes
+            .push(proto::node(op, &name, inputs, &refs, attrs));
+        outs
+    }
+    fn op1(&mut self, op: &str, base: &str, inputs: &[&str], attrs: &[(&str, Attr)]) -> String {
+        self.op(op, base, inputs, 1, attrs).remove(0)
+    }
+    fn f32s(&mut self, name: &str, dims: &[usize], data: &[f32]) -> String {
+        self.inits.push(proto::tensor_f32(name, dims, data));
+        name.to_string()
+    }
+    fn i64s(&mut self, base: &str, data: &[i64]) -> String {
+        let name = self.fresh(base);
+        self.inits
+            .push(proto::tensor_i64(&name, &[data.len()], data));
+        name
+    }
+}
+
+fn unsupported(layer: &str, reason: impl Into<String>) -> Error {
+    Error::Unsupported {
+        layer: layer.to_string(),
+        reason: format!("no exact ONNX form: {}", reason.into()),
+    }
+}
+
+fn f32_vec<F: Float>(a: &ArrayD<F>) -> Vec<f32> {
+    a.iter().map(|v| v.to_f32().unwrap_or(f32::NAN)).collect()
+}
+
+/// The ONNX name of an elementwise activation, for the recurrent operators' lists.
+fn rnn_act(layer: &str, a: Activation) -> Result<String> {
+    Ok(match a {
+        Activation::Tanh => "Tanh",
+        Activation::Sigmoid => "Sigmoid",
+        Activation::Relu => "Relu",
+        Activation::Linear => "Affine",
+        Activation::Softmax => return Err(unsupported(layer, "a softmax recurrent activation")),
+    }
+    .to_string())
+}
+
+/// What an ONNX recurrent operator needs of one of rnnkit's recurrent layers.
+struct Rec<'a> {
+    op: &'static str,
+    units: usize,
+    /// Keras's gate block for each ONNX gate.
+    order: &'static [usize],
+    /// Activations per direction, in ONNX's order.
+    acts: Vec<String>,
+    linear_before_reset: Option<i64>,
+    return_sequences: bool,
+    go_backwards: bool,
+    stateful: bool,
+    name: &'a str,
+}
+
+fn rec_of<'a>(spec: &'a LayerSpec, name: &'a str) -> Result<Rec<'a>> {
+    let (op, order, acts, units, seq, lbr): (_, &'static [usize], _, _, _, _) = match spec {
+        LayerSpec::SimpleRnn(c) => (
+            "RNN",
+            &[0],
+            vec![rnn_act(name, c.activation)?],
+            c.units,
+            &c.return_sequences,
+            None,
+        ),
+        LayerSpec::Lstm(c) => (
+            "LSTM",
+            &[0, 3, 1, 2],
+            vec![
+                rnn_act(name, c.recurrent_activation)?,
+                rnn_act(name, c.activation)?,
+                rnn_act(name, c.activation)?,
+            ],
+            c.units,
+            &c.return_sequences,
+            None,
+        ),
+        LayerSpec::Gru(c) => (
+            "GRU",
+            &[0, 1, 2],
+            vec![
+                rnn_act(name, c.recurrent_activation)?,
+                rnn_act(name, c.activation)?,
+            ],
+            c.units,
+            &c.return_sequences,
+            Some(i64::from(c.reset_after)),
+        ),
+        LayerSpec::LeakyRnn(_) => {
+            return Err(unsupported(name, "LeakyRNN has no ONNX operator"));
+        }
+        _ => unreachable!("only recurrent specs reach here"),
+    };
+    let (go_backwards, stateful) = match spec {
+        LayerSpec::SimpleRnn(c) => (c.go_backwards, c.stateful),
+        LayerSpec::Lstm(c) => (c.go_backwards, c.stateful),
+        LayerSpec::Gru(c) => (c.go_backwards, c.stateful),
+        _ => (false, false),
+    };
+    Ok(Rec {
+        op,
+        units,
+        order,
+        acts,
+        linear_before_reset: lbr,
+        return_sequences: *seq,
+        go_backwards,
+        stateful,
+        name,
+    })
+}
+
+/// W `[G·u, F]`, R `[G·u, u]` and B `[2·G·u]` of one direction from Keras's kernel
+/// `[F, G·u]`, recurrent kernel `[u, G·u]` and bias (`[G·u]`, or `[2, 3u]` for GRU with
+/// `reset_after`), gates in ONNX's order.
+fn onnx_weights<F: Float>(
+    rec: &Rec<'_>,
+    w: &HashMap<String, ArrayD<F>>,
+    prefix: &str,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let get = |n: &str| {
+        w.get(&format!("{prefix}{n}"))
+            .ok_or_else(|| unsupported(rec.name, format!("weight {prefix}{n} missing")))
+    };
+    let two = |a: &ArrayD<F>| {
+        a.view()
+            .into_dimensionality::<Ix2>()
+            .map(|v| v.to_owned())
+            .map_err(|_| unsupported(rec.name, "a kernel is not 2-D"))
+    };
+    let (k, r): (Array2<F>, Array2<F>) = (two(get("kernel")?)?, two(get("recurrent_kernel")?)?);
+    let u = rec.units;
+    let g = rec.order.len();
+    let reorder_t = |m: &Array2<F>| {
+        let mut out = Vec::with_capacity(g * u * m.nrows());
+        for &kb in rec.order {
+            for j in 0..u {
+                for f in 0..m.nrows() {
+                    out.push(m[[f, kb * u + j]].to_f32().unwrap_or(f32::NAN));
+                }
+            }
+        }
+        out
+    };
+    let (wt, rt) = (reorder_t(&k), reorder_t(&r));
+    let mut b = vec![0.0f32; 2 * g * u];
+    if let Some(bias) = w.get(&format!("{prefix}bias")) {
+        let flat = f32_vec(bias);
+        let rows = if bias.ndim() == 2 { 2 } else { 1 };
+        for half in 0..rows {
+            for (gi, &kb) in rec.order.iter().enumerate() {
+                for j in 0..u {
+                    b[half * g * u + gi * u + j] = flat[half * g * u + kb * u + j];
+                }
+            }
+        }
+    }
+    Ok((wt, rt, b))
+}
+
+/// A tensor flowing through the graph: its name and rank (2: `[b, f]`, 3: `[b, t, f]`).
+struct Flow {
+    name: String,
+    rank: usize,
+}
+
+fn recurrent<F: Float>(
+    b: &mut Builder,
+    x: &Flow,
+    rec: &Rec<'_>,
+    dirs: &[(&str, HashMap<String, ArrayD<F>>)],
+    merge: MergeMode,
+) -> Result<Flow> {
+    if rec.stateful {
+        return Err(unsupported(
+            rec.name,
+            "stateful=true (export the same layer built without it)",
+        ));
+    }
+    let (u, g, nd) = (rec.units, rec.order.len(), dirs.len());
+    let (mut w, mut r, mut bias) = (Vec::new(), Vec::new(), Vec::new());
+    for (prefix, weights) in dirs {
+        let (a, c, d) = onnx_weights(rec, weights, prefix)?;
+        w.extend(a);
+        r.extend(c);
+        bias.extend(d);
+    }
+    let f = w.len() / (nd * g * u);
+    let base = rec.name;
+    let wn = b.f32s(&format!("{base}/W"), &[nd, g * u, f], &w);
+    let rn = b.f32s(&format!("{base}/R"), &[nd, g * u, u], &r);
+    let bn = b.f32s(&format!("{base}/B"), &[nd, 2 * g * u], &bias);
+    let xt = b.op1(
+        "Transpose",
+        base,
+        &[&x.name],
+        &[("perm", Attr::Ints(vec![1, 0, 2]))],
+    );
+    let direction = match (nd, rec.go_backwards) {
+        (2, _) => "bidirectional",
+        (_, true) => "reverse",
+        _ => "forward",
+    };
+    let mut attrs = vec![
+        ("hidden_size", Attr::Int(u as i64)),
+        ("direction", Attr::Str(direction.into())),
+        (
+            "activations",
+            Attr::Strs((0..nd).flat_map(|_| rec.acts.clone()).collect()),
+        ),
+    ];
+    if rec.acts.iter().any(|a| a == "Affine") {
+        // Keras's `linear`: Affine with α = 1, β = 0, one pair per activation.
+        let n = rec.acts.len() * nd;
+        attrs.push(("activation_alpha", Attr::Floats(vec![1.0; n])));
+        attrs.push(("activation_beta", Attr::Floats(vec![0.0; n])));
+    }
+    if let Some(l) = rec.linear_before_reset {
+        attrs.push(("linear_before_reset", Attr::Int(l)));
+    }
+    let n_out = if rec.op == "LSTM" { 3 } else { 2 };
+    let outs = b.op(rec.op, base, &[&xt, &wn, &rn, &bn], n_out, &attrs);
+    let (y, yh) = (&outs[0], &outs[1]);
+    if rec.return_sequences {
+        if nd == 1 {
+            let axes = b.i64s("axes", &[1]);
+            let mut s = b.op1("Squeeze", base, &[y, &axes], &[]); // [t, b, u]
+            if rec.go_backwards {
+                // Keras outputs a backwards layer's steps in processing order.
+                let (st, en, ax, sp) = (
+                    b.i64s("starts", &[-1]),
+                    b.i64s("ends", &[i64::MIN]),
+                    b.i64s("axes", &[0]),
+                    b.i64s("steps", &[-1]),
+                );
+                s = b.op1("Slice", base, &[&s, &st, &en, &ax, &sp], &[]);
+            }
+            let out = b.op1(
+                "Transpose",
+                base,
+                &[&s],
+                &[("perm", Attr::Ints(vec![1, 0, 2]))],
+            );
+            return Ok(Flow { name: out, rank: 3 });
+        }
+        // [t, 2, b, u] → [b, t, 2, u], then the merge over axis 2.
+        let yt = b.op1(
+            "Transpose",
+            base,
+            &[y],
+            &[("perm", Attr::Ints(vec![2, 0, 1, 3]))],
+        );
+        let out = merge_dirs(b, base, &yt, 2, merge, &[0, 0, -1])?;
+        return Ok(Flow { name: out, rank: 3 });
+    }
+    if nd == 1 {
+        let axes = b.i64s("axes", &[0]);
+        let out = b.op1("Squeeze", base, &[yh, &axes], &[]);
+        return Ok(Flow { name: out, rank: 2 });
+    }
+    // [2, b, u] → [b, 2, u], then the merge over axis 1.
+    let yt = b.op1(
+        "Transpose",
+        base,
+        &[yh],
+        &[("perm", Attr::Ints(vec![1, 0, 2]))],
+    );
+    let out = merge_dirs(b, base, &yt, 1, merge, &[0, -1])?;
+    Ok(Flow { name: out, rank: 2 })
+}
+
+/// Merges the two directions held along `axis` (forward first) as Bidirectional does.
+fn merge_dirs(
+    b: &mut Builder,
+    base: &str,
+    y: &str,
+    axis: i64,
+    merge: MergeMode,
+    concat_shape: &[i64],
+) -> Result<String> {
+    if merge == MergeMode::Concat {
+        let shape = b.i64s("shape", concat_shape);
+        return Ok(b.op1("Reshape", base, &[y, &shape], &[]));
+    }
+    let parts = b.op("Split", base, &[y], 2, &[("axis", Attr::Int(axis))]);
+    let axes = b.i64s("axes", &[axis]);
+    let fw = b.op1("Squeeze", base, &[&parts[0], &axes], &[]);
+    let bw = b.op1("Squeeze", base, &[&parts[1], &axes], &[]);
+    Ok(match merge {
+        MergeMode::Sum => b.op1("Add", base, &[&fw, &bw], &[]),
+        MergeMode::Mul => b.op1("Mul", base, &[&fw, &bw], &[]),
+        MergeMode::Ave => {
+            let s = b.op1("Add", base, &[&fw, &bw], &[]);
+            let half = b.fresh("half");
+            let half = b.f32s(&half, &[], &[0.5]);
+            b.op1("Mul", base, &[&s, &half], &[])
+        }
+        _ => {
+            return Err(unsupported(
+                base,
+                "Bidirectional merge_mode None (two outputs)",
+            ));
+        }
+    })
+}
+
+/// The layer a Bidirectional wraps, as a spec of its own, and the merge.
+fn bidirectional_parts(bs: &BidirectionalSpec) -> (LayerSpec, MergeMode) {
+    match bs {
+        BidirectionalSpec::SimpleRnn(c) => (LayerSpec::SimpleRnn(c.layer.clone()), c.merge_mode),
+        BidirectionalSpec::Lstm(c) => (LayerSpec::Lstm(c.layer.clone()), c.merge_mode),
+        BidirectionalSpec::Gru(c) => (LayerSpec::Gru(c.layer.clone()), c.merge_mode),
+        BidirectionalSpec::LeakyRnn(c) => (LayerSpec::LeakyRnn(c.layer.clone()), c.merge_mode),
+    }
+}
+
+fn activation(b: &mut Builder, base: &str, x: String, a: Activation) -> String {
+    match a {
+        Activation::Linear => x,
+        Activation::Tanh => b.op1("Tanh", base, &[&x], &[]),
+        Activation::Sigmoid => b.op1("Sigmoid", base, &[&x], &[]),
+        Activation::Relu => b.op1("Relu", base, &[&x], &[]),
+        Activation::Softmax => b.op1("Softmax", base, &[&x], &[("axis", Attr::Int(-1))]),
+    }
+}
+
+/// The model as ONNX bytes (see the [module](self)).
+pub(crate) fn sequential<F: Float>(model: &Sequential<F>) -> Result<Vec<u8>> {
+    let spec = model.spec()?;
+    let mut b = Builder::default();
+    let input_dims: Vec<DimP> = std::iter::once(DimP::Named("batch".into()))
+        .chain(spec.input_shape.iter().enumerate().map(|(i, d)| match d {
+            Some(v) => DimP::Fixed(*v),
+            None => DimP::Named(if i == 0 {
+                "steps".into()
+            } else {
+                format!("dim{i}")
+            }),
+        }))
+        .collect();
+    let ids = matches!(spec.layers.first(), Some(LayerSpec::Embedding(_)));
+    let elem = if ids { proto::INT64 } else { proto::FLOAT };
+    let input = proto::value_info("input", elem, &input_dims);
+    let mut x = Flow {
+        name: "input".into(),
+        rank: spec.input_shape.len() + 1,
+    };
+    for (layer, ls) in model.layers().iter().zip(&spec.layers) {
+        let name = layer.name().to_string();
+        let mut weights = HashMap::new();
+        layer.visit_params(&mut |n, p| {
+            weights.insert(n.to_string(), p.value().clone());
+        });
+        x = match ls {
+            LayerSpec::SimpleRnn(_)
+            | LayerSpec::Lstm(_)
+            | LayerSpec::Gru(_)
+            | LayerSpec::LeakyRnn(_) => {
+                let rec = rec_of(ls, &name)?;
+                recurrent(&mut b, &x, &rec, &[("", weights)], MergeMode::Concat)?
+            }
+            LayerSpec::Bidirectional(bs) => {
+                let (inner, merge) = bidirectional_parts(bs);
+                let rec = rec_of(&inner, &name)?;
+                if rec.go_backwards {
+                    return Err(unsupported(&name, "an inner layer with go_backwards"));
+                }
+                let prefix = |dir: &str| {
+                    weights
+                        .keys()
+                        .find(|k| k.starts_with(dir))
+                        .and_then(|k| k.split_once('/'))
+                        .map(|(p, _)| format!("{p}/"))
+                        .unwrap_or_default()
+                };
+                let (fw, bw) = (prefix("forward"), prefix("backward"));
+                let dirs = [
+                    (fw.as_str(), weights.clone()),
+                    (bw.as_str(), weights.clone()),
+                ];
+                recurrent(&mut b, &x, &rec, &dirs, merge)?
+            }
+            LayerSpec::Dense(c) => {
+                let k = &weights["kernel"];
+                let kn = b.f32s(&format!("{name}/kernel"), k.shape(), &f32_vec(k));
+                let mut y = b.op1("MatMul", &name, &[&x.name, &kn], &[]);
+                if let Some(bias) = weights.get("bias") {
+                    let bn = b.f32s(&format!("{name}/bias"), bias.shape(), &f32_vec(bias));
+                    y = b.op1("Add", &name, &[&y, &bn], &[]);
+                }
+                Flow {
+                    name: activation(&mut b, &name, y, c.activation),
+                    rank: x.rank,
+                }
+            }
+            LayerSpec::Embedding(c) => {
+                if c.mask_zero {
+                    return Err(unsupported(
+                        &name,
+                        "mask_zero=true (masks are not exported yet)",
+                    ));
+                }
+                let e = &weights["embeddings"];
+                let en = b.f32s(&format!("{name}/embeddings"), e.shape(), &f32_vec(e));
+                Flow {
+                    name: b.op1("Gather", &name, &[&en, &x.name], &[("axis", Attr::Int(0))]),
+                    rank: x.rank + 1,
+                }
+            }
+            LayerSpec::Dropout(_) => x,
+            LayerSpec::RepeatVector(c) => {
+                let axes = b.i64s("axes", &[1]);
+                let y = b.op1("Unsqueeze", &name, &[&x.name, &axes], &[]);
+                let reps = b.i64s("repeats", &[1, c.n as i64, 1]);
+                Flow {
+                    name: b.op1("Tile", &name, &[&y, &reps], &[]),
+                    rank: 3,
+                }
+            }
+            LayerSpec::GlobalAveragePooling1D(_) => Flow {
+                name: b.op1(
+                    "ReduceMean",
+                    &name,
+                    &[&x.name],
+                    &[("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
+                ),
+                rank: 2,
+            },
+            LayerSpec::Masking(_) => {
+                return Err(unsupported(&name, "Masking (masks are not exported yet)"));
+            }
+            other => {
+                return Err(unsupported(
+                    &name,
+                    format!("{} in a Sequential", other.type_name()),
+                ));
+            }
+        };
+    }
+    b.nodes.push(proto::node(
+        "Identity",
+        "output",
+        &[&x.name],
+        &["output"],
+        &[],
+    ));
+    let out_dims: Vec<DimP> = std::iter::once(DimP::Named("batch".into()))
+        .chain(
+            model
+                .output_shape()
+                .iter()
+                .enumerate()
+                .map(|(i, d)| match d {
+                    Some(v) => DimP::Fixed(*v),
+                    None => DimP::Named(if i == 0 {
+                        "steps".into()
+                    } else {
+                        format!("out{i}")
+                    }),
+                }),
+        )
+        .collect();
+    let output = proto::value_info("output", proto::FLOAT, &out_dims);
+    let mut g = Msg::default();
+    for n in &b.nodes {
+        g.msg(1, n);
+    }
+    g.str(2, &spec.name);
+    for i in &b.inits {
+        g.msg(5, i);
+    }
+    g.msg(11, &input).msg(12, &output);
+    Ok(proto::model(&g, OPSET, "exported by rnnkit"))
+}
