@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Export a Keras model to rnnkit's model file (safetensors + architecture JSON).
 
+rnnkit also reads `.keras` files itself (`AnyModel::<f32>::load("model.keras")`, or
+`cargo run --release --example convert -- model.keras --to rnnkit out.safetensors`); this
+script remains for `.h5` files and for the `--json` sample with Keras's own output.
+
     python tools/keras_export.py MODEL.keras OUT.safetensors [--json OUT.json] [--dtype f32|f64]
 
 Sequential models load in Rust with `Sequential::<f32>::load("OUT.safetensors")`;
@@ -52,11 +56,8 @@ def check(cond, layer, what):
 def recurrent_spec(layer, functional=False):
     cls = type(layer).__name__
     c = layer.get_config()
-    check(not c.get("stateful"), layer, "stateful=True is not supported")
     check(functional or not c.get("return_state"), layer,
           "return_state=True needs a functional model (keras.Model(inputs, outputs))")
-    check(not c.get("dropout") and not c.get("recurrent_dropout"), layer,
-          "dropout / recurrent_dropout are not supported (rnnkit trains without dropout); set them to 0")
     for k in ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
               "activity_regularizer", "kernel_constraint", "recurrent_constraint", "bias_constraint"):
         check(c.get(k) is None, layer, f"{k} is not supported")
@@ -68,7 +69,12 @@ def recurrent_spec(layer, functional=False):
         "return_sequences": bool(c.get("return_sequences", False)),
         "go_backwards": bool(c.get("go_backwards", False)),
         "zero_output_for_mask": bool(c.get("zero_output_for_mask", False)),
+        "stateful": bool(c.get("stateful", False)),
+        "dropout": float(c.get("dropout", 0.0)),
+        "recurrent_dropout": float(c.get("recurrent_dropout", 0.0)),
     }
+    if c.get("seed") is not None:
+        spec["seed"] = int(c["seed"])
     check(spec["activation"] in ACTIVATIONS - {"softmax"}, layer,
           f"activation {spec['activation']!r} is not supported")
     if cls in ("LSTM", "GRU"):

@@ -45,7 +45,9 @@ mod container;
 mod graph;
 mod header;
 mod keras;
+mod keras_file;
 pub mod onnx;
+pub(crate) mod pytorch;
 mod reservoir;
 mod sequential;
 mod spec;
@@ -116,10 +118,9 @@ pub trait Save {
     /// [`Error::Unsupported`](crate::Error::Unsupported) naming the layer and option with
     /// no exact form in that format (see [`onnx`]), or a model type not exported yet.
     fn to_format(&self, format: Format) -> Result<Vec<u8>> {
-        let Format::Onnx = format;
         Err(crate::Error::Unsupported {
             layer: "model".into(),
-            reason: "ONNX export is written for Sequential models so far".into(),
+            reason: format!("{format:?} export is written for Sequential models so far"),
         })
     }
 
@@ -145,7 +146,19 @@ pub trait Save {
     where
         Self: Sized,
     {
-        write_atomic(path.as_ref(), &self.to_format(format)?)
+        let (path, bytes) = (path.as_ref(), self.to_format(format)?);
+        match format {
+            Format::Onnx => write_atomic(path, &bytes),
+            Format::PyTorch => {
+                std::fs::create_dir_all(path).map_err(|e| crate::Error::Io {
+                    path: path.display().to_string(),
+                    op: "create the directory",
+                    reason: e.to_string(),
+                })?;
+                write_atomic(&path.join("model.safetensors"), &bytes)?;
+                write_atomic(&path.join("model.py"), pytorch::MODEL_PY.as_bytes())
+            }
+        }
     }
 }
 
@@ -155,6 +168,10 @@ pub trait Save {
 pub enum Format {
     /// ONNX (opset [`onnx::OPSET`], float32), for ONNX Runtime and other ONNX runtimes.
     Onnx,
+    /// PyTorch: a directory with `model.safetensors` (PyTorch's names and layouts) and
+    /// `model.py`, whose `load(dir)` returns the model as an `nn.Module`; [`Load::load`]
+    /// reads such a directory back. [`Save::to_format`] gives the `model.safetensors`.
+    PyTorch,
 }
 
 /// Every model loads through this trait: [`Load::load`] a file, [`Load::from_bytes`] bytes
@@ -183,7 +200,12 @@ pub trait Load: Sized + sealed::Decode {
     /// non-finite tensor.
     fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = read_file(path)?;
+        // A PyTorch export is a directory; its weights are in `model.safetensors`.
+        let bytes = if path.is_dir() {
+            read_file(&path.join("model.safetensors"))?
+        } else {
+            read_file(path)?
+        };
         Self::decode_bytes(&bytes).map_err(|e| file_error(path, e))
     }
 
@@ -212,11 +234,34 @@ pub(crate) mod sealed {
 
         /// Parses and decodes; a checkpoint loads as its model.
         fn decode_bytes(bytes: &[u8]) -> std::result::Result<Self, FileError> {
+            if super::keras_file::is_zip(bytes) {
+                // A Keras `.keras` archive: read as the rnnkit file it amounts to.
+                return Self::decode_bytes(&super::keras_file::to_rnnkit_file(bytes)?);
+            }
+            if let Some(file) = super::pytorch_layout(bytes)? {
+                return Self::decode_bytes(&file);
+            }
             let header = Header::parse(bytes)?;
             let checkpoint = header.checkpoint.is_some();
             Self::decode(&header, &|n| checkpoint && n.starts_with(OPTIMIZER_PREFIX))
         }
     }
+}
+
+/// A PyTorch export's `model.safetensors` as the rnnkit file it amounts to; `None` for
+/// any other file.
+fn pytorch_layout(bytes: &[u8]) -> std::result::Result<Option<Vec<u8>>, FileError> {
+    let Ok(c) = container::Container::open(bytes) else {
+        return Ok(None);
+    };
+    if c.meta.get("layout").map(String::as_str) != Some("pytorch") {
+        return Ok(None);
+    }
+    let get = |name: &str| {
+        let t = c.tensors.tensor(name).ok()?;
+        c.array::<f32>(name, t.shape()).ok()
+    };
+    pytorch::to_rnnkit_file(&c.meta, &get).map(Some)
 }
 
 /// What a model file holds, read without building the model.
@@ -279,9 +324,16 @@ impl FileInfo {
     pub fn read(path: impl AsRef<Path>) -> Result<FileInfo> {
         let path = path.as_ref();
         let bytes = read_file(path)?;
-        Header::parse(&bytes)
-            .map(|h| h.info())
-            .map_err(|e| file_error(path, e))
+        FileInfo::parse(&bytes).map_err(|e| file_error(path, e))
+    }
+
+    /// The header's information; a `.keras` archive as the rnnkit file it amounts to.
+    fn parse(bytes: &[u8]) -> std::result::Result<FileInfo, FileError> {
+        if keras_file::is_zip(bytes) {
+            let file = keras_file::to_rnnkit_file(bytes)?;
+            return Header::parse(&file).map(|h| h.info());
+        }
+        Header::parse(bytes).map(|h| h.info())
     }
 
     /// [`FileInfo::read`] on bytes in memory.
@@ -289,6 +341,6 @@ impl FileInfo {
     /// # Errors
     /// [`Error::File`](crate::Error::File) when the bytes are not a valid rnnkit file.
     pub fn from_bytes(bytes: &[u8]) -> Result<FileInfo> {
-        Header::parse(bytes).map(|h| h.info()).map_err(bytes_error)
+        FileInfo::parse(bytes).map_err(bytes_error)
     }
 }

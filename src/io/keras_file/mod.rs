@@ -1,0 +1,748 @@
+//! Keras 3 `.keras` files read in Rust: the archive's `config.json` becomes rnnkit's
+//! architecture (a [`ModelSpec`](crate::model::ModelSpec) for a Sequential, a
+//! [`GraphSpec`](crate::model::GraphSpec) for a functional model) and its
+//! `model.weights.h5` the tensors, in the layout of an rnnkit model file, which the usual
+//! loader then checks and builds. HDF5 is read by `hdf5-reader`, a pure-Rust decoder
+//! (no libhdf5). Every layer rnnkit has is read with its options, `stateful` and dropout
+//! included; an option rnnkit lacks is refused naming the layer and the option.
+
+mod zip;
+
+pub(crate) use zip::is_zip;
+
+use super::write::Writer;
+use crate::error::FileError;
+use hdf5_reader::Hdf5File;
+use hdf5_reader::group::Group;
+use ndarray::ArrayD;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+fn arch(e: impl Into<String>) -> FileError {
+    FileError::Architecture(e.into())
+}
+
+/// A `.keras` archive as the bytes of the equivalent rnnkit model file.
+pub(crate) fn to_rnnkit_file(bytes: &[u8]) -> Result<Vec<u8>, FileError> {
+    let config: Value = serde_json::from_slice(zip::member(bytes, "config.json")?)
+        .map_err(|e| arch(format!("config.json: {e}")))?;
+    let h5 = Hdf5File::from_bytes(zip::member(bytes, "model.weights.h5")?)
+        .map_err(|e| arch(format!("model.weights.h5: {e}")))?;
+    let root = h5
+        .root_group()
+        .map_err(|e| arch(format!("model.weights.h5: {e}")))?;
+    let class = config["class_name"].as_str().unwrap_or_default();
+    let body = &config["config"];
+    let mut tensors: Vec<(String, ArrayD<f64>, bool)> = Vec::new();
+    let (architecture, functional) = match class {
+        "Sequential" => (sequential(body, &root, &mut tensors)?, false),
+        "Functional" | "Model" => (functional(body, &root, &mut tensors)?, true),
+        other => {
+            return Err(arch(format!(
+                "a Keras {other:?} model; rnnkit reads Sequential and functional models"
+            )));
+        }
+    };
+    let wide = tensors.iter().any(|(_, _, f64_data)| *f64_data);
+    let finish = |mut w: Writer<f64>| -> Result<Vec<u8>, FileError> {
+        if functional {
+            w.meta("model_type", "Functional".into());
+        }
+        w.meta("architecture", architecture.to_string());
+        w.meta("rnnkit_version", "read from a .keras file".into());
+        for (name, t, _) in &tensors {
+            w.tensor(name.clone(), t).map_err(|e| arch(e.to_string()))?;
+        }
+        w.finish().map_err(|e| arch(e.to_string()))
+    };
+    if wide {
+        finish(Writer::<f64>::new())
+    } else {
+        // Keras's float32 weights stay float32: an f32 file (exact in either model type).
+        let mut w = Writer::<f32>::new();
+        if functional {
+            w.meta("model_type", "Functional".into());
+        }
+        w.meta("architecture", architecture.to_string());
+        w.meta("rnnkit_version", "read from a .keras file".into());
+        for (name, t, _) in &tensors {
+            w.tensor(name.clone(), &t.mapv(|v| v as f32))
+                .map_err(|e| arch(e.to_string()))?;
+        }
+        w.finish().map_err(|e| arch(e.to_string()))
+    }
+}
+
+/// The datasets below `g`, in Keras's variable order (`vars/0`, `vars/1`, ...; numbered
+/// names compared as numbers).
+fn datasets(g: &Group, out: &mut Vec<(ArrayD<f64>, bool)>) -> Result<(), FileError> {
+    let (groups, sets) = g.members().map_err(|e| arch(e.to_string()))?;
+    let key = |n: &str| (n.parse::<u64>().unwrap_or(u64::MAX), n.to_string());
+    let mut sets: Vec<_> = sets.into_iter().collect();
+    sets.sort_by_key(|d| key(d.name()));
+    for d in sets {
+        let (a, wide) = match d.read_array::<f32>() {
+            Ok(a) => (a.mapv(f64::from), false),
+            Err(_) => (
+                d.read_array::<f64>()
+                    .map_err(|e| arch(format!("weight {}: {e}", d.name())))?,
+                true,
+            ),
+        };
+        out.push((a, wide));
+    }
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_by_key(|g| key(g.name()));
+    for g in groups {
+        datasets(&g, out)?;
+    }
+    Ok(())
+}
+
+/// The weights Keras saved for layer `name`, in order (Bidirectional: forward, backward).
+fn layer_weights(
+    root: &Group,
+    name: &str,
+    bidirectional: bool,
+) -> Result<Vec<(ArrayD<f64>, bool)>, FileError> {
+    let mut out = Vec::new();
+    let Ok(layers) = root.group("layers") else {
+        return Ok(out);
+    };
+    let Ok(g) = layers.group(name) else {
+        return Ok(out);
+    };
+    if bidirectional {
+        for side in ["forward_layer", "backward_layer"] {
+            let sub = g
+                .group(side)
+                .map_err(|_| arch(format!("layer {name}: no {side} weights")))?;
+            datasets(&sub, &mut out)?;
+        }
+    } else {
+        datasets(&g, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn refuse(name: &str, class: &str, what: impl std::fmt::Display) -> FileError {
+    arch(format!("layer {name:?} ({class}): {what}"))
+}
+
+/// A Keras activation rnnkit has, by name.
+fn activation(
+    name: &str,
+    class: &str,
+    c: &Map<String, Value>,
+    key: &str,
+    dense: bool,
+) -> Result<Value, FileError> {
+    let a = match c.get(key) {
+        None | Some(Value::Null) => {
+            return Ok(json!(if key == "activation" && !dense {
+                "tanh"
+            } else {
+                "linear"
+            }));
+        }
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(refuse(
+                name,
+                class,
+                format!("{key} {other} is not a built-in activation"),
+            ));
+        }
+    };
+    let known = ["linear", "tanh", "sigmoid", "relu"];
+    if known.contains(&a.as_str()) || (dense && a == "softmax") {
+        Ok(json!(a))
+    } else {
+        Err(refuse(
+            name,
+            class,
+            format!(
+                "{key} {a:?} is not one rnnkit has ({}{})",
+                known.join(", "),
+                if dense { ", softmax" } else { "" }
+            ),
+        ))
+    }
+}
+
+/// Options whose only value rnnkit takes is "none".
+fn none_of(
+    name: &str,
+    class: &str,
+    c: &Map<String, Value>,
+    keys: &[&str],
+) -> Result<(), FileError> {
+    for k in keys {
+        if c.get(*k).is_some_and(|v| !v.is_null()) {
+            return Err(refuse(name, class, format!("{k} is not supported")));
+        }
+    }
+    Ok(())
+}
+
+const REGULARISED: [&str; 7] = [
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "activity_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+];
+
+/// rnnkit's `{"layer", "config"}` for a Keras recurrent layer; `return_state` is reported
+/// apart (a graph node's flag).
+fn recurrent(class: &str, c: &Map<String, Value>) -> Result<(Value, bool), FileError> {
+    let name = c
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or(class)
+        .to_string();
+    none_of(&name, class, c, &REGULARISED)?;
+    let flag = |k: &str| c.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let num = |k: &str| c.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    let mut out = json!({
+        "name": name,
+        "units": c.get("units").cloned().unwrap_or(Value::Null),
+        "activation": activation(&name, class, c, "activation", false)?,
+        "use_bias": c.get("use_bias").and_then(Value::as_bool).unwrap_or(true),
+        "return_sequences": flag("return_sequences"),
+        "go_backwards": flag("go_backwards"),
+        "zero_output_for_mask": flag("zero_output_for_mask"),
+        "stateful": flag("stateful"),
+        "dropout": num("dropout"),
+        "recurrent_dropout": num("recurrent_dropout"),
+    });
+    if let Some(s) = c.get("seed").filter(|s| !s.is_null()) {
+        out["seed"] = s.clone();
+    }
+    if class == "LSTM" || class == "GRU" {
+        out["recurrent_activation"] = activation(&name, class, c, "recurrent_activation", false)?;
+        if c.get("recurrent_activation").is_none() {
+            out["recurrent_activation"] = json!("sigmoid");
+        }
+    }
+    if class == "LSTM" {
+        out["unit_forget_bias"] = json!(
+            c.get("unit_forget_bias")
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+        );
+    }
+    if class == "GRU" {
+        out["reset_after"] = json!(
+            c.get("reset_after")
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+        );
+    }
+    Ok((json!({"layer": class, "config": out}), flag("return_state")))
+}
+
+/// One Keras layer: rnnkit's spec, the tensor names its weights take (in Keras's order),
+/// and whether it returns its states. `None` for an InputLayer.
+fn layer(l: &Value) -> Result<Option<(Value, Vec<String>, bool)>, FileError> {
+    let class = l["class_name"].as_str().unwrap_or_default();
+    let empty = Map::new();
+    let c = l["config"].as_object().unwrap_or(&empty);
+    let name = c
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or(class)
+        .to_string();
+    let names = |ws: &[&str]| ws.iter().map(|w| format!("{name}/{w}")).collect::<Vec<_>>();
+    let use_bias = c.get("use_bias").and_then(Value::as_bool).unwrap_or(true);
+    let rnn_names = |prefix: &str| {
+        let mut v = vec![
+            format!("{prefix}kernel"),
+            format!("{prefix}recurrent_kernel"),
+        ];
+        if use_bias {
+            v.push(format!("{prefix}bias"));
+        }
+        v
+    };
+    let spec = match class {
+        "InputLayer" => return Ok(None),
+        "SimpleRNN" | "LSTM" | "GRU" => {
+            let (spec, state) = recurrent(class, c)?;
+            return Ok(Some((spec, rnn_names(&format!("{name}/")), state)));
+        }
+        "Bidirectional" => {
+            let inner = &c["layer"];
+            let ic = inner["config"].as_object().unwrap_or(&empty);
+            let iclass = inner["class_name"].as_str().unwrap_or_default();
+            if !["SimpleRNN", "LSTM", "GRU"].contains(&iclass) {
+                return Err(refuse(
+                    &name,
+                    class,
+                    format!("wraps {iclass}; rnnkit's Bidirectional wraps SimpleRNN, LSTM or GRU"),
+                ));
+            }
+            let (mut spec, state) = recurrent(iclass, ic)?;
+            if let Some(b) = c.get("backward_layer").filter(|b| !b.is_null()) {
+                let (bspec, _) = recurrent(
+                    b["class_name"].as_str().unwrap_or_default(),
+                    b["config"].as_object().unwrap_or(&empty),
+                )?;
+                for k in ["units", "activation", "use_bias", "return_sequences"] {
+                    if bspec["config"][k] != spec["config"][k] {
+                        return Err(refuse(
+                            &name,
+                            class,
+                            format!("a backward layer that differs in {k}"),
+                        ));
+                    }
+                }
+            }
+            let iname = spec["config"]["name"]
+                .as_str()
+                .unwrap_or(iclass)
+                .to_string();
+            let iname = iname.strip_prefix("forward_").unwrap_or(&iname).to_string();
+            spec["config"]["name"] = json!(iname);
+            let merge = c.get("merge_mode").cloned().unwrap_or(json!("concat"));
+            let merge = if merge.is_null() {
+                json!("none")
+            } else {
+                merge
+            };
+            let ub = spec["config"]["use_bias"].as_bool().unwrap_or(true);
+            let mut w = Vec::new();
+            for side in ["forward", "backward"] {
+                let p = format!("{name}/{side}_{iname}/");
+                w.extend([format!("{p}kernel"), format!("{p}recurrent_kernel")]);
+                if ub {
+                    w.push(format!("{p}bias"));
+                }
+            }
+            let spec = json!({"layer": "Bidirectional", "config": {"name": name, "merge_mode": merge, "layer": spec}});
+            return Ok(Some((spec, w, state)));
+        }
+        "Dense" => {
+            none_of(&name, class, c, &REGULARISED)?;
+            let spec = json!({"layer": "Dense", "config": {"name": name, "units": c.get("units").cloned().unwrap_or(Value::Null),
+                "activation": activation(&name, class, c, "activation", true)?, "use_bias": use_bias}});
+            (
+                spec,
+                if use_bias {
+                    names(&["kernel", "bias"])
+                } else {
+                    names(&["kernel"])
+                },
+            )
+        }
+        "Embedding" => {
+            none_of(
+                &name,
+                class,
+                c,
+                &[
+                    "embeddings_regularizer",
+                    "embeddings_constraint",
+                    "activity_regularizer",
+                ],
+            )?;
+            let spec = json!({"layer": "Embedding", "config": {"name": name, "input_dim": c.get("input_dim").cloned().unwrap_or(Value::Null),
+                "output_dim": c.get("output_dim").cloned().unwrap_or(Value::Null),
+                "mask_zero": c.get("mask_zero").and_then(Value::as_bool).unwrap_or(false)}});
+            (spec, names(&["embeddings"]))
+        }
+        "Masking" => (
+            json!({"layer": "Masking", "config": {"name": name, "mask_value": c.get("mask_value").and_then(Value::as_f64).unwrap_or(0.0)}}),
+            vec![],
+        ),
+        "Dropout" => {
+            none_of(&name, class, c, &["noise_shape"])?;
+            let mut cfg =
+                json!({"name": name, "rate": c.get("rate").and_then(Value::as_f64).unwrap_or(0.0)});
+            if let Some(s) = c.get("seed").filter(|s| !s.is_null()) {
+                cfg["seed"] = s.clone();
+            }
+            (json!({"layer": "Dropout", "config": cfg}), vec![])
+        }
+        "RepeatVector" => (
+            json!({"layer": class, "config": {"name": name, "n": c.get("n").cloned().unwrap_or(Value::Null)}}),
+            vec![],
+        ),
+        "GlobalAveragePooling1D" => {
+            if c.get("data_format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| f != "channels_last")
+            {
+                return Err(refuse(&name, class, "data_format other than channels_last"));
+            }
+            if c.get("keepdims").and_then(Value::as_bool).unwrap_or(false) {
+                return Err(refuse(&name, class, "keepdims=True"));
+            }
+            (json!({"layer": class, "config": {"name": name}}), vec![])
+        }
+        "Concatenate" => (
+            json!({"layer": class, "config": {"name": name, "axis": c.get("axis").cloned().unwrap_or(json!(-1))}}),
+            vec![],
+        ),
+        "Add" | "Multiply" | "Average" => {
+            (json!({"layer": class, "config": {"name": name}}), vec![])
+        }
+        "Attention" | "AdditiveAttention" => {
+            if c.get("dropout").and_then(Value::as_f64).unwrap_or(0.0) != 0.0 {
+                return Err(refuse(&name, class, "attention dropout is not supported"));
+            }
+            let use_scale = c
+                .get("use_scale")
+                .and_then(Value::as_bool)
+                .unwrap_or(class == "AdditiveAttention");
+            let mut cfg = json!({"name": name, "use_scale": use_scale});
+            let mut w = if use_scale { names(&["scale"]) } else { vec![] };
+            if class == "Attention" {
+                let mode = c.get("score_mode").and_then(Value::as_str).unwrap_or("dot");
+                if mode != "dot" && mode != "concat" {
+                    return Err(refuse(
+                        &name,
+                        class,
+                        format!("score_mode {mode:?} is not supported"),
+                    ));
+                }
+                cfg["score_mode"] = json!(mode);
+                if mode == "concat" {
+                    w.push(format!("{name}/concat_score_weight"));
+                }
+            }
+            (json!({"layer": class, "config": cfg}), w)
+        }
+        other => {
+            return Err(refuse(
+                &name,
+                other,
+                format!("rnnkit reads {}", crate::layers::LAYER_TYPES),
+            ));
+        }
+    };
+    Ok(Some((spec.0, spec.1, false)))
+}
+
+/// Keras's `naming.to_snake_case` of a class name (`SimpleRNN` → `simple_rnn`,
+/// `GlobalAveragePooling1D` → `global_average_pooling1d`).
+fn snake(class: &str) -> String {
+    let c: Vec<char> = class
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    // `(.)([A-Z][a-z]+)` → `\1_\2`, then `([a-z])([A-Z])` → `\1_\2`.
+    let mut a = String::new();
+    for i in 0..c.len() {
+        if i > 0
+            && c[i].is_ascii_uppercase()
+            && c.get(i + 1).is_some_and(|n| n.is_ascii_lowercase())
+        {
+            a.push('_');
+        }
+        a.push(c[i]);
+    }
+    let a: Vec<char> = a.chars().collect();
+    let mut b = String::new();
+    for i in 0..a.len() {
+        if i > 0 && a[i].is_ascii_uppercase() && a[i - 1].is_ascii_lowercase() {
+            b.push('_');
+        }
+        b.push(a[i]);
+    }
+    b.to_lowercase()
+}
+
+/// Where Keras saved each layer's weights: `layers/<snake_case class>[_k]`, numbered per
+/// class in the order of the model's layers (Keras's `_save_container_state`).
+fn h5_names(layers: &[Value]) -> HashMap<String, String> {
+    let mut used: HashMap<String, usize> = HashMap::new();
+    let mut out = HashMap::new();
+    for l in layers {
+        let class = l["class_name"].as_str().unwrap_or_default();
+        let base = snake(class);
+        let n = used
+            .entry(base.clone())
+            .and_modify(|n| *n += 1)
+            .or_insert(0);
+        let path = if *n == 0 { base } else { format!("{base}_{n}") };
+        if let Some(name) = l["config"]["name"].as_str() {
+            out.insert(name.to_string(), path);
+        }
+    }
+    out
+}
+
+/// Pairs a layer's tensor names with the weights Keras saved for it.
+fn attach(
+    root: &Group,
+    (name, h5): (&str, &str),
+    spec: &Value,
+    wanted: Vec<String>,
+    tensors: &mut Vec<(String, ArrayD<f64>, bool)>,
+) -> Result<(), FileError> {
+    let saved = layer_weights(root, h5, spec["layer"] == "Bidirectional")?;
+    if saved.len() != wanted.len() {
+        return Err(arch(format!(
+            "layer {name:?}: {} weights saved, expected {} ({})",
+            saved.len(),
+            wanted.len(),
+            wanted.join(", ")
+        )));
+    }
+    for (n, (a, wide)) in wanted.into_iter().zip(saved) {
+        tensors.push((n, a, wide));
+    }
+    Ok(())
+}
+
+fn shape_of(v: &Value) -> Option<Vec<Option<usize>>> {
+    let dims = v.as_array()?;
+    Some(
+        dims.iter()
+            .skip(1)
+            .map(|d| d.as_u64().map(|d| d as usize))
+            .collect(),
+    )
+}
+
+fn sequential(
+    body: &Value,
+    root: &Group,
+    tensors: &mut Vec<(String, ArrayD<f64>, bool)>,
+) -> Result<Value, FileError> {
+    let layers = body["layers"]
+        .as_array()
+        .ok_or_else(|| arch("config.json: no layers"))?;
+    let mut input_shape = body.get("build_input_shape").and_then(shape_of);
+    let paths = h5_names(layers);
+    let mut specs = Vec::new();
+    for l in layers {
+        if l["class_name"] == "InputLayer" {
+            input_shape = l["config"]
+                .get("batch_shape")
+                .or_else(|| l["config"].get("batch_input_shape"))
+                .and_then(shape_of);
+        }
+        let Some((spec, wanted, state)) = layer(l)? else {
+            continue;
+        };
+        let name = spec["config"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if state {
+            return Err(refuse(
+                &name,
+                spec["layer"].as_str().unwrap_or_default(),
+                "return_state=True needs a functional model",
+            ));
+        }
+        let h5 = paths.get(&name).cloned().unwrap_or_default();
+        attach(root, (&name, &h5), &spec, wanted, tensors)?;
+        specs.push(spec);
+    }
+    let input_shape = input_shape.ok_or_else(|| {
+        arch("a Sequential model without an input shape (build it before saving)")
+    })?;
+    Ok(
+        json!({"name": body.get("name").cloned().unwrap_or(json!("sequential")), "input_shape": input_shape, "layers": specs}),
+    )
+}
+
+/// `input_layers` / `output_layers`: a list of `[layer, node, tensor]`, or one such triple.
+fn refs_list(v: &Value) -> Vec<&Value> {
+    match v.as_array() {
+        Some(a) if a.first().is_some_and(Value::is_string) => vec![v],
+        Some(a) => a.iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// A `__keras_tensor__`'s `(layer, node, tensor)`.
+fn history(t: &Value) -> Option<(String, u64, u64)> {
+    let h = t["config"]["keras_history"].as_array()?;
+    Some((
+        h.first()?.as_str()?.to_string(),
+        h.get(1)?.as_u64()?,
+        h.get(2)?.as_u64()?,
+    ))
+}
+
+/// Keras tensors in `v` (one, or a list), in order.
+fn tensors_in(v: &Value) -> Vec<(String, u64, u64)> {
+    match v {
+        Value::Array(a) => a.iter().flat_map(tensors_in).collect(),
+        Value::Object(_) if v["class_name"] == "__keras_tensor__" => {
+            history(v).into_iter().collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn functional(
+    body: &Value,
+    root: &Group,
+    tensors: &mut Vec<(String, ArrayD<f64>, bool)>,
+) -> Result<Value, FileError> {
+    let layers = body["layers"]
+        .as_array()
+        .ok_or_else(|| arch("config.json: no layers"))?;
+    let by_name: HashMap<&str, &Value> = layers
+        .iter()
+        .filter_map(|l| {
+            Some((
+                l["name"]
+                    .as_str()
+                    .or_else(|| l["config"]["name"].as_str())?,
+                l,
+            ))
+        })
+        .collect();
+    let paths = h5_names(layers);
+    let mut inputs = Vec::new();
+    for i in refs_list(&body["input_layers"]) {
+        let name = i.get(0).and_then(Value::as_str).unwrap_or_default();
+        let l = by_name
+            .get(name)
+            .ok_or_else(|| arch(format!("no input layer {name:?}")))?;
+        let shape = l["config"]
+            .get("batch_shape")
+            .or_else(|| l["config"].get("batch_input_shape"))
+            .and_then(shape_of)
+            .ok_or_else(|| arch(format!("input {name:?} without a shape")))?;
+        inputs.push(json!({"name": name, "shape": shape}));
+    }
+    // Every call: (layer, node index, its inbound node).
+    let mut calls: Vec<(&Value, usize, &Value)> = Vec::new();
+    for l in layers {
+        if l["class_name"] == "InputLayer" {
+            continue;
+        }
+        for (k, node) in l["inbound_nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            calls.push((l, k, node));
+        }
+    }
+    let input_names: Vec<String> = inputs
+        .iter()
+        .filter_map(|i| i["name"].as_str().map(str::to_string))
+        .collect();
+    let mut node_name: HashMap<(String, u64), String> = input_names
+        .iter()
+        .map(|n| ((n.clone(), 0), n.clone()))
+        .collect();
+    let reference = |names: &HashMap<(String, u64), String>, (l, n, t): &(String, u64, u64)| {
+        names.get(&(l.clone(), *n)).map(|base| {
+            if *t == 0 {
+                base.clone()
+            } else {
+                format!("{base}:{t}")
+            }
+        })
+    };
+    let mut nodes = Vec::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut pending = calls;
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut later = Vec::new();
+        for (l, k, node) in pending {
+            let args = tensors_in(&node["args"]);
+            let kwargs = node["kwargs"].as_object().cloned().unwrap_or_default();
+            let initial = kwargs
+                .get("initial_state")
+                .map(tensors_in)
+                .unwrap_or_default();
+            let ready = args
+                .iter()
+                .chain(&initial)
+                .all(|h| reference(&node_name, h).is_some());
+            if !ready {
+                later.push((l, k, node));
+                continue;
+            }
+            let lname = l["name"]
+                .as_str()
+                .or_else(|| l["config"]["name"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            let class = l["class_name"].as_str().unwrap_or_default();
+            for key in kwargs.keys() {
+                if !["initial_state", "mask", "training"].contains(&key.as_str()) {
+                    return Err(refuse(
+                        &lname,
+                        class,
+                        format!("call argument {key:?} is not supported"),
+                    ));
+                }
+            }
+            if kwargs.get("mask").is_some_and(|m| !m.is_null()) {
+                return Err(refuse(
+                    &lname,
+                    class,
+                    "an explicit mask argument (masks from Masking or mask_zero are read)",
+                ));
+            }
+            let first = !seen.contains_key(&lname);
+            let name = if first {
+                lname.clone()
+            } else {
+                format!("{lname}_call{k}")
+            };
+            let mut entry = json!({
+                "name": name,
+                "inputs": args.iter().map(|h| reference(&node_name, h)).collect::<Option<Vec<_>>>(),
+            });
+            if !initial.is_empty() {
+                entry["initial_state"] = json!(
+                    initial
+                        .iter()
+                        .map(|h| reference(&node_name, h))
+                        .collect::<Option<Vec<_>>>()
+                );
+            }
+            let (spec, wanted, state) =
+                layer(l)?.ok_or_else(|| arch(format!("layer {lname:?} is an input")))?;
+            if state || !initial.is_empty() {
+                entry["return_state"] = json!(true);
+            }
+            if first {
+                let h5 = paths.get(&lname).cloned().unwrap_or_default();
+                attach(root, (&lname, &h5), &spec, wanted, tensors)?;
+                entry["layer"] = spec["layer"].clone();
+                entry["config"] = spec["config"].clone();
+                seen.insert(lname.clone(), name.clone());
+            } else {
+                entry["shares"] = json!(seen[&lname]);
+            }
+            node_name.insert((lname, k as u64), name);
+            nodes.push(entry);
+        }
+        if later.len() == before {
+            return Err(arch("the functional graph reads a tensor no layer makes"));
+        }
+        pending = later;
+    }
+    let outputs = refs_list(&body["output_layers"])
+        .into_iter()
+        .map(|o| {
+            let h = (
+                o.get(0)?.as_str()?.to_string(),
+                o.get(1)?.as_u64()?,
+                o.get(2)?.as_u64()?,
+            );
+            reference(&node_name, &h)
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| arch("an output no layer makes"))?;
+    Ok(
+        json!({"name": body.get("name").cloned().unwrap_or(json!("functional")), "inputs": inputs, "nodes": nodes, "outputs": outputs}),
+    )
+}

@@ -1,0 +1,399 @@
+//! PyTorch export and import of Sequential models.
+//!
+//! An export is a directory with `model.safetensors`, the weights under PyTorch's own
+//! names and layouts (`layers.<name>.weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`,
+//! `bias_hh_l0`, `_reverse` for a Bidirectional's backward direction, gate orders
+//! `i, f, g, o` (LSTM) and `r, z, n` (GRU); `layers.<name>.weight` / `bias` for `nn.Linear`
+//! and `nn.Embedding`) with rnnkit's architecture in its metadata, and `model.py`, whose
+//! `load(dir)` returns an `nn.Module` in eval mode giving rnnkit's predictions.
+//!
+//! Only what PyTorch's layers compute exactly is exported: SimpleRNN with tanh or relu,
+//! LSTM and GRU with tanh and sigmoid, GRU with `reset_after=True` (PyTorch's form), Dense
+//! with linear, tanh, sigmoid, relu or softmax, Embedding, Bidirectional (concat, sum, mul,
+//! ave), `go_backwards`, Dropout, RepeatVector, GlobalAveragePooling1D. The rest (masks,
+//! stateful layers, LeakyRNN, attention and graph models) is refused naming the layer and
+//! the option.
+//!
+//! Import reads such a directory back (`AnyModel::load(dir)`), Keras's single recurrent
+//! bias being PyTorch's two summed (exact for the function).
+
+use super::write::Writer;
+use crate::error::{Error, FileError, Result};
+use crate::float::Float;
+use crate::layers::{BidirectionalSpec, LayerSpec, MergeMode};
+use crate::model::{ModelSpec, Sequential};
+use ndarray::{Array2, ArrayD, Axis, Ix2, IxDyn};
+use std::collections::HashMap;
+
+/// The `model.py` written beside `model.safetensors`.
+pub(crate) const MODEL_PY: &str = include_str!("model.py");
+
+fn refuse(layer: &str, reason: impl Into<String>) -> Error {
+    Error::Unsupported {
+        layer: layer.to_string(),
+        reason: format!("no exact PyTorch form: {}", reason.into()),
+    }
+}
+
+/// A recurrent layer's PyTorch facts: its kind and Keras's gate block per PyTorch gate.
+struct Rnn {
+    units: usize,
+    perm: &'static [usize],
+    use_bias: bool,
+}
+
+/// Checks that PyTorch's layer computes exactly what `spec` does.
+fn rnn_of(name: &str, spec: &LayerSpec) -> Result<Rnn> {
+    use crate::activation::Activation::{Relu, Sigmoid, Tanh};
+    let (units, use_bias, stateful, perm): (usize, bool, bool, &'static [usize]) = match spec {
+        LayerSpec::SimpleRnn(c) => {
+            if !matches!(c.activation, Tanh | Relu) {
+                return Err(refuse(
+                    name,
+                    format!(
+                        "SimpleRNN activation {} (nn.RNN takes tanh or relu)",
+                        c.activation
+                    ),
+                ));
+            }
+            (c.units, c.use_bias, c.stateful, &[0])
+        }
+        LayerSpec::Lstm(c) => {
+            if c.activation != Tanh || c.recurrent_activation != Sigmoid {
+                return Err(refuse(name, "LSTM activations other than tanh and sigmoid"));
+            }
+            (c.units, c.use_bias, c.stateful, &[0, 1, 2, 3])
+        }
+        LayerSpec::Gru(c) => {
+            if !c.reset_after {
+                return Err(refuse(
+                    name,
+                    "GRU with reset_after=false (nn.GRU applies the reset after the product)",
+                ));
+            }
+            if c.activation != Tanh || c.recurrent_activation != Sigmoid {
+                return Err(refuse(name, "GRU activations other than tanh and sigmoid"));
+            }
+            (c.units, c.use_bias, c.stateful, &[1, 0, 2])
+        }
+        LayerSpec::LeakyRnn(_) => return Err(refuse(name, "LeakyRNN has no PyTorch layer")),
+        _ => unreachable!("recurrent specs only"),
+    };
+    if stateful {
+        return Err(refuse(
+            name,
+            "stateful=true (export the layer built without it)",
+        ));
+    }
+    Ok(Rnn {
+        units,
+        perm,
+        use_bias,
+    })
+}
+
+fn two<F: Float>(a: &ArrayD<F>) -> Array2<f32> {
+    a.view()
+        .into_dimensionality::<Ix2>()
+        .map(|v| v.mapv(|x| x.to_f32().unwrap_or(f32::NAN)))
+        .unwrap_or_else(|_| Array2::zeros((0, 0)))
+}
+
+/// Keras `[F, G·u]` → PyTorch `[G·u, F]` with PyTorch's gate order.
+fn to_torch(m: &Array2<f32>, perm: &[usize], u: usize) -> ArrayD<f32> {
+    let blocks: Vec<_> = perm
+        .iter()
+        .map(|&k| m.slice(ndarray::s![.., k * u..(k + 1) * u]).t().to_owned())
+        .collect();
+    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
+    ndarray::concatenate(Axis(0), &views)
+        .expect("same widths")
+        .into_dyn()
+}
+
+/// PyTorch `[G·u, F]` → Keras `[F, G·u]`.
+fn from_torch(m: &Array2<f32>, perm: &[usize], u: usize) -> Array2<f32> {
+    let mut out = Array2::zeros((m.ncols(), m.nrows()));
+    for (t, &k) in perm.iter().enumerate() {
+        out.slice_mut(ndarray::s![.., k * u..(k + 1) * u])
+            .assign(&m.slice(ndarray::s![t * u..(t + 1) * u, ..]).t());
+    }
+    out
+}
+
+fn reorder(v: &[f32], perm: &[usize], u: usize) -> Vec<f32> {
+    perm.iter()
+        .flat_map(|&k| v[k * u..(k + 1) * u].iter().copied())
+        .collect()
+}
+
+fn unorder(v: &[f32], perm: &[usize], u: usize) -> Vec<f32> {
+    let mut out = vec![0.0; v.len()];
+    for (t, &k) in perm.iter().enumerate() {
+        out[k * u..(k + 1) * u].copy_from_slice(&v[t * u..(t + 1) * u]);
+    }
+    out
+}
+
+fn vec1(v: Vec<f32>) -> ArrayD<f32> {
+    let n = v.len();
+    ArrayD::from_shape_vec(IxDyn(&[n]), v).expect("1-D")
+}
+
+/// One direction's tensors under PyTorch's names.
+fn rnn_tensors<F: Float>(
+    rnn: &Rnn,
+    w: &HashMap<String, ArrayD<F>>,
+    prefix: &str,
+    torch: &str,
+    out: &mut Vec<(String, ArrayD<f32>)>,
+) {
+    let g = rnn.perm.len();
+    let u = rnn.units;
+    let get = |n: &str| w.get(&format!("{prefix}{n}"));
+    if let (Some(k), Some(r)) = (get("kernel"), get("recurrent_kernel")) {
+        out.push((
+            format!("{torch}weight_ih_l0"),
+            to_torch(&two(k), rnn.perm, u),
+        ));
+        out.push((
+            format!("{torch}weight_hh_l0"),
+            to_torch(&two(r), rnn.perm, u),
+        ));
+    }
+    if let Some(b) = get("bias") {
+        let flat: Vec<f32> = b.iter().map(|v| v.to_f32().unwrap_or(f32::NAN)).collect();
+        let (bi, bh) = if b.ndim() == 2 {
+            (flat[..g * u].to_vec(), flat[g * u..].to_vec())
+        } else {
+            (flat, vec![0.0; g * u])
+        };
+        out.push((
+            format!("{torch}bias_ih_l0"),
+            vec1(reorder(&bi, rnn.perm, u)),
+        ));
+        out.push((
+            format!("{torch}bias_hh_l0"),
+            vec1(reorder(&bh, rnn.perm, u)),
+        ));
+    }
+}
+
+/// The export's `model.safetensors` bytes.
+pub(crate) fn export<F: Float>(model: &Sequential<F>) -> Result<Vec<u8>> {
+    let spec = model.spec()?;
+    let mut tensors: Vec<(String, ArrayD<f32>)> = Vec::new();
+    for (layer, ls) in model.layers().iter().zip(&spec.layers) {
+        let name = layer.name().to_string();
+        let mut w = HashMap::new();
+        layer.visit_params(&mut |n, p| {
+            w.insert(n.to_string(), p.value().clone());
+        });
+        let torch = format!("layers.{name}.");
+        match ls {
+            LayerSpec::SimpleRnn(_)
+            | LayerSpec::Lstm(_)
+            | LayerSpec::Gru(_)
+            | LayerSpec::LeakyRnn(_) => {
+                let rnn = rnn_of(&name, ls)?;
+                rnn_tensors(&rnn, &w, "", &torch, &mut tensors);
+            }
+            LayerSpec::Bidirectional(b) => {
+                let (inner, merge) = inner_of(b);
+                if merge == MergeMode::None {
+                    return Err(refuse(&name, "Bidirectional merge_mode None (two outputs)"));
+                }
+                if inner_go_backwards(&inner) {
+                    return Err(refuse(&name, "an inner layer with go_backwards"));
+                }
+                let rnn = rnn_of(&name, &inner)?;
+                let prefix = |side: &str| {
+                    w.keys()
+                        .find(|k| k.starts_with(side))
+                        .and_then(|k| k.split_once('/'))
+                        .map(|(p, _)| format!("{p}/"))
+                        .unwrap_or_default()
+                };
+                let mut fw = Vec::new();
+                rnn_tensors(&rnn, &w, &prefix("forward"), &torch, &mut fw);
+                let mut bw = Vec::new();
+                rnn_tensors(&rnn, &w, &prefix("backward"), &torch, &mut bw);
+                tensors.extend(fw);
+                tensors.extend(bw.into_iter().map(|(n, t)| (format!("{n}_reverse"), t)));
+            }
+            LayerSpec::Dense(_) => {
+                let k = two(&w["kernel"]);
+                tensors.push((format!("{torch}weight"), k.t().to_owned().into_dyn()));
+                if let Some(b) = w.get("bias") {
+                    tensors.push((
+                        format!("{torch}bias"),
+                        b.mapv(|v| v.to_f32().unwrap_or(f32::NAN)),
+                    ));
+                }
+            }
+            LayerSpec::Embedding(c) => {
+                if c.mask_zero {
+                    return Err(refuse(
+                        &name,
+                        "mask_zero=true (nn.Embedding carries no mask)",
+                    ));
+                }
+                tensors.push((
+                    format!("{torch}weight"),
+                    w["embeddings"].mapv(|v| v.to_f32().unwrap_or(f32::NAN)),
+                ));
+            }
+            LayerSpec::Dropout(_)
+            | LayerSpec::RepeatVector(_)
+            | LayerSpec::GlobalAveragePooling1D(_) => {}
+            LayerSpec::Masking(_) => {
+                return Err(refuse(&name, "Masking (PyTorch's layers carry no masks)"));
+            }
+            other => {
+                return Err(refuse(
+                    &name,
+                    format!("{} in a Sequential", other.type_name()),
+                ));
+            }
+        }
+    }
+    let arch = serde_json::to_string(&spec).map_err(|e| Error::Data(e.to_string()))?;
+    let mut w = Writer::<f32>::new();
+    w.meta("layout", "pytorch".into());
+    w.meta("architecture", arch);
+    for (n, t) in tensors {
+        w.tensor(n, &t)?;
+    }
+    w.finish()
+}
+
+fn inner_of(b: &BidirectionalSpec) -> (LayerSpec, MergeMode) {
+    match b {
+        BidirectionalSpec::SimpleRnn(c) => (LayerSpec::SimpleRnn(c.layer.clone()), c.merge_mode),
+        BidirectionalSpec::Lstm(c) => (LayerSpec::Lstm(c.layer.clone()), c.merge_mode),
+        BidirectionalSpec::Gru(c) => (LayerSpec::Gru(c.layer.clone()), c.merge_mode),
+        BidirectionalSpec::LeakyRnn(c) => (LayerSpec::LeakyRnn(c.layer.clone()), c.merge_mode),
+    }
+}
+
+fn inner_go_backwards(s: &LayerSpec) -> bool {
+    match s {
+        LayerSpec::SimpleRnn(c) => c.go_backwards,
+        LayerSpec::Lstm(c) => c.go_backwards,
+        LayerSpec::Gru(c) => c.go_backwards,
+        LayerSpec::LeakyRnn(c) => c.go_backwards,
+        _ => false,
+    }
+}
+
+fn inner_name(s: &LayerSpec) -> String {
+    let (n, d) = match s {
+        LayerSpec::SimpleRnn(c) => (c.name.clone(), "simple_rnn"),
+        LayerSpec::Lstm(c) => (c.name.clone(), "lstm"),
+        LayerSpec::Gru(c) => (c.name.clone(), "gru"),
+        LayerSpec::LeakyRnn(c) => (c.name.clone(), "leaky_rnn"),
+        _ => (None, ""),
+    };
+    n.unwrap_or_else(|| d.to_string())
+}
+
+/// A PyTorch-layout file (an export's `model.safetensors`) as an rnnkit file: tensors back
+/// in Keras's names and layouts.
+pub(crate) fn to_rnnkit_file(
+    meta: &HashMap<String, String>,
+    get: &dyn Fn(&str) -> Option<ArrayD<f32>>,
+) -> std::result::Result<Vec<u8>, FileError> {
+    let arch = meta.get("architecture").ok_or(FileError::Metadata {
+        key: "architecture",
+        reason: "missing".into(),
+    })?;
+    let spec: ModelSpec = super::spec::parse_model_spec(arch)?;
+    let need = |n: &str| get(n).ok_or_else(|| FileError::MissingTensor(n.to_string()));
+    let mut w = Writer::<f32>::new();
+    w.meta("architecture", arch.clone());
+    let err = |e: Error| FileError::Architecture(e.to_string());
+    for ls in &spec.layers {
+        // An export's architecture names every layer.
+        let name = ls
+            .name()
+            .ok_or_else(|| FileError::Architecture(format!("an unnamed {} layer", ls.type_name())))?
+            .to_string();
+        let torch = format!("layers.{name}.");
+        let mut rnn_back =
+            |inner: &LayerSpec, keras: &str, suffix: &str| -> std::result::Result<(), FileError> {
+                let rnn = rnn_of(&name, inner).map_err(err)?;
+                let u = rnn.units;
+                let g = rnn.perm.len();
+                let ih = two(&need(&format!("{torch}weight_ih_l0{suffix}"))?);
+                let hh = two(&need(&format!("{torch}weight_hh_l0{suffix}"))?);
+                w.tensor(
+                    format!("{keras}kernel"),
+                    &from_torch(&ih, rnn.perm, u).into_dyn(),
+                )
+                .map_err(err)?;
+                w.tensor(
+                    format!("{keras}recurrent_kernel"),
+                    &from_torch(&hh, rnn.perm, u).into_dyn(),
+                )
+                .map_err(err)?;
+                if rnn.use_bias {
+                    let bi: Vec<f32> = need(&format!("{torch}bias_ih_l0{suffix}"))?
+                        .iter()
+                        .copied()
+                        .collect();
+                    let bh: Vec<f32> = need(&format!("{torch}bias_hh_l0{suffix}"))?
+                        .iter()
+                        .copied()
+                        .collect();
+                    if bi.len() != g * u || bh.len() != g * u {
+                        return Err(FileError::Tensor {
+                            tensor: format!("{torch}bias_ih_l0{suffix}"),
+                            expected: format!("{} values", g * u),
+                            found: format!("{} and {}", bi.len(), bh.len()),
+                        });
+                    }
+                    let (bi, bh) = (unorder(&bi, rnn.perm, u), unorder(&bh, rnn.perm, u));
+                    let bias = if matches!(inner, LayerSpec::Gru(_)) {
+                        ArrayD::from_shape_vec(IxDyn(&[2, g * u]), [bi, bh].concat())
+                            .expect("2 rows")
+                    } else {
+                        vec1(bi.iter().zip(&bh).map(|(a, b)| a + b).collect())
+                    };
+                    w.tensor(format!("{keras}bias"), &bias).map_err(err)?;
+                }
+                Ok(())
+            };
+        match ls {
+            LayerSpec::SimpleRnn(_)
+            | LayerSpec::Lstm(_)
+            | LayerSpec::Gru(_)
+            | LayerSpec::LeakyRnn(_) => {
+                rnn_back(ls, &format!("{name}/"), "")?;
+            }
+            LayerSpec::Bidirectional(b) => {
+                let (inner, _) = inner_of(b);
+                let iname = inner_name(&inner);
+                rnn_back(&inner, &format!("{name}/forward_{iname}/"), "")?;
+                rnn_back(&inner, &format!("{name}/backward_{iname}/"), "_reverse")?;
+            }
+            LayerSpec::Dense(c) => {
+                let k = two(&need(&format!("{torch}weight"))?);
+                w.tensor(format!("{name}/kernel"), &k.t().to_owned().into_dyn())
+                    .map_err(err)?;
+                if c.use_bias {
+                    w.tensor(format!("{name}/bias"), &need(&format!("{torch}bias"))?)
+                        .map_err(err)?;
+                }
+            }
+            LayerSpec::Embedding(_) => {
+                w.tensor(
+                    format!("{name}/embeddings"),
+                    &need(&format!("{torch}weight"))?,
+                )
+                .map_err(err)?;
+            }
+            _ => {}
+        }
+    }
+    w.finish().map_err(err)
+}

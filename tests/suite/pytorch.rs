@@ -1,0 +1,162 @@
+//! PyTorch export and import (issue #27 item 2). Every layer fixture's model is exported
+//! (or refused naming its layer); the export reads back into rnnkit with the same
+//! predictions; with `$RNNKIT_TORCH_PYTHON` (a python with torch) `tools/pytorch_check.py`
+//! loads each export through its own `model.py`, compares the module with rnnkit's float32
+//! predictions (1e-5 relative), then redraws the weights in PyTorch and writes its
+//! `state_dict()` back, which rnnkit must read and reproduce PyTorch's output from. Without
+//! torch the test says it skipped the Python half.
+
+use crate::common::*;
+use ndarray::{Array3, ArrayD};
+use rnnkit::io::{AnyModel, Format};
+use rnnkit::prelude::*;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+fn tensor_json(a: &ArrayD<f32>) -> Value {
+    json!({"shape": a.shape(), "data": a.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()})
+}
+
+#[test]
+fn a_pytorch_export_reads_back_with_the_same_predictions_and_refusals_name_the_layer() {
+    let model = Sequential::<f32>::new(&[6, 3])
+        .seed(3)
+        .push(
+            BidirectionalConfig::new(GruConfig::new(4).return_sequences(true))
+                .merge_mode(MergeMode::Ave),
+        )
+        .unwrap()
+        .push(LstmConfig::new(5).go_backwards(true))
+        .unwrap()
+        .push(DenseConfig::new(2).activation(Activation::Softmax))
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("rnnkit_pt_{}", std::process::id()));
+    model.export(&dir, Format::PyTorch).unwrap();
+    assert!(dir.join("model.py").exists());
+    let info = FileInfo::read(dir.join("model.safetensors")).unwrap();
+    let names: Vec<&str> = info.tensors.iter().map(|(n, _)| n.as_str()).collect();
+    for n in [
+        "layers.bidirectional.weight_ih_l0",
+        "layers.bidirectional.bias_hh_l0_reverse",
+        "layers.lstm.weight_hh_l0",
+        "layers.dense.weight",
+    ] {
+        assert!(names.contains(&n), "{n} not in {names:?}");
+    }
+    // PyTorch's layouts: weight_ih [G·u, F], Linear weight [out, in].
+    let shape = |n: &str| &info.tensors.iter().find(|(m, _)| m == n).unwrap().1;
+    assert_eq!(shape("layers.bidirectional.weight_ih_l0"), &[12, 3]);
+    assert_eq!(shape("layers.dense.weight"), &[2, 5]);
+    let back = AnyModel::<f32>::load(&dir).unwrap();
+    let x = Array3::from_shape_fn((2, 6, 3), |(i, t, f)| {
+        ((i + 2 * t + 3 * f) as f32 * 0.3).sin()
+    })
+    .into_dyn();
+    assert_eq!(
+        back.predict(Inputs::new(&x), 8).unwrap(),
+        model.predict(Inputs::new(&x), 8).unwrap()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    for (cfg, what) in [
+        (
+            Box::new(GruConfig::new(2).reset_after(false)) as Box<dyn rnnkit::LayerConfig<f32>>,
+            "reset_after=false",
+        ),
+        (
+            Box::new(SimpleRnnConfig::new(2).activation(Activation::Sigmoid)),
+            "activation sigmoid",
+        ),
+        (Box::new(LeakyRnnConfig::new(2).leak(0.5)), "LeakyRNN"),
+        (Box::new(LstmConfig::new(2).stateful(true)), "stateful"),
+    ] {
+        let mut m = Sequential::<f32>::new(&[4, 1]);
+        m.add(cfg.as_ref()).unwrap();
+        let e = m.to_format(Format::PyTorch).unwrap_err();
+        let rnnkit::Error::Unsupported { layer, reason } = e else {
+            panic!("{e}")
+        };
+        assert_eq!(layer, m.layers()[0].name());
+        assert!(
+            reason.contains("no exact PyTorch form") && reason.contains(what),
+            "{reason}"
+        );
+    }
+}
+
+#[test]
+fn every_layer_fixture_exports_to_pytorch_and_the_module_agrees() {
+    let dir = std::env::temp_dir().join(format!("rnnkit_pt_fixtures_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut exported, mut refused) = (Vec::new(), 0);
+    for (name, case) in fixtures("layer") {
+        let x: ArrayD<f32> = tensor(&case["input"]);
+        let model = build_model::<f32>(&case["model"], x.shape());
+        match model.export(dir.join(&name), Format::PyTorch) {
+            Ok(()) => {
+                let y = model.predict(Inputs::new(&x), 64).unwrap().remove(0);
+                let back = AnyModel::<f32>::load(dir.join(&name)).unwrap();
+                assert_eq!(
+                    back.predict(Inputs::new(&x), 64).unwrap().remove(0),
+                    y,
+                    "{name}"
+                );
+                let mut input = tensor_json(&x);
+                input["ids"] = json!(case["model"][0]["class_name"] == "Embedding");
+                let record = json!({"input": input, "output": tensor_json(&y)});
+                std::fs::write(dir.join(format!("{name}.json")), record.to_string()).unwrap();
+                exported.push((name, x));
+            }
+            Err(rnnkit::Error::Unsupported { layer, reason }) => {
+                assert!(
+                    model.layers().iter().any(|l| l.name() == layer),
+                    "{name}: {layer}"
+                );
+                assert!(reason.contains("no exact PyTorch form"), "{name}: {reason}");
+                refused += 1;
+            }
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
+    report(&format!(
+        "pytorch export: {} exported, {refused} refused",
+        exported.len()
+    ));
+    if default_fixtures() {
+        assert!(exported.len() >= 30, "{} exported", exported.len());
+    }
+    let Ok(python) = std::env::var("RNNKIT_TORCH_PYTHON") else {
+        report("pytorch: skipped (set RNNKIT_TORCH_PYTHON to a python with torch)");
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/pytorch_check.py");
+    let run = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    for line in stdout.lines().filter(|l| !l.starts_with("ok ")) {
+        report(line);
+    }
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // The import direction: PyTorch's own weights and outputs.
+    let mut imported = 0;
+    for (name, x) in &exported {
+        let record: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.torch.json"))).unwrap(),
+        )
+        .unwrap();
+        let model = AnyModel::<f32>::load(dir.join(name)).unwrap();
+        let y = model.predict(Inputs::new(x), 64).unwrap().remove(0);
+        close(&y, &tensor::<f32>(&record["output"]), 1e-5, 1e-6)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        imported += 1;
+    }
+    report(&format!("pytorch import: {imported} passed, 0 failed"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Writes small Keras 3 `.keras` files and Keras's own predictions on a fixed input, the
+ground truth of rnnkit's `.keras` reader and of the ONNX export from it:
+
+    python tools/gen_keras_files.py OUT_DIR
+
+For each model NAME: `NAME.keras` and the case `NAME.json` (`{"kind": "keras_file", "name",
+"file": "NAME.keras", "inputs": [T...], "outputs": [T...]}`,
+`T = {"shape", "data", "ids"}`; float64 values of Keras's float32 computation). Needs
+keras (tensorflow-cpu) and numpy.
+"""
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers as L  # noqa: E402
+
+
+def tensor(a, ids=False):
+    a = np.asarray(a, dtype=np.float64)
+    return {"shape": list(a.shape), "data": [float(v) for v in a.ravel()], "ids": ids}
+
+
+def randomise(model, rng):
+    # Non-zero biases and varied weights, so every gate and bias counts.
+    model.set_weights([rng.uniform(-0.6, 0.6, size=w.shape).astype(w.dtype) for w in model.get_weights()])
+
+
+def models():
+    out = {}
+    out["seq_lstm_stack"] = keras.Sequential([
+        keras.Input((6, 3)), L.LSTM(5, return_sequences=True), L.LSTM(4), L.Dense(2, activation="softmax")])
+    out["seq_bigru_sum_backwards"] = keras.Sequential([
+        keras.Input((5, 2)), L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode="sum"),
+        L.SimpleRNN(4, go_backwards=True, activation="relu"), L.Dense(1)])
+    out["seq_embedding_gru_cho"] = keras.Sequential([
+        keras.Input((7,), dtype="int32"), L.Embedding(11, 4), L.GRU(5, reset_after=False, return_sequences=True),
+        L.GlobalAveragePooling1D(), L.Dense(3, activation="sigmoid")])
+    out["seq_dropout_stateless"] = keras.Sequential([
+        keras.Input((4, 3)), L.LSTM(6, dropout=0.2, recurrent_dropout=0.1, return_sequences=True),
+        L.Dropout(0.3), L.Bidirectional(L.LSTM(3), merge_mode="concat"), L.RepeatVector(2),
+        L.SimpleRNN(2, return_sequences=True)])
+    x = keras.Input((None, 3), name="x")
+    enc, h, c = L.LSTM(4, return_state=True, name="encoder")(x)
+    dec = L.LSTM(4, return_sequences=True, name="decoder")(x, initial_state=[h, c])
+    y = L.Dense(2, name="head")(dec)
+    out["fun_encoder_decoder"] = keras.Model(x, y)
+    a = keras.Input((5, 2), name="a")
+    b = keras.Input((5, 2), name="b")
+    shared = L.GRU(3, return_sequences=True, name="shared")
+    ha, hb = shared(a), shared(b)
+    att = L.Attention(use_scale=True, name="att")([ha, hb])
+    cat = L.Concatenate(name="cat")([att, ha])
+    out["fun_shared_attention"] = keras.Model([a, b], [L.Dense(1, name="out")(cat), L.Add(name="sum")([ha, hb])])
+    return out
+
+
+def main(dirname):
+    os.makedirs(dirname, exist_ok=True)
+    rng = np.random.default_rng(7)
+    for name, model in models().items():
+        keras.utils.set_random_seed(1)
+        randomise(model, rng)
+        xs = []
+        for t in model.inputs:
+            shape = [3] + [d if d is not None else 6 for d in t.shape[1:]]
+            if "int" in str(t.dtype):
+                xs.append((rng.integers(0, 11, size=shape), True))
+            else:
+                xs.append((rng.uniform(-1, 1, size=shape), False))
+        ys = model.predict([x.astype(t.dtype) for (x, _), t in zip(xs, model.inputs)], verbose=0)
+        ys = ys if isinstance(ys, (list, tuple)) else [ys]
+        model.save(os.path.join(dirname, f"{name}.keras"))
+        with open(os.path.join(dirname, f"{name}.json"), "w") as f:
+            json.dump({"kind": "keras_file", "name": name, "file": f"{name}.keras",
+                       "inputs": [tensor(x, ids) for x, ids in xs], "outputs": [tensor(y) for y in ys]}, f)
+        print(f"wrote {name}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
