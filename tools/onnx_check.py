@@ -22,16 +22,36 @@ def main(directory: str) -> int:
     failed = []
     for path in models:
         case = json.loads(path.with_suffix(".json").read_text())
-        x = np.array(case["input"]["data"], dtype=np.float64).reshape(case["input"]["shape"])
-        x = x.astype(np.int64) if case["input"]["ids"] else x.astype(np.float32)
-        want = np.array(case["output"]["data"], dtype=np.float32).reshape(case["output"]["shape"])
+        ins = case.get("inputs", [case.get("input")])
+        outs = case.get("outputs", [case.get("output")])
+        feeds, wants = [], []
+        for t in ins:
+            x = np.array(t["data"], dtype=np.float64).reshape(t["shape"])
+            feeds.append(x.astype(np.int64) if t.get("ids") else x.astype(np.float32))
+        for t in outs:
+            wants.append(np.array(t["data"], dtype=np.float32).reshape(t["shape"]))
         try:
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            (got,) = sess.run(None, {sess.get_inputs()[0].name: x})
+            # Token ids go in as the model declares them (int64).
+            gots = sess.run(None, {i.name: (x.astype(np.int64) if i.type == "tensor(int64)" else x)
+                                   for i, x in zip(sess.get_inputs(), feeds)})
         except Exception as e:  # noqa: BLE001 - any runtime refusal is a failure
             failed.append(path.stem)
             print(f"FAILED {path.stem}: {type(e).__name__}: {e}")
             continue
+        if len(gots) != len(wants):
+            failed.append(path.stem)
+            print(f"FAILED {path.stem}: {len(gots)} outputs, expected {len(wants)}")
+            continue
+        shapes = [(g.shape, w.shape) for g, w in zip(gots, wants) if g.shape != w.shape]
+        if shapes:
+            failed.append(path.stem)
+            print(f"FAILED {path.stem}: shapes (onnxruntime, expected) {shapes}")
+            continue
+        (got, want), rest = (gots[0], wants[0]), list(zip(gots[1:], wants[1:]))
+        if rest:
+            got = np.concatenate([got.ravel()] + [g.ravel() for g, _ in rest])
+            want = np.concatenate([want.ravel()] + [w.ravel() for _, w in rest])
         if got.shape != want.shape:
             failed.append(path.stem)
             print(f"FAILED {path.stem}: shape {got.shape}, rnnkit {want.shape}")

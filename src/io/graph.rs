@@ -13,6 +13,17 @@ impl<F: Float> Save for Functional<F> {
     fn to_bytes(&self) -> Result<Vec<u8>> {
         Writer::model(self)?.finish()
     }
+    fn to_format(&self, format: super::Format) -> Result<Vec<u8>> {
+        match format {
+            super::Format::Onnx => super::onnx::functional(self),
+            super::Format::PyTorch => Err(crate::Error::Unsupported {
+                layer: crate::param::Module::name(self).to_string(),
+                reason: "no exact PyTorch form yet: the PyTorch export writes Sequential \
+                         models (graph models export to ONNX)"
+                    .into(),
+            }),
+        }
+    }
 }
 
 impl<F: Float> Decode for Functional<F> {

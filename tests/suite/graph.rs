@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 /// The error that stopped a case.
-enum Outcome {
+pub(crate) enum Outcome {
     Failed(String),
 }
 
@@ -35,7 +35,7 @@ fn tensor_ref(tensors: &HashMap<String, Vec<Tensor>>, r: &Value) -> Result<Tenso
 }
 
 /// The graph of the case, with the fixture's weights.
-fn build<F: Float>(case: &Value) -> Result<Functional<F>, Outcome> {
+pub(crate) fn build<F: Float>(case: &Value) -> Result<Functional<F>, Outcome> {
     let model = &case["model"];
     let fail = |what: &str, e: Error| Outcome::Failed(format!("{what}: {e}"));
     let mut g = Graph::<F>::new(0);

@@ -231,3 +231,86 @@ fn every_layer_fixture_exports_and_onnx_runtime_agrees_or_it_is_refused_by_name(
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every graph fixture's functional model: exported (initial states, returned states,
+/// merges, attention, shared layers) and run by ONNX Runtime against rnnkit's float32
+/// predictions, or refused by name (masks).
+#[test]
+fn every_graph_fixture_exports_and_onnx_runtime_agrees_or_it_is_refused_by_name() {
+    let dir = std::env::temp_dir().join(format!("rnnkit_onnx_graph_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut exported, mut refused) = (0, Vec::new());
+    for (name, case) in fixtures("graph") {
+        let Ok(model) = crate::graph::build::<f32>(&case) else {
+            panic!("{name}: the graph runner builds every case");
+        };
+        let names: Vec<String> = model.inputs().iter().map(|(n, _)| n.to_string()).collect();
+        let xs: Vec<ArrayD<f32>> = names.iter().map(|n| tensor(&case["input"][n])).collect();
+        match model.to_format(Format::Onnx) {
+            Ok(file) => {
+                let ys = model.predict(Inputs::from(&xs), 64).unwrap();
+                let ids: Vec<bool> = names
+                    .iter()
+                    .map(|n| {
+                        case["model"]["nodes"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|node| {
+                                node["inputs"][0] == json!(n) && node["layer"] == "Embedding"
+                            })
+                    })
+                    .collect();
+                let inputs: Vec<Value> = xs
+                    .iter()
+                    .zip(&ids)
+                    .map(|(x, &id)| {
+                        let mut t = tensor_json(x);
+                        t["ids"] = json!(id);
+                        t
+                    })
+                    .collect();
+                let record = json!({"inputs": inputs, "outputs": ys.iter().map(tensor_json).collect::<Vec<_>>()});
+                std::fs::write(dir.join(format!("{name}.onnx")), file).unwrap();
+                std::fs::write(dir.join(format!("{name}.json")), record.to_string()).unwrap();
+                exported += 1;
+            }
+            Err(rnnkit::Error::Unsupported { layer, reason }) => {
+                assert!(reason.contains("no exact ONNX form"), "{name}: {reason}");
+                refused.push(format!("{name} ({layer}: {reason})"));
+            }
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
+    report(&format!(
+        "onnx graph export: {exported} exported, {} refused",
+        refused.len()
+    ));
+    for r in &refused {
+        report(&format!("  refused {r}"));
+    }
+    if default_fixtures() {
+        assert!(exported >= 10, "{exported} exported");
+    }
+    let Ok(python) = std::env::var("RNNKIT_ONNX_PYTHON") else {
+        report("onnx runtime on graphs: skipped (set RNNKIT_ONNX_PYTHON)");
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/onnx_check.py");
+    let run = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    for line in stdout.lines().filter(|l| !l.starts_with("ok ")) {
+        report(&format!("graphs: {line}"));
+    }
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,16 +1,20 @@
-//! ONNX export (opset 17, float32) of a [`Sequential`] model, for serving with ONNX Runtime
-//! (or any ONNX runtime): SimpleRNN, LSTM and GRU as ONNX's own `RNN`, `LSTM` and `GRU`
-//! operators (gate orders converted: Keras `i, f, c, o` → ONNX `i, o, f, c`; GRU `z, r, h`
-//! unchanged with `linear_before_reset` = `reset_after`), `go_backwards` as the `reverse`
-//! direction, Bidirectional as `bidirectional` with the layer's merge, Dense (2-D, and per
-//! step on 3-D), Embedding as `Gather` (the input is then int64 token ids), Dropout as the
-//! identity, RepeatVector and GlobalAveragePooling1D.
+//! ONNX export (opset 17, float32) of Sequential and graph models, for serving with ONNX
+//! Runtime (or any ONNX runtime): SimpleRNN, LSTM and GRU as ONNX's own `RNN`, `LSTM` and
+//! `GRU` operators (gate orders converted: Keras `i, f, c, o` → ONNX `i, o, f, c`; GRU
+//! `z, r, h` unchanged with `linear_before_reset` = `reset_after`), `go_backwards` as the
+//! `reverse` direction, Bidirectional as `bidirectional` with the layer's merge, Dense (2-D,
+//! and per step on 3-D), Embedding as `Gather` (the input is then int64 token ids), Dropout
+//! as the identity, RepeatVector and GlobalAveragePooling1D; in graph models also initial
+//! states in and returned states out, Concatenate, Add, Multiply, Average, Attention and
+//! AdditiveAttention.
 //!
 //! What has no exact ONNX form here is refused with [`Error::Unsupported`] naming the
 //! layer and the option, never exported as a different model: LeakyRNN, masks (`Masking`,
-//! `mask_zero`), stateful layers, Bidirectional with `merge_mode` None or an inner
-//! `go_backwards`, and graph models (not yet written).
+//! `mask_zero`, explicit masks), stateful layers, Bidirectional with `merge_mode` None or
+//! an inner `go_backwards`.
 
+mod graph;
+pub(crate) use graph::functional;
 mod proto;
 
 use crate::activation::Activation;
@@ -220,13 +224,17 @@ struct Flow {
     rank: usize,
 }
 
+/// The output and, in Keras's order (`h`, `c` per direction, forward first), the final
+/// states of a recurrent layer, started from `initial` (same order) or zeros.
 fn recurrent<F: Float>(
     b: &mut Builder,
     x: &Flow,
     rec: &Rec<'_>,
     dirs: &[(&str, HashMap<String, ArrayD<F>>)],
     merge: MergeMode,
-) -> Result<Flow> {
+    initial: &[String],
+    want_states: bool,
+) -> Result<(Flow, Vec<String>)> {
     if rec.stateful {
         return Err(unsupported(
             rec.name,
@@ -274,9 +282,56 @@ fn recurrent<F: Float>(
     if let Some(l) = rec.linear_before_reset {
         attrs.push(("linear_before_reset", Attr::Int(l)));
     }
-    let n_out = if rec.op == "LSTM" { 3 } else { 2 };
-    let outs = b.op(rec.op, base, &[&xt, &wn, &rn, &bn], n_out, &attrs);
+    let lstm = rec.op == "LSTM";
+    let per_dir = if lstm { 2 } else { 1 };
+    let mut inputs: Vec<String> = vec![xt, wn, rn, bn];
+    if !initial.is_empty() {
+        if initial.len() != per_dir * nd {
+            return Err(unsupported(
+                rec.name,
+                format!(
+                    "{} initial states, expected {}",
+                    initial.len(),
+                    per_dir * nd
+                ),
+            ));
+        }
+        // [h | c] per direction → initial_h, initial_c `[dirs, b, u]`.
+        inputs.push(String::new()); // sequence_lens
+        for k in 0..per_dir {
+            let parts: Vec<String> = (0..nd)
+                .map(|d| {
+                    let axes = b.i64s("axes", &[0]);
+                    b.op1("Unsqueeze", base, &[&initial[d * per_dir + k], &axes], &[])
+                })
+                .collect();
+            let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let joined = if nd == 1 {
+                parts[0].clone()
+            } else {
+                b.op1("Concat", base, &refs, &[("axis", Attr::Int(0))])
+            };
+            inputs.push(joined);
+        }
+    }
+    let n_out = if lstm { 3 } else { 2 };
+    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let outs = b.op(rec.op, base, &refs, n_out, &attrs);
     let (y, yh) = (&outs[0], &outs[1]);
+    // Final states, Keras's order: per direction h (and c).
+    let finals: Vec<&String> = outs[1..].iter().collect();
+    let mut states = vec![String::new(); per_dir * nd];
+    for (k, f) in finals.iter().enumerate().filter(|_| want_states) {
+        let parts = if nd == 1 {
+            vec![f.to_string()]
+        } else {
+            b.op("Split", base, &[f], 2, &[("axis", Attr::Int(0))])
+        };
+        for (d, part) in parts.iter().enumerate() {
+            let axes = b.i64s("axes", &[0]);
+            states[d * per_dir + k] = b.op1("Squeeze", base, &[part, &axes], &[]);
+        }
+    }
     if rec.return_sequences {
         if nd == 1 {
             let axes = b.i64s("axes", &[1]);
@@ -297,7 +352,7 @@ fn recurrent<F: Float>(
                 &[&s],
                 &[("perm", Attr::Ints(vec![1, 0, 2]))],
             );
-            return Ok(Flow { name: out, rank: 3 });
+            return Ok((Flow { name: out, rank: 3 }, states));
         }
         // [t, 2, b, u] → [b, t, 2, u], then the merge over axis 2.
         let yt = b.op1(
@@ -307,12 +362,12 @@ fn recurrent<F: Float>(
             &[("perm", Attr::Ints(vec![2, 0, 1, 3]))],
         );
         let out = merge_dirs(b, base, &yt, 2, merge, &[0, 0, -1])?;
-        return Ok(Flow { name: out, rank: 3 });
+        return Ok((Flow { name: out, rank: 3 }, states));
     }
     if nd == 1 {
         let axes = b.i64s("axes", &[0]);
         let out = b.op1("Squeeze", base, &[yh, &axes], &[]);
-        return Ok(Flow { name: out, rank: 2 });
+        return Ok((Flow { name: out, rank: 2 }, states));
     }
     // [2, b, u] → [b, 2, u], then the merge over axis 1.
     let yt = b.op1(
@@ -322,7 +377,7 @@ fn recurrent<F: Float>(
         &[("perm", Attr::Ints(vec![1, 0, 2]))],
     );
     let out = merge_dirs(b, base, &yt, 1, merge, &[0, -1])?;
-    Ok(Flow { name: out, rank: 2 })
+    Ok((Flow { name: out, rank: 2 }, states))
 }
 
 /// Merges the two directions held along `axis` (forward first) as Bidirectional does.
@@ -380,6 +435,135 @@ fn activation(b: &mut Builder, base: &str, x: String, a: Activation) -> String {
     }
 }
 
+/// A layer's weights by name.
+fn weights_of<F: Float>(layer: &dyn crate::layers::Layer<F>) -> HashMap<String, ArrayD<F>> {
+    let mut weights = HashMap::new();
+    layer.visit_params(&mut |n, p| {
+        weights.insert(n.to_string(), p.value().clone());
+    });
+    weights
+}
+
+/// One layer call: its output and (with `want_states`) its final states.
+fn emit_layer<F: Float>(
+    b: &mut Builder,
+    name: &str,
+    ls: &LayerSpec,
+    weights: HashMap<String, ArrayD<F>>,
+    xs: &[Flow],
+    initial: &[String],
+    want_states: bool,
+) -> Result<(Flow, Vec<String>)> {
+    let name = name.to_string();
+    if let Some(out) = graph::emit_list(b, &name, ls, &weights, xs)? {
+        return Ok((out, Vec::new()));
+    }
+    let Some(x) = xs.first() else {
+        return Err(unsupported(&name, "a call without inputs"));
+    };
+    if xs.len() > 1 {
+        return Err(unsupported(
+            &name,
+            format!("{} inputs to a {}", xs.len(), ls.type_name()),
+        ));
+    }
+    let x = Flow {
+        name: x.name.clone(),
+        rank: x.rank,
+    };
+    let out = match ls {
+        LayerSpec::SimpleRnn(_)
+        | LayerSpec::Lstm(_)
+        | LayerSpec::Gru(_)
+        | LayerSpec::LeakyRnn(_) => {
+            let rec = rec_of(ls, &name)?;
+            return recurrent(
+                b,
+                &x,
+                &rec,
+                &[("", weights)],
+                MergeMode::Concat,
+                initial,
+                want_states,
+            );
+        }
+        LayerSpec::Bidirectional(bs) => {
+            let (inner, merge) = bidirectional_parts(bs);
+            let rec = rec_of(&inner, &name)?;
+            if rec.go_backwards {
+                return Err(unsupported(&name, "an inner layer with go_backwards"));
+            }
+            let prefix = |dir: &str| {
+                weights
+                    .keys()
+                    .find(|k| k.starts_with(dir))
+                    .and_then(|k| k.split_once('/'))
+                    .map(|(p, _)| format!("{p}/"))
+                    .unwrap_or_default()
+            };
+            let (fw, bw) = (prefix("forward"), prefix("backward"));
+            let dirs = [
+                (fw.as_str(), weights.clone()),
+                (bw.as_str(), weights.clone()),
+            ];
+            return recurrent(b, &x, &rec, &dirs, merge, initial, want_states);
+        }
+        LayerSpec::Dense(c) => {
+            let k = &weights["kernel"];
+            let kn = b.f32s(&format!("{name}/kernel"), k.shape(), &f32_vec(k));
+            let mut y = b.op1("MatMul", &name, &[&x.name, &kn], &[]);
+            if let Some(bias) = weights.get("bias") {
+                let bn = b.f32s(&format!("{name}/bias"), bias.shape(), &f32_vec(bias));
+                y = b.op1("Add", &name, &[&y, &bn], &[]);
+            }
+            Flow {
+                name: activation(b, &name, y, c.activation),
+                rank: x.rank,
+            }
+        }
+        LayerSpec::Embedding(c) => {
+            if c.mask_zero {
+                return Err(unsupported(
+                    &name,
+                    "mask_zero=true (masks are not exported yet)",
+                ));
+            }
+            let e = &weights["embeddings"];
+            let en = b.f32s(&format!("{name}/embeddings"), e.shape(), &f32_vec(e));
+            Flow {
+                name: b.op1("Gather", &name, &[&en, &x.name], &[("axis", Attr::Int(0))]),
+                rank: x.rank + 1,
+            }
+        }
+        LayerSpec::Dropout(_) => x,
+        LayerSpec::RepeatVector(c) => {
+            let axes = b.i64s("axes", &[1]);
+            let y = b.op1("Unsqueeze", &name, &[&x.name, &axes], &[]);
+            let reps = b.i64s("repeats", &[1, c.n as i64, 1]);
+            Flow {
+                name: b.op1("Tile", &name, &[&y, &reps], &[]),
+                rank: 3,
+            }
+        }
+        LayerSpec::GlobalAveragePooling1D(_) => Flow {
+            name: b.op1(
+                "ReduceMean",
+                &name,
+                &[&x.name],
+                &[("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
+            ),
+            rank: 2,
+        },
+        LayerSpec::Masking(_) => {
+            return Err(unsupported(&name, "Masking (masks are not exported yet)"));
+        }
+        other => {
+            return Err(unsupported(&name, format!("{} here", other.type_name())));
+        }
+    };
+    Ok((out, Vec::new()))
+}
+
 /// The model as ONNX bytes (see the [module](self)).
 pub(crate) fn sequential<F: Float>(model: &Sequential<F>) -> Result<Vec<u8>> {
     let spec = model.spec()?;
@@ -403,95 +587,16 @@ pub(crate) fn sequential<F: Float>(model: &Sequential<F>) -> Result<Vec<u8>> {
     };
     for (layer, ls) in model.layers().iter().zip(&spec.layers) {
         let name = layer.name().to_string();
-        let mut weights = HashMap::new();
-        layer.visit_params(&mut |n, p| {
-            weights.insert(n.to_string(), p.value().clone());
-        });
-        x = match ls {
-            LayerSpec::SimpleRnn(_)
-            | LayerSpec::Lstm(_)
-            | LayerSpec::Gru(_)
-            | LayerSpec::LeakyRnn(_) => {
-                let rec = rec_of(ls, &name)?;
-                recurrent(&mut b, &x, &rec, &[("", weights)], MergeMode::Concat)?
-            }
-            LayerSpec::Bidirectional(bs) => {
-                let (inner, merge) = bidirectional_parts(bs);
-                let rec = rec_of(&inner, &name)?;
-                if rec.go_backwards {
-                    return Err(unsupported(&name, "an inner layer with go_backwards"));
-                }
-                let prefix = |dir: &str| {
-                    weights
-                        .keys()
-                        .find(|k| k.starts_with(dir))
-                        .and_then(|k| k.split_once('/'))
-                        .map(|(p, _)| format!("{p}/"))
-                        .unwrap_or_default()
-                };
-                let (fw, bw) = (prefix("forward"), prefix("backward"));
-                let dirs = [
-                    (fw.as_str(), weights.clone()),
-                    (bw.as_str(), weights.clone()),
-                ];
-                recurrent(&mut b, &x, &rec, &dirs, merge)?
-            }
-            LayerSpec::Dense(c) => {
-                let k = &weights["kernel"];
-                let kn = b.f32s(&format!("{name}/kernel"), k.shape(), &f32_vec(k));
-                let mut y = b.op1("MatMul", &name, &[&x.name, &kn], &[]);
-                if let Some(bias) = weights.get("bias") {
-                    let bn = b.f32s(&format!("{name}/bias"), bias.shape(), &f32_vec(bias));
-                    y = b.op1("Add", &name, &[&y, &bn], &[]);
-                }
-                Flow {
-                    name: activation(&mut b, &name, y, c.activation),
-                    rank: x.rank,
-                }
-            }
-            LayerSpec::Embedding(c) => {
-                if c.mask_zero {
-                    return Err(unsupported(
-                        &name,
-                        "mask_zero=true (masks are not exported yet)",
-                    ));
-                }
-                let e = &weights["embeddings"];
-                let en = b.f32s(&format!("{name}/embeddings"), e.shape(), &f32_vec(e));
-                Flow {
-                    name: b.op1("Gather", &name, &[&en, &x.name], &[("axis", Attr::Int(0))]),
-                    rank: x.rank + 1,
-                }
-            }
-            LayerSpec::Dropout(_) => x,
-            LayerSpec::RepeatVector(c) => {
-                let axes = b.i64s("axes", &[1]);
-                let y = b.op1("Unsqueeze", &name, &[&x.name, &axes], &[]);
-                let reps = b.i64s("repeats", &[1, c.n as i64, 1]);
-                Flow {
-                    name: b.op1("Tile", &name, &[&y, &reps], &[]),
-                    rank: 3,
-                }
-            }
-            LayerSpec::GlobalAveragePooling1D(_) => Flow {
-                name: b.op1(
-                    "ReduceMean",
-                    &name,
-                    &[&x.name],
-                    &[("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
-                ),
-                rank: 2,
-            },
-            LayerSpec::Masking(_) => {
-                return Err(unsupported(&name, "Masking (masks are not exported yet)"));
-            }
-            other => {
-                return Err(unsupported(
-                    &name,
-                    format!("{} in a Sequential", other.type_name()),
-                ));
-            }
-        };
+        x = emit_layer(
+            &mut b,
+            &name,
+            ls,
+            weights_of(layer.as_ref()),
+            &[x],
+            &[],
+            false,
+        )?
+        .0;
     }
     b.nodes.push(proto::node(
         "Identity",
