@@ -55,7 +55,18 @@ def models():
     att = L.Attention(use_scale=True, name="att")([ha, hb])
     cat = L.Concatenate(name="cat")([att, ha])
     out["fun_shared_attention"] = keras.Model([a, b], [L.Dense(1, name="out")(cat), L.Add(name="sum")([ha, hb])])
+    out["seq_masking_lstm_sequences"] = keras.Sequential([
+        keras.Input((6, 2)), L.Masking(0.0), L.LSTM(4, return_sequences=True), L.Dense(2)])
+    ids = keras.Input((7,), dtype="int32", name="ids")
+    e = L.Embedding(9, 3, mask_zero=True, name="emb")(ids)
+    bi = L.Bidirectional(L.GRU(3, return_sequences=True), name="bi")(e)
+    pooled = L.GlobalAveragePooling1D(name="pool")(bi)
+    out["fun_mask_zero_bigru_pool"] = keras.Model(ids, L.Dense(1, name="head")(pooled))
     return out
+
+
+# Post-padded inputs (valid steps first) for the masked models: lengths per sample.
+PADDED = {"seq_masking_lstm_sequences": [6, 3, 1], "fun_mask_zero_bigru_pool": [7, 4, 2]}
 
 
 def main(dirname):
@@ -68,9 +79,12 @@ def main(dirname):
         for t in model.inputs:
             shape = [3] + [d if d is not None else 6 for d in t.shape[1:]]
             if "int" in str(t.dtype):
-                xs.append((rng.integers(0, 11, size=shape), True))
+                x, ids = rng.integers(1 if name in PADDED else 0, 9, size=shape), True
             else:
-                xs.append((rng.uniform(-1, 1, size=shape), False))
+                x, ids = rng.uniform(-1, 1, size=shape), False
+            for i, n in enumerate(PADDED.get(name, [])):
+                x[i, n:] = 0
+            xs.append((x, ids))
         ys = model.predict([x.astype(t.dtype) for (x, _), t in zip(xs, model.inputs)], verbose=0)
         ys = ys if isinstance(ys, (list, tuple)) else [ys]
         model.save(os.path.join(dirname, f"{name}.keras"))

@@ -615,10 +615,62 @@ fn functional(
             .ok_or_else(|| arch(format!("input {name:?} without a shape")))?;
         inputs.push(json!({"name": name, "shape": shape}));
     }
+    // Keras records the mask an Embedding(mask_zero) makes as a `NotEqual(ids, 0)`
+    // operation: each, by (name, node), with the ids it reads.
+    let mut not_equal: HashMap<(String, u64), (String, u64, u64)> = HashMap::new();
+    for l in layers.iter().filter(|l| l["class_name"] == "NotEqual") {
+        let lname = l["name"].as_str().unwrap_or_default();
+        for (k, node) in l["inbound_nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let args = node["args"].as_array().cloned().unwrap_or_default();
+            match (
+                args.first().and_then(history),
+                args.get(1).and_then(Value::as_f64),
+            ) {
+                (Some(ids), Some(0.0)) => {
+                    not_equal.insert((lname.to_string(), k as u64), ids);
+                }
+                _ => {
+                    return Err(refuse(
+                        lname,
+                        "NotEqual",
+                        "an operation rnnkit does not read",
+                    ));
+                }
+            }
+        }
+    }
+    // The Embedding(mask_zero) call reading each ids tensor: its mask is that NotEqual.
+    let mut mask_owner: HashMap<(String, u64, u64), (String, u64, u64)> = HashMap::new();
+    for l in layers
+        .iter()
+        .filter(|l| l["class_name"] == "Embedding" && l["config"]["mask_zero"] == true)
+    {
+        let lname = l["name"].as_str().unwrap_or_default();
+        for (k, node) in l["inbound_nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if let Some(ids) = tensors_in(&node["args"]).first() {
+                mask_owner.insert(ids.clone(), (lname.to_string(), k as u64, 0));
+            }
+        }
+    }
+    // A call's mask argument as the tensor whose mask it is.
+    let mask_of = |m: &Value| -> Option<(String, u64, u64)> {
+        let (l, n, _) = tensors_in(m).into_iter().next()?;
+        mask_owner.get(not_equal.get(&(l, n))?).cloned()
+    };
     // Every call: (layer, node index, its inbound node).
     let mut calls: Vec<(&Value, usize, &Value)> = Vec::new();
     for l in layers {
-        if l["class_name"] == "InputLayer" {
+        if l["class_name"] == "InputLayer" || l["class_name"] == "NotEqual" {
             continue;
         }
         for (k, node) in l["inbound_nodes"]
@@ -660,9 +712,12 @@ fn functional(
                 .get("initial_state")
                 .map(tensors_in)
                 .unwrap_or_default();
+            let explicit = kwargs.get("mask").filter(|m| !m.is_null());
+            let mask = explicit.map(&mask_of);
             let ready = args
                 .iter()
                 .chain(&initial)
+                .chain(mask.iter().flatten())
                 .all(|h| reference(&node_name, h).is_some());
             if !ready {
                 later.push((l, k, node));
@@ -683,11 +738,11 @@ fn functional(
                     ));
                 }
             }
-            if kwargs.get("mask").is_some_and(|m| !m.is_null()) {
+            if let Some(None) = mask {
                 return Err(refuse(
                     &lname,
                     class,
-                    "an explicit mask argument (masks from Masking or mask_zero are read)",
+                    "a mask argument that is not an Embedding's (mask_zero)",
                 ));
             }
             let first = !seen.contains_key(&lname);
@@ -707,6 +762,17 @@ fn functional(
                         .map(|h| reference(&node_name, h))
                         .collect::<Option<Vec<_>>>()
                 );
+            }
+            // The mask Keras passed: the one the input carries, which rnnkit propagates
+            // itself, except for a recurrent layer called with initial states (Keras
+            // passes it only when asked): there it becomes rnnkit's explicit mask, the
+            // Embedding output it belongs to.
+            let recurrent = ["SimpleRNN", "LSTM", "GRU", "Bidirectional"].contains(&class);
+            if let Some(Some(m)) = &mask
+                && recurrent
+                && !initial.is_empty()
+            {
+                entry["mask"] = json!(reference(&node_name, m));
             }
             let (spec, wanted, state) =
                 layer(l)?.ok_or_else(|| arch(format!("layer {lname:?} is an input")))?;

@@ -22,6 +22,21 @@ pub(super) fn emit_list<F: Float>(
 ) -> Result<Option<Flow>> {
     let names: Vec<&str> = xs.iter().map(|x| x.name.as_str()).collect();
     let rank = xs.first().map_or(0, |x| x.rank);
+    let list = matches!(
+        ls,
+        LayerSpec::Concatenate(_)
+            | LayerSpec::Add(_)
+            | LayerSpec::Multiply(_)
+            | LayerSpec::Average(_)
+            | LayerSpec::Attention(_)
+            | LayerSpec::AdditiveAttention(_)
+    );
+    if list && xs.iter().any(|x| x.len.is_some()) {
+        return Err(unsupported(
+            name,
+            format!("a masked input to {}", ls.type_name()),
+        ));
+    }
     let out = match ls {
         LayerSpec::Concatenate(c) => b.op1(
             "Concat",
@@ -48,7 +63,11 @@ pub(super) fn emit_list<F: Float>(
         }
         _ => return Ok(None),
     };
-    Ok(Some(Flow { name: out, rank }))
+    Ok(Some(Flow {
+        name: out,
+        rank,
+        len: None,
+    }))
 }
 
 /// `softmax(scores(q, k))·v` as Keras's Attention and AdditiveAttention compute it
@@ -151,16 +170,14 @@ pub(crate) fn functional<F: Float>(model: &Functional<F>) -> Result<Vec<u8>> {
             Flow {
                 name: input.name.clone(),
                 rank: input.shape.len() + 1,
+                len: None,
             },
         );
     }
     let get = |tensors: &HashMap<String, Flow>, r: &str, node: &str| {
         tensors
             .get(r)
-            .map(|f| Flow {
-                name: f.name.clone(),
-                rank: f.rank,
-            })
+            .cloned()
             .ok_or_else(|| unsupported(node, format!("reads {r}, which no earlier node makes")))
     };
     for node in &spec.nodes {
@@ -179,14 +196,6 @@ pub(crate) fn functional<F: Float>(model: &Functional<F>) -> Result<Vec<u8>> {
                 })?,
             ),
         };
-        if matches!(ls, LayerSpec::Masking(_))
-            || matches!(&ls, LayerSpec::Embedding(c) if c.mask_zero)
-        {
-            return Err(unsupported(
-                &node.name,
-                "a mask (Masking or mask_zero; masks are not exported yet)",
-            ));
-        }
         let layer = model
             .layer(owner.as_str())
             .ok_or_else(|| unsupported(&node.name, format!("no layer {owner}")))?;
@@ -212,7 +221,11 @@ pub(crate) fn functional<F: Float>(model: &Functional<F>) -> Result<Vec<u8>> {
         for (k, st) in states.into_iter().enumerate() {
             tensors.insert(
                 format!("{}:{}", node.name, k + 1),
-                Flow { name: st, rank: 2 },
+                Flow {
+                    name: st,
+                    rank: 2,
+                    len: None,
+                },
             );
         }
         tensors.insert(node.name.clone(), out);

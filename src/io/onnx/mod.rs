@@ -8,12 +8,20 @@
 //! states in and returned states out, Concatenate, Add, Multiply, Average, Attention and
 //! AdditiveAttention.
 //!
+//! Masks from `Masking` and `Embedding(mask_zero=True)` become ONNX's `sequence_lens` (the
+//! number of valid steps per sample), with Keras's rule that a masked step carries the
+//! state and Keras's outputs at masked steps (zeros with `zero_output_for_mask` and in a
+//! Bidirectional, else the last valid output repeated; a masked mean in
+//! GlobalAveragePooling1D). This is exact for **post-padded** sequences (valid steps
+//! first), the layout `sequence_lens` describes; pre-padded inputs need the rnnkit model.
+//!
 //! What has no exact ONNX form here is refused with [`Error::Unsupported`] naming the
-//! layer and the option, never exported as a different model: LeakyRNN, masks (`Masking`,
-//! `mask_zero`, explicit masks), stateful layers, Bidirectional with `merge_mode` None or
-//! an inner `go_backwards`.
+//! layer and the option, never exported as a different model: LeakyRNN, explicit masks
+//! and masked inputs to merges or attention, stateful layers, Bidirectional with
+//! `merge_mode` None or an inner `go_backwards`.
 
 mod graph;
+mod mask;
 pub(crate) use graph::functional;
 mod proto;
 
@@ -59,6 +67,10 @@ impl Builder {
         self.nodes
             .push(proto::node(op, &name, inputs, &refs, attrs));
         outs
+    }
+    /// `a == b` (elementwise).
+    fn op1_eq(&mut self, base: &str, a: &str, b: &str) -> String {
+        self.op1("Equal", base, &[a, b], &[])
     }
     fn op1(&mut self, op: &str, base: &str, inputs: &[&str], attrs: &[(&str, Attr)]) -> String {
         self.op(op, base, inputs, 1, attrs).remove(0)
@@ -110,6 +122,7 @@ struct Rec<'a> {
     return_sequences: bool,
     go_backwards: bool,
     stateful: bool,
+    zero_output_for_mask: bool,
     name: &'a str,
 }
 
@@ -151,11 +164,11 @@ fn rec_of<'a>(spec: &'a LayerSpec, name: &'a str) -> Result<Rec<'a>> {
         }
         _ => unreachable!("only recurrent specs reach here"),
     };
-    let (go_backwards, stateful) = match spec {
-        LayerSpec::SimpleRnn(c) => (c.go_backwards, c.stateful),
-        LayerSpec::Lstm(c) => (c.go_backwards, c.stateful),
-        LayerSpec::Gru(c) => (c.go_backwards, c.stateful),
-        _ => (false, false),
+    let (go_backwards, stateful, zero_output_for_mask) = match spec {
+        LayerSpec::SimpleRnn(c) => (c.go_backwards, c.stateful, c.zero_output_for_mask),
+        LayerSpec::Lstm(c) => (c.go_backwards, c.stateful, c.zero_output_for_mask),
+        LayerSpec::Gru(c) => (c.go_backwards, c.stateful, c.zero_output_for_mask),
+        _ => (false, false, false),
     };
     Ok(Rec {
         op,
@@ -166,6 +179,7 @@ fn rec_of<'a>(spec: &'a LayerSpec, name: &'a str) -> Result<Rec<'a>> {
         return_sequences: *seq,
         go_backwards,
         stateful,
+        zero_output_for_mask,
         name,
     })
 }
@@ -219,9 +233,12 @@ fn onnx_weights<F: Float>(
 }
 
 /// A tensor flowing through the graph: its name and rank (2: `[b, f]`, 3: `[b, t, f]`).
+#[derive(Clone)]
 struct Flow {
     name: String,
     rank: usize,
+    /// Its Keras mask as valid-step counts `[b]` (int32), for post-padded sequences.
+    len: Option<String>,
 }
 
 /// The output and, in Keras's order (`h`, `c` per direction, forward first), the final
@@ -285,6 +302,12 @@ fn recurrent<F: Float>(
     let lstm = rec.op == "LSTM";
     let per_dir = if lstm { 2 } else { 1 };
     let mut inputs: Vec<String> = vec![xt, wn, rn, bn];
+    // Keras: a layer called with initial states gets no mask (its output still carries
+    // the input's); otherwise the mask is the valid-step count.
+    let used_len = x.len.clone().filter(|_| initial.is_empty());
+    if let Some(l) = &used_len {
+        inputs.push(l.clone());
+    }
     if !initial.is_empty() {
         if initial.len() != per_dir * nd {
             return Err(unsupported(
@@ -297,7 +320,9 @@ fn recurrent<F: Float>(
             ));
         }
         // [h | c] per direction → initial_h, initial_c `[dirs, b, u]`.
-        inputs.push(String::new()); // sequence_lens
+        if used_len.is_none() {
+            inputs.push(String::new()); // sequence_lens
+        }
         for k in 0..per_dir {
             let parts: Vec<String> = (0..nd)
                 .map(|d| {
@@ -346,13 +371,29 @@ fn recurrent<F: Float>(
                 );
                 s = b.op1("Slice", base, &[&s, &st, &en, &ax, &sp], &[]);
             }
-            let out = b.op1(
+            let mut out = b.op1(
                 "Transpose",
                 base,
                 &[&s],
                 &[("perm", Attr::Ints(vec![1, 0, 2]))],
             );
-            return Ok((Flow { name: out, rank: 3 }, states));
+            // Padded steps: ONNX gives zeros; Keras repeats the last output unless
+            // zero_output_for_mask (a backwards layer meets the padding first: zeros).
+            if let Some(l) = &used_len
+                && !rec.zero_output_for_mask
+                && !rec.go_backwards
+            {
+                out = mask::carry(b, base, &out, l);
+            }
+            let len = x.len.clone();
+            return Ok((
+                Flow {
+                    name: out,
+                    rank: 3,
+                    len,
+                },
+                states,
+            ));
         }
         // [t, 2, b, u] → [b, t, 2, u], then the merge over axis 2.
         let yt = b.op1(
@@ -361,13 +402,29 @@ fn recurrent<F: Float>(
             &[y],
             &[("perm", Attr::Ints(vec![2, 0, 1, 3]))],
         );
+        // Keras's Bidirectional outputs zeros at masked steps in both directions, as ONNX.
         let out = merge_dirs(b, base, &yt, 2, merge, &[0, 0, -1])?;
-        return Ok((Flow { name: out, rank: 3 }, states));
+        let len = x.len.clone();
+        return Ok((
+            Flow {
+                name: out,
+                rank: 3,
+                len,
+            },
+            states,
+        ));
     }
     if nd == 1 {
         let axes = b.i64s("axes", &[0]);
         let out = b.op1("Squeeze", base, &[yh, &axes], &[]);
-        return Ok((Flow { name: out, rank: 2 }, states));
+        return Ok((
+            Flow {
+                name: out,
+                rank: 2,
+                len: None,
+            },
+            states,
+        ));
     }
     // [2, b, u] → [b, 2, u], then the merge over axis 1.
     let yt = b.op1(
@@ -377,7 +434,14 @@ fn recurrent<F: Float>(
         &[("perm", Attr::Ints(vec![1, 0, 2]))],
     );
     let out = merge_dirs(b, base, &yt, 1, merge, &[0, -1])?;
-    Ok((Flow { name: out, rank: 2 }, states))
+    Ok((
+        Flow {
+            name: out,
+            rank: 2,
+            len: None,
+        },
+        states,
+    ))
 }
 
 /// Merges the two directions held along `axis` (forward first) as Bidirectional does.
@@ -467,10 +531,7 @@ fn emit_layer<F: Float>(
             format!("{} inputs to a {}", xs.len(), ls.type_name()),
         ));
     }
-    let x = Flow {
-        name: x.name.clone(),
-        rank: x.rank,
-    };
+    let x = x.clone();
     let out = match ls {
         LayerSpec::SimpleRnn(_)
         | LayerSpec::Lstm(_)
@@ -519,20 +580,24 @@ fn emit_layer<F: Float>(
             Flow {
                 name: activation(b, &name, y, c.activation),
                 rank: x.rank,
+                len: x.len.clone(),
             }
         }
         LayerSpec::Embedding(c) => {
-            if c.mask_zero {
-                return Err(unsupported(
-                    &name,
-                    "mask_zero=true (masks are not exported yet)",
-                ));
-            }
             let e = &weights["embeddings"];
             let en = b.f32s(&format!("{name}/embeddings"), e.shape(), &f32_vec(e));
+            let len = c.mask_zero.then(|| {
+                // Keras's mask: ids other than 0.
+                let zero = b.i64s("zero", &[0]);
+                let eq = b.op1_eq(&name, &x.name, &zero);
+                let ne = b.op1("Not", &name, &[&eq], &[]);
+                let keep = b.op1("Cast", &name, &[&ne], &[("to", Attr::Int(1))]);
+                mask::lengths(b, &name, &keep)
+            });
             Flow {
                 name: b.op1("Gather", &name, &[&en, &x.name], &[("axis", Attr::Int(0))]),
                 rank: x.rank + 1,
+                len,
             }
         }
         LayerSpec::Dropout(_) => x,
@@ -543,19 +608,68 @@ fn emit_layer<F: Float>(
             Flow {
                 name: b.op1("Tile", &name, &[&y, &reps], &[]),
                 rank: 3,
+                len: None,
             }
         }
-        LayerSpec::GlobalAveragePooling1D(_) => Flow {
-            name: b.op1(
-                "ReduceMean",
+        LayerSpec::GlobalAveragePooling1D(_) => {
+            let name_out = match &x.len {
+                None => b.op1(
+                    "ReduceMean",
+                    &name,
+                    &[&x.name],
+                    &[("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
+                ),
+                Some(l) => {
+                    // Keras's masked mean: Σ x·m / Σ m over the steps.
+                    let keep = mask::keep_of(b, &name, l, &x.name);
+                    let ax = b.i64s("axes", &[2]);
+                    let k3 = b.op1("Unsqueeze", &name, &[&keep, &ax], &[]);
+                    let xm = b.op1("Mul", &name, &[&x.name, &k3], &[]);
+                    let ax1 = b.i64s("axes", &[1]);
+                    let num = b.op1(
+                        "ReduceSum",
+                        &name,
+                        &[&xm, &ax1],
+                        &[("keepdims", Attr::Int(0))],
+                    );
+                    let den = b.op1(
+                        "ReduceSum",
+                        &name,
+                        &[&k3, &ax1],
+                        &[("keepdims", Attr::Int(0))],
+                    );
+                    b.op1("Div", &name, &[&num, &den], &[])
+                }
+            };
+            Flow {
+                name: name_out,
+                rank: 2,
+                len: None,
+            }
+        }
+        LayerSpec::Masking(c) => {
+            // Keras: a step is kept when any feature differs from mask_value; the output is
+            // the input times that mask.
+            let v = b.fresh("mask_value");
+            let v = b.f32s(&v, &[], &[c.mask_value as f32]);
+            let eq = b.op1_eq(&name, &x.name, &v);
+            let ne = b.op1("Not", &name, &[&eq], &[]);
+            let nef = b.op1("Cast", &name, &[&ne], &[("to", Attr::Int(1))]);
+            let keep = b.op1(
+                "ReduceMax",
                 &name,
-                &[&x.name],
-                &[("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
-            ),
-            rank: 2,
-        },
-        LayerSpec::Masking(_) => {
-            return Err(unsupported(&name, "Masking (masks are not exported yet)"));
+                &[&nef],
+                &[("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Int(0))],
+            );
+            let ax = b.i64s("axes", &[2]);
+            let k3 = b.op1("Unsqueeze", &name, &[&keep, &ax], &[]);
+            let out = b.op1("Mul", &name, &[&x.name, &k3], &[]);
+            let len = mask::lengths(b, &name, &keep);
+            Flow {
+                name: out,
+                rank: x.rank,
+                len: Some(len),
+            }
         }
         other => {
             return Err(unsupported(&name, format!("{} here", other.type_name())));
@@ -584,6 +698,7 @@ pub(crate) fn sequential<F: Float>(model: &Sequential<F>) -> Result<Vec<u8>> {
     let mut x = Flow {
         name: "input".into(),
         rank: spec.input_shape.len() + 1,
+        len: None,
     };
     for (layer, ls) in model.layers().iter().zip(&spec.layers) {
         let name = layer.name().to_string();
