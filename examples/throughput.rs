@@ -10,6 +10,10 @@
 //! (`Sequential::step`: the recurrent step and the Dense; `--seq` is ignored), as
 //! `ref_rnn.py --mode stream` times PyTorch's `LSTMCell`/`GRUCell`/`RNNCell` + `Linear`.
 //!
+//! `--onnx OUT.onnx` also writes the timed model as ONNX, for
+//! `python tools/onnx_bench.py OUT.onnx --batch B --seq T --input F` (ONNX Runtime's time
+//! on the same model).
+//!
 //! The last line printed is `ms_per_step=<float> framework=rnnkit cell=.. B=.. T=.. F=.. H=.. mode=..`
 //! (mean over `--steps` timed steps after `--warmup` untimed ones).
 
@@ -31,6 +35,8 @@ struct Opts {
     warmup: usize,
     f64: bool,
     threads: usize,
+    /// Also write the timed model as ONNX here (`tools/onnx_bench.py` times it).
+    onnx: Option<String>,
 }
 
 fn parse() -> Opts {
@@ -46,12 +52,13 @@ fn parse() -> Opts {
         warmup: 10,
         f64: false,
         threads: 2,
+        onnx: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     let fail = |m: String| -> ! {
         eprintln!(
-            "{m}\nusage: throughput --cell rnn|lstm|gru --batch B --seq T --input F --hidden H --out O --mode train|infer|stream [--steps N] [--warmup W] [--dtype f32|f64] [--threads K]"
+            "{m}\nusage: throughput --cell rnn|lstm|gru --batch B --seq T --input F --hidden H --out O --mode train|infer|stream [--steps N] [--warmup W] [--dtype f32|f64] [--threads K] [--onnx OUT.onnx]"
         );
         std::process::exit(2)
     };
@@ -75,6 +82,7 @@ fn parse() -> Opts {
             "--warmup" => o.warmup = n(),
             "--dtype" => o.f64 = v == "f64",
             "--threads" => o.threads = n(),
+            "--onnx" => o.onnx = Some(v.clone()),
             other => fail(format!("unknown option {other}")),
         }
     }
@@ -102,6 +110,9 @@ fn run<F: Float>(o: &Opts) -> Result<f64, rnnkit::Error> {
         _ => m.push(GruConfig::new(o.h))?,
     };
     let mut model = m.push(DenseConfig::new(o.o))?;
+    if let Some(path) = &o.onnx {
+        model.export(path, rnnkit::io::Format::Onnx)?;
+    }
     let mut rng = seeded_rng(0);
     let x: ArrayD<F> =
         ArrayD::<f64>::random_using(ndarray::IxDyn(&[o.b, o.t, o.f]), StandardNormal, &mut rng)

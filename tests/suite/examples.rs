@@ -579,3 +579,82 @@ fn recursive_net_checks_its_gradient_and_reports_every_depth() {
     assert_svgs(&out, &["mae_by_depth.svg"]);
     let _ = std::fs::remove_dir_all(out);
 }
+
+/// `convert` (issue #27 item 4): a Keras file to ONNX, PyTorch and rnnkit (exit 0, the
+/// written files open), an rnnkit file and a PyTorch export back; a model PyTorch cannot
+/// express exits 1 naming the layer and option; a wrong command line exits 2.
+#[test]
+fn convert_writes_every_target_and_exits_1_on_a_refusal() {
+    use rnnkit::prelude::*;
+    let dir = std::env::temp_dir().join(format!("rnnkit-convert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let keras = |n: &str| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/keras_files")
+            .join(format!("{n}.keras"))
+    };
+    let convert = |args: &[&std::ffi::OsStr]| {
+        Command::new(example("convert"))
+            .args(args)
+            .output()
+            .expect("run convert")
+    };
+    let lstm = keras("seq_lstm_stack");
+    let (onnx, pt, st) = (
+        dir.join("m.onnx"),
+        dir.join("m_pt"),
+        dir.join("m.safetensors"),
+    );
+    for (to, out) in [("onnx", &onnx), ("pytorch", &pt), ("rnnkit", &st)] {
+        let o = convert(&[
+            lstm.as_os_str(),
+            "--to".as_ref(),
+            to.as_ref(),
+            out.as_os_str(),
+        ]);
+        assert!(
+            o.status.success(),
+            "{to}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert!(std::fs::read(&onnx).unwrap().len() > 1000);
+    let from_keras = rnnkit::io::AnyModel::<f32>::load(&lstm).unwrap();
+    let x = ndarray::Array3::from_shape_fn((2, 6, 3), |(i, t, f)| ((i + t + f) as f32 * 0.2).sin())
+        .into_dyn();
+    let want = from_keras.predict(Inputs::new(&x), 8).unwrap();
+    for back in [&pt, &st] {
+        let m = rnnkit::io::AnyModel::<f32>::load(back).unwrap();
+        assert_eq!(
+            m.predict(Inputs::new(&x), 8).unwrap(),
+            want,
+            "{}",
+            back.display()
+        );
+    }
+    // PyTorch export directory → rnnkit file.
+    let again = dir.join("again.safetensors");
+    let o = convert(&[
+        pt.as_os_str(),
+        "--to".as_ref(),
+        "rnnkit".as_ref(),
+        again.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // GRU with reset_after=False: PyTorch has no such layer.
+    let cho = keras("seq_embedding_gru_cho");
+    let o = convert(&[
+        cho.as_os_str(),
+        "--to".as_ref(),
+        "pytorch".as_ref(),
+        dir.join("no").as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("gru") && err.contains("reset_after=false"),
+        "{err}"
+    );
+    assert_eq!(convert(&["only-one-arg".as_ref()]).status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
