@@ -148,7 +148,7 @@ pub trait Save {
     {
         let (path, bytes) = (path.as_ref(), self.to_format(format)?);
         match format {
-            Format::Onnx => write_atomic(path, &bytes),
+            Format::Onnx | Format::OnnxStream => write_atomic(path, &bytes),
             Format::PyTorch => {
                 std::fs::create_dir_all(path).map_err(|e| crate::Error::Io {
                     path: path.display().to_string(),
@@ -168,6 +168,11 @@ pub trait Save {
 pub enum Format {
     /// ONNX (opset [`onnx::OPSET`], float32), for ONNX Runtime and other ONNX runtimes.
     Onnx,
+    /// ONNX, the one-step streaming form of a Sequential model: inputs `input`
+    /// `[batch, features]` and each recurrent layer's states (`<layer>_h`, `<layer>_c`),
+    /// outputs `output` and the new states (`<layer>_h_out`, ...), as
+    /// [`Sequential::step`](crate::Sequential::step) runs it.
+    OnnxStream,
     /// PyTorch: a directory with `model.safetensors` (PyTorch's names and layouts) and
     /// `model.py`, whose `load(dir)` returns the model as an `nn.Module`; [`Load::load`]
     /// reads such a directory back. [`Save::to_format`] gives the `model.safetensors`.

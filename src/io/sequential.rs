@@ -13,6 +13,7 @@ impl<F: Float> Save for Sequential<F> {
     fn to_format(&self, format: super::Format) -> Result<Vec<u8>> {
         match format {
             super::Format::Onnx => super::onnx::sequential(self),
+            super::Format::OnnxStream => super::onnx::sequential_stream(self),
             super::Format::PyTorch => super::pytorch::export(self),
         }
     }

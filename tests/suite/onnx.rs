@@ -314,3 +314,93 @@ fn every_graph_fixture_exports_and_onnx_runtime_agrees_or_it_is_refused_by_name(
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The one-step streaming form (`Format::OnnxStream`): inputs `input` and each layer's
+/// states, outputs the step's output and the new states; one step from states carried
+/// over earlier steps must give what `Sequential::step` gives (ONNX Runtime where
+/// available), and layers with no one-step form are refused by name.
+#[test]
+fn the_streaming_form_takes_one_step_with_states_in_and_out() {
+    let model = Sequential::<f32>::with_input_shape(vec![None, Some(3)])
+        .seed(4)
+        .push(LstmConfig::new(4).return_sequences(true).stateful(true))
+        .unwrap()
+        .push(GruConfig::new(3))
+        .unwrap()
+        .push(DenseConfig::new(2))
+        .unwrap();
+    let file = model.to_format(Format::OnnxStream).unwrap();
+    let graph = decode(bytes(&decode(&file), 7)[0]);
+    let names = |field| -> Vec<String> {
+        bytes(&graph, field)
+            .into_iter()
+            .map(|v| text(bytes(&decode(v), 1)[0]))
+            .collect()
+    };
+    assert_eq!(names(11), ["input", "lstm_h", "lstm_c", "gru_h"]);
+    assert_eq!(
+        names(12),
+        ["output", "lstm_h_out", "lstm_c_out", "gru_h_out"]
+    );
+    // Three steps in rnnkit; the third is the case.
+    let mut stream = model.stream_state(2);
+    let xt = |t: usize| {
+        ndarray::Array2::from_shape_fn((2, 3), |(i, f)| {
+            ((1 + i + 2 * t + 3 * f) as f32 * 0.4).sin()
+        })
+    };
+    for t in 0..2 {
+        model.step(xt(t).view(), &mut stream).unwrap();
+    }
+    let before: Vec<ndarray::Array2<f32>> = stream.states().iter().flatten().cloned().collect();
+    let y = model.step(xt(2).view(), &mut stream).unwrap().to_owned();
+    let after: Vec<ndarray::Array2<f32>> = stream.states().iter().flatten().cloned().collect();
+    assert_eq!(before.len(), 3);
+    let j = |a: &ndarray::Array2<f32>| tensor_json(&a.clone().into_dyn());
+    let mut inputs = vec![j(&xt(2))];
+    inputs.extend(before.iter().map(j));
+    let mut outputs = vec![j(&y)];
+    outputs.extend(after.iter().map(j));
+    for (cfg, what) in [
+        (
+            Box::new(BidirectionalConfig::new(GruConfig::new(2)))
+                as Box<dyn rnnkit::LayerConfig<f32>>,
+            "Bidirectional",
+        ),
+        (
+            Box::new(LstmConfig::new(2).go_backwards(true)),
+            "go_backwards",
+        ),
+    ] {
+        let mut m = Sequential::<f32>::with_input_shape(vec![None, Some(3)]);
+        m.add(cfg.as_ref()).unwrap();
+        let e = m.to_format(Format::OnnxStream).unwrap_err().to_string();
+        assert!(e.contains(what), "{e}");
+    }
+    let Ok(python) = std::env::var("RNNKIT_ONNX_PYTHON") else {
+        report("onnx runtime on the streaming form: skipped (set RNNKIT_ONNX_PYTHON)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("rnnkit_onnx_stream_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("stream.onnx"), &file).unwrap();
+    let record = json!({"inputs": inputs, "outputs": outputs});
+    std::fs::write(dir.join("stream.json"), record.to_string()).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/onnx_check.py");
+    let run = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    report(&format!(
+        "streaming form: {}",
+        stdout.lines().last().unwrap_or("")
+    ));
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

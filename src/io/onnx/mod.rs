@@ -22,7 +22,9 @@
 
 mod graph;
 mod mask;
+mod stream;
 pub(crate) use graph::functional;
+pub(crate) use stream::sequential_stream;
 mod proto;
 
 use crate::activation::Activation;
@@ -43,6 +45,8 @@ struct Builder {
     nodes: Vec<Msg>,
     inits: Vec<Msg>,
     count: usize,
+    /// The one-step form: states are explicit, so stateful layers export.
+    stream: bool,
 }
 
 impl Builder {
@@ -252,7 +256,7 @@ fn recurrent<F: Float>(
     initial: &[String],
     want_states: bool,
 ) -> Result<(Flow, Vec<String>)> {
-    if rec.stateful {
+    if rec.stateful && !b.stream {
         return Err(unsupported(
             rec.name,
             "stateful=true (export the same layer built without it)",
