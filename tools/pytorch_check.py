@@ -44,7 +44,11 @@ def save_safetensors(path, tensors, metadata):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
-def reweight(net, d, x):
+def tensor(t):
+    return np.array(t["data"], dtype=np.float64).reshape(t["shape"])
+
+
+def reweight(net, d, xs):
     """The import direction: new weights drawn by PyTorch, the module's own output on them,
     and its state_dict written back under the file's names (`NAME.torch.json` holds the
     output for rnnkit to reproduce after reading the directory)."""
@@ -52,13 +56,14 @@ def reweight(net, d, x):
     with torch.no_grad():
         for p in net.parameters():
             p.uniform_(-0.5, 0.5)
-        y = net(x).numpy()
+        ys = net(*xs)
+        ys = [y.numpy() for y in (ys if isinstance(ys, tuple) else (ys,))]
     mod = load_module(d)
     names = {v: k for k, v in mod._state_names(net).items()}
     _, meta = mod.read_safetensors(str(d / "model.safetensors"))
     save_safetensors(d / "model.safetensors", {names[k]: v for k, v in net.state_dict().items()}, meta)
-    (d.parent / f"{d.name}.torch.json").write_text(json.dumps(
-        {"output": {"shape": list(y.shape), "data": [float(v) for v in y.ravel()]}}))
+    out = [{"shape": list(y.shape), "data": [float(v) for v in y.ravel()]} for y in ys]
+    (d.parent / f"{d.name}.torch.json").write_text(json.dumps({"output": out[0], "outputs": out}))
 
 
 def main(dirname):
@@ -68,29 +73,32 @@ def main(dirname):
     for d in cases:
         case = json.loads((root / f"{d.name}.json").read_text())
         rtol, atol = case.get("rtol", 1e-5), case.get("atol", 1e-6)
-        x = np.array(case["input"]["data"], dtype=np.float64).reshape(case["input"]["shape"])
-        x = torch.tensor(x.astype(np.int64) if case["input"]["ids"] else x.astype(np.float32))
-        want = np.array(case["output"]["data"], dtype=np.float32).reshape(case["output"]["shape"])
+        xs = [torch.tensor(tensor(t).astype(np.int64) if t.get("ids") else tensor(t).astype(np.float32))
+              for t in case.get("inputs", [case.get("input")])]
+        wants = [tensor(t).astype(np.float32) for t in case.get("outputs", [case.get("output")])]
         try:
             net = load_module(d).load(str(d))
             assert not net.training, "load() must return the module in eval mode"
             with torch.no_grad():
-                got = net(x).numpy()
+                gots = net(*xs)
+            gots = [g.numpy() for g in (gots if isinstance(gots, tuple) else (gots,))]
         except Exception as e:  # noqa: BLE001 - any failure to load or run is a failure
             failed.append(d.name)
             print(f"FAILED {d.name}: {type(e).__name__}: {e}")
             continue
-        if got.shape != want.shape:
+        if [g.shape for g in gots] != [w.shape for w in wants]:
             failed.append(d.name)
-            print(f"FAILED {d.name}: shape {got.shape}, expected {want.shape}")
+            print(f"FAILED {d.name}: shapes {[g.shape for g in gots]}, expected {[w.shape for w in wants]}")
             continue
+        got = np.concatenate([g.ravel() for g in gots])
+        want = np.concatenate([w.ravel() for w in wants])
         err = np.abs(got - want)
         if (err > rtol * np.abs(want) + atol).any():
             failed.append(d.name)
             print(f"FAILED {d.name}: max |diff| {err.max():.2e}")
         else:
             print(f"ok {d.name}: max |diff| {err.max():.2e}")
-            reweight(net, d, x)
+            reweight(net, d, xs)
     print(f"pytorch: {len(cases) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed or not cases else 0
 

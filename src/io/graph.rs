@@ -16,12 +16,12 @@ impl<F: Float> Save for Functional<F> {
     fn to_format(&self, format: super::Format) -> Result<Vec<u8>> {
         match format {
             super::Format::Onnx => super::onnx::functional(self),
-            super::Format::PyTorch | super::Format::OnnxStream => Err(crate::Error::Unsupported {
+            super::Format::PyTorch => super::pytorch::export_graph(self),
+            super::Format::OnnxStream => Err(crate::Error::Unsupported {
                 layer: crate::param::Module::name(self).to_string(),
-                reason: format!(
-                    "no {format:?} form yet: it is written for Sequential models (graph \
-                     models export to ONNX)"
-                ),
+                reason: "no one-step streaming form for graph models: it is written for \
+                         Sequential models"
+                    .into(),
             }),
         }
     }

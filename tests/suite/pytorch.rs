@@ -160,3 +160,99 @@ fn every_layer_fixture_exports_to_pytorch_and_the_module_agrees() {
     report(&format!("pytorch import: {imported} passed, 0 failed"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Graph models to PyTorch: every graph fixture without masks exports (several inputs and
+/// outputs, initial and returned states, merges, attention, shared layers), reads back
+/// with the same predictions, and (with torch) `model.py`'s `Graph` module agrees and its
+/// redrawn weights read back.
+#[test]
+fn every_unmasked_graph_fixture_exports_to_pytorch_and_the_module_agrees() {
+    use rnnkit::model::NodeLayer;
+    let dir = std::env::temp_dir().join(format!("rnnkit_pt_graphs_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut exported, mut refused) = (Vec::new(), 0);
+    for (name, case) in fixtures("graph") {
+        let Ok(model) = crate::graph::build::<f32>(&case) else {
+            panic!("{name}: the graph runner builds every case");
+        };
+        let names: Vec<String> = model.inputs().iter().map(|(n, _)| n.to_string()).collect();
+        let xs: Vec<ArrayD<f32>> = names.iter().map(|n| tensor(&case["input"][n])).collect();
+        let Ok(rnnkit::model::Architecture::Graph(spec)) = model.architecture() else {
+            panic!("{name}: a graph");
+        };
+        match model.export(dir.join(&name), Format::PyTorch) {
+            Ok(()) => {
+                let ys = model.predict(Inputs::from(&xs), 64).unwrap();
+                let back = AnyModel::<f32>::load(dir.join(&name)).unwrap();
+                assert_eq!(back.predict(Inputs::from(&xs), 64).unwrap(), ys, "{name}");
+                let inputs: Vec<Value> = xs
+                    .iter()
+                    .zip(&names)
+                    .map(|(x, n)| {
+                        let ids = spec.nodes.iter().any(|node| {
+                            node.inputs.first() == Some(n)
+                                && matches!(
+                                    &node.layer,
+                                    NodeLayer::New(rnnkit::layers::LayerSpec::Embedding(_))
+                                )
+                        });
+                        let mut t = tensor_json(x);
+                        t["ids"] = json!(ids);
+                        t
+                    })
+                    .collect();
+                let record = json!({"inputs": inputs, "outputs": ys.iter().map(tensor_json).collect::<Vec<_>>()});
+                std::fs::write(dir.join(format!("{name}.json")), record.to_string()).unwrap();
+                exported.push((name, xs));
+            }
+            Err(rnnkit::Error::Unsupported { reason, .. }) => {
+                assert!(reason.contains("no exact PyTorch form"), "{name}: {reason}");
+                refused += 1;
+            }
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
+    report(&format!(
+        "pytorch graph export: {} exported, {refused} refused",
+        exported.len()
+    ));
+    if default_fixtures() {
+        assert!(exported.len() >= 10, "{} exported", exported.len());
+    }
+    let Ok(python) = std::env::var("RNNKIT_TORCH_PYTHON") else {
+        report("pytorch on graphs: skipped (set RNNKIT_TORCH_PYTHON to a python with torch)");
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/pytorch_check.py");
+    let run = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    for line in stdout.lines().filter(|l| !l.starts_with("ok ")) {
+        report(&format!("graphs: {line}"));
+    }
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for (name, xs) in &exported {
+        let record: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.torch.json"))).unwrap(),
+        )
+        .unwrap();
+        let model = AnyModel::<f32>::load(dir.join(name)).unwrap();
+        let ys = model.predict(Inputs::from(xs), 64).unwrap();
+        for (y, w) in ys.iter().zip(record["outputs"].as_array().unwrap()) {
+            close(y, &tensor::<f32>(w), 1e-5, 1e-6).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+    report(&format!(
+        "pytorch graph import: {} passed, 0 failed",
+        exported.len()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}

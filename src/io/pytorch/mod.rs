@@ -1,18 +1,20 @@
-//! PyTorch export and import of Sequential models.
+//! PyTorch export and import of Sequential and graph models.
 //!
 //! An export is a directory with `model.safetensors`, the weights under PyTorch's own
 //! names and layouts (`layers.<name>.weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`,
 //! `bias_hh_l0`, `_reverse` for a Bidirectional's backward direction, gate orders
 //! `i, f, g, o` (LSTM) and `r, z, n` (GRU); `layers.<name>.weight` / `bias` for `nn.Linear`
-//! and `nn.Embedding`) with rnnkit's architecture in its metadata, and `model.py`, whose
-//! `load(dir)` returns an `nn.Module` in eval mode giving rnnkit's predictions.
+//! and `nn.Embedding`; `layers.<name>.scale` for attention) with rnnkit's architecture in
+//! its metadata, and `model.py`, whose `load(dir)` returns an `nn.Module` in eval mode
+//! giving rnnkit's predictions (a graph model takes one tensor per input, in order, and
+//! returns several outputs as a tuple).
 //!
 //! Only what PyTorch's layers compute exactly is exported: SimpleRNN with tanh or relu,
 //! LSTM and GRU with tanh and sigmoid, GRU with `reset_after=True` (PyTorch's form), Dense
 //! with linear, tanh, sigmoid, relu or softmax, Embedding, Bidirectional (concat, sum, mul,
-//! ave), `go_backwards`, Dropout, RepeatVector, GlobalAveragePooling1D. The rest (masks,
-//! stateful layers, LeakyRNN, attention and graph models) is refused naming the layer and
-//! the option.
+//! ave), `go_backwards`, Dropout, RepeatVector, GlobalAveragePooling1D, and in graph models
+//! initial and returned states, the merges, Attention and AdditiveAttention. The rest
+//! (masks, stateful layers, LeakyRNN) is refused naming the layer and the option.
 //!
 //! Import reads such a directory back (`AnyModel::load(dir)`), Keras's single recurrent
 //! bias being PyTorch's two summed (exact for the function).
@@ -21,7 +23,7 @@ use super::write::Writer;
 use crate::error::{Error, FileError, Result};
 use crate::float::Float;
 use crate::layers::{BidirectionalSpec, LayerSpec, MergeMode};
-use crate::model::{ModelSpec, Sequential};
+use crate::model::{Architecture, Functional, GraphSpec, Model, ModelSpec, NodeLayer, Sequential};
 use ndarray::{Array2, ArrayD, Axis, Ix2, IxDyn};
 use std::collections::HashMap;
 
@@ -179,87 +181,149 @@ fn rnn_tensors<F: Float>(
     }
 }
 
-/// The export's `model.safetensors` bytes.
+/// One layer's tensors under PyTorch's names (`layers.<name>.`), or a refusal.
+fn export_layer<F: Float>(
+    name: &str,
+    ls: &LayerSpec,
+    w: &HashMap<String, ArrayD<F>>,
+    tensors: &mut Vec<(String, ArrayD<f32>)>,
+) -> Result<()> {
+    let name = name.to_string();
+    let torch = format!("layers.{name}.");
+    let scalar = |k: &str| w.get(k).map(|a| a.mapv(|v| v.to_f32().unwrap_or(f32::NAN)));
+    match ls {
+        LayerSpec::SimpleRnn(_)
+        | LayerSpec::Lstm(_)
+        | LayerSpec::Gru(_)
+        | LayerSpec::LeakyRnn(_) => {
+            let rnn = rnn_of(&name, ls)?;
+            rnn_tensors(&rnn, w, "", &torch, tensors);
+        }
+        LayerSpec::Bidirectional(b) => {
+            let (inner, merge) = inner_of(b);
+            if merge == MergeMode::None {
+                return Err(refuse(&name, "Bidirectional merge_mode None (two outputs)"));
+            }
+            if inner_go_backwards(&inner) {
+                return Err(refuse(&name, "an inner layer with go_backwards"));
+            }
+            let rnn = rnn_of(&name, &inner)?;
+            let prefix = |side: &str| {
+                w.keys()
+                    .find(|k| k.starts_with(side))
+                    .and_then(|k| k.split_once('/'))
+                    .map(|(p, _)| format!("{p}/"))
+                    .unwrap_or_default()
+            };
+            let mut fw = Vec::new();
+            rnn_tensors(&rnn, w, &prefix("forward"), &torch, &mut fw);
+            let mut bw = Vec::new();
+            rnn_tensors(&rnn, w, &prefix("backward"), &torch, &mut bw);
+            tensors.extend(fw);
+            tensors.extend(bw.into_iter().map(|(n, t)| (format!("{n}_reverse"), t)));
+        }
+        LayerSpec::Dense(_) => {
+            let k = two(&w["kernel"]);
+            tensors.push((format!("{torch}weight"), k.t().to_owned().into_dyn()));
+            if let Some(b) = w.get("bias") {
+                tensors.push((
+                    format!("{torch}bias"),
+                    b.mapv(|v| v.to_f32().unwrap_or(f32::NAN)),
+                ));
+            }
+        }
+        LayerSpec::Embedding(c) => {
+            if c.mask_zero {
+                return Err(refuse(
+                    &name,
+                    "mask_zero=true (nn.Embedding carries no mask)",
+                ));
+            }
+            tensors.push((
+                format!("{torch}weight"),
+                w["embeddings"].mapv(|v| v.to_f32().unwrap_or(f32::NAN)),
+            ));
+        }
+        LayerSpec::Attention(_) | LayerSpec::AdditiveAttention(_) => {
+            for k in ["scale", "concat_score_weight"] {
+                if let Some(a) = scalar(k) {
+                    tensors.push((format!("{torch}{k}"), a));
+                }
+            }
+        }
+        LayerSpec::Concatenate(_)
+        | LayerSpec::Add(_)
+        | LayerSpec::Multiply(_)
+        | LayerSpec::Average(_)
+        | LayerSpec::Dropout(_)
+        | LayerSpec::RepeatVector(_)
+        | LayerSpec::GlobalAveragePooling1D(_) => {}
+        LayerSpec::Masking(_) => {
+            return Err(refuse(&name, "Masking (PyTorch's layers carry no masks)"));
+        }
+    }
+    Ok(())
+}
+
+/// The export's `model.safetensors` bytes: a Sequential model.
 pub(crate) fn export<F: Float>(model: &Sequential<F>) -> Result<Vec<u8>> {
     let spec = model.spec()?;
     let mut tensors: Vec<(String, ArrayD<f32>)> = Vec::new();
     for (layer, ls) in model.layers().iter().zip(&spec.layers) {
-        let name = layer.name().to_string();
-        let mut w = HashMap::new();
-        layer.visit_params(&mut |n, p| {
-            w.insert(n.to_string(), p.value().clone());
-        });
-        let torch = format!("layers.{name}.");
-        match ls {
-            LayerSpec::SimpleRnn(_)
-            | LayerSpec::Lstm(_)
-            | LayerSpec::Gru(_)
-            | LayerSpec::LeakyRnn(_) => {
-                let rnn = rnn_of(&name, ls)?;
-                rnn_tensors(&rnn, &w, "", &torch, &mut tensors);
-            }
-            LayerSpec::Bidirectional(b) => {
-                let (inner, merge) = inner_of(b);
-                if merge == MergeMode::None {
-                    return Err(refuse(&name, "Bidirectional merge_mode None (two outputs)"));
-                }
-                if inner_go_backwards(&inner) {
-                    return Err(refuse(&name, "an inner layer with go_backwards"));
-                }
-                let rnn = rnn_of(&name, &inner)?;
-                let prefix = |side: &str| {
-                    w.keys()
-                        .find(|k| k.starts_with(side))
-                        .and_then(|k| k.split_once('/'))
-                        .map(|(p, _)| format!("{p}/"))
-                        .unwrap_or_default()
-                };
-                let mut fw = Vec::new();
-                rnn_tensors(&rnn, &w, &prefix("forward"), &torch, &mut fw);
-                let mut bw = Vec::new();
-                rnn_tensors(&rnn, &w, &prefix("backward"), &torch, &mut bw);
-                tensors.extend(fw);
-                tensors.extend(bw.into_iter().map(|(n, t)| (format!("{n}_reverse"), t)));
-            }
-            LayerSpec::Dense(_) => {
-                let k = two(&w["kernel"]);
-                tensors.push((format!("{torch}weight"), k.t().to_owned().into_dyn()));
-                if let Some(b) = w.get("bias") {
-                    tensors.push((
-                        format!("{torch}bias"),
-                        b.mapv(|v| v.to_f32().unwrap_or(f32::NAN)),
-                    ));
-                }
-            }
-            LayerSpec::Embedding(c) => {
-                if c.mask_zero {
-                    return Err(refuse(
-                        &name,
-                        "mask_zero=true (nn.Embedding carries no mask)",
-                    ));
-                }
-                tensors.push((
-                    format!("{torch}weight"),
-                    w["embeddings"].mapv(|v| v.to_f32().unwrap_or(f32::NAN)),
-                ));
-            }
-            LayerSpec::Dropout(_)
-            | LayerSpec::RepeatVector(_)
-            | LayerSpec::GlobalAveragePooling1D(_) => {}
-            LayerSpec::Masking(_) => {
-                return Err(refuse(&name, "Masking (PyTorch's layers carry no masks)"));
-            }
-            other => {
-                return Err(refuse(
-                    &name,
-                    format!("{} in a Sequential", other.type_name()),
-                ));
-            }
+        if matches!(
+            ls,
+            LayerSpec::Attention(_) | LayerSpec::AdditiveAttention(_)
+        ) {
+            return Err(refuse(layer.name(), "attention in a Sequential"));
+        }
+        export_layer(layer.name(), ls, &weights(layer.as_ref()), &mut tensors)?;
+    }
+    let arch = serde_json::to_string(&spec).map_err(|e| Error::Data(e.to_string()))?;
+    finish(arch, None, tensors)
+}
+
+/// The export's `model.safetensors` bytes: a graph model (no masks).
+pub(crate) fn export_graph<F: Float>(model: &Functional<F>) -> Result<Vec<u8>> {
+    let Architecture::Graph(spec) = model.architecture()? else {
+        return Err(refuse("model", "not a graph model"));
+    };
+    let mut tensors: Vec<(String, ArrayD<f32>)> = Vec::new();
+    for node in &spec.nodes {
+        if node.mask.is_some() {
+            return Err(refuse(
+                &node.name,
+                "an explicit mask (PyTorch's layers carry no masks)",
+            ));
+        }
+        if let NodeLayer::New(ls) = &node.layer {
+            let layer = model
+                .layer(node.name.as_str())
+                .ok_or_else(|| refuse(&node.name, "no such layer"))?;
+            export_layer(&node.name, ls, &weights(layer), &mut tensors)?;
         }
     }
     let arch = serde_json::to_string(&spec).map_err(|e| Error::Data(e.to_string()))?;
+    finish(arch, Some("Functional"), tensors)
+}
+
+fn weights<F: Float>(layer: &dyn crate::layers::Layer<F>) -> HashMap<String, ArrayD<F>> {
+    let mut w = HashMap::new();
+    layer.visit_params(&mut |n, p| {
+        w.insert(n.to_string(), p.value().clone());
+    });
+    w
+}
+
+fn finish(
+    arch: String,
+    model_type: Option<&str>,
+    tensors: Vec<(String, ArrayD<f32>)>,
+) -> Result<Vec<u8>> {
     let mut w = Writer::<f32>::new();
     w.meta("layout", "pytorch".into());
+    if let Some(t) = model_type {
+        w.meta("model_type", t.into());
+    }
     w.meta("architecture", arch);
     for (n, t) in tensors {
         w.tensor(n, &t)?;
@@ -307,17 +371,37 @@ pub(crate) fn to_rnnkit_file(
         key: "architecture",
         reason: "missing".into(),
     })?;
-    let spec: ModelSpec = super::spec::parse_model_spec(arch)?;
-    let need = |n: &str| get(n).ok_or_else(|| FileError::MissingTensor(n.to_string()));
     let mut w = Writer::<f32>::new();
     w.meta("architecture", arch.clone());
+    // (layer name, its spec) of every layer with weights.
+    let layers: Vec<(String, LayerSpec)> =
+        if meta.get("model_type").map(String::as_str) == Some("Functional") {
+            w.meta("model_type", "Functional".into());
+            let spec: GraphSpec = super::spec::parse_graph_spec(arch)?;
+            spec.nodes
+                .into_iter()
+                .filter_map(|n| match n.layer {
+                    NodeLayer::New(ls) => Some((n.name, ls)),
+                    NodeLayer::Shares(_) => None,
+                })
+                .collect()
+        } else {
+            let spec: ModelSpec = super::spec::parse_model_spec(arch)?;
+            spec.layers
+                .into_iter()
+                .map(|ls| {
+                    // An export's architecture names every layer.
+                    let name = ls.name().map(str::to_string).ok_or_else(|| {
+                        FileError::Architecture(format!("an unnamed {} layer", ls.type_name()))
+                    })?;
+                    Ok((name, ls))
+                })
+                .collect::<std::result::Result<_, FileError>>()?
+        };
+    let need = |n: &str| get(n).ok_or_else(|| FileError::MissingTensor(n.to_string()));
     let err = |e: Error| FileError::Architecture(e.to_string());
-    for ls in &spec.layers {
-        // An export's architecture names every layer.
-        let name = ls
-            .name()
-            .ok_or_else(|| FileError::Architecture(format!("an unnamed {} layer", ls.type_name())))?
-            .to_string();
+    for (name, ls) in &layers {
+        let name = name.clone();
         let torch = format!("layers.{name}.");
         let mut rnn_back =
             |inner: &LayerSpec, keras: &str, suffix: &str| -> std::result::Result<(), FileError> {
@@ -391,6 +475,13 @@ pub(crate) fn to_rnnkit_file(
                     &need(&format!("{torch}weight"))?,
                 )
                 .map_err(err)?;
+            }
+            LayerSpec::Attention(_) | LayerSpec::AdditiveAttention(_) => {
+                for k in ["scale", "concat_score_weight"] {
+                    if let Some(a) = get(&format!("{torch}{k}")) {
+                        w.tensor(format!("{name}/{k}"), &a).map_err(err)?;
+                    }
+                }
             }
             _ => {}
         }

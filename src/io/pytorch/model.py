@@ -3,6 +3,7 @@
     import model                      # this file, from the export directory
     net = model.load("EXPORT_DIR")    # an nn.Module in eval mode
     y = net(x)                        # x: [batch, time, features] float32 (token ids: int64)
+                                      # graph models: net(x1, x2, ...), several outputs a tuple
 
 `model.safetensors` holds the weights under PyTorch's own names and layouts
 (`layers.<name>.weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, `_reverse` for
@@ -57,11 +58,29 @@ class Recurrent(nn.Module):
         self.backwards = cfg.get("go_backwards", False)
         self.bidirectional, self.merge = bidirectional, merge
 
-    def forward(self, x):
+    def forward(self, x, initial=None, states=False):
+        """`initial`: Keras's initial states (h, and c for LSTM; per direction, forward
+        first). With `states`, also the final states in that order."""
         if self.backwards:
             x = torch.flip(x, dims=[1])  # Keras outputs a backwards layer in processing order
-        y, h = self.rnn(x)
-        h = h[0] if isinstance(h, tuple) else h
+        lstm = isinstance(self.rnn, nn.LSTM)
+        hx = None
+        if initial:
+            per = 2 if lstm else 1
+            h0 = torch.stack(initial[0::per])
+            hx = (h0, torch.stack(initial[1::per])) if lstm else h0
+        y, hn = self.rnn(x, hx)
+        finals = []
+        for d in range(2 if self.bidirectional else 1):
+            if lstm:
+                finals += [hn[0][d], hn[1][d]]
+            else:
+                finals.append(hn[d])
+        h = hn[0] if isinstance(hn, tuple) else hn
+        out = self._output(y, h)
+        return (out, finals) if states else out
+
+    def _output(self, y, h):
         if not self.bidirectional:
             return y if self.seq else h[-1]
         if self.seq:
@@ -135,6 +154,118 @@ class Sequential(nn.Module):
         return x
 
 
+class Attention(nn.Module):
+    """Keras's Attention (dot or concat scores) and AdditiveAttention, without masks."""
+
+    def __init__(self, kind, cfg, tensors, name):
+        super().__init__()
+        self.additive = kind == "AdditiveAttention"
+        self.concat = cfg.get("score_mode", "dot") == "concat"
+        for k in ("scale", "concat_score_weight"):
+            t = tensors.get(f"layers.{name}.{k}")
+            setattr(self, k, nn.Parameter(t.clone()) if t is not None else None)
+
+    def forward(self, q, v, k=None):
+        k = v if k is None else k
+        if self.additive or self.concat:
+            pre = q.unsqueeze(2) + k.unsqueeze(1)
+            if self.additive:
+                t = torch.tanh(pre)
+                s = (t * self.scale).sum(-1) if self.scale is not None else t.sum(-1)
+            else:
+                c = self.scale if self.scale is not None else 1.0
+                s = torch.tanh(c * pre).sum(-1) * self.concat_score_weight
+        else:
+            s = q @ k.transpose(1, 2)
+            if self.scale is not None:
+                s = s * self.scale
+        return torch.softmax(s, dim=-1) @ v
+
+
+def _layer(kind, cfg, size, tensors, name):
+    """(module, output features) of one layer."""
+    if kind in ("SimpleRNN", "LSTM", "GRU"):
+        return Recurrent(kind, cfg, size), cfg["units"]
+    if kind == "Bidirectional":
+        inner, merge = cfg["layer"], cfg.get("merge_mode", "concat")
+        units = inner["config"]["units"]
+        return Recurrent(inner["layer"], inner["config"], size, True, merge), units * (2 if merge == "concat" else 1)
+    if kind == "Dense":
+        return Dense(cfg, size), cfg["units"]
+    if kind == "Embedding":
+        return nn.Embedding(cfg["input_dim"], cfg["output_dim"]), cfg["output_dim"]
+    if kind == "Dropout":
+        return nn.Dropout(cfg.get("rate", 0.0)), size
+    if kind == "RepeatVector":
+        n = cfg["n"]
+        return Lambda(lambda x, n=n: x.unsqueeze(1).repeat(1, n, 1)), size
+    if kind == "GlobalAveragePooling1D":
+        return Lambda(lambda x: x.mean(dim=1)), size
+    if kind in ("Attention", "AdditiveAttention"):
+        return Attention(kind, cfg, tensors, name), size
+    if kind == "Concatenate":
+        axis = cfg.get("axis", -1)
+        return Lambda(lambda xs, a=axis: torch.cat(xs, dim=a)), None
+    if kind == "Add":
+        return Lambda(lambda xs: sum(xs[1:], xs[0])), size
+    if kind == "Multiply":
+        def mul(xs):
+            out = xs[0]
+            for x in xs[1:]:
+                out = out * x
+            return out
+        return Lambda(mul), size
+    if kind == "Average":
+        return Lambda(lambda xs: sum(xs[1:], xs[0]) / len(xs)), size
+    raise ValueError(f"layer {name} ({kind}) has no PyTorch form here")
+
+
+class Graph(nn.Module):
+    """A graph (functional) model: one tensor per model input, in order; several outputs
+    as a tuple."""
+
+    LIST = ("Concatenate", "Add", "Multiply", "Average")
+
+    def __init__(self, spec, tensors):
+        super().__init__()
+        self.spec = spec
+        self.layers = nn.ModuleDict()
+        self.kinds = {}
+        for node in spec["nodes"]:
+            if "layer" not in node:
+                continue
+            kind, cfg = node["layer"], node["config"]
+            size = None
+            w = tensors.get(f"layers.{node['name']}.weight_ih_l0")
+            if w is not None:
+                size = w.shape[1]
+            elif kind == "Dense":
+                size = tensors[f"layers.{node['name']}.weight"].shape[1]
+            self.layers[node["name"]], _ = _layer(kind, cfg, size, tensors, node["name"])
+            self.kinds[node["name"]] = kind
+
+    def forward(self, *xs):
+        env = {i["name"]: x for i, x in zip(self.spec["inputs"], xs)}
+        for node in self.spec["nodes"]:
+            owner = node.get("shares", node["name"])
+            m, kind = self.layers[owner], self.kinds[owner]
+            args = [env[r] for r in node["inputs"]]
+            if kind in ("SimpleRNN", "LSTM", "GRU", "Bidirectional"):
+                initial = [env[r] for r in node.get("initial_state", [])]
+                out, finals = m(args[0], initial, states=True)
+                for k, st in enumerate(finals):
+                    env[f"{node['name']}:{k + 1}"] = st
+            elif kind in ("Attention", "AdditiveAttention"):
+                out = m(*args)
+            elif kind in self.LIST:
+                out = m(args)
+            else:
+                out = m(args[0])
+            env[node["name"]] = out
+        outs = tuple(env[r] for r in self.spec["outputs"])
+        return outs[0] if len(outs) == 1 else outs
+
+
 def _state_names(module):
     """This module's state_dict names as the file writes them (Recurrent's `rnn.` and
     Dense's `linear.` levels are not in the file)."""
@@ -151,9 +282,7 @@ def load(directory):
     """The exported model as an nn.Module in eval mode."""
     tensors, meta = read_safetensors(os.path.join(directory, "model.safetensors"))
     spec = json.loads(meta["architecture"])
-    if meta.get("model_type", "Sequential") != "Sequential":
-        raise ValueError("this model.py builds Sequential models")
-    net = Sequential(spec)
+    net = Graph(spec, tensors) if meta.get("model_type") == "Functional" else Sequential(spec)
     names = _state_names(net)
     missing = set(names) - set(tensors)
     if missing:
