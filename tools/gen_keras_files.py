@@ -62,6 +62,18 @@ def models():
     bi = L.Bidirectional(L.GRU(3, return_sequences=True), name="bi")(e)
     pooled = L.GlobalAveragePooling1D(name="pool")(bi)
     out["fun_mask_zero_bigru_pool"] = keras.Model(ids, L.Dense(1, name="head")(pooled))
+    out["seq_time_distributed_dense"] = keras.Sequential([
+        keras.Input((5, 3)), L.GRU(4, return_sequences=True), L.TimeDistributed(L.Dense(2, activation="tanh"))])
+    out["seq_stateful_gru_unrolled_rnn"] = keras.Sequential([
+        keras.Input((5, 3), batch_size=3), L.GRU(4, stateful=True, return_sequences=True),
+        L.SimpleRNN(3, unroll=True), L.Dense(1)])
+    x = keras.Input((None, 4), name="x")
+    y = L.LSTM(3, return_sequences=True, go_backwards=True, name="back")(x)
+    out["fun_backwards_softmax"] = keras.Model(x, L.Dense(2, activation="softmax", name="probs")(y))
+    inp = keras.Input((6, 2), name="inp")
+    o, fh, fc, bh, bc = L.Bidirectional(L.LSTM(3, return_state=True), name="enc")(inp)
+    cat = L.Concatenate(name="hs")([fh, bh])
+    out["fun_bilstm_returned_states"] = keras.Model(inp, [o, L.Dense(1, name="y")(cat)])
     return out
 
 
@@ -77,7 +89,7 @@ def main(dirname):
         randomise(model, rng)
         xs = []
         for t in model.inputs:
-            shape = [3] + [d if d is not None else 6 for d in t.shape[1:]]
+            shape = [t.shape[0] or 3] + [d if d is not None else 6 for d in t.shape[1:]]
             if "int" in str(t.dtype):
                 x, ids = rng.integers(1 if name in PADDED else 0, 9, size=shape), True
             else:

@@ -67,7 +67,6 @@ fn a_pytorch_export_reads_back_with_the_same_predictions_and_refusals_name_the_l
             "activation sigmoid",
         ),
         (Box::new(LeakyRnnConfig::new(2).leak(0.5)), "LeakyRNN"),
-        (Box::new(LstmConfig::new(2).stateful(true)), "stateful"),
     ] {
         let mut m = Sequential::<f32>::new(&[4, 1]);
         m.add(cfg.as_ref()).unwrap();

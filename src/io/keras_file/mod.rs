@@ -269,6 +269,24 @@ fn layer(l: &Value) -> Result<Option<(Value, Vec<String>, bool)>, FileError> {
     };
     let spec = match class {
         "InputLayer" => return Ok(None),
+        "TimeDistributed" => {
+            // TimeDistributed(Dense) is a Dense applied per step, which rnnkit's Dense is
+            // on a sequence; the wrapper's name is kept.
+            let inner = &c["layer"];
+            let iclass = inner["class_name"].as_str().unwrap_or_default();
+            if !["Dense", "Dropout"].contains(&iclass) {
+                return Err(refuse(
+                    &name,
+                    class,
+                    format!(
+                        "wraps {iclass}; rnnkit reads TimeDistributed(Dense) and TimeDistributed(Dropout)"
+                    ),
+                ));
+            }
+            let mut wrapped = inner.clone();
+            wrapped["config"]["name"] = json!(name);
+            return layer(&wrapped);
+        }
         "SimpleRNN" | "LSTM" | "GRU" => {
             let (spec, state) = recurrent(class, c)?;
             return Ok(Some((spec, rnn_names(&format!("{name}/")), state)));

@@ -8,6 +8,10 @@
 //! states in and returned states out, Concatenate, Add, Multiply, Average, Attention and
 //! AdditiveAttention.
 //!
+//! A stateful layer exports as the function of one call from zero states (Keras's
+//! `predict` after `reset_states`); [`Format::OnnxStream`](super::Format::OnnxStream)
+//! carries the states explicitly.
+//!
 //! Masks from `Masking` and `Embedding(mask_zero=True)` become ONNX's `sequence_lens` (the
 //! number of valid steps per sample), with Keras's rule that a masked step carries the
 //! state and Keras's outputs at masked steps (zeros with `zero_output_for_mask` and in a
@@ -17,7 +21,7 @@
 //!
 //! What has no exact ONNX form here is refused with [`Error::Unsupported`] naming the
 //! layer and the option, never exported as a different model: LeakyRNN, explicit masks
-//! and masked inputs to merges or attention, stateful layers, Bidirectional with
+//! and masked inputs to merges or attention, Bidirectional with
 //! `merge_mode` None or an inner `go_backwards`.
 
 mod graph;
@@ -45,8 +49,6 @@ struct Builder {
     nodes: Vec<Msg>,
     inits: Vec<Msg>,
     count: usize,
-    /// The one-step form: states are explicit, so stateful layers export.
-    stream: bool,
 }
 
 impl Builder {
@@ -125,7 +127,6 @@ struct Rec<'a> {
     linear_before_reset: Option<i64>,
     return_sequences: bool,
     go_backwards: bool,
-    stateful: bool,
     zero_output_for_mask: bool,
     name: &'a str,
 }
@@ -168,11 +169,11 @@ fn rec_of<'a>(spec: &'a LayerSpec, name: &'a str) -> Result<Rec<'a>> {
         }
         _ => unreachable!("only recurrent specs reach here"),
     };
-    let (go_backwards, stateful, zero_output_for_mask) = match spec {
-        LayerSpec::SimpleRnn(c) => (c.go_backwards, c.stateful, c.zero_output_for_mask),
-        LayerSpec::Lstm(c) => (c.go_backwards, c.stateful, c.zero_output_for_mask),
-        LayerSpec::Gru(c) => (c.go_backwards, c.stateful, c.zero_output_for_mask),
-        _ => (false, false, false),
+    let (go_backwards, zero_output_for_mask) = match spec {
+        LayerSpec::SimpleRnn(c) => (c.go_backwards, c.zero_output_for_mask),
+        LayerSpec::Lstm(c) => (c.go_backwards, c.zero_output_for_mask),
+        LayerSpec::Gru(c) => (c.go_backwards, c.zero_output_for_mask),
+        _ => (false, false),
     };
     Ok(Rec {
         op,
@@ -182,7 +183,6 @@ fn rec_of<'a>(spec: &'a LayerSpec, name: &'a str) -> Result<Rec<'a>> {
         linear_before_reset: lbr,
         return_sequences: *seq,
         go_backwards,
-        stateful,
         zero_output_for_mask,
         name,
     })
@@ -256,12 +256,6 @@ fn recurrent<F: Float>(
     initial: &[String],
     want_states: bool,
 ) -> Result<(Flow, Vec<String>)> {
-    if rec.stateful && !b.stream {
-        return Err(unsupported(
-            rec.name,
-            "stateful=true (export the same layer built without it)",
-        ));
-    }
     let (u, g, nd) = (rec.units, rec.order.len(), dirs.len());
     let (mut w, mut r, mut bias) = (Vec::new(), Vec::new(), Vec::new());
     for (prefix, weights) in dirs {

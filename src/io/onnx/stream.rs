@@ -13,11 +13,7 @@ use crate::model::Sequential;
 
 pub(crate) fn sequential_stream<F: Float>(model: &Sequential<F>) -> Result<Vec<u8>> {
     let spec = model.spec()?;
-    // Stateful layers stream too: the states are the graph's inputs and outputs.
-    let mut b = Builder {
-        stream: true,
-        ..Builder::default()
-    };
+    let mut b = Builder::default();
     let features = match spec.input_shape.last() {
         Some(Some(f)) if spec.input_shape.len() == 2 => *f,
         _ => {

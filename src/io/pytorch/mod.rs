@@ -14,7 +14,8 @@
 //! with linear, tanh, sigmoid, relu or softmax, Embedding, Bidirectional (concat, sum, mul,
 //! ave), `go_backwards`, Dropout, RepeatVector, GlobalAveragePooling1D, and in graph models
 //! initial and returned states, the merges, Attention and AdditiveAttention. The rest
-//! (masks, stateful layers, LeakyRNN) is refused naming the layer and the option.
+//! (masks, LeakyRNN) is refused naming the layer and the option. A stateful layer exports
+//! as the function of one call from zero states (PyTorch's default `h0`).
 //!
 //! Import reads such a directory back (`AnyModel::load(dir)`), Keras's single recurrent
 //! bias being PyTorch's two summed (exact for the function).
@@ -47,7 +48,7 @@ struct Rnn {
 /// Checks that PyTorch's layer computes exactly what `spec` does.
 fn rnn_of(name: &str, spec: &LayerSpec) -> Result<Rnn> {
     use crate::activation::Activation::{Relu, Sigmoid, Tanh};
-    let (units, use_bias, stateful, perm): (usize, bool, bool, &'static [usize]) = match spec {
+    let (units, use_bias, perm): (usize, bool, &'static [usize]) = match spec {
         LayerSpec::SimpleRnn(c) => {
             if !matches!(c.activation, Tanh | Relu) {
                 return Err(refuse(
@@ -58,13 +59,13 @@ fn rnn_of(name: &str, spec: &LayerSpec) -> Result<Rnn> {
                     ),
                 ));
             }
-            (c.units, c.use_bias, c.stateful, &[0])
+            (c.units, c.use_bias, &[0])
         }
         LayerSpec::Lstm(c) => {
             if c.activation != Tanh || c.recurrent_activation != Sigmoid {
                 return Err(refuse(name, "LSTM activations other than tanh and sigmoid"));
             }
-            (c.units, c.use_bias, c.stateful, &[0, 1, 2, 3])
+            (c.units, c.use_bias, &[0, 1, 2, 3])
         }
         LayerSpec::Gru(c) => {
             if !c.reset_after {
@@ -76,17 +77,11 @@ fn rnn_of(name: &str, spec: &LayerSpec) -> Result<Rnn> {
             if c.activation != Tanh || c.recurrent_activation != Sigmoid {
                 return Err(refuse(name, "GRU activations other than tanh and sigmoid"));
             }
-            (c.units, c.use_bias, c.stateful, &[1, 0, 2])
+            (c.units, c.use_bias, &[1, 0, 2])
         }
         LayerSpec::LeakyRnn(_) => return Err(refuse(name, "LeakyRNN has no PyTorch layer")),
         _ => unreachable!("recurrent specs only"),
     };
-    if stateful {
-        return Err(refuse(
-            name,
-            "stateful=true (export the layer built without it)",
-        ));
-    }
     Ok(Rnn {
         units,
         perm,
