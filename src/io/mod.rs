@@ -162,6 +162,43 @@ pub trait Save {
     }
 }
 
+/// Sets weights of `model`'s layers from a PyTorch `state_dict` saved as safetensors
+/// (`safetensors.torch.save_file(module.state_dict(), path)`): `modules` pairs each rnnkit
+/// layer (by name) with the prefix of the PyTorch module holding its weights, `("lstm",
+/// "encoder.")` for `self.encoder = nn.LSTM(...)` (`""` for a bare module). Reads
+/// `nn.RNN` / `nn.LSTM` / `nn.GRU` (`weight_ih_l0`, ..., `_reverse` into a
+/// Bidirectional; gate orders converted, the two biases summed into Keras's one, a GRU's
+/// kept apart as `reset_after=True` needs), `nn.Linear` and `nn.Embedding` (`weight`,
+/// `bias`). The rnnkit layers must compute what the modules do (same sizes, tanh/sigmoid
+/// gates, GRU `reset_after=True`, `batch_first` inputs). A PyTorch export directory loads
+/// whole with [`Load::load`] instead.
+///
+/// ```no_run
+/// use rnnkit::prelude::*;
+/// # fn main() -> Result<(), rnnkit::Error> {
+/// // class Net(nn.Module): self.encoder = nn.LSTM(3, 16, batch_first=True); self.fc = nn.Linear(16, 1)
+/// let mut model = Sequential::<f32>::new(&[20, 3])
+///     .push(LstmConfig::new(16))?
+///     .push(DenseConfig::new(1))?;
+/// rnnkit::io::load_state_dict(&mut model, "net.safetensors", &[("lstm", "encoder."), ("dense", "fc.")])?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Io`](crate::Error::Io) when the file cannot be read;
+/// [`Error::File`](crate::Error::File) naming a layer the model lacks, a missing or
+/// misshapen tensor, a dtype other than F32/F64, a non-finite value, or a layer PyTorch
+/// cannot express. On error the model is unchanged.
+pub fn load_state_dict<F: crate::Float, M: crate::Model<F> + ?Sized>(
+    model: &mut M,
+    path: impl AsRef<Path>,
+    modules: &[(&str, &str)],
+) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = read_file(path)?;
+    pytorch::load_state_dict(model, &bytes, modules).map_err(|e| file_error(path, e))
+}
+
 /// A format other frameworks read, for [`Save::export`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -255,3 +255,133 @@ fn every_unmasked_graph_fixture_exports_to_pytorch_and_the_module_agrees() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `io::load_state_dict`: a PyTorch module's own `state_dict` (nn.LSTM, a bidirectional
+/// nn.GRU, nn.Linear under the module's attribute names) loads into the rnnkit layers that
+/// compute the same, which then reproduce PyTorch's forward (with torch); without torch, a
+/// state_dict written here from an export's tensors under other prefixes, and typed errors
+/// that leave the model unchanged.
+#[test]
+fn a_pytorch_state_dict_loads_into_rnnkit_layers() {
+    let build = || {
+        Sequential::<f32>::new(&[5, 3])
+            .seed(8)
+            .push(BidirectionalConfig::new(
+                GruConfig::new(4).return_sequences(true),
+            ))
+            .unwrap()
+            .push(LstmConfig::new(3))
+            .unwrap()
+            .push(DenseConfig::new(2))
+            .unwrap()
+    };
+    let dir = std::env::temp_dir().join(format!("rnnkit_sd_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Without torch: the export's tensors renamed as a user's module would hold them.
+    let source = build();
+    source.export(dir.join("exp"), Format::PyTorch).unwrap();
+    let info = FileInfo::read(dir.join("exp/model.safetensors")).unwrap();
+    let bytes = std::fs::read(dir.join("exp/model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let renamed: Vec<(String, safetensors::tensor::TensorView<'_>)> = info
+        .tensors
+        .iter()
+        .map(|(n, _)| {
+            let new = n
+                .replace("layers.bidirectional.", "enc.")
+                .replace("layers.lstm.", "dec.")
+                .replace("layers.dense.", "head.");
+            (new, st.tensor(n).unwrap())
+        })
+        .collect();
+    let sd = dir.join("sd.safetensors");
+    safetensors::serialize_to_file(renamed, None, &sd).unwrap();
+    let mut target = Sequential::<f32>::new(&[5, 3])
+        .seed(99)
+        .push(BidirectionalConfig::new(
+            GruConfig::new(4).return_sequences(true),
+        ))
+        .unwrap()
+        .push(LstmConfig::new(3))
+        .unwrap()
+        .push(DenseConfig::new(2))
+        .unwrap();
+    let modules = [
+        ("bidirectional", "enc."),
+        ("lstm", "dec."),
+        ("dense", "head."),
+    ];
+    let before = target.get_weights();
+    // Typed errors, model untouched: an unknown layer, a wrong prefix.
+    for bad in [&[("nope", "enc.")][..], &[("lstm", "missing.")][..]] {
+        let e = rnnkit::io::load_state_dict(&mut target, &sd, bad).unwrap_err();
+        assert!(matches!(e, rnnkit::Error::File { .. }), "{e}");
+        assert_eq!(target.get_weights(), before);
+    }
+    rnnkit::io::load_state_dict(&mut target, &sd, &modules).unwrap();
+    assert_eq!(target.get_weights(), source.get_weights());
+
+    let Ok(python) = std::env::var("RNNKIT_TORCH_PYTHON") else {
+        report("pytorch state_dict: skipped PyTorch's own modules (set RNNKIT_TORCH_PYTHON)");
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    };
+    // PyTorch's own modules and forward.
+    let script = r#"
+import json, struct, sys, torch
+from torch import nn
+torch.manual_seed(0)
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.GRU(3, 4, batch_first=True, bidirectional=True)
+        self.dec = nn.LSTM(8, 3, batch_first=True)
+        self.head = nn.Linear(3, 2)
+    def forward(self, x):
+        y, _ = self.enc(x)
+        _, (h, _) = self.dec(y)
+        return self.head(h[-1])
+net = Net().eval()
+for p in net.parameters():
+    torch.nn.init.uniform_(p, -0.5, 0.5)
+x = torch.linspace(-1, 1, 2 * 5 * 3).reshape(2, 5, 3)
+with torch.no_grad():
+    y = net(x)
+header, blobs, off = {}, [], 0
+for k, v in net.state_dict().items():
+    b = v.contiguous().numpy().astype("<f4").tobytes()
+    header[k] = {"dtype": "F32", "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
+    blobs.append(b); off += len(b)
+h = json.dumps(header).encode(); h += b" " * (-len(h) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+json.dump({"x": x.flatten().tolist(), "y": y.flatten().tolist()}, open(sys.argv[2], "w"))
+"#;
+    let (sd, out) = (dir.join("torch.safetensors"), dir.join("torch.json"));
+    let run = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(&sd)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let floats = |k: &str| -> Vec<f32> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let x = ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 5, 3]), floats("x")).unwrap();
+    rnnkit::io::load_state_dict(&mut target, &sd, &modules).unwrap();
+    let y = target.predict(Inputs::new(&x), 8).unwrap().remove(0);
+    let want = ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 2]), floats("y")).unwrap();
+    close(&y, &want, 1e-5, 1e-6).unwrap();
+    report("pytorch state_dict: nn.GRU(bidirectional) + nn.LSTM + nn.Linear reproduced");
+    let _ = std::fs::remove_dir_all(&dir);
+}

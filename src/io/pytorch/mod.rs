@@ -366,20 +366,13 @@ pub(crate) fn to_rnnkit_file(
         key: "architecture",
         reason: "missing".into(),
     })?;
-    let mut w = Writer::<f32>::new();
-    w.meta("architecture", arch.clone());
+    let mut out = Writer::<f32>::new();
+    out.meta("architecture", arch.clone());
     // (layer name, its spec) of every layer with weights.
     let layers: Vec<(String, LayerSpec)> =
         if meta.get("model_type").map(String::as_str) == Some("Functional") {
-            w.meta("model_type", "Functional".into());
-            let spec: GraphSpec = super::spec::parse_graph_spec(arch)?;
-            spec.nodes
-                .into_iter()
-                .filter_map(|n| match n.layer {
-                    NodeLayer::New(ls) => Some((n.name, ls)),
-                    NodeLayer::Shares(_) => None,
-                })
-                .collect()
+            out.meta("model_type", "Functional".into());
+            graph_layers(super::spec::parse_graph_spec(arch)?)
         } else {
             let spec: ModelSpec = super::spec::parse_model_spec(arch)?;
             spec.layers
@@ -393,9 +386,45 @@ pub(crate) fn to_rnnkit_file(
                 })
                 .collect::<std::result::Result<_, FileError>>()?
         };
+    let err = |e: Error| FileError::Architecture(e.to_string());
+    for (n, t) in keras_tensors(&layers, get)? {
+        out.tensor(n, &t).map_err(err)?;
+    }
+    out.finish().map_err(err)
+}
+
+/// The layers of a graph that own weights, by node name.
+fn graph_layers(spec: GraphSpec) -> Vec<(String, LayerSpec)> {
+    spec.nodes
+        .into_iter()
+        .filter_map(|n| match n.layer {
+            NodeLayer::New(ls) => Some((n.name, ls)),
+            NodeLayer::Shares(_) => None,
+        })
+        .collect()
+}
+
+/// Collects tensors in Keras's names (the import's output).
+#[derive(Default)]
+struct Collect(Vec<(String, ArrayD<f32>)>);
+
+impl Collect {
+    fn tensor(&mut self, name: String, t: &ArrayD<f32>) -> Result<()> {
+        self.0.push((name, t.clone()));
+        Ok(())
+    }
+}
+
+/// The weights of `layers` in Keras's names and layouts, from PyTorch's (`get` answers
+/// `layers.<name>.<tensor>`).
+fn keras_tensors(
+    layers: &[(String, LayerSpec)],
+    get: &dyn Fn(&str) -> Option<ArrayD<f32>>,
+) -> std::result::Result<Vec<(String, ArrayD<f32>)>, FileError> {
+    let mut w = Collect::default();
     let need = |n: &str| get(n).ok_or_else(|| FileError::MissingTensor(n.to_string()));
     let err = |e: Error| FileError::Architecture(e.to_string());
-    for (name, ls) in &layers {
+    for (name, ls) in layers {
         let name = name.clone();
         let torch = format!("layers.{name}.");
         let mut rnn_back =
@@ -481,5 +510,121 @@ pub(crate) fn to_rnnkit_file(
             _ => {}
         }
     }
-    w.finish().map_err(err)
+    Ok(w.0)
+}
+
+/// See [`load_state_dict`](crate::io::load_state_dict).
+pub(crate) fn load_state_dict<F: Float, M: Model<F> + ?Sized>(
+    model: &mut M,
+    bytes: &[u8],
+    modules: &[(&str, &str)],
+) -> std::result::Result<(), FileError> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| FileError::Architecture(format!("not a safetensors state_dict: {e}")))?;
+    let read = |name: &str| -> Option<std::result::Result<ArrayD<f32>, FileError>> {
+        let t = st.tensor(name).ok()?;
+        let data = t.data();
+        let values: Vec<f32> = match t.dtype() {
+            safetensors::Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            safetensors::Dtype::F64 => data
+                .chunks_exact(8)
+                .map(|c| {
+                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                })
+                .collect(),
+            other => {
+                return Some(Err(FileError::Tensor {
+                    tensor: name.into(),
+                    expected: "dtype F32 or F64".into(),
+                    found: format!("{other:?}"),
+                }));
+            }
+        };
+        Some(
+            ArrayD::from_shape_vec(IxDyn(t.shape()), values)
+                .map_err(|e| FileError::Architecture(e.to_string())),
+        )
+    };
+    let arch = model
+        .architecture()
+        .map_err(|e| FileError::Architecture(e.to_string()))?;
+    let all: Vec<(String, LayerSpec)> = match arch {
+        Architecture::Sequential(spec) => spec
+            .layers
+            .into_iter()
+            .filter_map(|ls| Some((ls.name()?.to_string(), ls)))
+            .collect(),
+        Architecture::Graph(spec) => graph_layers(spec),
+        Architecture::EchoStateNetwork { .. } => {
+            return Err(FileError::Architecture(
+                "an echo state network has no PyTorch counterpart".into(),
+            ));
+        }
+    };
+    let mut layers = Vec::new();
+    for (layer, _) in modules {
+        let found = all.iter().find(|(n, _)| n == layer).ok_or_else(|| {
+            FileError::Architecture(format!(
+                "no layer {layer:?} in the model (layers: {})",
+                all.iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        layers.push(found.clone());
+    }
+    // `layers.<name>.<tensor>` → `<prefix><tensor>`; a bad tensor is kept as the error.
+    let bad = std::cell::RefCell::new(None);
+    let get = |n: &str| -> Option<ArrayD<f32>> {
+        let rest = n.strip_prefix("layers.")?;
+        let (layer, prefix) = modules
+            .iter()
+            .find(|(l, _)| rest.strip_prefix(*l).is_some_and(|r| r.starts_with('.')))?;
+        let key = format!("{prefix}{}", &rest[layer.len() + 1..]);
+        match read(&key)? {
+            Ok(a) => Some(a),
+            Err(e) => {
+                bad.borrow_mut().get_or_insert(e);
+                None
+            }
+        }
+    };
+    let tensors = keras_tensors(&layers, &get).map_err(|e| bad.take().unwrap_or(e))?;
+    // All checked before any is set: a failed call leaves the model as it was.
+    let mut shapes = HashMap::new();
+    model.visit_params(&mut |n, p| {
+        shapes.insert(n.to_string(), p.value().shape().to_vec());
+    });
+    for (n, t) in &tensors {
+        match shapes.get(n) {
+            Some(s) if s.as_slice() == t.shape() => {}
+            Some(s) => {
+                return Err(FileError::Tensor {
+                    tensor: n.clone(),
+                    expected: format!("shape {s:?}"),
+                    found: format!("shape {:?}", t.shape()),
+                });
+            }
+            None => return Err(FileError::MissingTensor(n.clone())),
+        }
+        if let Some(i) = t.iter().position(|v| !v.is_finite()) {
+            return Err(FileError::NonFinite {
+                tensor: n.clone(),
+                index: i,
+                value: t.iter().nth(i).map(|v| v.to_string()).unwrap_or_default(),
+            });
+        }
+    }
+    let by_name: HashMap<&str, &ArrayD<f32>> =
+        tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    model.visit_params_mut(&mut |n, p| {
+        if let Some(t) = by_name.get(n) {
+            p.value = t.mapv(|v| F::c(f64::from(v)));
+        }
+    });
+    Ok(())
 }
