@@ -9,5 +9,6 @@ mod bad_input;
 mod corruption;
 mod esn_io;
 mod graph_errors;
+mod keras_files;
 mod properties;
 mod unchanged;
