@@ -441,3 +441,33 @@ pub fn stateful_model<F: Float>(case: &Value) -> Result<Sequential<F>, String> {
         .map_err(|e| format!("weights: {e}"))?;
     Ok(m)
 }
+
+/// Runs `tools/<script>` on `dir` with the Python `$<var>` names (one with onnxruntime or
+/// torch), reporting its non-`ok` lines prefixed by `label`; panics when it fails. `false`
+/// (after saying so) when the variable is unset: the Python half is skipped.
+pub fn python_check(var: &str, script: &str, dir: &std::path::Path, label: &str) -> bool {
+    let Ok(python) = std::env::var(var) else {
+        report(&format!(
+            "{label}: skipped (set {var} to a python that has what {script} imports)"
+        ));
+        return false;
+    };
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tools")
+        .join(script);
+    let run = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e}"));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    for line in stdout.lines().filter(|l| !l.starts_with("ok ")) {
+        report(&format!("{label}: {line}"));
+    }
+    assert!(
+        run.status.success(),
+        "{label}:\n{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    true
+}

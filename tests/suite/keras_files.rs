@@ -128,31 +128,18 @@ fn keras_files_go_to_onnx_and_pytorch_and_reproduce_keras() {
         std::fs::write(dir.join(format!("{name}.json")), one.to_string()).unwrap();
     }
     report(&format!("keras files: {onnx} to ONNX, {torch} to PyTorch"));
-    for (var, script, label) in [
-        ("RNNKIT_ONNX_PYTHON", "tools/onnx_check.py", "onnx runtime"),
-        ("RNNKIT_TORCH_PYTHON", "tools/pytorch_check.py", "pytorch"),
-    ] {
-        let Ok(python) = std::env::var(var) else {
-            report(&format!("{label} on keras files: skipped (set {var})"));
-            continue;
-        };
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script);
-        let run = std::process::Command::new(&python)
-            .arg(&script)
-            .arg(&dir)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&run.stdout);
-        report(&format!(
-            "{label} on keras files: {}",
-            stdout.lines().last().unwrap_or("")
-        ));
-        assert!(
-            run.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-    }
+    python_check(
+        "RNNKIT_ONNX_PYTHON",
+        "onnx_check.py",
+        &dir,
+        "onnx runtime on keras files",
+    );
+    python_check(
+        "RNNKIT_TORCH_PYTHON",
+        "pytorch_check.py",
+        &dir,
+        "pytorch on keras files",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -206,29 +206,7 @@ fn every_layer_fixture_exports_and_onnx_runtime_agrees_or_it_is_refused_by_name(
         // Every Keras layer fixture but the masked ones and LeakyRNN's has an ONNX form.
         assert!(exported >= 40, "{exported} exported");
     }
-    let python = match std::env::var("RNNKIT_ONNX_PYTHON") {
-        Ok(p) => p,
-        Err(_) => {
-            report("onnx runtime: skipped (set RNNKIT_ONNX_PYTHON to a python with onnxruntime)");
-            let _ = std::fs::remove_dir_all(&dir);
-            return;
-        }
-    };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/onnx_check.py");
-    let run = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&dir)
-        .output()
-        .unwrap_or_else(|e| panic!("{python}: {e}"));
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    for line in stdout.lines().filter(|l| !l.starts_with("ok ")) {
-        report(line);
-    }
-    assert!(
-        run.status.success() || exported == 0,
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    python_check("RNNKIT_ONNX_PYTHON", "onnx_check.py", &dir, "onnx runtime");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -292,25 +270,11 @@ fn every_graph_fixture_exports_and_onnx_runtime_agrees_or_it_is_refused_by_name(
     if default_fixtures() {
         assert!(exported >= 10, "{exported} exported");
     }
-    let Ok(python) = std::env::var("RNNKIT_ONNX_PYTHON") else {
-        report("onnx runtime on graphs: skipped (set RNNKIT_ONNX_PYTHON)");
-        let _ = std::fs::remove_dir_all(&dir);
-        return;
-    };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/onnx_check.py");
-    let run = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    for line in stdout.lines().filter(|l| !l.starts_with("ok ")) {
-        report(&format!("graphs: {line}"));
-    }
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
+    python_check(
+        "RNNKIT_ONNX_PYTHON",
+        "onnx_check.py",
+        &dir,
+        "onnx runtime on graphs",
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -377,30 +341,16 @@ fn the_streaming_form_takes_one_step_with_states_in_and_out() {
         let e = m.to_format(Format::OnnxStream).unwrap_err().to_string();
         assert!(e.contains(what), "{e}");
     }
-    let Ok(python) = std::env::var("RNNKIT_ONNX_PYTHON") else {
-        report("onnx runtime on the streaming form: skipped (set RNNKIT_ONNX_PYTHON)");
-        return;
-    };
     let dir = std::env::temp_dir().join(format!("rnnkit_onnx_stream_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("stream.onnx"), &file).unwrap();
     let record = json!({"inputs": inputs, "outputs": outputs});
     std::fs::write(dir.join("stream.json"), record.to_string()).unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/onnx_check.py");
-    let run = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    report(&format!(
-        "streaming form: {}",
-        stdout.lines().last().unwrap_or("")
-    ));
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
+    python_check(
+        "RNNKIT_ONNX_PYTHON",
+        "onnx_check.py",
+        &dir,
+        "onnx runtime on the streaming form",
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

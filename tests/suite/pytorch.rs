@@ -11,7 +11,6 @@ use ndarray::{Array3, ArrayD};
 use rnnkit::io::{AnyModel, Format};
 use rnnkit::prelude::*;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 
 fn tensor_json(a: &ArrayD<f32>) -> Value {
     json!({"shape": a.shape(), "data": a.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()})
@@ -123,26 +122,10 @@ fn every_layer_fixture_exports_to_pytorch_and_the_module_agrees() {
     if default_fixtures() {
         assert!(exported.len() >= 30, "{} exported", exported.len());
     }
-    let Ok(python) = std::env::var("RNNKIT_TORCH_PYTHON") else {
-        report("pytorch: skipped (set RNNKIT_TORCH_PYTHON to a python with torch)");
+    if !python_check("RNNKIT_TORCH_PYTHON", "pytorch_check.py", &dir, "pytorch") {
         let _ = std::fs::remove_dir_all(&dir);
         return;
-    };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/pytorch_check.py");
-    let run = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    for line in stdout.lines().filter(|l| !l.starts_with("ok ")) {
-        report(line);
     }
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
     // The import direction: PyTorch's own weights and outputs.
     let mut imported = 0;
     for (name, x) in &exported {
@@ -218,26 +201,15 @@ fn every_unmasked_graph_fixture_exports_to_pytorch_and_the_module_agrees() {
     if default_fixtures() {
         assert!(exported.len() >= 10, "{} exported", exported.len());
     }
-    let Ok(python) = std::env::var("RNNKIT_TORCH_PYTHON") else {
-        report("pytorch on graphs: skipped (set RNNKIT_TORCH_PYTHON to a python with torch)");
+    if !python_check(
+        "RNNKIT_TORCH_PYTHON",
+        "pytorch_check.py",
+        &dir,
+        "pytorch on graphs",
+    ) {
         let _ = std::fs::remove_dir_all(&dir);
         return;
-    };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/pytorch_check.py");
-    let run = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    for line in stdout.lines().filter(|l| !l.starts_with("ok ")) {
-        report(&format!("graphs: {line}"));
     }
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
     for (name, xs) in &exported {
         let record: Value = serde_json::from_str(
             &std::fs::read_to_string(dir.join(format!("{name}.torch.json"))).unwrap(),

@@ -3,8 +3,8 @@
 //! and the layers called on lists: Concatenate, Add, Multiply, Average, Attention (dot or
 //! concat scores, with or without scale) and AdditiveAttention.
 
-use super::proto::{self, Attr, DimP, Msg};
-use super::{Builder, Flow, OPSET, emit_layer, f32_vec, unsupported, weights_of};
+use super::proto::{self, Attr, DimP};
+use super::{Builder, Flow, emit_layer, f32_vec, unsupported, weights_of};
 use crate::error::Result;
 use crate::float::Float;
 use crate::layers::{LayerSpec, ScoreMode};
@@ -242,19 +242,5 @@ pub(crate) fn functional<F: Float>(model: &Functional<F>) -> Result<Vec<u8>> {
             .collect();
         outputs.push(proto::value_info(&name, proto::FLOAT, &dims));
     }
-    let mut g = Msg::default();
-    for n in &b.nodes {
-        g.msg(1, n);
-    }
-    g.str(2, &spec.name);
-    for i in &b.inits {
-        g.msg(5, i);
-    }
-    for i in &graph_inputs {
-        g.msg(11, i);
-    }
-    for o in &outputs {
-        g.msg(12, o);
-    }
-    Ok(proto::model(&g, OPSET, "exported by rnnkit"))
+    Ok(b.model_bytes(&spec.name, &graph_inputs, &outputs, "exported by rnnkit"))
 }

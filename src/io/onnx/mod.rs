@@ -81,6 +81,24 @@ impl Builder {
     fn op1(&mut self, op: &str, base: &str, inputs: &[&str], attrs: &[(&str, Attr)]) -> String {
         self.op(op, base, inputs, 1, attrs).remove(0)
     }
+    /// The finished graph (nodes, initializers, inputs, outputs) as `ModelProto` bytes.
+    fn model_bytes(&self, name: &str, inputs: &[Msg], outputs: &[Msg], doc: &str) -> Vec<u8> {
+        let mut g = Msg::default();
+        for n in &self.nodes {
+            g.msg(1, n);
+        }
+        g.str(2, name);
+        for i in &self.inits {
+            g.msg(5, i);
+        }
+        for i in inputs {
+            g.msg(11, i);
+        }
+        for o in outputs {
+            g.msg(12, o);
+        }
+        proto::model(&g, OPSET, doc)
+    }
     fn f32s(&mut self, name: &str, dims: &[usize], data: &[f32]) -> String {
         self.inits.push(proto::tensor_f32(name, dims, data));
         name.to_string()
@@ -735,14 +753,5 @@ pub(crate) fn sequential<F: Float>(model: &Sequential<F>) -> Result<Vec<u8>> {
         )
         .collect();
     let output = proto::value_info("output", proto::FLOAT, &out_dims);
-    let mut g = Msg::default();
-    for n in &b.nodes {
-        g.msg(1, n);
-    }
-    g.str(2, &spec.name);
-    for i in &b.inits {
-        g.msg(5, i);
-    }
-    g.msg(11, &input).msg(12, &output);
-    Ok(proto::model(&g, OPSET, "exported by rnnkit"))
+    Ok(b.model_bytes(&spec.name, &[input], &[output], "exported by rnnkit"))
 }

@@ -4,8 +4,8 @@
 //! `[batch, units]`; outputs `output` and the new states `<layer>_h_out` (`_c_out`). Zeros
 //! for the states start a stream.
 
-use super::proto::{self, DimP, Msg};
-use super::{Builder, Flow, OPSET, emit_layer, unsupported, weights_of};
+use super::proto::{self, DimP};
+use super::{Builder, Flow, emit_layer, unsupported, weights_of};
 use crate::error::Result;
 use crate::float::Float;
 use crate::layers::LayerSpec;
@@ -102,23 +102,10 @@ pub(crate) fn sequential_stream<F: Float>(model: &Sequential<F>) -> Result<Vec<u
         let dims = [DimP::Named("batch".into()), DimP::Fixed(*units)];
         outputs.push(proto::value_info(name, proto::FLOAT, &dims));
     }
-    let mut g = Msg::default();
-    for n in &b.nodes {
-        g.msg(1, n);
-    }
-    g.str(2, &spec.name);
-    for i in &b.inits {
-        g.msg(5, i);
-    }
-    for i in &inputs {
-        g.msg(11, i);
-    }
-    for o in &outputs {
-        g.msg(12, o);
-    }
-    Ok(proto::model(
-        &g,
-        OPSET,
+    Ok(b.model_bytes(
+        &spec.name,
+        &inputs,
+        &outputs,
         "exported by rnnkit (one-step streaming form)",
     ))
 }
