@@ -143,12 +143,13 @@ fn every_layer_fixture_exports_to_pytorch_and_the_module_agrees() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Graph models to PyTorch: every graph fixture without masks exports (several inputs and
-/// outputs, initial and returned states, merges, attention, shared layers), reads back
+/// Graph models to PyTorch: every graph fixture exports (several inputs and outputs,
+/// initial and returned states, merges, attention, shared layers, masks from Masking and
+/// mask_zero) or is refused by name (explicit masks, masked merges), reads back
 /// with the same predictions, and (with torch) `model.py`'s `Graph` module agrees and its
 /// redrawn weights read back.
 #[test]
-fn every_unmasked_graph_fixture_exports_to_pytorch_and_the_module_agrees() {
+fn every_graph_fixture_exports_to_pytorch_or_is_refused_by_name_and_the_module_agrees() {
     use rnnkit::model::NodeLayer;
     let dir = std::env::temp_dir().join(format!("rnnkit_pt_graphs_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -14,7 +14,10 @@
 //! with linear, tanh, sigmoid, relu or softmax, Embedding, Bidirectional (concat, sum, mul,
 //! ave), `go_backwards`, Dropout, RepeatVector, GlobalAveragePooling1D, and in graph models
 //! initial and returned states, the merges, Attention and AdditiveAttention. The rest
-//! (masks, LeakyRNN) is refused naming the layer and the option. A stateful layer exports
+//! (LeakyRNN, explicit masks, masked inputs to merges or attention, a backwards layer
+//! meeting a mask) is refused naming the layer and the option. Masks from `Masking` and
+//! `mask_zero` travel as valid-step counts into `pack_padded_sequence` (exact for
+//! post-padded sequences). A stateful layer exports
 //! as the function of one call from zero states (PyTorch's default `h0`).
 //!
 //! Import reads such a directory back (`AnyModel::load(dir)`), Keras's single recurrent
@@ -227,13 +230,7 @@ fn export_layer<F: Float>(
                 ));
             }
         }
-        LayerSpec::Embedding(c) => {
-            if c.mask_zero {
-                return Err(refuse(
-                    &name,
-                    "mask_zero=true (nn.Embedding carries no mask)",
-                ));
-            }
+        LayerSpec::Embedding(_) => {
             tensors.push((
                 format!("{torch}weight"),
                 w["embeddings"].mapv(|v| v.to_f32().unwrap_or(f32::NAN)),
@@ -252,10 +249,8 @@ fn export_layer<F: Float>(
         | LayerSpec::Average(_)
         | LayerSpec::Dropout(_)
         | LayerSpec::RepeatVector(_)
+        | LayerSpec::Masking(_)
         | LayerSpec::GlobalAveragePooling1D(_) => {}
-        LayerSpec::Masking(_) => {
-            return Err(refuse(&name, "Masking (PyTorch's layers carry no masks)"));
-        }
     }
     Ok(())
 }
@@ -264,6 +259,7 @@ fn export_layer<F: Float>(
 pub(crate) fn export<F: Float>(model: &Sequential<F>) -> Result<Vec<u8>> {
     let spec = model.spec()?;
     let mut tensors: Vec<(String, ArrayD<f32>)> = Vec::new();
+    let mut masked = false;
     for (layer, ls) in model.layers().iter().zip(&spec.layers) {
         if matches!(
             ls,
@@ -271,6 +267,7 @@ pub(crate) fn export<F: Float>(model: &Sequential<F>) -> Result<Vec<u8>> {
         ) {
             return Err(refuse(layer.name(), "attention in a Sequential"));
         }
+        masked = mask_flow(layer.name(), ls, masked, false)?;
         export_layer(layer.name(), ls, &weights(layer.as_ref()), &mut tensors)?;
     }
     let arch = serde_json::to_string(&spec).map_err(|e| Error::Data(e.to_string()))?;
@@ -283,13 +280,46 @@ pub(crate) fn export_graph<F: Float>(model: &Functional<F>) -> Result<Vec<u8>> {
         return Err(refuse("model", "not a graph model"));
     };
     let mut tensors: Vec<(String, ArrayD<f32>)> = Vec::new();
+    let mut masked: HashMap<String, bool> = HashMap::new();
+    let mut specs: HashMap<String, LayerSpec> = HashMap::new();
     for node in &spec.nodes {
         if node.mask.is_some() {
             return Err(refuse(
                 &node.name,
-                "an explicit mask (PyTorch's layers carry no masks)",
+                "an explicit mask (the export reads masks from Masking and mask_zero)",
             ));
         }
+        let ls = match &node.layer {
+            NodeLayer::New(ls) => ls.clone(),
+            NodeLayer::Shares(o) => specs
+                .get(o)
+                .cloned()
+                .ok_or_else(|| refuse(&node.name, "shares an unknown layer"))?,
+        };
+        let ins: Vec<bool> = node
+            .inputs
+            .iter()
+            .map(|r| masked.get(r).copied().unwrap_or(false))
+            .collect();
+        let list = matches!(
+            ls,
+            LayerSpec::Concatenate(_)
+                | LayerSpec::Add(_)
+                | LayerSpec::Multiply(_)
+                | LayerSpec::Average(_)
+                | LayerSpec::Attention(_)
+                | LayerSpec::AdditiveAttention(_)
+        );
+        if list && ins.iter().any(|&m| m) {
+            return Err(refuse(
+                &node.name,
+                format!("a masked input to {}", ls.type_name()),
+            ));
+        }
+        let into = ins.first().copied().unwrap_or(false);
+        let out = mask_flow(&node.name, &ls, into, !node.initial_state.is_empty())?;
+        masked.insert(node.name.clone(), out);
+        specs.insert(node.name.clone(), ls);
         if let NodeLayer::New(ls) = &node.layer {
             let layer = model
                 .layer(node.name.as_str())
@@ -299,6 +329,38 @@ pub(crate) fn export_graph<F: Float>(model: &Functional<F>) -> Result<Vec<u8>> {
     }
     let arch = serde_json::to_string(&spec).map_err(|e| Error::Data(e.to_string()))?;
     finish(arch, Some("Functional"), tensors)
+}
+
+/// Whether a layer's output carries a mask (model.py's rule, Keras's), refusing what the
+/// module does not compute with one: a backwards layer meeting a mask.
+fn mask_flow(name: &str, ls: &LayerSpec, masked: bool, initial: bool) -> Result<bool> {
+    let rec = |go_backwards: bool, seq: bool| -> Result<bool> {
+        if masked && go_backwards && !initial {
+            return Err(refuse(name, "go_backwards with a mask"));
+        }
+        Ok(masked && seq)
+    };
+    match ls {
+        LayerSpec::Masking(_) => Ok(true),
+        LayerSpec::Embedding(c) => Ok(c.mask_zero),
+        LayerSpec::Dense(_) | LayerSpec::Dropout(_) => Ok(masked),
+        LayerSpec::SimpleRnn(c) => rec(c.go_backwards, c.return_sequences),
+        LayerSpec::Lstm(c) => rec(c.go_backwards, c.return_sequences),
+        LayerSpec::Gru(c) => rec(c.go_backwards, c.return_sequences),
+        LayerSpec::LeakyRnn(c) => rec(c.go_backwards, c.return_sequences),
+        LayerSpec::Bidirectional(b) => {
+            let (inner, _) = inner_of(b);
+            let seq = match &inner {
+                LayerSpec::SimpleRnn(c) => c.return_sequences,
+                LayerSpec::Lstm(c) => c.return_sequences,
+                LayerSpec::Gru(c) => c.return_sequences,
+                LayerSpec::LeakyRnn(c) => c.return_sequences,
+                _ => false,
+            };
+            Ok(masked && seq)
+        }
+        _ => Ok(false),
+    }
 }
 
 fn weights<F: Float>(layer: &dyn crate::layers::Layer<F>) -> HashMap<String, ArrayD<F>> {

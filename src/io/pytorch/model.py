@@ -56,11 +56,14 @@ class Recurrent(nn.Module):
                        bidirectional=bidirectional, **kw)
         self.seq = cfg.get("return_sequences", False)
         self.backwards = cfg.get("go_backwards", False)
+        self.zero_output = cfg.get("zero_output_for_mask", False) or bidirectional
         self.bidirectional, self.merge = bidirectional, merge
 
-    def forward(self, x, initial=None, states=False):
+    def forward(self, x, initial=None, states=False, lengths=None):
         """`initial`: Keras's initial states (h, and c for LSTM; per direction, forward
-        first). With `states`, also the final states in that order."""
+        first). With `states`, also the final states in that order. `lengths`: Keras's
+        mask of post-padded sequences as valid-step counts (a masked step carries the
+        state; outputs there are zeros, or the last output repeated)."""
         if self.backwards:
             x = torch.flip(x, dims=[1])  # Keras outputs a backwards layer in processing order
         lstm = isinstance(self.rnn, nn.LSTM)
@@ -69,7 +72,17 @@ class Recurrent(nn.Module):
             per = 2 if lstm else 1
             h0 = torch.stack(initial[0::per])
             hx = (h0, torch.stack(initial[1::per])) if lstm else h0
-        y, hn = self.rnn(x, hx)
+        if lengths is None:
+            y, hn = self.rnn(x, hx)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(
+                x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+            y, hn = self.rnn(packed, hx)
+            y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])
+            if self.seq and not self.zero_output:
+                t = torch.arange(x.shape[1]).unsqueeze(0)
+                idx = torch.minimum(t, (lengths.clamp(min=1) - 1).unsqueeze(1))
+                y = y.gather(1, idx.unsqueeze(2).expand(-1, -1, y.shape[2]))
         finals = []
         for d in range(2 if self.bidirectional else 1):
             if lstm:
@@ -116,9 +129,38 @@ class Lambda(nn.Module):
         return self.fn(x)
 
 
+def masked_lengths(kind, cfg, x, out, lengths):
+    """Keras's mask after a layer, as valid-step counts (post-padded sequences)."""
+    if kind == "Masking":
+        return (x != cfg.get("mask_value", 0.0)).any(-1).sum(1)
+    if kind == "Embedding":
+        return (x != 0).sum(1) if cfg.get("mask_zero") else None
+    if kind in ("Dense", "Dropout"):
+        return lengths
+    if kind in ("SimpleRNN", "LSTM", "GRU"):
+        return lengths if cfg.get("return_sequences") else None
+    if kind == "Bidirectional":
+        return lengths if cfg["layer"]["config"].get("return_sequences") else None
+    return None
+
+
+def apply(kind, cfg, m, x, lengths):
+    """One single-input layer call with the mask (as lengths) it receives."""
+    if kind in ("SimpleRNN", "LSTM", "GRU", "Bidirectional"):
+        return m(x, lengths=lengths)
+    if kind == "Masking":
+        keep = (x != cfg.get("mask_value", 0.0)).any(-1, keepdim=True)
+        return x * keep
+    if kind == "GlobalAveragePooling1D" and lengths is not None:
+        keep = (torch.arange(x.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)).to(x.dtype).unsqueeze(2)
+        return (x * keep).sum(1) / keep.sum(1)
+    return m(x)
+
+
 class Sequential(nn.Module):
     def __init__(self, spec):
         super().__init__()
+        self.spec = spec
         self.layers = nn.ModuleDict()
         size = spec["input_shape"][-1] if spec["input_shape"] else None
         for layer in spec["layers"]:
@@ -144,13 +186,19 @@ class Sequential(nn.Module):
                 m = Lambda(lambda x, n=n: x.unsqueeze(1).repeat(1, n, 1))
             elif kind == "GlobalAveragePooling1D":
                 m = Lambda(lambda x: x.mean(dim=1))
+            elif kind == "Masking":
+                m = Lambda(lambda x: x)
             else:
                 raise ValueError(f"layer {name} ({kind}) has no PyTorch form here")
             self.layers[name] = m
 
     def forward(self, x):
-        for m in self.layers.values():
-            x = m(x)
+        lengths = None
+        for layer, m in zip(self.spec["layers"], self.layers.values()):
+            kind, cfg = layer["layer"], layer["config"]
+            out = apply(kind, cfg, m, x, lengths)
+            lengths = masked_lengths(kind, cfg, x, out, lengths)
+            x = out
         return x
 
 
@@ -201,6 +249,8 @@ def _layer(kind, cfg, size, tensors, name):
         return Lambda(lambda x, n=n: x.unsqueeze(1).repeat(1, n, 1)), size
     if kind == "GlobalAveragePooling1D":
         return Lambda(lambda x: x.mean(dim=1)), size
+    if kind == "Masking":
+        return Lambda(lambda x: x), size
     if kind in ("Attention", "AdditiveAttention"):
         return Attention(kind, cfg, tensors, name), size
     if kind == "Concatenate":
@@ -230,7 +280,7 @@ class Graph(nn.Module):
         super().__init__()
         self.spec = spec
         self.layers = nn.ModuleDict()
-        self.kinds = {}
+        self.kinds, self.configs = {}, {}
         for node in spec["nodes"]:
             if "layer" not in node:
                 continue
@@ -243,16 +293,22 @@ class Graph(nn.Module):
                 size = tensors[f"layers.{node['name']}.weight"].shape[1]
             self.layers[node["name"]], _ = _layer(kind, cfg, size, tensors, node["name"])
             self.kinds[node["name"]] = kind
+            self.configs[node["name"]] = cfg
 
     def forward(self, *xs):
         env = {i["name"]: x for i, x in zip(self.spec["inputs"], xs)}
+        lens = {}  # tensor ref → its mask as valid-step counts
         for node in self.spec["nodes"]:
             owner = node.get("shares", node["name"])
             m, kind = self.layers[owner], self.kinds[owner]
+            cfg = self.configs[owner]
             args = [env[r] for r in node["inputs"]]
+            lengths = lens.get(node["inputs"][0])
             if kind in ("SimpleRNN", "LSTM", "GRU", "Bidirectional"):
                 initial = [env[r] for r in node.get("initial_state", [])]
-                out, finals = m(args[0], initial, states=True)
+                # Keras: a layer called with initial states gets no mask (its output still
+                # carries the input's).
+                out, finals = m(args[0], initial, states=True, lengths=None if initial else lengths)
                 for k, st in enumerate(finals):
                     env[f"{node['name']}:{k + 1}"] = st
             elif kind in ("Attention", "AdditiveAttention"):
@@ -260,7 +316,10 @@ class Graph(nn.Module):
             elif kind in self.LIST:
                 out = m(args)
             else:
-                out = m(args[0])
+                out = apply(kind, cfg, m, args[0], lengths)
+            nl = masked_lengths(kind, cfg, args[0], out, lengths)
+            if nl is not None:
+                lens[node["name"]] = nl
             env[node["name"]] = out
         outs = tuple(env[r] for r in self.spec["outputs"])
         return outs[0] if len(outs) == 1 else outs
