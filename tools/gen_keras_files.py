@@ -74,6 +74,20 @@ def models():
     o, fh, fc, bh, bc = L.Bidirectional(L.LSTM(3, return_state=True), name="enc")(inp)
     cat = L.Concatenate(name="hs")([fh, bh])
     out["fun_bilstm_returned_states"] = keras.Model(inp, [o, L.Dense(1, name="y")(cat)])
+    out["seq_input_shape_kwarg"] = keras.Sequential([
+        L.LSTM(4, input_shape=(7, 2), use_bias=False, return_sequences=True), L.Dropout(0.5),
+        L.Dense(3, activation="softmax")])
+    out["seq_bi_first_relu_rnn"] = keras.Sequential([
+        keras.Input((4, 3)),
+        L.Bidirectional(L.SimpleRNN(3, activation="relu", return_sequences=True), merge_mode="mul"),
+        L.GRU(2)])
+    ids = keras.Input((None,), dtype="int64", name="tokens")
+    h = L.GRU(6, return_sequences=True, name="gru")(L.Embedding(11, 5, name="emb")(ids))
+    p = L.GlobalAveragePooling1D(name="pool")(L.Dropout(0.2, name="drop")(h))
+    out["fun_ids_gru_pool_two_heads"] = keras.Model(
+        ids, [L.Dense(2, activation="softmax", name="cls")(p), L.Dense(1, name="reg")(p)])
+    # PyTorch's nn.LSTM has no relu: its export must be refused (ONNX takes it).
+    out["seq_lstm_relu_activation"] = keras.Sequential([keras.Input((5, 2)), L.LSTM(3, activation="relu"), L.Dense(1)])
     return out
 
 

@@ -115,13 +115,17 @@ fn keras_files_go_to_onnx_and_pytorch_and_reproduce_keras() {
         one["output"] = case["outputs"][0].clone();
         match model.export(dir.join(&name), Format::PyTorch) {
             Ok(()) => torch += 1,
-            Err(rnnkit::Error::Unsupported { reason, .. }) => {
-                assert!(
-                    reason.contains("reset_after=false")
-                        || reason.contains("mask")
-                        || reason.contains("Masking"),
-                    "{name}: {reason}"
-                )
+            Err(rnnkit::Error::Unsupported { layer, reason }) => {
+                // A refusal names the layer and says why (in this repository's cases: the
+                // GRU with reset_after=False and the LSTM with relu, which PyTorch lacks).
+                assert!(reason.contains("no exact PyTorch form"), "{name}: {reason}");
+                assert!(!layer.is_empty(), "{name}");
+                if default_fixtures() {
+                    assert!(
+                        reason.contains("reset_after=false") || reason.contains("LSTM activations"),
+                        "{name}: {reason}"
+                    );
+                }
             }
             Err(e) => panic!("{name}: {e}"),
         }
