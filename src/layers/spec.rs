@@ -119,6 +119,19 @@ impl LayerSpec {
         }
     }
 
+    /// Whether the layer is called on a list of tensors (the merges and attention).
+    pub(crate) fn takes_list(&self) -> bool {
+        matches!(
+            self,
+            LayerSpec::Concatenate(_)
+                | LayerSpec::Add(_)
+                | LayerSpec::Multiply(_)
+                | LayerSpec::Average(_)
+                | LayerSpec::Attention(_)
+                | LayerSpec::AdditiveAttention(_)
+        )
+    }
+
     /// The layer's name, if the configuration gives one.
     pub fn name(&self) -> Option<&str> {
         match self {

@@ -22,15 +22,7 @@ pub(super) fn emit_list<F: Float>(
 ) -> Result<Option<Flow>> {
     let names: Vec<&str> = xs.iter().map(|x| x.name.as_str()).collect();
     let rank = xs.first().map_or(0, |x| x.rank);
-    let list = matches!(
-        ls,
-        LayerSpec::Concatenate(_)
-            | LayerSpec::Add(_)
-            | LayerSpec::Multiply(_)
-            | LayerSpec::Average(_)
-            | LayerSpec::Attention(_)
-            | LayerSpec::AdditiveAttention(_)
-    );
+    let list = ls.takes_list();
     if list && xs.iter().any(|x| x.len.is_some()) {
         return Err(unsupported(
             name,

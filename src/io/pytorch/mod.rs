@@ -301,15 +301,7 @@ pub(crate) fn export_graph<F: Float>(model: &Functional<F>) -> Result<Vec<u8>> {
             .iter()
             .map(|r| masked.get(r).copied().unwrap_or(false))
             .collect();
-        let list = matches!(
-            ls,
-            LayerSpec::Concatenate(_)
-                | LayerSpec::Add(_)
-                | LayerSpec::Multiply(_)
-                | LayerSpec::Average(_)
-                | LayerSpec::Attention(_)
-                | LayerSpec::AdditiveAttention(_)
-        );
+        let list = ls.takes_list();
         if list && ins.iter().any(|&m| m) {
             return Err(refuse(
                 &node.name,
