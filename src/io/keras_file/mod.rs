@@ -46,34 +46,31 @@ pub(crate) fn to_rnnkit_file(bytes: &[u8]) -> Result<Vec<u8>, FileError> {
             )));
         }
     };
-    let wide = tensors.iter().any(|(_, _, f64_data)| *f64_data);
-    let finish = |mut w: Writer<f64>| -> Result<Vec<u8>, FileError> {
-        if functional {
-            w.meta("model_type", "Functional".into());
-        }
-        w.meta("architecture", architecture.to_string());
-        w.meta("rnnkit_version", "read from a .keras file".into());
-        for (name, t, _) in &tensors {
-            w.tensor(name.clone(), t).map_err(|e| arch(e.to_string()))?;
-        }
-        w.finish().map_err(|e| arch(e.to_string()))
-    };
-    if wide {
-        finish(Writer::<f64>::new())
+    // Keras's float32 weights stay float32 (an f32 file, exact in either model type).
+    if tensors.iter().any(|(_, _, f64_data)| *f64_data) {
+        write::<f64>(&architecture, functional, &tensors)
     } else {
-        // Keras's float32 weights stay float32: an f32 file (exact in either model type).
-        let mut w = Writer::<f32>::new();
-        if functional {
-            w.meta("model_type", "Functional".into());
-        }
-        w.meta("architecture", architecture.to_string());
-        w.meta("rnnkit_version", "read from a .keras file".into());
-        for (name, t, _) in &tensors {
-            w.tensor(name.clone(), &t.mapv(|v| v as f32))
-                .map_err(|e| arch(e.to_string()))?;
-        }
-        w.finish().map_err(|e| arch(e.to_string()))
+        write::<f32>(&architecture, functional, &tensors)
     }
+}
+
+/// The rnnkit file of `tensors` in `F`.
+fn write<F: crate::float::Float>(
+    architecture: &Value,
+    functional: bool,
+    tensors: &[(String, ArrayD<f64>, bool)],
+) -> Result<Vec<u8>, FileError> {
+    let mut w = Writer::<F>::new();
+    if functional {
+        w.meta("model_type", "Functional".into());
+    }
+    w.meta("architecture", architecture.to_string());
+    w.meta("rnnkit_version", "read from a .keras file".into());
+    for (name, t, _) in tensors {
+        w.tensor(name.clone(), &t.mapv(F::c))
+            .map_err(|e| arch(e.to_string()))?;
+    }
+    w.finish().map_err(|e| arch(e.to_string()))
 }
 
 /// The datasets below `g`, in Keras's variable order (`vars/0`, `vars/1`, ...; numbered

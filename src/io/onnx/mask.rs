@@ -21,18 +21,23 @@ pub(super) fn lengths(b: &mut Builder, base: &str, keep: &str) -> String {
 
 /// `[b, t]` float keep-mask (1 for the first `len` steps) shaped like `x`'s first two axes.
 pub(super) fn keep_of(b: &mut Builder, base: &str, len: &str, x: &str) -> String {
-    let t = steps(b, base, x);
-    let (zero, one) = (b.i64s("zero", &[0]), b.i64s("one", &[1]));
-    let zs = scalar(b, base, &zero);
-    let os = scalar(b, base, &one);
-    let r = b.op1("Range", base, &[&zs, &t, &os], &[]); // [t] int64
-    let ax0 = b.i64s("axes", &[0]);
-    let r = b.op1("Unsqueeze", base, &[&r, &ax0], &[]); // [1, t]
+    let r = step_indices(b, base, x);
     let l = b.op1("Cast", base, &[len], &[("to", Attr::Int(INT64))]);
     let ax1 = b.i64s("axes", &[1]);
     let l = b.op1("Unsqueeze", base, &[&l, &ax1], &[]); // [b, 1]
     let k = b.op1("Less", base, &[&r, &l], &[]);
     b.op1("Cast", base, &[&k], &[("to", Attr::Int(1))])
+}
+
+/// `[1, t]` int64 step indices `0, 1, …, t − 1` of `x` (axis 1).
+fn step_indices(b: &mut Builder, base: &str, x: &str) -> String {
+    let t = steps(b, base, x);
+    let (zero, one) = (b.i64s("zero", &[0]), b.i64s("one", &[1]));
+    let zs = scalar(b, base, &zero);
+    let os = scalar(b, base, &one);
+    let r = b.op1("Range", base, &[&zs, &t, &os], &[]); // [t]
+    let ax0 = b.i64s("axes", &[0]);
+    b.op1("Unsqueeze", base, &[&r, &ax0], &[])
 }
 
 /// The number of steps of `x` (axis 1) as an int64 scalar.
@@ -51,13 +56,8 @@ fn scalar(b: &mut Builder, base: &str, one_element: &str) -> String {
 /// `y[b, t]` replaced by `y[b, len − 1]` for `t ≥ len` (`y` `[b, t, u]`): Keras's output at
 /// masked steps without `zero_output_for_mask`.
 pub(super) fn carry(b: &mut Builder, base: &str, y: &str, len: &str) -> String {
-    let t = steps(b, base, y);
+    let r = step_indices(b, base, y); // [1, t]
     let (zero, one) = (b.i64s("zero", &[0]), b.i64s("one", &[1]));
-    let zs = scalar(b, base, &zero);
-    let os = scalar(b, base, &one);
-    let r = b.op1("Range", base, &[&zs, &t, &os], &[]);
-    let ax0 = b.i64s("axes", &[0]);
-    let r = b.op1("Unsqueeze", base, &[&r, &ax0], &[]); // [1, t]
     let l = b.op1("Cast", base, &[len], &[("to", Attr::Int(INT64))]);
     let last = b.op1("Sub", base, &[&l, &one], &[]);
     let last = b.op1("Max", base, &[&last, &zero], &[]);
