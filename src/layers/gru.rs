@@ -363,6 +363,7 @@ impl<F: Float> GruCell<F> {
             mut d_xw,
             mut d_rw,
             mut d_prev,
+            need_prev,
         } = s;
         let u = self.units();
         let (act, ract) = (self.activation, self.recurrent_activation);
@@ -402,6 +403,7 @@ impl<F: Float> GruCell<F> {
             }
             // dh_{t-1} += d_mh·Rᵀ (per gate ⊙ its mask: gate k's product saw h_{t-1}⊙m_k).
             match dropped {
+                _ if !need_prev => {}
                 None => self.w.times_rt(&d_rw.view(), F::one(), &mut d_prev),
                 Some((_, m)) => self.w.times_rt_gates_masked(
                     &d_rw.view(),
@@ -459,6 +461,7 @@ impl<F: Float> GruCell<F> {
                 });
             }
             match dropped {
+                _ if !need_prev => {}
                 None => step_mm(
                     &d_xw.slice(s![.., ..2 * u]),
                     &r_all.slice(s![.., ..2 * u]).t(),

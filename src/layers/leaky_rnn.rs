@@ -537,6 +537,7 @@ impl<F: Float> LeakyRnnCell<F> {
             mut d_xw,
             mut d_rw,
             mut d_prev,
+            need_prev: _,
         } = st;
         let (u, hist) = (self.w.units(), self.history());
         let learned = self.leak_logit.is_some();

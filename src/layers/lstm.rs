@@ -241,11 +241,13 @@ impl<F: Float> Cell for LstmCell<F> {
     }
 
     fn step_backward(&self, s: BackwardStep<'_, F>, _scratch: &mut Array2<F>) {
-        let u = self.units();
+        let (u, need) = (self.units(), s.need_prev);
         let (d_xw, mut d_prev) = self.gates_backward(s);
         // dh_{t-1} = d_a·Rᵀ (all gates in one product).
-        self.w
-            .times_rt(&d_xw.view(), F::zero(), &mut d_prev.slice_mut(s![.., ..u]));
+        if need {
+            self.w
+                .times_rt(&d_xw.view(), F::zero(), &mut d_prev.slice_mut(s![.., ..u]));
+        }
     }
 
     fn step_backward_dropped(
@@ -255,8 +257,11 @@ impl<F: Float> Cell for LstmCell<F> {
         mask: ArrayView2<'_, F>,
         scratch: &mut Array2<F>,
     ) {
-        let u = self.units();
+        let (u, need) = (self.units(), s.need_prev);
         let (d_xw, mut d_prev) = self.gates_backward(s);
+        if !need {
+            return;
+        }
         // dh_{t-1} = Σ_k (d_a_k·R_kᵀ)⊙m_k.
         let mut dh = d_prev.slice_mut(s![.., ..u]);
         dh.fill(F::zero());
@@ -360,6 +365,7 @@ impl<F: Float> LstmCell<F> {
             mut d_xw,
             d_rw: _,
             mut d_prev,
+            need_prev: _,
         } = s;
         let u = self.units();
         let (act, ract) = (self.activation, self.recurrent_activation);

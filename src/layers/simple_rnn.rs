@@ -268,6 +268,7 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
             mut d_xw,
             mut d_rw,
             mut d_prev,
+            need_prev,
         } = s;
         let act = self.activation;
         {
@@ -279,8 +280,10 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
                 }
             );
         }
-        // dh_{t-1} = da·Rᵀ
-        self.w.times_rt(&d_xw.view(), F::zero(), &mut d_prev);
+        // dh_{t-1} = da·Rᵀ (the regulariser's factor reads it even on the first step).
+        if need_prev || self.flow.is_some() {
+            self.w.times_rt(&d_xw.view(), F::zero(), &mut d_prev);
+        }
         if self.flow.is_some() {
             for ((g, w), mut out) in d_state
                 .rows()

@@ -67,6 +67,18 @@ impl<F> std::fmt::Debug for PackedB<F> {
     }
 }
 
+impl<F> PackedB<F> {
+    /// The length of the packing of a `[k, n]` matrix.
+    pub(crate) fn len_for(k: usize, n: usize) -> usize {
+        n.div_ceil(NR) * k * NR
+    }
+
+    /// The buffer, for a later packing to reuse.
+    pub(crate) fn into_buffer(self) -> Vec<F> {
+        self.data
+    }
+}
+
 impl<F: Float> PackedB<F> {
     /// Whether packed products run on this machine for this float type (f32 or f64, with
     /// AVX2 and FMA); otherwise products go to matrixmultiply and nothing is packed.
@@ -81,6 +93,18 @@ impl<F: Float> PackedB<F> {
         false
     }
 
+    /// Packs `b` (`transposed` records which view of the weights it is) into `buf`, a
+    /// buffer of an earlier packing to reuse (empty for a new one): every value is
+    /// written, so nothing is zero-filled first.
+    pub(crate) fn packed(b: &ArrayView2<'_, F>, transposed: bool, buf: Vec<F>) -> Self {
+        let mut p = PackedB {
+            data: buf,
+            what: None,
+        };
+        p.pack(b, transposed);
+        p
+    }
+
     /// Packs `b` (`transposed` records which view of the weights it is), reusing the buffer.
     pub(crate) fn pack(&mut self, b: &ArrayView2<'_, F>, transposed: bool) {
         if !Self::available() {
@@ -89,24 +113,46 @@ impl<F: Float> PackedB<F> {
         }
         let (k, n) = b.dim();
         let panels = n.div_ceil(NR);
-        self.data.clear();
+        // Every full panel's value is written below; only the last panel's padding
+        // columns need zeros.
         self.data.resize(panels * k * NR, F::zero());
         let at = |p: usize, kk: usize| (p * k + kk) * NR;
+        if n % NR != 0 {
+            let p = panels - 1;
+            for kk in 0..k {
+                self.data[at(p, kk) + n % NR..at(p, kk) + NR].fill(F::zero());
+            }
+        }
         if b.rows().into_iter().all(|r| r.as_slice().is_some()) {
-            // Rows contiguous (R in a forward pass): copy 16-wide pieces of each row.
+            // Rows contiguous (R in a forward pass): copy 16-wide pieces of each row (as
+            // fixed-size copies, inlined, not one `memcpy` call per 64 bytes).
             for (kk, row) in b.rows().into_iter().enumerate() {
                 let row = row.to_slice().expect("checked contiguous");
-                for (p, piece) in row.chunks(NR).enumerate() {
-                    self.data[at(p, kk)..at(p, kk) + piece.len()].copy_from_slice(piece);
+                let mut pieces = row.chunks_exact(NR);
+                for (p, piece) in pieces.by_ref().enumerate() {
+                    let piece: &[F; NR] = piece.try_into().expect("NR long");
+                    let dst: &mut [F; NR] = (&mut self.data[at(p, kk)..at(p, kk) + NR])
+                        .try_into()
+                        .expect("NR long");
+                    *dst = *piece;
+                }
+                let rest = pieces.remainder();
+                if !rest.is_empty() {
+                    let p = n / NR;
+                    self.data[at(p, kk)..at(p, kk) + rest.len()].copy_from_slice(rest);
                 }
             }
         } else {
-            // Otherwise (Rᵀ in a backward pass): scatter each column of `b`.
-            let bt = b.t();
-            for (j, col) in bt.rows().into_iter().enumerate() {
-                let (p, jj) = (j / NR, j % NR);
-                for (kk, &v) in col.iter().enumerate() {
-                    self.data[at(p, kk) + jj] = v;
+            // Otherwise (Rᵀ in a backward pass): each panel gathers its 16 columns of `b`
+            // (rows of R) step by step along `k`, writing whole 16-wide pieces.
+            for p in 0..panels {
+                let cols = p * NR..((p + 1) * NR).min(n);
+                let block = b.slice(ndarray::s![.., cols]);
+                for (kk, row) in block.rows().into_iter().enumerate() {
+                    let dst = &mut self.data[at(p, kk)..at(p, kk) + row.len()];
+                    for (d, &v) in dst.iter_mut().zip(row.iter()) {
+                        *d = v;
+                    }
                 }
             }
         }

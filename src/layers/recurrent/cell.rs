@@ -117,6 +117,7 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static + sealed::Sealed {
             d_xw,
             d_rw,
             mut d_prev,
+            need_prev,
             ..
         } = s;
         self.step_backward(
@@ -128,6 +129,7 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static + sealed::Sealed {
                 d_xw,
                 d_rw,
                 d_prev: d_prev.view_mut(),
+                need_prev,
             },
             scratch,
         );
@@ -203,6 +205,10 @@ pub struct BackwardStep<'a, F> {
     pub d_rw: ArrayViewMut2<'a, F>,
     /// Written: dL/d(prev) `[B, S]`.
     pub d_prev: ArrayViewMut2<'a, F>,
+    /// Whether `d_prev` is wanted: `false` on the first step when nothing uses the
+    /// gradient of the initial state, where a cell may skip its recurrent product and
+    /// leave `d_prev` unspecified.
+    pub need_prev: bool,
 }
 
 /// The whole sequence's rows (steps × batch) from which the weight gradients are formed.

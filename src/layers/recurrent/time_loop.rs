@@ -130,7 +130,10 @@ pub(super) struct BackwardBuffers<'a, F> {
 /// (zeros when the final state is not used); when `t` is even it leaves holding dL/d
 /// (initial state), else `bufs.d_prev` does. `quiet` `[T, b]` marks the outputs that are a
 /// constant zero (masked steps: all of them with `zero_output_for_mask`, else those before
-/// the first real step). Allocation-free.
+/// the first real step). Without `need_init` the gradient of the initial state is not
+/// wanted, and the first step may skip its recurrent product (what the buffer then holds
+/// is unspecified). Allocation-free.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn backward_loop<C: Cell>(
     cell: &C,
     states: ArrayView3<'_, C::F>,
@@ -139,6 +142,7 @@ pub(super) fn backward_loop<C: Cell>(
     mask: Option<ArrayView2<'_, bool>>,
     quiet: Option<ArrayView2<'_, bool>>,
     bufs: BackwardBuffers<'_, C::F>,
+    need_init: bool,
 ) {
     let BackwardBuffers {
         rec_mask,
@@ -182,6 +186,7 @@ pub(super) fn backward_loop<C: Cell>(
             d_xw: d_xw.index_axis_mut(Axis(0), k),
             d_rw: d_rw.index_axis_mut(Axis(0), k), // zero columns unless `sep`
             d_prev: d_prev.view_mut(),
+            need_prev: need_init || k > 0,
         };
         match (&mut masked, &rec_mask) {
             (Some(buf), Some(m)) => {

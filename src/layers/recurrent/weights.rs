@@ -7,7 +7,7 @@ use crate::linalg::{PackedB, packed_mm, step_mm};
 use crate::parallel;
 use crate::param::Param;
 use ndarray::{ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The weights every cell has, in Keras layout: `kernel` `[F, k*u]`, `recurrent_kernel`
 /// `[u, k*u]` and an optional `bias` (`[k*u]`, or `[2, k*u]` for GRU with `reset_after`).
@@ -28,6 +28,37 @@ pub struct CellWeights<F: Float> {
     packed_rt: OnceLock<PackedB<F>>,
     /// The input kernel packed for the per-step input projections ([`CellWeights::times_k`]).
     packed_k: OnceLock<PackedB<F>>,
+    /// The buffers of the packings the last weight update cleared, reused by the next
+    /// ones (a training step then neither allocates nor zero-fills them).
+    spare: Spare<F>,
+}
+
+/// Buffers to reuse; a clone starts with none.
+#[derive(Debug, Default)]
+struct Spare<F>(Mutex<Vec<Vec<F>>>);
+
+impl<F> Clone for Spare<F> {
+    fn clone(&self) -> Self {
+        Spare(Mutex::new(Vec::new()))
+    }
+}
+
+impl<F> Spare<F> {
+    /// The smallest buffer holding `len` values (else the largest, which will grow).
+    fn take(&self, len: usize) -> Vec<F> {
+        let Ok(mut v) = self.0.lock() else {
+            return Vec::new();
+        };
+        let fit = |b: &Vec<F>| (b.capacity() < len, b.capacity().abs_diff(len));
+        let best = (0..v.len()).min_by_key(|&i| fit(&v[i]));
+        best.map(|i| v.swap_remove(i)).unwrap_or_default()
+    }
+
+    fn keep(&mut self, p: Option<PackedB<F>>) {
+        if let (Some(p), Ok(v)) = (p, self.0.get_mut()) {
+            v.push(p.into_buffer());
+        }
+    }
 }
 
 impl<F: Float> CellWeights<F> {
@@ -52,6 +83,7 @@ impl<F: Float> CellWeights<F> {
             packed_r: OnceLock::new(),
             packed_rt: OnceLock::new(),
             packed_k: OnceLock::new(),
+            spare: Spare::default(),
         }
     }
 
@@ -66,13 +98,9 @@ impl<F: Float> CellWeights<F> {
         };
         once.get_or_init(|| {
             let r = self.recurrent_kernel.v2();
-            let mut p = PackedB::default();
-            if transposed {
-                p.pack(&r.t(), true);
-            } else {
-                p.pack(&r, false);
-            }
-            p
+            let r = if transposed { r.t() } else { r };
+            let len = PackedB::<F>::len_for(r.nrows(), r.ncols());
+            PackedB::packed(&r, transposed, self.spare.take(len))
         })
     }
 
@@ -82,9 +110,9 @@ impl<F: Float> CellWeights<F> {
     /// whole sequence and read back from memory); `K` is packed once per weight update.
     pub(crate) fn times_k(&self, x: &ArrayView2<'_, F>, c: &mut ArrayViewMut2<'_, F>) {
         let packed = self.packed_k.get_or_init(|| {
-            let mut p = PackedB::default();
-            p.pack(&self.kernel.v2(), false);
-            p
+            let k = self.kernel.v2();
+            let len = PackedB::<F>::len_for(k.nrows(), k.ncols());
+            PackedB::packed(&k, false, self.spare.take(len))
         });
         let beta = match self.input_bias() {
             Some(b) => {
@@ -236,12 +264,14 @@ impl<F: Float> CellWeights<F> {
             }
         } else {
             parallel::gemm(F::one(), &x.t(), &d_xw, F::one(), &mut self.kernel.g2());
+            // Rows of zero states (the first step's from a zero initial state) add nothing.
             let h_prev = prev.slice(s![.., ..units]);
+            let skip = leading_zero_rows(&h_prev);
             let mut dr = self.recurrent_kernel.g2();
             parallel::gemm(
                 F::one(),
-                &h_prev.t(),
-                &d_rw.slice(s![.., ..rec_cols]),
+                &h_prev.slice(s![skip.., ..]).t(),
+                &d_rw.slice(s![skip.., ..rec_cols]),
                 F::one(),
                 &mut dr.slice_mut(s![.., ..rec_cols]),
             );
@@ -269,13 +299,21 @@ impl<F: Float> CellWeights<F> {
     }
 
     pub(crate) fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<F>)) {
-        self.packed_r.take();
-        self.packed_rt.take();
-        self.packed_k.take();
+        self.spare.keep(self.packed_r.take());
+        self.spare.keep(self.packed_rt.take());
+        self.spare.keep(self.packed_k.take());
         f("kernel", &mut self.kernel);
         f("recurrent_kernel", &mut self.recurrent_kernel);
         if let Some(b) = &mut self.bias {
             f("bias", b);
         }
     }
+}
+
+/// How many leading rows of `a` are all zero (stops at the first non-zero entry).
+fn leading_zero_rows<F: Float>(a: &ArrayView2<'_, F>) -> usize {
+    a.rows()
+        .into_iter()
+        .take_while(|r| r.iter().all(|v| v.is_zero()))
+        .count()
 }

@@ -315,6 +315,7 @@ impl<C: Cell> Recurrent<C> {
         &mut self,
         dy: &ArrayD<C::F>,
         d_final: Option<ArrayView2<'_, C::F>>,
+        need_init: bool,
     ) -> Result<InputAndStateGrads<C::F>> {
         if !self.trained {
             return Err(Error::NoCache {
@@ -381,15 +382,16 @@ impl<C: Cell> Recurrent<C> {
                         d_prev,
                         scratch,
                     },
+                    need_init,
                 )
             },
         );
 
         // The loop swapped its two state-gradient buffers once per step.
-        let d_init = if t % 2 == 0 {
-            buf.d_state.clone()
-        } else {
-            buf.d_prev.clone()
+        let d_init = match (need_init, t % 2 == 0) {
+            (false, _) => None,
+            (true, true) => Some(buf.d_state.clone()),
+            (true, false) => Some(buf.d_prev.clone()),
         };
 
         // Weight gradients with whole-sequence products, against the inputs and previous
@@ -491,8 +493,8 @@ impl<C: Cell> Recurrent<C> {
     }
 }
 
-/// dL/dx and dL/d(initial state block).
-type InputAndStateGrads<F> = (ArrayD<F>, Array2<F>);
+/// dL/dx and dL/d(initial state block) (when asked for).
+type InputAndStateGrads<F> = (ArrayD<F>, Option<Array2<F>>);
 
 /// The state after the last step of the last run, `[batch, h | c]`.
 fn last_state<F: Float>(buf: &Buffers<F>) -> ArrayView2<'_, F> {
@@ -668,7 +670,7 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
         }
     }
     fn backward_x(&mut self, dy: &ArrayD<C::F>) -> Result<ArrayD<C::F>> {
-        self.run_backward(dy, None).map(|(dx, _)| dx)
+        self.run_backward(dy, None, false).map(|(dx, _)| dx)
     }
     fn backward_x_states(
         &mut self,
@@ -695,7 +697,8 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
             )?;
             Some(block)
         };
-        let (dx, d_init) = self.run_backward(dy, d_final.as_ref().map(|d| d.view()))?;
+        let (dx, d_init) = self.run_backward(dy, d_final.as_ref().map(|d| d.view()), true)?;
+        let d_init = d_init.expect("asked for");
         let mut d_states = Vec::new();
         scatter_states(d_init.view(), blocks, u, &mut d_states);
         Ok((dx, d_states))
