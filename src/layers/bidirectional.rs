@@ -541,11 +541,8 @@ impl<F: Float, L: RecurrentLayer<F>> call::Parts<F> for Bidirectional<F, L> {
         let (dyf, dyb) = self.split_dy(dy, yf, yb);
         self.backward_both(&dyf, &dyb)
     }
-    fn backward_x_states(
-        &mut self,
-        dy: &ArrayD<F>,
-        d_states: &[Array2<F>],
-    ) -> Result<(ArrayD<F>, Vec<Array2<F>>)> {
+    fn backward_x_states(&mut self, g: &OutputGrads<'_, F>) -> Result<(ArrayD<F>, Vec<Array2<F>>)> {
+        let (dy, d_states) = (g.dy, g.states);
         let Some((yf, yb)) = &self.cache else {
             return Err(Error::NoCache {
                 layer: self.name.clone(),
@@ -559,14 +556,20 @@ impl<F: Float, L: RecurrentLayer<F>> call::Parts<F> for Bidirectional<F, L> {
         } else {
             dyb
         };
+        let wanted = g.input_grads;
         let gf = self
             .forward
-            .backward(OutputGrads::new(&dyf).states(&dfwd))?;
+            .backward(OutputGrads::new(&dyf).states(&dfwd).input_grads(wanted))?;
         let gb = self
             .backward
-            .backward(OutputGrads::new(&dyb).states(&dbwd))?;
+            .backward(OutputGrads::new(&dyb).states(&dbwd).input_grads(wanted))?;
         let (mut dx, mut d_init) = (gf.dxs, gf.states);
-        dx[0] += &gb.dxs[0];
+        if dx[0].shape() == gb.dxs[0].shape() {
+            dx[0] += &gb.dxs[0];
+        } else {
+            // One direction skipped dL/dx as asked, the other did not.
+            dx[0] = ArrayD::zeros(ndarray::IxDyn(&[0]));
+        }
         d_init.extend(gb.states);
         let dx = dx.swap_remove(0);
         Ok((dx, d_init))

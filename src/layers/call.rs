@@ -193,6 +193,11 @@ pub struct OutputGrads<'a, F: Float> {
     /// `dy` is dL/d(pre-activation) (see [`Outputs::logits`]): the layer skips its output
     /// activation.
     pub from_logits: bool,
+    /// Whether dL/d(input) is wanted (the default). Without it a layer may skip that
+    /// product and return empty arrays in its place (the recurrent layers do): a model
+    /// passes it on to the layers that read the model's own inputs, and the trainer,
+    /// which never reads the input gradients, clears it.
+    pub input_grads: bool,
 }
 
 impl<'a, F: Float> OutputGrads<'a, F> {
@@ -202,6 +207,7 @@ impl<'a, F: Float> OutputGrads<'a, F> {
             dy,
             states: &[],
             from_logits: false,
+            input_grads: true,
         }
     }
 
@@ -214,6 +220,20 @@ impl<'a, F: Float> OutputGrads<'a, F> {
     /// `dy` is taken with respect to the logits.
     pub fn from_logits(mut self, from_logits: bool) -> Self {
         self.from_logits = from_logits;
+        self
+    }
+
+    /// Whether dL/d(input) is wanted (see [`OutputGrads::input_grads`](Self#structfield.input_grads)).
+    ///
+    /// # Example
+    /// ```
+    /// use ndarray::ArrayD;
+    /// use rnnkit::OutputGrads;
+    /// let dy = ArrayD::<f32>::zeros(vec![2, 3]);
+    /// assert!(!OutputGrads::new(&dy).input_grads(false).input_grads);
+    /// ```
+    pub fn input_grads(mut self, wanted: bool) -> Self {
+        self.input_grads = wanted;
         self
     }
 }
@@ -318,11 +338,10 @@ pub(crate) trait Parts<F: Float>: Layer<F> + Clone {
     fn backward_x_logits(&mut self, dz: &ArrayD<F>) -> Result<ArrayD<F>> {
         self.backward_x(dz)
     }
-    fn backward_x_states(
-        &mut self,
-        dy: &ArrayD<F>,
-        d_states: &[Array2<F>],
-    ) -> Result<(ArrayD<F>, Vec<Array2<F>>)> {
+    /// The backward of a one-tensor call from `g` (`g.dy`, `g.states`; `g.input_grads`
+    /// may be honoured).
+    fn backward_x_states(&mut self, g: &OutputGrads<'_, F>) -> Result<(ArrayD<F>, Vec<Array2<F>>)> {
+        let (dy, d_states) = (g.dy, g.states);
         if !d_states.is_empty() {
             return Err(Error::Unsupported {
                 layer: self.name().to_string(),
@@ -519,7 +538,7 @@ pub(crate) fn backward_parts<F: Float, L: Parts<F>>(
             states: Vec::new(),
         });
     }
-    let (dx, states) = l.backward_x_states(grads.dy, grads.states)?;
+    let (dx, states) = l.backward_x_states(&grads)?;
     Ok(InputGrads {
         dxs: vec![dx],
         states,

@@ -153,7 +153,9 @@ pub trait Model<F: Float>: Module<F> + Debug + Send + Sync {
 
     /// Backward pass of the last training forward: one gradient per output (dL/d(logits)
     /// where its `from_logits` says so); adds every weight gradient into its
-    /// [`Param`](crate::Param) and returns dL/d(input) per input.
+    /// [`Param`](crate::Param) and returns dL/d(input) per input (empty arrays where every
+    /// gradient's [`input_grads`](OutputGrads::input_grads) is cleared: the trainer's
+    /// steps skip that work).
     ///
     /// # Errors
     /// [`Error::NoCache`] without a preceding training forward; a gradient of the wrong

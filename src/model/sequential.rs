@@ -461,18 +461,27 @@ impl<F: Float> Sequential<F> {
     }
 
     /// The backward pass, from dL/d(logits of the last layer) when `from_logits`.
-    fn backward_one(&mut self, dy: &ArrayD<F>, from_logits: bool) -> Result<ArrayD<F>> {
+    /// Without `input_grads` the first layer may skip dL/d(input) (see
+    /// [`OutputGrads::input_grads`]).
+    fn backward_one(
+        &mut self,
+        dy: &ArrayD<F>,
+        from_logits: bool,
+        input_grads: bool,
+    ) -> Result<ArrayD<F>> {
         self.check_trained()?;
-        let Some((last, rest)) = self.layers.split_last_mut() else {
+        let n = self.layers.len();
+        if n == 0 {
             return Ok(dy.clone());
-        };
-        let mut d = last
-            .backward(OutputGrads::new(dy).from_logits(from_logits))?
-            .dx();
-        for layer in rest.iter_mut().rev() {
-            d = layer.backward(OutputGrads::new(&d))?.dx();
         }
-        Ok(d)
+        let mut d: Option<ArrayD<F>> = None;
+        for (i, layer) in self.layers.iter_mut().enumerate().rev() {
+            let g = OutputGrads::new(d.as_ref().unwrap_or(dy))
+                .from_logits(from_logits && i == n - 1)
+                .input_grads(input_grads || i > 0);
+            d = Some(layer.backward(g)?.dx());
+        }
+        Ok(d.expect("at least one layer"))
     }
 
     /// [`Error::NoCache`] unless the last forward was a successful `Mode::Train` one.
@@ -543,7 +552,11 @@ impl<F: Float> Model<F> for Sequential<F> {
                 got: vec![grads.len()],
             });
         };
-        Ok(vec![self.backward_one(g.dy, g.from_logits)?])
+        Ok(vec![self.backward_one(
+            g.dy,
+            g.from_logits,
+            g.input_grads,
+        )?])
     }
     fn architecture(&self) -> Result<crate::model::Architecture> {
         self.spec().map(crate::model::Architecture::Sequential)

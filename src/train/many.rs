@@ -152,7 +152,7 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         let gs: Vec<OutputGrads<'_, F>> = grads
             .iter()
             .zip(&fused)
-            .map(|(g, &f)| OutputGrads::new(g).from_logits(f))
+            .map(|(g, &f)| OutputGrads::new(g).from_logits(f).input_grads(false))
             .collect();
         model.backward(&gs)?;
         Ok((total, metrics))

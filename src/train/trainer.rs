@@ -497,7 +497,9 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         let (loss, grad, fused, metrics) = self.score(&*model, outs, y, sample_weight)?;
         if mode == Mode::Train {
             model.zero_grad();
-            model.backward(&[OutputGrads::new(&grad).from_logits(fused)])?;
+            model.backward(&[OutputGrads::new(&grad)
+                .from_logits(fused)
+                .input_grads(false)])?;
         }
         Ok((loss, metrics))
     }

@@ -68,6 +68,23 @@ fn check(label: &str, m: &Functional<f64>, xs: &[ArrayD<f64>], float: &[bool]) {
             assert!(rel(a, num) < 1e-6, "{label}: {name}[{i}]: {a} vs {num}");
         }
     }
+    // Without input gradients (as the trainer asks): the same weight gradients, and
+    // empty arrays for the inputs.
+    let mut lean = m.clone();
+    lean.forward(Inputs::from(xs).mode(Mode::Train)).unwrap();
+    Module::zero_grad(&mut lean);
+    let gs: Vec<_> = rs
+        .iter()
+        .map(|r| OutputGrads::new(r).input_grads(false))
+        .collect();
+    let none = lean.backward(&gs).unwrap();
+    assert!(none.iter().all(|d| d.is_empty()), "{label}: input grads");
+    let mut k = 0;
+    lean.visit_params(&mut |name, p| {
+        assert_eq!(p.grad(), &grads[k].1, "{label}: {name} without input grads");
+        k += 1;
+    });
+    assert_eq!(k, grads.len());
 }
 
 /// Token ids with zeros (padding) to give masks: `[b, t]`.

@@ -990,3 +990,76 @@ fn truncated_bptt_refuses_bad_settings_and_data() {
         .unwrap_err();
     assert!(err.to_string().contains("steps ≥ 1"), "{err}");
 }
+
+/// A backward pass that does not want dL/d(input) (the trainer's) forms the same weight
+/// gradients and returns an empty input gradient where the first layer skips it
+/// (recurrent, Bidirectional); behind a Masking layer (which does not) the true one.
+#[test]
+fn backward_without_input_grads_keeps_every_weight_gradient() {
+    use ndarray::{ArrayD, IxDyn};
+    let x = ArrayD::from_shape_fn(IxDyn(&[3, 4, 2]), |i| {
+        ((i[0] * 5 + i[1] * 3 + i[2]) as f64 * 0.41).sin()
+    });
+    // (label, model, whether its first layer skips dL/dx: Masking computes it anyway)
+    let stacks: Vec<(&str, Sequential<f64>, bool)> = vec![
+        (
+            "bidirectional lstm",
+            Sequential::new(&[4, 2])
+                .seed(3)
+                .push(BidirectionalConfig::new(
+                    LstmConfig::new(5).return_sequences(true),
+                ))
+                .unwrap()
+                .push(GruConfig::new(3))
+                .unwrap()
+                .push(DenseConfig::new(2))
+                .unwrap(),
+            true,
+        ),
+        (
+            "simple rnn",
+            Sequential::new(&[4, 2])
+                .seed(4)
+                .push(SimpleRnnConfig::new(6))
+                .unwrap()
+                .push(DenseConfig::new(2))
+                .unwrap(),
+            true,
+        ),
+        (
+            "gru reset_after=false behind masking",
+            Sequential::new(&[4, 2])
+                .seed(5)
+                .push(rnnkit::MaskingConfig::new(0.0))
+                .unwrap()
+                .push(GruConfig::new(4).reset_after(false))
+                .unwrap()
+                .push(DenseConfig::new(2))
+                .unwrap(),
+            false,
+        ),
+    ];
+    for (label, m, skips) in stacks {
+        let run = |wanted: bool| {
+            let mut c = m.clone();
+            let y = c.forward(Inputs::from(&x).mode(Mode::Train)).unwrap();
+            let dy = y[0].output.mapv(|v| v * 0.5 - 0.1);
+            Module::zero_grad(&mut c);
+            let dx = c
+                .backward(&[OutputGrads::new(&dy).input_grads(wanted)])
+                .unwrap();
+            let mut grads = Vec::new();
+            c.visit_params(&mut |_, p| grads.push(p.grad().clone()));
+            (dx, grads)
+        };
+        let (full, g_full) = run(true);
+        let (lean, g_lean) = run(false);
+        assert_eq!(full[0].shape(), x.shape(), "{label}");
+        if skips {
+            assert!(lean[0].is_empty(), "{label}: {:?}", lean[0].shape());
+        } else {
+            assert_eq!(lean[0], full[0], "{label}");
+        }
+        assert_eq!(g_full, g_lean, "{label}");
+    }
+}

@@ -508,18 +508,20 @@ impl<F: Float> Functional<F> {
     /// for token ids) and **adds** every weight gradient into its [`Param`] (a shared
     /// layer's from all its calls). Errors: [`Error::NoCache`] without a training pass
     /// before; [`Error::Shape`] for the wrong number of gradients or one of the wrong
-    /// shape.
+    /// shape. Without `input_grads` the input gradients are not formed: the layers that
+    /// read only the model's inputs may skip theirs, and empty arrays are returned.
     fn backward_inner(
         &mut self,
         d_outputs: &[&ArrayD<F>],
         from_logits: &[bool],
+        input_grads: bool,
     ) -> Result<Vec<ArrayD<F>>> {
         let Some(cache) = self.cache.take() else {
             return Err(Error::NoCache {
                 layer: self.name.clone(),
             });
         };
-        let result = self.backward_cached(&cache, d_outputs, from_logits);
+        let result = self.backward_cached(&cache, d_outputs, from_logits, input_grads);
         self.cache = Some(cache);
         result
     }
@@ -529,6 +531,7 @@ impl<F: Float> Functional<F> {
         cache: &Cache,
         d_outputs: &[&ArrayD<F>],
         from_logits: &[bool],
+        input_grads: bool,
     ) -> Result<Vec<ArrayD<F>>> {
         if d_outputs.len() != self.outputs.len() {
             return Err(Error::Shape {
@@ -608,10 +611,15 @@ impl<F: Float> Functional<F> {
                         .into_iter()
                         .map(|g| g.into_dimensionality::<Ix2>().expect("states are 2-D"))
                         .collect();
+                    // A call reading only the model's inputs forms no input gradient
+                    // nobody wants.
+                    let is_input = |n: usize| matches!(self.nodes[n].op, Op::Input);
+                    let wanted = input_grads || node.inputs.iter().any(|t| !is_input(t.node));
                     let g = inst.backward(
                         OutputGrads::new(&dy)
                             .states(&d_states)
-                            .from_logits(!*states && logits_nodes.contains(&k)),
+                            .from_logits(!*states && logits_nodes.contains(&k))
+                            .input_grads(wanted),
                     )?;
                     let (dxs, d_init) = if *states {
                         (g.dxs, g.states)
@@ -621,14 +629,19 @@ impl<F: Float> Functional<F> {
                     if !*first {
                         self.add_shared_grads(*layer, k)?;
                     }
-                    for (t, dx) in node.inputs.iter().zip(dxs) {
-                        add(&mut grads, (t.node, t.out), dx);
+                    if wanted {
+                        for (t, dx) in node.inputs.iter().zip(dxs) {
+                            add(&mut grads, (t.node, t.out), dx);
+                        }
                     }
                     for (t, d) in initial.iter().zip(d_init) {
                         add(&mut grads, (t.node, t.out), d.into_dyn());
                     }
                 }
             }
+        }
+        if !input_grads {
+            return Ok(vec![ArrayD::zeros(ndarray::IxDyn(&[0])); self.inputs.len()]);
         }
         Ok(self
             .inputs
@@ -691,7 +704,8 @@ impl<F: Float> Model<F> for Functional<F> {
     fn backward(&mut self, grads: &[OutputGrads<'_, F>]) -> Result<Vec<ArrayD<F>>> {
         let dys: Vec<&ArrayD<F>> = grads.iter().map(|g| g.dy).collect();
         let from_logits: Vec<bool> = grads.iter().map(|g| g.from_logits).collect();
-        self.backward_inner(&dys, &from_logits)
+        let input_grads = grads.is_empty() || grads.iter().any(|g| g.input_grads);
+        self.backward_inner(&dys, &from_logits, input_grads)
     }
     fn architecture(&self) -> Result<crate::model::Architecture> {
         self.spec_graph().map(crate::model::Architecture::Graph)

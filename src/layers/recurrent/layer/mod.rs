@@ -13,11 +13,13 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::{MaskStream, StdRng};
 use crate::layers::call::{self};
-use crate::layers::{Dim, Layer, LayerSpec, Mask, Mode, check_dy, check_mask, check_seq};
+use crate::layers::{
+    Dim, Layer, LayerSpec, Mask, Mode, OutputGrads, check_dy, check_mask, check_seq,
+};
 use crate::linalg::PackedB;
 use crate::parallel;
 use crate::param::{Module, Param};
-use ndarray::{Array2, Array3, ArrayD, ArrayView2, Axis, Ix2, Ix3, s};
+use ndarray::{Array2, Array3, ArrayD, ArrayView2, Axis, Ix2, Ix3, IxDyn, s};
 use ndarray_rand::rand::Rng;
 use num_traits::{One, Zero};
 
@@ -316,6 +318,7 @@ impl<C: Cell> Recurrent<C> {
         dy: &ArrayD<C::F>,
         d_final: Option<ArrayView2<'_, C::F>>,
         need_init: bool,
+        input_grads: bool,
     ) -> Result<InputAndStateGrads<C::F>> {
         if !self.trained {
             return Err(Error::NoCache {
@@ -436,6 +439,9 @@ impl<C: Cell> Recurrent<C> {
             per_gate,
         });
 
+        if !input_grads {
+            return Ok((ArrayD::zeros(IxDyn(&[0])), d_init));
+        }
         // dL/dx of all steps: one product (one per gate, under its mask, with per-gate
         // masks), then back to [batch, steps, features].
         let kernel = self.cell.weights().kernel.v2();
@@ -670,15 +676,16 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
         }
     }
     fn backward_x(&mut self, dy: &ArrayD<C::F>) -> Result<ArrayD<C::F>> {
-        self.run_backward(dy, None, false).map(|(dx, _)| dx)
+        self.run_backward(dy, None, false, true).map(|(dx, _)| dx)
     }
     fn backward_x_states(
         &mut self,
-        dy: &ArrayD<C::F>,
-        d_states: &[Array2<C::F>],
+        g: &OutputGrads<'_, C::F>,
     ) -> Result<(ArrayD<C::F>, Vec<Array2<C::F>>)> {
+        let (dy, d_states) = (g.dy, g.states);
         if d_states.is_empty() && !self.from_states {
-            return Ok((self.backward_x(dy)?, Vec::new()));
+            let (dx, _) = self.run_backward(dy, None, false, g.input_grads)?;
+            return Ok((dx, Vec::new()));
         }
         let (blocks, u) = (self.cell.state_blocks(), self.cell.units());
         let d_final = if d_states.is_empty() {
@@ -697,7 +704,8 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
             )?;
             Some(block)
         };
-        let (dx, d_init) = self.run_backward(dy, d_final.as_ref().map(|d| d.view()), true)?;
+        let d_final = d_final.as_ref().map(|d| d.view());
+        let (dx, d_init) = self.run_backward(dy, d_final, true, g.input_grads)?;
         let d_init = d_init.expect("asked for");
         let mut d_states = Vec::new();
         scatter_states(d_init.view(), blocks, u, &mut d_states);
