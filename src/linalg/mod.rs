@@ -142,18 +142,22 @@ impl<F: Float> PackedB<F> {
                     self.data[at(p, kk)..at(p, kk) + rest.len()].copy_from_slice(rest);
                 }
             }
-        } else {
-            // Otherwise (Rᵀ in a backward pass): each panel gathers its 16 columns of `b`
-            // (rows of R) step by step along `k`, writing whole 16-wide pieces.
+        } else if let Some(bt) = b.t().to_slice() {
+            // Columns contiguous (Rᵀ in a backward pass, `bt` = R row-major): each panel
+            // is 16 rows of R scattered into a `k × 16` block small enough to stay in L1.
             for p in 0..panels {
-                let cols = p * NR..((p + 1) * NR).min(n);
-                let block = b.slice(ndarray::s![.., cols]);
-                for (kk, row) in block.rows().into_iter().enumerate() {
-                    let dst = &mut self.data[at(p, kk)..at(p, kk) + row.len()];
-                    for (d, &v) in dst.iter_mut().zip(row.iter()) {
-                        *d = v;
+                let panel = &mut self.data[at(p, 0)..at(p, 0) + k * NR];
+                for (jj, j) in (p * NR..((p + 1) * NR).min(n)).enumerate() {
+                    let col = &bt[j * k..(j + 1) * k];
+                    for (kk, &v) in col.iter().enumerate() {
+                        panel[kk * NR + jj] = v;
                     }
                 }
+            }
+        } else {
+            // Any other layout, element by element.
+            for ((kk, j), &v) in b.indexed_iter() {
+                self.data[at(j / NR, kk) + j % NR] = v;
             }
         }
         self.what = Some((k, n, transposed));
@@ -337,6 +341,12 @@ unsafe fn kernel_f32(
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub(crate) mod eigen;
+
+/// Whether this machine runs rnnkit's AVX-512 code (see `RNNKIT_NO_AVX512`).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn avx512() -> bool {
+    avx512::available()
+}
 pub(crate) mod fast32;
 pub(crate) mod fast64;
 pub(crate) mod krylov;

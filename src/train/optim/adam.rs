@@ -127,24 +127,23 @@ impl<F: Float> Optimizer<F> for Adam<F> {
         if self.amsgrad {
             return self.update_amsgrad(slot, value, g);
         }
-        let (one_b1, one_b2) = (F::c(1.0 - self.beta_1), F::c(1.0 - self.beta_2));
-        let (alpha, eps) = (F::c(self.alpha), F::c(self.epsilon));
-        let adam = |w: &mut F, m: &mut F, v: &mut F, g: F| {
-            *m += (g - *m) * one_b1;
-            *v += (g * g - *v) * one_b2;
-            *w -= alpha * *m / (v.sqrt() + eps);
+        let k = AdamConsts {
+            one_b1: F::c(1.0 - self.beta_1),
+            one_b2: F::c(1.0 - self.beta_2),
+            alpha: F::c(self.alpha),
+            eps: F::c(self.epsilon),
         };
+        let adam = |w: &mut F, m: &mut F, v: &mut F, g: F| k.step(w, m, v, g);
         let (m, v) = (&mut self.m[slot], &mut self.v[slot]);
-        // Contiguous weights (all of rnnkit's) take a flat loop the compiler vectorises.
+        // Contiguous weights (all of rnnkit's) take a flat loop the compiler vectorises,
+        // as wide as the CPU allows.
         if let (Some(ws), Some(ms), Some(vs), Some(gs)) = (
             value.as_slice_memory_order_mut(),
             m.as_slice_memory_order_mut(),
             v.as_slice_memory_order_mut(),
             g.as_slice_memory_order(),
         ) {
-            for (((w, m), v), &g) in ws.iter_mut().zip(ms).zip(vs).zip(gs) {
-                adam(w, m, v, g);
-            }
+            k.flat(ws, ms, vs, gs);
         } else {
             Zip::from(value)
                 .and(m)
@@ -179,6 +178,61 @@ impl<F: Float> Optimizer<F> for Adam<F> {
         } else {
             restore("adam", state, [&mut self.m, &mut self.v])
         }
+    }
+}
+
+/// The constants of one Adam step.
+#[derive(Clone, Copy)]
+struct AdamConsts<F> {
+    one_b1: F,
+    one_b2: F,
+    alpha: F,
+    eps: F,
+}
+
+impl<F: Float> AdamConsts<F> {
+    #[inline(always)]
+    fn step(&self, w: &mut F, m: &mut F, v: &mut F, g: F) {
+        *m += (g - *m) * self.one_b1;
+        *v += (g * g - *v) * self.one_b2;
+        *w -= self.alpha * *m / (v.sqrt() + self.eps);
+    }
+
+    #[inline(always)]
+    fn flat_body(&self, ws: &mut [F], ms: &mut [F], vs: &mut [F], gs: &[F]) {
+        for (((w, m), v), &g) in ws.iter_mut().zip(ms).zip(vs).zip(gs) {
+            self.step(w, m, v, g);
+        }
+    }
+
+    /// The update over flat slices, compiled for AVX-512 or AVX2 where the CPU has it
+    /// (the same operations in the same order: no contraction into FMAs, so the numbers
+    /// do not depend on the path).
+    fn flat(&self, ws: &mut [F], ms: &mut [F], vs: &mut [F], gs: &[F]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::linalg::avx512() {
+                // SAFETY: the CPU has AVX-512F (checked just above).
+                return unsafe { self.flat_avx512(ws, ms, vs, gs) };
+            }
+            if crate::linalg::avx2_fma() {
+                // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                return unsafe { self.flat_avx2(ws, ms, vs, gs) };
+            }
+        }
+        self.flat_body(ws, ms, vs, gs)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn flat_avx512(&self, ws: &mut [F], ms: &mut [F], vs: &mut [F], gs: &[F]) {
+        self.flat_body(ws, ms, vs, gs)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn flat_avx2(&self, ws: &mut [F], ms: &mut [F], vs: &mut [F], gs: &[F]) {
+        self.flat_body(ws, ms, vs, gs)
     }
 }
 
