@@ -64,7 +64,7 @@ pub fn num_threads() -> usize {
 
 /// Floating-point operations below which a product runs on one thread. Measured on a
 /// 2-core AVX2 machine: a split product breaks even at about 4 MFLOP.
-const MIN_GEMM_FLOPS: usize = 6_000_000;
+const MIN_GEMM_FLOPS: usize = 16_000_000;
 
 /// Work (multiply-adds over the whole sequence) below which the time loop runs on one
 /// thread.

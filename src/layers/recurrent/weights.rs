@@ -104,6 +104,12 @@ impl<F: Float> CellWeights<F> {
         })
     }
 
+    /// Whether `R` is packed for forward passes already: `false` after a weight update,
+    /// when the weights are new to every core's cache.
+    pub(crate) fn is_packed(&self) -> bool {
+        self.packed_r.get().is_some()
+    }
+
     /// `c = x·K + b`, the input projection of one step with the input part of the bias.
     /// Where the packed kernel runs the loop projects each step just before the step (so
     /// the projection is still in cache when the step reads it, rather than written for the

@@ -95,15 +95,25 @@ pub(super) fn rows<F>(a: &Array3<F>) -> ArrayView2<'_, F> {
 }
 
 /// How many threads the time loop of a `[b, t]` batch uses: one unless the per-step work
-/// is large enough to pay for starting threads.
-pub(super) fn loop_threads<C: Cell>(cell: &C, b: usize, t: usize) -> usize {
+/// is large enough to pay for handing work to another thread. With `fresh` weights (just
+/// updated: a training pass) every other thread must also fetch them from the core that
+/// packed them, which pays only where each thread uses each weight on at least
+/// [`MIN_FRESH_USES`] rows × steps.
+pub(super) fn loop_threads<C: Cell>(cell: &C, b: usize, t: usize, fresh: bool) -> usize {
     let work = b * t * cell.units() * cell.gate_width();
     if work < parallel::MIN_LOOP_FLOPS || b < 16 {
+        return 1;
+    }
+    let n = parallel::num_threads().min(b / 8).max(1);
+    if fresh && (b / n) * t < MIN_FRESH_USES {
         1
     } else {
-        parallel::num_threads().min(b / 8)
+        n
     }
 }
+
+/// See [`loop_threads`].
+const MIN_FRESH_USES: usize = 64;
 
 /// One scratch block per chunk, reallocated only when the chunking changes.
 pub(super) fn ensure_scratch<F: Float>(

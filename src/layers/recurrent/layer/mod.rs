@@ -257,7 +257,8 @@ impl<C: Cell> Recurrent<C> {
 
         // Batch rows are independent: large batches run their time loops on several
         // threads, each over its own rows of the same buffers.
-        buf.chunks = parallel::ranges(b, loop_threads(cell, b, t));
+        let fresh = !cell.weights().is_packed();
+        buf.chunks = parallel::ranges(b, loop_threads(cell, b, t, fresh));
         let chunks = &buf.chunks;
         cell.prepare(false);
         ensure_scratch(&mut buf.scratch, chunks, g);
