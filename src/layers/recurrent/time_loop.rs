@@ -18,7 +18,9 @@ pub(super) struct Projection<'a, F> {
 }
 
 /// The forward time loop over some batch rows: `xw` `[T, b, G]`, `states` `[T + 1, b, S]`
-/// (`states[0]` holds the initial state), `cache` `[T, b, C]`, `mask` `[T, b]`.
+/// (`states[0]` holds the initial state), `cache` `[T, b, C]`, `mask` `[T, b]`. A `cache`
+/// (or, when the loop projects each step, an `xw`) of one step is reused by every step:
+/// inference keeps no step's cache for a backward pass.
 /// Allocation-free: every step works in the given views.
 ///
 /// Each step's input projection comes from `inputs` (see [`Projection`]).
@@ -38,11 +40,14 @@ pub(super) fn forward_loop<C: Cell>(
     let Projection { mut xw, x } = inputs;
     // One buffer per call for what the gates' products see.
     let mut masked = rec_mask.map(|m| Array2::zeros(m.dim()));
-    for k in 0..xw.len_of(Axis(0)) {
+    let steps = states.len_of(Axis(0)) - 1;
+    let (n_xw, n_cache) = (xw.len_of(Axis(0)), cache.len_of(Axis(0)));
+    for k in 0..steps {
+        let (kx, kc) = (k % n_xw, k % n_cache);
         if let Some(x) = &x {
             cell.weights().times_k(
                 &x.index_axis(Axis(0), k),
-                &mut xw.index_axis_mut(Axis(0), k),
+                &mut xw.index_axis_mut(Axis(0), kx),
             );
         }
         let (done, mut todo) = states.view_mut().split_at(Axis(0), k + 1);
@@ -52,19 +57,19 @@ pub(super) fn forward_loop<C: Cell>(
             (Some(buf), Some(m)) => {
                 mask_h(buf.view_mut(), prev.view(), m.view(), u);
                 cell.step_dropped(
-                    xw.index_axis(Axis(0), k),
+                    xw.index_axis(Axis(0), kx),
                     prev.view(),
                     buf.view(),
                     next.view_mut(),
-                    cache.index_axis_mut(Axis(0), k),
+                    cache.index_axis_mut(Axis(0), kc),
                     scratch,
                 );
             }
             _ => cell.step(
-                xw.index_axis(Axis(0), k),
+                xw.index_axis(Axis(0), kx),
                 prev.view(),
                 next.view_mut(),
-                cache.index_axis_mut(Axis(0), k),
+                cache.index_axis_mut(Axis(0), kc),
                 scratch,
             ),
         }

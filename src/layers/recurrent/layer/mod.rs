@@ -120,7 +120,9 @@ impl<C: Cell> Recurrent<C> {
     }
 
     /// The forward pass over `buf`: the layer's own buffers (training, `&mut self`) or a
-    /// call's (inference through `&self`).
+    /// call's (inference through `&self`). `keep`: keep every step's cache for a backward
+    /// pass (training).
+    #[allow(clippy::too_many_arguments)]
     fn run(
         cell: &C,
         config: &C::Config,
@@ -129,6 +131,7 @@ impl<C: Cell> Recurrent<C> {
         mask: Option<&Mask>,
         init: Option<ArrayView2<'_, C::F>>,
         drop: Option<&mut StdRng>,
+        keep: bool,
     ) -> Result<ArrayD<C::F>> {
         let (lname, config) = (name_of(config), config.sequence());
         let xv = check_seq(lname, x, cell.input_dim())?;
@@ -140,10 +143,13 @@ impl<C: Cell> Recurrent<C> {
             cell.cache_width(),
             cell.units(),
         );
+        // Without `keep` (inference: no backward pass follows) each step's cache, and its
+        // projection where the loop projects step by step, live only during the step: one
+        // step's worth of buffer, reused, instead of a sequence's streamed through memory.
+        let kept = if keep { t } else { 1 };
         ensure3(&mut buf.x, (t, b, f));
-        ensure3(&mut buf.xw, (t, b, g));
         ensure3(&mut buf.states, (t + 1, b, sw));
-        ensure3(&mut buf.cache, (t, b, cw));
+        ensure3(&mut buf.cache, (kept, b, cw));
 
         // Inputs in processing order, time-major, so each step is one contiguous block.
         for k in 0..t {
@@ -228,6 +234,7 @@ impl<C: Cell> Recurrent<C> {
         // (each step's projection is then still in cache when the step reads it), else of
         // all steps in one matrix product (one per gate block under per-gate masks).
         let per_step = !per_gate && PackedB::<C::F>::available();
+        ensure3(&mut buf.xw, (if per_step { kept } else { t }, b, g));
         if !per_step {
             let (p, q, r) = buf.xw.dim();
             let mut xw2 = buf
@@ -580,6 +587,7 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
             mask,
             init.as_ref().map(|s| s.view()),
             drop,
+            mode == Mode::Train,
         )?;
         if mode == Mode::Train {
             self.masks.advance();
@@ -604,6 +612,7 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
                 mask,
                 init.as_ref().map(|s| s.view()),
                 None,
+                false,
             )?;
             if let Some(slot) = slot.as_deref_mut() {
                 *slot = Some(last_state(buf).to_owned());
@@ -627,6 +636,7 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
                 mask,
                 Some(init.view()),
                 None,
+                false,
             )?;
             scatter_states(
                 last_state(buf),
@@ -655,6 +665,7 @@ impl<C: Cell> call::Parts<C::F> for Recurrent<C> {
             mask,
             Some(init.view()),
             (mode == Mode::Train).then(|| self.masks.current()).as_mut(),
+            mode == Mode::Train,
         )?;
         if mode == Mode::Train {
             self.masks.advance();
