@@ -722,10 +722,31 @@ mod tests {
                         ((i * 5 + j) % 13) as $t * 0.25 - 1.0
                     });
                     let rt = Array2::from_shape_fn((n, k), |(j, i)| r[[i, j]]);
+                    // Neither rows nor columns contiguous: the element-wise packing.
+                    let r2 = Array2::from_shape_fn((k, 2 * n), |(i, j)| r[[i, j / 2]]);
+                    let strided = r2.slice(s![.., ..;2]);
                     let c0 = Array2::from_shape_fn((m, n), |(i, j)| (i + j) as $t);
-                    for (b, transposed) in [(r.view(), false), (rt.t(), true)] {
-                        let mut packed = PackedB::default();
-                        packed.pack(&b, transposed);
+                    for (b, transposed, reuse) in [
+                        (r.view(), false, false),
+                        (rt.t(), true, false),
+                        (strided, false, false),
+                        // Into a reused buffer full of NaN (longer, then shorter, than
+                        // the packing): every value and every padding lane is written.
+                        (r.view(), false, true),
+                        (rt.t(), true, true),
+                    ] {
+                        let len = PackedB::<$t>::len_for(k, n);
+                        let packed = match reuse {
+                            false => PackedB::packed(&b, transposed, Vec::new()),
+                            true if m % 2 == 0 => {
+                                PackedB::packed(&b, transposed, vec![<$t>::NAN; len + 37])
+                            }
+                            true => {
+                                let mut buf = vec![<$t>::NAN; len];
+                                buf.truncate(len / 2);
+                                PackedB::packed(&b, transposed, buf)
+                            }
+                        };
                         for beta in [0.0, 1.0] {
                             let mut c = c0.clone();
                             packed_mm(&a, &b, &packed, transposed, beta, &mut c.view_mut());
