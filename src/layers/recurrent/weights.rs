@@ -3,10 +3,10 @@
 
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::linalg::{PackedB, packed_mm, step_mm};
+use crate::linalg::{PackedB, column_sums, packed_mm, step_mm};
 use crate::parallel;
 use crate::param::Param;
-use ndarray::{ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
+use ndarray::{ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, s};
 use std::sync::{Mutex, OnceLock};
 
 /// The weights every cell has, in Keras layout: `kernel` `[F, k*u]`, `recurrent_kernel`
@@ -286,12 +286,12 @@ impl<F: Float> CellWeights<F> {
             if b.grad.ndim() == 2 {
                 let mut g = b.g2();
                 let mut g0 = g.row_mut(0);
-                g0 += &d_xw.sum_axis(Axis(0));
+                g0 += &column_sums(&d_xw);
                 let mut g1 = g.row_mut(1);
-                g1 += &d_rw.sum_axis(Axis(0));
+                g1 += &column_sums(&d_rw);
             } else {
                 let mut g = b.g1();
-                g += &d_xw.sum_axis(Axis(0));
+                g += &column_sums(&d_xw);
             }
         }
     }
