@@ -342,51 +342,6 @@ unsafe fn kernel_f32(
 mod avx512;
 pub(crate) mod eigen;
 
-/// The column sums of `a` (rows added in order, from zero: the same numbers as ndarray's
-/// `sum_axis(Axis(0))`), compiled for AVX-512 or AVX2 where the CPU has them: the bias
-/// gradients of the whole-sequence weight products.
-pub(crate) fn column_sums<F: Float>(a: &ArrayView2<'_, F>) -> ndarray::Array1<F> {
-    let mut out = vec![F::zero(); a.ncols()];
-    match a.as_slice() {
-        Some(flat) if a.ncols() > 0 => {
-            #[inline(always)]
-            fn body<F: Float>(flat: &[F], out: &mut [F]) {
-                for row in flat.chunks_exact(out.len()) {
-                    for (o, &v) in out.iter_mut().zip(row) {
-                        *o += v;
-                    }
-                }
-            }
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f")]
-            unsafe fn wide<F: Float>(flat: &[F], out: &mut [F]) {
-                body(flat, out)
-            }
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn narrow<F: Float>(flat: &[F], out: &mut [F]) {
-                body(flat, out)
-            }
-            #[cfg(target_arch = "x86_64")]
-            {
-                if avx512() {
-                    // SAFETY: the CPU has AVX-512F (checked just above).
-                    unsafe { wide(flat, &mut out) };
-                    return out.into();
-                }
-                if avx2_fma() {
-                    // SAFETY: the CPU has AVX2 and FMA (checked just above).
-                    unsafe { narrow(flat, &mut out) };
-                    return out.into();
-                }
-            }
-            body(flat, &mut out);
-            out.into()
-        }
-        _ => a.sum_axis(ndarray::Axis(0)),
-    }
-}
-
 /// Whether this machine runs rnnkit's AVX-512 code (see `RNNKIT_NO_AVX512`).
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn avx512() -> bool {
@@ -397,6 +352,8 @@ pub(crate) mod fast64;
 pub(crate) mod krylov;
 pub(crate) mod matvec;
 pub(crate) mod solve;
+pub(crate) mod wide;
+pub(crate) use wide::column_sums;
 
 /// Writes (or adds) the first `cols` values of `v` to `c`.
 ///
@@ -810,22 +767,6 @@ mod tests {
                 }
             }
         };
-    }
-
-    /// The wide column sums give ndarray's numbers exactly (same order of additions),
-    /// for contiguous and strided views, in both types.
-    #[test]
-    fn column_sums_equal_sum_axis() {
-        for &(m, n) in &[(0, 3), (1, 1), (7, 5), (100, 384), (3200, 17)] {
-            let a = Array2::from_shape_fn((m, n), |(i, j)| {
-                ((i * 31 + j * 7) % 97) as f64 * 0.013 - 0.6 + 1e-9 * i as f64
-            });
-            assert_eq!(column_sums(&a.view()), a.sum_axis(ndarray::Axis(0)));
-            let a32 = a.mapv(|v| v as f32);
-            assert_eq!(column_sums(&a32.view()), a32.sum_axis(ndarray::Axis(0)));
-            let strided = a.slice(s![.., ..;2]);
-            assert_eq!(column_sums(&strided), strided.sum_axis(ndarray::Axis(0)));
-        }
     }
 
     packed_products_match!(packed_products_match, f32);

@@ -143,7 +143,7 @@ impl<F: Float> Optimizer<F> for Adam<F> {
             v.as_slice_memory_order_mut(),
             g.as_slice_memory_order(),
         ) {
-            k.flat(ws, ms, vs, gs);
+            adam_flat(k, ws, ms, vs, gs);
         } else {
             Zip::from(value)
                 .and(m)
@@ -197,42 +197,18 @@ impl<F: Float> AdamConsts<F> {
         *v += (g * g - *v) * self.one_b2;
         *w -= self.alpha * *m / (v.sqrt() + self.eps);
     }
+}
 
-    #[inline(always)]
-    fn flat_body(&self, ws: &mut [F], ms: &mut [F], vs: &mut [F], gs: &[F]) {
-        for (((w, m), v), &g) in ws.iter_mut().zip(ms).zip(vs).zip(gs) {
-            self.step(w, m, v, g);
-        }
-    }
+crate::linalg::wide::wide_fn!(
+    /// [`AdamConsts::step`] over flat slices, as wide as the CPU allows (the same
+    /// operations in the same order: the numbers do not depend on the width).
+    fn adam_flat(k: AdamConsts<F>, ws: &mut [F], ms: &mut [F], vs: &mut [F], gs: &[F]) = adam_flat_body
+);
 
-    /// The update over flat slices, compiled for AVX-512 or AVX2 where the CPU has it
-    /// (the same operations in the same order: no contraction into FMAs, so the numbers
-    /// do not depend on the path).
-    fn flat(&self, ws: &mut [F], ms: &mut [F], vs: &mut [F], gs: &[F]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if crate::linalg::avx512() {
-                // SAFETY: the CPU has AVX-512F (checked just above).
-                return unsafe { self.flat_avx512(ws, ms, vs, gs) };
-            }
-            if crate::linalg::avx2_fma() {
-                // SAFETY: the CPU has AVX2 and FMA (checked just above).
-                return unsafe { self.flat_avx2(ws, ms, vs, gs) };
-            }
-        }
-        self.flat_body(ws, ms, vs, gs)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn flat_avx512(&self, ws: &mut [F], ms: &mut [F], vs: &mut [F], gs: &[F]) {
-        self.flat_body(ws, ms, vs, gs)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn flat_avx2(&self, ws: &mut [F], ms: &mut [F], vs: &mut [F], gs: &[F]) {
-        self.flat_body(ws, ms, vs, gs)
+#[inline(always)]
+fn adam_flat_body<F: Float>(k: AdamConsts<F>, ws: &mut [F], ms: &mut [F], vs: &mut [F], gs: &[F]) {
+    for (((w, m), v), &g) in ws.iter_mut().zip(ms).zip(vs).zip(gs) {
+        k.step(w, m, v, g);
     }
 }
 
