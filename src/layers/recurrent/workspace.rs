@@ -113,7 +113,7 @@ pub(super) fn loop_threads<C: Cell>(cell: &C, b: usize, t: usize, fresh: bool) -
 }
 
 /// See [`loop_threads`].
-const MIN_FRESH_USES: usize = 64;
+const MIN_FRESH_USES: usize = 16;
 
 /// One scratch block per chunk, reallocated only when the chunking changes.
 pub(super) fn ensure_scratch<F: Float>(

@@ -12,6 +12,8 @@ use std::ops::Range;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod team;
+
 /// 0 means "not set": use every core.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
@@ -128,12 +130,15 @@ pub(crate) fn split_mut<'a, A, D: ndarray::Dimension>(
     out
 }
 
-/// Runs `f` on every task, the first on this thread and the others on rayon's pool of
-/// parked workers (waking one costs a few microseconds, where starting a thread cost
-/// 20–50: a W2-sized inference pass, three steps, paid it on every call). The tasks may run
-/// one after another when the pool is busy: tasks that wait for each other use
-/// [`run_concurrently`].
+/// Runs `f` on every task, the first on this thread and the others on the team of spinning
+/// helpers (handing a task over costs about a microsecond), or, when the team is busy or
+/// there are more tasks than cores, on rayon's pool of parked workers (waking one costs
+/// tens of microseconds, where starting a thread cost 20–50). The tasks may then run one
+/// after another: tasks that wait for each other use [`run_concurrently`].
 pub(crate) fn run<T: Send, G: Fn(T) + Sync>(tasks: Vec<T>, f: G) {
+    let Err(tasks) = team::try_run(tasks, &f) else {
+        return;
+    };
     let mut tasks = tasks.into_iter();
     let Some(first) = tasks.next() else { return };
     if tasks.len() == 0 {
@@ -152,9 +157,13 @@ pub(crate) fn run<T: Send, G: Fn(T) + Sync>(tasks: Vec<T>, f: G) {
 }
 
 /// Runs `f` on every task at the same time, the first on this thread and the others on
-/// their own scoped threads: for tasks that meet at a barrier (the reservoir's steps),
-/// which a pool might run one after another and so deadlock.
+/// the team's helpers, or on their own scoped threads when the team is busy: for tasks
+/// that meet at a barrier (the reservoir's steps), which a pool might run one after
+/// another and so deadlock.
 pub(crate) fn run_concurrently<T: Send, G: Fn(T) + Sync>(tasks: Vec<T>, f: G) {
+    let Err(tasks) = team::try_run(tasks, &f) else {
+        return;
+    };
     let mut tasks = tasks.into_iter();
     let Some(first) = tasks.next() else { return };
     std::thread::scope(|s| {
