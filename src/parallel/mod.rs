@@ -64,9 +64,10 @@ pub fn num_threads() -> usize {
     }
 }
 
-/// Floating-point operations below which a product runs on one thread. Measured on a
-/// 2-core AVX2 machine: a split product breaks even at about 4 MFLOP.
-const MIN_GEMM_FLOPS: usize = 16_000_000;
+/// Floating-point operations below which a product runs on one thread. With the team's
+/// hand-over (about a microsecond) a split pays from about 4 MFLOP (measured on the 2-core
+/// Zen 4 host: W2's 8.4 MFLOP `dR` product, and LSTM/GRU(64) training steps).
+const MIN_GEMM_FLOPS: usize = 4_000_000;
 
 /// Work (multiply-adds over the whole sequence) below which the time loop runs on one
 /// thread.
