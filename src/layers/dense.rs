@@ -8,8 +8,8 @@ use crate::init::{Init, StdRng};
 use crate::layers::LayerState;
 use crate::layers::call::{self};
 use crate::linalg::few_rows_mm;
+use crate::linalg::wide::thin_mm;
 use crate::param::{Module, Param};
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn, Zip};
 
 /// Densely connected layer, numerically equal to `keras.layers.Dense`.
@@ -159,7 +159,7 @@ impl<F: Float> Dense<F> {
     /// Pre-activation output `x·kernel + bias` for rows `[N, F]`.
     fn affine(&self, x2: &ArrayView2<'_, F>) -> Array2<F> {
         let mut z = Array2::<F>::zeros((x2.nrows(), self.units));
-        general_mat_mul(F::one(), x2, &self.kernel.v2(), F::zero(), &mut z);
+        thin_mm(x2, &self.kernel.v2(), F::zero(), &mut z.view_mut());
         if let Some(b) = &self.bias {
             z += &b.v1();
         }
@@ -250,13 +250,18 @@ impl<F: Float> Dense<F> {
                 layer: self.name.clone(),
             });
         };
-        general_mat_mul(F::one(), &x2.t(), &dz, F::one(), &mut self.kernel.g2());
+        thin_mm(&x2.t(), &dz.view(), F::one(), &mut self.kernel.g2());
         if let Some(b) = &mut self.bias {
             let mut g = b.g1();
             g += &dz.sum_axis(Axis(0));
         }
         let mut dx = Array2::<F>::zeros((x2.nrows(), self.input_dim));
-        general_mat_mul(F::one(), &dz, &self.kernel.v2().t(), F::zero(), &mut dx);
+        thin_mm(
+            &dz.view(),
+            &self.kernel.v2().t(),
+            F::zero(),
+            &mut dx.view_mut(),
+        );
         let mut shape = self.out_shape.clone();
         *shape.last_mut().expect("rank >= 2") = self.input_dim;
         Ok(dx

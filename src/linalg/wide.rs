@@ -5,7 +5,8 @@
 //! contract into FMAs), so neither do its numbers.
 
 use crate::float::Float;
-use ndarray::{Array1, ArrayView2, Axis};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array1, ArrayView2, ArrayViewMut2, Axis};
 
 /// Declares `$vis fn $name<F: Float>(args) -> ret`, which runs `$body(args)` compiled
 /// with AVX-512F, or with AVX2 and FMA, where the CPU has them (`RNNKIT_NO_AVX512` and
@@ -68,10 +69,103 @@ pub(crate) fn column_sums<F: Float>(a: &ArrayView2<'_, F>) -> Array1<F> {
     }
 }
 
+/// `c = a·b + beta·c` (`beta` 0 or 1), as a loop where the product is too thin for a
+/// packed matrix multiply to pay (matrixmultiply packs all of `a` for it): one output
+/// column (`Dense(1)`: a dot product per row, or one `axpy` per row of `b` when `a` is a
+/// transposed view), or one inner index (an outer product). Anything else goes to
+/// matrixmultiply.
+pub(crate) fn thin_mm<F: Float>(
+    a: &ArrayView2<'_, F>,
+    b: &ArrayView2<'_, F>,
+    beta: F,
+    c: &mut ArrayViewMut2<'_, F>,
+) {
+    let ((m, k), n) = (a.dim(), b.ncols());
+    let zero = beta == F::zero();
+    if n == 1
+        && k > 0
+        && m > 0
+        && let (Some(bc), Some(cc)) = (b.column(0).as_slice(), c.column_mut(0).into_slice())
+    {
+        if let Some(at) = a.t().as_slice() {
+            // `a` transposed (column-major, `k` columns of `m`): c += Σ_r b[r]·a[:, r].
+            if zero {
+                cc.fill(F::zero());
+            }
+            for (col, &w) in at.chunks_exact(m).zip(bc) {
+                axpy_wide(w, col, cc);
+            }
+            return;
+        }
+        if a.rows().into_iter().all(|r| r.as_slice().is_some()) {
+            for (row, cv) in a.rows().into_iter().zip(cc.iter_mut()) {
+                let d = super::dot(row.as_slice().expect("checked"), bc);
+                *cv = if zero { d } else { *cv + d };
+            }
+            return;
+        }
+    }
+    if k == 1 {
+        for (i, mut row) in c.rows_mut().into_iter().enumerate() {
+            let ai = a[[i, 0]];
+            row.zip_mut_with(&b.row(0), |cv, &bv| {
+                *cv = if zero { ai * bv } else { *cv + ai * bv };
+            });
+        }
+        return;
+    }
+    general_mat_mul(F::one(), a, b, beta, c);
+}
+
+#[inline(always)]
+fn axpy<F: Float>(w: F, x: &[F], y: &mut [F]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += w * x;
+    }
+}
+
+wide_fn!(
+    /// `y += w·x`.
+    fn axpy_wide(w: F, x: &[F], y: &mut [F]) = axpy
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ndarray::{Array2, s};
+
+    /// The thin products give matrixmultiply's numbers (to rounding: the order of the
+    /// additions differs) for every layout they take and the ones they hand on.
+    #[test]
+    fn thin_products_match() {
+        for &(m, k, n) in &[
+            (32, 256, 1),
+            (7, 5, 1),
+            (1, 1, 1),
+            (9, 1, 6),
+            (3, 4, 2),
+            (5, 0, 1),
+            (0, 3, 1),
+        ] {
+            let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.3);
+            let at = Array2::from_shape_fn((k, m), |(j, i)| a[[i, j]]);
+            let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j) % 13) as f64 * 0.27);
+            for beta in [0.0, 1.0] {
+                for av in [a.view(), at.t()] {
+                    let c0 = Array2::from_shape_fn((m, n), |(i, j)| (i + 2 * j) as f64);
+                    let mut c = c0.clone();
+                    thin_mm(&av, &b.view(), beta, &mut c.view_mut());
+                    let want = a.dot(&b) + &c0 * beta;
+                    for (x, y) in c.iter().zip(&want) {
+                        assert!(
+                            (x - y).abs() <= 1e-12 * (1.0 + y.abs()),
+                            "{m}x{k}x{n}: {x} {y}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     /// The wide column sums give ndarray's numbers exactly (same order of additions),
     /// for contiguous and strided views, in both types.
