@@ -744,10 +744,10 @@ fn same_params<F: Float>(bound: &[(String, Vec<usize>)], model: &dyn Model<F>) -
     same && i == bound.len()
 }
 
-/// Whether every element is finite (a flat, vectorisable pass for contiguous arrays).
+/// Whether every element is finite (a flat pass, AVX-512/AVX2 wide, for contiguous arrays).
 fn all_finite<F: Float>(a: &ArrayD<F>) -> bool {
     match a.as_slice_memory_order() {
-        Some(s) => s.iter().fold(true, |ok, v| ok & v.is_finite()),
+        Some(s) => crate::linalg::wide::all_finite(s),
         None => a.iter().all(|v| v.is_finite()),
     }
 }
