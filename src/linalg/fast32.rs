@@ -63,6 +63,24 @@ mod simd {
         })
     }
 
+    /// The numerator and denominator of tanh's rational approximation at the clamped
+    /// `xc`, with one vector width's intrinsics (the same operations at every width).
+    macro_rules! rational {
+        ($xc:expr, $set1:ident, $mul:ident, $fmadd:ident) => {{
+            let xc = $xc;
+            let x2 = $mul(xc, xc);
+            let mut p = $set1(TANH_P[0]);
+            for &c in &TANH_P[1..] {
+                p = $fmadd(x2, p, $set1(c));
+            }
+            let mut q = $set1(TANH_Q[0]);
+            for &c in &TANH_Q[1..] {
+                q = $fmadd(x2, q, $set1(c));
+            }
+            ($mul(p, xc), q)
+        }};
+    }
+
     /// tanh of 8 lanes: same coefficients and saturation as the portable `tanh_f32`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -72,16 +90,7 @@ mod simd {
         let saturated = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_andnot_ps(sign, x), clamp); // NaN: no
         // min/max return their second operand on NaN, so NaN flows through.
         let xc = _mm256_max_ps(_mm256_xor_ps(clamp, sign), _mm256_min_ps(clamp, x));
-        let x2 = _mm256_mul_ps(xc, xc);
-        let mut p = _mm256_set1_ps(TANH_P[0]);
-        for &c in &TANH_P[1..] {
-            p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(c));
-        }
-        p = _mm256_mul_ps(p, xc);
-        let mut q = _mm256_set1_ps(TANH_Q[0]);
-        for &c in &TANH_Q[1..] {
-            q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(c));
-        }
+        let (p, q) = rational!(xc, _mm256_set1_ps, _mm256_mul_ps, _mm256_fmadd_ps);
         let one = _mm256_or_ps(_mm256_and_ps(x, sign), _mm256_set1_ps(1.0)); // ±1
         _mm256_blendv_ps(_mm256_div_ps(p, q), one, saturated)
     }
@@ -127,16 +136,7 @@ mod simd {
         let saturated = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(abs, clamp); // NaN: no
         let neg_clamp = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(clamp), sign));
         let xc = _mm512_max_ps(neg_clamp, _mm512_min_ps(clamp, x));
-        let x2 = _mm512_mul_ps(xc, xc);
-        let mut p = _mm512_set1_ps(TANH_P[0]);
-        for &c in &TANH_P[1..] {
-            p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(c));
-        }
-        p = _mm512_mul_ps(p, xc);
-        let mut q = _mm512_set1_ps(TANH_Q[0]);
-        for &c in &TANH_Q[1..] {
-            q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(c));
-        }
+        let (p, q) = rational!(xc, _mm512_set1_ps, _mm512_mul_ps, _mm512_fmadd_ps);
         let one = _mm512_castsi512_ps(_mm512_or_si512(
             _mm512_and_si512(xi, sign),
             _mm512_castps_si512(_mm512_set1_ps(1.0)),
