@@ -1,9 +1,10 @@
 //! Using more than one core where it pays: large matrix products and the time loop over
 //! independent batch rows.
 //!
-//! Work is split over rayon's thread pool, only above a size at which the split saves more
-//! than handing work to another thread costs, so the lecture's tiny models stay
-//! single-threaded and allocation-free.
+//! Work is split over a team of spinning helper threads (rayon's pool when the
+//! team is busy), only above a size at which the split saves more than handing work to
+//! another thread costs, so the lecture's tiny models stay single-threaded and
+//! allocation-free.
 
 use crate::float::Float;
 use ndarray::linalg::general_mat_mul;
