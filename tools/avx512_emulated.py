@@ -7,7 +7,8 @@ semantics Intel documents (masked lanes neither read nor written), strips the
 `target_feature` attributes, and runs the kernels on every tile, panel-pair and mask
 tail shape against a plain triple loop. On an AVX-512 host the unit tests in
 src/linalg/avx512.rs run the real instructions as well; this script is what checks
-the tiling, masks and panel offsets where they cannot run (CI runs it).
+the tiling, masks and panel offsets where they cannot run (CI runs it). It also runs the
+16-lane f32 tanh and sigmoid (src/linalg/fast32.rs) on emulated intrinsics against libm.
 
     python3 tools/avx512_emulated.py
 """
@@ -53,6 +54,30 @@ mod emu {
     }
     pub unsafe fn _mm512_mask_storeu_pd(p: *mut f64, k: __mmask8, a: __m512d) {
         for i in 0..8 { if k >> i & 1 == 1 { *p.add(i) = a[i]; } }
+    }
+    // What the f32 activations (src/linalg/fast32.rs) use besides.
+    pub type __m512i = [i32; 16];
+    pub const _CMP_GE_OQ: i32 = 29;
+    pub unsafe fn _mm512_storeu_ps(p: *mut f32, a: __m512) { for i in 0..16 { *p.add(i) = a[i]; } }
+    pub unsafe fn _mm512_set1_epi32(x: i32) -> __m512i { [x; 16] }
+    pub unsafe fn _mm512_castps_si512(a: __m512) -> __m512i { a.map(|x| x.to_bits() as i32) }
+    pub unsafe fn _mm512_castsi512_ps(a: __m512i) -> __m512 { a.map(|x| f32::from_bits(x as u32)) }
+    pub unsafe fn _mm512_andnot_si512(a: __m512i, b: __m512i) -> __m512i { std::array::from_fn(|i| !a[i] & b[i]) }
+    pub unsafe fn _mm512_and_si512(a: __m512i, b: __m512i) -> __m512i { std::array::from_fn(|i| a[i] & b[i]) }
+    pub unsafe fn _mm512_or_si512(a: __m512i, b: __m512i) -> __m512i { std::array::from_fn(|i| a[i] | b[i]) }
+    pub unsafe fn _mm512_xor_si512(a: __m512i, b: __m512i) -> __m512i { std::array::from_fn(|i| a[i] ^ b[i]) }
+    // Ordered, non-signalling >=: false when either is NaN.
+    pub unsafe fn _mm512_cmp_ps_mask<const P: i32>(a: __m512, b: __m512) -> __mmask16 {
+        assert_eq!(P, _CMP_GE_OQ, "only GE_OQ is emulated");
+        (0..16).fold(0, |k, i| if a[i] >= b[i] { k | 1 << i } else { k })
+    }
+    // MINPS/MAXPS: the second operand when either is NaN (or both are zeros).
+    pub unsafe fn _mm512_min_ps(a: __m512, b: __m512) -> __m512 { std::array::from_fn(|i| if a[i] < b[i] { a[i] } else { b[i] }) }
+    pub unsafe fn _mm512_max_ps(a: __m512, b: __m512) -> __m512 { std::array::from_fn(|i| if a[i] > b[i] { a[i] } else { b[i] }) }
+    pub unsafe fn _mm512_mul_ps(a: __m512, b: __m512) -> __m512 { std::array::from_fn(|i| a[i] * b[i]) }
+    pub unsafe fn _mm512_div_ps(a: __m512, b: __m512) -> __m512 { std::array::from_fn(|i| a[i] / b[i]) }
+    pub unsafe fn _mm512_mask_blend_ps(k: __mmask16, a: __m512, b: __m512) -> __m512 {
+        std::array::from_fn(|i| if k >> i & 1 == 1 { b[i] } else { a[i] })
     }
 }
 use emu::*;
@@ -101,9 +126,27 @@ macro_rules! check { ($t:ty, $f:ident) => {{
     }
     println!("{}: {} shapes match", stringify!($f), shapes.len());
 }}; }
+fn activations() {
+    let mut xs: Vec<f32> = (-4000..=4000).map(|i| i as f32 * 0.0037).collect();
+    xs.extend([9.0, -9.0, 7.905_311, -7.905_311, 100.0, f32::INFINITY, f32::NEG_INFINITY, -0.0]);
+    for len in (0..40).chain([xs.len()]) {
+        let (mut t, mut s) = (xs[..len].to_vec(), xs[..len].to_vec());
+        unsafe { by_lanes16::<false>(&mut t); by_lanes16::<true>(&mut s); }
+        for (i, &x) in xs[..len].iter().enumerate() {
+            let (et, es) = ((x as f64).tanh(), 1.0 / (1.0 + (-(x as f64)).exp()));
+            assert!((t[i] as f64 - et).abs() < 5e-7, "tanh({x}) = {} at length {len}", t[i]);
+            assert!((s[i] as f64 - es).abs() < 5e-7, "sigmoid({x}) = {} at length {len}", s[i]);
+        }
+    }
+    let mut nan = [f32::NAN; 3];
+    unsafe { by_lanes16::<false>(&mut nan) };
+    assert!(nan.iter().all(|v| v.is_nan()), "NaN must propagate");
+    println!("by_lanes16: tanh and sigmoid within 5e-7 of libm at {} points and every tail", xs.len());
+}
 fn main() {
     check!(f32, packed_f32);
     check!(f64, packed_f64);
+    activations();
 }
 """
 
@@ -121,6 +164,15 @@ def main():
     kernels = kernels.replace("pub(super) packed_f", "pub(crate) packed_f")
     if "_mm512" not in kernels or "macro_rules" not in driver:
         sys.exit("avx512_emulated: could not find the kernels or the driver")
+    f32src = open(os.path.join(ROOT, "src/linalg/fast32.rs")).read()
+    consts = f32src[f32src.index("const TANH_CLAMP"):f32src.index("];", f32src.index("const TANH_Q")) + 2]
+    rational = f32src[f32src.index("    macro_rules! rational"):f32src.index("    /// tanh of 8 lanes")]
+    acts = f32src[f32src.index("    /// tanh of 16 lanes"):f32src.index("    /// Eight lanes at a time")]
+    acts = re.sub(r'#\[target_feature\(enable = "[^"]*"\)\]', "", acts)
+    acts = acts.replace("pub(super) unsafe fn by_lanes16", "pub(crate) unsafe fn by_lanes16")
+    if "by_lanes16" not in acts or "_mm512" not in acts:
+        sys.exit("avx512_emulated: could not find the AVX-512 activations")
+    kernels += "\n" + consts + "\n" + rational + acts
     with tempfile.TemporaryDirectory() as d:
         os.makedirs(os.path.join(d, "src"))
         with open(os.path.join(d, "Cargo.toml"), "w") as f:
