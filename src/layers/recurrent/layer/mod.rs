@@ -147,16 +147,22 @@ impl<C: Cell> Recurrent<C> {
         // projection where the loop projects step by step, live only during the step: one
         // step's worth of buffer, reused, instead of a sequence's streamed through memory.
         let kept = if keep { t } else { 1 };
-        ensure3(&mut buf.x, (t, b, f));
+        // Inference without dropout, where the loop projects step by step, reads each
+        // step's rows straight from `x` (the time-major copy below is for the backward
+        // pass's whole-sequence products and for the dropout masks): no copy on the
+        // calling thread, and each thread reads only its own rows.
+        let direct = !keep && drop.is_none() && PackedB::<C::F>::available();
         ensure3(&mut buf.states, (t + 1, b, sw));
         ensure3(&mut buf.cache, (kept, b, cw));
-
-        // Inputs in processing order, time-major, so each step is one contiguous block.
-        for k in 0..t {
-            let ti = if config.go_backwards { t - 1 - k } else { k };
-            buf.x
-                .index_axis_mut(Axis(0), k)
-                .assign(&xv.index_axis(Axis(1), ti));
+        if !direct {
+            ensure3(&mut buf.x, (t, b, f));
+            // Inputs in processing order, time-major, so each step is one contiguous block.
+            for k in 0..t {
+                let ti = if config.go_backwards { t - 1 - k } else { k };
+                buf.x
+                    .index_axis_mut(Axis(0), k)
+                    .assign(&xv.index_axis(Axis(1), ti));
+            }
         }
         // Dropout (training only): masks per sample, fixed for the whole sequence. With
         // recurrent dropout Keras (`implementation=1`) draws one mask per gate, for the
@@ -280,7 +286,18 @@ impl<C: Cell> Recurrent<C> {
             .zip(parallel::split_mut(buf.xw.view_mut(), Axis(1), chunks))
             .zip(chunks.iter().cloned())
             .collect();
-        let (x, mask, rec_mask) = (&buf.x, &buf.mask, &buf.rec_mask);
+        // The inputs `[T, B, F]` in processing order.
+        let x = if direct {
+            let by_step = xv.permuted_axes([1, 0, 2]);
+            if config.go_backwards {
+                by_step.slice_move(s![..;-1, .., ..])
+            } else {
+                by_step
+            }
+        } else {
+            buf.x.view()
+        };
+        let (mask, rec_mask) = (&buf.mask, &buf.rec_mask);
         parallel::note_loop(chunks.len());
         parallel::run(tasks, |((((states, cache), scratch), xw), r)| {
             forward_loop(
