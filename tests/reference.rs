@@ -280,3 +280,42 @@ fn outputs_and_gradients_do_not_depend_on_the_thread_count() {
     }
     rnnkit::set_num_threads(0);
 }
+
+/// Predictions from several threads at once (the helper team busy with one of them, the
+/// others falling back to rayon, each call in its own buffers when the layer's are taken)
+/// give the numbers one thread alone gives, bit for bit (inference reads its inputs
+/// straight from `x` and splits each call over the helper team or rayon).
+#[test]
+fn concurrent_predictions_equal_a_lone_one() {
+    let _serial = THREAD_COUNT.lock().unwrap_or_else(|e| e.into_inner());
+    threads(2);
+    for kind in KINDS {
+        let (b, t, f, u) = (48, 4, 5, 200); // each call splits over two threads
+        let model = build::<f64>(kind, t, f, u, true);
+        let mut rng = seeded_rng(5);
+        let xs: Vec<ArrayD<f64>> = (0..4).map(|_| random(&[b, t, f], &mut rng)).collect();
+        let predict = |x: &ArrayD<f64>| {
+            model
+                .predict(Inputs::new(x), b)
+                .map(|mut p| p.remove(0))
+                .unwrap()
+        };
+        let alone: Vec<_> = xs.iter().map(predict).collect();
+        let together: Vec<Vec<ArrayD<f64>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = xs
+                .iter()
+                .map(|x| s.spawn(move || (0..20).map(|_| predict(x)).collect::<Vec<_>>()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (i, runs) in together.iter().enumerate() {
+            for y in runs {
+                assert!(
+                    bits(std::slice::from_ref(y)) == bits(std::slice::from_ref(&alone[i])),
+                    "{kind:?}: input {i} predicted differently beside other threads"
+                );
+            }
+        }
+    }
+    rnnkit::set_num_threads(0);
+}
