@@ -37,6 +37,18 @@ pub struct CellWeights<F: Float> {
 #[derive(Debug, Default)]
 struct Spare<F>(Mutex<Vec<Vec<F>>>);
 
+/// Packing buffers of fewer than [`ROTATE_BELOW`] values rotate through [`ROTATE`] spares
+/// more than a packing needs, so a new packing is written into the buffer used longest
+/// ago. The buffer a packing replaced was read by every thread of the last pass; writing
+/// it at once first takes each of its lines back from the other cores' caches, which made
+/// the packing of W2's 256 × 256 `R` three times slower on two threads than on one. One
+/// rotated two steps back has mostly left those caches (W2 training −3 to −7 %, eleven
+/// alternated pairs of twelve, Zen 4 host). Larger weights (W5's `R`, 1 MiB) do not
+/// rotate: the extra buffers would cost more memory than their packing costs time.
+const ROTATE: usize = 2;
+/// See [`ROTATE`].
+const ROTATE_BELOW: usize = 1 << 18;
+
 impl<F> Clone for Spare<F> {
     fn clone(&self) -> Self {
         Spare(Mutex::new(Vec::new()))
@@ -49,9 +61,14 @@ impl<F> Spare<F> {
         let Ok(mut v) = self.0.lock() else {
             return Vec::new();
         };
+        let fitting = v.iter().filter(|b| b.capacity() >= len).count();
+        if len < ROTATE_BELOW && fitting <= ROTATE {
+            return Vec::new(); // the rotation is not full yet: a new buffer joins it
+        }
         let fit = |b: &Vec<F>| (b.capacity() < len, b.capacity().abs_diff(len));
+        // The oldest of the best fits (buffers are kept in the order they were freed).
         let best = (0..v.len()).min_by_key(|&i| fit(&v[i]));
-        best.map(|i| v.swap_remove(i)).unwrap_or_default()
+        best.map(|i| v.remove(i)).unwrap_or_default()
     }
 
     fn keep(&mut self, p: Option<PackedB<F>>) {
