@@ -42,8 +42,8 @@ struct Spare<F>(Mutex<Vec<Vec<F>>>);
 /// ago. The buffer a packing replaced was read by every thread of the last pass; writing
 /// it at once first takes each of its lines back from the other cores' caches, which made
 /// the packing of W2's 256 × 256 `R` three times slower on two threads than on one. One
-/// rotated two steps back has mostly left those caches (W2 training −3 to −7 %, eleven
-/// alternated pairs of twelve, Zen 4 host). Larger weights (W5's `R`, 1 MiB) do not
+/// rotated two steps back has mostly left those caches (W2 training 0.93–0.99 in 15 of
+/// 18 alternated pairs, Zen 4 host). Larger weights (W5's `R`, 1 MiB) do not
 /// rotate: the extra buffers would cost more memory than their packing costs time.
 const ROTATE: usize = 2;
 /// See [`ROTATE`].
@@ -56,7 +56,9 @@ impl<F> Clone for Spare<F> {
 }
 
 impl<F> Spare<F> {
-    /// The smallest buffer holding `len` values (else the largest, which will grow).
+    /// The oldest of the smallest buffers holding `len` values (else the largest, which
+    /// will grow); a new, empty one while fewer than [`ROTATE`] + 1 buffers of a small
+    /// packing's size are kept.
     fn take(&self, len: usize) -> Vec<F> {
         let Ok(mut v) = self.0.lock() else {
             return Vec::new();
