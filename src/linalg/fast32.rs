@@ -1,8 +1,9 @@
 //! f32 activations over whole slices: a branch-free rational `tanh` (and the logistic from
-//! it), 8 lanes at a time with AVX2 + FMA intrinsics chosen at run time, and the one check
+//! it), 16 lanes at a time with AVX-512 or 8 with AVX2 + FMA intrinsics (the same
+//! operations, so the same numbers) chosen at run time, and the one check
 //! of those CPU features the crate's kernels share ([`avx2_fma`]).
 
-/// `tanh` of every element, in place (AVX2 + FMA when the CPU has them).
+/// `tanh` of every element, in place (AVX-512, or AVX2 + FMA, when the CPU has them).
 pub(crate) fn tanh_slice(v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if super::avx512() {
@@ -20,7 +21,8 @@ pub(crate) fn tanh_slice(v: &mut [f32]) {
         *x = tanh_f32(*x);
     }
 }
-/// The logistic of every element, in place (AVX2 + FMA when the CPU has them).
+/// The logistic of every element, in place (AVX-512, or AVX2 + FMA, when the CPU has
+/// them).
 pub(crate) fn sigmoid_slice(v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if super::avx512() {
