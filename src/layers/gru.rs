@@ -563,15 +563,18 @@ impl<F: Float> Cell for GruCell<F> {
             cache,
             d_xw,
             d_rw,
+            d_xw_sums,
+            d_rw_sums,
             per_gate,
             ..
         } = g;
         let u = self.units();
+        let (grads, sums) = ([d_xw, d_rw], [d_xw_sums, d_rw_sums]);
         if self.reset_after {
-            self.w.accumulate(x, prev, d_xw, d_rw, u, 3 * u, per_gate);
+            self.w.accumulate(x, prev, grads, sums, u, 3 * u, per_gate);
         } else {
             // z and r blocks from h_{t-1}; the h block from r⊙h_{t-1} (cached).
-            self.w.accumulate(x, prev, d_xw, d_rw, u, 2 * u, per_gate);
+            self.w.accumulate(x, prev, grads, sums, u, 2 * u, per_gate);
             let mut dr = self.w.recurrent_kernel.g2();
             crate::parallel::gemm(
                 F::one(),

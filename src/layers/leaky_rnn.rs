@@ -690,8 +690,9 @@ impl<F: Float> Cell for LeakyRnnCell<F> {
         let (u, gw) = (self.units(), self.gate_width());
         // The recurrent product's gradient is the pre-activation's (`d_rw` carries the
         // leak's terms instead).
+        let (grads, sums) = ([g.d_xw, g.d_xw], [g.d_xw_sums, g.d_xw_sums]);
         self.w
-            .accumulate(g.x, g.prev, g.d_xw, g.d_xw, u, gw, g.per_gate);
+            .accumulate(g.x, g.prev, grads, sums, u, gw, g.per_gate);
         let learned = self.leak_logit.is_some();
         if let Some(p) = &mut self.leak_logit {
             let da = g.d_rw.slice(s![.., ..u]).sum_axis(Axis(0));

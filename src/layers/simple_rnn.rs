@@ -303,8 +303,9 @@ impl<F: Float> Cell for SimpleRnnCell<F> {
 
     fn accumulate_grads(&mut self, g: SequenceGrads<'_, F>) {
         let u = self.units();
+        let (grads, sums) = ([g.d_xw, g.d_xw], [g.d_xw_sums, g.d_xw_sums]);
         self.w
-            .accumulate(g.x, g.prev, g.d_xw, g.d_xw, u, u, g.per_gate);
+            .accumulate(g.x, g.prev, grads, sums, u, u, g.per_gate);
         if let Some(lambda) = self.flow {
             add_flow_grad(
                 lambda,

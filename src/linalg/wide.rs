@@ -51,8 +51,10 @@ fn add_rows<F: Float>(flat: &[F], out: &mut [F]) {
 }
 
 wide_fn!(
-    /// `out += ` every `out.len()`-long row of `flat`, in order.
-    fn add_rows_wide(flat: &[F], out: &mut [F]) = add_rows
+    /// `out += ` every `out.len()`-long row of `flat`, in order (with `flat` as long as
+    /// `out`, an elementwise `out += flat`: the time loop's per-row sums of the bias
+    /// gradients).
+    pub(crate) fn add_rows_wide(flat: &[F], out: &mut [F]) = add_rows
 );
 
 #[inline(always)]

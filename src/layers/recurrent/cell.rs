@@ -3,7 +3,7 @@
 use super::config::RecurrentLayerConfig;
 use super::weights::CellWeights;
 use crate::float::Float;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use std::fmt::Debug;
 
 pub(crate) mod sealed {
@@ -141,8 +141,15 @@ pub trait Cell: Clone + Debug + Send + Sync + 'static + sealed::Sealed {
     /// is `dK += Xᵀ·d_xw`, `dR += H_prevᵀ·d_rw`, and the bias from the column sums.
     fn accumulate_grads(&mut self, g: SequenceGrads<'_, Self::F>) {
         let (u, gw) = (self.units(), self.gate_width());
-        self.weights_mut()
-            .accumulate(g.x, g.prev, g.d_xw, g.d_rw, u, gw, g.per_gate);
+        self.weights_mut().accumulate(
+            g.x,
+            g.prev,
+            [g.d_xw, g.d_rw],
+            [g.d_xw_sums, g.d_rw_sums],
+            u,
+            gw,
+            g.per_gate,
+        );
     }
 
     /// Weights beyond the kernel, recurrent kernel and bias (a learned leak), visited after
@@ -227,6 +234,12 @@ pub struct SequenceGrads<'a, F> {
     /// Gradients w.r.t. the recurrent product `[N, G]` (`d_xw` when
     /// [`Cell::step_grad_width`] is 0; else what the backward steps wrote there).
     pub d_rw: ArrayView2<'a, F>,
+    /// The column sums of `d_xw` `[G]` (the input bias's gradient), summed per batch row
+    /// over the steps and then over the rows, an order no split of the batch over threads
+    /// changes.
+    pub d_xw_sums: ArrayView1<'a, F>,
+    /// The column sums of `d_rw` `[G]`, the same way (`d_xw_sums` when `d_rw` is `d_xw`).
+    pub d_rw_sums: ArrayView1<'a, F>,
     /// Batch rows (`N` = steps × batch).
     pub batch: usize,
     /// True under recurrent dropout: `x` and `prev` hold one block per gate.

@@ -1,8 +1,9 @@
 //! The one time loop: forward and backward through time over some batch rows, for any
 //! [`Cell`]. Allocation-free.
 
-use super::cell::{BackwardStep, Cell};
+use super::cell::{BackwardStep, Cell, sl, sl_mut};
 use crate::float::Float;
+use crate::linalg::wide::add_rows_wide;
 use ndarray::{Array2, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis, s};
 use num_traits::Zero;
 use std::ops::Range;
@@ -125,6 +126,12 @@ pub(super) struct BackwardBuffers<'a, F> {
     pub(super) rec_mask: Option<ArrayView2<'a, F>>,
     pub(super) d_xw: ArrayViewMut3<'a, F>,
     pub(super) d_rw: ArrayViewMut3<'a, F>,
+    /// Per batch row, `d_xw` summed over the steps `[b, G]` (the bias gradient's rows,
+    /// added while each step's block is still in cache, in an order no split of the batch
+    /// changes).
+    pub(super) sum_xw: ArrayViewMut2<'a, F>,
+    /// Per batch row, `d_rw` summed over the steps `[b, Rw]` (no columns unless `sep`).
+    pub(super) sum_rw: ArrayViewMut2<'a, F>,
     pub(super) d_state: ArrayViewMut2<'a, F>,
     pub(super) d_prev: ArrayViewMut2<'a, F>,
     pub(super) scratch: &'a mut Array2<F>,
@@ -135,7 +142,8 @@ pub(super) struct BackwardBuffers<'a, F> {
 /// (zeros when the final state is not used); when `t` is even it leaves holding dL/d
 /// (initial state), else `bufs.d_prev` does. `quiet` `[T, b]` marks the outputs that are a
 /// constant zero (masked steps: all of them with `zero_output_for_mask`, else those before
-/// the first real step). Without `need_init` the gradient of the initial state is not
+/// the first real step). `bufs.sum_xw` and `bufs.sum_rw` leave holding each row's
+/// gradients summed over the steps (last step first). Without `need_init` the gradient of the initial state is not
 /// wanted, and the first step may skip its recurrent product (what the buffer then holds
 /// is unspecified). Allocation-free.
 #[allow(clippy::too_many_arguments)]
@@ -153,10 +161,14 @@ pub(super) fn backward_loop<C: Cell>(
         rec_mask,
         mut d_xw,
         mut d_rw,
+        mut sum_xw,
+        mut sum_rw,
         mut d_state,
         mut d_prev,
         scratch,
     } = bufs;
+    sum_xw.fill(C::F::zero());
+    sum_rw.fill(C::F::zero());
     let t = cache.len_of(Axis(0));
     let u = cell.units();
     let sep = cell.step_grad_width() > 0;
@@ -210,6 +222,10 @@ pub(super) fn backward_loop<C: Cell>(
                     d_rw.slice_mut(s![k, bi, ..]).fill(C::F::zero());
                 }
             }
+        }
+        add_rows_wide(sl(d_xw.index_axis(Axis(0), k)), sl_mut(sum_xw.view_mut()));
+        if sep {
+            add_rows_wide(sl(d_rw.index_axis(Axis(0), k)), sl_mut(sum_rw.view_mut()));
         }
         std::mem::swap(&mut d_state, &mut d_prev);
     }

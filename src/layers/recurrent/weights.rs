@@ -3,7 +3,7 @@
 
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::linalg::{PackedB, column_sums, packed_mm, step_mm};
+use crate::linalg::{PackedB, packed_mm, step_mm};
 use crate::parallel;
 use crate::param::Param;
 use ndarray::{ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, s};
@@ -246,7 +246,8 @@ impl<F: Float> CellWeights<F> {
 
     /// Whole-sequence weight gradients: `dK += Xᵀ·d_xw`, `dR += H_prevᵀ·d_rw` (over the
     /// first `units` state columns, for the first `rec_cols` columns of R), and the bias:
-    /// column sums of `d_xw` (and of `d_rw` into the recurrent row of a `[2, k*u]` bias).
+    /// `xw_sums`, the column sums of `d_xw` (and `rw_sums`, those of `d_rw`, into the
+    /// recurrent row of a `[2, k*u]` bias).
     ///
     /// With `per_gate` (recurrent dropout, see [`SequenceGrads`](super::SequenceGrads)) `x`
     /// is `[N, G·F]` and `prev` `[N, G·u]`, one block per gate, each gate's block against
@@ -256,8 +257,8 @@ impl<F: Float> CellWeights<F> {
         &mut self,
         x: ArrayView2<'_, F>,
         prev: ArrayView2<'_, F>,
-        d_xw: ArrayView2<'_, F>,
-        d_rw: ArrayView2<'_, F>,
+        [d_xw, d_rw]: [ArrayView2<'_, F>; 2],
+        [xw_sums, rw_sums]: [ArrayView1<'_, F>; 2],
         units: usize,
         rec_cols: usize,
         per_gate: bool,
@@ -304,12 +305,12 @@ impl<F: Float> CellWeights<F> {
             if b.grad.ndim() == 2 {
                 let mut g = b.g2();
                 let mut g0 = g.row_mut(0);
-                g0 += &column_sums(&d_xw);
+                g0 += &xw_sums;
                 let mut g1 = g.row_mut(1);
-                g1 += &column_sums(&d_rw);
+                g1 += &rw_sums;
             } else {
                 let mut g = b.g1();
-                g += &column_sums(&d_xw);
+                g += &xw_sums;
             }
         }
     }

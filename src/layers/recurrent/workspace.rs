@@ -32,6 +32,10 @@ pub(super) struct Buffers<F> {
     pub(super) d_xw: Array3<F>,
     /// Backward: gradients w.r.t. the recurrent product (GRU reset_after only).
     pub(super) d_rw: Array3<F>,
+    /// Backward: per batch row, `d_xw` and `d_rw` summed over the steps `[B, G]`,
+    /// `[B, Rw]` (see the backward loop).
+    pub(super) sum_xw: Array2<F>,
+    pub(super) sum_rw: Array2<F>,
     /// Backward: dL/d state, current and previous `[B, S]`.
     pub(super) d_state: Array2<F>,
     pub(super) d_prev: Array2<F>,
@@ -62,6 +66,8 @@ impl<F: Float> Default for Buffers<F> {
             chunks: Vec::new(),
             d_xw: Array3::zeros((0, 0, 0)),
             d_rw: Array3::zeros((0, 0, 0)),
+            sum_xw: Array2::zeros((0, 0)),
+            sum_rw: Array2::zeros((0, 0)),
             d_state: Array2::zeros((0, 0)),
             d_prev: Array2::zeros((0, 0)),
             out_shape: Vec::new(),

@@ -16,7 +16,7 @@ use crate::layers::call::{self};
 use crate::layers::{
     Dim, Layer, LayerSpec, Mask, Mode, OutputGrads, check_dy, check_mask, check_seq,
 };
-use crate::linalg::PackedB;
+use crate::linalg::{PackedB, column_sums};
 use crate::parallel;
 use crate::param::{Module, Param};
 use ndarray::{Array2, Array3, ArrayD, ArrayView2, Axis, Ix2, Ix3, IxDyn, s};
@@ -358,6 +358,8 @@ impl<C: Cell> Recurrent<C> {
         let buf = &mut self.buf;
         ensure3(&mut buf.d_xw, (t, b, g));
         ensure3(&mut buf.d_rw, (t, b, rw));
+        ensure2(&mut buf.sum_xw, (b, g));
+        ensure2(&mut buf.sum_rw, (b, rw));
         ensure2(&mut buf.d_state, (b, sw));
         ensure2(&mut buf.d_prev, (b, sw));
         match d_final {
@@ -383,6 +385,8 @@ impl<C: Cell> Recurrent<C> {
         let tasks: Vec<_> = parallel::split_mut(buf.d_xw.view_mut(), Axis(1), chunks)
             .into_iter()
             .zip(parallel::split_mut(buf.d_rw.view_mut(), Axis(1), chunks))
+            .zip(parallel::split_mut(buf.sum_xw.view_mut(), Axis(0), chunks))
+            .zip(parallel::split_mut(buf.sum_rw.view_mut(), Axis(0), chunks))
             .zip(parallel::split_mut(buf.d_state.view_mut(), Axis(0), chunks))
             .zip(parallel::split_mut(buf.d_prev.view_mut(), Axis(0), chunks))
             .zip(buf.scratch.iter_mut())
@@ -393,7 +397,7 @@ impl<C: Cell> Recurrent<C> {
         parallel::note_loop(chunks.len());
         parallel::run(
             tasks,
-            |(((((d_xw, d_rw), d_state), d_prev), scratch), r)| {
+            |(((((((d_xw, d_rw), sum_xw), sum_rw), d_state), d_prev), scratch), r)| {
                 let dy = dy.rows(r.clone());
                 backward_loop(
                     cell,
@@ -406,6 +410,8 @@ impl<C: Cell> Recurrent<C> {
                         rec_mask: rec_mask.as_ref().map(|m| m.slice(s![r, ..])),
                         d_xw,
                         d_rw,
+                        sum_xw,
+                        sum_rw,
                         d_state,
                         d_prev,
                         scratch,
@@ -445,10 +451,12 @@ impl<C: Cell> Recurrent<C> {
                 .expect("standard layout")
         };
         let d_xw2 = rows(&buf.d_xw);
-        let d_rw2 = if rw > 0 {
-            rows(&buf.d_rw)
+        // The bias gradients: each row's sum over the steps, then the rows in order.
+        let xw_sums = column_sums(&buf.sum_xw.view());
+        let (d_rw2, rw_sums) = if rw > 0 {
+            (rows(&buf.d_rw), column_sums(&buf.sum_rw.view()))
         } else {
-            d_xw2.view()
+            (d_xw2.view(), xw_sums.clone())
         };
         self.cell.accumulate_grads(SequenceGrads {
             x: if per_gate {
@@ -460,6 +468,8 @@ impl<C: Cell> Recurrent<C> {
             cache: rows(&buf.cache),
             d_xw: d_xw2.view(),
             d_rw: d_rw2,
+            d_xw_sums: xw_sums.view(),
+            d_rw_sums: rw_sums.view(),
             batch: b,
             per_gate,
         });
