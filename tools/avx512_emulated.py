@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks the logic of rnnkit's AVX-512 kernels on any x86-64 host, AVX-512 or not.
 
-Copies the packed driver (src/linalg/mod.rs) and the AVX-512 kernels (src/linalg/avx512.rs)
+Copies the packed driver and its addend (src/linalg/mod.rs) and the AVX-512 kernels (src/linalg/avx512.rs)
 into a scratch crate where every `_mm512_*` intrinsic is a scalar stand-in with the
 semantics Intel documents (masked lanes neither read nor written), strips the
 `target_feature` attributes, and runs the kernels on every tile, panel-pair and mask
@@ -82,15 +82,15 @@ mod emu {
 }
 use emu::*;
 // The one-row products stay on the AVX2 row kernels; a scalar stand-in here.
-unsafe fn row_f32(k: usize, a: *const f32, b: *const f32, n: usize, c: *mut f32, acc: bool) { row(k, a, b, n, c, acc) }
-unsafe fn row_f64(k: usize, a: *const f64, b: *const f64, n: usize, c: *mut f64, acc: bool) { row(k, a, b, n, c, acc) }
+unsafe fn row_f32(k: usize, a: *const f32, b: *const f32, n: usize, c: *mut f32, add: Addend<f32>) { row(k, a, b, n, c, add) }
+unsafe fn row_f64(k: usize, a: *const f64, b: *const f64, n: usize, c: *mut f64, add: Addend<f64>) { row(k, a, b, n, c, add) }
 unsafe fn row<T: Copy + Default + std::ops::Add<Output = T> + std::ops::Mul<Output = T>>(
-    k: usize, a: *const T, b: *const T, n: usize, c: *mut T, acc: bool,
+    k: usize, a: *const T, b: *const T, n: usize, c: *mut T, add: Addend<T>,
 ) {
     for j in 0..n {
         let mut s = T::default();
         for kk in 0..k { s = s + *a.add(kk) * *b.add(((j / NR) * k + kk) * NR + j % NR); }
-        *c.add(j) = if acc { *c.add(j) + s } else { s };
+        *c.add(j) = match add.row(0) { Some(d) => s + *d.add(j), None => s };
     }
 }
 /// The layout of `PackedB::pack`: panels of NR columns, k rows each, zero-padded.
@@ -110,17 +110,24 @@ macro_rules! check { ($t:ty, $f:ident) => {{
         let a: Vec<$t> = (0..m * lda).map(|x| ((x * 7) % 11) as $t - 5.0).collect();
         let b: Vec<$t> = (0..k * n).map(|x| ((x * 5) % 13) as $t * 0.25 - 1.0).collect();
         let p = pack(&b, k, n);
-        for acc in [false, true] {
+        let bias: Vec<$t> = (0..n).map(|j| (j % 7) as $t - 3.0).collect();
+        // Nothing added, C itself, or a bias row broadcast to every row.
+        for what in 0..3 {
             let c0: Vec<$t> = (0..m * ldc).map(|x| (x % 17) as $t).collect();
             let mut c = c0.clone();
-            unsafe { $f(m, k, n, a.as_ptr().add(1), lda, p.as_ptr(), c.as_mut_ptr(), ldc, acc) };
+            let add = match what {
+                0 => Addend::NONE,
+                1 => Addend { ptr: c.as_ptr(), ld: ldc },
+                _ => Addend { ptr: bias.as_ptr(), ld: 0 },
+            };
+            unsafe { $f(m, k, n, a.as_ptr().add(1), lda, p.as_ptr(), c.as_mut_ptr(), ldc, add) };
             for i in 0..m { for j in 0..ldc {
                 let want = if j < n {
                     let mut s: $t = 0.0;
                     for kk in 0..k { s += a[i * lda + 1 + kk] * b[kk * n + j]; }
-                    if acc { c0[i * ldc + j] + s } else { s }
+                    match what { 0 => s, 1 => s + c0[i * ldc + j], _ => s + bias[j] }
                 } else { c0[i * ldc + j] };
-                assert_eq!(c[i * ldc + j], want, "{} {m}x{k}x{n} accumulate {acc} at ({i}, {j})", stringify!($t));
+                assert_eq!(c[i * ldc + j], want, "{} {m}x{k}x{n} addend {what} at ({i}, {j})", stringify!($t));
             } }
         }
     }
@@ -156,6 +163,8 @@ def main():
     k512 = open(os.path.join(ROOT, "src/linalg/avx512.rs")).read()
     start = lin.index("macro_rules! packed_driver {")
     driver = lin[start:lin.index("\n}\n", start) + 3]
+    addend = lin[lin.index("/// What a packed product adds"):lin.index("/// What [`packed_mm`] adds")]
+    driver = addend + driver
     driver = driver.replace("#[target_feature(enable = $features)]", "")
     driver = driver.replace('#[cfg(target_arch = "x86_64")]', "")
     kernels = k512[k512.index("/// Rows per micro-kernel call"):k512.index("#[cfg(test)]")]

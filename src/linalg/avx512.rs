@@ -13,7 +13,8 @@
 //! fewer loads per multiply-add, not wider arithmetic. `RNNKIT_NO_AVX512=1` in the
 //! environment keeps the AVX2 kernels, so both can be measured on the same host.
 
-use super::{NR, row_f32, row_f64};
+use super::avx2::{row_f32, row_f64};
+use super::{Addend, NR};
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
@@ -64,7 +65,7 @@ unsafe fn kernel_8x32(
     ldc: usize,
     rows: usize,
     cols: usize,
-    accumulate: bool,
+    add: Addend<f32>,
 ) {
     // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
     // features it is compiled for, and the slice lengths and pointers it names).
@@ -99,10 +100,9 @@ unsafe fn kernel_8x32(
                     continue;
                 }
                 let cr = c.add(r * ldc + q * 16);
-                let v = if accumulate {
-                    _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, cr))
-                } else {
-                    v
+                let v = match add.row(r) {
+                    Some(d) => _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, d.add(q * 16))),
+                    None => v,
                 };
                 _mm512_mask_storeu_ps(cr, mask, v);
             }
@@ -126,7 +126,7 @@ unsafe fn kernel_8x16_f64(
     ldc: usize,
     rows: usize,
     cols: usize,
-    accumulate: bool,
+    add: Addend<f64>,
 ) {
     // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
     // features it is compiled for, and the slice lengths and pointers it names).
@@ -149,10 +149,9 @@ unsafe fn kernel_8x16_f64(
                     continue;
                 }
                 let cr = c.add(r * ldc + q * 8);
-                let v = if accumulate {
-                    _mm512_add_pd(v, _mm512_maskz_loadu_pd(mask, cr))
-                } else {
-                    v
+                let v = match add.row(r) {
+                    Some(d) => _mm512_add_pd(v, _mm512_maskz_loadu_pd(mask, d.add(q * 8))),
+                    None => v,
                 };
                 _mm512_mask_storeu_pd(cr, mask, v);
             }
@@ -162,7 +161,7 @@ unsafe fn kernel_8x16_f64(
 
 #[cfg(test)]
 mod tests {
-    use super::super::PackedB;
+    use super::super::{Addend, PackedB};
     use ndarray::{Array2, s};
 
     /// The AVX-512 drivers called directly (not through the dispatch) against a plain
@@ -205,11 +204,25 @@ mod tests {
                     let mut packed = PackedB::<$t>::default();
                     packed.pack(&r.view(), false);
                     let c0 = Array2::from_shape_fn((m, n + 2), |(i, j)| (i + j) as $t);
-                    for accumulate in [false, true] {
+                    let bias: Vec<$t> = (0..n).map(|j| (j % 7) as $t - 3.0).collect();
+                    // Nothing added, `C` itself, or a bias row.
+                    for what in 0..3 {
                         let mut c = c0.clone();
+                        let add = match what {
+                            0 => Addend::NONE,
+                            1 => Addend {
+                                ptr: c.as_ptr(),
+                                ld: n + 2,
+                            },
+                            _ => Addend {
+                                ptr: bias.as_ptr(),
+                                ld: 0,
+                            },
+                        };
                         // SAFETY: AVX-512F checked above; `a` has `m` rows of stride
-                        // `k + 3` with `k` contiguous values, `packed` holds `r`, and `c`
-                        // has `m` rows of stride `n + 2` with room for `n` values.
+                        // `k + 3` with `k` contiguous values, `packed` holds `r`, `c`
+                        // (the addend when it is `c`) has `m` rows of stride `n + 2` with
+                        // room for `n` values, and `bias` holds `n`.
                         unsafe {
                             super::$driver(
                                 m,
@@ -220,20 +233,20 @@ mod tests {
                                 packed.data.as_ptr(),
                                 c.as_mut_ptr(),
                                 n + 2,
-                                accumulate,
+                                add,
                             )
                         };
                         let mut expected = c0.clone();
                         let prod = a.dot(&r);
                         let mut head = expected.slice_mut(s![.., ..n]);
-                        if accumulate {
-                            head += &prod;
-                        } else {
-                            head.assign(&prod);
+                        match what {
+                            0 => head.assign(&prod),
+                            1 => head += &prod,
+                            _ => head.assign(&(&prod + &ndarray::ArrayView1::from(&bias))),
                         }
                         // Integers and quarters: exact. The two columns past `n` are
                         // untouched (masked stores).
-                        assert_eq!(c, expected, "{m}x{k}x{n} accumulate {accumulate}");
+                        assert_eq!(c, expected, "{m}x{k}x{n} addend {what}");
                     }
                 }
             }

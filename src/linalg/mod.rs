@@ -2,7 +2,8 @@
 //!
 //! On an AVX2 + FMA CPU the recurrent kernel is packed once per weight update ([`PackedB`])
 //! and every step multiplies against it with a 6×16 (f32) or 3×16 (f64) micro-kernel
-//! ([`packed_mm`]); otherwise ([`step_mm`]) products go to ndarray's matrixmultiply, which repacks its
+//! ([`packed_mm`]; the kernels in `avx2`, and wider ones in `avx512` where AVX-512F runs),
+//! adding `C` or a bias row as it stores the product; otherwise ([`step_mm`]) products go to ndarray's matrixmultiply, which repacks its
 //! operands on every call. Either way a product whose left operand is all zeros (the first
 //! step's zero initial state) is skipped: for the lecture's three-step sequences that is a
 //! third of the recurrent products. (Plain loops for the tiny products were tried and
@@ -44,8 +45,71 @@ fn zero_lhs<F: Float>(a: &ArrayView2<'_, F>, beta: F, c: &mut ArrayViewMut2<'_, 
 
 /// Columns per packed panel: two 8-lane AVX registers of f32.
 const NR: usize = 16;
-/// Rows per micro-kernel call.
-const MR: usize = 6;
+
+/// What a packed product adds to `A·B` before it stores `C`: nothing (null), `C` itself
+/// (`ld` its row stride), or one row broadcast to every row of `C` (`ld` 0: a bias). The
+/// addition is the last operation, so `C = A·B + row` gives the bits of copying the row
+/// into `C` first and accumulating, without writing and reading `C` twice.
+struct Addend<T> {
+    ptr: *const T,
+    ld: usize,
+}
+
+impl<T> Clone for Addend<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Addend<T> {}
+
+impl<T> Addend<T> {
+    /// Nothing added.
+    const NONE: Self = Addend {
+        ptr: std::ptr::null(),
+        ld: 0,
+    };
+
+    /// The addend of the block at row `r`, column `col` (null stays null).
+    #[inline(always)]
+    fn at(self, r: usize, col: usize) -> Self {
+        match self.row(r) {
+            Some(p) => Addend {
+                ptr: p.wrapping_add(col),
+                ld: self.ld,
+            },
+            None => self,
+        }
+    }
+
+    /// The first value of row `r`, or `None` when nothing is added.
+    #[inline(always)]
+    fn row(self, r: usize) -> Option<*const T> {
+        (!self.ptr.is_null()).then(|| self.ptr.wrapping_add(r * self.ld))
+    }
+}
+
+/// What [`packed_mm`] adds to the product.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Plus<'a, F> {
+    /// `c = a·b`.
+    Nothing,
+    /// `c = a·b + c`.
+    C,
+    /// `c = a·b + row` for every row of `c` (a bias; `row` as long as a row of `c`).
+    Row(&'a [F]),
+}
+
+impl<F: Float> Plus<'_, F> {
+    /// `Nothing` for `beta` 0, `C` for 1.
+    pub(crate) fn beta(beta: F) -> Self {
+        debug_assert!(beta == F::zero() || beta == F::one());
+        if beta == F::zero() {
+            Plus::Nothing
+        } else {
+            Plus::C
+        }
+    }
+}
 
 /// A right-hand matrix packed once for the many per-step products of a pass: column panels
 /// of [`NR`], each `k` rows of `NR` contiguous values (zero-padded). The recurrent kernel is
@@ -164,14 +228,14 @@ impl<F: Float> PackedB<F> {
     }
 }
 
-/// `c = a·b + beta·c` (`beta` 0 or 1) using `packed` when it holds `b` (in the orientation
-/// `transposed`), else [`step_mm`].
+/// `c = a·b + plus` using `packed` when it holds `b` (in the orientation `transposed`),
+/// else [`step_mm`].
 pub(crate) fn packed_mm<F: Float>(
     a: &ArrayView2<'_, F>,
     b: &ArrayView2<'_, F>,
     packed: &PackedB<F>,
     transposed: bool,
-    beta: F,
+    plus: Plus<'_, F>,
     c: &mut ArrayViewMut2<'_, F>,
 ) {
     let (m, k) = a.dim();
@@ -183,8 +247,26 @@ pub(crate) fn packed_mm<F: Float>(
         && (k == 1 || a.strides()[1] == 1)
         && (n == 1 || c.strides()[1] == 1)
         && (m == 1 || c.strides()[0] > 0);
+    let beta = match plus {
+        Plus::Nothing => F::zero(),
+        Plus::C => F::one(),
+        Plus::Row(row) => {
+            debug_assert_eq!(row.len(), n);
+            if !usable {
+                // The same numbers the kernel gives: the row first, the product added.
+                c.assign(&ndarray::ArrayView1::from(row));
+            }
+            F::one()
+        }
+    };
     if !usable {
         return step_mm(a, b, beta, c);
+    }
+    if let Plus::Row(row) = plus
+        && a.iter().all(|&v| v == F::zero())
+    {
+        c.assign(&ndarray::ArrayView1::from(row));
+        return;
     }
     if zero_lhs(a, beta, c) {
         return;
@@ -193,10 +275,22 @@ pub(crate) fn packed_mm<F: Float>(
     {
         debug_assert!(PackedB::<F>::available());
         let (lda, ldc) = (a.strides()[0] as usize, c.strides()[0] as usize);
+        let add = match plus {
+            Plus::Nothing => Addend::NONE,
+            Plus::C => Addend {
+                ptr: c.as_ptr(),
+                ld: ldc,
+            },
+            Plus::Row(row) => Addend {
+                ptr: row.as_ptr(),
+                ld: 0,
+            },
+        };
         // SAFETY: `packed` exists only where `available()` held, i.e. F is f32 or f64 (the
         // pointer casts are identity casts for the type checked) and the CPU has AVX2 and
         // FMA (and AVX-512F where `avx512::available()` chose those kernels). Every row index
-        // passed is below `m`, every column below `n`, with the strides of these views.
+        // passed is below `m`, every column below `n`, with the strides of these views; the
+        // addend is `c` itself or a row of `n` values.
         unsafe {
             let wide = avx512::available();
             if std::mem::size_of::<F>() == 4 {
@@ -210,7 +304,10 @@ pub(crate) fn packed_mm<F: Float>(
                     packed.data.as_ptr() as *const f32,
                     c.as_mut_ptr() as *mut f32,
                     ldc,
-                    beta == F::one(),
+                    Addend {
+                        ptr: add.ptr as *const f32,
+                        ld: add.ld,
+                    },
                 );
             } else {
                 let driver = if wide { avx512::packed_f64 } else { packed_f64 };
@@ -223,7 +320,10 @@ pub(crate) fn packed_mm<F: Float>(
                     packed.data.as_ptr() as *const f64,
                     c.as_mut_ptr() as *mut f64,
                     ldc,
-                    beta == F::one(),
+                    Addend {
+                        ptr: add.ptr as *const f64,
+                        ld: add.ld,
+                    },
                 );
             }
         }
@@ -259,13 +359,13 @@ macro_rules! packed_driver {
             b: *const $t,
             c: *mut $t,
             ldc: usize,
-            accumulate: bool,
+            add: Addend<$t>,
         ) {
             // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
             // features it is compiled for, and the slice lengths and pointers it names).
             unsafe {
             if m == 1 {
-                return $row(k, a, b, n, c, accumulate);
+                return $row(k, a, b, n, c, add);
             }
             for p in (0..n.div_ceil(NR)).step_by($panels) {
                 let cols = (n - p * NR).min($panels * NR);
@@ -282,7 +382,7 @@ macro_rules! packed_driver {
                         ldc,
                         rows,
                         cols,
-                        accumulate,
+                        add.at(i, p * NR),
                     );
                     i += rows;
                 }
@@ -292,52 +392,10 @@ macro_rules! packed_driver {
     };
 }
 
-packed_driver!(
-    /// `C (+)= A·B` in f32 from the packed panels of `B`, 6 or 4 rows at a time.
-    packed_f32, f32, f32_rows, 1, "avx2,fma", kernel_f32, row_f32
-);
-
-/// Rows of the next f32 block: [`MR`]-row tiles, and 4-row ones where those waste less. A
-/// half batch of 32 rows is then 4×6 + 2×4 rows, where 6-row tiles alone would compute 36
-/// (a 4-row tile costs two thirds of a 6-row one).
 #[cfg(target_arch = "x86_64")]
-fn f32_rows(left: usize) -> usize {
-    if left >= 10 || matches!(left, 5 | 6 | 9) {
-        left.min(MR)
-    } else {
-        left.min(4)
-    }
-}
-
-/// [`kernel_tile`] with the 6-row tile for more than 4 rows, else the 4-row one.
-///
-/// # Safety
-/// As [`kernel_tile`].
+mod avx2;
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel_f32(
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    panel: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    accumulate: bool,
-) {
-    // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
-    // features it is compiled for, and the slice lengths and pointers it names).
-    unsafe {
-        if rows > 4 {
-            kernel_tile::<MR>(k, a, lda, panel, c, ldc, rows, cols, accumulate)
-        } else {
-            kernel_tile::<4>(k, a, lda, panel, c, ldc, rows, cols, accumulate)
-        }
-    }
-}
-
+use avx2::{packed_f32, packed_f64};
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub(crate) mod eigen;
@@ -354,259 +412,6 @@ pub(crate) mod matvec;
 pub(crate) mod solve;
 pub(crate) mod wide;
 pub(crate) use wide::column_sums;
-
-/// Writes (or adds) the first `cols` values of `v` to `c`.
-///
-/// # Safety
-/// `c` valid for `cols ≤ v.len()` values.
-#[inline(always)]
-unsafe fn put<T: Copy + std::ops::Add<Output = T>>(c: *mut T, v: &[T], cols: usize, add: bool) {
-    // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
-    // features it is compiled for, and the slice lengths and pointers it names).
-    unsafe {
-        for (q, &x) in v.iter().enumerate().take(cols) {
-            *c.add(q) = if add { *c.add(q) + x } else { x };
-        }
-    }
-}
-
-/// `c[..n] (+)= a[..k]·B` for a single row (streaming, batch 1): four panels (64 columns)
-/// at a time in eight independent accumulators. The 6-row kernel on one row would do six
-/// times the multiply-adds, each waiting on the last.
-///
-/// # Safety
-/// As [`packed_f32`] with `m = 1`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn row_f32(k: usize, a: *const f32, b: *const f32, n: usize, c: *mut f32, accumulate: bool) {
-    // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
-    // features it is compiled for, and the slice lengths and pointers it names).
-    unsafe {
-        use std::arch::x86_64::*;
-        const G: usize = 4;
-        let panels = n.div_ceil(NR);
-        let mut tmp = [0f32; NR];
-        let mut flush = |p: usize, acc: &[__m256; 2]| {
-            _mm256_storeu_ps(tmp.as_mut_ptr(), acc[0]);
-            _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc[1]);
-            put(c.add(p * NR), &tmp, (n - p * NR).min(NR), accumulate);
-        };
-        let mut p = 0;
-        while p + G <= panels {
-            let mut acc = [[_mm256_setzero_ps(); 2]; G];
-            let base = b.add(p * k * NR);
-            for kk in 0..k {
-                let x = _mm256_broadcast_ss(&*a.add(kk));
-                for (j, acc) in acc.iter_mut().enumerate() {
-                    let pk = base.add(j * k * NR + kk * NR);
-                    acc[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(pk), acc[0]);
-                    acc[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(pk.add(8)), acc[1]);
-                }
-            }
-            for (j, acc) in acc.iter().enumerate() {
-                flush(p + j, acc);
-            }
-            p += G;
-        }
-        for p in p..panels {
-            let mut acc = [_mm256_setzero_ps(); 2];
-            let base = b.add(p * k * NR);
-            for kk in 0..k {
-                let x = _mm256_broadcast_ss(&*a.add(kk));
-                acc[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(base.add(kk * NR)), acc[0]);
-                acc[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(base.add(kk * NR + 8)), acc[1]);
-            }
-            flush(p, &acc);
-        }
-    }
-}
-
-/// [`row_f32`] in f64: two panels (32 columns) at a time in eight accumulators.
-///
-/// # Safety
-/// As [`packed_f64`] with `m = 1`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn row_f64(k: usize, a: *const f64, b: *const f64, n: usize, c: *mut f64, accumulate: bool) {
-    // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
-    // features it is compiled for, and the slice lengths and pointers it names).
-    unsafe {
-        use std::arch::x86_64::*;
-        const G: usize = 2;
-        let panels = n.div_ceil(NR);
-        let mut tmp = [0f64; NR];
-        let mut flush = |p: usize, acc: &[__m256d; 4]| {
-            for (q, &v) in acc.iter().enumerate() {
-                _mm256_storeu_pd(tmp.as_mut_ptr().add(4 * q), v);
-            }
-            put(c.add(p * NR), &tmp, (n - p * NR).min(NR), accumulate);
-        };
-        let mut p = 0;
-        while p + G <= panels {
-            let mut acc = [[_mm256_setzero_pd(); 4]; G];
-            let base = b.add(p * k * NR);
-            for kk in 0..k {
-                let x = _mm256_broadcast_sd(&*a.add(kk));
-                for (j, acc) in acc.iter_mut().enumerate() {
-                    let pk = base.add(j * k * NR + kk * NR);
-                    for (q, v) in acc.iter_mut().enumerate() {
-                        *v = _mm256_fmadd_pd(x, _mm256_loadu_pd(pk.add(4 * q)), *v);
-                    }
-                }
-            }
-            for (j, acc) in acc.iter().enumerate() {
-                flush(p + j, acc);
-            }
-            p += G;
-        }
-        for p in p..panels {
-            let mut acc = [_mm256_setzero_pd(); 4];
-            let base = b.add(p * k * NR);
-            for kk in 0..k {
-                let x = _mm256_broadcast_sd(&*a.add(kk));
-                for (q, v) in acc.iter_mut().enumerate() {
-                    *v = _mm256_fmadd_pd(x, _mm256_loadu_pd(base.add(kk * NR + 4 * q)), *v);
-                }
-            }
-            flush(p, &acc);
-        }
-    }
-}
-
-/// `C[rows, cols] (+)= A[rows, k]·P[k, 16]` for one panel and `R` rows (6: 12
-/// accumulators, two panel loads and six broadcasts per `k`; 4: 8 accumulators).
-///
-/// # Safety
-/// As [`packed_f32`], for `rows ≤ R` rows and `cols ≤ 16` columns.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-#[inline]
-unsafe fn kernel_tile<const R: usize>(
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    panel: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    accumulate: bool,
-) {
-    // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
-    // features it is compiled for, and the slice lengths and pointers it names).
-    unsafe {
-        use std::arch::x86_64::*;
-        // Rows past `rows` re-read the last real row; their results are discarded.
-        let ar: [*const f32; R] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
-        let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        for kk in 0..k {
-            let b0 = _mm256_loadu_ps(panel.add(kk * NR));
-            let b1 = _mm256_loadu_ps(panel.add(kk * NR + 8));
-            for r in 0..R {
-                let x = _mm256_broadcast_ss(&*ar[r].add(kk));
-                acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
-                acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
-            }
-        }
-        if cols == NR {
-            for (r, acc) in acc.iter().enumerate().take(rows) {
-                let cr = c.add(r * ldc);
-                let (mut v0, mut v1) = (acc[0], acc[1]);
-                if accumulate {
-                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
-                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr.add(8)));
-                }
-                _mm256_storeu_ps(cr, v0);
-                _mm256_storeu_ps(cr.add(8), v1);
-            }
-        } else {
-            let mut tmp = [0f32; NR];
-            for (r, acc) in acc.iter().enumerate().take(rows) {
-                _mm256_storeu_ps(tmp.as_mut_ptr(), acc[0]);
-                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), acc[1]);
-                let cr = c.add(r * ldc);
-                for (j, &v) in tmp.iter().enumerate().take(cols) {
-                    *cr.add(j) = if accumulate { *cr.add(j) + v } else { v };
-                }
-            }
-        }
-    }
-}
-
-/// Rows per f64 micro-kernel call: 3 rows × 16 columns is 12 accumulators of 4 lanes,
-/// with the 4 panel registers the 16 AVX2 registers.
-const MR64: usize = 3;
-
-packed_driver!(
-    /// `C (+)= A·B` in f64 from the packed panels of `B`, [`MR64`] rows at a time.
-    packed_f64, f64, |left: usize| left.min(MR64), 1, "avx2,fma", kernel_3x16_f64, row_f64
-);
-
-/// `C[rows, cols] (+)= A[rows, k]·P[k, 16]` in f64: 12 accumulators, four panel loads and
-/// three broadcasts per `k`.
-///
-/// # Safety
-/// As [`packed_f64`], for `rows ≤ 3` rows and `cols ≤ 16` columns.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel_3x16_f64(
-    k: usize,
-    a: *const f64,
-    lda: usize,
-    panel: *const f64,
-    c: *mut f64,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    accumulate: bool,
-) {
-    // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
-    // features it is compiled for, and the slice lengths and pointers it names).
-    unsafe {
-        use std::arch::x86_64::*;
-        // Rows past `rows` re-read the last real row; their results are discarded.
-        let ar: [*const f64; MR64] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
-        let mut acc = [[_mm256_setzero_pd(); 4]; MR64];
-        for kk in 0..k {
-            let pk = panel.add(kk * NR);
-            let bv = [
-                _mm256_loadu_pd(pk),
-                _mm256_loadu_pd(pk.add(4)),
-                _mm256_loadu_pd(pk.add(8)),
-                _mm256_loadu_pd(pk.add(12)),
-            ];
-            for r in 0..MR64 {
-                let x = _mm256_broadcast_sd(&*ar[r].add(kk));
-                for q in 0..4 {
-                    acc[r][q] = _mm256_fmadd_pd(x, bv[q], acc[r][q]);
-                }
-            }
-        }
-        let mut tmp = [0f64; NR];
-        for (r, acc) in acc.iter().enumerate().take(rows) {
-            let cr = c.add(r * ldc);
-            if cols == NR {
-                for (q, &v) in acc.iter().enumerate() {
-                    let v = if accumulate {
-                        _mm256_add_pd(v, _mm256_loadu_pd(cr.add(4 * q)))
-                    } else {
-                        v
-                    };
-                    _mm256_storeu_pd(cr.add(4 * q), v);
-                }
-            } else {
-                for (q, &v) in acc.iter().enumerate() {
-                    _mm256_storeu_pd(tmp.as_mut_ptr().add(4 * q), v);
-                }
-                for (j, &v) in tmp.iter().enumerate().take(cols) {
-                    *cr.add(j) = if accumulate { *cr.add(j) + v } else { v };
-                }
-            }
-        }
-    }
-}
 
 /// A dot product in eight independent accumulators (vector lanes), then the tail.
 pub(crate) fn dot<F: Float>(a: &[F], b: &[F]) -> F {
@@ -749,24 +554,58 @@ mod tests {
                                 PackedB::packed(&b, transposed, buf)
                             }
                         };
-                        for beta in [0.0, 1.0] {
+                        let bias: Vec<$t> = (0..n).map(|j| (j % 7) as $t - 3.0).collect();
+                        let row = ndarray::ArrayView1::from(&bias);
+                        for (plus, expected) in [
+                            (Plus::beta(0.0), a.dot(&b)),
+                            (Plus::beta(1.0), a.dot(&b) + &c0),
+                            (Plus::Row(&bias), a.dot(&b) + &row),
+                        ] {
                             let mut c = c0.clone();
-                            packed_mm(&a, &b, &packed, transposed, beta, &mut c.view_mut());
-                            let expected = a.dot(&b) + &c0 * beta;
+                            packed_mm(&a, &b, &packed, transposed, plus, &mut c.view_mut());
                             // Integers and quarters: exact in both types at these sizes.
                             assert_eq!(
                                 c, expected,
-                                "{m}x{k}x{n} transposed {transposed} beta {beta}"
+                                "{m}x{k}x{n} transposed {transposed} {plus:?}"
                             );
+                            // A stale or mismatched packing is never used: the same
+                            // numbers from matrixmultiply.
+                            let mut c = c0.clone();
+                            packed_mm(&a, &b, &packed, !transposed, plus, &mut c.view_mut());
+                            assert_eq!(c, expected, "{m}x{k}x{n} mismatched {plus:?}");
                         }
-                        // A stale or mismatched packing is never used.
-                        let mut c = c0.clone();
-                        packed_mm(&a, &b, &packed, !transposed, 0.0, &mut c.view_mut());
-                        assert_eq!(c, a.dot(&b));
                     }
                 }
             }
         };
+    }
+
+    /// A left operand of zeros (the first step's zero state) skips the product and still
+    /// gives what each addend asks for.
+    #[test]
+    fn zero_left_operands_give_the_addend() {
+        let b = Array2::from_shape_fn((5, 20), |(i, j)| (i * 3 + j) as f32 * 0.5);
+        let packed = PackedB::packed(&b.view(), false, Vec::new());
+        let a = Array2::<f32>::zeros((7, 5));
+        let c0 = Array2::from_shape_fn((7, 20), |(i, j)| (i + 2 * j) as f32);
+        let bias: Vec<f32> = (0..20).map(|j| j as f32 - 4.0).collect();
+        let row = ndarray::ArrayView1::from(&bias);
+        for (plus, expected) in [
+            (Plus::Nothing, Array2::zeros((7, 20))),
+            (Plus::C, c0.clone()),
+            (Plus::Row(&bias), row.broadcast((7, 20)).unwrap().to_owned()),
+        ] {
+            let mut c = c0.clone();
+            packed_mm(
+                &a.view(),
+                &b.view(),
+                &packed,
+                false,
+                plus,
+                &mut c.view_mut(),
+            );
+            assert_eq!(c, expected, "{plus:?}");
+        }
     }
 
     packed_products_match!(packed_products_match, f32);

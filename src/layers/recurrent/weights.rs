@@ -3,7 +3,7 @@
 
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::linalg::{PackedB, packed_mm, step_mm};
+use crate::linalg::{PackedB, Plus, packed_mm, step_mm};
 use crate::parallel;
 use crate::param::Param;
 use ndarray::{ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, s};
@@ -139,26 +139,32 @@ impl<F: Float> CellWeights<F> {
             let len = PackedB::<F>::len_for(k.nrows(), k.ncols());
             PackedB::packed(&k, false, self.spare.take(len))
         });
-        let beta = match self.input_bias() {
-            Some(b) => {
-                match (b.as_slice(), c.as_slice_mut()) {
-                    // Row copies, not a broadcasting assign: this runs every step.
-                    (Some(b), Some(rows)) if !b.is_empty() => {
-                        rows.chunks_exact_mut(b.len()).for_each(|r| copy_row(b, r));
-                    }
-                    _ => c.assign(&b),
+        // The bias is added as the product is stored (the bits of copying it into `c` and
+        // accumulating, without writing `c` twice): this runs every step.
+        let plus = match self.input_bias() {
+            Some(b) => match b.to_slice() {
+                Some(row) => Plus::Row(row),
+                None => {
+                    c.assign(&b);
+                    Plus::C
                 }
-                F::one()
-            }
-            None => F::zero(),
+            },
+            None => Plus::Nothing,
         };
-        packed_mm(x, &self.kernel.v2(), packed, false, beta, c);
+        packed_mm(x, &self.kernel.v2(), packed, false, plus, c);
     }
 
     /// `c = a·R + beta·c`, the recurrent product of one step.
     pub(crate) fn times_r(&self, a: &ArrayView2<'_, F>, beta: F, c: &mut ArrayViewMut2<'_, F>) {
         let packed = self.prepare(false);
-        packed_mm(a, &self.recurrent_kernel.v2(), packed, false, beta, c);
+        packed_mm(
+            a,
+            &self.recurrent_kernel.v2(),
+            packed,
+            false,
+            Plus::beta(beta),
+            c,
+        );
     }
 
     /// `c = a·Rᵀ + beta·c`, the recurrent product of one backward step.
@@ -168,7 +174,7 @@ impl<F: Float> CellWeights<F> {
             &self.recurrent_kernel.v2().t(),
             self.prepare(true),
             true,
-            beta,
+            Plus::beta(beta),
             c,
         );
     }
@@ -341,22 +347,4 @@ fn leading_zero_rows<F: Float>(a: &ArrayView2<'_, F>) -> usize {
         .into_iter()
         .take_while(|r| r.iter().all(|v| v.is_zero()))
         .count()
-}
-
-/// `dst = src` in inline 16-value pieces. Not `copy_from_slice`: glibc's `memcpy` takes
-/// `rep movsb` for rows this long, which on AMD Zen runs many times slower when the two
-/// addresses sit at certain distances apart (one thread's half of a W4 GRU's projections
-/// spent 6 % of its time here, the other's 0.5 %).
-#[inline]
-fn copy_row<F: Copy>(src: &[F], dst: &mut [F]) {
-    const P: usize = 16;
-    let mut d = dst.chunks_exact_mut(P);
-    let mut s = src.chunks_exact(P);
-    for (d, s) in d.by_ref().zip(s.by_ref()) {
-        let d: &mut [F; P] = d.try_into().expect("P long");
-        *d = *<&[F; P]>::try_from(s).expect("P long");
-    }
-    for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *d = s;
-    }
 }
