@@ -329,3 +329,69 @@ unsafe fn kernel_3x16_f64(
         }
     }
 }
+
+/// Packs `Rᵀ` from `R` row-major (`bt`: `n` rows of `k`) into the panels of
+/// [`PackedB`](super::PackedB): panel `p` holds rows `16p..16p + 16` of `R` as `k` rows of
+/// 16. Each 8×8 block is transposed in registers (eight loads, 24 shuffles, eight stores
+/// for 64 values, where the scalar scatter stores one value at a time); the blocks past
+/// the last multiple of 8 rows or columns go one value at a time. Padding columns of the
+/// last panel are not written (the caller zeroes them).
+///
+/// # Safety
+/// AVX2; `bt` valid for `n·k` values, `data` for `ceil(n/16)·k·16`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn pack_transposed_f32(bt: *const f32, k: usize, n: usize, data: *mut f32) {
+    // SAFETY: the caller upholds this function's `# Safety` contract; every index below
+    // is a row below `n` and a column below `k` of `bt`, or a place in panel `j / NR`.
+    unsafe {
+        use std::arch::x86_64::*;
+        let at = |kk: usize, j: usize| data.add(((j / NR) * k + kk) * NR + j % NR);
+        let (k8, n8) = (k / 8 * 8, n / 8 * 8);
+        for j0 in (0..n8).step_by(8) {
+            for kk0 in (0..k8).step_by(8) {
+                let r: [__m256; 8] =
+                    std::array::from_fn(|i| _mm256_loadu_ps(bt.add((j0 + i) * k + kk0)));
+                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                // Column i of the block: (r₀[i], …, r₇[i]), row kk0 + i of the panel.
+                let cols = [
+                    _mm256_permute2f128_ps::<0x20>(s0, s4),
+                    _mm256_permute2f128_ps::<0x20>(s1, s5),
+                    _mm256_permute2f128_ps::<0x20>(s2, s6),
+                    _mm256_permute2f128_ps::<0x20>(s3, s7),
+                    _mm256_permute2f128_ps::<0x31>(s0, s4),
+                    _mm256_permute2f128_ps::<0x31>(s1, s5),
+                    _mm256_permute2f128_ps::<0x31>(s2, s6),
+                    _mm256_permute2f128_ps::<0x31>(s3, s7),
+                ];
+                for (i, &c) in cols.iter().enumerate() {
+                    _mm256_storeu_ps(at(kk0 + i, j0), c);
+                }
+            }
+            for i in 0..8 {
+                for kk in k8..k {
+                    *at(kk, j0 + i) = *bt.add((j0 + i) * k + kk);
+                }
+            }
+        }
+        for j in n8..n {
+            for kk in 0..k {
+                *at(kk, j) = *bt.add(j * k + kk);
+            }
+        }
+    }
+}

@@ -208,7 +208,24 @@ impl<F: Float> PackedB<F> {
             }
         } else if let Some(bt) = b.t().to_slice() {
             // Columns contiguous (Rᵀ in a backward pass, `bt` = R row-major): each panel
-            // is 16 rows of R scattered into a `k × 16` block small enough to stay in L1.
+            // is 16 rows of R scattered into a `k × 16` block small enough to stay in L1;
+            // in f32 as 8×8 blocks transposed in registers.
+            #[cfg(target_arch = "x86_64")]
+            if std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>() {
+                // SAFETY: `available()` held, so the CPU has AVX2 and FMA; F is f32 (the
+                // casts are identity casts); `bt` holds `n·k` values and `data` was
+                // resized to `panels·k·NR` above.
+                unsafe {
+                    avx2::pack_transposed_f32(
+                        bt.as_ptr() as *const f32,
+                        k,
+                        n,
+                        self.data.as_mut_ptr() as *mut f32,
+                    )
+                };
+                self.what = Some((k, n, transposed));
+                return;
+            }
             for p in 0..panels {
                 let panel = &mut self.data[at(p, 0)..at(p, 0) + k * NR];
                 for (jj, j) in (p * NR..((p + 1) * NR).min(n)).enumerate() {
