@@ -178,16 +178,17 @@ impl<F: Float> PackedB<F> {
         let (k, n) = b.dim();
         let panels = n.div_ceil(NR);
         // Every full panel's value is written below; only the last panel's padding
-        // columns need zeros.
+        // columns need zeros (written with the values where rows are contiguous).
         self.data.resize(panels * k * NR, F::zero());
         let at = |p: usize, kk: usize| (p * k + kk) * NR;
-        if n % NR != 0 {
+        let rows_contiguous = b.rows().into_iter().all(|r| r.as_slice().is_some());
+        if n % NR != 0 && !rows_contiguous {
             let p = panels - 1;
             for kk in 0..k {
                 self.data[at(p, kk) + n % NR..at(p, kk) + NR].fill(F::zero());
             }
         }
-        if b.rows().into_iter().all(|r| r.as_slice().is_some()) {
+        if rows_contiguous {
             // Rows contiguous (R in a forward pass): copy 16-wide pieces of each row (as
             // fixed-size copies, inlined, not one `memcpy` call per 64 bytes).
             for (kk, row) in b.rows().into_iter().enumerate() {
@@ -202,8 +203,16 @@ impl<F: Float> PackedB<F> {
                 }
                 let rest = pieces.remainder();
                 if !rest.is_empty() {
+                    // The last panel's row with its zero padding, as one fixed-size
+                    // block (a `memcpy` and a `memset` call per row cost more than the
+                    // copy for rows of a few units).
                     let p = n / NR;
-                    self.data[at(p, kk)..at(p, kk) + rest.len()].copy_from_slice(rest);
+                    let dst: &mut [F; NR] = (&mut self.data[at(p, kk)..at(p, kk) + NR])
+                        .try_into()
+                        .expect("NR long");
+                    for (q, d) in dst.iter_mut().enumerate() {
+                        *d = rest.get(q).copied().unwrap_or_else(F::zero);
+                    }
                 }
             }
         } else if let Some(bt) = b.t().to_slice() {
@@ -426,6 +435,7 @@ pub(crate) mod fast32;
 pub(crate) mod fast64;
 pub(crate) mod krylov;
 pub(crate) mod matvec;
+pub(crate) mod small;
 pub(crate) mod solve;
 pub(crate) mod wide;
 pub(crate) use wide::column_sums;

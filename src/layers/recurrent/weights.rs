@@ -3,7 +3,7 @@
 
 use crate::float::Float;
 use crate::init::StdRng;
-use crate::linalg::{PackedB, Plus, packed_mm, step_mm};
+use crate::linalg::{PackedB, Plus, packed_mm, small, step_mm};
 use crate::parallel;
 use crate::param::Param;
 use ndarray::{ArrayD, ArrayView1, ArrayView2, ArrayViewMut2, s};
@@ -31,6 +31,8 @@ pub struct CellWeights<F: Float> {
     /// The buffers of the packings the last weight update cleared, reused by the next
     /// ones (a training step then neither allocates nor zero-fills them).
     spare: Spare<F>,
+    /// Buffers of the small weight-gradient products.
+    small: small::Scratch<F>,
 }
 
 /// Buffers to reuse; a clone starts with none.
@@ -103,6 +105,7 @@ impl<F: Float> CellWeights<F> {
             packed_rt: OnceLock::new(),
             packed_k: OnceLock::new(),
             spare: Spare::default(),
+            small: small::Scratch::default(),
         }
     }
 
@@ -291,6 +294,24 @@ impl<F: Float> CellWeights<F> {
                     &d_rw.slice(s![.., cols.clone()]),
                     F::one(),
                     &mut dr.slice_mut(s![.., cols]),
+                );
+            }
+        } else if small::fits::<F>(d_xw.nrows(), units.max(x.ncols()), d_xw.ncols()) {
+            // Small products: the gradients packed once, the packed kernel for each.
+            let h_prev = prev.slice(s![.., ..units]);
+            let (dk, dr) = (self.kernel.g2(), self.recurrent_kernel.g2());
+            let dr_used = dr.slice_move(s![.., ..rec_cols]);
+            let scratch = &mut self.small;
+            // LSTM's and SimpleRNN's `d_rw` is `d_xw` itself: one packing for both.
+            let same = d_rw.as_ptr() == d_xw.as_ptr() && d_rw.strides() == d_xw.strides();
+            if same && d_rw.raw_dim() == d_xw.raw_dim() && rec_cols == d_xw.ncols() {
+                small::at_b(&d_xw, &mut [(x, dk), (h_prev, dr_used)], scratch);
+            } else {
+                small::at_b(&d_xw, &mut [(x, dk)], scratch);
+                small::at_b(
+                    &d_rw.slice(s![.., ..rec_cols]),
+                    &mut [(h_prev, dr_used)],
+                    scratch,
                 );
             }
         } else {
