@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks the logic of rnnkit's AVX-512 kernels on any x86-64 host, AVX-512 or not.
 
-Copies the packed driver and its addend (src/linalg/mod.rs) and the AVX-512 kernels (src/linalg/avx512.rs)
+Copies the packed driver, its strides and its addend (src/linalg/mod.rs) and the AVX-512 kernels (src/linalg/avx512.rs)
 into a scratch crate where every `_mm512_*` intrinsic is a scalar stand-in with the
 semantics Intel documents (masked lanes neither read nor written), strips the
 `target_feature` attributes, and runs the kernels on every tile, panel-pair and mask
@@ -82,14 +82,14 @@ mod emu {
 }
 use emu::*;
 // The one-row products stay on the AVX2 row kernels; a scalar stand-in here.
-unsafe fn row_f32(k: usize, a: *const f32, b: *const f32, n: usize, c: *mut f32, add: Addend<f32>) { row(k, a, b, n, c, add) }
-unsafe fn row_f64(k: usize, a: *const f64, b: *const f64, n: usize, c: *mut f64, add: Addend<f64>) { row(k, a, b, n, c, add) }
+unsafe fn row_f32(k: usize, a: *const f32, ska: usize, b: *const f32, n: usize, c: *mut f32, add: Addend<f32>) { row(k, a, ska, b, n, c, add) }
+unsafe fn row_f64(k: usize, a: *const f64, ska: usize, b: *const f64, n: usize, c: *mut f64, add: Addend<f64>) { row(k, a, ska, b, n, c, add) }
 unsafe fn row<T: Copy + Default + std::ops::Add<Output = T> + std::ops::Mul<Output = T>>(
-    k: usize, a: *const T, b: *const T, n: usize, c: *mut T, add: Addend<T>,
+    k: usize, a: *const T, ska: usize, b: *const T, n: usize, c: *mut T, add: Addend<T>,
 ) {
     for j in 0..n {
         let mut s = T::default();
-        for kk in 0..k { s = s + *a.add(kk) * *b.add(((j / NR) * k + kk) * NR + j % NR); }
+        for kk in 0..k { s = s + *a.add(kk * ska) * *b.add(((j / NR) * k + kk) * NR + j % NR); }
         *c.add(j) = match add.row(0) { Some(d) => s + *d.add(j), None => s };
     }
 }
@@ -105,9 +105,13 @@ MAIN = r"""
 macro_rules! check { ($t:ty, $f:ident) => {{
     let mut shapes = vec![(1usize, 7usize, 80usize), (64, 128, 512), (13, 33, 50)];
     for m in 1..=19 { for n in [1, 15, 16, 17, 31, 32, 33, 47, 48, 49, 64, 65] { shapes.push((m, 3, n)); } }
-    for &(m, k, n) in &shapes {
-        let (lda, ldc) = (k + 3, n + 2);
-        let a: Vec<$t> = (0..m * lda).map(|x| ((x * 7) % 11) as $t - 5.0).collect();
+    // `a` row-major (rows `k + 3` apart), or read as the transpose of a `[k, m + 2]`
+    // matrix (rows one apart, `k` values `m + 2` apart: `Hᵀ` in a weight gradient).
+    for (&(m, k, n), column_major) in shapes.iter().flat_map(|s| [(s, false), (s, true)]) {
+        let ldc = n + 2;
+        let lda = if column_major { Lda { row: 1, k: m + 2 } } else { Lda { row: k + 3, k: 1 } };
+        let a: Vec<$t> = (0..m.max(k) * (m.max(k) + 3)).map(|x| ((x * 7) % 11) as $t - 5.0).collect();
+        let at = |i: usize, kk: usize| a[1 + i * lda.row + kk * lda.k];
         let b: Vec<$t> = (0..k * n).map(|x| ((x * 5) % 13) as $t * 0.25 - 1.0).collect();
         let p = pack(&b, k, n);
         let bias: Vec<$t> = (0..n).map(|j| (j % 7) as $t - 3.0).collect();
@@ -124,14 +128,14 @@ macro_rules! check { ($t:ty, $f:ident) => {{
             for i in 0..m { for j in 0..ldc {
                 let want = if j < n {
                     let mut s: $t = 0.0;
-                    for kk in 0..k { s += a[i * lda + 1 + kk] * b[kk * n + j]; }
+                    for kk in 0..k { s += at(i, kk) * b[kk * n + j]; }
                     match what { 0 => s, 1 => s + c0[i * ldc + j], _ => s + bias[j] }
                 } else { c0[i * ldc + j] };
-                assert_eq!(c[i * ldc + j], want, "{} {m}x{k}x{n} addend {what} at ({i}, {j})", stringify!($t));
+                assert_eq!(c[i * ldc + j], want, "{} {m}x{k}x{n} column-major {column_major} addend {what} at ({i}, {j})", stringify!($t));
             } }
         }
     }
-    println!("{}: {} shapes match", stringify!($f), shapes.len());
+    println!("{}: {} shapes match, `a` row- and column-major", stringify!($f), shapes.len());
 }}; }
 fn activations() {
     let mut xs: Vec<f32> = (-4000..=4000).map(|i| i as f32 * 0.0037).collect();
@@ -163,7 +167,7 @@ def main():
     k512 = open(os.path.join(ROOT, "src/linalg/avx512.rs")).read()
     start = lin.index("macro_rules! packed_driver {")
     driver = lin[start:lin.index("\n}\n", start) + 3]
-    addend = lin[lin.index("/// What a packed product adds"):lin.index("/// What [`packed_mm`] adds")]
+    addend = lin[lin.index("/// The strides of a packed product's left operand"):lin.index("/// What [`packed_mm`] adds")]
     driver = addend + driver
     driver = driver.replace("#[target_feature(enable = $features)]", "")
     driver = driver.replace('#[cfg(target_arch = "x86_64")]', "")

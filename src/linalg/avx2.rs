@@ -3,7 +3,7 @@
 //! tile (4×16 for short row tails), a 3×16 f64 tile, and the one-row kernels (streaming,
 //! batch 1) both paths share.
 
-use super::{Addend, NR};
+use super::{Addend, Lda, NR};
 
 /// Rows per f32 micro-kernel call.
 const MR: usize = 6;
@@ -35,7 +35,7 @@ fn f32_rows(left: usize) -> usize {
 unsafe fn kernel_f32(
     k: usize,
     a: *const f32,
-    lda: usize,
+    lda: Lda,
     panel: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -95,6 +95,7 @@ unsafe fn put<T: Copy + std::ops::Add<Output = T>>(
 pub(super) unsafe fn row_f32(
     k: usize,
     a: *const f32,
+    ska: usize,
     b: *const f32,
     n: usize,
     c: *mut f32,
@@ -117,7 +118,7 @@ pub(super) unsafe fn row_f32(
             let mut acc = [[_mm256_setzero_ps(); 2]; G];
             let base = b.add(p * k * NR);
             for kk in 0..k {
-                let x = _mm256_broadcast_ss(&*a.add(kk));
+                let x = _mm256_broadcast_ss(&*a.add(kk * ska));
                 for (j, acc) in acc.iter_mut().enumerate() {
                     let pk = base.add(j * k * NR + kk * NR);
                     acc[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(pk), acc[0]);
@@ -133,7 +134,7 @@ pub(super) unsafe fn row_f32(
             let mut acc = [_mm256_setzero_ps(); 2];
             let base = b.add(p * k * NR);
             for kk in 0..k {
-                let x = _mm256_broadcast_ss(&*a.add(kk));
+                let x = _mm256_broadcast_ss(&*a.add(kk * ska));
                 acc[0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(base.add(kk * NR)), acc[0]);
                 acc[1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(base.add(kk * NR + 8)), acc[1]);
             }
@@ -151,6 +152,7 @@ pub(super) unsafe fn row_f32(
 pub(super) unsafe fn row_f64(
     k: usize,
     a: *const f64,
+    ska: usize,
     b: *const f64,
     n: usize,
     c: *mut f64,
@@ -174,7 +176,7 @@ pub(super) unsafe fn row_f64(
             let mut acc = [[_mm256_setzero_pd(); 4]; G];
             let base = b.add(p * k * NR);
             for kk in 0..k {
-                let x = _mm256_broadcast_sd(&*a.add(kk));
+                let x = _mm256_broadcast_sd(&*a.add(kk * ska));
                 for (j, acc) in acc.iter_mut().enumerate() {
                     let pk = base.add(j * k * NR + kk * NR);
                     for (q, v) in acc.iter_mut().enumerate() {
@@ -191,7 +193,7 @@ pub(super) unsafe fn row_f64(
             let mut acc = [_mm256_setzero_pd(); 4];
             let base = b.add(p * k * NR);
             for kk in 0..k {
-                let x = _mm256_broadcast_sd(&*a.add(kk));
+                let x = _mm256_broadcast_sd(&*a.add(kk * ska));
                 for (q, v) in acc.iter_mut().enumerate() {
                     *v = _mm256_fmadd_pd(x, _mm256_loadu_pd(base.add(kk * NR + 4 * q)), *v);
                 }
@@ -213,7 +215,7 @@ pub(super) unsafe fn row_f64(
 unsafe fn kernel_tile<const R: usize>(
     k: usize,
     a: *const f32,
-    lda: usize,
+    lda: Lda,
     panel: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -226,13 +228,13 @@ unsafe fn kernel_tile<const R: usize>(
     unsafe {
         use std::arch::x86_64::*;
         // Rows past `rows` re-read the last real row; their results are discarded.
-        let ar: [*const f32; R] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
+        let ar: [*const f32; R] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda.row));
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for kk in 0..k {
             let b0 = _mm256_loadu_ps(panel.add(kk * NR));
             let b1 = _mm256_loadu_ps(panel.add(kk * NR + 8));
             for r in 0..R {
-                let x = _mm256_broadcast_ss(&*ar[r].add(kk));
+                let x = _mm256_broadcast_ss(&*ar[r].add(kk * lda.k));
                 acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
                 acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
             }
@@ -279,7 +281,7 @@ packed_driver!(
 unsafe fn kernel_3x16_f64(
     k: usize,
     a: *const f64,
-    lda: usize,
+    lda: Lda,
     panel: *const f64,
     c: *mut f64,
     ldc: usize,
@@ -292,7 +294,7 @@ unsafe fn kernel_3x16_f64(
     unsafe {
         use std::arch::x86_64::*;
         // Rows past `rows` re-read the last real row; their results are discarded.
-        let ar: [*const f64; MR64] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
+        let ar: [*const f64; MR64] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda.row));
         let mut acc = [[_mm256_setzero_pd(); 4]; MR64];
         for kk in 0..k {
             let pk = panel.add(kk * NR);
@@ -303,7 +305,7 @@ unsafe fn kernel_3x16_f64(
                 _mm256_loadu_pd(pk.add(12)),
             ];
             for r in 0..MR64 {
-                let x = _mm256_broadcast_sd(&*ar[r].add(kk));
+                let x = _mm256_broadcast_sd(&*ar[r].add(kk * lda.k));
                 for q in 0..4 {
                     acc[r][q] = _mm256_fmadd_pd(x, bv[q], acc[r][q]);
                 }

@@ -14,7 +14,7 @@
 //! environment keeps the AVX2 kernels, so both can be measured on the same host.
 
 use super::avx2::{row_f32, row_f64};
-use super::{Addend, NR};
+use super::{Addend, Lda, NR};
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
@@ -59,7 +59,7 @@ fn lanes(cols: usize, q: usize, width: usize) -> u32 {
 unsafe fn kernel_8x32(
     k: usize,
     a: *const f32,
-    lda: usize,
+    lda: Lda,
     panel: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -71,7 +71,7 @@ unsafe fn kernel_8x32(
     // features it is compiled for, and the slice lengths and pointers it names).
     unsafe {
         // Rows past `rows` re-read the last real row; their results are discarded.
-        let ar: [*const f32; MR] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
+        let ar: [*const f32; MR] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda.row));
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         if cols > NR {
             let next = panel.add(k * NR);
@@ -79,7 +79,7 @@ unsafe fn kernel_8x32(
                 let b0 = _mm512_loadu_ps(panel.add(kk * NR));
                 let b1 = _mm512_loadu_ps(next.add(kk * NR));
                 for r in 0..MR {
-                    let x = _mm512_set1_ps(*ar[r].add(kk));
+                    let x = _mm512_set1_ps(*ar[r].add(kk * lda.k));
                     acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
                     acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
                 }
@@ -88,7 +88,7 @@ unsafe fn kernel_8x32(
             for kk in 0..k {
                 let b0 = _mm512_loadu_ps(panel.add(kk * NR));
                 for r in 0..MR {
-                    let x = _mm512_set1_ps(*ar[r].add(kk));
+                    let x = _mm512_set1_ps(*ar[r].add(kk * lda.k));
                     acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
                 }
             }
@@ -120,7 +120,7 @@ unsafe fn kernel_8x32(
 unsafe fn kernel_8x16_f64(
     k: usize,
     a: *const f64,
-    lda: usize,
+    lda: Lda,
     panel: *const f64,
     c: *mut f64,
     ldc: usize,
@@ -131,13 +131,13 @@ unsafe fn kernel_8x16_f64(
     // SAFETY: the caller upholds this function's `# Safety` contract (the CPU
     // features it is compiled for, and the slice lengths and pointers it names).
     unsafe {
-        let ar: [*const f64; MR] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda));
+        let ar: [*const f64; MR] = std::array::from_fn(|r| a.add(r.min(rows - 1) * lda.row));
         let mut acc = [[_mm512_setzero_pd(); 2]; MR];
         for kk in 0..k {
             let b0 = _mm512_loadu_pd(panel.add(kk * NR));
             let b1 = _mm512_loadu_pd(panel.add(kk * NR + 8));
             for r in 0..MR {
-                let x = _mm512_set1_pd(*ar[r].add(kk));
+                let x = _mm512_set1_pd(*ar[r].add(kk * lda.k));
                 acc[r][0] = _mm512_fmadd_pd(x, b0, acc[r][0]);
                 acc[r][1] = _mm512_fmadd_pd(x, b1, acc[r][1]);
             }
@@ -161,7 +161,7 @@ unsafe fn kernel_8x16_f64(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Addend, PackedB};
+    use super::super::{Addend, Lda, PackedB};
     use ndarray::{Array2, s};
 
     /// The AVX-512 drivers called directly (not through the dispatch) against a plain
@@ -229,7 +229,7 @@ mod tests {
                                 k,
                                 n,
                                 a.as_ptr(),
-                                k + 3,
+                                Lda { row: k + 3, k: 1 },
                                 packed.data.as_ptr(),
                                 c.as_mut_ptr(),
                                 n + 2,

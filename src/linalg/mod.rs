@@ -46,6 +46,15 @@ fn zero_lhs<F: Float>(a: &ArrayView2<'_, F>, beta: F, c: &mut ArrayViewMut2<'_, 
 /// Columns per packed panel: two 8-lane AVX registers of f32.
 const NR: usize = 16;
 
+/// The strides of a packed product's left operand: between its rows, and between
+/// consecutive values of a row (`k` is 1 for a row-major `A`, the row length of `H` for
+/// `A = Hᵀ` in a weight gradient).
+#[derive(Clone, Copy)]
+struct Lda {
+    row: usize,
+    k: usize,
+}
+
 /// What a packed product adds to `A·B` before it stores `C`: nothing (null), `C` itself
 /// (`ld` its row stride), or one row broadcast to every row of `C` (`ld` 0: a bias). The
 /// addition is the last operation, so `C = A·B + row` gives the bits of copying the row
@@ -270,7 +279,7 @@ pub(crate) fn packed_mm<F: Float>(
         && m > 0
         && k > 0
         && (m == 1 || a.strides()[0] > 0)
-        && (k == 1 || a.strides()[1] == 1)
+        && (k == 1 || a.strides()[1] > 0)
         && (n == 1 || c.strides()[1] == 1)
         && (m == 1 || c.strides()[0] > 0);
     let beta = match plus {
@@ -300,7 +309,13 @@ pub(crate) fn packed_mm<F: Float>(
     #[cfg(target_arch = "x86_64")]
     {
         debug_assert!(PackedB::<F>::available());
-        let (lda, ldc) = (a.strides()[0] as usize, c.strides()[0] as usize);
+        let ldc = c.strides()[0] as usize;
+        // Strides checked positive above where they are used (a row or a `k` of one is
+        // never stepped over).
+        let lda = Lda {
+            row: if m == 1 { 0 } else { a.strides()[0] as usize },
+            k: if k == 1 { 1 } else { a.strides()[1] as usize },
+        };
         let add = match plus {
             Plus::Nothing => Addend::NONE,
             Plus::C => Addend {
@@ -371,8 +386,9 @@ macro_rules! packed_driver {
         ///
         /// # Safety
         /// The CPU features named in its `target_feature`; `a` valid for `m` rows of stride
-        /// `lda` and `k` contiguous values; `b` holds `ceil(n/NR)` panels of `k·NR`; `c`
-        /// valid for `m` rows of stride `ldc` and `n` contiguous values.
+        /// `lda.row`, each `k` values of stride `lda.k`; `b` holds `ceil(n/NR)` panels of
+        /// `k·NR`; `c` valid for `m` rows of stride `ldc` and `n` contiguous values; `add`
+        /// null, or valid for `m` rows of stride `add.ld` and `n` values.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
         #[allow(clippy::too_many_arguments)]
@@ -381,7 +397,7 @@ macro_rules! packed_driver {
             k: usize,
             n: usize,
             a: *const $t,
-            lda: usize,
+            lda: Lda,
             b: *const $t,
             c: *mut $t,
             ldc: usize,
@@ -391,7 +407,7 @@ macro_rules! packed_driver {
             // features it is compiled for, and the slice lengths and pointers it names).
             unsafe {
             if m == 1 {
-                return $row(k, a, b, n, c, add);
+                return $row(k, a, lda.k, b, n, c, add);
             }
             for p in (0..n.div_ceil(NR)).step_by($panels) {
                 let cols = (n - p * NR).min($panels * NR);
@@ -401,7 +417,7 @@ macro_rules! packed_driver {
                     let rows = ($block)(m - i);
                     $kernel(
                         k,
-                        a.add(i * lda),
+                        a.add(i * lda.row),
                         lda,
                         panel,
                         c.add(i * ldc + p * NR),
@@ -595,6 +611,16 @@ mod tests {
                                 c, expected,
                                 "{m}x{k}x{n} transposed {transposed} {plus:?}"
                             );
+                            // `a` as a transposed view of a wider matrix (as `Hᵀ` in a weight
+                            // gradient, `k` values `m + 2` apart, also for one row): the
+                            // same numbers.
+                            let wide_t = Array2::from_shape_fn((k, m + 2), |(kk, i)| {
+                                if i < m { a[[i, kk]] } else { 99.0 }
+                            });
+                            let a_t = wide_t.slice(s![.., ..m]);
+                            let mut c = c0.clone();
+                            packed_mm(&a_t.t(), &b, &packed, transposed, plus, &mut c.view_mut());
+                            assert_eq!(c, expected, "{m}x{k}x{n} strided a {plus:?}");
                             // A stale or mismatched packing is never used: the same
                             // numbers from matrixmultiply.
                             let mut c = c0.clone();
