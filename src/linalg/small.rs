@@ -1,5 +1,5 @@
-//! Weight-gradient products too small to split over threads (`c += aᵀ·b` over the `N`
-//! rows of a whole sequence: `dK += Xᵀ·dG`, `dR += Hᵀ·dG` for small layers and batches).
+//! Weight-gradient products of short sequences and small layers (`c += aᵀ·b` over the `N`
+//! rows of a whole sequence: `dK += Xᵀ·dG`, `dR += Hᵀ·dG`) on the packed kernel.
 //!
 //! matrixmultiply packs both operands of every product and, at widths of 10 to 40, runs
 //! mostly padded edge tiles: the two products of a 10-unit LSTM's training step spent 29 %
@@ -7,8 +7,9 @@
 //! product against them and the packed kernel reads `aᵀ` in place (its rows are `a`'s
 //! columns, each `k` value a row of `a` further). Transposing `a` into a row-major copy
 //! first was measured too: it cost about what the product did, and lost on 32 units.
-//! Above [`SMALL_FLOPS`] matrixmultiply split over two threads wins (this path on one
-//! thread: 5–15 % slower training for SimpleRNN(256) batch 32, LSTM(64), GRU(64)).
+//! Above [`SMALL_FLOPS`] the products split over the threads, each packing its own columns
+//! of the gradients, where that was measured to pay ([`plan`]); elsewhere matrixmultiply
+//! (on one thread this path was 5–15 % slower there).
 
 use super::{PackedB, Plus, packed_mm};
 use crate::float::Float;
@@ -42,9 +43,38 @@ impl<F> Clone for Scratch<F> {
     }
 }
 
-/// Whether `c += aᵀ·b` for `a` `[N, m]`, `b` `[N, n]` runs here.
-pub(crate) fn fits<F: Float>(n_rows: usize, m: usize, n: usize) -> bool {
-    PackedB::<F>::available() && 2 * n_rows * m * n < SMALL_FLOPS
+/// Rows (`N`, steps × batch) up to which products too large for one thread still take
+/// this path, split over the threads, where one packing serves both products (`dK` and
+/// `dR` against the same gradients: LSTM, SimpleRNN). Measured in alternated pairs
+/// against matrixmultiply: LSTM(64) batch 32 T 20 (640 rows) 0.90–0.94, LSTM(128) 640
+/// rows level, W4 LSTM (3,200 rows) level; with two packings (GRU's `d_rw` is not `d_xw`;
+/// SimpleRNN(256) batch 32 T 3, whose zero first step `dR` skips) GRU(64) 640 rows was
+/// 1.14, W4 GRU 1.09, W2 1.00–1.02.
+pub(crate) const SPLIT_ROWS: usize = 1024;
+
+/// How [`at_b_split`] runs a product.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    /// Threads to split over.
+    pub(crate) threads: usize,
+    /// Whether the two products share one packing.
+    pub(crate) shared: bool,
+}
+
+/// Whether `c += aᵀ·b` for `a` `[N, m]`, `b` `[N, n]` runs here, and how: below
+/// [`SMALL_FLOPS`] on one thread; else, when one packing serves both products (`shared`)
+/// and `N ≤ SPLIT_ROWS`, split over the threads; else not (matrixmultiply).
+pub(crate) fn plan<F: Float>(n_rows: usize, m: usize, n: usize, shared: bool) -> Option<Plan> {
+    if !PackedB::<F>::available() {
+        return None;
+    }
+    if 2 * n_rows * m * n < SMALL_FLOPS {
+        return Some(Plan { threads: 1, shared });
+    }
+    (shared && n_rows <= SPLIT_ROWS).then(|| Plan {
+        threads: crate::parallel::num_threads(),
+        shared,
+    })
 }
 
 /// `c += aᵀ·b` for every `(a, c)` of `pairs`, `b` packed once for all of them. Every `a`
@@ -59,6 +89,46 @@ pub(crate) fn at_b<F: Float>(
         // `aᵀ` read in place: its rows are `a`'s columns, `k` values a row of `a` apart.
         packed_mm(&a.t(), b, &scratch.packed, false, Plus::C, c);
     }
+}
+
+/// [`at_b`] split over `parts` threads by columns of `b` (and of every `c`), each part
+/// packing its own columns into its own buffers (`scratch` grows to `parts`). Each column
+/// of `c` gets the same numbers on any number of parts.
+pub(crate) fn at_b_split<F: Float>(
+    b: &ArrayView2<'_, F>,
+    pairs: &mut [(ArrayView2<'_, F>, ArrayViewMut2<'_, F>)],
+    scratch: &mut Vec<Scratch<F>>,
+    parts: usize,
+) {
+    // Whole pairs of panels (the AVX-512 tile's 32 columns) per part.
+    const W: usize = 32;
+    let n = b.ncols();
+    let parts = parts.clamp(1, n.div_ceil(W).max(1));
+    if scratch.len() < parts {
+        scratch.resize_with(parts, Scratch::default);
+    }
+    if parts == 1 {
+        return at_b(b, pairs, &mut scratch[0]);
+    }
+    let blocks = n.div_ceil(W);
+    let cuts: Vec<_> = crate::parallel::ranges(blocks, parts)
+        .into_iter()
+        .map(|r| r.start * W..(r.end * W).min(n))
+        .collect();
+    let mut tasks: Vec<_> = cuts
+        .iter()
+        .zip(scratch.iter_mut())
+        .map(|(r, s)| (b.slice(ndarray::s![.., r.clone()]), Vec::new(), s))
+        .collect();
+    for (a, c) in pairs.iter_mut() {
+        let mut rest = c.view_mut();
+        for (task, r) in tasks.iter_mut().zip(&cuts) {
+            let (head, tail) = rest.split_at(ndarray::Axis(1), r.len());
+            task.1.push((a.view(), head));
+            rest = tail;
+        }
+    }
+    crate::parallel::run(tasks, |(b, mut pairs, s)| at_b(&b, &mut pairs, s));
 }
 
 #[cfg(test)]
@@ -94,6 +164,28 @@ mod tests {
                 }
             }
         };
+    }
+
+    /// Split over 1–3 threads by columns, each part with its own packing: the bits of one
+    /// part, and the plain product's numbers (exact values).
+    #[test]
+    fn split_products_match_one_part() {
+        let (rows, m, n) = (50, 12, 100);
+        let b = Array2::from_shape_fn((rows, n), |(i, j)| ((i * 5 + j) % 13) as f64 * 0.25);
+        let a = Array2::from_shape_fn((rows, m), |(i, j)| ((i + 3 * j) % 7) as f64 - 3.0);
+        let expected = a.t().dot(&b);
+        let mut scratch = Vec::new();
+        for parts in 1..=3 {
+            let mut c = Array2::zeros((m, n));
+            at_b_split(
+                &b.view(),
+                &mut [(a.view(), c.view_mut())],
+                &mut scratch,
+                parts,
+            );
+            assert_eq!(c, expected, "{parts} parts");
+        }
+        assert_eq!(scratch.len(), 3);
     }
 
     small_products_match!(small_products_match_in_f32, f32);

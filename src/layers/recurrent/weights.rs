@@ -32,7 +32,7 @@ pub struct CellWeights<F: Float> {
     /// ones (a training step then neither allocates nor zero-fills them).
     spare: Spare<F>,
     /// Buffers of the small weight-gradient products.
-    small: small::Scratch<F>,
+    small: Vec<small::Scratch<F>>,
 }
 
 /// Buffers to reuse; a clone starts with none.
@@ -105,7 +105,7 @@ impl<F: Float> CellWeights<F> {
             packed_rt: OnceLock::new(),
             packed_k: OnceLock::new(),
             spare: Spare::default(),
-            small: small::Scratch::default(),
+            small: Vec::new(),
         }
     }
 
@@ -296,37 +296,43 @@ impl<F: Float> CellWeights<F> {
                     &mut dr.slice_mut(s![.., cols]),
                 );
             }
-        } else if small::fits::<F>(d_xw.nrows(), units.max(x.ncols()), d_xw.ncols()) {
-            // Small products: the gradients packed once, the packed kernel for each.
-            let h_prev = prev.slice(s![.., ..units]);
-            let (dk, dr) = (self.kernel.g2(), self.recurrent_kernel.g2());
-            let dr_used = dr.slice_move(s![.., ..rec_cols]);
-            let scratch = &mut self.small;
-            // LSTM's and SimpleRNN's `d_rw` is `d_xw` itself: one packing for both.
-            let same = d_rw.as_ptr() == d_xw.as_ptr() && d_rw.strides() == d_xw.strides();
-            if same && d_rw.raw_dim() == d_xw.raw_dim() && rec_cols == d_xw.ncols() {
-                small::at_b(&d_xw, &mut [(x, dk), (h_prev, dr_used)], scratch);
-            } else {
-                small::at_b(&d_xw, &mut [(x, dk)], scratch);
-                small::at_b(
-                    &d_rw.slice(s![.., ..rec_cols]),
-                    &mut [(h_prev, dr_used)],
-                    scratch,
-                );
-            }
         } else {
-            parallel::gemm(F::one(), &x.t(), &d_xw, F::one(), &mut self.kernel.g2());
-            // Rows of zero states (the first step's from a zero initial state) add nothing.
+            // Rows of zero states (the first step's from a zero initial state) add nothing
+            // to `dR`.
             let h_prev = prev.slice(s![.., ..units]);
             let skip = leading_zero_rows(&h_prev);
-            let mut dr = self.recurrent_kernel.g2();
-            parallel::gemm(
-                F::one(),
-                &h_prev.slice(s![skip.., ..]).t(),
-                &d_rw.slice(s![skip.., ..rec_cols]),
-                F::one(),
-                &mut dr.slice_mut(s![.., ..rec_cols]),
+            let (dk, dr) = (self.kernel.g2(), self.recurrent_kernel.g2());
+            let dr_used = dr.slice_move(s![.., ..rec_cols]);
+            // LSTM's and SimpleRNN's `d_rw` is `d_xw` itself: one packing can serve both
+            // products, unless the rows `dR` skips are many.
+            let shared = d_rw.as_ptr() == d_xw.as_ptr()
+                && d_rw.strides() == d_xw.strides()
+                && d_rw.raw_dim() == d_xw.raw_dim()
+                && rec_cols == d_xw.ncols()
+                && skip * 8 <= d_xw.nrows();
+            let (rows, n) = d_xw.dim();
+            let (h, d) = (
+                h_prev.slice(s![skip.., ..]),
+                d_rw.slice(s![skip.., ..rec_cols]),
             );
+            match small::plan::<F>(rows, units.max(x.ncols()), n, shared) {
+                // The gradients packed once per thread, the packed kernel reading `Xᵀ` and
+                // `Hᵀ` in place.
+                Some(plan) if plan.shared => {
+                    let pairs = &mut [(x, dk), (h_prev, dr_used)];
+                    small::at_b_split(&d_xw, pairs, &mut self.small, plan.threads);
+                }
+                Some(plan) => {
+                    let scratch = &mut self.small;
+                    small::at_b_split(&d_xw, &mut [(x, dk)], scratch, plan.threads);
+                    small::at_b_split(&d, &mut [(h, dr_used)], scratch, plan.threads);
+                }
+                None => {
+                    let (mut dk, mut dr_used) = (dk, dr_used);
+                    parallel::gemm(F::one(), &x.t(), &d_xw, F::one(), &mut dk);
+                    parallel::gemm(F::one(), &h.t(), &d, F::one(), &mut dr_used);
+                }
+            }
         }
         if let Some(b) = &mut self.bias {
             if b.grad.ndim() == 2 {
