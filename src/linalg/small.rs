@@ -52,29 +52,17 @@ impl<F> Clone for Scratch<F> {
 /// 1.14, W4 GRU 1.09, W2 1.00–1.02.
 pub(crate) const SPLIT_ROWS: usize = 1024;
 
-/// How [`at_b_split`] runs a product.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Plan {
-    /// Threads to split over.
-    pub(crate) threads: usize,
-    /// Whether the two products share one packing.
-    pub(crate) shared: bool,
-}
-
-/// Whether `c += aᵀ·b` for `a` `[N, m]`, `b` `[N, n]` runs here, and how: below
-/// [`SMALL_FLOPS`] on one thread; else, when one packing serves both products (`shared`)
-/// and `N ≤ SPLIT_ROWS`, split over the threads; else not (matrixmultiply).
-pub(crate) fn plan<F: Float>(n_rows: usize, m: usize, n: usize, shared: bool) -> Option<Plan> {
+/// Whether `c += aᵀ·b` for `a` `[N, m]`, `b` `[N, n]` runs here, and on how many threads:
+/// below [`SMALL_FLOPS`] on one; else, when one packing serves both products (`shared`)
+/// and `N ≤ SPLIT_ROWS`, split over all of them; else not at all (matrixmultiply).
+pub(crate) fn plan<F: Float>(n_rows: usize, m: usize, n: usize, shared: bool) -> Option<usize> {
     if !PackedB::<F>::available() {
         return None;
     }
     if 2 * n_rows * m * n < SMALL_FLOPS {
-        return Some(Plan { threads: 1, shared });
+        return Some(1);
     }
-    (shared && n_rows <= SPLIT_ROWS).then(|| Plan {
-        threads: crate::parallel::num_threads(),
-        shared,
-    })
+    (shared && n_rows <= SPLIT_ROWS).then(crate::parallel::num_threads)
 }
 
 /// `c += aᵀ·b` for every `(a, c)` of `pairs`, `b` packed once for all of them. Every `a`

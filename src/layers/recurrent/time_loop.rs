@@ -143,9 +143,9 @@ pub(super) struct BackwardBuffers<'a, F> {
 /// (initial state), else `bufs.d_prev` does. `quiet` `[T, b]` marks the outputs that are a
 /// constant zero (masked steps: all of them with `zero_output_for_mask`, else those before
 /// the first real step). `bufs.sum_xw` and `bufs.sum_rw` leave holding each row's
-/// gradients summed over the steps (last step first). Without `need_init` the gradient of the initial state is not
-/// wanted, and the first step may skip its recurrent product (what the buffer then holds
-/// is unspecified). Allocation-free.
+/// gradients summed over the steps (last step first). Without `need_init` the gradient of
+/// the initial state is not wanted, and the first step may skip its recurrent product
+/// (what the buffer then holds is unspecified). Allocation-free.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward_loop<C: Cell>(
     cell: &C,

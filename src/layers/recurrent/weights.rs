@@ -318,14 +318,14 @@ impl<F: Float> CellWeights<F> {
             match small::plan::<F>(rows, units.max(x.ncols()), n, shared) {
                 // The gradients packed once per thread, the packed kernel reading `Xᵀ` and
                 // `Hᵀ` in place.
-                Some(plan) if plan.shared => {
+                Some(threads) if shared => {
                     let pairs = &mut [(x, dk), (h_prev, dr_used)];
-                    small::at_b_split(&d_xw, pairs, &mut self.small, plan.threads);
+                    small::at_b_split(&d_xw, pairs, &mut self.small, threads);
                 }
-                Some(plan) => {
+                Some(threads) => {
                     let scratch = &mut self.small;
-                    small::at_b_split(&d_xw, &mut [(x, dk)], scratch, plan.threads);
-                    small::at_b_split(&d, &mut [(h, dr_used)], scratch, plan.threads);
+                    small::at_b_split(&d_xw, &mut [(x, dk)], scratch, threads);
+                    small::at_b_split(&d, &mut [(h, dr_used)], scratch, threads);
                 }
                 None => {
                     let (mut dk, mut dr_used) = (dk, dr_used);

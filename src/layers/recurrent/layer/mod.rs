@@ -454,9 +454,9 @@ impl<C: Cell> Recurrent<C> {
         // The bias gradients: each row's sum over the steps, then the rows in order.
         let xw_sums = column_sums(&buf.sum_xw.view());
         let (d_rw2, rw_sums) = if rw > 0 {
-            (rows(&buf.d_rw), column_sums(&buf.sum_rw.view()))
+            (rows(&buf.d_rw), Some(column_sums(&buf.sum_rw.view())))
         } else {
-            (d_xw2.view(), xw_sums.clone())
+            (d_xw2.view(), None)
         };
         self.cell.accumulate_grads(SequenceGrads {
             x: if per_gate {
@@ -469,7 +469,7 @@ impl<C: Cell> Recurrent<C> {
             d_xw: d_xw2.view(),
             d_rw: d_rw2,
             d_xw_sums: xw_sums.view(),
-            d_rw_sums: rw_sums.view(),
+            d_rw_sums: rw_sums.as_ref().unwrap_or(&xw_sums).view(),
             batch: b,
             per_gate,
         });
