@@ -26,19 +26,25 @@ pub(crate) fn step_mm<F: Float>(
     beta: F,
     c: &mut ArrayViewMut2<'_, F>,
 ) {
-    if !zero_lhs(a, beta, c) {
+    if !zero_lhs(a, Plus::beta(beta), c) {
         general_mat_mul(F::one(), a, b, beta, c);
     }
 }
 
-/// When `a` is all zeros, sets `c = beta·c` (`beta` 0 or 1) and returns true.
-fn zero_lhs<F: Float>(a: &ArrayView2<'_, F>, beta: F, c: &mut ArrayViewMut2<'_, F>) -> bool {
-    debug_assert!(beta == F::zero() || beta == F::one());
+/// When `a` is all zeros, sets `c` to what the product adds (zeros, `c` as it is, or the
+/// row in every row) and returns true.
+fn zero_lhs<F: Float>(
+    a: &ArrayView2<'_, F>,
+    plus: Plus<'_, F>,
+    c: &mut ArrayViewMut2<'_, F>,
+) -> bool {
     if !a.iter().all(|&v| v == F::zero()) {
         return false;
     }
-    if beta == F::zero() {
-        c.fill(F::zero());
+    match plus {
+        Plus::Nothing => c.fill(F::zero()),
+        Plus::C => {}
+        Plus::Row(row) => c.assign(&ndarray::ArrayView1::from(row)),
     }
     true
 }
@@ -297,13 +303,7 @@ pub(crate) fn packed_mm<F: Float>(
     if !usable {
         return step_mm(a, b, beta, c);
     }
-    if let Plus::Row(row) = plus
-        && a.iter().all(|&v| v == F::zero())
-    {
-        c.assign(&ndarray::ArrayView1::from(row));
-        return;
-    }
-    if zero_lhs(a, beta, c) {
+    if zero_lhs(a, plus, c) {
         return;
     }
     #[cfg(target_arch = "x86_64")]

@@ -109,11 +109,9 @@ pub(crate) fn at_b_split<F: Float>(
         .map(|(r, s)| (b.slice(ndarray::s![.., r.clone()]), Vec::new(), s))
         .collect();
     for (a, c) in pairs.iter_mut() {
-        let mut rest = c.view_mut();
-        for (task, r) in tasks.iter_mut().zip(&cuts) {
-            let (head, tail) = rest.split_at(ndarray::Axis(1), r.len());
-            task.1.push((a.view(), head));
-            rest = tail;
+        let parts = crate::parallel::split_mut(c.view_mut(), ndarray::Axis(1), &cuts);
+        for (task, c) in tasks.iter_mut().zip(parts) {
+            task.1.push((a.view(), c));
         }
     }
     crate::parallel::run(tasks, |(b, mut pairs, s)| at_b(&b, &mut pairs, s));
