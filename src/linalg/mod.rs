@@ -15,6 +15,7 @@ use crate::float::Float;
 pub(crate) use fast32::avx2_fma;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2};
+use std::ops::Range;
 
 /// `c = a·b + beta·c`, with `beta` 0 or 1.
 ///
@@ -185,6 +186,10 @@ impl<F: Float> PackedB<F> {
     }
 
     /// Packs `b` (`transposed` records which view of the weights it is), reusing the buffer.
+    /// Large weights are packed by every thread at once (with the team, when it is free),
+    /// each the part whose values come from its share of `R`'s rows, the rows
+    /// [`crate::parallel::flat_piece`] gives it in the optimizer's update: read where they
+    /// were just written.
     pub(crate) fn pack(&mut self, b: &ArrayView2<'_, F>, transposed: bool) {
         if !Self::available() {
             self.what = None;
@@ -195,77 +200,125 @@ impl<F: Float> PackedB<F> {
         // Every full panel's value is written below; only the last panel's padding
         // columns need zeros (written with the values where rows are contiguous).
         self.data.resize(panels * k * NR, F::zero());
-        let at = |p: usize, kk: usize| (p * k + kk) * NR;
+        if self.data.is_empty() {
+            self.what = Some((k, n, transposed)); // nothing to pack (no rows or columns)
+            return;
+        }
         let rows_contiguous = b.rows().into_iter().all(|r| r.as_slice().is_some());
         if n % NR != 0 && !rows_contiguous {
+            let at = |p: usize, kk: usize| (p * k + kk) * NR;
             let p = panels - 1;
             for kk in 0..k {
                 self.data[at(p, kk) + n % NR..at(p, kk) + NR].fill(F::zero());
             }
         }
-        if rows_contiguous {
-            // Rows contiguous (R in a forward pass): copy 16-wide pieces of each row (as
-            // fixed-size copies, inlined, not one `memcpy` call per 64 bytes).
+        let split = crate::parallel::flat_piece(k * n) < k * n;
+        if split && rows_contiguous {
+            // `R` (rows of `b`) by rows: each part writes its rows' slice of every panel.
+            let cuts = crate::parallel::ranges(k, crate::parallel::num_threads());
+            let mut tasks: Vec<_> = cuts.iter().map(|r| (Vec::new(), r.clone())).collect();
+            for panel in self.data.chunks_mut(k * NR) {
+                let mut rest = panel;
+                for (task, r) in tasks.iter_mut().zip(&cuts) {
+                    let (mine, tail) = rest.split_at_mut(r.len() * NR);
+                    task.0.push(mine);
+                    rest = tail;
+                }
+            }
+            crate::parallel::run_if_free(tasks, |(dst, rows)| pack_rows(b, dst, rows));
+        } else if split && b.t().as_slice().is_some() {
+            // `Rᵀ` by panels, each panel 16 rows of `R`.
+            let cuts = crate::parallel::ranges(panels, crate::parallel::num_threads());
+            let mut tasks = Vec::with_capacity(cuts.len());
+            let mut rest = self.data.as_mut_slice();
+            for r in cuts {
+                let (mine, tail) = rest.split_at_mut(r.len() * k * NR);
+                tasks.push((mine, r));
+                rest = tail;
+            }
+            crate::parallel::run_if_free(tasks, |(dst, r)| pack_columns(b, dst, r));
+        } else if rows_contiguous {
             for (kk, row) in b.rows().into_iter().enumerate() {
-                let row = row.to_slice().expect("checked contiguous");
-                let mut pieces = row.chunks_exact(NR);
-                for (p, piece) in pieces.by_ref().enumerate() {
-                    let piece: &[F; NR] = piece.try_into().expect("NR long");
-                    let dst: &mut [F; NR] = (&mut self.data[at(p, kk)..at(p, kk) + NR])
-                        .try_into()
-                        .expect("NR long");
-                    *dst = *piece;
-                }
-                let rest = pieces.remainder();
-                if !rest.is_empty() {
-                    // The last panel's row with its zero padding, as one fixed-size
-                    // block (a `memcpy` and a `memset` call per row cost more than the
-                    // copy for rows of a few units).
-                    let p = n / NR;
-                    let dst: &mut [F; NR] = (&mut self.data[at(p, kk)..at(p, kk) + NR])
-                        .try_into()
-                        .expect("NR long");
-                    for (q, d) in dst.iter_mut().enumerate() {
-                        *d = rest.get(q).copied().unwrap_or_else(F::zero);
-                    }
+                let row = row.to_slice().expect("rows contiguous");
+                for (p, panel) in self.data.chunks_exact_mut(k * NR).enumerate() {
+                    row_piece(row, p, &mut panel[kk * NR..(kk + 1) * NR]);
                 }
             }
-        } else if let Some(bt) = b.t().to_slice() {
-            // Columns contiguous (Rᵀ in a backward pass, `bt` = R row-major): each panel
-            // is 16 rows of R scattered into a `k × 16` block small enough to stay in L1;
-            // in f32 as 8×8 blocks transposed in registers.
-            #[cfg(target_arch = "x86_64")]
-            if std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>() {
-                // SAFETY: `available()` held, so the CPU has AVX2 and FMA; F is f32 (the
-                // casts are identity casts); `bt` holds `n·k` values and `data` was
-                // resized to `panels·k·NR` above.
-                unsafe {
-                    avx2::pack_transposed_f32(
-                        bt.as_ptr() as *const f32,
-                        k,
-                        n,
-                        self.data.as_mut_ptr() as *mut f32,
-                    )
-                };
-                self.what = Some((k, n, transposed));
-                return;
-            }
-            for p in 0..panels {
-                let panel = &mut self.data[at(p, 0)..at(p, 0) + k * NR];
-                for (jj, j) in (p * NR..((p + 1) * NR).min(n)).enumerate() {
-                    let col = &bt[j * k..(j + 1) * k];
-                    for (kk, &v) in col.iter().enumerate() {
-                        panel[kk * NR + jj] = v;
-                    }
-                }
-            }
+        } else if b.t().as_slice().is_some() {
+            pack_columns(b, &mut self.data, 0..panels);
         } else {
             // Any other layout, element by element.
+            let at = |p: usize, kk: usize| (p * k + kk) * NR;
             for ((kk, j), &v) in b.indexed_iter() {
                 self.data[at(j / NR, kk) + j % NR] = v;
             }
         }
         self.what = Some((k, n, transposed));
+    }
+}
+
+/// Packs the rows `rows` of a row-major `b` (`R` in a forward pass): `dst[p]` is panel
+/// `p`'s part for those rows.
+fn pack_rows<F: Float>(b: &ArrayView2<'_, F>, mut dst: Vec<&mut [F]>, rows: Range<usize>) {
+    for (i, kk) in rows.enumerate() {
+        let row = b.row(kk);
+        let row = row.to_slice().expect("rows contiguous");
+        for (p, panel) in dst.iter_mut().enumerate() {
+            row_piece(row, p, &mut panel[i * NR..(i + 1) * NR]);
+        }
+    }
+}
+
+/// Writes panel `p`'s 16 values of `row` to `out` (16 long), zero-padded past the row's
+/// end: a fixed-size copy, inlined, not one `memcpy` call per 64 bytes (nor a `memcpy` and
+/// a `memset` per row of a few units).
+#[inline(always)]
+fn row_piece<F: Float>(row: &[F], p: usize, out: &mut [F]) {
+    let out: &mut [F; NR] = out.try_into().expect("NR long");
+    match row.get(p * NR..(p + 1) * NR) {
+        Some(piece) => *out = piece.try_into().expect("NR long"),
+        None => {
+            let rest = &row[p * NR..];
+            for (q, d) in out.iter_mut().enumerate() {
+                *d = rest.get(q).copied().unwrap_or_else(F::zero);
+            }
+        }
+    }
+}
+
+/// Packs the panels `panels` of a column-major `b` (`Rᵀ` in a backward pass, `bᵀ` = `R`
+/// row-major) into `dst`, those panels' part of the packing: each panel is 16 rows of `R`
+/// scattered into a `k × 16` block small enough to stay in L1; in f32 as 8×8 blocks
+/// transposed in registers.
+fn pack_columns<F: Float>(b: &ArrayView2<'_, F>, dst: &mut [F], panels: Range<usize>) {
+    let (k, n) = b.dim();
+    let bt = b.t();
+    let bt = bt.to_slice().expect("columns contiguous");
+    let p0 = panels.start;
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>() && avx2_fma() {
+        let cols = (panels.end * NR).min(n) - p0 * NR;
+        // SAFETY: the CPU has AVX2 and FMA (checked); F is f32 (the casts are identity
+        // casts); from row `p0·NR` on, `bt` holds `cols·k` values, and `dst` holds these
+        // panels, `panels.len()·k·NR`.
+        unsafe {
+            avx2::pack_transposed_f32(
+                bt.as_ptr().add(p0 * NR * k) as *const f32,
+                k,
+                cols,
+                dst.as_mut_ptr() as *mut f32,
+            )
+        };
+        return;
+    }
+    for p in panels {
+        let panel = &mut dst[(p - p0) * k * NR..(p - p0 + 1) * k * NR];
+        for (jj, j) in (p * NR..((p + 1) * NR).min(n)).enumerate() {
+            let col = &bt[j * k..(j + 1) * k];
+            for (kk, &v) in col.iter().enumerate() {
+                panel[kk * NR + jj] = v;
+            }
+        }
     }
 }
 
@@ -631,6 +684,40 @@ mod tests {
                 }
             }
         };
+    }
+
+    /// Weights large enough to be packed by several threads at once (by rows of `R`, by
+    /// panels of `Rᵀ`) give the one-thread layout: every panel's value and padding.
+    #[test]
+    fn split_packings_match_the_layout() {
+        crate::set_num_threads(2); // split even on a one-core machine
+        for &(k, n) in &[(256, 256), (200, 300), (301, 130)] {
+            assert!(
+                crate::parallel::flat_piece(k * n) < k * n,
+                "{k}x{n} is split"
+            );
+            let r = Array2::from_shape_fn((k, n), |(i, j)| (i * 1000 + j) as f32);
+            let rt = Array2::from_shape_fn((n, k), |(j, i)| r[[i, j]]);
+            for (b, transposed) in [(r.view(), false), (rt.t(), true)] {
+                let len = PackedB::<f32>::len_for(k, n);
+                let packed = PackedB::packed(&b, transposed, vec![f32::NAN; len]);
+                if !PackedB::<f32>::available() {
+                    // No packed kernels here (`RNNKIT_NO_AVX2`): nothing may claim a packing.
+                    assert_eq!(packed.what, None);
+                    continue;
+                }
+                for p in 0..n.div_ceil(NR) {
+                    for kk in 0..k {
+                        for jj in 0..NR {
+                            let j = p * NR + jj;
+                            let want = if j < n { r[[kk, j]] } else { 0.0 };
+                            let got = packed.data[(p * k + kk) * NR + jj];
+                            assert_eq!(got, want, "{k}x{n} {transposed} panel {p} row {kk}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// A left operand of zeros (the first step's zero state) skips the product and still

@@ -63,10 +63,36 @@ fn finite<F: Float>(v: &[F]) -> bool {
 }
 
 wide_fn!(
-    /// Whether every value is finite (the trainer's check of every gradient and weight,
-    /// twice per step).
-    pub(crate) fn all_finite(v: &[F]) -> bool = finite
+    /// Whether every value is finite, on one thread.
+    fn finite_wide(v: &[F]) -> bool = finite
 );
+
+/// Whether every value is finite (the trainer's check of every gradient and weight,
+/// twice per step); long slices split over the threads.
+pub(crate) fn all_finite<F: Float>(v: &[F]) -> bool {
+    let piece = crate::parallel::flat_piece(v.len());
+    if piece >= v.len() {
+        return finite_wide(v);
+    }
+    let ok = std::sync::atomic::AtomicBool::new(true);
+    crate::parallel::run_if_free(v.chunks(piece).collect(), |part| {
+        if !finite_wide(part) {
+            ok.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    ok.into_inner()
+}
+
+/// `dst = src`, long slices split over the threads (each copying the part it will go on
+/// to update, where the pieces match [`crate::parallel::flat_piece`]'s).
+pub(crate) fn copy_flat<F: Float>(dst: &mut [F], src: &[F]) {
+    let piece = crate::parallel::flat_piece(src.len());
+    if piece >= src.len() {
+        return dst.copy_from_slice(src);
+    }
+    let tasks: Vec<_> = dst.chunks_mut(piece).zip(src.chunks(piece)).collect();
+    crate::parallel::run_if_free(tasks, |(d, s)| d.copy_from_slice(s));
+}
 
 /// The column sums of `a` (rows added in order, from zero: the same numbers as ndarray's
 /// `sum_axis(Axis(0))`), as wide as the CPU allows: the bias gradients of the
@@ -164,6 +190,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Long slices, checked and copied in pieces over the threads: a bad value in any
+    /// piece is found, and the copy is whole.
+    #[test]
+    fn long_slices_split_over_threads() {
+        crate::set_num_threads(2); // split even on a one-core machine
+        let len = 70_001;
+        let v: Vec<f32> = (0..len).map(|i| (i % 101) as f32 - 50.5).collect();
+        assert!(crate::parallel::flat_piece(len) < len, "the slice is split");
+        assert!(all_finite(&v));
+        for at in [0, 17, len / 2 - 1, len / 2, len / 2 + 1, len - 1] {
+            let mut w = v.clone();
+            w[at] = f32::NAN;
+            assert!(!all_finite(&w), "NaN at {at}");
+        }
+        let mut copy = vec![0.0; len];
+        copy_flat(&mut copy, &v);
+        assert_eq!(copy, v);
     }
 
     /// The thin products give matrixmultiply's numbers (to rounding: the order of the

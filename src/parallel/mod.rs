@@ -158,6 +158,33 @@ pub(crate) fn run<T: Send, G: Fn(T) + Sync>(tasks: Vec<T>, f: G) {
     });
 }
 
+/// Values from which flat elementwise work (the optimizer's update, the trainer's checks
+/// and copies of the weights) is split over the threads: W2's 256 × 256 recurrent kernel
+/// (65,536) is, a 64-unit LSTM's (16,384) is not.
+const MIN_FLAT_SPLIT: usize = 1 << 15;
+
+/// The length of each thread's piece of flat elementwise work over `len` values (`len`
+/// itself, one piece, when short). Equal pieces from the start, so a weight's rows split
+/// where [`ranges`] splits them for the weight-gradient products (whose thread wrote
+/// them) whenever its row count divides evenly.
+pub(crate) fn flat_piece(len: usize) -> usize {
+    let parts = if len >= MIN_FLAT_SPLIT {
+        num_threads()
+    } else {
+        1
+    };
+    len.div_ceil(parts).max(1)
+}
+
+/// Runs `f` on every task, on the team when it is free, else one after another on this
+/// thread: for short work that another thread's or a split loop's use of the team should
+/// not send to rayon's pool (whose wake-up would cost more than the work).
+pub(crate) fn run_if_free<T: Send, G: Fn(T) + Sync>(tasks: Vec<T>, f: G) {
+    if let Err(tasks) = team::try_run(tasks, &f) {
+        tasks.into_iter().for_each(f);
+    }
+}
+
 /// Runs `f` on every task at the same time, the first on this thread and the others on
 /// the team's helpers, or on their own scoped threads when the team is busy: for tasks
 /// that meet at a barrier (the reservoir's steps), which a pool might run one after

@@ -447,7 +447,12 @@ impl<F: Float, O: Optimizer<F>> Trainer<F, O> {
         let mut n = 0;
         model.visit_params(&mut |_, p| {
             match snapshot.get_mut(n) {
-                Some(s) if s.shape() == p.value.shape() => s.assign(&p.value),
+                Some(s) if s.shape() == p.value.shape() => {
+                    match (s.as_slice_mut(), p.value.as_slice()) {
+                        (Some(d), Some(v)) => crate::linalg::wide::copy_flat(d, v),
+                        _ => s.assign(&p.value),
+                    }
+                }
                 _ => {
                     snapshot.truncate(n);
                     snapshot.push(p.value.clone());

@@ -143,7 +143,16 @@ impl<F: Float> Optimizer<F> for Adam<F> {
             v.as_slice_memory_order_mut(),
             g.as_slice_memory_order(),
         ) {
-            adam_flat(k, ws, ms, vs, gs);
+            let piece = crate::parallel::flat_piece(ws.len());
+            if piece >= ws.len() {
+                adam_flat(k, ws, ms, vs, gs);
+            } else {
+                // Long weights split over the threads (elementwise: the same numbers).
+                let tasks: Vec<_> = (ws.chunks_mut(piece).zip(ms.chunks_mut(piece)))
+                    .zip(vs.chunks_mut(piece).zip(gs.chunks(piece)))
+                    .collect();
+                crate::parallel::run_if_free(tasks, |((w, m), (v, g))| adam_flat(k, w, m, v, g));
+            }
         } else {
             Zip::from(value)
                 .and(m)
@@ -317,5 +326,44 @@ impl<F: Float> Optimizer<F> for AdamW<F> {
     }
     fn bind(&mut self, params: &[u64]) -> Result<()> {
         self.0.bind(params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A weight long enough to be updated in pieces over the threads gets, value for
+    /// value, the bits of the one-element step, step after step.
+    #[test]
+    fn a_split_update_is_the_elementwise_step() {
+        crate::set_num_threads(2); // split even on a one-core machine
+        let len = 256 * 256;
+        assert!(
+            crate::parallel::flat_piece(len) < len,
+            "the update is split"
+        );
+        let shape = [256, 256];
+        let mut w =
+            ArrayD::from_shape_fn(&shape[..], |i| ((i[0] * 7 + i[1]) % 23) as f32 * 0.1 - 1.0);
+        let g = ArrayD::from_shape_fn(&shape[..], |i| {
+            ((i[0] + i[1] * 3) % 17) as f32 * 0.01 - 0.08
+        });
+        let (mut w_ref, mut m_ref, mut v_ref) = (w.clone(), vec![0.0; len], vec![0.0; len]);
+        let mut adam = Adam::<f32>::new(0.01);
+        for t in 1..=3 {
+            adam.begin_step(t);
+            adam.update(0, &mut w, &g);
+            let k = AdamConsts::<f32> {
+                one_b1: f32::c(1.0 - adam.beta_1),
+                one_b2: f32::c(1.0 - adam.beta_2),
+                alpha: f32::c(adam.alpha),
+                eps: f32::c(adam.epsilon),
+            };
+            for (((w, m), v), &g) in w_ref.iter_mut().zip(&mut m_ref).zip(&mut v_ref).zip(&g) {
+                AdamConsts::step(&k, w, m, v, g);
+            }
+            assert_eq!(w, w_ref, "step {t}");
+        }
     }
 }
