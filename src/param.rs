@@ -140,7 +140,10 @@ impl<F: Float> Param<F> {
 
     /// Sets the gradient to zero.
     pub fn zero_grad(&mut self) {
-        self.grad.fill(F::zero());
+        match self.grad.as_slice_memory_order_mut() {
+            Some(flat) => crate::linalg::wide::fill_flat(flat, F::zero()),
+            None => self.grad.fill(F::zero()),
+        }
     }
 
     /// Number of scalar weights.

@@ -83,6 +83,16 @@ pub(crate) fn all_finite<F: Float>(v: &[F]) -> bool {
     ok.into_inner()
 }
 
+/// Every value of `dst` set to `v`, long slices split over the threads as
+/// [`copy_flat`]'s (a gradient zeroed where its rows are computed and read next).
+pub(crate) fn fill_flat<F: Float>(dst: &mut [F], v: F) {
+    let piece = crate::parallel::flat_piece(dst.len());
+    if piece >= dst.len() {
+        return dst.fill(v);
+    }
+    crate::parallel::run_if_free(dst.chunks_mut(piece).collect(), |d| d.fill(v));
+}
+
 /// `dst = src`, long slices split over the threads (each copying the part it will go on
 /// to update, where the pieces match [`crate::parallel::flat_piece`]'s).
 pub(crate) fn copy_flat<F: Float>(dst: &mut [F], src: &[F]) {
@@ -209,6 +219,8 @@ mod tests {
         let mut copy = vec![0.0; len];
         copy_flat(&mut copy, &v);
         assert_eq!(copy, v);
+        fill_flat(&mut copy, 0.0);
+        assert!(copy.iter().all(|&x| x == 0.0));
     }
 
     /// The thin products give matrixmultiply's numbers (to rounding: the order of the
