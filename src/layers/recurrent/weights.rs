@@ -45,7 +45,8 @@ struct Spare<F>(Mutex<Vec<Vec<F>>>);
 /// it at once first takes each of its lines back from the other cores' caches, which made
 /// the packing of W2's 256 × 256 `R` three times slower on two threads than on one. One
 /// rotated two steps back has mostly left those caches (W2 training 0.93–0.99 in 15 of
-/// 18 alternated pairs, Zen 4 host). Larger weights (W5's `R`, 1 MiB) do not
+/// 18 alternated pairs, Zen 4 host; still 0.95 since each core packs its own rows of
+/// `R`, 8 pairs). Larger weights (W5's `R`, 1 MiB) do not
 /// rotate: the extra buffers would cost more memory than their packing costs time.
 const ROTATE: usize = 2;
 /// See [`ROTATE`].
