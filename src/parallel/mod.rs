@@ -1,7 +1,7 @@
 //! Using more than one core where it pays: large matrix products, the time loop over
 //! independent batch rows, and the elementwise work on large weights (the optimizer's
 //! update, the trainer's checks, the packings), cut so that each core works on the same
-//! rows of a weight from one step to the next ([`flat_piece`]).
+//! rows of a weight from one step to the next.
 //!
 //! Work is split over a team of spinning helper threads (rayon's pool when the
 //! team is busy), only above a size at which the split saves more than handing work to
