@@ -70,38 +70,33 @@ wide_fn!(
 /// Whether every value is finite (the trainer's check of every gradient and weight,
 /// twice per step); long slices split over the threads.
 pub(crate) fn all_finite<F: Float>(v: &[F]) -> bool {
-    let piece = crate::parallel::flat_piece(v.len());
-    if piece >= v.len() {
-        return finite_wide(v);
-    }
     let ok = std::sync::atomic::AtomicBool::new(true);
-    crate::parallel::run_if_free(v.chunks(piece).collect(), |part| {
-        if !finite_wide(part) {
-            ok.store(false, std::sync::atomic::Ordering::Relaxed);
-        }
-    });
+    crate::parallel::over_pieces(
+        v.len(),
+        |size| v.chunks(size),
+        |part| {
+            if !finite_wide(part) {
+                ok.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        },
+    );
     ok.into_inner()
 }
 
 /// Every value of `dst` set to `v`, long slices split over the threads as
 /// [`copy_flat`]'s (a gradient zeroed where its rows are computed and read next).
 pub(crate) fn fill_flat<F: Float>(dst: &mut [F], v: F) {
-    let piece = crate::parallel::flat_piece(dst.len());
-    if piece >= dst.len() {
-        return dst.fill(v);
-    }
-    crate::parallel::run_if_free(dst.chunks_mut(piece).collect(), |d| d.fill(v));
+    crate::parallel::over_pieces(dst.len(), |size| dst.chunks_mut(size), |d| d.fill(v));
 }
 
 /// `dst = src`, long slices split over the threads (each copying the part it will go on
 /// to update, where the pieces match [`crate::parallel::flat_piece`]'s).
 pub(crate) fn copy_flat<F: Float>(dst: &mut [F], src: &[F]) {
-    let piece = crate::parallel::flat_piece(src.len());
-    if piece >= src.len() {
-        return dst.copy_from_slice(src);
-    }
-    let tasks: Vec<_> = dst.chunks_mut(piece).zip(src.chunks(piece)).collect();
-    crate::parallel::run_if_free(tasks, |(d, s)| d.copy_from_slice(s));
+    crate::parallel::over_pieces(
+        src.len(),
+        |size| dst.chunks_mut(size).zip(src.chunks(size)),
+        |(d, s)| d.copy_from_slice(s),
+    );
 }
 
 /// The column sums of `a` (rows added in order, from zero: the same numbers as ndarray's

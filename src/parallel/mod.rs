@@ -178,6 +178,23 @@ pub(crate) fn flat_piece(len: usize) -> usize {
     len.div_ceil(parts).max(1)
 }
 
+/// Runs `f` on every piece of flat elementwise work over `len` values: `pieces(size)` cuts
+/// the slices into pieces of [`flat_piece`]'s size. Several pieces go to the team (as
+/// [`run_if_free`]); one runs here, with nothing allocated.
+pub(crate) fn over_pieces<T: Send, I: Iterator<Item = T>>(
+    len: usize,
+    pieces: impl FnOnce(usize) -> I,
+    f: impl Fn(T) + Sync,
+) {
+    let size = flat_piece(len);
+    let pieces = pieces(size);
+    if size >= len {
+        pieces.for_each(f);
+    } else {
+        run_if_free(pieces.collect(), f);
+    }
+}
+
 /// Runs `f` on every task, on the team when it is free, else one after another on this
 /// thread: for short work that another thread's or a split loop's use of the team should
 /// not send to rayon's pool (whose wake-up would cost more than the work).

@@ -143,16 +143,15 @@ impl<F: Float> Optimizer<F> for Adam<F> {
             v.as_slice_memory_order_mut(),
             g.as_slice_memory_order(),
         ) {
-            let piece = crate::parallel::flat_piece(ws.len());
-            if piece >= ws.len() {
-                adam_flat(k, ws, ms, vs, gs);
-            } else {
-                // Long weights split over the threads (elementwise: the same numbers).
-                let tasks: Vec<_> = (ws.chunks_mut(piece).zip(ms.chunks_mut(piece)))
-                    .zip(vs.chunks_mut(piece).zip(gs.chunks(piece)))
-                    .collect();
-                crate::parallel::run_if_free(tasks, |((w, m), (v, g))| adam_flat(k, w, m, v, g));
-            }
+            // Long weights split over the threads (elementwise: the same numbers).
+            crate::parallel::over_pieces(
+                ws.len(),
+                |size| {
+                    (ws.chunks_mut(size).zip(ms.chunks_mut(size)))
+                        .zip(vs.chunks_mut(size).zip(gs.chunks(size)))
+                },
+                |((w, m), (v, g))| adam_flat(k, w, m, v, g),
+            );
         } else {
             Zip::from(value)
                 .and(m)
